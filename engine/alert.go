@@ -1,0 +1,64 @@
+package engine
+
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/remedy-run/remedy/policies"
+)
+
+// notify emits an alert decision unless the instance's token bucket is empty, in which
+// case the notification is counted and reported with the next one delivered. The bucket
+// is golang.org/x/time/rate driven by input time, so it is as deterministic as the rest.
+// Resolved notifications always go out (a held-back "resolved" would leave a human
+// believing the incident is still open) but still take a token.
+func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, why string) {
+	p := ps.p
+	rl := p.Alert.RateLimit
+	if inst.limiter == nil && rl.Count > 0 && rl.Per > 0 {
+		inst.limiter = rate.NewLimiter(rate.Every(rl.Per/time.Duration(rl.Count)), rl.Count)
+	}
+	if repeat {
+		// The repeat timer restarts whether or not this one is held back.
+		inst.lastNotified = e.now
+		e.touch()
+	}
+	if inst.limiter != nil && !inst.limiter.AllowN(e.now, 1) && s != Resolved {
+		inst.suppressed++
+		e.stats.Suppressed++
+		return
+	}
+	d := e.decision(ps, inst, KindAlert, why)
+	d.State = s
+	d.Alert = &AlertNote{Channels: p.Alert.Channels, Suppressed: inst.suppressed, Repeat: repeat}
+	d.Alert.Annotations = p.RenderAnnotations(e.templateData(ps, inst))
+	d.Alert.Summary = d.Alert.Annotations["summary"]
+	if d.Alert.Summary == "" {
+		d.Alert.Summary = why
+	}
+	inst.suppressed = 0
+	inst.lastNotified = e.now
+	if s == Firing || s == Escalated {
+		inst.notifiedFiring = true
+	}
+	e.touch()
+	e.out = append(e.out, d)
+}
+
+func (e *Engine) templateData(ps *policyState, inst *instance) policies.TemplateData {
+	labels := make(map[string]string, len(inst.labels)+len(inst.trigger.Labels))
+	for k, v := range inst.trigger.Labels {
+		labels[k] = v
+	}
+	for k, v := range inst.labels {
+		labels[k] = v
+	}
+	data := policies.TemplateData{Policy: ps.p.Name, Labels: labels}
+	if inst.hasTrigger {
+		t := inst.trigger
+		data.Event = map[string]any{"code": t.Code, "source": t.Source, "message": t.Message, "value": t.Value, "labels": t.Labels}
+		data.Value = t.Value
+	}
+	return data
+}

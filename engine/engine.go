@@ -1,0 +1,407 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/remedy-run/remedy/conditions"
+	"github.com/remedy-run/remedy/policies"
+)
+
+// Options configure an engine.
+type Options struct {
+	// Seed makes backoff jitter reproducible: the same inputs and seed give the same
+	// decisions.
+	Seed uint64
+	// Location is the time zone of hour() and weekday(); UTC if nil.
+	Location *time.Location
+	// ResultGrace is how long past an attempt's timeout the engine waits for its result
+	// event before counting the attempt as timed out (default 10s). It guards against a
+	// lost result, which would otherwise stall the ladder.
+	ResultGrace time.Duration
+	// Trace, if set, receives every condition evaluation with its identifier values.
+	// It costs allocations; the tester uses it to explain why a policy did not fire.
+	Trace func(Trace)
+}
+
+// Trace is one evaluation of a policy's condition.
+type Trace struct {
+	Time     time.Time
+	Policy   string
+	Instance string
+	Input    string
+	Result   bool
+	Err      error
+	Values   []conditions.Value
+}
+
+// Stats are counters since the engine was created.
+type Stats struct {
+	Inputs, Evaluations, EvalErrors, Decisions, Suppressed uint64
+}
+
+// Engine is the policy state machine. It is owned by one goroutine; it has no locks.
+type Engine struct {
+	opts  Options
+	set   *policies.Set
+	pols  []*policyState
+	named map[string]*policyState
+	// routing
+	exact     map[string][]*policyState
+	globs     []globRoute
+	resExact  map[string][]*policyState
+	resGlobs  []globRoute
+	samplers  []*policyState
+	routes    map[string]*route
+	rt        *conditions.Runtime
+	rng       *rand.Rand
+	now       time.Time
+	seq       uint64
+	out       []Decision
+	next      time.Time
+	nextValid bool
+	keyBuf    []byte
+	cur       Input
+	stats     Stats
+}
+
+type globRoute struct {
+	prefix string
+	ps     *policyState
+}
+
+type route struct {
+	on, resolve []*policyState
+}
+
+const maxRoutes = 4096
+
+// policyState is a policy with the state of its instances.
+type policyState struct {
+	p         *policies.Policy
+	instances map[string]*instance
+	firing    int
+	lastFired time.Time
+}
+
+// New returns an engine running set.
+func New(set *policies.Set, opts Options) *Engine {
+	if opts.ResultGrace <= 0 {
+		opts.ResultGrace = 10 * time.Second
+	}
+	e := &Engine{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
+	e.rt = conditions.NewRuntime(opts.Location, e.isFiring)
+	e.Swap(set)
+	return e
+}
+
+// Diff reports what a Swap changed.
+type Diff struct {
+	Added, Changed, Removed, Kept []string
+}
+
+// Swap replaces the policy set. A policy whose definition (policies.Policy.Hash) did not
+// change keeps its state — a pending `for` keeps counting, a ladder keeps its place;
+// changed and new policies start fresh; removed ones are dropped. History windows of
+// metrics and codes still used are kept.
+func (e *Engine) Swap(set *policies.Set) Diff {
+	var d Diff
+	old := e.named
+	e.set = set
+	e.pols = nil
+	e.named = map[string]*policyState{}
+	var conds []*conditions.Condition
+	for _, p := range set.Policies {
+		ps := &policyState{p: p, instances: map[string]*instance{}}
+		if o := old[p.Name]; o != nil {
+			if o.p.Hash == p.Hash {
+				ps.instances, ps.firing, ps.lastFired = o.instances, o.firing, o.lastFired
+				d.Kept = append(d.Kept, p.Name)
+			} else {
+				d.Changed = append(d.Changed, p.Name)
+			}
+		} else if old != nil {
+			d.Added = append(d.Added, p.Name)
+		}
+		e.pols = append(e.pols, ps)
+		e.named[p.Name] = ps
+		if p.Cond != nil {
+			conds = append(conds, p.Cond)
+		}
+	}
+	for name := range old {
+		if e.named[name] == nil {
+			d.Removed = append(d.Removed, name)
+		}
+	}
+	sort.Strings(d.Removed)
+	e.rt.Prepare(conds)
+	e.buildRoutes()
+	e.nextValid = false
+	return d
+}
+
+func (e *Engine) buildRoutes() {
+	e.exact, e.resExact = map[string][]*policyState{}, map[string][]*policyState{}
+	e.globs, e.resGlobs, e.samplers = nil, nil, nil
+	e.routes = map[string]*route{}
+	for _, ps := range e.pols {
+		if !ps.p.Enabled {
+			continue
+		}
+		for _, c := range ps.p.On {
+			switch {
+			case c == policies.SampleCode:
+				e.samplers = append(e.samplers, ps)
+			case strings.HasSuffix(c, "*"):
+				e.globs = append(e.globs, globRoute{strings.TrimSuffix(c, "*"), ps})
+			default:
+				e.exact[c] = append(e.exact[c], ps)
+			}
+		}
+		for _, c := range ps.p.ResolveOn {
+			if strings.HasSuffix(c, "*") {
+				e.resGlobs = append(e.resGlobs, globRoute{strings.TrimSuffix(c, "*"), ps})
+			} else {
+				e.resExact[c] = append(e.resExact[c], ps)
+			}
+		}
+	}
+}
+
+// routeFor returns the policies woken and resolved by code, cached per code.
+func (e *Engine) routeFor(code string) *route {
+	if r, ok := e.routes[code]; ok {
+		return r
+	}
+	r := &route{}
+	r.on = appendUnique(r.on, e.exact[code]...)
+	for _, g := range e.globs {
+		if strings.HasPrefix(code, g.prefix) {
+			r.on = appendUnique(r.on, g.ps)
+		}
+	}
+	r.resolve = appendUnique(r.resolve, e.resExact[code]...)
+	for _, g := range e.resGlobs {
+		if strings.HasPrefix(code, g.prefix) {
+			r.resolve = appendUnique(r.resolve, g.ps)
+		}
+	}
+	if len(e.routes) < maxRoutes {
+		e.routes[code] = r
+	}
+	return r
+}
+
+func appendUnique(list []*policyState, add ...*policyState) []*policyState {
+	for _, a := range add {
+		dup := false
+		for _, l := range list {
+			dup = dup || l == a
+		}
+		if !dup {
+			list = append(list, a)
+		}
+	}
+	return list
+}
+
+// Process feeds one input and returns the decisions it caused, in order. The returned
+// slice is reused by the next call. Timers that fell due before the input's time are
+// handled at their own time first. An input older than the engine's clock is treated
+// as happening now (sources are not perfectly ordered).
+func (e *Engine) Process(in Input) []Decision {
+	e.out = e.out[:0]
+	e.stats.Inputs++
+	t := in.At()
+	e.runTimers(t)
+	if t.After(e.now) {
+		e.now = t
+	}
+	e.cur = in
+	switch in := in.(type) {
+	case Event:
+		e.onEvent(&in)
+	case *Event:
+		e.onEvent(in)
+	case Sample:
+		e.onSample(&in)
+	case *Sample:
+		e.onSample(in)
+	}
+	e.cur = nil
+	e.stats.Decisions += uint64(len(e.out))
+	return e.out
+}
+
+// runTimers advances every timer due at or before t, each at its own time.
+func (e *Engine) runTimers(t time.Time) {
+	for guard := 0; guard < 100000; guard++ {
+		next := e.NextDeadline()
+		if next.IsZero() || next.After(t) {
+			return
+		}
+		if next.After(e.now) {
+			e.now = next
+		}
+		for _, ps := range e.pols {
+			for _, inst := range ps.instances {
+				e.advance(ps, inst)
+			}
+		}
+		e.nextValid = false
+	}
+}
+
+// NextDeadline is when the engine next needs a Tick (zero if nothing is scheduled).
+func (e *Engine) NextDeadline() time.Time {
+	if e.nextValid {
+		return e.next
+	}
+	var next time.Time
+	for _, ps := range e.pols {
+		for _, inst := range ps.instances {
+			if d := inst.deadline(ps.p, e.opts.ResultGrace); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+				next = d
+			}
+		}
+	}
+	e.next, e.nextValid = next, true
+	return next
+}
+
+// touch marks the cached deadline stale after an instance changed.
+func (e *Engine) touch() { e.nextValid = false }
+
+// Now is the engine's clock: the latest input or timer time.
+func (e *Engine) Now() time.Time { return e.now }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Set returns the running policy set.
+func (e *Engine) Set() *policies.Set { return e.set }
+
+func (e *Engine) isFiring(name string) bool {
+	ps := e.named[name]
+	return ps != nil && ps.firing > 0
+}
+
+func (e *Engine) onEvent(ev *Event) {
+	e.rt.ObserveEvent(e.now, ev.Code, ev.Source, ev.Message, ev.Value, ev.Labels)
+	switch ev.Code {
+	case CodeActionSucceeded, CodeActionFailed, CodeActionTimeout:
+		e.onResult(ev)
+	}
+	r := e.routeFor(ev.Code)
+	for _, ps := range r.resolve {
+		e.resolveByEvent(ps, ev)
+	}
+	for _, ps := range r.on {
+		key := e.key(ps.p, ev.Labels)
+		inst := ps.instances[key]
+		if inst != nil {
+			e.rt.SetLabels(inst.labels)
+		} else {
+			e.rt.SetInstanceLabels(ps.p.Labels, ev.Labels, ps.p.GroupBy)
+		}
+		if !e.eval(ps, key) {
+			continue
+		}
+		if inst == nil {
+			inst = e.newInstance(ps, key, ev.Labels)
+		}
+		e.trigger(ps, inst, ev)
+	}
+}
+
+func (e *Engine) onSample(s *Sample) {
+	e.rt.ObserveSample(e.now, s.Values)
+	e.rt.ClearEvent()
+	for _, ps := range e.samplers {
+		inst := ps.instances[""]
+		if inst != nil {
+			e.rt.SetLabels(inst.labels)
+		} else {
+			e.rt.SetLabels(ps.p.Labels)
+		}
+		ok := e.eval(ps, "")
+		if inst == nil {
+			if !ok {
+				continue
+			}
+			inst = e.newInstance(ps, "", nil)
+		}
+		e.sampleResult(ps, inst, ok)
+	}
+}
+
+func (e *Engine) eval(ps *policyState, key string) bool {
+	if ps.p.Cond == nil {
+		return true
+	}
+	e.stats.Evaluations++
+	ok, err := e.rt.Eval(ps.p.Cond, e.now)
+	if err != nil {
+		e.stats.EvalErrors++
+	}
+	if e.opts.Trace != nil {
+		e.opts.Trace(Trace{Time: e.now, Policy: ps.p.Name, Instance: key, Input: e.describeInput(),
+			Result: ok, Err: err, Values: e.rt.Explain(ps.p.Cond, e.now)})
+	}
+	return ok
+}
+
+// key is the instance key: the group_by label values joined by ",". It allocates only
+// for a new multi-label instance.
+func (e *Engine) key(p *policies.Policy, labels map[string]string) string {
+	switch len(p.GroupBy) {
+	case 0:
+		return ""
+	case 1:
+		return labels[p.GroupBy[0]]
+	}
+	e.keyBuf = e.keyBuf[:0]
+	for i, g := range p.GroupBy {
+		if i > 0 {
+			e.keyBuf = append(e.keyBuf, ',')
+		}
+		e.keyBuf = append(e.keyBuf, labels[g]...)
+	}
+	if inst, ok := e.named[p.Name].instances[string(e.keyBuf)]; ok {
+		return inst.key
+	}
+	return string(e.keyBuf)
+}
+
+func (e *Engine) describeInput() string {
+	switch in := e.cur.(type) {
+	case Event:
+		return describeEvent(&in)
+	case *Event:
+		return describeEvent(in)
+	case Sample, *Sample:
+		return "sample"
+	case nil:
+		return "timer"
+	}
+	return "tick"
+}
+
+func describeEvent(ev *Event) string {
+	if len(ev.Labels) == 0 {
+		return "event " + ev.Code
+	}
+	return "event " + ev.Code + formatMap(ev.Labels)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,296 @@
+package engine
+
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/remedy-run/remedy/policies"
+)
+
+// instance is one incident stream of a policy (one per group_by key).
+type instance struct {
+	key    string
+	labels map[string]string
+	state  State
+	since  time.Time // entered the current state
+
+	condTrue     bool      // sample policies: the last evaluation's result
+	pendingSince time.Time // start of `for`
+	trigger      Event     // the event that woke it (event policies)
+	hasTrigger   bool
+	occurrences  int
+	clearAt      time.Time // keep_firing_for runs out; zero when not clearing
+	resolvedAt   time.Time
+
+	// the recovery ladder
+	step, attempt int // current step (from 0) and attempts used in it
+	consecFails   int
+	lastAttempt   time.Time
+	nextAttempt   time.Time // zero: none scheduled
+	inflight      uint64    // decision ID of the attempt awaiting its result
+	inflightStep  int
+	inflightDue   time.Time // the attempt's timeout
+	exhausted     bool
+	escalated     bool
+	severity      policies.Severity
+
+	failures     []time.Time // for the breaker, within its window
+	breakerUntil time.Time
+
+	limiter        *rate.Limiter
+	suppressed     int
+	notifiedFiring bool
+	lastNotified   time.Time
+}
+
+func (e *Engine) newInstance(ps *policyState, key string, eventLabels map[string]string) *instance {
+	labels := make(map[string]string, len(ps.p.Labels)+len(ps.p.GroupBy))
+	for k, v := range ps.p.Labels {
+		labels[k] = v
+	}
+	for _, g := range ps.p.GroupBy {
+		if v, ok := eventLabels[g]; ok {
+			labels[g] = v
+		}
+	}
+	inst := &instance{key: key, labels: labels, state: Inactive, severity: ps.p.Severity}
+	ps.instances[key] = inst
+	return inst
+}
+
+// deadline is the instance's next timer.
+func (inst *instance) deadline(p *policies.Policy, grace time.Duration) time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	if inst.state == Pending && (inst.condTrue || !p.IsSample()) {
+		consider(inst.pendingSince.Add(p.For))
+	}
+	if inst.state == Firing {
+		consider(inst.clearAt)
+		if inst.inflight != 0 {
+			consider(inst.inflightDue.Add(grace))
+		} else {
+			consider(inst.nextAttempt)
+		}
+		if p.Alert.Repeat > 0 && inst.notifiedFiring {
+			consider(inst.lastNotified.Add(p.Alert.Repeat))
+		}
+	}
+	consider(inst.breakerUntil)
+	return next
+}
+
+// advance handles whatever of the instance's timers are due at e.now.
+func (e *Engine) advance(ps *policyState, inst *instance) {
+	p, now := ps.p, e.now
+	if !inst.breakerUntil.IsZero() && !now.Before(inst.breakerUntil) {
+		inst.breakerUntil = time.Time{}
+		inst.failures = inst.failures[:0]
+		e.emitState(ps, inst, BreakerClosed, "breaker closed: automatic recovery allowed again")
+	}
+	switch inst.state {
+	case Pending:
+		if now.Before(inst.pendingSince.Add(p.For)) {
+			return
+		}
+		if p.IsSample() {
+			if inst.condTrue {
+				e.fire(ps, inst, "condition held for "+p.For.String())
+			}
+			return
+		}
+		// An event policy re-checks its condition when `for` runs out, so that an event
+		// arriving in the meantime (a logout after a disconnect) can cancel it.
+		tr := &inst.trigger
+		e.rt.SetEvent(tr.Code, tr.Source, tr.Message, tr.Value, tr.Labels)
+		e.rt.SetLabels(inst.labels)
+		if e.eval(ps, inst.key) {
+			e.fire(ps, inst, "still true after "+p.For.String())
+		} else {
+			e.setState(ps, inst, Inactive, "condition no longer true after "+p.For.String())
+		}
+	case Firing:
+		if !inst.clearAt.IsZero() && !now.Before(inst.clearAt) {
+			e.resolve(ps, inst, "condition clear for keep_firing_for "+p.KeepFiringFor.String())
+			return
+		}
+		if inst.inflight != 0 && !now.Before(inst.inflightDue.Add(e.opts.ResultGrace)) {
+			e.attemptFailed(ps, inst, CodeActionTimeout, "no result reported within the timeout")
+		}
+		if inst.state == Firing && inst.inflight == 0 && !inst.nextAttempt.IsZero() && !now.Before(inst.nextAttempt) {
+			e.attempt(ps, inst)
+		}
+		if inst.state == Firing && p.Alert.Repeat > 0 && inst.notifiedFiring && !now.Before(inst.lastNotified.Add(p.Alert.Repeat)) {
+			e.notify(ps, inst, Firing, true, "still firing")
+		}
+	}
+}
+
+// trigger handles a matching event for an event policy.
+func (e *Engine) trigger(ps *policyState, inst *instance, ev *Event) {
+	p := ps.p
+	switch inst.state {
+	case Pending:
+		inst.occurrences++
+	case Firing:
+		inst.occurrences++
+		if !inst.clearAt.IsZero() {
+			inst.clearAt = time.Time{}
+			e.touch()
+		}
+	default:
+		inst.trigger, inst.hasTrigger = *ev, true
+		inst.occurrences = 1
+		if p.For > 0 {
+			inst.pendingSince = e.now
+			e.setState(ps, inst, Pending, "condition true; waiting "+p.For.String())
+			return
+		}
+		e.fire(ps, inst, "condition true")
+	}
+}
+
+// sampleResult moves a sample policy's instance by its condition.
+func (e *Engine) sampleResult(ps *policyState, inst *instance, ok bool) {
+	p := ps.p
+	inst.condTrue = ok
+	switch inst.state {
+	case Inactive, Resolved:
+		if !ok {
+			return
+		}
+		if p.For > 0 {
+			inst.pendingSince = e.now
+			e.setState(ps, inst, Pending, "condition true; waiting "+p.For.String())
+			return
+		}
+		e.fire(ps, inst, "condition true")
+	case Pending:
+		if !ok {
+			e.setState(ps, inst, Inactive, "condition false before "+p.For.String())
+			return
+		}
+		e.touch()
+		if !e.now.Before(inst.pendingSince.Add(p.For)) {
+			e.fire(ps, inst, "condition held for "+p.For.String())
+		}
+	case Firing:
+		switch {
+		case ok && !inst.clearAt.IsZero():
+			inst.clearAt = time.Time{}
+			e.touch()
+		case !ok && p.KeepFiringFor == 0:
+			e.resolve(ps, inst, "condition false")
+		case !ok && inst.clearAt.IsZero():
+			inst.clearAt = e.now.Add(p.KeepFiringFor)
+			e.touch()
+		}
+	}
+}
+
+// resolveByEvent handles a resolve_on event: it resolves the instance with the event's
+// group labels, or every instance if the event carries none of them.
+func (e *Engine) resolveByEvent(ps *policyState, ev *Event) {
+	p := ps.p
+	has := false
+	for _, g := range p.GroupBy {
+		_, ok := ev.Labels[g]
+		has = has || ok
+	}
+	if has || len(p.GroupBy) == 0 {
+		if inst := ps.instances[e.key(p, ev.Labels)]; inst != nil {
+			e.clear(ps, inst, "resolved by "+ev.Code)
+		}
+		return
+	}
+	for _, inst := range ps.instances {
+		e.clear(ps, inst, "resolved by "+ev.Code)
+	}
+}
+
+// clear ends a pending or firing instance, honouring keep_firing_for.
+func (e *Engine) clear(ps *policyState, inst *instance, why string) {
+	switch inst.state {
+	case Pending:
+		e.setState(ps, inst, Inactive, why)
+	case Firing:
+		if ps.p.KeepFiringFor > 0 {
+			if inst.clearAt.IsZero() {
+				inst.clearAt = e.now.Add(ps.p.KeepFiringFor)
+				e.touch()
+			}
+			return
+		}
+		e.resolve(ps, inst, why)
+	}
+}
+
+func (e *Engine) fire(ps *policyState, inst *instance, why string) {
+	p := ps.p
+	// Ladder counters survive a resolution shorter than stable_for, so a flapping
+	// target climbs the ladder and backs off instead of starting over each time.
+	if inst.resolvedAt.IsZero() || e.now.Sub(inst.resolvedAt) >= p.StableFor {
+		inst.step, inst.attempt, inst.consecFails = 0, 0, 0
+		inst.lastAttempt, inst.exhausted = time.Time{}, false
+	}
+	inst.escalated, inst.severity = false, p.Severity
+	inst.clearAt = time.Time{}
+	ps.firing++
+	ps.lastFired = e.now
+	e.setState(ps, inst, Firing, why)
+	if p.Alert.Notifies("firing") {
+		e.notify(ps, inst, Firing, false, why)
+	}
+	if p.IsInstant() {
+		// Fires and resolves on each event; no resolved notification.
+		ps.firing--
+		inst.state, inst.since = Inactive, e.now
+		return
+	}
+	if len(p.Actions) > 0 {
+		e.scheduleOnFire(ps, inst)
+	}
+}
+
+func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
+	if inst.state != Firing {
+		return
+	}
+	ps.firing--
+	inst.resolvedAt = e.now
+	inst.inflight, inst.nextAttempt, inst.clearAt = 0, time.Time{}, time.Time{}
+	e.setState(ps, inst, Resolved, why)
+	if ps.p.Alert.Notifies("resolved") && inst.notifiedFiring {
+		e.notify(ps, inst, Resolved, false, why)
+	}
+	inst.notifiedFiring = false
+}
+
+func (e *Engine) setState(ps *policyState, inst *instance, s State, why string) {
+	inst.state, inst.since = s, e.now
+	e.touch()
+	e.emitState(ps, inst, s, why)
+}
+
+func (e *Engine) emitState(ps *policyState, inst *instance, s State, why string) {
+	d := e.decision(ps, inst, KindState, why)
+	d.State = s
+	e.out = append(e.out, d)
+}
+
+func (e *Engine) decision(ps *policyState, inst *instance, k Kind, why string) Decision {
+	e.seq++
+	r := Reason{Text: why, Input: e.describeInput()}
+	// Values are shown for decisions made on an input; on a timer the environment
+	// belongs to whatever was evaluated last.
+	if ps.p.Cond != nil && e.cur != nil {
+		r.Values = e.rt.Explain(ps.p.Cond, e.now)
+	}
+	return Decision{ID: e.seq, Time: e.now, Kind: k, Policy: ps.p.Name, Instance: inst.key,
+		Labels: inst.labels, Severity: inst.severity, Reason: r}
+}

@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/remedy-run/remedy/policies"
+)
+
+// scheduleOnFire places the first attempt of a new firing: now, or — if the ladder kept
+// its place because the last resolution was shorter than stable_for — after the backoff
+// from the last attempt.
+func (e *Engine) scheduleOnFire(ps *policyState, inst *instance) {
+	p := ps.p
+	if inst.exhausted || inst.step >= len(p.Actions) {
+		e.exhaust(ps, inst)
+		return
+	}
+	due := e.now
+	if !inst.lastAttempt.IsZero() && inst.attempt > 0 {
+		if t := inst.lastAttempt.Add(e.delay(p.Actions[inst.step].Backoff, inst.attempt)); t.After(due) {
+			due = t
+		}
+	}
+	inst.nextAttempt = due
+	e.touch()
+	e.advance(ps, inst)
+}
+
+// delay is the wait after the n-th failed attempt of a step:
+// min(max, initial × multiplier^(n-1)), then jittered.
+func (e *Engine) delay(b policies.Backoff, n int) time.Duration {
+	d := float64(b.Initial) * math.Pow(b.Multiplier, float64(n-1))
+	if d > float64(b.Max) || math.IsInf(d, 0) {
+		d = float64(b.Max)
+	}
+	base := time.Duration(d)
+	switch b.Jitter {
+	case policies.JitterFull:
+		return time.Duration(e.rng.Int64N(int64(base) + 1))
+	case policies.JitterEqual:
+		half := base / 2
+		return half + time.Duration(e.rng.Int64N(int64(base-half)+1))
+	}
+	return base
+}
+
+// attempt decides one attempt of the current step.
+func (e *Engine) attempt(ps *policyState, inst *instance) {
+	p := ps.p
+	step := &p.Actions[inst.step]
+	d := e.decision(ps, inst, KindAction, "recovery step "+strconv.Itoa(inst.step+1)+" of "+strconv.Itoa(len(p.Actions)))
+	d.Action = &ActionCall{Do: step.Do, Params: step.RenderParams(e.templateData(ps, inst)),
+		Step: inst.step + 1, Attempt: inst.attempt + 1, Timeout: step.Timeout}
+	inst.nextAttempt = time.Time{}
+	e.touch()
+	if !inst.breakerUntil.IsZero() && e.now.Before(inst.breakerUntil) {
+		// Recorded once, then retried when the breaker closes.
+		d.Action.Skipped = "breaker open until " + inst.breakerUntil.UTC().Format(time.RFC3339)
+		inst.nextAttempt = inst.breakerUntil
+		e.out = append(e.out, d)
+		return
+	}
+	inst.attempt++
+	inst.lastAttempt = e.now
+	if p.Mode == policies.DryRun {
+		// Decided and recorded, never run, so no result will come: the ladder stops here.
+		d.Action.Skipped = "dry_run"
+		e.out = append(e.out, d)
+		return
+	}
+	inst.inflight, inst.inflightStep, inst.inflightDue = d.ID, inst.step, e.now.Add(step.Timeout)
+	e.out = append(e.out, d)
+}
+
+// onResult matches an executor's result event to the attempt awaiting it.
+func (e *Engine) onResult(ev *Event) {
+	ps := e.named[ev.Labels[LabelPolicy]]
+	if ps == nil {
+		return
+	}
+	inst := ps.instances[ev.Labels[LabelInstance]]
+	if inst == nil || inst.inflight == 0 || inst.state != Firing {
+		return
+	}
+	id, err := strconv.ParseUint(ev.Labels[LabelDecision], 10, 64)
+	if err != nil || id != inst.inflight {
+		return // a late result of an attempt already given up on
+	}
+	if ev.Code == CodeActionSucceeded {
+		e.attemptSucceeded(ps, inst)
+		return
+	}
+	why := "attempt failed"
+	if ev.Code == CodeActionTimeout {
+		why = "attempt timed out"
+	}
+	if ev.Message != "" {
+		why += ": " + ev.Message
+	}
+	e.attemptFailed(ps, inst, ev.Code, why)
+}
+
+func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
+	p := ps.p
+	inst.inflight = 0
+	inst.consecFails = 0
+	e.touch()
+	if len(p.ResolveOn) == 0 {
+		e.resolve(ps, inst, "recovery action succeeded")
+		return
+	}
+	// With resolve_on, only the resolving event ends the incident. If it does not come,
+	// the ladder goes on after the backoff, as after a failure.
+	e.nextStep(ps, inst)
+}
+
+func (e *Engine) attemptFailed(ps *policyState, inst *instance, code, why string) {
+	p := ps.p
+	inst.inflight = 0
+	inst.consecFails++
+	e.touch()
+	if b := p.Breaker; b != nil {
+		cutoff := e.now.Add(-b.Within)
+		kept := inst.failures[:0]
+		for _, t := range inst.failures {
+			if !t.Before(cutoff) {
+				kept = append(kept, t)
+			}
+		}
+		inst.failures = append(kept, e.now)
+		if len(inst.failures) >= b.Failures && inst.breakerUntil.IsZero() {
+			inst.breakerUntil = e.now.Add(b.OpenFor)
+			msg := "breaker open: " + strconv.Itoa(len(inst.failures)) + " failures within " + b.Within.String() +
+				"; automatic recovery paused until " + inst.breakerUntil.UTC().Format(time.RFC3339)
+			e.emitState(ps, inst, BreakerOpen, msg)
+			e.notify(ps, inst, Escalated, false, msg)
+		}
+	}
+	if esc := p.Escalate; esc != nil && !inst.escalated && inst.consecFails >= esc.AfterFailures {
+		inst.escalated, inst.severity = true, esc.Severity
+		msg := strconv.Itoa(inst.consecFails) + " consecutive failed attempts (" + why + ")"
+		e.emitState(ps, inst, Escalated, msg)
+		if p.Alert.Notifies("escalated") {
+			e.notify(ps, inst, Escalated, false, msg)
+		}
+	}
+	_ = code
+	e.nextStep(ps, inst)
+}
+
+// nextStep schedules what follows a finished attempt: another attempt of the step after
+// the backoff, the next step at once, or exhaustion.
+func (e *Engine) nextStep(ps *policyState, inst *instance) {
+	p := ps.p
+	if inst.attempt >= p.Actions[inst.step].Attempts {
+		inst.step++
+		inst.attempt = 0
+		if inst.step >= len(p.Actions) {
+			e.exhaust(ps, inst)
+			return
+		}
+		inst.nextAttempt = e.now
+	} else {
+		inst.nextAttempt = e.now.Add(e.delay(p.Actions[inst.step].Backoff, inst.attempt))
+	}
+	e.touch()
+	if !inst.nextAttempt.After(e.now) {
+		e.attempt(ps, inst)
+	}
+}
+
+// exhaust marks the ladder used up: the instance stays firing, escalated, and a human is
+// told regardless of notify_on.
+func (e *Engine) exhaust(ps *policyState, inst *instance) {
+	p := ps.p
+	inst.exhausted = true
+	inst.nextAttempt = time.Time{}
+	inst.escalated = true
+	if p.Escalate != nil {
+		inst.severity = p.Escalate.Severity
+	} else {
+		inst.severity = policies.Critical
+	}
+	e.touch()
+	msg := "every recovery step failed; manual action needed"
+	e.emitState(ps, inst, Exhausted, msg)
+	e.notify(ps, inst, Escalated, false, msg)
+}

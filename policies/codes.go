@@ -1,0 +1,121 @@
+package policies
+
+import (
+	"regexp"
+	"strings"
+)
+
+// CodeInfo documents one event code that remedy's sources emit.
+type CodeInfo struct {
+	Code        string
+	Source      string
+	Labels      string
+	Description string
+}
+
+// MetricInfo documents one metric of the samples.
+type MetricInfo struct {
+	Name        string
+	Unit        string
+	Description string
+}
+
+// Codes is the catalogue of event codes. Programs that post events through the ingest
+// API may use their own codes; `remedy check --strict` warns about codes not listed here.
+var Codes = []CodeInfo{
+	{"WA_CONNECTED", "whatsapp", "", "logged in and connected"},
+	{"WA_DISCONNECTED", "whatsapp", "reason", "the socket closed unexpectedly (network, server)"},
+	{"WA_KEEPALIVE_TIMEOUT", "whatsapp", "error_count", "a keepalive ping went unanswered; the link is degraded"},
+	{"WA_KEEPALIVE_RESTORED", "whatsapp", "", "keepalive pings work again"},
+	{"WA_LOGGED_OUT", "whatsapp", "reason, on_connect", "the device was logged out; never reconnect, re-pair"},
+	{"WA_STREAM_REPLACED", "whatsapp", "", "another client took over the session; do not reconnect"},
+	{"WA_STREAM_ERROR", "whatsapp", "code", "unknown stream error from the server"},
+	{"WA_TEMP_BAN", "whatsapp", "code, expire", "temporarily banned; value is the seconds until expiry"},
+	{"WA_TEMP_BAN_EXPIRED", "whatsapp", "", "the expiry of a temporary ban has passed (reported once by the adapter)"},
+	{"WA_CLIENT_OUTDATED", "whatsapp", "", "the server rejected the client version (405); upgrade whatsmeow"},
+	{"WA_CONNECT_FAILURE", "whatsapp", "reason", "the server refused the login with another failure code"},
+	{"WA_STALE", "whatsapp", "reason", "the watchdog found the client neither connected nor reconnecting (failed 515 restart, zombie socket)"},
+	{"WA_SEND_FAILED", "whatsapp", "reason", "sending a message failed"},
+	{"WA_PAIR_SUCCESS", "whatsapp", "", "pairing succeeded"},
+	{"WA_PAIR_ERROR", "whatsapp", "reason", "pairing failed"},
+	{"DB_BUSY", "store", "db", "a query met a locked database and is retrying"},
+	{"DB_TIMEOUT", "store", "db", "a query hit its deadline"},
+	{"DB_RETRY_EXHAUSTED", "store", "db", "a query gave up after its retries"},
+	{"DB_CONN_LOST", "store", "db, reason", "the database handle is gone or broken (file replaced, I/O error)"},
+	{"DB_CORRUPT", "store", "db", "SQLITE_CORRUPT, SQLITE_NOTADB or a failed integrity check"},
+	{"DB_FULL", "store", "db", "SQLITE_FULL: the disk or the page limit is full"},
+	{"DB_OK", "store", "db", "the health check passed again"},
+	{"QUEUE_STUCK", "queue", "queue", "the oldest item has not moved, or workers make no progress"},
+	{"QUEUE_FULL", "queue", "queue", "the queue is near its capacity; value is the fill ratio"},
+	{"QUEUE_OK", "queue", "queue", "the queue moves again"},
+	{"SERVICE_DOWN", "service", "service, exit_code", "a supervised service exited or failed its health check"},
+	{"SERVICE_UP", "service", "service", "a supervised service is running and healthy"},
+	{"HANDLER_PANIC", "queue", "queue", "a message handler panicked; the stack is in the audit"},
+	{"HANDLER_ERROR", "queue", "queue", "a message handler returned an error"},
+	{"HEALTH_CHECK_FAILED", "monitor", "check", "a scheduled health probe failed"},
+	{"HEALTH_CHECK_OK", "monitor", "check", "a scheduled health probe passed"},
+	{"ACTION_SUCCEEDED", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt succeeded"},
+	{"ACTION_FAILED", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt failed"},
+	{"ACTION_TIMEOUT", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt ran out of time"},
+	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
+	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},
+	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
+}
+
+// Metrics is the catalogue of sample metrics. <name> stands for a queue, service or path.
+var Metrics = []MetricInfo{
+	{"cpu_percent", "%", "host CPU use"},
+	{"mem_percent", "%", "host memory use"},
+	{"disk_free_percent", "%", "free space on the data directory's file system"},
+	{"disk_free_mb", "MB", "free space on the data directory's file system"},
+	{"load1", "", "1-minute load average"},
+	{"process_rss_mb", "MB", "remedy's resident memory"},
+	{"goroutines", "", "remedy's goroutines"},
+	{"open_files", "", "remedy's open file descriptors"},
+	{"gc_pause_ms", "ms", "last GC pause"},
+	{"msgs_received_per_min", "1/min", "inbound messages"},
+	{"msgs_processed_per_min", "1/min", "inbound messages handled"},
+	{"msgs_failed_per_min", "1/min", "inbound messages whose handler failed"},
+	{"msgs_sent_per_min", "1/min", "outbound messages sent"},
+	{"error_rate", "ratio", "failed / received over the last minute (0..1)"},
+	{"queue_<name>_depth", "items", "items waiting in a queue"},
+	{"queue_<name>_oldest_seconds", "s", "age of a queue's oldest item"},
+	{"queue_<name>_fill", "ratio", "depth / capacity (0..1)"},
+	{"service_<name>_rss_mb", "MB", "resident memory of a supervised process"},
+	{"service_<name>_up", "0/1", "whether a supervised service runs"},
+	{"wa_connected", "0/1", "WhatsApp connected and logged in"},
+	{"db_open_conns", "", "open database connections"},
+	{"db_in_use", "", "database connections in use"},
+	{"db_wait_count", "", "waits for a database connection (counter)"},
+	{"dashboard_clients", "", "connected dashboard WebSocket clients"},
+}
+
+var metricPatterns = func() []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, m := range Metrics {
+		pat := "^" + strings.ReplaceAll(regexp.QuoteMeta(m.Name), "<name>", "[a-z0-9_]+") + "$"
+		out = append(out, regexp.MustCompile(pat))
+	}
+	return out
+}()
+
+// KnownCode reports whether code (or, for a glob, some code it matches) is catalogued.
+func KnownCode(code string) bool {
+	prefix, glob := strings.CutSuffix(code, "*")
+	for _, c := range Codes {
+		if c.Code == code || (glob && strings.HasPrefix(c.Code, prefix)) {
+			return true
+		}
+	}
+	return false
+}
+
+// KnownMetric reports whether a metric name is catalogued.
+func KnownMetric(name string) bool {
+	for _, re := range metricPatterns {
+		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,186 @@
+// Package policies reads and validates policy files: the YAML schema, positions for
+// every error, the embedded default policies and the catalogue of event codes and
+// metrics. It knows nothing about the daemon.
+package policies
+
+import (
+	"fmt"
+	"text/template"
+	"time"
+
+	"github.com/remedy-run/remedy/conditions"
+)
+
+// Severity orders how bad an incident is.
+type Severity string
+
+// The severities, from least to most urgent.
+const (
+	Info     Severity = "info"
+	Warning  Severity = "warning"
+	Error    Severity = "error"
+	Critical Severity = "critical"
+)
+
+// Rank orders severities (info = 1 … critical = 4; 0 for an unknown one).
+func (s Severity) Rank() int {
+	switch s {
+	case Info:
+		return 1
+	case Warning:
+		return 2
+	case Error:
+		return 3
+	case Critical:
+		return 4
+	}
+	return 0
+}
+
+// Mode says whether a policy's actions run.
+type Mode string
+
+// Policy modes.
+const (
+	Enforce Mode = "enforce"
+	DryRun  Mode = "dry_run"
+)
+
+// Jitter is how backoff delays are randomised.
+type Jitter string
+
+// Jitter kinds: full draws from [0, d], equal from [d/2, d], none uses d.
+const (
+	JitterFull  Jitter = "full"
+	JitterEqual Jitter = "equal"
+	JitterNone  Jitter = "none"
+)
+
+// Pos is a position in a policy file; Line and Col count from 1.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// SampleCode in `on:` means every metrics sample.
+const SampleCode = "sample"
+
+// Policy is one validated policy. It is immutable once loaded.
+type Policy struct {
+	Name          string
+	Description   string
+	On            []string
+	When          string
+	Cond          *conditions.Condition // nil when `when` is absent (always true)
+	For           time.Duration
+	KeepFiringFor time.Duration
+	GroupBy       []string
+	Severity      Severity
+	ResolveOn     []string
+	StableFor     time.Duration
+	Actions       []Step
+	Escalate      *Escalate
+	Breaker       *Breaker
+	Alert         Alert
+	Labels        map[string]string
+	Annotations   map[string]string
+	Mode          Mode
+	Enabled       bool
+
+	Pos     Pos // where the policy starts
+	WhenPos Pos
+	// Hash identifies the definition: a reload keeps the state of a policy whose hash is
+	// unchanged. Description and annotations are not part of it.
+	Hash string
+
+	annotations map[string]*template.Template
+}
+
+// IsSample reports whether the policy is a standing condition over samples.
+func (p *Policy) IsSample() bool { return len(p.On) == 1 && p.On[0] == SampleCode }
+
+// IsInstant reports whether an event policy fires and resolves on each event: it has
+// neither actions nor resolve_on.
+func (p *Policy) IsInstant() bool {
+	return !p.IsSample() && len(p.Actions) == 0 && len(p.ResolveOn) == 0
+}
+
+// Step is one rung of the recovery ladder.
+type Step struct {
+	Do       string
+	With     map[string]string
+	Timeout  time.Duration
+	Attempts int
+	Backoff  Backoff
+	Pos      Pos
+
+	params map[string]*template.Template
+	// timeoutSet records whether the file gave a timeout (strict mode warns otherwise).
+	timeoutSet bool
+}
+
+// Backoff is the delay schedule between failed attempts of a step.
+type Backoff struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	Jitter     Jitter
+}
+
+// Escalate raises the instance's severity after consecutive failures.
+type Escalate struct {
+	AfterFailures int
+	Severity      Severity
+}
+
+// Breaker stops automatic recovery of an instance after too many failures.
+type Breaker struct {
+	Failures int
+	Within   time.Duration
+	OpenFor  time.Duration
+}
+
+// Alert says when and how the policy notifies.
+type Alert struct {
+	NotifyOn  []string
+	RateLimit RateLimit
+	Repeat    time.Duration
+	Channels  []string
+}
+
+// Notifies reports whether state is in notify_on.
+func (a Alert) Notifies(state string) bool {
+	for _, s := range a.NotifyOn {
+		if s == state {
+			return true
+		}
+	}
+	return false
+}
+
+// RateLimit is a token bucket per instance: Count notifications per Per.
+type RateLimit struct {
+	Count int
+	Per   time.Duration
+}
+
+// Defaults applied when a key is absent.
+const (
+	DefaultTimeout  = 30 * time.Second
+	DefaultAttempts = 1
+)
+
+// DefaultBackoff is used for a step without `backoff`.
+var DefaultBackoff = Backoff{Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: JitterFull}
+
+// DefaultRateLimit is one notification per instance per 5 minutes; resolved messages
+// are never held back by it.
+var DefaultRateLimit = RateLimit{Count: 1, Per: 5 * time.Minute}
+
+// DefaultNotifyOn is the states that notify when notify_on is absent.
+var DefaultNotifyOn = []string{"firing", "escalated", "resolved"}
+
+// Channels that an alert may name.
+var knownChannels = []string{"whatsapp", "webhook", "alertmanager", "log", "dashboard"}

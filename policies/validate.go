@@ -1,0 +1,160 @@
+package policies
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// checkShape validates combinations of keys within one policy.
+func (d *decoder) checkShape(p *Policy, n *yaml.Node) {
+	at := func(key string) *yaml.Node {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i]
+			}
+		}
+		return n
+	}
+	hasSample := contains(p.On, SampleCode)
+	if hasSample && len(p.On) > 1 {
+		d.errorf(at("on"), "on: sample cannot be mixed with event codes; write two policies")
+	}
+	if hasSample && len(p.GroupBy) > 0 {
+		d.errorf(at("group_by"), "group_by needs event labels; a sample policy has one instance")
+	}
+	if hasSample && len(p.ResolveOn) > 0 {
+		d.errorf(at("resolve_on"), "resolve_on is for event policies; a sample policy resolves when its condition is false")
+	}
+	if p.Escalate != nil && p.Escalate.Severity.Rank() > 0 && p.Escalate.Severity.Rank() <= p.Severity.Rank() {
+		d.warnf(at("escalate"), "escalate.severity %s is not above severity %s", p.Escalate.Severity, p.Severity)
+	}
+	if p.Escalate != nil && len(p.Actions) == 0 {
+		d.errorf(at("escalate"), "escalate counts failed actions, but the policy has no actions")
+	}
+	if p.Breaker != nil && len(p.Actions) == 0 {
+		d.errorf(at("breaker"), "breaker counts failed actions, but the policy has no actions")
+	}
+	for _, c := range p.ResolveOn {
+		if contains(p.On, c) {
+			d.errorf(at("resolve_on"), "resolve_on: %s is also in on:, so the policy would resolve as it fires", c)
+		}
+	}
+}
+
+// hashPolicy fingerprints what decides behaviour; a reload keeps the state of a policy
+// whose fingerprint is unchanged.
+func hashPolicy(p *Policy) string {
+	def := struct {
+		On, GroupBy, ResolveOn []string
+		When                   string
+		For, KeepFiring, Stable int64
+		Severity               Severity
+		Actions                []Step
+		Escalate               *Escalate
+		Breaker                *Breaker
+		Alert                  Alert
+		Labels                 map[string]string
+		Mode                   Mode
+		Enabled                bool
+	}{p.On, p.GroupBy, p.ResolveOn, p.When, int64(p.For), int64(p.KeepFiringFor), int64(p.StableFor),
+		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Alert, p.Labels, p.Mode, p.Enabled}
+	b, _ := json.Marshal(def)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func stripPos(steps []Step) []Step {
+	out := make([]Step, len(steps))
+	for i, s := range steps {
+		s.Pos = Pos{}
+		out[i] = s
+	}
+	return out
+}
+
+// checkSet runs the checks that need every policy: unique names and firing() targets.
+func checkSet(ps []*Policy, diags *[]Diagnostic) {
+	first := map[string]*Policy{}
+	for _, p := range ps {
+		if f, dup := first[p.Name]; dup {
+			*diags = append(*diags, Diagnostic{Pos: p.Pos, Policy: p.Name,
+				Message: fmt.Sprintf("duplicate name (first defined at %s)", f.Pos)})
+			continue
+		}
+		first[p.Name] = p
+	}
+	for _, p := range ps {
+		if p.Cond == nil {
+			continue
+		}
+		for _, target := range p.Cond.Uses().Firing {
+			if first[target] == nil {
+				*diags = append(*diags, Diagnostic{Pos: p.WhenPos, Policy: p.Name,
+					Message: fmt.Sprintf("when: firing(%q) names no policy", target)})
+			}
+		}
+	}
+}
+
+// lint finds what is legal but probably wrong; `remedy check --strict` fails on these.
+func lint(p *Policy) []Diagnostic {
+	var out []Diagnostic
+	warn := func(pos Pos, format string, args ...any) {
+		out = append(out, Diagnostic{Pos: pos, Policy: p.Name, Message: fmt.Sprintf(format, args...), Warning: true})
+	}
+	for _, code := range append(append([]string{}, p.On...), p.ResolveOn...) {
+		if code != SampleCode && !KnownCode(code) {
+			warn(p.Pos, "unknown event code %q (see remedy codes)", code)
+		}
+	}
+	attemptsBefore := 0
+	for i, s := range p.Actions {
+		if !s.timeoutSet {
+			warn(s.Pos, "actions[%d] (%s) has no timeout; %v is used", i, s.Do, DefaultTimeout)
+		}
+		if p.Breaker != nil && i > 0 && attemptsBefore >= p.Breaker.Failures {
+			warn(s.Pos, "actions[%d] (%s) is unreachable: the breaker opens after %d failures, before the earlier steps' %d attempts are used",
+				i, s.Do, p.Breaker.Failures, attemptsBefore)
+		}
+		attemptsBefore += s.Attempts
+	}
+	if p.Cond != nil {
+		for _, k := range p.Cond.Uses().Keys {
+			if p.IsSample() && strings.HasPrefix(k, "event.") {
+				warn(p.WhenPos, "can never fire: a sample policy has no event, but when reads %s", k)
+			}
+			if name, ok := strings.CutPrefix(k, "metrics."); ok && !KnownMetric(name) {
+				warn(p.WhenPos, "unknown metric %q (see remedy codes)", name)
+			}
+		}
+		for m := range p.Cond.Uses().Metrics {
+			if !KnownMetric(m) {
+				warn(p.WhenPos, "unknown metric %q (see remedy codes)", m)
+			}
+		}
+		if strings.TrimSpace(p.When) == "false" {
+			warn(p.WhenPos, "can never fire: when is false")
+		}
+	}
+	if !p.Enabled {
+		warn(p.Pos, "disabled")
+	}
+	return dedupe(out)
+}
+
+func dedupe(ds []Diagnostic) []Diagnostic {
+	seen := map[string]bool{}
+	out := ds[:0]
+	for _, d := range ds {
+		if s := d.String(); !seen[s] {
+			seen[s] = true
+			out = append(out, d)
+		}
+	}
+	return out
+}
