@@ -361,7 +361,7 @@ func (d *decoder) backoff(n *yaml.Node, what string, b *Backoff) {
 				b.Initial = t
 			}
 		},
-		"max":        func(k, v *yaml.Node) { b.Max, _ = d.dur(v, what+".max") },
+		"max": func(k, v *yaml.Node) { b.Max, _ = d.dur(v, what+".max") },
 		"multiplier": func(k, v *yaml.Node) {
 			if m, ok := d.float(v, what+".multiplier"); ok {
 				if m < 1 {

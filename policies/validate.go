@@ -50,17 +50,17 @@ func (d *decoder) checkShape(p *Policy, n *yaml.Node) {
 // whose fingerprint is unchanged.
 func hashPolicy(p *Policy) string {
 	def := struct {
-		On, GroupBy, ResolveOn []string
-		When                   string
+		On, GroupBy, ResolveOn  []string
+		When                    string
 		For, KeepFiring, Stable int64
-		Severity               Severity
-		Actions                []Step
-		Escalate               *Escalate
-		Breaker                *Breaker
-		Alert                  Alert
-		Labels                 map[string]string
-		Mode                   Mode
-		Enabled                bool
+		Severity                Severity
+		Actions                 []Step
+		Escalate                *Escalate
+		Breaker                 *Breaker
+		Alert                   Alert
+		Labels                  map[string]string
+		Mode                    Mode
+		Enabled                 bool
 	}{p.On, p.GroupBy, p.ResolveOn, p.When, int64(p.For), int64(p.KeepFiringFor), int64(p.StableFor),
 		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Alert, p.Labels, p.Mode, p.Enabled}
 	b, _ := json.Marshal(def)
