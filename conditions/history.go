@@ -15,10 +15,14 @@ type History struct {
 	codes   map[string]*series
 }
 
-// series is a time-ordered buffer with its live part in [start:].
+// series is a time-ordered buffer with its live part in [start:]. For metric series,
+// sum and inc hold running totals (of values and of counter increases up to each entry),
+// so avg_over, increase and rate cost a binary search instead of a scan.
 type series struct {
 	ts    []int64
 	vs    []float64 // nil for event series
+	sum   []float64
+	inc   []float64
 	start int
 	keep  time.Duration
 	last  int64
@@ -32,7 +36,18 @@ func (s *series) add(t int64, v float64, withValue bool) {
 	}
 	s.ts = append(s.ts, t)
 	if withValue {
+		prevSum, prevInc := 0.0, 0.0
+		if n := len(s.vs); n > 0 {
+			prevSum, prevInc = s.sum[n-1], s.inc[n-1]
+			if d := v - s.vs[n-1]; d >= 0 {
+				prevInc += d
+			} else {
+				prevInc += v // a counter reset: count from zero, as Prometheus does
+			}
+		}
 		s.vs = append(s.vs, v)
+		s.sum = append(s.sum, prevSum+v)
+		s.inc = append(s.inc, prevInc)
 	}
 	cutoff := t - int64(s.keep)
 	for s.start < len(s.ts) && s.ts[s.start] < cutoff {
@@ -45,6 +60,13 @@ func (s *series) add(t int64, v float64, withValue bool) {
 		if withValue {
 			copy(s.vs, s.vs[s.start:])
 			s.vs = s.vs[:n]
+			// Rebase the running totals so they do not grow without bound.
+			baseSum, baseInc := s.sum[s.start]-s.vs[0], s.inc[s.start]
+			for k := 0; k < n; k++ {
+				s.sum[k] = s.sum[s.start+k] - baseSum
+				s.inc[k] = s.inc[s.start+k] - baseInc
+			}
+			s.sum, s.inc = s.sum[:n], s.inc[:n]
 		}
 		s.start = 0
 	}
@@ -133,11 +155,7 @@ func (h *History) aggregate(f Func, name string, now time.Time, w time.Duration)
 	vs := s.vs[i:j]
 	switch f {
 	case FuncAvgOver:
-		sum := 0.0
-		for _, v := range vs {
-			sum += v
-		}
-		return sum / float64(len(vs))
+		return (s.sum[j-1] - s.sum[i] + s.vs[i]) / float64(j-i)
 	case FuncMaxOver:
 		m := vs[0]
 		for _, v := range vs[1:] {
@@ -154,14 +172,7 @@ func (h *History) aggregate(f Func, name string, now time.Time, w time.Duration)
 		if len(vs) < 2 {
 			return math.NaN()
 		}
-		inc := 0.0
-		for k := 1; k < len(vs); k++ {
-			if d := vs[k] - vs[k-1]; d >= 0 {
-				inc += d
-			} else {
-				inc += vs[k] // a counter reset: count from zero, as Prometheus does
-			}
-		}
+		inc := s.inc[j-1] - s.inc[i]
 		if f == FuncIncrease {
 			return inc
 		}

@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The benchmark workload: 100 policies of four kinds over 20 event codes and 20 metrics,
+// and an input stream of 85% events, 10% samples and 5% ticks. Thresholds are such that
+// conditions are evaluated but do not fire: that is steady state, where a bot spends its
+// life. The same rules are written by hand in handRules, the lower bound.
+const (
+	benchCodes   = 20
+	benchMetrics = 20
+)
+
+func benchPolicies() string {
+	var b strings.Builder
+	b.WriteString("policies:\n")
+	for i := 0; i < 40; i++ { // label and value checks
+		fmt.Fprintf(&b, "  - name: ev-%d\n    on: [CODE_%d]\n    when: 'event.labels.reason != \"r%d\" && event.value > %d'\n    resolve_on: [OK_%d]\n",
+			i, i%benchCodes, i, 1000+i, i)
+	}
+	for i := 0; i < 20; i++ { // bursts
+		fmt.Fprintf(&b, "  - name: burst-%d\n    on: [CODE_%d]\n    when: 'count(\"CODE_%d\", \"5m\") > 100000'\n", i, i, i)
+	}
+	for i := 0; i < 30; i++ { // thresholds
+		fmt.Fprintf(&b, "  - name: thr-%d\n    on: [sample]\n    when: 'metrics.m%d > %d'\n    for: 1m\n", i, i%benchMetrics, 1000+i)
+	}
+	for i := 0; i < 10; i++ { // windows
+		fmt.Fprintf(&b, "  - name: win-%d\n    on: [sample]\n    when: 'avg_over(\"m%d\", \"5m\") > %d'\n", i, i, 1000+i)
+	}
+	return b.String()
+}
+
+func benchInputs(n int) []Input {
+	reasons := []string{"network", "server", "timeout", "reset"}
+	labels := make([]map[string]string, len(reasons))
+	for i, r := range reasons {
+		labels[i] = map[string]string{"reason": r}
+	}
+	values := make([]map[string]float64, 8)
+	for i := range values {
+		values[i] = map[string]float64{}
+		for m := 0; m < benchMetrics; m++ {
+			values[i][fmt.Sprintf("m%d", m)] = float64((i*7 + m*13) % 100)
+		}
+	}
+	codes := make([]string, benchCodes+5)
+	for i := range codes {
+		codes[i] = fmt.Sprintf("CODE_%d", i) // CODE_20..24 wake no policy
+	}
+	in := make([]Input, n)
+	t := t0
+	for i := range in {
+		t = t.Add(100 * time.Millisecond)
+		switch r := i % 20; {
+		case r == 0 || r == 10:
+			in[i] = Sample{Time: t, Values: values[(i/20)%len(values)]}
+		case r == 5:
+			in[i] = Tick{Time: t}
+		default:
+			in[i] = Event{Time: t, Code: codes[(i*7)%len(codes)], Source: "bench", Labels: labels[i%len(labels)], Value: float64(i % 50)}
+		}
+	}
+	return in
+}
+
+// benchLoop runs the inputs again and again with time moving forward, as a live stream.
+// Inputs are pointers updated in place, so the loop itself does not allocate.
+func benchLoop(b *testing.B, in []Input, process func(Input)) {
+	span := in[len(in)-1].At().Sub(in[0].At()) + 100*time.Millisecond
+	ptrs := make([]Input, len(in))
+	for i, x := range in {
+		switch v := x.(type) {
+		case Event:
+			ptrs[i] = &v
+		case Sample:
+			ptrs[i] = &v
+		case Tick:
+			ptrs[i] = &v
+		}
+	}
+	shiftAll := func() {
+		for _, x := range ptrs {
+			switch v := x.(type) {
+			case *Event:
+				v.Time = v.Time.Add(span)
+			case *Sample:
+				v.Time = v.Time.Add(span)
+			case *Tick:
+				v.Time = v.Time.Add(span)
+			}
+		}
+	}
+	// Warm up: fill the history windows and caches (steady state).
+	for _, x := range ptrs {
+		process(x)
+	}
+	shiftAll()
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		process(ptrs[i])
+		i++
+		if i == len(ptrs) {
+			i = 0
+			shiftAll()
+		}
+	}
+}
+
+
+// BenchmarkEngine feeds the mixed stream through the engine with 100 policies.
+func BenchmarkEngine(b *testing.B) {
+	e := New(loadSet(b, benchPolicies()), Options{Seed: 1})
+	in := benchInputs(20000)
+	benchLoop(b, in, func(x Input) {
+		if len(e.Process(x)) != 0 {
+			b.Fatal("steady-state workload produced a decision")
+		}
+	})
+	b.ReportMetric(float64(e.Stats().Evaluations)/float64(e.Stats().Inputs), "evals/input")
+}
+
+// BenchmarkHandWritten is the same rules written directly in Go: the lower bound.
+func BenchmarkHandWritten(b *testing.B) {
+	h := newHandRules()
+	in := benchInputs(20000)
+	benchLoop(b, in, func(x Input) {
+		if h.process(x) {
+			b.Fatal("fired")
+		}
+	})
+}
+
+// handRules implements benchPolicies without the engine: a switch on the input, the
+// conditions as Go expressions, and ring buffers for count and avg_over.
+type handRules struct {
+	byCode  map[string][]int // event rule indexes
+	counts  map[string]*ring
+	avgs    [10]*ring
+	latest  [benchMetrics]float64
+	pending [30]time.Time
+	names   [benchMetrics]string
+	reasons [40]string
+}
+
+// ring keeps a window with a running sum, as a careful hand-written version would.
+type ring struct {
+	ts  []time.Time
+	vs  []float64
+	off int
+	sum float64
+}
+
+func (r *ring) add(t time.Time, v float64, keep time.Duration) {
+	r.ts, r.vs = append(r.ts, t), append(r.vs, v)
+	r.sum += v
+	for r.off < len(r.ts) && r.ts[r.off].Before(t.Add(-keep)) {
+		r.sum -= r.vs[r.off]
+		r.off++
+	}
+	if r.off > len(r.ts)/2 {
+		n := copy(r.ts, r.ts[r.off:])
+		copy(r.vs, r.vs[r.off:])
+		r.ts, r.vs, r.off = r.ts[:n], r.vs[:n], 0
+	}
+}
+
+func newHandRules() *handRules {
+	h := &handRules{byCode: map[string][]int{}, counts: map[string]*ring{}}
+	for i := 0; i < 40; i++ {
+		c := fmt.Sprintf("CODE_%d", i%benchCodes)
+		h.byCode[c] = append(h.byCode[c], i)
+		h.reasons[i] = fmt.Sprintf("r%d", i)
+	}
+	for i := 0; i < 20; i++ {
+		h.counts[fmt.Sprintf("CODE_%d", i)] = &ring{}
+	}
+	for i := range h.avgs {
+		h.avgs[i] = &ring{}
+	}
+	for i := range h.names {
+		h.names[i] = fmt.Sprintf("m%d", i)
+	}
+	return h
+}
+
+func (h *handRules) process(x Input) bool {
+	switch in := x.(type) {
+	case *Event:
+		fired := false
+		if r := h.counts[in.Code]; r != nil {
+			r.add(in.Time, 0, 5*time.Minute)
+			fired = len(r.ts)-r.off > 100000
+		}
+		for _, i := range h.byCode[in.Code] {
+			if in.Labels["reason"] != h.reasons[i] && in.Value > float64(1000+i) {
+				fired = true
+			}
+		}
+		return fired
+	case *Sample:
+		fired := false
+		for m, name := range h.names {
+			if v, ok := in.Values[name]; ok {
+				h.latest[m] = v
+			}
+		}
+		for i := range h.avgs {
+			r := h.avgs[i]
+			r.add(in.Time, h.latest[i], 5*time.Minute)
+			if r.sum/float64(len(r.vs)-r.off) > float64(1000+i) {
+				fired = true
+			}
+		}
+		for i := 0; i < 30; i++ {
+			if h.latest[i%benchMetrics] > float64(1000+i) {
+				if h.pending[i].IsZero() {
+					h.pending[i] = in.Time
+				}
+			} else {
+				h.pending[i] = time.Time{}
+			}
+		}
+		return fired
+	}
+	return false
+}
