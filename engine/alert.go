@@ -11,8 +11,9 @@ import (
 // notify emits an alert decision unless the instance's token bucket is empty, in which
 // case the notification is counted and reported with the next one delivered. The bucket
 // is golang.org/x/time/rate driven by input time, so it is as deterministic as the rest.
-// Resolved notifications always go out (a held-back "resolved" would leave a human
-// believing the incident is still open) but still take a token.
+// Two kinds always go out, though they still take a token: resolved (a held-back
+// "resolved" leaves a human believing the incident is open) and a notification more
+// severe than the last one delivered (a rate limit must never hide a worse problem).
 func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, why string) {
 	p := ps.p
 	rl := p.Alert.RateLimit
@@ -24,7 +25,15 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 		inst.lastNotified = e.now
 		e.touch()
 	}
-	if inst.limiter != nil && !inst.limiter.AllowN(e.now, 1) && s != Resolved {
+	// "Worse" is measured against the last notification while it is recent, that is
+	// until the bucket has refilled; a flapping target that re-escalates each time is
+	// not worse than what it reported a minute ago.
+	recent := inst.notifiedSeverity
+	if inst.limiter != nil && inst.limiter.TokensAt(e.now) >= float64(inst.limiter.Burst()) {
+		recent = ""
+	}
+	worse := inst.severity.Rank() > recent.Rank()
+	if inst.limiter != nil && !inst.limiter.AllowN(e.now, 1) && s != Resolved && !worse {
 		inst.suppressed++
 		e.stats.Suppressed++
 		return
@@ -41,6 +50,7 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 	inst.lastNotified = e.now
 	if s == Firing || s == Escalated {
 		inst.notifiedFiring = true
+		inst.notifiedSeverity = inst.severity
 	}
 	e.touch()
 	e.out = append(e.out, d)

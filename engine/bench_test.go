@@ -113,7 +113,6 @@ func benchLoop(b *testing.B, in []Input, process func(Input)) {
 	}
 }
 
-
 // BenchmarkEngine feeds the mixed stream through the engine with 100 policies.
 func BenchmarkEngine(b *testing.B) {
 	e := New(loadSet(b, benchPolicies()), Options{Seed: 1})

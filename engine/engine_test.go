@@ -184,7 +184,7 @@ func TestLadderBackoffEscalationExhaustion(t *testing.T) {
 	if got := states(out); got != "exhausted alert:escalated" {
 		t.Fatalf("exhausted: %q\n%s", got, h.dump())
 	}
-	if out[1].Severity != "error" {
+	if out[1].Severity != "critical" {
 		t.Fatalf("exhausted severity %s", out[1].Severity)
 	}
 	if d := h.e.NextDeadline(); !d.IsZero() {
@@ -241,9 +241,9 @@ policies:
 	if got := states(h.result(a, CodeActionSucceeded, time.Second)); got != "" {
 		t.Fatalf("success with resolve_on: %q, want still firing", got)
 	}
-	// The resolving event did not come: the ladder goes on after the backoff.
-	if d := h.e.NextDeadline(); !d.Equal(t0.Add(11 * time.Second)) {
-		t.Fatalf("next attempt %v", d)
+	// The resolving event has the step's timeout (5s) to arrive.
+	if d := h.e.NextDeadline(); !d.Equal(t0.Add(6 * time.Second)) {
+		t.Fatalf("wait for resolve_on until %v, want +6s", d)
 	}
 	if got := states(h.event(5*time.Second, "WA_CONNECTED")); got != "resolved" {
 		t.Fatalf("resolve_on: %q", got)
@@ -540,5 +540,83 @@ func TestIdleEngineHasNoDeadline(t *testing.T) {
 	h.event(0, "UNRELATED")
 	if d := h.e.NextDeadline(); !d.IsZero() {
 		t.Fatalf("deadline %v", d)
+	}
+}
+
+func TestSuccessWithoutResolveEventCountsAsFailure(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  - name: wa
+    on: [WA_DISCONNECTED]
+    resolve_on: [WA_CONNECTED]
+    actions: [{do: RECONNECT_WA, timeout: 5s, attempts: 3, backoff: {initial: 10s, max: 1m, jitter: none}}]
+    escalate: {after_failures: 1, severity: error}
+    alert: {notify_on: [escalated]}
+`)
+	a := pick(h.event(0, "WA_DISCONNECTED"), KindAction)[0]
+	h.result(a, CodeActionSucceeded, time.Second)
+	out := h.feed(Tick{Time: t0.Add(6 * time.Second)})
+	if got := states(out); got != "escalated alert:escalated" {
+		t.Fatalf("at the end of the wait: %q\n%s", got, h.dump())
+	}
+	if d := h.e.NextDeadline(); !d.Equal(t0.Add(16 * time.Second)) {
+		t.Fatalf("next attempt %v, want after the 10s backoff", d)
+	}
+}
+
+func TestSuccessAtStepBoundaryWaitsForResolve(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  - name: wa
+    on: [WA_DISCONNECTED]
+    resolve_on: [WA_CONNECTED]
+    actions:
+      - {do: RECONNECT_WA, timeout: 5s, attempts: 1, backoff: {initial: 30s, max: 1m, jitter: none}}
+      - {do: RESTART_SERVICE, with: {service: whatsapp}, timeout: 5s}
+    alert: {notify_on: []}
+`)
+	a := pick(h.event(0, "WA_DISCONNECTED"), KindAction)[0]
+	if got := states(h.result(a, CodeActionSucceeded, time.Second)); got != "" {
+		t.Fatalf("the next step ran at once after a success: %q", got)
+	}
+	if d := h.e.NextDeadline(); !d.Equal(t0.Add(6 * time.Second)) {
+		t.Fatalf("next step at %v, want after the 5s wait for resolve_on", d)
+	}
+	if got := states(h.event(4*time.Second, "WA_CONNECTED")); got != "resolved" {
+		t.Fatalf("%q", got)
+	}
+	if got := states(pick(h.log, KindAction)); strings.Contains(got, "RESTART_SERVICE") {
+		t.Fatalf("restart ran although the connection came back: %s", h.dump())
+	}
+}
+
+func TestWorseSeverityPassesRateLimit(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  - name: svc
+    on: [SERVICE_DOWN]
+    severity: warning
+    actions: [{do: RESTART_SERVICE, with: {service: bot}, timeout: 5s, attempts: 2, backoff: {initial: 1s, max: 1s, jitter: none}}]
+    escalate: {after_failures: 1, severity: error}
+    alert: {notify_on: [firing, escalated], rate_limit: {count: 1, per: 1h}}
+`)
+	a := pick(h.event(0, "SERVICE_DOWN"), KindAction)[0]
+	out := h.result(a, CodeActionFailed, time.Second) // escalates to error within the hour
+	if alerts := pick(out, KindAlert); len(alerts) != 1 || alerts[0].Severity != "error" {
+		t.Fatalf("escalation held back by the rate limit: %s", h.dump())
+	}
+	a = pick(h.feed(Tick{Time: h.e.NextDeadline()}), KindAction)[0]
+	out = h.result(a, CodeActionFailed, 3*time.Second) // exhausted: critical
+	if alerts := pick(out, KindAlert); len(alerts) != 1 || alerts[0].Severity != "critical" {
+		t.Fatalf("exhaustion held back: %s", h.dump())
+	}
+	var n int
+	for _, d := range pick(h.log, KindAlert) {
+		if d.Severity == "critical" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d critical alerts, want exactly 1", n)
 	}
 }

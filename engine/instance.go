@@ -31,6 +31,7 @@ type instance struct {
 	inflight      uint64    // decision ID of the attempt awaiting its result
 	inflightStep  int
 	inflightDue   time.Time // the attempt's timeout
+	awaitUntil    time.Time // after a success: how long resolve_on has to arrive
 	exhausted     bool
 	escalated     bool
 	severity      policies.Severity
@@ -38,10 +39,11 @@ type instance struct {
 	failures     []time.Time // for the breaker, within its window
 	breakerUntil time.Time
 
-	limiter        *rate.Limiter
-	suppressed     int
-	notifiedFiring bool
-	lastNotified   time.Time
+	limiter          *rate.Limiter
+	suppressed       int
+	notifiedFiring   bool
+	notifiedSeverity policies.Severity // of the last firing/escalated notification delivered
+	lastNotified     time.Time
 }
 
 func (e *Engine) newInstance(ps *policyState, key string, eventLabels map[string]string) *instance {
@@ -76,6 +78,7 @@ func (inst *instance) deadline(p *policies.Policy, grace time.Duration) time.Tim
 			consider(inst.inflightDue.Add(grace))
 		} else {
 			consider(inst.nextAttempt)
+			consider(inst.awaitUntil)
 		}
 		if p.Alert.Repeat > 0 && inst.notifiedFiring {
 			consider(inst.lastNotified.Add(p.Alert.Repeat))
@@ -121,6 +124,10 @@ func (e *Engine) advance(ps *policyState, inst *instance) {
 		}
 		if inst.inflight != 0 && !now.Before(inst.inflightDue.Add(e.opts.ResultGrace)) {
 			e.attemptFailed(ps, inst, CodeActionTimeout, "no result reported within the timeout")
+		}
+		if !inst.awaitUntil.IsZero() && !now.Before(inst.awaitUntil) {
+			inst.awaitUntil = time.Time{}
+			e.attemptFailed(ps, inst, CodeActionFailed, "the action reported success, but none of resolve_on arrived within its timeout")
 		}
 		if inst.state == Firing && inst.inflight == 0 && !inst.nextAttempt.IsZero() && !now.Before(inst.nextAttempt) {
 			e.attempt(ps, inst)
@@ -263,7 +270,7 @@ func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
 	}
 	ps.firing--
 	inst.resolvedAt = e.now
-	inst.inflight, inst.nextAttempt, inst.clearAt = 0, time.Time{}, time.Time{}
+	inst.inflight, inst.nextAttempt, inst.clearAt, inst.awaitUntil = 0, time.Time{}, time.Time{}, time.Time{}
 	e.setState(ps, inst, Resolved, why)
 	if ps.p.Alert.Notifies("resolved") && inst.notifiedFiring {
 		e.notify(ps, inst, Resolved, false, why)

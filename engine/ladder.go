@@ -13,6 +13,9 @@ import (
 // from the last attempt.
 func (e *Engine) scheduleOnFire(ps *policyState, inst *instance) {
 	p := ps.p
+	if !inst.exhausted && inst.step < len(p.Actions) && inst.attempt >= p.Actions[inst.step].Attempts {
+		inst.step, inst.attempt = inst.step+1, 0
+	}
 	if inst.exhausted || inst.step >= len(p.Actions) {
 		e.exhaust(ps, inst)
 		return
@@ -53,7 +56,7 @@ func (e *Engine) attempt(ps *policyState, inst *instance) {
 	d := e.decision(ps, inst, KindAction, "recovery step "+strconv.Itoa(inst.step+1)+" of "+strconv.Itoa(len(p.Actions)))
 	d.Action = &ActionCall{Do: step.Do, Params: step.RenderParams(e.templateData(ps, inst)),
 		Step: inst.step + 1, Attempt: inst.attempt + 1, Timeout: step.Timeout}
-	inst.nextAttempt = time.Time{}
+	inst.nextAttempt, inst.awaitUntil = time.Time{}, time.Time{}
 	e.touch()
 	if !inst.breakerUntil.IsZero() && e.now.Before(inst.breakerUntil) {
 		// Recorded once, then retried when the breaker closes.
@@ -111,9 +114,9 @@ func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
 		e.resolve(ps, inst, "recovery action succeeded")
 		return
 	}
-	// With resolve_on, only the resolving event ends the incident. If it does not come,
-	// the ladder goes on after the backoff, as after a failure.
-	e.nextStep(ps, inst)
+	// With resolve_on, only the resolving event ends the incident. It gets the step's
+	// timeout to arrive; if it does not, the attempt counts as failed.
+	inst.awaitUntil = e.now.Add(p.Actions[inst.inflightStep].Timeout)
 }
 
 func (e *Engine) attemptFailed(ps *policyState, inst *instance, code, why string) {
@@ -150,7 +153,7 @@ func (e *Engine) attemptFailed(ps *policyState, inst *instance, code, why string
 	e.nextStep(ps, inst)
 }
 
-// nextStep schedules what follows a finished attempt: another attempt of the step after
+// nextStep schedules what follows a failed attempt: another attempt of the step after
 // the backoff, the next step at once, or exhaustion.
 func (e *Engine) nextStep(ps *policyState, inst *instance) {
 	p := ps.p
@@ -171,18 +174,13 @@ func (e *Engine) nextStep(ps *policyState, inst *instance) {
 	}
 }
 
-// exhaust marks the ladder used up: the instance stays firing, escalated, and a human is
-// told regardless of notify_on.
+// exhaust marks the ladder used up: the instance stays firing, escalated to critical,
+// and a human is told regardless of notify_on.
 func (e *Engine) exhaust(ps *policyState, inst *instance) {
-	p := ps.p
 	inst.exhausted = true
 	inst.nextAttempt = time.Time{}
 	inst.escalated = true
-	if p.Escalate != nil {
-		inst.severity = p.Escalate.Severity
-	} else {
-		inst.severity = policies.Critical
-	}
+	inst.severity = policies.Critical
 	e.touch()
 	msg := "every recovery step failed; manual action needed"
 	e.emitState(ps, inst, Exhausted, msg)

@@ -112,16 +112,16 @@ func lint(p *Policy) []Diagnostic {
 			warn(p.Pos, "unknown event code %q (see remedy codes)", code)
 		}
 	}
-	attemptsBefore := 0
+	// Escalation and the breaker count failures across incidents of an instance (they
+	// survive a resolution shorter than stable_for), so a threshold above one ladder's
+	// attempts is legitimate and not warned about.
 	for i, s := range p.Actions {
 		if !s.timeoutSet {
 			warn(s.Pos, "actions[%d] (%s) has no timeout; %v is used", i, s.Do, DefaultTimeout)
 		}
-		if p.Breaker != nil && i > 0 && attemptsBefore >= p.Breaker.Failures {
-			warn(s.Pos, "actions[%d] (%s) is unreachable: the breaker opens after %d failures, before the earlier steps' %d attempts are used",
-				i, s.Do, p.Breaker.Failures, attemptsBefore)
+		if p.Mode == DryRun && (i > 0 || s.Attempts > 1) {
+			warn(s.Pos, "actions[%d] (%s): in dry_run only the first attempt is recorded (no result comes back), so this is never reached", i, s.Do)
 		}
-		attemptsBefore += s.Attempts
 	}
 	if p.Cond != nil {
 		for _, k := range p.Cond.Uses().Keys {

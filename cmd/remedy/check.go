@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/remedy-run/remedy/policies"
+)
+
+func runCheck(ctx context.Context, args []string, env *cliEnv) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	strict := fs.Bool("strict", false, "also fail on warnings (unknown codes, steps without timeouts, unreachable steps, policies that can never fire)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "Usage: remedy check [--strict] [PATH...]\n\nValidates policy files and directories together; with no PATH, the embedded defaults.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	var set *policies.Set
+	var err error
+	if fs.NArg() == 0 {
+		set, err = policies.Defaults()
+	} else {
+		set, err = policies.Load(fs.Args()...)
+	}
+	if err != nil {
+		var errs policies.Errors
+		if errors.As(err, &errs) {
+			printDiags(env.stdout, errs)
+			fmt.Fprintf(env.stdout, "%d error(s); the policies were not accepted\n", len(errs))
+		} else {
+			fmt.Fprintf(env.stdout, "%v\n", err)
+		}
+		return exitFailed
+	}
+	printDiags(env.stdout, set.Warnings)
+	fmt.Fprintf(env.stdout, "%d policies in %d file(s): ok", len(set.Policies), len(set.Files))
+	if n := len(set.Warnings); n > 0 {
+		fmt.Fprintf(env.stdout, ", %d warning(s)", n)
+	}
+	fmt.Fprintln(env.stdout)
+	if *strict && len(set.Warnings) > 0 {
+		fmt.Fprintln(env.stdout, "--strict: warnings fail the check")
+		return exitFailed
+	}
+	return exitOK
+}
+
+func printDiags(w io.Writer, ds []policies.Diagnostic) {
+	for _, d := range ds {
+		fmt.Fprintln(w, d.String())
+		if d.Snippet != "" {
+			fmt.Fprintln(w, strings.TrimPrefix(strings.ReplaceAll(d.Snippet, "\n", "\n    "), "\n"))
+		}
+	}
+}
+
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitBadInput
+}

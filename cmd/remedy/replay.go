@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/remedy-run/remedy/conditions"
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/policies"
+	"github.com/remedy-run/remedy/policytest"
+)
+
+func runReplay(ctx context.Context, args []string, env *cliEnv) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	from := fs.String("from", "", "recorded inputs: a JSON-lines file (- for standard input)")
+	since := fs.String("since", "", "only the last DURATION of the recording (e.g. 24h), counted back from its newest input")
+	seed := fs.Uint64("seed", 1, "seed for backoff jitter")
+	quiet := fs.Bool("quiet", false, "print only the per-policy summary, not the timeline")
+	tz := fs.String("timezone", "", "time zone for hour() and weekday() (default UTC)")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "Usage: remedy replay --from FILE.jsonl [--since 24h] [POLICY_PATH...]\n\nFeeds recorded events and samples through a policy set (default: the embedded defaults) with\nno side effects: every action is recorded as if it succeeded, nothing runs.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if *from == "" {
+		fmt.Fprintln(env.stderr, "remedy replay: --from is required")
+		return exitBadInput
+	}
+	var window time.Duration
+	if *since != "" {
+		d, err := conditions.ParseDuration(*since)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "remedy replay: --since: %v\n", err)
+			return exitBadInput
+		}
+		window = d
+	}
+	var loc *time.Location
+	if *tz != "" {
+		l, err := time.LoadLocation(*tz)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "remedy replay: --timezone: %v\n", err)
+			return exitBadInput
+		}
+		loc = l
+	}
+	var set *policies.Set
+	var err error
+	if fs.NArg() == 0 {
+		set, err = policies.Defaults()
+	} else {
+		set, err = policies.Load(fs.Args()...)
+	}
+	if err != nil {
+		var errs policies.Errors
+		if errors.As(err, &errs) {
+			printDiags(env.stderr, errs)
+		} else {
+			fmt.Fprintln(env.stderr, err)
+		}
+		return exitBadInput
+	}
+	in := env.stdin
+	name := "stdin"
+	if *from != "-" {
+		f, err := os.Open(*from)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "remedy replay: %v\n", err)
+			return exitBadInput
+		}
+		defer f.Close()
+		in, name = f, *from
+	}
+	inputs, err := policytest.ReadJSONLines(in, name)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "remedy replay: %v\n", err)
+		return exitBadInput
+	}
+	inputs = policytest.Since(inputs, window)
+	if len(inputs) == 0 {
+		fmt.Fprintln(env.stdout, "no inputs to replay")
+		return exitOK
+	}
+	sim := &policytest.Simulator{Engine: engine.New(set, engine.Options{Seed: *seed, Location: loc})}
+	start := inputs[0].At()
+	sim.Run(inputs, inputs[len(inputs)-1].At())
+	if !*quiet {
+		fmt.Fprint(env.stdout, policytest.FormatTimeline(sim.Timeline, start))
+		fmt.Fprintln(env.stdout)
+	}
+	fmt.Fprintf(env.stdout, "replayed %d inputs from %s to %s through %d policies\n", len(inputs),
+		start.UTC().Format(time.RFC3339), inputs[len(inputs)-1].At().UTC().Format(time.RFC3339), len(set.Policies))
+	for _, s := range policytest.Summarize(sim.Timeline) {
+		fmt.Fprintln(env.stdout, s)
+	}
+	return exitOK
+}
