@@ -211,3 +211,26 @@ func TestEvalDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations per evaluation", allocs)
 	}
 }
+
+// FuzzCompile checks that no expression text makes compiling or evaluating panic.
+func FuzzCompile(f *testing.F) {
+	for _, s := range []string{
+		`metrics.cpu_percent > 90`, `event.labels.reason != "x" && count("E", "5m") > 1`,
+		`rate("m", "1m") > 0 || firing("p") || hour() == 3`, `event.labels`, `len(event.code) > 2`,
+		`avg_over("m", "5m") - min_over("m", "1h") > 10`, `since("E") < 60`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		c, err := Compile(src)
+		if err != nil {
+			return
+		}
+		r := NewRuntime(nil, nil)
+		r.Prepare([]*Condition{c})
+		r.ObserveSample(t0, map[string]float64{"m": 1})
+		r.ObserveEvent(t0, "E", "s", "msg", 1, map[string]string{"reason": "r"})
+		r.Eval(c, t0)
+		r.Explain(c, t0)
+	})
+}

@@ -127,7 +127,14 @@ func (e *Engine) advance(ps *policyState, inst *instance) {
 		}
 		if !inst.awaitUntil.IsZero() && !now.Before(inst.awaitUntil) {
 			inst.awaitUntil = time.Time{}
-			e.attemptFailed(ps, inst, CodeActionFailed, "the action reported success, but none of resolve_on arrived within its timeout")
+			// Already clearing (keep_firing_for runs): the success worked.
+			if inst.clearAt.IsZero() {
+				msg := "the action reported success, but none of resolve_on arrived within its timeout"
+				if p.IsSample() {
+					msg = "the action reported success, but the condition still holds after its timeout"
+				}
+				e.attemptFailed(ps, inst, CodeActionFailed, msg)
+			}
 		}
 		if inst.state == Firing && inst.inflight == 0 && !inst.nextAttempt.IsZero() && !now.Before(inst.nextAttempt) {
 			e.attempt(ps, inst)

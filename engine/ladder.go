@@ -110,12 +110,13 @@ func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
 	inst.inflight = 0
 	inst.consecFails = 0
 	e.touch()
-	if len(p.ResolveOn) == 0 {
+	if len(p.ResolveOn) == 0 && !p.IsSample() {
 		e.resolve(ps, inst, "recovery action succeeded")
 		return
 	}
-	// With resolve_on, only the resolving event ends the incident. It gets the step's
-	// timeout to arrive; if it does not, the attempt counts as failed.
+	// With resolve_on only the resolving event ends the incident, and for a sample
+	// policy only its condition turning false. Either gets the step's timeout to happen;
+	// if it does not, the attempt counts as failed.
 	inst.awaitUntil = e.now.Add(p.Actions[inst.inflightStep].Timeout)
 }
 

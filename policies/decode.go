@@ -53,22 +53,31 @@ func kindName(n *yaml.Node) string {
 
 // fields walks a mapping, calling the handler for each known key; unknown and repeated
 // keys are errors.
+// An empty what means the policy itself, which the message already names.
 func (d *decoder) fields(n *yaml.Node, what string, handlers map[string]func(key, val *yaml.Node)) map[string]*yaml.Node {
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, "%s must be a mapping, got %s", what, kindName(n))
+		if what == "" {
+			d.errorf(n, "a policy must be a mapping, got %s", kindName(n))
+		} else {
+			d.errorf(n, "%s must be a mapping, got %s", what, kindName(n))
+		}
 		return nil
+	}
+	prefix := ""
+	if what != "" {
+		prefix = what + ": "
 	}
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if first, dup := seen[k.Value]; dup {
-			d.errorf(k, "%s: key %q repeated (first at line %d)", what, k.Value, first.Line)
+			d.errorf(k, "%skey %q repeated (first at line %d)", prefix, k.Value, first.Line)
 			continue
 		}
 		seen[k.Value] = k
 		h, ok := handlers[k.Value]
 		if !ok {
-			d.errorf(k, "%s: unknown key %q (known: %s)", what, k.Value, knownKeys(handlers))
+			d.errorf(k, "%sunknown key %q (known: %s)", prefix, k.Value, knownKeys(handlers))
 			continue
 		}
 		h(k, v)

@@ -87,7 +87,7 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 	before := errCount(*d.diags)
 	var whenNode, onNode *yaml.Node
 	var onItems []*yaml.Node
-	seen := d.fields(n, "policy", map[string]func(k, v *yaml.Node){
+	seen := d.fields(n, "", map[string]func(k, v *yaml.Node){
 		"name": func(k, v *yaml.Node) {
 			if s, ok := d.str(v, "name"); ok {
 				if !nameRE.MatchString(s) {
@@ -219,8 +219,9 @@ func (d *decoder) exprError(src []byte, n *yaml.Node, err error) {
 	pos := d.pos(n)
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
+		// The block's indentation is that of its first line; expr's columns count from it.
 		pos.Line = n.Line + ce.Line
-		pos.Col = indentOf(src, pos.Line) + ce.Column + 1
+		pos.Col = indentOf(src, n.Line+1) + ce.Column + 1
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		if ce.Line == 1 {
 			pos.Col = n.Column + 1 + ce.Column
@@ -344,10 +345,12 @@ func (d *decoder) actionParams(spec actions.Spec, with map[string]string, withNo
 	return tmpls
 }
 
+var templateErrPrefix = regexp.MustCompile(`^template: [^:]*:\d+:\s*`)
+
 func newTemplate(name, text string) (*template.Template, error) {
 	t, err := template.New(name).Option("missingkey=zero").Parse(text)
 	if err != nil {
-		return nil, fmt.Errorf("template: %s", strings.TrimPrefix(err.Error(), "template: "+name+":"))
+		return nil, fmt.Errorf("bad template: %s", templateErrPrefix.ReplaceAllString(err.Error(), ""))
 	}
 	return t, nil
 }

@@ -20,8 +20,11 @@ type TestFile struct {
 
 // TestCase is one scripted scenario.
 type TestCase struct {
-	Name     string
-	Start    time.Time
+	Name  string
+	Start time.Time
+	// Until is how long the test runs from Start; zero means one hour after the last
+	// input or expectation, so that retries and timeouts can play out.
+	Until    time.Duration
 	Inputs   []TestInput
 	Outcomes map[string][]Outcome
 	// Always holds the outcome for actions scripted with a single value, not a list.
@@ -242,6 +245,11 @@ func (d *decoder) testCase(n *yaml.Node) TestCase {
 					}
 					tc.Outcomes[name] = append(tc.Outcomes[name], o)
 				}
+			}
+		},
+		"until": func(k, v *yaml.Node) {
+			if dur, ok := d.dur(v, "until"); ok {
+				tc.Until = dur
 			}
 		},
 		"expect":      func(k, v *yaml.Node) { tc.Expect = d.expectations(v, "expect") },

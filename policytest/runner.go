@@ -16,6 +16,9 @@ import (
 // EmbeddedDefaults in policy_files names the built-in default policies.
 const EmbeddedDefaults = "embedded:defaults"
 
+// DefaultSettle is how long a test runs on after its last input or expectation.
+const DefaultSettle = time.Hour
+
 // Options control a test run.
 type Options struct {
 	Run     *regexp.Regexp // only tests whose name matches
@@ -129,11 +132,14 @@ func runCase(file string, tc policies.TestCase, set *policies.Set, loc *time.Loc
 		outcomes[k] = append([]policies.Outcome(nil), v...)
 	}
 	inputs, last := expandInputs(tc)
-	end := tc.Start.Add(last)
 	for _, x := range append(append([]policies.Expectation{}, tc.Expect...), tc.ExpectNone...) {
-		if x.HasAt && tc.Start.Add(x.To).After(end) {
-			end = tc.Start.Add(x.To)
+		if x.HasAt {
+			last = max(last, x.To)
 		}
+	}
+	end := tc.Start.Add(last + DefaultSettle)
+	if tc.Until > 0 {
+		end = tc.Start.Add(tc.Until)
 	}
 	sim := &Simulator{Engine: e, Outcomes: outcomes, Always: tc.Always}
 	sim.Run(inputs, end)
