@@ -44,7 +44,10 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 	d.Alert.Annotations = p.RenderAnnotations(e.templateData(ps, inst))
 	d.Alert.Summary = d.Alert.Annotations["summary"]
 	if d.Alert.Summary == "" {
-		d.Alert.Summary = why
+		d.Alert.Summary = p.Description
+	}
+	if d.Alert.Summary == "" {
+		d.Alert.Summary = p.Name + " " + string(s)
 	}
 	inst.suppressed = 0
 	inst.lastNotified = e.now

@@ -303,21 +303,22 @@ policies:
 	h := newHarness(t, src)
 	a := pick(h.event(0, "WA_DISCONNECTED"), KindAction)[0]
 	h.result(a, CodeActionFailed, time.Second)
-	a = pick(h.feed(Tick{Time: t0.Add(5 * time.Second)}), KindAction)[0]
-	h.event(6*time.Second, "WA_CONNECTED")
-	// Flap 10s later: within stable_for, so attempt 3 waits the backoff after attempt 2
-	// (2 failures so far: 4s×2 = 8s after the attempt at 5s → 13s).
-	out := h.event(16*time.Second, "WA_DISCONNECTED")
-	acts := pick(out, KindAction)
-	if len(acts) != 0 {
-		// 13s already passed at 16s, so it runs at once.
-		if acts[0].Action.Attempt != 3 {
-			t.Fatalf("flap within stable_for restarted the ladder: attempt %d", acts[0].Action.Attempt)
-		}
-	} else {
-		t.Fatalf("no attempt: %s", h.dump())
+	// Attempt 2 runs 4s after the failure, at 5s; the connection comes back at 6s.
+	a2 := pick(h.feed(Tick{Time: t0.Add(5 * time.Second)}), KindAction)
+	if len(a2) != 1 || a2[0].Action.Attempt != 2 {
+		t.Fatalf("attempt 2: %s", h.dump())
 	}
-	h.event(17*time.Second, "WA_CONNECTED")
+	h.event(6*time.Second, "WA_CONNECTED")
+	// It drops again at 8s, within stable_for: the ladder keeps its place, and attempt 3
+	// waits the backoff after attempt 2 (4s×2 = 8s after 5s → 13s), not now.
+	if out := pick(h.event(8*time.Second, "WA_DISCONNECTED"), KindAction); len(out) != 0 {
+		t.Fatalf("flap within stable_for attempted at once: %s", h.dump())
+	}
+	out := pick(h.feed(Tick{Time: h.e.NextDeadline()}), KindAction)
+	if len(out) != 1 || out[0].Action.Attempt != 3 || !out[0].Time.Equal(t0.Add(13*time.Second)) {
+		t.Fatalf("attempt 3: %s", h.dump())
+	}
+	h.event(14*time.Second, "WA_CONNECTED")
 	// Stable for more than 60s: the next incident starts over.
 	out = h.event(2*time.Minute, "WA_DISCONNECTED")
 	if acts := pick(out, KindAction); len(acts) != 1 || acts[0].Action.Attempt != 1 {

@@ -277,6 +277,7 @@ func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
 	}
 	ps.firing--
 	inst.resolvedAt = e.now
+	inst.consecFails = 0
 	inst.inflight, inst.nextAttempt, inst.clearAt, inst.awaitUntil = 0, time.Time{}, time.Time{}, time.Time{}
 	e.setState(ps, inst, Resolved, why)
 	if ps.p.Alert.Notifies("resolved") && inst.notifiedFiring {

@@ -108,8 +108,9 @@ func (e *Engine) onResult(ev *Event) {
 func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
 	p := ps.p
 	inst.inflight = 0
-	inst.consecFails = 0
 	e.touch()
+	// The failure chain is broken by the resolution, not by a success that the resolving
+	// event or condition may still prove wrong.
 	if len(p.ResolveOn) == 0 && !p.IsSample() {
 		e.resolve(ps, inst, "recovery action succeeded")
 		return

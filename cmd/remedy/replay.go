@@ -22,6 +22,7 @@ func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 	seed := fs.Uint64("seed", 1, "seed for backoff jitter")
 	quiet := fs.Bool("quiet", false, "print only the per-policy summary, not the timeline")
 	tz := fs.String("timezone", "", "time zone for hour() and weekday() (default UTC)")
+	settle := fs.Duration("settle", 10*time.Minute, "keep time running this long after the last input, so pending timers and retries play out")
 	fs.Usage = func() {
 		fmt.Fprintln(env.stderr, "Usage: remedy replay --from FILE.jsonl [--since 24h] [POLICY_PATH...]\n\nFeeds recorded events and samples through a policy set (default: the embedded defaults) with\nno side effects: every action is recorded as if it succeeded, nothing runs.")
 		fs.PrintDefaults()
@@ -90,7 +91,7 @@ func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 	}
 	sim := &policytest.Simulator{Engine: engine.New(set, engine.Options{Seed: *seed, Location: loc})}
 	start := inputs[0].At()
-	sim.Run(inputs, inputs[len(inputs)-1].At())
+	sim.Run(inputs, inputs[len(inputs)-1].At().Add(*settle))
 	if !*quiet {
 		fmt.Fprint(env.stdout, policytest.FormatTimeline(sim.Timeline, start))
 		fmt.Fprintln(env.stdout)
