@@ -3,6 +3,9 @@ package conditions
 import (
 	"testing"
 	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
 )
 
 // BenchmarkEval measures one three-clause condition; compare with the hand-written
@@ -42,5 +45,52 @@ func BenchmarkCountWindow(b *testing.B) {
 		now = now.Add(time.Second)
 		r.ObserveEvent(now, "E", "", "", 0, nil)
 		r.Eval(c, now)
+	}
+}
+
+// The two representations the design considered, with plain expr: a nested
+// map[string]any environment and a struct environment. remedy's flat, rewritten
+// environment (BenchmarkEval) is compared against these.
+func BenchmarkEnvNestedMap(b *testing.B) {
+	env := map[string]any{
+		"event":   map[string]any{"code": "WA_DISCONNECTED", "labels": map[string]string{"reason": "network"}},
+		"metrics": map[string]any{"cpu_percent": 95.0},
+	}
+	prog, err := expr.Compile(`event.code == "WA_DISCONNECTED" && event.labels.reason != "logged_out" && metrics.cpu_percent > 90`, expr.Env(env))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var v vm.VM
+	b.ReportAllocs()
+	for b.Loop() {
+		if out, _ := v.Run(prog, env); out != true {
+			b.Fatal(out)
+		}
+	}
+}
+
+type structEvent struct {
+	Code   string            `expr:"code"`
+	Labels map[string]string `expr:"labels"`
+}
+
+type structEnv struct {
+	Event   structEvent        `expr:"event"`
+	Metrics map[string]float64 `expr:"metrics"`
+}
+
+func BenchmarkEnvStruct(b *testing.B) {
+	env := &structEnv{Event: structEvent{Code: "WA_DISCONNECTED", Labels: map[string]string{"reason": "network"}},
+		Metrics: map[string]float64{"cpu_percent": 95}}
+	prog, err := expr.Compile(`event.code == "WA_DISCONNECTED" && event.labels.reason != "logged_out" && metrics.cpu_percent > 90`, expr.Env(env))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var v vm.VM
+	b.ReportAllocs()
+	for b.Loop() {
+		if out, _ := v.Run(prog, env); out != true {
+			b.Fatal(out)
+		}
 	}
 }
