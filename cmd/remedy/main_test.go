@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/store"
 )
 
 func run(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -212,5 +216,31 @@ func TestCodesAndUsage(t *testing.T) {
 	}
 	if code, out, _ := run(t, "", "help"); code != exitOK || !strings.Contains(out, "replay") {
 		t.Fatal("help")
+	}
+}
+
+func TestReplayFromDataDirectory(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	d, err := store.OpenData(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 5, 3, 0, 0, 0, time.UTC)
+	d.Main.InsertEvents(ctx, []engine.Event{
+		{Time: t0, Code: "QUEUE_STUCK", Labels: map[string]string{"queue": "inbound"}},
+		{Time: t0.Add(time.Minute), Code: "QUEUE_OK", Labels: map[string]string{"queue": "inbound"}},
+	})
+	for i := 0; i < 30; i++ { // disk below 3% for five minutes
+		d.Metrics.InsertSample(ctx, engine.Sample{Time: t0.Add(time.Duration(i) * 10 * time.Second), Values: map[string]float64{"disk_free_percent": 2}})
+	}
+	d.Close()
+	code, out, errs := run(t, "", "replay", "--quiet", "--from", dir)
+	if code != exitOK || !strings.Contains(out, "replayed 32 inputs") ||
+		!strings.Contains(out, "queue-stuck: would fire 1, would run CLEAR_QUEUE×1") || !strings.Contains(out, "disk-critical: would fire 1") {
+		t.Fatalf("%d\n%s%s", code, out, errs)
+	}
+	if code, _, _ := run(t, "", "replay", "--from", filepath.Join(t.TempDir(), "none.db")); code != exitBadInput {
+		t.Fatal("a missing database is not bad input")
 	}
 }

@@ -6,10 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/conditions"
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/policytest"
 )
@@ -17,7 +21,7 @@ import (
 func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
-	from := fs.String("from", "", "recorded inputs: a JSON-lines file (- for standard input)")
+	from := fs.String("from", "", "recorded inputs: a JSON-lines file (- for standard input), or remedy's data directory or remedy.db")
 	since := fs.String("since", "", "only the last DURATION of the recording (e.g. 24h), counted back from its newest input")
 	seed := fs.Uint64("seed", 1, "seed for backoff jitter")
 	quiet := fs.Bool("quiet", false, "print only the per-policy summary, not the timeline")
@@ -68,18 +72,7 @@ func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 		}
 		return exitBadInput
 	}
-	in := env.stdin
-	name := "stdin"
-	if *from != "-" {
-		f, err := os.Open(*from)
-		if err != nil {
-			fmt.Fprintf(env.stderr, "remedy replay: %v\n", err)
-			return exitBadInput
-		}
-		defer f.Close()
-		in, name = f, *from
-	}
-	inputs, err := policytest.ReadJSONLines(in, name)
+	inputs, err := readRecording(ctx, *from, env)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "remedy replay: %v\n", err)
 		return exitBadInput
@@ -102,4 +95,67 @@ func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 		fmt.Fprintln(env.stdout, s)
 	}
 	return exitOK
+}
+
+// readRecording reads inputs from a JSON-lines file, standard input, or the databases:
+// a data directory (remedy.db and monitoring_metrics.sqlite) or a remedy.db file.
+func readRecording(ctx context.Context, from string, env *cliEnv) ([]engine.Input, error) {
+	if from == "-" {
+		return policytest.ReadJSONLines(env.stdin, "stdin")
+	}
+	st, err := os.Stat(from)
+	if err != nil {
+		return nil, err
+	}
+	mainDB, metricsDB := "", ""
+	switch {
+	case st.IsDir():
+		mainDB, metricsDB = filepath.Join(from, store.RemedyFile), filepath.Join(from, store.MetricsFile)
+	case strings.HasSuffix(from, ".db") || strings.HasSuffix(from, ".sqlite"):
+		mainDB, metricsDB = from, filepath.Join(filepath.Dir(from), store.MetricsFile)
+	default:
+		f, err := os.Open(from)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return policytest.ReadJSONLines(f, from)
+	}
+	return readDatabases(ctx, mainDB, metricsDB)
+}
+
+func readDatabases(ctx context.Context, mainDB, metricsDB string) ([]engine.Input, error) {
+	if _, err := os.Stat(mainDB); err != nil {
+		return nil, err
+	}
+	all := [2]time.Time{time.Unix(0, 0), time.Now().Add(100 * 365 * 24 * time.Hour)}
+	db, err := store.Open(ctx, store.Options{Path: mainDB, Schema: store.RemedySchema, Readers: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	evs, err := db.Events(ctx, all[0], all[1])
+	if err != nil {
+		return nil, err
+	}
+	var out []engine.Input
+	for _, ev := range evs {
+		out = append(out, ev)
+	}
+	if _, err := os.Stat(metricsDB); err == nil {
+		m, err := store.OpenMetrics(ctx, store.Options{Path: metricsDB, Readers: 1})
+		if err != nil {
+			return nil, err
+		}
+		defer m.Close()
+		samples, err := m.Samples(ctx, all[0], all[1])
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range samples {
+			out = append(out, s)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At().Before(out[j].At()) })
+	return out, nil
 }

@@ -1,0 +1,52 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+
+	"github.com/remedy-run/remedy/engine"
+)
+
+// File names in the data directory.
+const (
+	RemedyFile  = "remedy.db"
+	MetricsFile = "monitoring_metrics.sqlite"
+	ReserveFile = ".remedy-reserve"
+	// ReserveSize is the ballast kept for priority writes on a full disk.
+	ReserveSize = 16 << 20
+)
+
+// Data is remedy's data directory: remedy.db, the metrics database and the reserve.
+type Data struct {
+	Main    *DB
+	Metrics *Metrics
+	Reserve *Reserve
+}
+
+// OpenData opens (creating if needed) the databases in dir. events receives their DB_*
+// events. A full disk releases the reserve for writes to remedy.db; metric writes are
+// shed instead.
+func OpenData(ctx context.Context, dir string, events func(engine.Event)) (*Data, error) {
+	d := &Data{}
+	var err error
+	if d.Reserve, err = NewReserve(filepath.Join(dir, ReserveFile), ReserveSize); err != nil {
+		// A disk too full for the reserve must not stop remedy from starting.
+		d.Reserve = nil
+	}
+	onFull := func() bool { return d.Reserve != nil && d.Reserve.Release() }
+	if d.Main, err = Open(ctx, Options{Path: filepath.Join(dir, RemedyFile), Name: "remedy", Schema: RemedySchema,
+		Events: events, OnFull: onFull}); err != nil {
+		return nil, err
+	}
+	if d.Metrics, err = OpenMetrics(ctx, Options{Path: filepath.Join(dir, MetricsFile), Name: "metrics", Events: events}); err != nil {
+		d.Main.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close closes both databases.
+func (d *Data) Close() error {
+	return errors.Join(d.Metrics.Close(), d.Main.Close())
+}

@@ -1,0 +1,316 @@
+// Package store owns remedy's SQLite databases (sqlx over modernc.org/sqlite, no cgo):
+// the connection pools, retries of locked queries, transactions, embedded migrations,
+// health checks and reopening, recovery from corruption and from a full disk. No
+// *sql.DB leaves the package; callers use DB's methods and Tx.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "modernc.org/sqlite" // the "sqlite" driver
+
+	"github.com/remedy-run/remedy/engine"
+)
+
+// Options configure a database.
+type Options struct {
+	Path   string
+	Name   string // the "db" label of its events, e.g. "remedy" or "metrics"
+	Schema Schema
+	// Readers is the size of the read pool (default 4). Writes go through one
+	// connection, which is how SQLite works best.
+	Readers int
+	// BusyTimeout is SQLite's own wait for a lock before reporting SQLITE_BUSY (default
+	// 200 ms); longer waits go through Retry, which reports them.
+	BusyTimeout time.Duration
+	Retry       Retry
+	// Pragmas are extra pragmas run on every connection, e.g. "auto_vacuum(2)".
+	Pragmas []string
+	// Events receives DB_* events; it must not block.
+	Events func(engine.Event)
+	// OnFull is called when a write fails with SQLITE_FULL; if it frees space (returns
+	// true) the write is tried once more.
+	OnFull func() bool
+	Logger *slog.Logger
+}
+
+// DB is one SQLite database file with a writer connection and a reader pool. It is safe
+// for concurrent use. Open it with Open and close it with Close.
+type DB struct {
+	opts Options
+	mu   sync.RWMutex // held for writing only while the handles are replaced
+	h    *handles
+
+	reopens   atomic.Int64
+	busyCount atomic.Int64
+	lastBusy  atomic.Int64 // unix nanos of the last DB_BUSY emitted
+	unhealthy atomic.Bool
+}
+
+type handles struct {
+	w, r     *sqlx.DB
+	dev, ino uint64
+}
+
+// Open opens (creating if needed) the database at opts.Path and applies its migrations.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if opts.Readers <= 0 {
+		opts.Readers = 4
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 200 * time.Millisecond
+	}
+	if opts.Retry == (Retry{}) {
+		opts.Retry = DefaultRetry
+	}
+	if opts.Name == "" {
+		opts.Name = filepath.Base(opts.Path)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("open %s: %w", opts.Name, err)
+	}
+	db := &DB{opts: opts}
+	h, err := db.openHandles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	db.h = h
+	return db, nil
+}
+
+func (db *DB) dsn(readOnly bool) string {
+	q := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate",
+		db.opts.Path, db.opts.BusyTimeout.Milliseconds())
+	for _, p := range db.opts.Pragmas {
+		q += "&_pragma=" + p
+	}
+	if readOnly {
+		q += "&_pragma=query_only(1)"
+	}
+	return q
+}
+
+func (db *DB) openHandles(ctx context.Context) (*handles, error) {
+	w, err := sqlx.Open("sqlite", db.dsn(false))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", db.opts.Name, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", db.opts.Name, wrap(err))
+	}
+	if err := migrate(ctx, w, db.opts.Schema); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", db.opts.Name, wrap(err))
+	}
+	r, err := sqlx.Open("sqlite", db.dsn(true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", db.opts.Name, err)
+	}
+	r.SetMaxOpenConns(db.opts.Readers)
+	r.SetMaxIdleConns(db.opts.Readers)
+	h := &handles{w: w, r: r}
+	h.dev, h.ino = fileID(db.opts.Path)
+	return h, nil
+}
+
+func (h *handles) close() error {
+	errR := h.r.Close()
+	errW := h.w.Close()
+	if errW != nil {
+		return errW
+	}
+	return errR
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.h == nil {
+		return nil
+	}
+	err := db.h.close()
+	db.h = nil
+	return err
+}
+
+// Path is the database file.
+func (db *DB) Path() string { return db.opts.Path }
+
+// Name is the database's name in events.
+func (db *DB) Name() string { return db.opts.Name }
+
+// with runs f with the current handles held, so a reopen waits for it to finish.
+func (db *DB) with(f func(h *handles) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.h == nil {
+		return sql.ErrConnDone
+	}
+	return f(db.h)
+}
+
+// Exec runs a write statement, retrying while the database is locked.
+func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := db.retry(ctx, "exec", func(ctx context.Context) error {
+		return db.with(func(h *handles) error {
+			var err error
+			res, err = h.w.ExecContext(ctx, query, args...)
+			return err
+		})
+	})
+	return res, err
+}
+
+// Get reads one row into dest from the reader pool.
+func (db *DB) Get(ctx context.Context, dest any, query string, args ...any) error {
+	return db.retry(ctx, "get", func(ctx context.Context) error {
+		return db.with(func(h *handles) error { return h.r.GetContext(ctx, dest, query, args...) })
+	})
+}
+
+// Select reads rows into dest (a pointer to a slice) from the reader pool.
+func (db *DB) Select(ctx context.Context, dest any, query string, args ...any) error {
+	return db.retry(ctx, "select", func(ctx context.Context) error {
+		return db.with(func(h *handles) error { return h.r.SelectContext(ctx, dest, query, args...) })
+	})
+}
+
+// Tx is a write transaction inside WithTx.
+type Tx struct{ tx *sqlx.Tx }
+
+// Exec runs a statement in the transaction.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+// Get reads one row in the transaction.
+func (t *Tx) Get(ctx context.Context, dest any, query string, args ...any) error {
+	return t.tx.GetContext(ctx, dest, query, args...)
+}
+
+// Select reads rows in the transaction.
+func (t *Tx) Select(ctx context.Context, dest any, query string, args ...any) error {
+	return t.tx.SelectContext(ctx, dest, query, args...)
+}
+
+// Prepare prepares a statement for repeated use in the transaction.
+func (t *Tx) Prepare(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	return t.tx.PreparexContext(ctx, query)
+}
+
+// WithTx runs fn in a write transaction (BEGIN IMMEDIATE). It commits if fn returns nil,
+// rolls back if fn returns an error or panics (and then re-panics), and runs fn again
+// from the start when the failure is transient (a lock, a reopen). fn must therefore
+// be safe to run more than once.
+func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	return db.retry(ctx, "transaction", func(ctx context.Context) error {
+		return db.with(func(h *handles) error {
+			tx, err := h.w.BeginTxx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			committed := false
+			defer func() {
+				if !committed {
+					_ = tx.Rollback()
+				}
+			}()
+			if err := fn(ctx, &Tx{tx: tx}); err != nil {
+				return err
+			}
+			if err := tx.Commit(); err != nil {
+				return err
+			}
+			committed = true
+			return nil
+		})
+	})
+}
+
+// PoolStats describe the connection pools, for the monitor.
+type PoolStats struct {
+	Open, InUse, Idle int
+	WaitCount         int64
+	WaitDuration      time.Duration
+	Reopens           int64
+	BusyWaits         int64 // operations that had to wait for a lock
+}
+
+// Stats returns the pools' statistics (writer and readers together).
+func (db *DB) Stats() PoolStats {
+	var s PoolStats
+	_ = db.with(func(h *handles) error {
+		for _, p := range []*sqlx.DB{h.w, h.r} {
+			st := p.Stats()
+			s.Open += st.OpenConnections
+			s.InUse += st.InUse
+			s.Idle += st.Idle
+			s.WaitCount += st.WaitCount
+			s.WaitDuration += st.WaitDuration
+		}
+		return nil
+	})
+	s.Reopens = db.reopens.Load()
+	s.BusyWaits = db.busyCount.Load()
+	return s
+}
+
+// emit sends a DB_* event. DB_BUSY is throttled to one per 100 ms per database (its
+// value counts the waits since the last one), so a contended database cannot flood the
+// engine or the event log it writes to.
+func (db *DB) emit(code, msg string) {
+	value := 0.0
+	if code == "DB_BUSY" {
+		n := db.busyCount.Add(1)
+		now := time.Now().UnixNano()
+		last := db.lastBusy.Load()
+		if now-last < int64(100*time.Millisecond) || !db.lastBusy.CompareAndSwap(last, now) {
+			return
+		}
+		value = float64(n)
+	}
+	db.opts.Logger.Debug("store event", "db", db.opts.Name, "code", code, "message", msg)
+	if db.opts.Events != nil {
+		db.opts.Events(engine.Event{Time: time.Now(), Code: code, Source: "store",
+			Labels: map[string]string{"db": db.opts.Name}, Message: msg, Value: value})
+	}
+}
+
+// noteFailure reports a non-transient failure that the engine should know about.
+func (db *DB) noteFailure(err error) {
+	switch classify(err) {
+	case classCorrupt:
+		db.unhealthy.Store(true)
+		db.emit("DB_CORRUPT", err.Error())
+	case classFull:
+		db.emit("DB_FULL", err.Error())
+	}
+}
+
+// sub returns the migrations directory of an embedded file system, for Schema.
+func sub(fsys fs.FS, dir string) fs.FS {
+	s, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err) // a missing embedded directory is a build mistake
+	}
+	return s
+}

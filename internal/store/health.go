@@ -1,0 +1,153 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// ErrConnLost means the handle no longer reaches the file at Path: it was deleted or
+// replaced, or the connection broke. Reopen fixes it.
+var ErrConnLost = errors.New("database connection lost")
+
+// Check probes the database: the file is still the one opened, the writer answers, and
+// PRAGMA quick_check passes. A failure is reported as DB_CONN_LOST or DB_CORRUPT; the
+// first success after a failure as DB_OK.
+func (db *DB) Check(ctx context.Context) error {
+	err := db.check(ctx)
+	switch {
+	case err == nil:
+		if db.unhealthy.CompareAndSwap(true, false) {
+			db.emit("DB_OK", "health check passed")
+		}
+	case errors.Is(err, ErrCorrupt):
+		db.unhealthy.Store(true)
+		db.emit("DB_CORRUPT", err.Error())
+	default:
+		db.unhealthy.Store(true)
+		db.emitLost(err)
+	}
+	return err
+}
+
+func (db *DB) emitLost(err error) {
+	if db.opts.Events == nil {
+		return
+	}
+	reason := err.Error()
+	db.emit("DB_CONN_LOST", reason)
+}
+
+func (db *DB) check(ctx context.Context) error {
+	var dev, ino uint64
+	if err := db.with(func(h *handles) error { dev, ino = h.dev, h.ino; return nil }); err != nil {
+		return fmt.Errorf("%w: closed", ErrConnLost)
+	}
+	if _, err := os.Stat(db.opts.Path); err != nil {
+		return fmt.Errorf("%w: file deleted", ErrConnLost)
+	}
+	if d, i := fileID(db.opts.Path); d != dev || i != ino {
+		return fmt.Errorf("%w: file replaced", ErrConnLost)
+	}
+	err := db.with(func(h *handles) error {
+		if err := h.w.PingContext(ctx); err != nil {
+			return fmt.Errorf("%w: %v", ErrConnLost, err)
+		}
+		var res []string
+		if err := h.r.SelectContext(ctx, &res, `PRAGMA quick_check`); err != nil {
+			if classify(err) == classCorrupt {
+				return errors.Join(ErrCorrupt, err)
+			}
+			return fmt.Errorf("%w: %v", ErrConnLost, err)
+		}
+		if len(res) != 1 || res[0] != "ok" {
+			return fmt.Errorf("%w: quick_check: %v", ErrCorrupt, res)
+		}
+		return nil
+	})
+	return err
+}
+
+// RunHealth checks the database every interval until ctx ends.
+func (db *DB) RunHealth(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, every)
+			_ = db.Check(cctx)
+			cancel()
+		}
+	}
+}
+
+// Reopen replaces the connection pools with new ones on the file at Path (the RESET_DB
+// recovery). Operations in flight finish first; operations retrying wait and then use
+// the new handles, so their writes are not lost.
+//
+// The old handles are closed before the new ones open: closing checkpoints the old
+// WAL and removes PATH-wal, which would otherwise be applied on top of a file that
+// replaced the old one.
+func (db *DB) Reopen(ctx context.Context) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	replaced := false
+	if db.h != nil {
+		dev, ino := fileID(db.opts.Path)
+		replaced = dev != db.h.dev || ino != db.h.ino
+		if replaced {
+			// The WAL at PATH-wal belongs to the old file: fold it into the old inode.
+			_, _ = db.h.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+		}
+		_ = db.h.close()
+		db.h = nil
+	}
+	if replaced {
+		if err := moveAsideStale(db.opts.Path); err != nil {
+			return fmt.Errorf("reopen %s: %w", db.opts.Name, err)
+		}
+	}
+	h, err := db.openHandles(ctx)
+	if err != nil {
+		return err
+	}
+	db.h = h
+	db.reopens.Add(1)
+	return nil
+}
+
+// moveAsideStale renames a leftover non-empty WAL of a replaced file (and its index) to
+// PATH-wal.stale-TIME: applying it to the new file would corrupt it, and deleting it
+// could lose the old file's last writes.
+func moveAsideStale(path string) error {
+	st, err := os.Stat(path + "-wal")
+	if err != nil || st.Size() == 0 {
+		return nil
+	}
+	stamp := time.Now().UTC().Format("20060102T150405.000Z")
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Rename(path+suffix, path+suffix+".stale-"+stamp); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// IntegrityCheck runs the full PRAGMA integrity_check.
+func (db *DB) IntegrityCheck(ctx context.Context) error {
+	return db.with(func(h *handles) error {
+		var res []string
+		if err := h.w.SelectContext(ctx, &res, `PRAGMA integrity_check`); err != nil {
+			return wrap(err)
+		}
+		if len(res) != 1 || res[0] != "ok" {
+			return fmt.Errorf("%w: integrity_check: %v", ErrCorrupt, res)
+		}
+		return nil
+	})
+}

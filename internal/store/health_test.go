@@ -1,0 +1,61 @@
+package store
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/remedy-run/remedy/engine"
+)
+
+// The scheduled health check runs on its interval (fake time) and notices a file
+// deleted underneath the pool.
+func TestRunHealthOnSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSink()
+		dir := t.TempDir()
+		db, err := Open(context.Background(), Options{Path: filepath.Join(dir, "remedy.db"), Schema: RemedySchema, Events: s.add})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { db.RunHealth(ctx, 30*time.Second); close(done) }()
+
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		if s.has("DB_CONN_LOST") {
+			t.Fatal("a healthy database was reported lost")
+		}
+		os.Remove(db.Path())
+		time.Sleep(30 * time.Second) // the next check
+		synctest.Wait()
+		if !s.has("DB_CONN_LOST") {
+			t.Fatalf("deleted file not noticed by the scheduled check: %v", s.codes())
+		}
+		cancel()
+		<-done
+	})
+}
+
+func TestOpenDataDirectory(t *testing.T) {
+	dir := t.TempDir()
+	var got []engine.Event
+	d, err := OpenData(context.Background(), dir, func(ev engine.Event) { got = append(got, ev) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, f := range []string{RemedyFile, MetricsFile, ReserveFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if !d.Reserve.Held() {
+		t.Fatal("reserve not held")
+	}
+}

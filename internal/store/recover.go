@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// TableReport says what happened to one table in a recovery.
+type TableReport struct {
+	Table       string
+	Copied      int // rows copied back
+	Quarantined int // rows moved to the quarantine table (unparseable JSON)
+	// Unreadable counts the row ranges that could not be read (the rows in them are
+	// lost from the rebuilt file, but are still in the backup).
+	Unreadable int
+	Errors     []string
+}
+
+// Report is the result of a CLEAN_DATA recovery.
+type Report struct {
+	Backup string // where the damaged file was moved (empty if no rebuild was needed)
+	Tables []TableReport
+}
+
+func (r Report) String() string {
+	var b strings.Builder
+	if r.Backup != "" {
+		fmt.Fprintf(&b, "damaged file kept as %s; ", r.Backup)
+	}
+	var parts []string
+	for _, t := range r.Tables {
+		if t.Copied == 0 && t.Quarantined == 0 && t.Unreadable == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d copied, %d quarantined, %d unreadable ranges", t.Table, t.Copied, t.Quarantined, t.Unreadable))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "nothing to repair")
+	}
+	b.WriteString(strings.Join(parts, "; "))
+	return b.String()
+}
+
+// Clean is the CLEAN_DATA recovery for a database: if the file fails its integrity
+// check it is rebuilt (Rebuild); otherwise rows with unparseable JSON are moved to the
+// quarantine table (QuarantineJSON). Nothing is ever deleted outright.
+func (db *DB) Clean(ctx context.Context) (Report, error) {
+	if err := db.IntegrityCheck(ctx); err != nil {
+		return db.Rebuild(ctx)
+	}
+	return db.QuarantineJSON(ctx)
+}
+
+// Rebuild moves the damaged file (with its WAL) aside as PATH.corrupt-TIME, creates a
+// fresh database at PATH, and copies every row it can read back, table by table; rows
+// whose JSON columns no longer parse go to the quarantine table.
+func (db *DB) Rebuild(ctx context.Context) (Report, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.h != nil {
+		_ = db.h.close()
+		db.h = nil
+	}
+	rep := Report{Backup: db.opts.Path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000Z")}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Rename(db.opts.Path+suffix, rep.Backup+suffix); err != nil && !os.IsNotExist(err) {
+			return rep, fmt.Errorf("rebuild %s: move aside: %w", db.opts.Name, err)
+		}
+	}
+	h, err := db.openHandles(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
+	}
+	db.h = h
+	db.reopens.Add(1)
+	old, err := sqlx.Open("sqlite", "file:"+rep.Backup+"?_pragma=busy_timeout(1000)")
+	if err != nil {
+		return rep, err
+	}
+	defer old.Close()
+	old.SetMaxOpenConns(1)
+	tables, err := userTables(ctx, h.w)
+	if err != nil {
+		return rep, err
+	}
+	for _, t := range tables {
+		rep.Tables = append(rep.Tables, db.salvage(ctx, old, h.w, t))
+	}
+	// The next health check confirms the repair and reports DB_OK.
+	return rep, nil
+}
+
+func userTables(ctx context.Context, w *sqlx.DB) ([]string, error) {
+	var names []string
+	err := w.SelectContext(ctx, &names, `SELECT name FROM sqlite_master WHERE type = 'table'
+		AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' ORDER BY name`)
+	return names, err
+}
+
+func columns(ctx context.Context, w *sqlx.DB, table string) ([]string, error) {
+	var cols []string
+	rows, err := w.QueryxContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		cols = append(cols, c)
+	}
+	return cols, rows.Err()
+}
+
+// salvage copies table t from the damaged database, reading in rowid order in chunks and
+// skipping ahead (by growing steps) past ranges that cannot be read.
+func (db *DB) salvage(ctx context.Context, old, fresh *sqlx.DB, t string) TableReport {
+	tr := TableReport{Table: t}
+	cols, err := columns(ctx, fresh, t)
+	if err != nil || len(cols) == 0 {
+		tr.Errors = append(tr.Errors, fmt.Sprintf("columns: %v", err))
+		return tr
+	}
+	jsonCols := map[int]bool{}
+	for i, c := range cols {
+		for _, jc := range db.opts.Schema.JSON[t] {
+			if c == jc {
+				jsonCols[i] = true
+			}
+		}
+	}
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = `"` + c + `"`
+	}
+	sel := fmt.Sprintf(`SELECT rowid, %s FROM "%s" WHERE rowid > ? ORDER BY rowid LIMIT 256`, strings.Join(quoted, ", "), t)
+	ins := fmt.Sprintf(`INSERT OR IGNORE INTO "%s" (rowid, %s) VALUES (?%s)`, t, strings.Join(quoted, ", "), strings.Repeat(", ?", len(cols)))
+	var maxRow int64
+	_ = old.GetContext(ctx, &maxRow, fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM "%s"`, t))
+
+	last, step, misses := int64(0), int64(1), 0
+	for misses < 48 {
+		got, lastRead, err := db.readChunk(ctx, old, fresh, sel, ins, t, last, cols, jsonCols, &tr)
+		if got > 0 {
+			last, step, misses = lastRead, 1, 0
+			if err == nil {
+				continue
+			}
+		}
+		if err == nil {
+			break // end of table
+		}
+		if len(tr.Errors) < 5 {
+			tr.Errors = append(tr.Errors, fmt.Sprintf("after row %d: %v", last, err))
+		}
+		tr.Unreadable++
+		last += step
+		step *= 2
+		misses++
+		if maxRow > 0 && last > maxRow {
+			break
+		}
+	}
+	return tr
+}
+
+// readChunk copies up to one chunk of rows after rowid `after`; it returns how many it
+// read, the last rowid read, and the error that stopped it (nil at a clean end).
+func (db *DB) readChunk(ctx context.Context, old, fresh *sqlx.DB, sel, ins, t string, after int64, cols []string,
+	jsonCols map[int]bool, tr *TableReport) (int, int64, error) {
+	rows, err := old.QueryContext(ctx, sel, after)
+	if err != nil {
+		return 0, after, err
+	}
+	defer rows.Close()
+	n, last := 0, after
+	for rows.Next() {
+		vals := make([]any, len(cols)+1)
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return n, last, err
+		}
+		rowid, _ := vals[0].(int64)
+		last = rowid
+		n++
+		bad := ""
+		for i := range cols {
+			if jsonCols[i] && !validJSON(vals[i+1]) {
+				bad = "column " + cols[i] + ": invalid JSON"
+			}
+		}
+		if bad != "" {
+			if err := quarantine(ctx, fresh, t, rowid, cols, vals[1:], bad); err != nil {
+				tr.Errors = append(tr.Errors, err.Error())
+			} else {
+				tr.Quarantined++
+			}
+			continue
+		}
+		if _, err := fresh.ExecContext(ctx, ins, vals...); err != nil {
+			tr.Errors = append(tr.Errors, fmt.Sprintf("row %d: %v", rowid, err))
+			continue
+		}
+		tr.Copied++
+	}
+	return n, last, rows.Err()
+}
+
+func validJSON(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return json.Valid([]byte(x))
+	case []byte:
+		return json.Valid(x)
+	}
+	return v == nil
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func quarantine(ctx context.Context, w execer, table string, rowid int64, cols []string, vals []any, reason string) error {
+	row := map[string]any{}
+	for i, c := range cols {
+		switch x := vals[i].(type) {
+		case []byte:
+			row[c] = string(x)
+		default:
+			row[c] = x
+		}
+	}
+	data, _ := json.Marshal(row)
+	_, err := w.ExecContext(ctx, `INSERT INTO quarantine(ts, tbl, row_id, data, reason) VALUES (?, ?, ?, ?, ?)`,
+		time.Now().UnixMilli(), table, rowid, string(data), reason)
+	return err
+}
+
+// QuarantineJSON moves every row whose JSON columns no longer parse into the quarantine
+// table (in one transaction per table), leaving good rows where they are.
+func (db *DB) QuarantineJSON(ctx context.Context) (Report, error) {
+	var rep Report
+	tables := make([]string, 0, len(db.opts.Schema.JSON))
+	for t := range db.opts.Schema.JSON {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		tr := TableReport{Table: t}
+		var conds []string
+		for _, c := range db.opts.Schema.JSON[t] {
+			conds = append(conds, fmt.Sprintf(`json_valid("%s") = 0`, c))
+		}
+		where := strings.Join(conds, " OR ")
+		err := db.WithTx(ctx, func(ctx context.Context, tx *Tx) error {
+			tr.Quarantined = 0
+			rows, err := tx.tx.QueryxContext(ctx, fmt.Sprintf(`SELECT rowid AS rowid__, * FROM "%s" WHERE %s`, t, where))
+			if err != nil {
+				return err
+			}
+			type bad struct {
+				id   int64
+				cols []string
+				vals []any
+			}
+			var bads []bad
+			cols, _ := rows.Columns()
+			for rows.Next() {
+				vals, err := rows.SliceScan()
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				id, _ := vals[0].(int64)
+				bads = append(bads, bad{id, cols[1:], vals[1:]})
+			}
+			rows.Close()
+			for _, b := range bads {
+				if err := quarantine(ctx, tx.tx, t, b.id, b.cols, b.vals, "invalid JSON"); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM "%s" WHERE rowid = ?`, t), b.id); err != nil {
+					return err
+				}
+				tr.Quarantined++
+			}
+			return nil
+		})
+		if err != nil {
+			tr.Errors = append(tr.Errors, err.Error())
+		}
+		rep.Tables = append(rep.Tables, tr)
+	}
+	return rep, nil
+}

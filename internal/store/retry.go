@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Retry is how operations wait out a locked database.
+type Retry struct {
+	Initial, Max time.Duration // first and largest delay between tries
+	// Budget is how long an operation may keep retrying when the caller's context has no
+	// deadline.
+	Budget time.Duration
+}
+
+// DefaultRetry waits 5 ms, doubling to 250 ms, for up to 10 s.
+var DefaultRetry = Retry{Initial: 5 * time.Millisecond, Max: 250 * time.Millisecond, Budget: 10 * time.Second}
+
+// retry runs op until it succeeds, fails with an error that is not transient, or the
+// deadline (the caller's, or the budget) passes. It reports the first wait as DB_BUSY and
+// a give-up as DB_RETRY_EXHAUSTED; a statement cut off by the deadline without any lock
+// wait is DB_TIMEOUT.
+func (db *DB) retry(ctx context.Context, what string, op func(ctx context.Context) error) error {
+	if _, ok := ctx.Deadline(); !ok && db.opts.Retry.Budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, db.opts.Retry.Budget)
+		defer cancel()
+	}
+	delay := db.opts.Retry.Initial
+	tries := 0
+	freed := false
+	var last error
+	for {
+		tries++
+		err := op(ctx)
+		if err == nil {
+			return nil
+		}
+		c := classify(err)
+		switch c {
+		case classBusy, classTransient:
+			last = err
+			if tries == 1 {
+				db.emit("DB_BUSY", fmt.Sprintf("%s: %v", what, err))
+			}
+		case classDeadline:
+			if last != nil {
+				db.emit("DB_RETRY_EXHAUSTED", fmt.Sprintf("%s: gave up after %d tries: %v", what, tries, last))
+				return fmt.Errorf("%s: gave up after %d tries: %w", what, tries, last)
+			}
+			db.emit("DB_TIMEOUT", fmt.Sprintf("%s: %v", what, err))
+			return err
+		case classFull:
+			db.noteFailure(err)
+			// Events, alerts and queue items may use the space the reserve frees; once.
+			if !freed && db.opts.OnFull != nil && db.opts.OnFull() {
+				freed = true
+				continue
+			}
+			return wrap(err)
+		default:
+			db.noteFailure(err)
+			return wrap(err)
+		}
+		// Equal jitter: at least half the delay, so waiters spread but keep backing off.
+		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			db.emit("DB_RETRY_EXHAUSTED", fmt.Sprintf("%s: gave up after %d tries: %v", what, tries, last))
+			return fmt.Errorf("%s: gave up after %d tries: %w", what, tries, last)
+		case <-t.C:
+		}
+		delay = min(delay*2, db.opts.Retry.Max)
+	}
+}
