@@ -1,5 +1,6 @@
-// Package actions declares what a recovery action is, the catalogue of built-in actions
-// with their parameters, and the registry the executor looks actions up in.
+// Package actions runs recovery actions: the Action interface, the registry, the
+// executor, and the built-in actions. (Which actions exist and what parameters they take
+// is part of the policy language: policies.ActionSpecs.)
 //
 // Retries are not done here: an action runs one attempt and reports the outcome; the
 // engine decides whether and when to try again.
@@ -10,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/remedy-run/remedy/policies"
 )
 
 // Params are an action's parameters after the policy's templates have been rendered.
@@ -40,7 +43,7 @@ func NewRegistry() *Registry { return &Registry{actions: map[string]Action{}} }
 
 // Register adds an action under name. The name must be in the catalogue and not yet taken.
 func (r *Registry) Register(name string, a Action) error {
-	if _, ok := LookupSpec(name); !ok {
+	if _, ok := policies.LookupAction(name); !ok {
 		return fmt.Errorf("register %q: %w", name, ErrUnknownAction)
 	}
 	if _, dup := r.actions[name]; dup {

@@ -29,19 +29,3 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("Get of an unregistered action: %v", err)
 	}
 }
-
-func TestSpecChecks(t *testing.T) {
-	s, _ := LookupSpec("WEBHOOK")
-	url, _ := s.Param("url")
-	if url.Check("https://hooks.example.invalid/x") != nil || url.Check("ftp://x") == nil {
-		t.Fatal("url check")
-	}
-	r, _ := LookupSpec("RESTART_SERVICE")
-	grace, _ := r.Param("grace")
-	if grace.Check("10s") != nil || grace.Check("-1s") == nil || grace.Check("soon") == nil {
-		t.Fatal("duration check")
-	}
-	if len(Specs()) != 9 {
-		t.Fatalf("%d built-in actions", len(Specs()))
-	}
-}

@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/remedy-run/remedy/actions"
 )
 
 // TestPoliciesDocCoversCatalogue keeps POLICIES.md true: every event code, metric,
@@ -24,7 +22,7 @@ func TestPoliciesDocCoversCatalogue(t *testing.T) {
 	for _, m := range Metrics {
 		want = append(want, "`"+m.Name+"`")
 	}
-	for _, s := range actions.Specs() {
+	for _, s := range ActionSpecs() {
 		want = append(want, "`"+s.Name+"`")
 		for _, p := range s.Params {
 			want = append(want, "`"+p.Name+"`")

@@ -196,3 +196,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestActionSpecChecks(t *testing.T) {
+	s, _ := LookupAction("WEBHOOK")
+	url, _ := s.Param("url")
+	if url.Check("https://hooks.example.invalid/x") != nil || url.Check("ftp://x") == nil {
+		t.Fatal("url check")
+	}
+	r, _ := LookupAction("RESTART_SERVICE")
+	grace, _ := r.Param("grace")
+	if grace.Check("10s") != nil || grace.Check("-1s") == nil || grace.Check("soon") == nil {
+		t.Fatal("duration check")
+	}
+	if len(ActionSpecs()) != 9 {
+		t.Fatalf("%d built-in actions", len(ActionSpecs()))
+	}
+	_, err := ParseFiles([]string{"e.yaml"}, map[string][]byte{"e.yaml": []byte(
+		"policies:\n  - name: e\n    on: [SERVICE_DOWN]\n    actions:\n      - do: EXEC\n        with: {command: 'restart {{ .labels.service }}'}\n")})
+	if err == nil || !strings.Contains(err.Error(), "e.yaml:6:16: policy \"e\": actions[0].with.command: must be written out in the policy file") {
+		t.Fatalf("EXEC template: %v", err)
+	}
+}

@@ -10,7 +10,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/remedy-run/remedy/actions"
 	"github.com/remedy-run/remedy/conditions"
 )
 
@@ -281,7 +280,7 @@ func (d *decoder) steps(n *yaml.Node) []Step {
 			d.errorf(item, "%s: missing do: (the action name)", what)
 			continue
 		}
-		spec, ok := actions.LookupSpec(s.Do)
+		spec, ok := LookupAction(s.Do)
 		if !ok {
 			d.errorf(seen["do"], "%s: unknown action %q (known: %s)", what, s.Do, actionNames())
 			continue
@@ -294,13 +293,13 @@ func (d *decoder) steps(n *yaml.Node) []Step {
 
 func actionNames() string {
 	var names []string
-	for _, s := range actions.Specs() {
+	for _, s := range ActionSpecs() {
 		names = append(names, s.Name)
 	}
 	return strings.Join(names, ", ")
 }
 
-func (d *decoder) actionParams(spec actions.Spec, with map[string]string, withNode, stepNode *yaml.Node, what string) map[string]*template.Template {
+func (d *decoder) actionParams(spec ActionSpec, with map[string]string, withNode, stepNode *yaml.Node, what string) map[string]*template.Template {
 	tmpls := map[string]*template.Template{}
 	nodes := map[string]*yaml.Node{}
 	if withNode != nil && withNode.Kind == yaml.MappingNode {
@@ -319,6 +318,10 @@ func (d *decoder) actionParams(spec actions.Spec, with map[string]string, withNo
 			continue
 		}
 		if strings.Contains(val, "{{") {
+			if ps.Literal {
+				d.errorf(nodes[name], "%s.with.%s: must be written out in the policy file; templates could put event data into it", what, name)
+				continue
+			}
 			t, err := newTemplate(name, val)
 			if err != nil {
 				d.errorf(nodes[name], "%s.with.%s: %v", what, name, err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/remedy-run/remedy/actions"
 	"github.com/remedy-run/remedy/policies"
 )
 
@@ -26,7 +25,7 @@ func runCodes(ctx context.Context, args []string, env *cliEnv) int {
 		fmt.Fprintf(w, "%s\t%s\t\t%s\n", m.Name, m.Unit, m.Description)
 	}
 	fmt.Fprintln(w, "\nACTION\tPARAMETERS\t\tWHAT IT DOES")
-	for _, s := range actions.Specs() {
+	for _, s := range policies.ActionSpecs() {
 		fmt.Fprintf(w, "%s\t%s\t\t%s\n", s.Name, s.ParamNames(), s.Description)
 	}
 	fmt.Fprintln(w, "\nFUNCTION\t\t\tRETURNS")

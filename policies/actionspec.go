@@ -1,4 +1,4 @@
-package actions
+package policies
 
 import (
 	"fmt"
@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// Spec describes an action and the parameters a policy may give it. Policies are
-// validated against specs at load time, so a typo fails `remedy check`, not a 3 a.m.
-// recovery.
-type Spec struct {
+// ActionSpec describes a built-in action and the parameters a policy may give it.
+// Policies are validated against specs at load time, so a typo fails `remedy check`, not
+// a 3 a.m. recovery. The implementations live in package actions.
+type ActionSpec struct {
 	Name        string
 	Description string
 	// Target names the parameter that identifies what the action works on; the executor
@@ -29,10 +29,13 @@ type ParamSpec struct {
 	// Check validates a literal value (values that contain templates are checked only
 	// for template syntax, since they are known only when the action runs).
 	Check func(string) error
+	// Literal forbids templates: the value must be written in the policy file, so event
+	// data can never become part of it (EXEC's command).
+	Literal bool
 }
 
 // Param returns the parameter spec with the given name.
-func (s Spec) Param(name string) (ParamSpec, bool) {
+func (s ActionSpec) Param(name string) (ParamSpec, bool) {
 	for _, p := range s.Params {
 		if p.Name == name {
 			return p, true
@@ -42,7 +45,7 @@ func (s Spec) Param(name string) (ParamSpec, bool) {
 }
 
 // ParamNames lists the parameter names, for error messages.
-func (s Spec) ParamNames() string {
+func (s ActionSpec) ParamNames() string {
 	names := make([]string, len(s.Params))
 	for i, p := range s.Params {
 		names[i] = p.Name
@@ -95,7 +98,7 @@ func isPositiveInt(v string) error {
 	return nil
 }
 
-var builtins = []Spec{
+var builtinActions = []ActionSpec{
 	{Name: "RECONNECT_WA", Description: "Close and reopen the WhatsApp connection (one attempt).", Target: "",
 		Params: []ParamSpec{{Name: "wait", Description: "how long to wait for Connected before the attempt fails", Check: isDuration}}},
 	{Name: "RESET_DB", Description: "Close and reopen a database's connection pool.", Target: "db",
@@ -129,25 +132,25 @@ var builtins = []Spec{
 		}},
 	{Name: "EXEC", Description: "Run a command written in the policy file, in its own process group, with a timeout.", Target: "command",
 		Params: []ParamSpec{
-			{Name: "command", Required: true, Description: "program and arguments, split on spaces unless shell is true"},
+			{Name: "command", Required: true, Literal: true, Description: "program and arguments (quotes group words), or a shell line if shell is true; no templates"},
 			{Name: "shell", Description: "run through /bin/sh -c", Check: isBool},
 			{Name: "max_output", Description: "bytes of output kept in the audit", Check: isPositiveInt},
 		}},
 }
 
-// Specs returns the catalogue of built-in actions, sorted by name.
-func Specs() []Spec {
-	out := append([]Spec(nil), builtins...)
+// ActionSpecs returns the catalogue of built-in actions, sorted by name.
+func ActionSpecs() []ActionSpec {
+	out := append([]ActionSpec(nil), builtinActions...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// LookupSpec finds a built-in action's spec.
-func LookupSpec(name string) (Spec, bool) {
-	for _, s := range builtins {
+// LookupAction finds a built-in action's spec.
+func LookupAction(name string) (ActionSpec, bool) {
+	for _, s := range builtinActions {
 		if s.Name == name {
 			return s, true
 		}
 	}
-	return Spec{}, false
+	return ActionSpec{}, false
 }

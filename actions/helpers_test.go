@@ -1,0 +1,19 @@
+package actions
+
+import (
+	"os"
+	"testing"
+
+	"github.com/remedy-run/remedy/policies"
+)
+
+func loadSet(t testing.TB, src string) *policies.Set {
+	t.Helper()
+	set, err := policies.ParseFiles([]string{"test.yaml"}, map[string][]byte{"test.yaml": []byte(src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
