@@ -81,8 +81,8 @@ func isZombie(pid int) bool {
 
 func TestSplitWords(t *testing.T) {
 	for in, want := range map[string]string{
-		`a b  c`:             "a|b|c",
-		`a "b c" 'd e'`:      "a|b c|d e",
+		`a b  c`:            "a|b|c",
+		`a "b c" 'd e'`:     "a|b c|d e",
 		`a\ b "x\"y" 'q\r'`: `a b|x"y|q\r`,
 	} {
 		got, err := splitWords(in)

@@ -1,0 +1,165 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ProcessConfig declares an external process to supervise, for example an existing
+// Node.js bot.
+type ProcessConfig struct {
+	Name      string
+	Command   []string // program and arguments; no shell
+	Dir       string
+	Env       []string // added to remedy's environment
+	HealthURL string   // optional: GET must answer 2xx
+	Grace     time.Duration
+	Lines     int // output lines kept (default 200)
+}
+
+// Process is a supervised child process, in its own process group so that stopping it
+// stops everything it started.
+type Process struct {
+	cfg    ProcessConfig
+	out    *Ring
+	client *http.Client
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the current run exits
+	stopping bool
+	exitCode int
+	exitErr  error
+	started  time.Time
+	onExit   func(code int, err error)
+}
+
+// NewProcess returns a process service; it does not start it.
+func NewProcess(cfg ProcessConfig) *Process {
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	return &Process{cfg: cfg, out: NewRing(cfg.Lines), client: &http.Client{}}
+}
+
+// Name is the service's name.
+func (p *Process) Name() string { return p.cfg.Name }
+
+// Output is the kept output.
+func (p *Process) Output() []string { return p.out.Lines() }
+
+func (p *Process) setOnExit(f func(code int, err error)) { p.onExit = f }
+
+// Start starts the process. Its lifetime does not depend on ctx.
+func (p *Process) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		return fmt.Errorf("%s: already running (pid %d)", p.cfg.Name, p.cmd.Process.Pid)
+	}
+	if len(p.cfg.Command) == 0 {
+		return fmt.Errorf("%s: no command", p.cfg.Name)
+	}
+	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
+	cmd.Dir = p.cfg.Dir
+	cmd.Env = append(os.Environ(), p.cfg.Env...)
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s: %w", p.cfg.Name, err)
+	}
+	done := make(chan struct{})
+	p.cmd, p.done, p.stopping, p.started = cmd, done, false, time.Now()
+	go p.wait(cmd, done)
+	return nil
+}
+
+func (p *Process) wait(cmd *exec.Cmd, done chan struct{}) {
+	err := cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	p.mu.Lock()
+	stopping := p.stopping
+	p.cmd, p.exitCode, p.exitErr = nil, code, err
+	onExit := p.onExit
+	p.mu.Unlock()
+	close(done)
+	if !stopping && onExit != nil {
+		onExit(code, err)
+	}
+}
+
+// Stop sends SIGTERM to the process group, and SIGKILL if it has not exited after grace
+// (the configured grace if zero). A deliberate stop is not reported as a crash.
+func (p *Process) Stop(ctx context.Context, grace time.Duration) error {
+	if grace <= 0 {
+		grace = p.cfg.Grace
+	}
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	if cmd == nil {
+		p.mu.Unlock()
+		return nil
+	}
+	p.stopping = true
+	pgid := cmd.Process.Pid
+	p.mu.Unlock()
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: did not exit after SIGKILL: %w", p.cfg.Name, ctx.Err())
+	}
+}
+
+// Health reports whether the process runs and, with a health URL, answers 2xx.
+func (p *Process) Health(ctx context.Context) error {
+	p.mu.Lock()
+	running := p.cmd != nil
+	p.mu.Unlock()
+	if !running {
+		return errors.New("not running")
+	}
+	if p.cfg.HealthURL == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.HealthURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("health check answered %s", resp.Status)
+	}
+	return nil
+}
+
+// PID is the running process's id (0 when stopped).
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}

@@ -1,0 +1,249 @@
+// Package service supervises remedy's services: in-process ones (workers, the WhatsApp
+// connection, the sampler, the web server) and external processes from the
+// configuration. It reports crashes and health as events and restarts a service when a
+// policy says so; it never restarts anything on its own.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/remedy-run/remedy/engine"
+)
+
+// Service is something the supervisor can start, stop and probe.
+type Service interface {
+	Name() string
+	Start(ctx context.Context) error
+	// Stop stops gracefully and forcibly after grace (0: the service's default).
+	Stop(ctx context.Context, grace time.Duration) error
+	Health(ctx context.Context) error
+	Output() []string
+	setOnExit(func(code int, err error))
+}
+
+var (
+	_ Service = (*Process)(nil)
+	_ Service = (*Func)(nil)
+)
+
+// Status describes a service for the dashboard.
+type Status struct {
+	Name     string
+	Up       bool
+	Since    time.Time
+	Restarts int
+	LastExit string
+	Output   []string
+}
+
+type entry struct {
+	svc       Service
+	up        bool
+	since     time.Time
+	restarts  int
+	lastExit  string
+	unhealthy int // consecutive failed health checks
+}
+
+// Supervisor owns the services. It is safe for concurrent use.
+type Supervisor struct {
+	mu     sync.Mutex
+	svcs   map[string]*entry
+	events func(engine.Event)
+	log    *slog.Logger
+	// HealthFailures is how many consecutive failed checks make a running service down.
+	HealthFailures int
+}
+
+// NewSupervisor returns a supervisor reporting to events (which must not block).
+func NewSupervisor(events func(engine.Event), log *slog.Logger) *Supervisor {
+	if events == nil {
+		events = func(engine.Event) {}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Supervisor{svcs: map[string]*entry{}, events: events, log: log, HealthFailures: 3}
+}
+
+// Add registers a service. Names are unique.
+func (s *Supervisor) Add(svc Service) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.svcs[svc.Name()]; dup {
+		return fmt.Errorf("service %q added twice", svc.Name())
+	}
+	e := &entry{svc: svc}
+	s.svcs[svc.Name()] = e
+	svc.setOnExit(func(code int, err error) { s.exited(e, code, err) })
+	return nil
+}
+
+func (s *Supervisor) exited(e *entry, code int, err error) {
+	s.mu.Lock()
+	e.up, e.since = false, time.Now()
+	e.lastExit = fmt.Sprintf("exit code %d", code)
+	if err != nil {
+		e.lastExit = firstLine(err.Error())
+	}
+	name, exit := e.svc.Name(), e.lastExit
+	s.mu.Unlock()
+	s.log.Warn("service exited", "service", name, "exit", exit)
+	s.emit("SERVICE_DOWN", name, exit, map[string]string{"exit_code": strconv.Itoa(code), "reason": "exited"})
+}
+
+func (s *Supervisor) emit(code, name, msg string, extra map[string]string) {
+	labels := map[string]string{"service": name}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	s.events(engine.Event{Time: time.Now(), Code: code, Source: "service", Labels: labels, Message: msg})
+}
+
+// Start starts one service and reports SERVICE_UP.
+func (s *Supervisor) Start(ctx context.Context, name string) error {
+	e, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	if err := e.svc.Start(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	e.up, e.since, e.unhealthy = true, time.Now(), 0
+	s.mu.Unlock()
+	s.emit("SERVICE_UP", name, "started", nil)
+	return nil
+}
+
+// StartAll starts every service, in name order.
+func (s *Supervisor) StartAll(ctx context.Context) error {
+	var errs []error
+	for _, n := range s.names() {
+		errs = append(errs, s.Start(ctx, n))
+	}
+	return errors.Join(errs...)
+}
+
+// StopAll stops every service, in reverse name order, each within grace.
+func (s *Supervisor) StopAll(ctx context.Context, grace time.Duration) error {
+	names := s.names()
+	var errs []error
+	for i := len(names) - 1; i >= 0; i-- {
+		e, _ := s.get(names[i])
+		errs = append(errs, e.svc.Stop(ctx, grace))
+		s.mu.Lock()
+		e.up = false
+		s.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Restart stops a service gracefully (forcibly after grace) and starts it again: the
+// RESTART_SERVICE recovery.
+func (s *Supervisor) Restart(ctx context.Context, name string, grace time.Duration) error {
+	e, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	if err := e.svc.Stop(ctx, grace); err != nil {
+		s.log.Warn("service did not stop cleanly", "service", name, "error", err)
+	}
+	s.mu.Lock()
+	e.restarts++
+	s.mu.Unlock()
+	return s.Start(ctx, name)
+}
+
+// CheckHealth probes every running service once; after HealthFailures consecutive
+// failures a service is reported SERVICE_DOWN (reason unhealthy), and SERVICE_UP again
+// when it recovers.
+func (s *Supervisor) CheckHealth(ctx context.Context) {
+	for _, n := range s.names() {
+		e, _ := s.get(n)
+		err := e.svc.Health(ctx)
+		s.mu.Lock()
+		wasDown := e.unhealthy >= s.HealthFailures
+		if err != nil {
+			e.unhealthy++
+		} else {
+			e.unhealthy = 0
+		}
+		nowDown := e.unhealthy == s.HealthFailures
+		up := e.up
+		s.mu.Unlock()
+		switch {
+		case up && nowDown:
+			s.emit("SERVICE_DOWN", n, err.Error(), map[string]string{"reason": "unhealthy"})
+		case up && wasDown && err == nil:
+			s.emit("SERVICE_UP", n, "healthy again", nil)
+		}
+	}
+}
+
+// RunHealth checks health every interval until ctx ends.
+func (s *Supervisor) RunHealth(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, every)
+			s.CheckHealth(cctx)
+			cancel()
+		}
+	}
+}
+
+// Status describes every service.
+func (s *Supervisor) Status() []Status {
+	var out []Status
+	for _, n := range s.names() {
+		e, _ := s.get(n)
+		s.mu.Lock()
+		st := Status{Name: n, Up: e.up, Since: e.since, Restarts: e.restarts, LastExit: e.lastExit}
+		s.mu.Unlock()
+		st.Output = e.svc.Output()
+		out = append(out, st)
+	}
+	return out
+}
+
+func (s *Supervisor) get(name string) (*entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.svcs[name]
+	if !ok {
+		return nil, fmt.Errorf("no service named %q", name)
+	}
+	return e, nil
+}
+
+func (s *Supervisor) names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.svcs))
+	for n := range s.svcs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
