@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -318,4 +319,37 @@ func TestTargetKey(t *testing.T) {
 		}
 	}
 	_ = fmt.Sprint
+}
+
+type flow struct {
+	name, scope string
+	last        time.Time
+	state       string
+}
+
+func (f *flow) Name() string            { return f.name }
+func (f *flow) Scope() string           { return f.scope }
+func (f *flow) LastProgress() time.Time { return f.last }
+func (f *flow) Reset() string           { b := f.state; f.state = "start"; return b }
+
+func TestMachinesResetOnlyStaleOnes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewMachines()
+		stale := &flow{name: "pairing", scope: "sessions", last: time.Now().Add(-2 * time.Hour), state: "waiting_qr"}
+		live := &flow{name: "order", scope: "sessions", last: time.Now(), state: "paying"}
+		m.Add(stale)
+		m.Add(live)
+		results := make(chan engine.Event, 1)
+		a := &audit{}
+		x := NewExecutor(ExecutorOptions{Registry: Builtins(Deps{State: []StateResetter{m}}), Audit: a,
+			Results: func(ev engine.Event) { results <- ev }})
+		ev := runOne(t, x, results, decision(1, "RESET_STATE", Params{"scope": "sessions", "ttl": "1h"}, time.Minute))
+		x.Wait(context.Background())
+		if ev.Code != engine.CodeActionSucceeded || stale.state != "start" || live.state != "paying" {
+			t.Fatalf("%v: stale %s, live %s", ev, stale.state, live.state)
+		}
+		if out := a.all()[0].Output; !strings.Contains(out, "reset pairing") || !strings.Contains(out, "was waiting_qr") {
+			t.Fatalf("before-image not in the audit: %q", out)
+		}
+	})
 }

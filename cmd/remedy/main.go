@@ -41,6 +41,7 @@ func commands() []command {
 		{"test", "run policy test files offline against scripted inputs", runTest},
 		{"replay", "feed recorded events and samples through policies, with no side effects", runReplay},
 		{"codes", "list event codes, metrics, functions and actions", runCodes},
+		{"deadletter", "list or replay the items taken out of their queues", runDeadletter},
 	}
 }
 

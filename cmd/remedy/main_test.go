@@ -244,3 +244,32 @@ func TestReplayFromDataDirectory(t *testing.T) {
 		t.Fatal("a missing database is not bad input")
 	}
 }
+
+func TestDeadletterCommand(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	d, err := store.OpenData(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Main.Exec(ctx, `INSERT INTO dead_letters(queue, item_id, payload, reason, attempts, enqueued, dead_at) VALUES
+		('inbound', 1, '{"text":"hi"}', 'failed 5 times: timeout', 5, 1, 2), ('outbound', 2, '"reply"', 'cleared', 1, 1, 2)`)
+	d.Close()
+	code, out, _ := run(t, "", "deadletter", "list", "--data", dir, "--queue", "inbound")
+	if code != exitOK || !strings.Contains(out, "failed 5 times: timeout") || strings.Contains(out, "outbound") || !strings.Contains(out, "1 dead letter(s)") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "", "deadletter", "replay", "--data", dir, "1")
+	if code != exitOK || !strings.Contains(out, "replayed 1 item(s)") {
+		t.Fatalf("replay: %d\n%s", code, out)
+	}
+	if code, out, _ := run(t, "", "deadletter", "list", "--data", dir); code != exitOK || !strings.Contains(out, "1 dead letter(s)") {
+		t.Fatalf("pending after replay: %s", out)
+	}
+	if code, _, _ := run(t, "", "deadletter", "replay", "--data", dir, "1"); code != exitFailed {
+		t.Fatal("replaying an already replayed letter succeeded")
+	}
+	if code, _, _ := run(t, "", "deadletter", "frob"); code != exitBadInput {
+		t.Fatal("bad verb")
+	}
+}

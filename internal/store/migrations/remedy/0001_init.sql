@@ -85,8 +85,10 @@ CREATE TABLE silences (
   created  INTEGER NOT NULL
 );
 
+-- AUTOINCREMENT: an item id is never reused, so handlers can use it as an idempotency
+-- key and dead letters can name the item they came from.
 CREATE TABLE queue_items (
-  id           INTEGER PRIMARY KEY,
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
   queue        TEXT    NOT NULL,
   payload      TEXT    NOT NULL DEFAULT '{}',
   state        TEXT    NOT NULL DEFAULT 'ready', -- ready | working
@@ -99,7 +101,7 @@ CREATE TABLE queue_items (
 CREATE INDEX queue_items_next ON queue_items(queue, state, available_at, id);
 
 CREATE TABLE dead_letters (
-  id       INTEGER PRIMARY KEY,
+  id       INTEGER PRIMARY KEY AUTOINCREMENT,
   queue    TEXT    NOT NULL,
   item_id  INTEGER NOT NULL,
   payload  TEXT    NOT NULL DEFAULT '{}',

@@ -1,0 +1,368 @@
+// Package queue provides durable, bounded queues in SQLite (remedy.db's queue_items)
+// with a worker pool, per-item attempts and timeouts, panic recovery, a dead-letter
+// table, and a watchdog that reports a stuck or nearly full queue. Nothing is deleted
+// except items that were processed: failures and cleared items go to dead_letters, from
+// where they can be replayed.
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/store"
+)
+
+// ErrFull is returned by Enqueue when the queue holds Capacity items.
+var ErrFull = errors.New("queue full")
+
+// Item is one queued payload.
+type Item struct {
+	ID       int64
+	Queue    string
+	Payload  json.RawMessage
+	Attempts int // including the current one
+	Enqueued time.Time
+}
+
+// Handler processes an item. It must honour ctx (the per-item timeout). Effects outside
+// remedy.db are at-least-once: use Item.ID to make them idempotent.
+type Handler func(ctx context.Context, it Item) error
+
+// Options configure a queue.
+type Options struct {
+	Name        string
+	Capacity    int           // default 10,000
+	Workers     int           // default 4
+	ItemTimeout time.Duration // default 30 s
+	MaxAttempts int           // default 5; then the item is dead-lettered
+	RetryDelay  time.Duration // first retry delay, doubling (default 1 s, at most 5 min)
+	StuckAfter  time.Duration // the oldest item not moving this long is stuck (default 2 min)
+	Handler     Handler
+	// Complete, if set, runs in the transaction that removes a processed item: effects
+	// written there happen exactly once, even across a kill -9.
+	Complete func(ctx context.Context, tx *store.Tx, it Item) error
+	Events   func(engine.Event) // QUEUE_*, HANDLER_* events; must not block
+	Logger   *slog.Logger
+}
+
+// Queue is one durable queue. Open it, then Run it; it is safe for concurrent use.
+type Queue struct {
+	db   *store.DB
+	opts Options
+
+	notify  chan struct{}
+	restart chan struct{}
+
+	processed, failed atomic.Int64
+	lastProgress      atomic.Int64 // unix nanos
+	stuck, full       atomic.Bool
+}
+
+// Open prepares a queue on db. Items that were being processed when remedy stopped
+// (killed, crashed) become ready again: their handler did not complete.
+func Open(ctx context.Context, db *store.DB, opts Options) (*Queue, error) {
+	if opts.Capacity <= 0 {
+		opts.Capacity = 10_000
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.ItemTimeout <= 0 {
+		opts.ItemTimeout = 30 * time.Second
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 5
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = time.Second
+	}
+	if opts.StuckAfter <= 0 {
+		opts.StuckAfter = 2 * time.Minute
+	}
+	if opts.Events == nil {
+		opts.Events = func(engine.Event) {}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Handler == nil {
+		return nil, fmt.Errorf("queue %s: no handler", opts.Name)
+	}
+	q := &Queue{db: db, opts: opts, notify: make(chan struct{}, 1), restart: make(chan struct{}, 1)}
+	if _, err := db.Exec(ctx, `UPDATE queue_items SET state = 'ready', updated = ? WHERE queue = ? AND state = 'working'`,
+		time.Now().UnixMilli(), opts.Name); err != nil {
+		return nil, fmt.Errorf("queue %s: recover in-flight items: %w", opts.Name, err)
+	}
+	q.lastProgress.Store(time.Now().UnixNano())
+	return q, nil
+}
+
+// Name is the queue's name.
+func (q *Queue) Name() string { return q.opts.Name }
+
+func (q *Queue) emit(code, msg string, value float64) {
+	q.opts.Events(engine.Event{Time: time.Now(), Code: code, Source: "queue",
+		Labels: map[string]string{"queue": q.opts.Name}, Message: msg, Value: value})
+}
+
+// Enqueue stores a payload (any JSON-encodable value, or json.RawMessage) and wakes a
+// worker. It fails with ErrFull at capacity, so the caller can keep the item elsewhere.
+func (q *Queue) Enqueue(ctx context.Context, payload any) (int64, error) {
+	raw, ok := payload.(json.RawMessage)
+	if !ok {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return 0, fmt.Errorf("queue %s: %w", q.opts.Name, err)
+		}
+		raw = b
+	}
+	var id int64
+	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		var depth int
+		if err := tx.Get(ctx, &depth, `SELECT count(*) FROM queue_items WHERE queue = ?`, q.opts.Name); err != nil {
+			return err
+		}
+		if depth >= q.opts.Capacity {
+			return ErrFull
+		}
+		now := time.Now().UnixMilli()
+		res, err := tx.Exec(ctx, `INSERT INTO queue_items(queue, payload, enqueued, updated) VALUES (?, ?, ?, ?)`,
+			q.opts.Name, string(raw), now, now)
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	if errors.Is(err, ErrFull) {
+		q.reportFull(1)
+		return 0, fmt.Errorf("queue %s: %w (%d items)", q.opts.Name, ErrFull, q.opts.Capacity)
+	}
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+	return id, nil
+}
+
+func (q *Queue) reportFull(fill float64) {
+	if q.full.CompareAndSwap(false, true) {
+		q.emit("QUEUE_FULL", fmt.Sprintf("%.0f%% of %d", fill*100, q.opts.Capacity), fill)
+	}
+}
+
+// Run runs the workers until ctx ends. Clear restarts them.
+func (q *Queue) Run(ctx context.Context) {
+	for {
+		wctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for i := 0; i < q.opts.Workers; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); q.work(wctx) }()
+		}
+		select {
+		case <-ctx.Done():
+			cancel()
+			wg.Wait()
+			return
+		case <-q.restart:
+			cancel()
+			// A handler that ignores its context keeps its goroutine; the worker
+			// around it has already moved on (see process), so this wait is short.
+			wg.Wait()
+			q.opts.Logger.Info("queue workers restarted", "queue", q.opts.Name)
+		}
+	}
+}
+
+func (q *Queue) work(ctx context.Context) {
+	idle := time.NewTimer(0)
+	defer idle.Stop()
+	for ctx.Err() == nil {
+		it, ok, err := q.claim(ctx)
+		if err != nil && ctx.Err() == nil {
+			q.opts.Logger.Error("queue claim", "queue", q.opts.Name, "error", err)
+		}
+		if ok {
+			q.process(ctx, it)
+			continue
+		}
+		// Nothing ready: wait for an enqueue, or poll (items waiting for a retry).
+		idle.Reset(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.notify:
+		case <-idle.C:
+		}
+	}
+}
+
+// claim takes the next ready item and marks it working, in one transaction.
+func (q *Queue) claim(ctx context.Context) (Item, bool, error) {
+	var it Item
+	found := false
+	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		var row struct {
+			ID       int64  `db:"id"`
+			Payload  string `db:"payload"`
+			Attempts int    `db:"attempts"`
+			Enqueued int64  `db:"enqueued"`
+		}
+		now := time.Now().UnixMilli()
+		err := tx.Get(ctx, &row, `UPDATE queue_items SET state = 'working', attempts = attempts + 1, updated = ?
+			WHERE id = (SELECT id FROM queue_items WHERE queue = ? AND state = 'ready' AND available_at <= ? ORDER BY id LIMIT 1)
+			RETURNING id, payload, attempts, enqueued`, now, q.opts.Name, now)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		it = Item{ID: row.ID, Queue: q.opts.Name, Payload: json.RawMessage(row.Payload), Attempts: row.Attempts,
+			Enqueued: time.UnixMilli(row.Enqueued)}
+		return nil
+	})
+	return it, found, err
+}
+
+// process runs the handler with the per-item timeout and panic recovery. A handler that
+// does not return by the timeout is abandoned: its item stays "working" until the
+// watchdog reports the queue stuck and CLEAR_QUEUE dead-letters it.
+func (q *Queue) process(ctx context.Context, it Item) {
+	hctx, cancel := context.WithTimeout(ctx, q.opts.ItemTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				stack := string(debug.Stack())
+				q.emit("HANDLER_PANIC", fmt.Sprintf("item %d: panic: %v", it.ID, p), 0)
+				q.auditPanic(it, p, stack)
+				done <- fmt.Errorf("panic: %v", p)
+			}
+		}()
+		done <- q.opts.Handler(hctx, it)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-hctx.Done():
+		select {
+		case err = <-done: // it did return, just in time
+		case <-time.After(time.Second):
+			q.opts.Logger.Warn("handler abandoned", "queue", q.opts.Name, "item", it.ID, "timeout", q.opts.ItemTimeout)
+			return
+		}
+	}
+	// The outcome is recorded even if the workers are being restarted.
+	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer ocancel()
+	if err == nil {
+		q.complete(octx, it)
+		return
+	}
+	q.failed.Add(1)
+	q.emit("HANDLER_ERROR", fmt.Sprintf("item %d attempt %d: %v", it.ID, it.Attempts, err), 0)
+	q.retryOrDeadLetter(octx, it, err)
+}
+
+func (q *Queue) complete(ctx context.Context, it Item) {
+	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM queue_items WHERE id = ? AND state = 'working'`, it.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // cleared to the dead-letter table meanwhile: it stays there
+		}
+		if q.opts.Complete != nil {
+			return q.opts.Complete(ctx, tx, it)
+		}
+		return nil
+	})
+	if err != nil {
+		q.opts.Logger.Error("queue complete", "queue", q.opts.Name, "item", it.ID, "error", err)
+		return
+	}
+	q.processed.Add(1)
+	q.lastProgress.Store(time.Now().UnixNano())
+}
+
+func (q *Queue) retryOrDeadLetter(ctx context.Context, it Item, cause error) {
+	if it.Attempts >= q.opts.MaxAttempts {
+		err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+			return deadLetter(ctx, tx, fmt.Sprintf("failed %d times: %v", it.Attempts, cause),
+				`id = ? AND state = 'working'`, it.ID)
+		})
+		if err != nil {
+			q.opts.Logger.Error("dead-letter", "queue", q.opts.Name, "item", it.ID, "error", err)
+		}
+		return
+	}
+	delay := q.opts.RetryDelay << (it.Attempts - 1)
+	delay = min(delay, 5*time.Minute)
+	now := time.Now()
+	if _, err := q.db.Exec(ctx, `UPDATE queue_items SET state = 'ready', updated = ?, available_at = ?, last_error = ?
+		WHERE id = ? AND state = 'working'`, now.UnixMilli(), now.Add(delay).UnixMilli(), cause.Error(), it.ID); err != nil {
+		q.opts.Logger.Error("queue retry", "queue", q.opts.Name, "item", it.ID, "error", err)
+	}
+}
+
+func (q *Queue) auditPanic(it Item, p any, stack string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = q.db.Exec(ctx, `INSERT INTO audit(ts, policy, instance, action, params, outcome, error, output)
+		VALUES (?, '', ?, 'HANDLER', ?, 'panic', ?, ?)`, time.Now().UnixMilli(), q.opts.Name,
+		fmt.Sprintf(`{"item":%d}`, it.ID), fmt.Sprint(p), stack)
+}
+
+// deadLetter moves the queue_items rows matching where (with its args) to dead_letters
+// with a reason.
+func deadLetter(ctx context.Context, tx *store.Tx, reason, where string, args ...any) error {
+	now := time.Now().UnixMilli()
+	if _, err := tx.Exec(ctx, `INSERT INTO dead_letters(queue, item_id, payload, reason, attempts, enqueued, dead_at)
+		SELECT queue, id, payload, ?, attempts, enqueued, ? FROM queue_items WHERE `+where,
+		append([]any{reason, now}, args...)...); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM queue_items WHERE `+where, args...)
+	return err
+}
+
+// Clear moves the items not updated within olderThan (working or ready) to the
+// dead-letter table with the reason, and restarts the workers: the CLEAR_QUEUE
+// recovery. It returns how many items it moved.
+func (q *Queue) Clear(ctx context.Context, olderThan time.Duration, reason string) (int, error) {
+	const where = `queue = ? AND updated <= ? AND available_at <= ?`
+	args := []any{q.opts.Name, time.Now().Add(-olderThan).UnixMilli(), time.Now().UnixMilli()}
+	var n int
+	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		if err := tx.Get(ctx, &n, `SELECT count(*) FROM queue_items WHERE `+where, args...); err != nil {
+			return err
+		}
+		return deadLetter(ctx, tx, reason, where, args...)
+	})
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case q.restart <- struct{}{}:
+	default:
+	}
+	q.lastProgress.Store(time.Now().UnixNano())
+	return n, nil
+}

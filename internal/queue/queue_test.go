@@ -1,0 +1,247 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/store"
+)
+
+type recorder struct {
+	mu  sync.Mutex
+	evs []engine.Event
+}
+
+func (r *recorder) add(ev engine.Event) { r.mu.Lock(); r.evs = append(r.evs, ev); r.mu.Unlock() }
+func (r *recorder) count(code string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.evs {
+		if e.Code == code {
+			n++
+		}
+	}
+	return n
+}
+
+func openDB(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(t.TempDir(), "remedy.db"), Schema: store.RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func text(it Item) string {
+	var s string
+	json.Unmarshal(it.Payload, &s)
+	return s
+}
+
+func TestEveryItemIsProcessedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		var mu sync.Mutex
+		seen := map[int64]int{}
+		q, err := Open(context.Background(), db, Options{Name: "inbound", Workers: 4, Handler: func(ctx context.Context, it Item) error {
+			mu.Lock()
+			seen[it.ID]++
+			mu.Unlock()
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		for i := 0; i < 50; i++ {
+			if _, err := q.Enqueue(ctx, fmt.Sprintf("msg %d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		time.Sleep(time.Second) // past the workers' idle poll
+		synctest.Wait()
+		st, _ := q.Stats(ctx)
+		if len(seen) != 50 || st.Depth != 0 || st.Processed != 50 {
+			t.Fatalf("seen %d, depth %d, processed %d", len(seen), st.Depth, st.Processed)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Fatalf("item %d processed %d times", id, n)
+			}
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+func TestFailuresRetryThenDeadLetter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		rec := &recorder{}
+		attempts := 0
+		q, _ := Open(context.Background(), db, Options{Name: "outbound", Workers: 1, MaxAttempts: 3, RetryDelay: time.Second,
+			Events: rec.add, Handler: func(ctx context.Context, it Item) error { attempts++; return errors.New("send failed") }})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		q.Enqueue(ctx, "hello")
+		time.Sleep(10 * time.Second) // retries after 1 s and 2 s
+		synctest.Wait()
+		dl, _ := DeadLetters(ctx, db, "outbound", true)
+		if attempts != 3 || len(dl) != 1 || dl[0].Reason != "failed 3 times: send failed" || rec.count("HANDLER_ERROR") != 3 {
+			t.Fatalf("attempts %d, dead letters %+v, errors %d", attempts, dl, rec.count("HANDLER_ERROR"))
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+func TestPanicIsCaughtReportedAndRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		rec := &recorder{}
+		calls := 0
+		q, _ := Open(context.Background(), db, Options{Name: "inbound", Workers: 1, RetryDelay: time.Second, Events: rec.add,
+			Handler: func(ctx context.Context, it Item) error {
+				calls++
+				if calls == 1 {
+					var m map[string]int
+					m["boom"] = 1 // a nil map write, the classic
+				}
+				return nil
+			}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		q.Enqueue(ctx, "x")
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		var stack string
+		db.Get(ctx, &stack, `SELECT output FROM audit WHERE action = 'HANDLER'`)
+		st, _ := q.Stats(ctx)
+		if rec.count("HANDLER_PANIC") != 1 || !strings.Contains(stack, "queue_test.go") || st.Processed != 1 || st.Depth != 0 {
+			t.Fatalf("panics %d, processed %d, depth %d, stack %q", rec.count("HANDLER_PANIC"), st.Processed, st.Depth, stack)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+// A handler that hangs makes the queue stuck; the watchdog reports it; CLEAR_QUEUE
+// dead-letters the stuck item and the workers go on; replay delivers it afterwards.
+func TestHungHandlerStuckClearedAndReplayed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		rec := &recorder{}
+		release := make(chan struct{})
+		var mu sync.Mutex
+		hang := true
+		var done []string
+		q, _ := Open(context.Background(), db, Options{Name: "inbound", Workers: 1, ItemTimeout: 5 * time.Second,
+			StuckAfter: time.Minute, Events: rec.add, Handler: func(ctx context.Context, it Item) error {
+				mu.Lock()
+				h := hang
+				mu.Unlock()
+				if text(it) == "poison" && h {
+					<-release // ignores its context
+				}
+				mu.Lock()
+				done = append(done, text(it))
+				mu.Unlock()
+				return nil
+			}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		go q.RunWatchdog(ctx, 10*time.Second)
+		q.Enqueue(ctx, "poison")
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if rec.count("QUEUE_STUCK") != 1 {
+			t.Fatalf("stuck not reported: %d", rec.count("QUEUE_STUCK"))
+		}
+		n, err := q.Clear(ctx, time.Minute, "cleared by policy queue-stuck")
+		if err != nil || n != 1 {
+			t.Fatalf("clear moved %d (%v)", n, err)
+		}
+		q.Enqueue(ctx, "after")
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		got := strings.Join(done, ",")
+		mu.Unlock()
+		if got != "after" || rec.count("QUEUE_OK") != 1 {
+			t.Fatalf("after clearing: processed %q, QUEUE_OK %d", got, rec.count("QUEUE_OK"))
+		}
+		dl, _ := DeadLetters(ctx, db, "inbound", true)
+		if len(dl) != 1 || dl[0].Reason != "cleared by policy queue-stuck" || dl[0].Attempts != 1 {
+			t.Fatalf("dead letters %+v", dl)
+		}
+		// The fault is fixed; the operator replays the dead letter.
+		mu.Lock()
+		hang = false
+		mu.Unlock()
+		if n, err := Replay(ctx, db, "inbound", nil); err != nil || n != 1 {
+			t.Fatalf("replay %d %v", n, err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		mu.Lock()
+		got = strings.Join(done, ",")
+		mu.Unlock()
+		if got != "after,poison" {
+			t.Fatalf("after replay: %q", got)
+		}
+		if dl, _ := DeadLetters(ctx, db, "inbound", false); len(dl) != 1 || dl[0].Replayed == 0 {
+			t.Fatalf("the dead-letter row must stay, marked replayed: %+v", dl)
+		}
+		close(release) // the abandoned handler finally returns; its item is long gone
+		cancel()
+		synctest.Wait()
+	})
+}
+
+func TestCapacity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		rec := &recorder{}
+		q, _ := Open(context.Background(), db, Options{Name: "alerts", Capacity: 10, Events: rec.add,
+			Handler: func(ctx context.Context, it Item) error { return nil }})
+		ctx := context.Background()
+		for i := 0; i < 9; i++ {
+			q.Enqueue(ctx, i)
+		}
+		if st, _ := q.Check(ctx); st.Fill != 0.9 || rec.count("QUEUE_FULL") != 1 {
+			t.Fatalf("fill %v, QUEUE_FULL %d", st.Fill, rec.count("QUEUE_FULL"))
+		}
+		q.Enqueue(ctx, 9)
+		if _, err := q.Enqueue(ctx, 10); !errors.Is(err, ErrFull) {
+			t.Fatalf("11th item: %v", err)
+		}
+		if rec.count("QUEUE_FULL") != 1 {
+			t.Fatal("QUEUE_FULL reported twice in one episode")
+		}
+	})
+}
+
+func TestReplayUnknownID(t *testing.T) {
+	db := openDB(t)
+	if _, err := Replay(context.Background(), db, "inbound", []int64{42}); err == nil {
+		t.Fatal("replay of a missing dead letter succeeded")
+	}
+}
