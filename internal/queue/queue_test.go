@@ -120,8 +120,7 @@ func TestPanicIsCaughtReportedAndRetried(t *testing.T) {
 			Handler: func(ctx context.Context, it Item) error {
 				calls++
 				if calls == 1 {
-					var m map[string]int
-					m["boom"] = 1 // a nil map write, the classic
+					panic("assignment to entry in nil map")
 				}
 				return nil
 			}})
