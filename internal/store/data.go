@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"time"
 
+	"github.com/remedy-run/remedy/actions"
 	"github.com/remedy-run/remedy/engine"
 )
 
@@ -46,7 +49,29 @@ func OpenData(ctx context.Context, dir string, events func(engine.Event)) (*Data
 	return d, nil
 }
 
+var _ actions.DataCleaner = (*Data)(nil)
+
 // Close closes both databases.
 func (d *Data) Close() error {
 	return errors.Join(d.Metrics.Close(), d.Main.Close())
+}
+
+// CleanDB is CLEAN_DATA with target db: repair remedy.db (rebuild if corrupt, otherwise
+// quarantine unparseable rows).
+func (d *Data) CleanDB(ctx context.Context) (string, error) {
+	rep, err := d.Main.Clean(ctx)
+	return rep.String(), err
+}
+
+// PruneMetrics is CLEAN_DATA with target metrics: roll up and prune samples, then put the
+// reserve back if there is room.
+func (d *Data) PruneMetrics(ctx context.Context) (string, error) {
+	rep, err := d.Metrics.Prune(ctx, time.Now(), DefaultRetention)
+	msg := fmt.Sprintf("rolled up %d, deleted %d raw samples and %d old rollups", rep.RolledUp, rep.RawDeleted, rep.RollupsDeleted)
+	if err == nil && d.Reserve != nil && !d.Reserve.Held() {
+		if rerr := d.Reserve.Restore(); rerr != nil {
+			msg += "; reserve not restored: " + rerr.Error()
+		}
+	}
+	return msg, err
 }

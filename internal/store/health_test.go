@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -57,5 +58,24 @@ func TestOpenDataDirectory(t *testing.T) {
 	}
 	if !d.Reserve.Held() {
 		t.Fatal("reserve not held")
+	}
+}
+
+func TestDataCleaners(t *testing.T) {
+	ctx := context.Background()
+	d, err := OpenData(ctx, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.Main.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('bad', '{', 1)`)
+	rep, err := d.CleanDB(ctx)
+	if err != nil || !strings.Contains(rep, "state: 0 copied, 1 quarantined") {
+		t.Fatalf("%q %v", rep, err)
+	}
+	d.Reserve.Release()
+	msg, err := d.PruneMetrics(ctx)
+	if err != nil || !d.Reserve.Held() || !strings.Contains(msg, "rolled up 0") {
+		t.Fatalf("%q %v, reserve held %v", msg, err, d.Reserve.Held())
 	}
 }
