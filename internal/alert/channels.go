@@ -1,0 +1,179 @@
+package alert
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/remedy-run/remedy/actions"
+)
+
+// LogChannel writes alerts to the structured log; it never fails.
+type LogChannel struct{ Logger *slog.Logger }
+
+// Name is "log".
+func (LogChannel) Name() string { return "log" }
+
+// Send logs each alert.
+func (c LogChannel) Send(ctx context.Context, alerts []Alert) error {
+	for _, a := range alerts {
+		c.Logger.Warn("alert", "policy", a.Policy, "instance", a.Instance, "severity", a.Severity, "state", a.State,
+			"summary", a.Summary, "suppressed", a.Suppressed, "id", a.ID)
+	}
+	return nil
+}
+
+// DashboardChannel marks alerts as shown: the dashboard reads the alerts table and the
+// live stream, so there is nothing to send.
+type DashboardChannel struct{}
+
+// Name is "dashboard".
+func (DashboardChannel) Name() string { return "dashboard" }
+
+// Send succeeds.
+func (DashboardChannel) Send(context.Context, []Alert) error { return nil }
+
+// WebhookChannel POSTs {"alerts":[…]} as JSON, signed with HMAC-SHA256 when a secret is
+// set (header X-Remedy-Signature: sha256=<hex>).
+type WebhookChannel struct {
+	URL    string
+	Secret []byte
+	Client *http.Client
+}
+
+// Name is "webhook".
+func (WebhookChannel) Name() string { return "webhook" }
+
+// Send posts the batch; any non-2xx answer is a failure.
+func (c WebhookChannel) Send(ctx context.Context, alerts []Alert) error {
+	body, err := json.Marshal(map[string]any{"alerts": alerts})
+	if err != nil {
+		return err
+	}
+	h := http.Header{"Content-Type": {"application/json"}}
+	if len(c.Secret) > 0 {
+		h.Set(actions.SignatureHeader, actions.Sign(c.Secret, body))
+	}
+	return post(ctx, c.Client, c.URL, h, body)
+}
+
+// AlertmanagerChannel posts to an Alertmanager's /api/v2/alerts, so a fleet of remedy
+// instances is routed, grouped and silenced by an existing Alertmanager. A firing alert
+// is sent with an end a day away (remedy sends the resolution itself).
+type AlertmanagerChannel struct {
+	URL    string // the Alertmanager's base URL
+	Client *http.Client
+	// Source names this remedy instance (label remedy_instance).
+	Source string
+}
+
+// Name is "alertmanager".
+func (AlertmanagerChannel) Name() string { return "alertmanager" }
+
+type postableAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt,omitempty"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+// Send posts the batch.
+func (c AlertmanagerChannel) Send(ctx context.Context, alerts []Alert) error {
+	out := make([]postableAlert, 0, len(alerts))
+	for _, a := range alerts {
+		labels := map[string]string{"alertname": a.Policy, "severity": string(a.Severity)}
+		for k, v := range a.Labels {
+			labels[k] = v
+		}
+		if a.Instance != "" {
+			labels["remedy_incident"] = a.Instance
+		}
+		if c.Source != "" {
+			labels["remedy_instance"] = c.Source
+		}
+		ann := map[string]string{"summary": a.Summary}
+		for k, v := range a.Annotations {
+			ann[k] = v
+		}
+		if a.Reason != "" {
+			ann["description"] = a.Reason
+		}
+		pa := postableAlert{Labels: labels, Annotations: ann, StartsAt: a.Time.UTC(), EndsAt: a.Time.Add(24 * time.Hour).UTC()}
+		if a.State == "resolved" {
+			pa.EndsAt = a.Time.UTC()
+		}
+		out = append(out, pa)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	return post(ctx, c.Client, strings.TrimRight(c.URL, "/")+"/api/v2/alerts", http.Header{"Content-Type": {"application/json"}}, body)
+}
+
+func post(ctx context.Context, client *http.Client, url string, h http.Header, body []byte) error {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header = h
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return fmt.Errorf("%s answered %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// Sender sends a WhatsApp text; the WhatsApp connection satisfies it. While it is not
+// connected it returns an error and the alerts wait in the outbox.
+type Sender interface {
+	SendText(ctx context.Context, to, text string) error
+}
+
+// WhatsAppChannel sends alerts to the admin numbers, several grouped in one message.
+type WhatsAppChannel struct {
+	Sender Sender
+	Admins []string
+}
+
+// Name is "whatsapp".
+func (WhatsAppChannel) Name() string { return "whatsapp" }
+
+// Send sends one message per admin: the alert, or "N alerts" with each, oldest first.
+func (c WhatsAppChannel) Send(ctx context.Context, alerts []Alert) error {
+	if c.Sender == nil || len(c.Admins) == 0 {
+		return errors.New("whatsapp: no sender or no admin numbers configured")
+	}
+	var text string
+	if len(alerts) == 1 {
+		text = alerts[0].Text()
+	} else {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%d alerts:", len(alerts))
+		for i, a := range alerts {
+			fmt.Fprintf(&b, "\n\n%d. %s", i+1, a.Text())
+		}
+		text = b.String()
+	}
+	var errs []error
+	for _, to := range c.Admins {
+		errs = append(errs, c.Sender.SendText(ctx, to, text))
+	}
+	return errors.Join(errs...)
+}

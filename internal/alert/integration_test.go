@@ -1,0 +1,142 @@
+package alert_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/monitor"
+	"github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/policies"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// need finds a binary from Debian's packages, or skips saying what is missing.
+func need(t *testing.T, bin, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(bin)
+	if err != nil {
+		t.Skipf("SKIPPED, NOT PASSED: %s is not installed (apt-get install -y %s; .ci/run does this)", bin, pkg)
+	}
+	return p
+}
+
+func start(t *testing.T, bin string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	log, _ := os.Create(filepath.Join(t.TempDir(), filepath.Base(bin)+".log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+}
+
+// getJSON polls url until ok(decoded body) or the deadline.
+func getJSON(t *testing.T, what, u string, ok func(any) bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if resp, err := http.Get(u); err == nil {
+			var v any
+			json.NewDecoder(resp.Body).Decode(&v)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && ok(v) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s (%s)", what, u)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestPrometheusScrapesMetrics(t *testing.T) {
+	bin := need(t, "prometheus", "prometheus")
+	reg := prometheus.NewRegistry()
+	m := monitor.NewMetrics(reg, func() engine.Sample {
+		return engine.Sample{Values: map[string]float64{"cpu_percent": 12.5, "queue_inbound_depth": 3}}
+	})
+	m.ObserveEngine(engine.Stats{Inputs: 5})
+	target := httptest.NewServer(m.Handler())
+	defer target.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: remedy\n    static_configs: [{targets: ['%s']}]\n",
+		target.Listener.Addr())), 0o644)
+	addr := freeAddr(t)
+	start(t, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	q := "http://" + addr + "/api/v1/query?query=" + url.QueryEscape(`remedy_queue_depth{queue="inbound"}`)
+	getJSON(t, "the scraped queue depth", q, func(v any) bool {
+		res := v.(map[string]any)["data"].(map[string]any)["result"].([]any)
+		return len(res) == 1 && res[0].(map[string]any)["value"].([]any)[1] == "3"
+	})
+}
+
+func TestAlertReachesAlertmanager(t *testing.T) {
+	bin := need(t, "prometheus-alertmanager", "prometheus-alertmanager")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	os.WriteFile(cfg, []byte("route: {receiver: default, group_wait: 0s}\nreceivers:\n  - name: default\n"), 0o644)
+	addr := freeAddr(t)
+	start(t, bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
+	base := "http://" + addr
+	getJSON(t, "Alertmanager ready", base+"/api/v2/status", func(any) bool { return true })
+
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{Path: filepath.Join(dir, "remedy.db"), Schema: store.RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := alert.New(ctx, alert.Options{DB: db, Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: "test-bot"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policies.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine.New(set, engine.Options{Seed: 1})
+	// The fault: WhatsApp logs out. Time from the event to the alert in Alertmanager.
+	began := time.Now()
+	for _, d := range e.Process(engine.Event{Time: began, Code: "WA_LOGGED_OUT", Source: "whatsapp", Labels: map[string]string{"reason": "401"}}) {
+		if err := p.Handle(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Deliver(ctx)
+	getJSON(t, "the alert in Alertmanager", base+"/api/v2/alerts", func(v any) bool {
+		for _, a := range v.([]any) {
+			l := a.(map[string]any)["labels"].(map[string]any)
+			if l["alertname"] == "wa-logged-out" && l["severity"] == "critical" && l["remedy_instance"] == "test-bot" {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("alert response time, fault event to the alert in Alertmanager's API: %v", time.Since(began).Round(time.Millisecond))
+}

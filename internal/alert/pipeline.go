@@ -1,0 +1,447 @@
+package alert
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/monitor"
+	"github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/policies"
+)
+
+// Channel delivers alerts somewhere. Send gets one or more alerts, oldest first, and
+// must return an error if any was not delivered (the whole batch is then tried again).
+type Channel interface {
+	Name() string
+	Send(ctx context.Context, alerts []Alert) error
+}
+
+// Options configure a Pipeline.
+type Options struct {
+	DB       *store.DB
+	Channels []Channel
+	// Inhibit rules; DefaultInhibitRules when nil.
+	Inhibit []InhibitRule
+	// PerMinute limits deliveries per channel (e.g. whatsapp: 10); no limit if absent.
+	PerMinute map[string]int
+	// Batch is the most alerts handed to a channel at once (default 10); more are sent
+	// grouped in several deliveries.
+	Batch   int
+	Events  func(engine.Event) // ALERT_UNDELIVERED; must not block
+	Metrics *monitor.Metrics   // may be nil
+	Logger  *slog.Logger
+}
+
+// Pipeline is the alert system. Handle is called by the daemon's engine loop; Run
+// delivers the outbox. It is safe for concurrent use.
+type Pipeline struct {
+	opts     Options
+	channels map[string]Channel
+	limits   map[string]*rate.Limiter
+	wake     chan struct{}
+
+	mu       sync.Mutex
+	firing   map[string]map[string]bool // policy -> instances notified as firing
+	acks     map[string]policies.Severity
+	recent   map[string]time.Time // dedupe: fingerprint|state|severity -> when handled
+	failing  map[string]bool      // channels currently reported undelivered
+	silences []Silence
+}
+
+// New returns a pipeline; it loads active silences and acks from the database.
+func New(ctx context.Context, opts Options) (*Pipeline, error) {
+	if opts.Batch <= 0 {
+		opts.Batch = 10
+	}
+	if opts.Inhibit == nil {
+		opts.Inhibit = DefaultInhibitRules
+	}
+	if opts.Events == nil {
+		opts.Events = func(engine.Event) {}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pipeline{opts: opts, channels: map[string]Channel{}, limits: map[string]*rate.Limiter{}, wake: make(chan struct{}, 1),
+		firing: map[string]map[string]bool{}, acks: map[string]policies.Severity{}, recent: map[string]time.Time{}, failing: map[string]bool{}}
+	for _, c := range opts.Channels {
+		p.channels[c.Name()] = c
+		if n := opts.PerMinute[c.Name()]; n > 0 {
+			p.limits[c.Name()] = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)
+		}
+	}
+	if err := p.loadSilences(ctx); err != nil {
+		return nil, err
+	}
+	var acks []struct {
+		FP  string `db:"fingerprint"`
+		Sev string `db:"severity"`
+	}
+	if err := opts.DB.Select(ctx, &acks, `SELECT fingerprint, max(severity) AS severity FROM alerts
+		WHERE acked_at > 0 GROUP BY fingerprint`); err != nil {
+		return nil, err
+	}
+	for _, a := range acks {
+		p.acks[a.FP] = policies.Severity(a.Sev)
+	}
+	return p, nil
+}
+
+// Handle takes an engine decision. Alert decisions are stored, then queued in the
+// outbox for their channels unless a silence, an inhibition or an ack holds them back
+// (the row is kept, with why). It returns once the alert is durable.
+func (p *Pipeline) Handle(ctx context.Context, d engine.Decision) error {
+	if d.Kind != engine.KindAlert {
+		return nil
+	}
+	a := FromDecision(d)
+	chans := a.Channels
+	if len(chans) == 0 {
+		for name := range p.channels {
+			chans = append(chans, name)
+		}
+	}
+	sort.Strings(chans)
+	held := p.hold(a)
+	if held == "duplicate" {
+		p.count("duplicate")
+		return nil
+	}
+	labels, _ := json.Marshal(a.Labels)
+	annotations, _ := json.Marshal(a.Annotations)
+	err := p.opts.DB.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `INSERT INTO alerts(fingerprint, ts, policy, instance, severity, state, summary, labels,
+			annotations, suppressed, held, reason, repeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.Fingerprint, a.Time.UnixMilli(), a.Policy, a.Instance, string(a.Severity), a.State, a.Summary, string(labels),
+			string(annotations), a.Suppressed, held, a.Reason, a.Repeat)
+		if err != nil {
+			return err
+		}
+		if a.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		if held != "" {
+			return nil
+		}
+		payload, _ := json.Marshal(a)
+		for _, c := range chans {
+			if _, ok := p.channels[c]; !ok {
+				continue // a channel the configuration does not have
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO alert_outbox(alert_id, channel, payload, created) VALUES (?, ?, ?, ?)`,
+				a.ID, c, string(payload), time.Now().UnixMilli()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("alert %s: %w", a.Policy, err)
+	}
+	if held != "" {
+		p.count(strings.SplitN(held, " ", 2)[0])
+		return nil
+	}
+	p.Wake()
+	return nil
+}
+
+func (p *Pipeline) count(reason string) {
+	if p.opts.Metrics != nil {
+		p.opts.Metrics.AlertsSuppressed.WithLabelValues(reason).Inc()
+	}
+}
+
+// hold decides whether an alert is held back, and records firing state for inhibition.
+func (p *Pipeline) hold(a Alert) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A decision seen twice (replayed after a restart) is one alert.
+	key := a.Fingerprint + "|" + a.State + "|" + string(a.Severity) + "|" + a.Time.UTC().Format(time.RFC3339Nano)
+	if _, dup := p.recent[key]; dup {
+		return "duplicate"
+	}
+	p.recent[key] = a.Time
+	if len(p.recent) > 10_000 {
+		for k, t := range p.recent {
+			if a.Time.Sub(t) > time.Hour {
+				delete(p.recent, k)
+			}
+		}
+	}
+	switch a.State {
+	case "firing", "escalated":
+		if p.firing[a.Policy] == nil {
+			p.firing[a.Policy] = map[string]bool{}
+		}
+		p.firing[a.Policy][a.Instance] = true
+	case "resolved":
+		delete(p.firing[a.Policy], a.Instance)
+		delete(p.acks, a.Fingerprint) // an ack lasts until the incident resolves
+	}
+	for _, s := range p.silences {
+		if s.Matches(a, time.Now()) {
+			return fmt.Sprintf("silenced by #%d", s.ID)
+		}
+	}
+	for _, r := range p.opts.Inhibit {
+		if r.Source == a.Policy || len(p.firing[r.Source]) == 0 {
+			continue
+		}
+		for _, t := range r.Targets {
+			if globMatch(t, a.Policy) {
+				return "inhibited by " + r.Source
+			}
+		}
+	}
+	if acked, ok := p.acks[a.Fingerprint]; ok && a.State != "resolved" && a.Severity.Rank() <= acked.Rank() {
+		return "acknowledged"
+	}
+	return ""
+}
+
+// Wake makes the dispatcher look at the outbox now (for example after WhatsApp
+// reconnects).
+func (p *Pipeline) Wake() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers the outbox until ctx ends: at once when woken, and every second for
+// retries that fell due.
+func (p *Pipeline) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		p.Deliver(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-t.C:
+		}
+	}
+}
+
+type outboxRow struct {
+	ID       int64  `db:"id"`
+	Channel  string `db:"channel"`
+	Payload  string `db:"payload"`
+	Attempts int    `db:"attempts"`
+}
+
+// Deliver sends what is due in the outbox, oldest first, per channel in batches; a
+// failed batch is retried with a growing delay (1 s doubling to 5 min) and stays in the
+// outbox until it is delivered. After three failed tries the channel is reported with
+// ALERT_UNDELIVERED.
+func (p *Pipeline) Deliver(ctx context.Context) {
+	var rows []outboxRow
+	if err := p.opts.DB.Select(ctx, &rows, `SELECT id, channel, payload, attempts FROM alert_outbox
+		WHERE delivered = 0 AND next_attempt <= ? ORDER BY id LIMIT 500`, time.Now().UnixMilli()); err != nil {
+		if ctx.Err() == nil {
+			p.opts.Logger.Error("alert outbox", "error", err)
+		}
+		return
+	}
+	byChan := map[string][]outboxRow{}
+	var order []string
+	for _, r := range rows {
+		if _, seen := byChan[r.Channel]; !seen {
+			order = append(order, r.Channel)
+		}
+		byChan[r.Channel] = append(byChan[r.Channel], r)
+	}
+	for _, name := range order {
+		ch, ok := p.channels[name]
+		if !ok {
+			continue
+		}
+		pending := byChan[name]
+		for len(pending) > 0 && ctx.Err() == nil {
+			n := min(len(pending), p.opts.Batch)
+			if lim := p.limits[name]; lim != nil && !lim.Allow() {
+				break // this channel's per-minute budget is spent; the rest waits
+			}
+			batch := pending[:n]
+			pending = pending[n:]
+			p.send(ctx, ch, batch)
+		}
+	}
+	if p.opts.Metrics != nil {
+		var n int
+		if err := p.opts.DB.Get(ctx, &n, `SELECT count(*) FROM alert_outbox WHERE delivered = 0`); err == nil {
+			p.opts.Metrics.OutboxPending.Set(float64(n))
+		}
+	}
+}
+
+func (p *Pipeline) send(ctx context.Context, ch Channel, batch []outboxRow) {
+	alerts := make([]Alert, 0, len(batch))
+	ids := make([]any, 0, len(batch))
+	for _, r := range batch {
+		var a Alert
+		if err := json.Unmarshal([]byte(r.Payload), &a); err == nil {
+			alerts = append(alerts, a)
+		}
+		ids = append(ids, r.ID)
+	}
+	in := "?" + strings.Repeat(",?", len(ids)-1)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := ch.Send(sctx, alerts)
+	cancel()
+	now := time.Now()
+	if err == nil {
+		_, derr := p.opts.DB.Exec(ctx, `UPDATE alert_outbox SET delivered = ? WHERE id IN (`+in+`)`, append([]any{now.UnixMilli()}, ids...)...)
+		if derr != nil {
+			p.opts.Logger.Error("alert outbox", "error", derr)
+		}
+		if p.opts.Metrics != nil {
+			p.opts.Metrics.AlertsSent.WithLabelValues(ch.Name()).Add(float64(len(batch)))
+		}
+		p.mu.Lock()
+		recovered := p.failing[ch.Name()]
+		p.failing[ch.Name()] = false
+		p.mu.Unlock()
+		if recovered {
+			p.opts.Logger.Info("alert channel delivers again", "channel", ch.Name())
+		}
+		return
+	}
+	attempts := batch[0].Attempts + 1
+	delay := min(time.Second<<min(attempts-1, 20), 5*time.Minute)
+	_, _ = p.opts.DB.Exec(ctx, `UPDATE alert_outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id IN (`+in+`)`,
+		append([]any{now.Add(delay).UnixMilli(), err.Error()}, ids...)...)
+	if p.opts.Metrics != nil {
+		p.opts.Metrics.AlertsFailed.WithLabelValues(ch.Name()).Inc()
+	}
+	p.opts.Logger.Warn("alert delivery failed; kept in the outbox", "channel", ch.Name(), "alerts", len(batch), "attempt", attempts, "error", err)
+	p.mu.Lock()
+	report := attempts >= 3 && !p.failing[ch.Name()]
+	if report {
+		p.failing[ch.Name()] = true
+	}
+	p.mu.Unlock()
+	if report {
+		p.opts.Events(engine.Event{Time: now, Code: "ALERT_UNDELIVERED", Source: "alert",
+			Labels: map[string]string{"channel": ch.Name()}, Message: err.Error(), Value: float64(len(batch))})
+	}
+}
+
+// OutboxEntry is an alert waiting for a channel, for the dashboard.
+type OutboxEntry struct {
+	ID          int64  `db:"id" json:"id"`
+	AlertID     int64  `db:"alert_id" json:"alert_id"`
+	Channel     string `db:"channel" json:"channel"`
+	Attempts    int    `db:"attempts" json:"attempts"`
+	NextAttempt int64  `db:"next_attempt" json:"next_attempt"`
+	LastError   string `db:"last_error" json:"last_error"`
+	Created     int64  `db:"created" json:"created"`
+}
+
+// Pending lists the undelivered outbox entries, oldest first.
+func (p *Pipeline) Pending(ctx context.Context) ([]OutboxEntry, error) {
+	var out []OutboxEntry
+	err := p.opts.DB.Select(ctx, &out, `SELECT id, alert_id, channel, attempts, next_attempt, last_error, created
+		FROM alert_outbox WHERE delivered = 0 ORDER BY id`)
+	return out, err
+}
+
+// Silence adds a silence and returns it with its id.
+func (p *Pipeline) Silence(ctx context.Context, s Silence) (Silence, error) {
+	if len(s.Matchers) == 0 {
+		return s, errors.New("a silence needs at least one matcher")
+	}
+	if !s.Ends.After(s.Starts) {
+		return s, errors.New("a silence must end after it starts")
+	}
+	m, _ := json.Marshal(s.Matchers)
+	res, err := p.opts.DB.Exec(ctx, `INSERT INTO silences(matchers, starts, ends, author, reason, created) VALUES (?, ?, ?, ?, ?, ?)`,
+		string(m), s.Starts.UnixMilli(), s.Ends.UnixMilli(), s.Author, s.Reason, time.Now().UnixMilli())
+	if err != nil {
+		return s, err
+	}
+	s.ID, _ = res.LastInsertId()
+	return s, p.loadSilences(ctx)
+}
+
+// Expire ends a silence now.
+func (p *Pipeline) Expire(ctx context.Context, id int64) error {
+	res, err := p.opts.DB.Exec(ctx, `UPDATE silences SET ends = ? WHERE id = ? AND ends > ?`, time.Now().UnixMilli(), id, time.Now().UnixMilli())
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("no active silence #%d", id)
+	}
+	return p.loadSilences(ctx)
+}
+
+// Silences lists the active silences.
+func (p *Pipeline) Silences() []Silence {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Silence
+	now := time.Now()
+	for _, s := range p.silences {
+		if now.Before(s.Ends) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *Pipeline) loadSilences(ctx context.Context) error {
+	var rows []struct {
+		ID       int64  `db:"id"`
+		Matchers string `db:"matchers"`
+		Starts   int64  `db:"starts"`
+		Ends     int64  `db:"ends"`
+		Author   string `db:"author"`
+		Reason   string `db:"reason"`
+	}
+	if err := p.opts.DB.Select(ctx, &rows, `SELECT id, matchers, starts, ends, author, reason FROM silences WHERE ends > ?`,
+		time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	var out []Silence
+	for _, r := range rows {
+		s := Silence{ID: r.ID, Starts: time.UnixMilli(r.Starts), Ends: time.UnixMilli(r.Ends), Author: r.Author, Reason: r.Reason}
+		_ = json.Unmarshal([]byte(r.Matchers), &s.Matchers)
+		out = append(out, s)
+	}
+	p.mu.Lock()
+	p.silences = out
+	p.mu.Unlock()
+	return nil
+}
+
+// Ack acknowledges an alert's incident: its repeats and equal-severity notifications are
+// held until it resolves; a worse one still goes out.
+func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
+	var row struct {
+		FP  string `db:"fingerprint"`
+		Sev string `db:"severity"`
+	}
+	if err := p.opts.DB.Get(ctx, &row, `SELECT fingerprint, severity FROM alerts WHERE id = ?`, alertID); err != nil {
+		return fmt.Errorf("no alert #%d", alertID)
+	}
+	if _, err := p.opts.DB.Exec(ctx, `UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ?`, by, time.Now().UnixMilli(), alertID); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.acks[row.FP] = policies.Severity(row.Sev)
+	p.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,187 @@
+package alert
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/store"
+)
+
+// Reporter builds and sends the daily report.
+type Reporter struct {
+	DB       *store.DB
+	Metrics  *store.Metrics // may be nil
+	Pipeline *Pipeline      // may be nil: the report is only stored
+	Logger   *slog.Logger
+	// OnReport, if set, is called with each report (tests, the dashboard's live view).
+	OnReport func(time.Time, string)
+}
+
+// Build writes the report on the 24 hours before now.
+func (r *Reporter) Build(ctx context.Context, now time.Time) (string, error) {
+	since := now.Add(-24 * time.Hour)
+	from, to := since.UnixMilli(), now.UnixMilli()
+	var b strings.Builder
+	fmt.Fprintf(&b, "remedy daily report, %s to %s\n", since.Format("Mon 2 Jan 15:04"), now.Format("Mon 2 Jan 15:04 MST"))
+
+	var incidents []struct {
+		Policy string `db:"policy"`
+		Fired  int    `db:"fired"`
+		Alerts int    `db:"alerts"`
+	}
+	if err := r.DB.Select(ctx, &incidents, `SELECT policy,
+		sum(kind = 'state' AND state = 'firing') AS fired,
+		sum(kind = 'alert' AND state IN ('firing', 'escalated') ) AS alerts
+		FROM decisions WHERE ts >= ? AND ts < ? GROUP BY policy HAVING fired > 0 ORDER BY fired DESC, policy`, from, to); err != nil {
+		return "", err
+	}
+	total, quiet := 0, 0
+	for _, i := range incidents {
+		total += i.Fired
+		if i.Alerts == 0 {
+			quiet += i.Fired
+		}
+	}
+	fmt.Fprintf(&b, "\nIncidents: %d (%d handled without paging anyone)\n", total, quiet)
+	for i, inc := range incidents {
+		if i == 5 {
+			fmt.Fprintf(&b, "  … and %d more policies\n", len(incidents)-5)
+			break
+		}
+		fmt.Fprintf(&b, "  %s: %d\n", inc.Policy, inc.Fired)
+	}
+
+	var acts []struct {
+		Action  string `db:"action"`
+		Outcome string `db:"outcome"`
+		N       int    `db:"n"`
+	}
+	if err := r.DB.Select(ctx, &acts, `SELECT action, outcome, count(*) AS n FROM audit WHERE ts >= ? AND ts < ?
+		AND action != 'HANDLER' GROUP BY action, outcome ORDER BY action, outcome`, from, to); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(&b, "\nRecovery actions:")
+	if len(acts) == 0 {
+		b.WriteString(" none")
+	}
+	b.WriteString("\n")
+	for _, a := range acts {
+		fmt.Fprintf(&b, "  %s %s: %d\n", a.Action, a.Outcome, a.N)
+	}
+
+	var al struct {
+		Sent       int `db:"sent"`
+		Held       int `db:"held"`
+		Suppressed int `db:"suppressed"`
+	}
+	if err := r.DB.Get(ctx, &al, `SELECT coalesce(sum(held = ''), 0) AS sent, coalesce(sum(held != ''), 0) AS held,
+		coalesce(sum(suppressed), 0) AS suppressed FROM alerts WHERE ts >= ? AND ts < ?`, from, to); err != nil {
+		return "", err
+	}
+	var pending int
+	_ = r.DB.Get(ctx, &pending, `SELECT count(*) FROM alert_outbox WHERE delivered = 0`)
+	fmt.Fprintf(&b, "\nAlerts: %d sent, %d held (silenced, inhibited, acknowledged), %d rate-limited", al.Sent, al.Held, al.Suppressed)
+	if pending > 0 {
+		fmt.Fprintf(&b, ", %d still waiting in the outbox", pending)
+	}
+	b.WriteString("\n")
+
+	if r.Metrics != nil {
+		if samples, err := r.Metrics.Samples(ctx, since, now); err == nil && len(samples) > 0 {
+			var conn, connN, recv, fail float64
+			for _, s := range samples {
+				if v, ok := s.Values["wa_connected"]; ok {
+					conn += v
+					connN++
+				}
+				recv += s.Values["msgs_received_per_min"]
+				fail += s.Values["msgs_failed_per_min"]
+			}
+			if connN > 0 {
+				fmt.Fprintf(&b, "\nWhatsApp connected: %.2f%% of samples\n", 100*conn/connN)
+			}
+			if recv > 0 {
+				fmt.Fprintf(&b, "Messages: error rate %.2f%%\n", 100*fail/recv)
+			}
+		}
+	}
+	flappy := append([]struct {
+		Policy string `db:"policy"`
+		Fired  int    `db:"fired"`
+		Alerts int    `db:"alerts"`
+	}(nil), incidents...)
+	sort.SliceStable(flappy, func(i, j int) bool { return flappy[i].Fired > flappy[j].Fired })
+	if len(flappy) > 0 && flappy[0].Fired >= 3 {
+		fmt.Fprintf(&b, "\nFlappiest: ")
+		var parts []string
+		for i := 0; i < len(flappy) && i < 3 && flappy[i].Fired >= 3; i++ {
+			parts = append(parts, fmt.Sprintf("%s (%d times)", flappy[i].Policy, flappy[i].Fired))
+		}
+		b.WriteString(strings.Join(parts, ", ") + "\n")
+	}
+	return b.String(), nil
+}
+
+// Send builds the report for now, stores it and sends it through the pipeline as an
+// info alert of the pseudo-policy "daily-report".
+func (r *Reporter) Send(ctx context.Context, now time.Time) error {
+	body, err := r.Build(ctx, now)
+	if err != nil {
+		return err
+	}
+	if _, err := r.DB.Exec(ctx, `INSERT INTO reports(ts, since, body) VALUES (?, ?, ?)`, now.UnixMilli(),
+		now.Add(-24*time.Hour).UnixMilli(), body); err != nil {
+		return err
+	}
+	if r.OnReport != nil {
+		r.OnReport(now, body)
+	}
+	if r.Pipeline == nil {
+		return nil
+	}
+	d := engine.Decision{Time: now, Kind: engine.KindAlert, Policy: "daily-report", Instance: now.Format("2006-01-02"),
+		Severity: "info", State: engine.Firing, Labels: map[string]string{},
+		Alert: &engine.AlertNote{Summary: body}}
+	return r.Pipeline.Handle(ctx, d)
+}
+
+// Schedule runs Send on spec (default "0 9 * * *") in loc until ctx ends.
+func (r *Reporter) Schedule(ctx context.Context, spec string, loc *time.Location) error {
+	if spec == "" {
+		spec = "0 9 * * *"
+	}
+	if loc == nil {
+		loc = time.Local
+	}
+	c := cron.New(cron.WithLocation(loc))
+	if _, err := c.AddFunc(spec, func() {
+		if err := r.Send(ctx, time.Now().In(loc)); err != nil && r.Logger != nil {
+			r.Logger.Error("daily report", "error", err)
+		}
+	}); err != nil {
+		return fmt.Errorf("report schedule %q: %w", spec, err)
+	}
+	c.Start()
+	<-ctx.Done()
+	<-c.Stop().Done()
+	return nil
+}
+
+// Latest returns the newest stored report.
+func Latest(ctx context.Context, db *store.DB) (time.Time, string, error) {
+	var row struct {
+		TS   int64  `db:"ts"`
+		Body string `db:"body"`
+	}
+	if err := db.Get(ctx, &row, `SELECT ts, body FROM reports ORDER BY id DESC LIMIT 1`); err != nil {
+		return time.Time{}, "", err
+	}
+	return time.UnixMilli(row.TS), row.Body, nil
+}

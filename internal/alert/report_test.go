@@ -1,0 +1,143 @@
+package alert
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/remedy-run/remedy/actions"
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/store"
+)
+
+// The report runs at 09:00 in the configured zone, also across the change to summer time.
+func TestReportAtNineAcrossDST(t *testing.T) {
+	loc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no tzdata:", err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		var mu sync.Mutex // cron runs each job in a goroutine of its own
+		var runs []time.Time
+		r := &Reporter{DB: db, OnReport: func(at time.Time, _ string) { mu.Lock(); runs = append(runs, at); mu.Unlock() }}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { r.Schedule(ctx, "", loc); close(done) }()
+		// The bubble starts on 2000-01-01; summer time began on Sunday 2000-04-02.
+		until := time.Date(2000, 4, 4, 12, 0, 0, 0, loc)
+		time.Sleep(time.Until(until))
+		synctest.Wait()
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if len(runs) != 95 { // 1 January to 4 April 2000, a leap year
+			t.Fatalf("%d reports in 95 days", len(runs))
+		}
+		for _, at := range runs {
+			if l := at.In(loc); l.Hour() != 9 || l.Minute() != 0 {
+				t.Fatalf("a report at %v", l)
+			}
+		}
+		last := runs[len(runs)-4:]
+		utc := []int{last[0].UTC().Hour(), last[1].UTC().Hour(), last[2].UTC().Hour(), last[3].UTC().Hour()}
+		if fmt.Sprint(utc) != "[14 13 13 13]" { // 1 April at 09:00 EST, then 09:00 EDT from 2 April
+			t.Fatalf("UTC hours around the change: %v", utc)
+		}
+	})
+}
+
+func TestReportContent(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	now := time.Now()
+	at := now.Add(-time.Hour)
+	var ds []engine.Decision
+	for i := 0; i < 4; i++ { // wa-reconnect fired 4 times, quietly
+		ds = append(ds, engine.Decision{ID: uint64(i), Time: at, Kind: engine.KindState, Policy: "wa-reconnect", State: engine.Firing})
+	}
+	ds = append(ds, engine.Decision{ID: 9, Time: at, Kind: engine.KindState, Policy: "db-corrupt", State: engine.Firing},
+		engine.Decision{ID: 10, Time: at, Kind: engine.KindAlert, Policy: "db-corrupt", State: engine.Firing, Alert: &engine.AlertNote{}})
+	if err := db.InsertDecisions(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	db.RecordAttempt(ctx, actions.Attempt{Policy: "wa-reconnect", Action: "RECONNECT_WA", Start: at, Outcome: "succeeded"})
+	db.RecordAttempt(ctx, actions.Attempt{Policy: "db-corrupt", Action: "CLEAN_DATA", Start: at, Outcome: "failed"})
+	db.Exec(ctx, `INSERT INTO alerts(fingerprint, ts, policy, severity, state, suppressed) VALUES ('f', ?, 'db-corrupt', 'critical', 'firing', 2)`, at.UnixMilli())
+	r := &Reporter{DB: db}
+	body, err := r.Build(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Incidents: 5 (4 handled without paging anyone)", "wa-reconnect: 4", "RECONNECT_WA succeeded: 1",
+		"CLEAN_DATA failed: 1", "Alerts: 1 sent, 0 held (silenced, inhibited, acknowledged), 2 rate-limited", "Flappiest: wa-reconnect (4 times)"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("report lacks %q:\n%s", want, body)
+		}
+	}
+	if err := r.Send(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := Latest(ctx, db); err != nil || got != body {
+		t.Fatalf("stored report: %v", err)
+	}
+}
+
+// TestHelperOutbox is the child of TestOutboxSurvivesKill: it queues alerts for a channel
+// that cannot deliver, then waits to be killed.
+func TestHelperOutbox(t *testing.T) {
+	path := os.Getenv("REMEDY_ALERT_OUTBOX")
+	if path == "" {
+		t.Skip("helper process")
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{Path: path, Schema: store.RemedySchema})
+	if err != nil {
+		os.Exit(1)
+	}
+	p, _ := New(ctx, Options{DB: db, Channels: []Channel{WebhookChannel{URL: "http://127.0.0.1:1/unreachable"}}})
+	for i := 0; i < 5; i++ {
+		p.Handle(ctx, alertDecision(fmt.Sprintf("policy-%d", i), "", engine.Firing, "critical", time.Now().Add(time.Duration(i)*time.Millisecond)))
+	}
+	p.Deliver(ctx)
+	fmt.Println("queued")
+	select {}
+}
+
+func TestOutboxSurvivesKill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "remedy.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperOutbox$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "REMEDY_ALERT_OUTBOX="+path)
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := out.Read(buf)
+	if !strings.Contains(string(buf[:n]), "queued") {
+		t.Fatalf("helper: %q", buf[:n])
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{Path: path, Schema: store.RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ch := &fakeChannel{name: "webhook"}
+	p, _ := New(ctx, Options{DB: db, Channels: []Channel{ch}})
+	db.Exec(ctx, `UPDATE alert_outbox SET next_attempt = 0`) // do not wait out the retry delay
+	p.Deliver(ctx)
+	if got := strings.Join(ch.delivered(), ","); got != "policy-0:firing,policy-1:firing,policy-2:firing,policy-3:firing,policy-4:firing" {
+		t.Fatalf("after the restart: %q", got)
+	}
+}
