@@ -93,12 +93,13 @@ func TestPrometheusExposition(t *testing.T) {
 	m.PolicyFiring.WithLabelValues("wa-reconnect").Set(1)
 	m.ActionOutcomes.WithLabelValues("RECONNECT_WA", "succeeded").Inc()
 	m.AlertsSent.WithLabelValues("webhook").Add(2)
+	m.Events.WithLabelValues("DB_BUSY").Inc()
 	out := scrape(t, m.Handler())
 	for _, want := range []string{
 		"remedy_cpu_percent 12.5", `remedy_queue_depth{queue="inbound"} 5`, `remedy_queue_fill{queue="dead_letter"} 0.5`,
 		`remedy_service_up{service="node_bot"} 1`, "remedy_wa_connected 1", "remedy_engine_inputs_total 42",
 		"remedy_engine_decisions_total 7", `remedy_policy_firing_instances{policy="wa-reconnect"} 1`,
-		`remedy_action_attempts_total{action="RECONNECT_WA",outcome="succeeded"} 1`, `remedy_alerts_sent_total{channel="webhook"} 2`,
+		`remedy_action_attempts_total{action="RECONNECT_WA",outcome="succeeded"} 1`, `remedy_alerts_sent_total{channel="webhook"} 2`, `remedy_events_total{code="DB_BUSY"} 1`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("/metrics lacks %q", want)

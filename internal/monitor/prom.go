@@ -26,6 +26,8 @@ type Metrics struct {
 	AlertsSuppressed *prometheus.CounterVec
 	AlertsFailed     *prometheus.CounterVec
 	OutboxPending    prometheus.Gauge
+	// Events counts every event by code: errors by code, reconnects, restarts.
+	Events *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg; last supplies the latest sample.
@@ -49,9 +51,11 @@ func NewMetrics(reg *prometheus.Registry, last func() engine.Sample) *Metrics {
 			Help: "Failed delivery tries, by channel (the alert stays in the outbox)."}, []string{"channel"}),
 		OutboxPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "remedy_alert_outbox_pending",
 			Help: "Alerts waiting in the outbox."}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "remedy_events_total",
+			Help: "Events seen by the engine, by code."}, []string{"code"}),
 	}
 	reg.MustRegister(m.PolicyFiring, m.ReloadSuccess, m.ReloadTimestamp, m.ActionOutcomes, m.ActionDuration,
-		m.AlertsSent, m.AlertsSuppressed, m.AlertsFailed, m.OutboxPending,
+		m.AlertsSent, m.AlertsSuppressed, m.AlertsFailed, m.OutboxPending, m.Events,
 		&sampleCollector{last: last}, &engineCollector{m: m})
 	return m
 }
