@@ -1,0 +1,291 @@
+// Package config reads remedy.yaml and REMEDY_* environment variables. With neither,
+// remedy runs on defaults: ./data/, the embedded policies, the dashboard on
+// 127.0.0.1:8080, WhatsApp off until paired.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is remedy's configuration.
+type Config struct {
+	DataDir  string `yaml:"data_dir"`
+	Policies string `yaml:"policies"` // a file or directory; empty: the embedded defaults
+	// WatchPolicies reloads when a policy file changes (as SIGHUP does).
+	WatchPolicies bool   `yaml:"watch_policies"`
+	Timezone      string `yaml:"timezone"`
+	Listen        string `yaml:"listen"`
+	// Token guards the API and dashboard; required unless Listen is a loopback address.
+	// Prefer TokenEnv (or REMEDY_TOKEN) to keep it out of the file.
+	Token    string `yaml:"token"`
+	TokenEnv string `yaml:"token_env"`
+	// DryRun records every action without running it.
+	DryRun         bool             `yaml:"dry_run"`
+	Log            Log              `yaml:"log"`
+	SampleInterval time.Duration    `yaml:"sample_interval"`
+	HealthInterval time.Duration    `yaml:"health_interval"`
+	ReportSchedule string           `yaml:"report_schedule"`
+	WhatsApp       WhatsApp         `yaml:"whatsapp"`
+	Alerts         Alerts           `yaml:"alerts"`
+	Services       []Service        `yaml:"services"`
+	Queues         map[string]Queue `yaml:"queues"`
+
+	File string `yaml:"-"` // where it was read from ("" for defaults)
+}
+
+// Log configures the structured log.
+type Log struct {
+	Format string `yaml:"format"` // text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// WhatsApp configures the WhatsApp connection and the admin chat.
+type WhatsApp struct {
+	Enabled        bool     `yaml:"enabled"`
+	Store          string   `yaml:"store"` // device store; default DATA_DIR/whatsapp.db
+	Admins         []string `yaml:"admins"`
+	AllowedActions []string `yaml:"allowed_actions"` // for the admin chat's `run`
+	SendPerMinute  int      `yaml:"send_per_minute"`
+}
+
+// Alerts configures the alert channels.
+type Alerts struct {
+	Webhook       *Endpoint      `yaml:"webhook"`
+	Alertmanager  *Endpoint      `yaml:"alertmanager"`
+	PerMinute     map[string]int `yaml:"per_minute"`
+	InstanceLabel string         `yaml:"instance_label"` // remedy_instance for Alertmanager
+}
+
+// Endpoint is an HTTP destination.
+type Endpoint struct {
+	URL       string `yaml:"url"`
+	SecretEnv string `yaml:"secret_env"`
+}
+
+// Service is an external process to supervise.
+type Service struct {
+	Name      string            `yaml:"name"`
+	Command   []string          `yaml:"command"`
+	Dir       string            `yaml:"dir"`
+	Env       map[string]string `yaml:"env"`
+	HealthURL string            `yaml:"health_url"`
+	Grace     time.Duration     `yaml:"grace"`
+	Autostart *bool             `yaml:"autostart"`
+}
+
+// Queue tunes a queue.
+type Queue struct {
+	Capacity    int           `yaml:"capacity"`
+	Workers     int           `yaml:"workers"`
+	ItemTimeout time.Duration `yaml:"item_timeout"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	StuckAfter  time.Duration `yaml:"stuck_after"`
+}
+
+// Default is the configuration with no file.
+func Default() *Config {
+	return &Config{DataDir: "data", Listen: "127.0.0.1:8080", Timezone: "Local", Log: Log{Format: "text", Level: "info"},
+		SampleInterval: 10 * time.Second, HealthInterval: 5 * time.Minute, ReportSchedule: "0 9 * * *",
+		WhatsApp: WhatsApp{SendPerMinute: 10}}
+}
+
+// Errors is every problem found, each "file:line:col: message".
+type Errors []string
+
+func (e Errors) Error() string { return strings.Join(e, "\n") }
+
+// Parse reads a configuration over the defaults.
+func Parse(file string, data []byte) (*Config, error) {
+	c := Default()
+	c.File = file
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, Errors{fmt.Sprintf("%s:1:1: invalid YAML: %v", file, strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+	d := &decoder{file: file}
+	if len(doc.Content) > 0 {
+		d.decode(doc.Content[0], reflect.ValueOf(c).Elem(), "")
+	}
+	if len(d.errs) > 0 {
+		return nil, Errors(d.errs)
+	}
+	if errs := c.validate(file, &doc); len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// Load reads the file at path (none: the defaults) and applies the environment.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	c := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if c, err = Parse(path, data); err != nil {
+			return nil, err
+		}
+	}
+	c.applyEnv(getenv)
+	if errs := c.validate("environment", nil); len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// applyEnv lets REMEDY_* variables override the file.
+func (c *Config) applyEnv(getenv func(string) string) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	set := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	set("REMEDY_DATA_DIR", &c.DataDir)
+	set("REMEDY_POLICIES", &c.Policies)
+	set("REMEDY_LISTEN", &c.Listen)
+	set("REMEDY_TIMEZONE", &c.Timezone)
+	set("REMEDY_LOG_FORMAT", &c.Log.Format)
+	set("REMEDY_LOG_LEVEL", &c.Log.Level)
+	if v := getenv("REMEDY_ADMINS"); v != "" {
+		c.WhatsApp.Admins = strings.Split(v, ",")
+	}
+	if v := getenv("REMEDY_TOKEN"); v != "" {
+		c.Token = v
+	} else if c.TokenEnv != "" {
+		c.Token = getenv(c.TokenEnv)
+	}
+}
+
+var phoneRE = regexp.MustCompile(`^\+?[0-9]{6,16}$`)
+
+// validate checks values; doc (when from a file) gives positions.
+func (c *Config) validate(file string, doc *yaml.Node) Errors {
+	var errs Errors
+	at := func(path string) string {
+		if n := find(doc, path); n != nil {
+			return fmt.Sprintf("%s:%d:%d", file, n.Line, n.Column)
+		}
+		return file
+	}
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, at(path)+": "+fmt.Sprintf(format, args...))
+	}
+	if c.Timezone != "Local" {
+		if _, err := time.LoadLocation(c.Timezone); err != nil {
+			bad("timezone", "timezone: %v", err)
+		}
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		bad("listen", "listen: %q is not host:port", c.Listen)
+	} else if !IsLoopback(host) && c.Token == "" {
+		bad("listen", "listen: %s is reachable from other machines; set a token (token_env or REMEDY_TOKEN) or listen on 127.0.0.1", c.Listen)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "log.format must be text or json")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "log.level must be debug, info, warn or error")
+	}
+	if c.SampleInterval < time.Second {
+		bad("sample_interval", "sample_interval must be at least 1s")
+	}
+	for i, a := range c.WhatsApp.Admins {
+		if !phoneRE.MatchString(strings.TrimSpace(a)) {
+			bad(fmt.Sprintf("whatsapp.admins[%d]", i), "whatsapp.admins: %q is not a phone number (digits, optional +)", a)
+		}
+	}
+	for name, ep := range map[string]*Endpoint{"alerts.webhook": c.Alerts.Webhook, "alerts.alertmanager": c.Alerts.Alertmanager} {
+		if ep == nil {
+			continue
+		}
+		if u, err := url.Parse(ep.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(name+".url", "%s.url: %q is not an http(s) URL", name, ep.URL)
+		}
+	}
+	names := map[string]bool{}
+	for i, s := range c.Services {
+		p := fmt.Sprintf("services[%d]", i)
+		switch {
+		case s.Name == "":
+			bad(p, "%s: a service needs a name", p)
+		case names[s.Name]:
+			bad(p+".name", "%s: service %q defined twice", p, s.Name)
+		}
+		names[s.Name] = true
+		if len(s.Command) == 0 {
+			bad(p, "%s: service %q needs a command", p, s.Name)
+		}
+	}
+	return errs
+}
+
+// IsLoopback reports whether host is a loopback name or address.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// find returns the node at a dotted path ("alerts.webhook.url", "services[1].name").
+func find(doc *yaml.Node, path string) *yaml.Node {
+	if doc == nil || len(doc.Content) == 0 {
+		return nil
+	}
+	n := doc.Content[0]
+	for _, part := range strings.Split(path, ".") {
+		key, idx := part, -1
+		if i := strings.IndexByte(part, '['); i >= 0 {
+			key = part[:i]
+			fmt.Sscanf(part[i:], "[%d]", &idx)
+		}
+		var next *yaml.Node
+		if n.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				if n.Content[j].Value == key {
+					next = n.Content[j+1]
+					if idx < 0 {
+						next = n.Content[j+1]
+					}
+				}
+			}
+		}
+		if next == nil {
+			return n
+		}
+		n = next
+		if idx >= 0 && n.Kind == yaml.SequenceNode && idx < len(n.Content) {
+			n = n.Content[idx]
+		}
+	}
+	return n
+}
+
+// Location is the configured time zone.
+func (c *Config) Location() *time.Location {
+	if c.Timezone == "" || c.Timezone == "Local" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return time.Local
+	}
+	return loc
+}
