@@ -37,11 +37,13 @@ type cliEnv struct {
 
 func commands() []command {
 	return []command{
+		{"run", "run remedy: monitor, recover, alert, serve the dashboard (no config needed)", runRun},
 		{"check", "validate policy files (exit 1 on errors; --strict also fails on warnings)", runCheck},
 		{"test", "run policy test files offline against scripted inputs", runTest},
 		{"replay", "feed recorded events and samples through policies, with no side effects", runReplay},
 		{"codes", "list event codes, metrics, functions and actions", runCodes},
 		{"deadletter", "list or replay the items taken out of their queues", runDeadletter},
+		{"config", "check a configuration file: remedy config check [FILE]", runConfig},
 	}
 }
 

@@ -65,7 +65,7 @@ func TestSamplerRunsOnItsInterval(t *testing.T) {
 		time.Sleep(35 * time.Second)
 		synctest.Wait()
 		cancel()
-		if len(got) != 3 || got[0].Sub(start) != 10*time.Second {
+		if len(got) != 4 || got[0] != start || got[1].Sub(start) != 10*time.Second {
 			t.Fatalf("samples at %v", got)
 		}
 	})

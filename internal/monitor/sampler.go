@@ -113,8 +113,9 @@ func (s *Sampler) Last() engine.Sample {
 	return s.last
 }
 
-// Run takes a sample every interval and hands it to out until ctx ends.
+// Run takes a sample now and then every interval, handing each to out, until ctx ends.
 func (s *Sampler) Run(ctx context.Context, out func(engine.Sample)) {
+	out(s.Sample(ctx))
 	t := time.NewTicker(s.opts.Interval)
 	defer t.Stop()
 	for {

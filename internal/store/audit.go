@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/remedy-run/remedy/actions"
+	"github.com/remedy-run/remedy/engine"
 )
 
 var _ actions.AuditSink = (*DB)(nil)
@@ -20,19 +22,19 @@ func (db *DB) RecordAttempt(ctx context.Context, a actions.Attempt) error {
 
 // AuditRow is one row of the audit, for the dashboard and the CLI.
 type AuditRow struct {
-	ID         int64  `db:"id"`
-	TS         int64  `db:"ts"`
-	Policy     string `db:"policy"`
-	Instance   string `db:"instance"`
-	DecisionID int64  `db:"decision_id"`
-	Action     string `db:"action"`
-	Step       int    `db:"step"`
-	Attempt    int    `db:"attempt"`
-	Params     string `db:"params"`
-	DurationMS int64  `db:"duration_ms"`
-	Outcome    string `db:"outcome"`
-	Error      string `db:"error"`
-	Output     string `db:"output"`
+	ID         int64  `db:"id" json:"id"`
+	TS         int64  `db:"ts" json:"ts"`
+	Policy     string `db:"policy" json:"policy"`
+	Instance   string `db:"instance" json:"instance"`
+	DecisionID int64  `db:"decision_id" json:"decision_id"`
+	Action     string `db:"action" json:"action"`
+	Step       int    `db:"step" json:"step"`
+	Attempt    int    `db:"attempt" json:"attempt"`
+	Params     string `db:"params" json:"params"`
+	DurationMS int64  `db:"duration_ms" json:"duration_ms"`
+	Outcome    string `db:"outcome" json:"outcome"`
+	Error      string `db:"error" json:"error"`
+	Output     string `db:"output" json:"output"`
 }
 
 // Audit returns the newest audit rows, newest first.
@@ -41,4 +43,52 @@ func (db *DB) Audit(ctx context.Context, limit int) ([]AuditRow, error) {
 	err := db.Select(ctx, &out, `SELECT id, ts, policy, instance, decision_id, action, step, attempt, params, duration_ms,
 		outcome, error, output FROM audit ORDER BY id DESC LIMIT ?`, limit)
 	return out, err
+}
+
+// AlertRow is one alert as stored, for the dashboard.
+type AlertRow struct {
+	ID          int64  `db:"id" json:"id"`
+	Fingerprint string `db:"fingerprint" json:"fingerprint"`
+	TS          int64  `db:"ts" json:"ts"`
+	Policy      string `db:"policy" json:"policy"`
+	Instance    string `db:"instance" json:"instance"`
+	Severity    string `db:"severity" json:"severity"`
+	State       string `db:"state" json:"state"`
+	Summary     string `db:"summary" json:"summary"`
+	Suppressed  int    `db:"suppressed" json:"suppressed"`
+	Held        string `db:"held" json:"held"`
+	AckedBy     string `db:"acked_by" json:"acked_by"`
+	AckedAt     int64  `db:"acked_at" json:"acked_at"`
+	Reason      string `db:"reason" json:"reason"`
+}
+
+// Alerts returns the newest alerts, newest first.
+func (db *DB) Alerts(ctx context.Context, limit int) ([]AlertRow, error) {
+	var out []AlertRow
+	err := db.Select(ctx, &out, `SELECT id, fingerprint, ts, policy, instance, severity, state, summary, suppressed, held,
+		acked_by, acked_at, reason FROM alerts ORDER BY id DESC LIMIT ?`, limit)
+	return out, err
+}
+
+// RecentEvents returns the newest events, newest first.
+func (db *DB) RecentEvents(ctx context.Context, limit int) ([]engine.Event, error) {
+	var rows []struct {
+		TS      int64   `db:"ts"`
+		Code    string  `db:"code"`
+		Source  string  `db:"source"`
+		Labels  string  `db:"labels"`
+		Message string  `db:"message"`
+		Value   float64 `db:"value"`
+	}
+	if err := db.Select(ctx, &rows, `SELECT ts, code, source, labels, message, value FROM events ORDER BY id DESC LIMIT ?`, limit); err != nil {
+		return nil, err
+	}
+	out := make([]engine.Event, len(rows))
+	for i, r := range rows {
+		out[i] = engine.Event{Time: time.UnixMilli(r.TS).UTC(), Code: r.Code, Source: r.Source, Message: r.Message, Value: r.Value}
+		if r.Labels != "{}" {
+			_ = json.Unmarshal([]byte(r.Labels), &out[i].Labels)
+		}
+	}
+	return out, nil
 }

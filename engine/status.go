@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"sort"
+	"time"
+
+	"github.com/remedy-run/remedy/conditions"
+	"github.com/remedy-run/remedy/policies"
+)
+
+// PolicyStatus describes a policy and its instances, for the API and the rule view.
+type PolicyStatus struct {
+	Name        string            `json:"name"`
+	Description string            `json:"description,omitempty"`
+	Source      string            `json:"source"` // file:line:col
+	On          []string          `json:"on"`
+	When        string            `json:"when,omitempty"`
+	Severity    policies.Severity `json:"severity"`
+	Mode        policies.Mode     `json:"mode"`
+	Enabled     bool              `json:"enabled"`
+	Actions     []string          `json:"actions,omitempty"`
+	Firing      int               `json:"firing"`
+	LastFired   *time.Time        `json:"last_fired,omitempty"`
+	Instances   []InstanceStatus  `json:"instances"`
+}
+
+// InstanceStatus describes one instance.
+type InstanceStatus struct {
+	Key          string            `json:"key"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	State        State             `json:"state"`
+	Since        time.Time         `json:"since"`
+	Severity     policies.Severity `json:"severity"`
+	PendingUntil *time.Time        `json:"pending_until,omitempty"`
+	Occurrences  int               `json:"occurrences,omitempty"`
+	Step         int               `json:"step,omitempty"`     // from 1
+	Attempts     int               `json:"attempts,omitempty"` // used in the step
+	NextAttempt  *time.Time        `json:"next_attempt,omitempty"`
+	InFlight     bool              `json:"in_flight,omitempty"`
+	Escalated    bool              `json:"escalated,omitempty"`
+	Exhausted    bool              `json:"exhausted,omitempty"`
+	BreakerUntil *time.Time        `json:"breaker_until,omitempty"`
+}
+
+func ptr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// Status describes every policy and instance. Like every method, it must be called by
+// the engine's owner goroutine.
+func (e *Engine) Status() []PolicyStatus {
+	out := make([]PolicyStatus, 0, len(e.pols))
+	for _, ps := range e.pols {
+		p := ps.p
+		st := PolicyStatus{Name: p.Name, Description: p.Description, Source: p.Pos.String(), On: p.On, When: p.When,
+			Severity: p.Severity, Mode: p.Mode, Enabled: p.Enabled, Firing: ps.firing, LastFired: ptr(ps.lastFired)}
+		for _, a := range p.Actions {
+			st.Actions = append(st.Actions, a.Do)
+		}
+		for _, inst := range ps.instances {
+			is := InstanceStatus{Key: inst.key, Labels: inst.labels, State: inst.state, Since: inst.since, Severity: inst.severity,
+				Occurrences: inst.occurrences, Attempts: inst.attempt, InFlight: inst.inflight != 0, Escalated: inst.escalated,
+				Exhausted: inst.exhausted, BreakerUntil: ptr(inst.breakerUntil)}
+			if inst.state == Pending {
+				is.PendingUntil = ptr(inst.pendingSince.Add(p.For))
+			}
+			if inst.state == Firing && len(p.Actions) > 0 && !inst.exhausted {
+				is.Step = inst.step + 1
+				is.NextAttempt = ptr(inst.nextAttempt)
+			}
+			st.Instances = append(st.Instances, is)
+		}
+		sort.Slice(st.Instances, func(i, j int) bool { return st.Instances[i].Key < st.Instances[j].Key })
+		out = append(out, st)
+	}
+	return out
+}
+
+// TryResult is what one policy would decide on one input, from a fresh state.
+type TryResult struct {
+	Decisions []Decision
+	Matched   bool               // the input was in the policy's on:
+	Result    bool               // the condition's value
+	Values    []conditions.Value // the identifiers it saw
+	Err       error
+}
+
+// Try runs an input through a single policy with fresh state, in dry run: the dashboard's
+// "test this policy" box. It does not touch any running engine.
+func Try(p *policies.Policy, in Input, loc *time.Location) TryResult {
+	dry := *p
+	dry.Mode = policies.DryRun
+	var res TryResult
+	e := New(&policies.Set{Policies: []*policies.Policy{&dry}}, Options{Location: loc, Trace: func(tr Trace) {
+		res.Matched, res.Result, res.Values, res.Err = true, tr.Result, tr.Values, tr.Err
+	}})
+	res.Decisions = append(res.Decisions, e.Process(in)...)
+	if p.Cond == nil {
+		res.Matched = len(res.Decisions) > 0
+		res.Result = res.Matched
+	}
+	return res
+}

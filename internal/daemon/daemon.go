@@ -1,0 +1,280 @@
+// Package daemon is `remedy run`: it opens the components in order, runs the engine in
+// one goroutine fed by every source, hands decisions to the executor, the alert pipeline,
+// the recorder and the dashboard, reloads policies on request, and closes everything in
+// reverse on shutdown.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/remedy-run/remedy/actions"
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/monitor"
+	"github.com/remedy-run/remedy/internal/service"
+	"github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/policies"
+	"github.com/remedy-run/remedy/web"
+)
+
+// Version is set at build time (-ldflags "-X …daemon.Version=…").
+var Version = "dev"
+
+// Daemon is a running remedy. Create it with New, run it with Run.
+type Daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	started time.Time
+
+	data     *store.Data
+	eng      *engine.Engine // owned by the loop goroutine
+	inbox    *inbox
+	queries  chan func(*engine.Engine)
+	reloads  chan chan web.ReloadStatus
+	exec     *actions.Executor
+	pipeline *alert.Pipeline
+	reporter *alert.Reporter
+	sup      *service.Supervisor
+	counters *monitor.Counters
+	sampler  *monitor.Sampler
+	metrics  *monitor.Metrics
+	registry *prometheus.Registry
+	health   *monitor.Health
+	hub      *web.Hub
+	rec      *recorder
+	srv      *http.Server
+	ln       net.Listener
+
+	set        atomic.Pointer[policies.Set]
+	lastReload atomic.Pointer[web.ReloadStatus]
+	firing     atomic.Int64
+	lastLoop   atomic.Int64 // unix nanos of the loop's last turn, for readiness
+}
+
+// New opens the data directory and builds the components; nothing runs yet. A policy
+// set with errors stops it here, with every error.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, started: time.Now(), inbox: newInbox(100_000),
+		queries: make(chan func(*engine.Engine)), reloads: make(chan chan web.ReloadStatus), hub: web.NewHub()}
+	set, err := loadPolicies(cfg.Policies)
+	if err != nil {
+		return nil, err
+	}
+	d.set.Store(set)
+	d.lastReload.Store(&web.ReloadStatus{OK: true, Time: time.Now(), Files: set.Files})
+	for _, w := range set.Warnings {
+		log.Warn("policy warning", "warning", w.String())
+	}
+	if d.data, err = store.OpenData(ctx, cfg.DataDir, d.emit); err != nil {
+		return nil, err
+	}
+	d.registry = prometheus.NewRegistry()
+	d.counters = monitor.NewCounters()
+	d.sup = service.NewSupervisor(d.emit, log)
+	for _, s := range cfg.Services {
+		var env []string
+		for k, v := range s.Env {
+			env = append(env, k+"="+v)
+		}
+		if err := d.sup.Add(service.NewProcess(service.ProcessConfig{Name: s.Name, Command: s.Command, Dir: s.Dir,
+			Env: env, HealthURL: s.HealthURL, Grace: s.Grace})); err != nil {
+			d.data.Close()
+			return nil, err
+		}
+	}
+	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
+		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource}, Logger: log})
+	d.metrics = monitor.NewMetrics(d.registry, d.sampler.Last)
+	if d.pipeline, err = alert.New(ctx, alert.Options{DB: d.data.Main, Channels: d.channels(), PerMinute: cfg.Alerts.PerMinute,
+		Events: d.emit, Metrics: d.metrics, Logger: log}); err != nil {
+		d.data.Close()
+		return nil, err
+	}
+	d.reporter = &alert.Reporter{DB: d.data.Main, Metrics: d.data.Metrics, Pipeline: d.pipeline, Logger: log,
+		OnReport: func(at time.Time, body string) { d.hub.Publish("report", map[string]any{"time": at, "report": body}) }}
+	d.exec = actions.NewExecutor(actions.ExecutorOptions{
+		Registry: actions.Builtins(actions.Deps{
+			DBs:      map[string]actions.DBResetter{"remedy": d.data.Main, "metrics": d.data.Metrics.DB()},
+			Services: d.sup,
+			State:    []actions.StateResetter{d.data.Main},
+			Cleaner:  d.data,
+			Notifier: notifier{d},
+		}),
+		Audit: d.data.Main, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
+	})
+	d.health = monitor.NewHealth()
+	d.health.Add("database_writable", func(ctx context.Context) error {
+		_, err := d.data.Main.Exec(ctx, `INSERT INTO state(key, kind, data, updated) VALUES ('remedy.health', 'remedy', '{}', ?)
+			ON CONFLICT(key) DO UPDATE SET updated = excluded.updated`, time.Now().UnixMilli())
+		return err
+	})
+	d.health.Add("engine", func(ctx context.Context) error {
+		if n := d.inbox.len(); n > 10_000 {
+			return fmt.Errorf("%d inputs waiting", n)
+		}
+		if last := d.lastLoop.Load(); last > 0 && time.Since(time.Unix(0, last)) > 30*time.Second {
+			return errors.New("the engine loop has not turned for 30s")
+		}
+		return nil
+	})
+	d.health.Add("whatsapp", func(ctx context.Context) error {
+		return nil // off or unpaired is a deliberate state; the WhatsApp adapter adds its own check
+	})
+	d.rec = newRecorder(d.data, log)
+	d.eng = engine.New(set, engine.Options{Seed: uint64(time.Now().UnixNano()), Location: cfg.Location()})
+	return d, nil
+}
+
+func loadPolicies(path string) (*policies.Set, error) {
+	if path == "" {
+		return policies.Defaults()
+	}
+	return policies.Load(path)
+}
+
+func (d *Daemon) channels() []alert.Channel {
+	chans := []alert.Channel{alert.LogChannel{Logger: d.log}, alert.DashboardChannel{}}
+	if w := d.cfg.Alerts.Webhook; w != nil {
+		var secret []byte
+		if w.SecretEnv != "" {
+			secret = []byte(os.Getenv(w.SecretEnv))
+		}
+		chans = append(chans, alert.WebhookChannel{URL: w.URL, Secret: secret, Client: &http.Client{}})
+	}
+	if am := d.cfg.Alerts.Alertmanager; am != nil {
+		chans = append(chans, alert.AlertmanagerChannel{URL: am.URL, Client: &http.Client{}, Source: d.cfg.Alerts.InstanceLabel})
+	}
+	return chans
+}
+
+// emit is how every source reaches the engine; it never blocks.
+func (d *Daemon) emit(ev engine.Event) { d.inbox.push(ev) }
+
+// Ingest takes an input from the API.
+func (d *Daemon) Ingest(in engine.Input) { d.inbox.push(in) }
+
+// Addr is the address the HTTP server listens on (after Run started it).
+func (d *Daemon) Addr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+// Listen opens the HTTP listener (before Run, so a caller can learn the port of ":0").
+func (d *Daemon) Listen() error {
+	ln, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+	}
+	d.ln = ln
+	return nil
+}
+
+// Run runs remedy until ctx ends, then shuts down within the grace period: the HTTP
+// server stops taking requests, the engine loop stops, in-flight actions get time to
+// finish and report, supervised services are stopped, the recorder and the outbox are
+// flushed, and the databases are closed.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.ln == nil {
+		if err := d.Listen(); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	goRun := func(f func(context.Context)) { wg.Add(1); go func() { defer wg.Done(); f(bg) }() }
+
+	goRun(d.rec.run)
+	goRun(d.pipeline.Run)
+	goRun(func(ctx context.Context) { d.data.Main.RunHealth(ctx, 30*time.Second) })
+	goRun(func(ctx context.Context) { d.data.Metrics.DB().RunHealth(ctx, 30*time.Second) })
+	goRun(func(ctx context.Context) { d.sup.RunHealth(ctx, 15*time.Second) })
+	goRun(func(ctx context.Context) { d.health.RunScheduled(ctx, d.cfg.HealthInterval, d.emit) })
+	goRun(func(ctx context.Context) { d.sampler.Run(ctx, func(s engine.Sample) { d.inbox.push(s) }) })
+	goRun(func(ctx context.Context) { d.compactMetrics(ctx) })
+	goRun(func(ctx context.Context) {
+		if err := d.reporter.Schedule(ctx, d.cfg.ReportSchedule, d.cfg.Location()); err != nil {
+			d.log.Error("daily report", "error", err)
+		}
+	})
+	if d.cfg.WatchPolicies && d.cfg.Policies != "" {
+		goRun(d.watchPolicies)
+	}
+	if err := d.sup.StartAll(ctx); err != nil {
+		d.log.Error("starting services", "error", err)
+	}
+
+	d.srv = &http.Server{Handler: web.NewServer(web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
+		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log}),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- d.srv.Serve(d.ln) }()
+	d.log.Info("remedy running", "listen", d.Addr(), "data", d.cfg.DataDir, "policies", len(d.set.Load().Policies), "dry_run", d.cfg.DryRun)
+
+	loopDone := make(chan struct{})
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	go func() { d.loop(loopCtx); close(loopDone) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = err
+		}
+	}
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = d.srv.Shutdown(sctx)
+	_ = d.exec.Wait(sctx) // in-flight recoveries finish and report
+	stopLoop()
+	<-loopDone
+	_ = d.sup.StopAll(sctx, 5*time.Second)
+	stopBG()
+	wg.Wait() // the recorder flushes, the pipeline stops
+	d.pipeline.Deliver(sctx)
+	if err := d.data.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	d.log.Info("stopped")
+	return runErr
+}
+
+// compactMetrics keeps the metrics database bounded: hourly rollup and retention.
+func (d *Daemon) compactMetrics(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := d.data.Metrics.Compact(ctx, time.Now(), store.DefaultRetention); err != nil {
+				d.log.Warn("metrics compaction", "error", err)
+			}
+		}
+	}
+}
+
+// notifier is NOTIFY: a custom alert through the pipeline.
+type notifier struct{ d *Daemon }
+
+func (n notifier) Notify(ctx context.Context, severity, text string, dec engine.Decision) error {
+	return n.d.pipeline.Handle(ctx, engine.Decision{Time: time.Now(), Kind: engine.KindAlert, Policy: dec.Policy,
+		Instance: dec.Instance, Labels: dec.Labels, Severity: policies.Severity(severity), State: engine.Firing,
+		Alert: &engine.AlertNote{Summary: text}, Reason: engine.Reason{Text: "NOTIFY action"}})
+}

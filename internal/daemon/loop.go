@@ -1,0 +1,282 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/policies"
+	"github.com/remedy-run/remedy/web"
+)
+
+// loop is the engine's only goroutine: inputs, ticks at the engine's deadlines, reloads
+// and read queries, one at a time.
+func (d *Daemon) loop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		d.lastLoop.Store(time.Now().UnixNano())
+		if next := d.eng.NextDeadline(); !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+		} else {
+			timer.Reset(time.Minute) // nothing scheduled; turn anyway so readiness sees the loop alive
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.inbox.notify:
+			for _, in := range d.inbox.take() {
+				d.process(ctx, in)
+			}
+		case <-timer.C:
+			d.process(ctx, engine.Tick{Time: time.Now()})
+		case reply := <-d.reloads:
+			reply <- d.reload(ctx)
+		case q := <-d.queries:
+			q(d.eng)
+		}
+	}
+}
+
+func (d *Daemon) process(ctx context.Context, in engine.Input) {
+	ds := d.eng.Process(in)
+	d.metrics.ObserveEngine(d.eng.Stats())
+	switch x := in.(type) {
+	case engine.Event:
+		d.metrics.Events.WithLabelValues(x.Code).Inc()
+		d.hub.Publish("event", x)
+		if x.Code == "WA_CONNECTED" {
+			d.pipeline.Wake() // alerts waiting for WhatsApp go out now
+		}
+		if x.Code == engine.CodeActionSucceeded || x.Code == engine.CodeActionFailed || x.Code == engine.CodeActionTimeout {
+			outcome := map[string]string{engine.CodeActionSucceeded: "succeeded", engine.CodeActionFailed: "failed", engine.CodeActionTimeout: "timeout"}[x.Code]
+			d.metrics.ActionOutcomes.WithLabelValues(x.Labels[engine.LabelAction], outcome).Inc()
+			d.metrics.ActionDuration.WithLabelValues(x.Labels[engine.LabelAction]).Observe(x.Value)
+		}
+	case engine.Sample:
+		d.hub.Publish("sample", x)
+	}
+	decisions := append([]engine.Decision(nil), ds...)
+	d.rec.add(in, decisions)
+	for _, dec := range decisions {
+		switch dec.Kind {
+		case engine.KindAction:
+			d.exec.Execute(ctx, dec)
+		case engine.KindAlert:
+			if err := d.pipeline.Handle(ctx, dec); err != nil {
+				d.log.Error("alert not stored", "policy", dec.Policy, "error", err)
+			}
+		case engine.KindState:
+			if dec.State == engine.Firing {
+				d.firing.Add(1)
+			} else if dec.State == engine.Resolved {
+				d.firing.Add(-1)
+			}
+		}
+		d.log.Info("decision", "decision", dec.String())
+		d.hub.Publish("decision", map[string]any{"time": dec.Time, "policy": dec.Policy, "instance": dec.Instance,
+			"kind": dec.Kind, "state": dec.State, "text": dec.String()})
+	}
+	if len(decisions) > 0 {
+		for _, st := range d.eng.Status() {
+			d.metrics.PolicyFiring.WithLabelValues(st.Name).Set(float64(st.Firing))
+		}
+	}
+}
+
+// reload is the one reload path (SIGHUP, the API, the file watch): the whole new set is
+// parsed and compiled on the side; on any error the old set keeps running and the errors
+// are logged, shown and raised as POLICY_RELOAD_FAILED; on success the set is swapped
+// with state carried over and the diff goes to the audit.
+func (d *Daemon) reload(ctx context.Context) web.ReloadStatus {
+	st := web.ReloadStatus{Time: time.Now()}
+	set, err := loadPolicies(d.cfg.Policies)
+	if err != nil {
+		var errs policies.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				st.Errors = append(st.Errors, e.String())
+			}
+		} else {
+			st.Errors = []string{err.Error()}
+		}
+		d.lastReload.Store(&st)
+		d.metrics.ReloadSuccess.Set(0)
+		d.log.Error("policy reload failed; the previous policies keep running", "errors", len(st.Errors))
+		for _, e := range st.Errors {
+			d.log.Error("policy error", "error", e)
+		}
+		msg := st.Errors[0]
+		if len(st.Errors) > 1 {
+			msg += fmt.Sprintf(" (and %d more)", len(st.Errors)-1)
+		}
+		d.inbox.push(engine.Event{Time: time.Now(), Code: "POLICY_RELOAD_FAILED", Source: "daemon", Message: msg, Value: float64(len(st.Errors))})
+		d.hub.Publish("reload", st)
+		return st
+	}
+	diff := d.eng.Swap(set)
+	d.set.Store(set)
+	st.OK, st.Added, st.Changed, st.Removed, st.Files = true, diff.Added, diff.Changed, diff.Removed, set.Files
+	d.lastReload.Store(&st)
+	d.metrics.ReloadSuccess.Set(1)
+	d.metrics.ReloadTimestamp.SetToCurrentTime()
+	out, _ := json.Marshal(diff)
+	if _, err := d.data.Main.Exec(ctx, `INSERT INTO audit(ts, policy, action, outcome, output) VALUES (?, '', 'RELOAD', 'reloaded', ?)`,
+		time.Now().UnixMilli(), string(out)); err != nil {
+		d.log.Error("audit of reload", "error", err)
+	}
+	d.log.Info("policies reloaded", "policies", len(set.Policies), "added", diff.Added, "changed", diff.Changed, "removed", diff.Removed)
+	d.inbox.push(engine.Event{Time: time.Now(), Code: "POLICY_RELOADED", Source: "daemon"})
+	d.hub.Publish("reload", st)
+	return st
+}
+
+// Reload asks the loop to reload and waits for the result.
+func (d *Daemon) Reload(ctx context.Context) web.ReloadStatus {
+	reply := make(chan web.ReloadStatus, 1)
+	select {
+	case d.reloads <- reply:
+	case <-ctx.Done():
+		return web.ReloadStatus{Time: time.Now(), Errors: []string{ctx.Err().Error()}}
+	}
+	select {
+	case st := <-reply:
+		return st
+	case <-ctx.Done():
+		return web.ReloadStatus{Time: time.Now(), Errors: []string{ctx.Err().Error()}}
+	}
+}
+
+// watchPolicies reloads when a policy file changes (polled every 2 s, no dependency).
+func (d *Daemon) watchPolicies(ctx context.Context) {
+	stamp := func() string {
+		var s string
+		filepath.WalkDir(d.cfg.Policies, func(path string, e os.DirEntry, err error) error {
+			if err == nil && !e.IsDir() && policies.IsPolicyFile(e.Name()) {
+				if info, err := e.Info(); err == nil {
+					s += fmt.Sprintf("%s:%d:%d;", path, info.Size(), info.ModTime().UnixNano())
+				}
+			}
+			return nil
+		})
+		return s
+	}
+	last := stamp()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if now := stamp(); now != last {
+				last = now
+				d.Reload(ctx)
+			}
+		}
+	}
+}
+
+// query runs f on the engine in the loop goroutine.
+func (d *Daemon) query(ctx context.Context, f func(*engine.Engine)) error {
+	done := make(chan struct{})
+	select {
+	case d.queries <- func(e *engine.Engine) { f(e); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Policies describes every policy and instance.
+func (d *Daemon) Policies(ctx context.Context) ([]engine.PolicyStatus, error) {
+	var out []engine.PolicyStatus
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := d.query(qctx, func(e *engine.Engine) { out = e.Status() })
+	return out, err
+}
+
+// TryPolicy runs an input through one policy in dry run, away from the running engine.
+func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, error) {
+	p := d.set.Load().ByName(name)
+	if p == nil {
+		return engine.TryResult{}, fmt.Errorf("no policy named %q", name)
+	}
+	return engine.Try(p, in, d.cfg.Location()), nil
+}
+
+// Overview sums up the state for the dashboard.
+func (d *Daemon) Overview(ctx context.Context) web.Overview {
+	o := web.Overview{Version: Version, Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
+		Sample: d.sampler.Last().Values, Firing: int(max(d.firing.Load(), 0)), Policies: len(d.set.Load().Policies),
+		Reload: *d.lastReload.Load(), Services: d.sup.Status(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
+		InputsQueue: d.inbox.len()}
+	if d.cfg.WhatsApp.Enabled {
+		o.WhatsApp = "unpaired"
+	}
+	if err := d.data.Main.Check(ctx); err != nil {
+		o.Database = err.Error()
+	}
+	if p, err := d.pipeline.Pending(ctx); err == nil {
+		o.Outbox = len(p)
+	}
+	return o
+}
+
+// Pipeline is the alert pipeline (silences, acks, outbox).
+func (d *Daemon) Pipeline() *alert.Pipeline { return d.pipeline }
+
+// Store is the data directory.
+func (d *Daemon) Store() *store.Data { return d.data }
+
+// History returns the recorded samples since a time, for the charts.
+func (d *Daemon) History(ctx context.Context, since time.Time) ([]engine.Sample, error) {
+	return d.data.Metrics.Samples(ctx, since, time.Now().Add(time.Minute))
+}
+
+// poolSource reports the database pools.
+func (d *Daemon) poolSource(ctx context.Context) map[string]float64 {
+	st := d.data.Main.Stats()
+	return map[string]float64{"db_open_conns": float64(st.Open), "db_in_use": float64(st.InUse), "db_wait_count": float64(st.WaitCount)}
+}
+
+// stateSource reports the services and the dashboard.
+func (d *Daemon) stateSource(ctx context.Context) map[string]float64 {
+	v := map[string]float64{"dashboard_clients": float64(d.hub.Clients())}
+	for _, s := range d.sup.Status() {
+		up := 0.0
+		if s.Up {
+			up = 1
+		}
+		v["service_"+metricName(s.Name)+"_up"] = up
+	}
+	return v
+}
+
+func metricName(s string) string {
+	out := make([]byte, 0, len(s))
+	for _, c := range []byte(s) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			out = append(out, c)
+		case c >= 'A' && c <= 'Z':
+			out = append(out, c+32)
+		default:
+			out = append(out, '_')
+		}
+	}
+	return string(out)
+}

@@ -1,0 +1,225 @@
+// Package web serves remedy's HTTP API, the live WebSocket stream and the embedded
+// dashboard. It holds no state of the engine's: everything comes from a Backend.
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/queue"
+	"github.com/remedy-run/remedy/internal/service"
+	"github.com/remedy-run/remedy/internal/store"
+)
+
+//go:embed static
+var staticFS embed.FS
+
+// Overview is the dashboard's summary.
+type Overview struct {
+	Version     string             `json:"version"`
+	Started     time.Time          `json:"started"`
+	Now         time.Time          `json:"now"`
+	WhatsApp    string             `json:"whatsapp"` // connected, disconnected, unpaired, off
+	Database    string             `json:"database"` // ok, or the problem
+	Sample      map[string]float64 `json:"sample"`
+	Firing      int                `json:"firing"`
+	Policies    int                `json:"policies"`
+	Reload      ReloadStatus       `json:"reload"`
+	Services    []service.Status   `json:"services"`
+	Outbox      int                `json:"outbox"`
+	Clients     int                `json:"dashboard_clients"`
+	DryRun      bool               `json:"dry_run"`
+	InputsQueue int                `json:"inputs_queued"`
+}
+
+// ReloadStatus is the result of the last policy load.
+type ReloadStatus struct {
+	OK      bool      `json:"ok"`
+	Time    time.Time `json:"time"`
+	Errors  []string  `json:"errors,omitempty"`
+	Added   []string  `json:"added,omitempty"`
+	Changed []string  `json:"changed,omitempty"`
+	Removed []string  `json:"removed,omitempty"`
+	Files   []string  `json:"files,omitempty"`
+}
+
+// Backend is what the server needs from the daemon.
+type Backend interface {
+	Overview(ctx context.Context) Overview
+	Policies(ctx context.Context) ([]engine.PolicyStatus, error)
+	TryPolicy(name string, in engine.Input) (engine.TryResult, error)
+	Ingest(in engine.Input)
+	Reload(ctx context.Context) ReloadStatus
+	Pipeline() *alert.Pipeline
+	Store() *store.Data
+	History(ctx context.Context, since time.Time) ([]engine.Sample, error)
+}
+
+// Options configure the server.
+type Options struct {
+	Backend Backend
+	Hub     *Hub
+	Token   string // required on every API call and the stream when set
+	Metrics http.Handler
+	Live    http.HandlerFunc
+	Ready   http.HandlerFunc
+	Logger  *slog.Logger
+	// MaxBody limits request bodies (default 1 MiB).
+	MaxBody int64
+}
+
+// Server is the HTTP handler.
+type Server struct {
+	opts     Options
+	mux      *http.ServeMux
+	upgrader websocket.Upgrader
+}
+
+// NewServer builds the routes.
+func NewServer(opts Options) *Server {
+	if opts.MaxBody <= 0 {
+		opts.MaxBody = 1 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux()}
+	// gorilla's default origin check: the Origin must be this host (same-origin).
+	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096}
+	static, _ := fs.Sub(staticFS, "static")
+	s.mux.Handle("GET /", http.FileServerFS(static))
+	if opts.Live != nil {
+		s.mux.HandleFunc("GET /healthz", opts.Live)
+	}
+	if opts.Ready != nil {
+		s.mux.HandleFunc("GET /readyz", opts.Ready)
+	}
+	if opts.Metrics != nil {
+		s.mux.Handle("GET /metrics", opts.Metrics)
+	}
+	s.routes()
+	return s
+}
+
+// ServeHTTP adds the guards every request gets: body limit, security headers and panic
+// recovery ("internal error", details only in the log).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.opts.Logger.Error("http handler panic", "path", r.URL.Path, "panic", p)
+			writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		}
+	}()
+	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
+	s.mux.ServeHTTP(w, r)
+}
+
+// authorized checks the token (Authorization: Bearer, or ?token= for the WebSocket,
+// which browsers cannot give headers), in constant time.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.opts.Token == "" {
+		return true
+	}
+	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if got == "" {
+		got = r.URL.Query().Get("token")
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) == 1
+}
+
+// apiError is the body of every error: {"error": {"code": …, "message": …}}.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var e apiError
+	e.Error.Code, e.Error.Message = code, msg
+	writeJSON(w, status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body strictly (unknown fields are errors) and answers 4xx itself.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body is larger than the limit")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "bad_json", "malformed JSON: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "bad_json", "one JSON value expected")
+		return false
+	}
+	return true
+}
+
+// stream serves the live updates over a WebSocket.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered (403 for a foreign origin)
+	}
+	c := s.opts.Hub.subscribe()
+	defer s.opts.Hub.unsubscribe(c)
+	defer conn.Close()
+	go func() { // reads only to notice the close
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				c.close()
+				return
+			}
+		}
+	}()
+	ping := time.NewTicker(30 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.gone:
+			return
+		case b := <-c.send:
+			conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				return
+			}
+		case <-ping.C:
+			conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		}
+	}
+}
+
+var _ = queue.DeadLetter{}
