@@ -56,7 +56,8 @@ func (e *Engine) Status() []PolicyStatus {
 	for _, ps := range e.pols {
 		p := ps.p
 		st := PolicyStatus{Name: p.Name, Description: p.Description, Source: p.Pos.String(), On: p.On, When: p.When,
-			Severity: p.Severity, Mode: p.Mode, Enabled: p.Enabled, Firing: ps.firing, LastFired: ptr(ps.lastFired)}
+			Severity: p.Severity, Mode: p.Mode, Enabled: p.Enabled, Firing: ps.firing, LastFired: ptr(ps.lastFired),
+			Instances: []InstanceStatus{}}
 		for _, a := range p.Actions {
 			st.Actions = append(st.Actions, a.Do)
 		}

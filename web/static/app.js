@@ -4,6 +4,7 @@ const $ = (s) => document.querySelector(s);
 const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
 let token = localStorage.getItem("remedy-token") || "";
 const history = {}; // metric -> [[t, v]]
+const latest = {};  // metric -> its latest value (a sample may carry only some metrics)
 const MAX_POINTS = 360;
 
 async function api(path, opts = {}) {
@@ -71,7 +72,7 @@ async function refreshOverview() {
   $("#dryrun").classList.toggle("hidden", !o.dry_run);
   $("#reload-errors-card").hidden = o.reload.ok;
   $("#reload-errors").textContent = (o.reload.errors || []).join("\n");
-  if (o.sample) renderCards(o.sample);
+  if (o.sample) renderCards(Object.assign(latest, o.sample));
   $("#outbox").textContent = o.outbox ? o.outbox + " alert(s) waiting in the outbox" : "outbox empty";
   const sv = $("#services"); sv.replaceChildren();
   for (const s of o.services || []) sv.append(el("li", "", s.Name + ": " + (s.Up ? "up" : "down") + (s.Restarts ? ", " + s.Restarts + " restart(s)" : "") + (s.LastExit && !s.Up ? " (" + s.LastExit + ")" : "")));
@@ -193,7 +194,7 @@ function connect() {
   ws.onclose = () => { badge("#live", "reconnecting", "warn"); setTimeout(connect, 2000); };
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
-    if (msg.type === "sample") { addSample(msg.data.time, msg.data.values); renderCards(msg.data.values); drawCharts(); }
+    if (msg.type === "sample") { addSample(msg.data.time, msg.data.values); renderCards(Object.assign(latest, msg.data.values)); drawCharts(); }
     else if (msg.type === "event") { addEvent(msg.data); scheduleRefresh(); }
     else scheduleRefresh();
   };

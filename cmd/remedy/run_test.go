@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while the command writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// `remedy run` with a configuration: SIGHUP with a broken policy file keeps the old set
+// and reports the error; a fixed file swaps in; SIGTERM-like cancellation exits 0.
+func TestRunReloadsOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policies.yaml")
+	os.WriteFile(pol, []byte("policies:\n  - name: one\n    on: [SOME_FAULT]\n"), 0o644)
+	cfg := write(t, dir, "remedy.yaml", "data_dir: "+filepath.Join(dir, "data")+"\npolicies: "+pol+"\nlisten: 127.0.0.1:0\nlog: {format: json}\n")
+	if code, out, _ := run(t, "", "config", "check", cfg); code != exitOK || !strings.Contains(out, "ok (listen 127.0.0.1:0") {
+		t.Fatalf("config check: %d %s", code, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, stderr) }()
+	addrRE := regexp.MustCompile(`dashboard on (http://[0-9.:]+)/`)
+	var base string
+	waitFor(t, "the listen address", func() bool {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+			return true
+		}
+		return false
+	})
+	waitFor(t, "healthz", func() bool { return get(t, base+"/healthz") == "ok\n" })
+
+	os.WriteFile(pol, []byte("policies:\n  - name: one\n    on: [some_fault]\n"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the failed reload", func() bool {
+		s := get(t, base+"/api/v1/status")
+		return strings.Contains(s, `"ok": false`) && strings.Contains(s, `policies.yaml:3:10: policy \"one\": on: \"some_fault\" is not an event code`)
+	})
+	if !strings.Contains(get(t, base+"/api/v1/policies"), `"name": "one"`) {
+		t.Fatal("the old set is gone")
+	}
+	os.WriteFile(pol, []byte("policies:\n  - name: one\n    on: [SOME_FAULT]\n  - name: two\n    on: [OTHER_FAULT]\n"), 0o644)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the good reload", func() bool { return strings.Contains(get(t, base+"/api/v1/policies"), `"name": "two"`) })
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("exit %d\n%s", code, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no shutdown")
+	}
+	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
+		t.Fatalf("log: %s", stderr.String())
+	}
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "remedy.yaml", "listen: 0.0.0.0:8080\n")
+	code, _, errs := run(t, "", "run", "--config", cfg)
+	if code != exitBadInput || !strings.Contains(errs, "remedy.yaml:1:9: listen: 0.0.0.0:8080 is reachable from other machines; set a token") {
+		t.Fatalf("%d %s", code, errs)
+	}
+	if code, out, _ := run(t, "", "config", "check", cfg); code != exitFailed || !strings.Contains(out, "set a token") {
+		t.Fatalf("config check: %d %s", code, out)
+	}
+}

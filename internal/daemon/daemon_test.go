@@ -1,0 +1,293 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/policies"
+)
+
+const testPolicies = `policies:
+  - name: custom-fault
+    on: [CUSTOM_FAULT]
+    group_by: [part]
+    severity: error
+    actions:
+      - do: EXEC
+        with: {command: "true"}
+        timeout: 10s
+    annotations: {summary: 'custom fault in {{ .labels.part }}'}
+  - name: slow-burn
+    on: [sample]
+    when: 'metrics.burn > 5'
+    for: 1h
+`
+
+// remedyPolicies is the default remedy.yaml, so reload failures alert.
+func remedyPolicies(t *testing.T) string {
+	files, contents, err := policies.DefaultFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if filepath.Base(f) == "remedy.yaml" {
+			return string(contents[f])
+		}
+	}
+	t.Fatal("no remedy.yaml among the defaults")
+	return ""
+}
+
+type running struct {
+	t      *testing.T
+	d      *Daemon
+	base   string
+	token  string
+	dir    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startDaemon(t *testing.T, mutate func(*config.Config)) *running {
+	t.Helper()
+	dir := t.TempDir()
+	pdir := filepath.Join(dir, "policies")
+	os.MkdirAll(pdir, 0o755)
+	os.WriteFile(filepath.Join(pdir, "custom.yaml"), []byte(testPolicies), 0o644)
+	os.WriteFile(filepath.Join(pdir, "remedy.yaml"), []byte(remedyPolicies(t)), 0o644)
+	cfg := config.Default()
+	cfg.DataDir, cfg.Policies, cfg.Listen = filepath.Join(dir, "data"), pdir, "127.0.0.1:0"
+	cfg.SampleInterval = time.Hour // the tests post their own samples
+	if mutate != nil {
+		mutate(cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	r := &running{t: t, d: d, base: "http://" + d.Addr(), token: cfg.Token, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-r.done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return r
+}
+
+func (r *running) do(method, path, body string, hdr ...string) (int, string) {
+	r.t.Helper()
+	req, _ := http.NewRequest(method, r.base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventually polls the running daemon until cond holds.
+func (r *running) eventually(what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *running) policy(name string) map[string]any {
+	_, body := r.do("GET", "/api/v1/policies", "")
+	var ps []map[string]any
+	json.Unmarshal([]byte(body), &ps)
+	for _, p := range ps {
+		if p["name"] == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func TestIngestToDecisionAuditAndAlert(t *testing.T) {
+	r := startDaemon(t, nil)
+	code, body := r.do("POST", "/api/v1/events", `[{"code":"CUSTOM_FAULT","labels":{"part":"db"}},{"code":"NOTED","message":"hi"}]`)
+	if code != http.StatusAccepted || !strings.Contains(body, `"accepted": 2`) {
+		t.Fatalf("%d %s", code, body)
+	}
+	// EXEC true succeeds, which resolves the instance.
+	r.eventually("the action in the audit", func() bool {
+		_, b := r.do("GET", "/api/v1/actions", "")
+		return strings.Contains(b, `"action": "EXEC"`) && strings.Contains(b, `"outcome": "succeeded"`)
+	})
+	r.eventually("the alert", func() bool {
+		_, b := r.do("GET", "/api/v1/alerts", "")
+		return strings.Contains(b, `"summary": "custom fault in db"`)
+	})
+	r.eventually("the resolution", func() bool {
+		p := r.policy("custom-fault")
+		inst, _ := p["instances"].([]any)
+		return len(inst) == 1 && inst[0].(map[string]any)["state"] == "resolved"
+	})
+	r.eventually("the recorded events", func() bool {
+		_, b := r.do("GET", "/api/v1/events", "")
+		return strings.Contains(b, `"code": "NOTED"`) && strings.Contains(b, `"code": "ACTION_SUCCEEDED"`)
+	})
+	code, body = r.do("GET", "/api/v1/status", "")
+	if code != 200 || !strings.Contains(body, `"database": "ok"`) || !strings.Contains(body, `"whatsapp": "off"`) {
+		t.Fatalf("%d %s", code, body)
+	}
+	code, body = r.do("GET", "/metrics", "")
+	if code != 200 || !strings.Contains(body, `remedy_action_attempts_total{action="EXEC",outcome="succeeded"} 1`) {
+		t.Fatalf("metrics: %s", body)
+	}
+}
+
+func TestReloadKeepsOldSetOnErrorAndStateOnSuccess(t *testing.T) {
+	r := startDaemon(t, nil)
+	r.do("POST", "/api/v1/samples", `{"values":{"burn":9}}`)
+	var pendingUntil any
+	r.eventually("slow-burn pending", func() bool {
+		p := r.policy("slow-burn")
+		inst, _ := p["instances"].([]any)
+		if len(inst) == 1 && inst[0].(map[string]any)["state"] == "pending" {
+			pendingUntil = inst[0].(map[string]any)["pending_until"]
+			return true
+		}
+		return false
+	})
+	custom := filepath.Join(r.dir, "policies", "custom.yaml")
+	os.WriteFile(custom, []byte(testPolicies+"  - name: broken\n    on: [sample]\n    when: 'metrics.burn >'\n"), 0o644)
+	code, body := r.do("POST", "/api/v1/reload", "")
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `custom.yaml:17:25: policy \"broken\": when: unexpected token EOF`) {
+		t.Fatalf("broken reload: %d %s", code, body)
+	}
+	r.eventually("POLICY_RELOAD_FAILED raised and alerted", func() bool {
+		_, b := r.do("GET", "/api/v1/alerts", "")
+		return strings.Contains(b, `"policy": "policy-reload-failed"`)
+	})
+	p := r.policy("slow-burn")
+	if p == nil || p["instances"].([]any)[0].(map[string]any)["pending_until"] != pendingUntil {
+		t.Fatalf("the old set stopped running: %v", p)
+	}
+	os.WriteFile(custom, []byte(testPolicies+"  - name: added\n    on: [ADDED_FAULT]\n"), 0o644)
+	code, body = r.do("POST", "/api/v1/reload", "")
+	if code != 200 || !strings.Contains(body, `"added": [`) || !strings.Contains(body, `"added"`) {
+		t.Fatalf("good reload: %d %s", code, body)
+	}
+	p = r.policy("slow-burn")
+	if p["instances"].([]any)[0].(map[string]any)["pending_until"] != pendingUntil {
+		t.Fatal("an unchanged policy lost its pending timer across the reload")
+	}
+	if r.policy("added") == nil {
+		t.Fatal("new policy missing")
+	}
+	r.eventually("the reload resolves the alert", func() bool {
+		_, b := r.do("GET", "/api/v1/alerts", "")
+		return strings.Contains(b, `"state": "resolved"`)
+	})
+	_, audit := r.do("GET", "/api/v1/actions", "")
+	if !strings.Contains(audit, `"action": "RELOAD"`) {
+		t.Fatal("reload diff not in the audit")
+	}
+}
+
+func TestAPIRefusesBadInput(t *testing.T) {
+	r := startDaemon(t, func(c *config.Config) { c.Token = "t0ken" })
+	cases := []struct {
+		name, method, path, body string
+		hdr                      []string
+		status                   int
+		want                     string
+	}{
+		{"malformed JSON", "POST", "/api/v1/events", `{"code":`, nil, 400, "malformed"},
+		{"wrong type", "POST", "/api/v1/events", `{"code": 5}`, nil, 400, "malformed event"},
+		{"unknown field", "POST", "/api/v1/events", `{"code":"X","colour":"red"}`, nil, 400, "unknown field"},
+		{"bad code", "POST", "/api/v1/events", `{"code":"lower case"}`, nil, 422, "upper case letters"},
+		{"reserved code", "POST", "/api/v1/events", `{"code":"ACTION_SUCCEEDED","labels":{"policy":"x"}}`, nil, 422, "reserved"},
+		{"far future", "POST", "/api/v1/events", `{"code":"X","time":"2099-01-01T00:00:00Z"}`, nil, 422, "ahead"},
+		{"oversized", "POST", "/api/v1/events", `{"code":"X","message":"` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, "larger than the limit"},
+		{"bad sample", "POST", "/api/v1/samples", `{"values":{"CPU":1}}`, nil, 422, "lower case"},
+		{"bad silence", "POST", "/api/v1/silences", `{"matchers":{},"duration":"forever"}`, nil, 422, "duration"},
+		{"unknown policy", "POST", "/api/v1/policies/nope/try", `{"event":{"code":"X"}}`, nil, 404, "no policy"},
+		{"missing token", "GET", "/api/v1/status", "", []string{"Authorization", ""}, 401, "token"},
+		{"wrong token", "GET", "/api/v1/status", "", []string{"Authorization", "Bearer nope"}, 401, "token"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, body := r.do(c.method, c.path, c.body, c.hdr...)
+			if code != c.status || !strings.Contains(body, c.want) || !strings.Contains(body, `"error"`) {
+				t.Fatalf("%d %s", code, body[:min(len(body), 300)])
+			}
+		})
+	}
+	// The health endpoints need no token (for load balancers and systemd).
+	if code, _ := r.do("GET", "/healthz", "", "Authorization", ""); code != 200 {
+		t.Fatal("healthz")
+	}
+	// The WebSocket refuses a foreign origin and a missing token.
+	ws := "ws" + strings.TrimPrefix(r.base, "http") + "/api/v1/stream?token=t0ken"
+	if _, resp, err := websocket.DefaultDialer.Dial(ws, http.Header{"Origin": {"http://evil.example"}}); err == nil || resp.StatusCode != 403 {
+		t.Fatalf("foreign origin: %v", err)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(strings.TrimSuffix(ws, "?token=t0ken"), nil); err == nil || resp.StatusCode != 401 {
+		t.Fatalf("no token: %v", err)
+	}
+	conn, _, err := websocket.DefaultDialer.Dial(ws, http.Header{"Origin": {r.base}})
+	if err != nil {
+		t.Fatalf("same origin with token: %v", err)
+	}
+	defer conn.Close()
+	r.do("POST", "/api/v1/events", `{"code":"LIVE_CHECK"}`)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("no live event: %v", err)
+		}
+		if bytes.Contains(msg, []byte("LIVE_CHECK")) {
+			break
+		}
+	}
+}
+
+func TestTryPolicyFromTheAPI(t *testing.T) {
+	r := startDaemon(t, nil)
+	code, body := r.do("POST", "/api/v1/policies/custom-fault/try", `{"event":{"code":"CUSTOM_FAULT","labels":{"part":"x"}}}`)
+	if code != 200 || !strings.Contains(body, `"matched": true`) || !strings.Contains(body, "not run: dry_run") {
+		t.Fatalf("%d %s", code, body)
+	}
+	// The running engine was not touched.
+	if p := r.policy("custom-fault"); len(p["instances"].([]any)) != 0 {
+		t.Fatalf("try changed the live state: %v", p)
+	}
+}
+
+var _ = fmt.Sprint

@@ -1,0 +1,149 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/remedy-run/remedy/internal/config"
+)
+
+// browser starts Debian's headless Chromium, or skips saying it is missing.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("SKIPPED, NOT PASSED: chromium is not installed (apt-get install -y chromium; .ci/run does this)")
+	}
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true)}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+func artifact(t *testing.T, name string, data []byte) {
+	dir := os.Getenv("REMEDY_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	os.MkdirAll(dir, 0o755)
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Error(err)
+	}
+	t.Logf("artifact: %s", p)
+}
+
+func TestDashboardInChromium(t *testing.T) {
+	ctx := browser(t)
+	r := startDaemon(t, nil)
+	r.do("POST", "/api/v1/events", `{"code":"CUSTOM_FAULT","labels":{"part":"cache"}}`)
+
+	// Load time and weight, from the browser's own Navigation and Resource Timing.
+	type perfT struct {
+		Load  float64 `json:"load"`
+		Bytes float64 `json:"bytes"`
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(`#rules tbody tr`)); err != nil {
+		t.Fatal(err)
+	}
+	perf, err := chromedp.Run(ctx, chromedp.Evaluate[perfT](`(() => { const n = performance.getEntriesByType("navigation")[0];
+		const res = performance.getEntriesByType("resource").filter(e => !e.name.includes("/api/"));
+		return {load: n.loadEventEnd - n.startTime, bytes: n.transferSize + res.reduce((s, e) => s + e.transferSize, 0)}; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("dashboard load: %.0f ms, %.1f KB transferred (page, script, style)", perf.Load, perf.Bytes/1024)
+	if perf.Load <= 0 || perf.Load > 2000 || perf.Bytes <= 0 || perf.Bytes > 150*1024 {
+		t.Fatalf("load %.0f ms, %.0f bytes", perf.Load, perf.Bytes)
+	}
+
+	// The rule view lists every policy, with its source and state.
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#rules tbody tr").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#rules").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body := r.do("GET", "/api/v1/policies", "")
+	var ps []map[string]any
+	json.Unmarshal([]byte(body), &ps)
+	if rows != len(ps) || !strings.Contains(text, "custom-fault") || !strings.Contains(text, "custom.yaml:2:5") || !strings.Contains(text, "metrics.burn > 5") {
+		t.Fatalf("rule view: %d rows for %d policies\n%s", rows, len(ps), text)
+	}
+
+	// A live value changes within a second of an ingested sample.
+	began := time.Now()
+	r.do("POST", "/api/v1/samples", `{"values":{"cpu_percent":42.42}}`)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const b = document.querySelector('.metric[data-metric="cpu_percent"] b');
+		return b && b.textContent === "42.42%" ? b.textContent : null; })()`, chromedp.WithPollingTimeout(time.Second))); err != nil {
+		t.Fatalf("the sample did not appear within a second: %v", err)
+	}
+	t.Logf("live update on the page %v after the sample was posted", time.Since(began).Round(time.Millisecond))
+
+	// A silence created from the page.
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(`#s-policy`, "custom-*"),
+		chromedp.SetValue(`#s-duration`, "1h"),
+		chromedp.SendKeys(`#s-author`, "night-shift"),
+		chromedp.SendKeys(`#s-reason`, "maintenance"),
+		chromedp.Click(`#silence-form button`),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#silences").textContent.includes("night-shift")`, chromedp.WithPollingTimeout(5*time.Second)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, s := r.do("GET", "/api/v1/silences", ""); !strings.Contains(s, `"author": "night-shift"`) || !strings.Contains(s, `"policy": "custom-*"`) {
+		t.Fatalf("silence not created: %s", s)
+	}
+
+	// The "test this policy" box runs an input through one policy in dry run.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`#rules tbody tr[data-policy="custom-fault"] button`),
+		chromedp.SetValue(`#try-input`, `{"event":{"code":"CUSTOM_FAULT","labels":{"part":"disk"}}}`),
+		chromedp.Click(`#try-run`),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#try-result").textContent.includes("not run: dry_run")`, chromedp.WithPollingTimeout(5*time.Second)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	artifact(t, "dashboard.png", shot)
+}
+
+func TestDashboardAsksForTheToken(t *testing.T) {
+	ctx := browser(t)
+	r := startDaemon(t, func(c *config.Config) { c.Token = "s3cret" })
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(r.base+"/"),
+		chromedp.WaitVisible(`#login`),
+		chromedp.SendKeys(`#token`, "s3cret"),
+		chromedp.Click(`#login-form button`),
+		chromedp.WaitVisible(`#rules tbody tr`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	visible, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.querySelector("#login").classList.contains("hidden")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if visible {
+		t.Fatal("login still shown after a good token")
+	}
+}
