@@ -61,6 +61,10 @@ func (s *Server) routes() {
 	})
 	api("POST /api/v1/events", s.ingestEvents)
 	api("POST /api/v1/samples", s.ingestSample)
+	api("GET /api/v1/decisions", func(w http.ResponseWriter, r *http.Request) {
+		rows, err := b.Store().Main.Decisions(r.Context(), r.URL.Query().Get("policy"), limit(r, 50))
+		respond(w, rows, err)
+	})
 	api("GET /api/v1/actions", func(w http.ResponseWriter, r *http.Request) {
 		rows, err := b.Store().Main.Audit(r.Context(), limit(r, 100))
 		respond(w, rows, err)

@@ -92,3 +92,18 @@ func TestTokenFromNamedVariable(t *testing.T) {
 		t.Fatal("token_env not read")
 	}
 }
+
+func TestExampleConfigIsValid(t *testing.T) {
+	c, err := Load("../../packaging/remedy.yaml", func(k string) string {
+		if k == "REMEDY_TOKEN" {
+			return "t"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services) != 1 || c.Alerts.Alertmanager == nil || c.Timezone != "Asia/Jakarta" {
+		t.Fatalf("%+v", c)
+	}
+}

@@ -58,6 +58,7 @@ type Daemon struct {
 	ln       net.Listener
 
 	set        atomic.Pointer[policies.Set]
+	stamp      atomic.Pointer[string] // the policy files as last loaded, for the watch
 	lastReload atomic.Pointer[web.ReloadStatus]
 	firing     atomic.Int64
 	lastLoop   atomic.Int64 // unix nanos of the loop's last turn, for readiness
@@ -68,6 +69,8 @@ type Daemon struct {
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log, started: time.Now(), inbox: newInbox(100_000),
 		queries: make(chan func(*engine.Engine)), reloads: make(chan chan web.ReloadStatus), hub: web.NewHub()}
+	stamp := policyStamp(cfg.Policies)
+	d.stamp.Store(&stamp)
 	set, err := loadPolicies(cfg.Policies)
 	if err != nil {
 		return nil, err
@@ -223,6 +226,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- d.srv.Serve(d.ln) }()
 	d.log.Info("remedy running", "listen", d.Addr(), "data", d.cfg.DataDir, "policies", len(d.set.Load().Policies), "dry_run", d.cfg.DryRun)
+	goRun(d.watchdog)
+	sdNotify("READY=1")
 
 	loopDone := make(chan struct{})
 	loopCtx, stopLoop := context.WithCancel(context.Background())
@@ -237,6 +242,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	d.log.Info("shutting down")
+	sdNotify("STOPPING=1")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_ = d.srv.Shutdown(sctx)

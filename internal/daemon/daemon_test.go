@@ -160,6 +160,10 @@ func TestIngestToDecisionAuditAndAlert(t *testing.T) {
 		_, b := r.do("GET", "/api/v1/events", "")
 		return strings.Contains(b, `"code": "NOTED"`) && strings.Contains(b, `"code": "ACTION_SUCCEEDED"`)
 	})
+	r.eventually("the decisions of the policy", func() bool {
+		_, b := r.do("GET", "/api/v1/decisions?policy=custom-fault", "")
+		return strings.Contains(b, `"state": "resolved"`) && strings.Contains(b, `"kind": "action"`) && !strings.Contains(b, `"policy": "slow-burn"`)
+	})
 	code, body = r.do("GET", "/api/v1/status", "")
 	if code != 200 || !strings.Contains(body, `"database": "ok"`) || !strings.Contains(body, `"whatsapp": "off"`) {
 		t.Fatalf("%d %s", code, body)
@@ -276,6 +280,13 @@ func TestAPIRefusesBadInput(t *testing.T) {
 			break
 		}
 	}
+}
+
+func TestPolicyFileWatch(t *testing.T) {
+	r := startDaemon(t, func(c *config.Config) { c.WatchPolicies = true })
+	custom := filepath.Join(r.dir, "policies", "custom.yaml")
+	os.WriteFile(custom, []byte(testPolicies+"  - name: watched\n    on: [WATCHED_FAULT]\n"), 0o644)
+	r.eventually("the watched change to load", func() bool { return r.policy("watched") != nil })
 }
 
 func TestTryPolicyFromTheAPI(t *testing.T) {

@@ -97,6 +97,8 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 // with state carried over and the diff goes to the audit.
 func (d *Daemon) reload(ctx context.Context) web.ReloadStatus {
 	st := web.ReloadStatus{Time: time.Now()}
+	stamp := policyStamp(d.cfg.Policies)
+	d.stamp.Store(&stamp) // a failed load is not retried until the files change again
 	set, err := loadPolicies(d.cfg.Policies)
 	if err != nil {
 		var errs policies.Errors
@@ -154,21 +156,26 @@ func (d *Daemon) Reload(ctx context.Context) web.ReloadStatus {
 	}
 }
 
-// watchPolicies reloads when a policy file changes (polled every 2 s, no dependency).
-func (d *Daemon) watchPolicies(ctx context.Context) {
-	stamp := func() string {
-		var s string
-		filepath.WalkDir(d.cfg.Policies, func(path string, e os.DirEntry, err error) error {
-			if err == nil && !e.IsDir() && policies.IsPolicyFile(e.Name()) {
-				if info, err := e.Info(); err == nil {
-					s += fmt.Sprintf("%s:%d:%d;", path, info.Size(), info.ModTime().UnixNano())
-				}
-			}
-			return nil
-		})
-		return s
+// policyStamp identifies the policy files' contents by name, size and time.
+func policyStamp(path string) string {
+	if path == "" {
+		return ""
 	}
-	last := stamp()
+	var s string
+	filepath.WalkDir(path, func(p string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && policies.IsPolicyFile(e.Name()) {
+			if info, err := e.Info(); err == nil {
+				s += fmt.Sprintf("%s:%d:%d;", p, info.Size(), info.ModTime().UnixNano())
+			}
+		}
+		return nil
+	})
+	return s
+}
+
+// watchPolicies reloads when the policy files differ from the ones last loaded (polled
+// every 2 s, no dependency).
+func (d *Daemon) watchPolicies(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -176,8 +183,7 @@ func (d *Daemon) watchPolicies(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if now := stamp(); now != last {
-				last = now
+			if now := policyStamp(d.cfg.Policies); now != *d.stamp.Load() {
 				d.Reload(ctx)
 			}
 		}

@@ -92,3 +92,23 @@ func (db *DB) RecentEvents(ctx context.Context, limit int) ([]engine.Event, erro
 	}
 	return out, nil
 }
+
+// DecisionRow is one recorded decision.
+type DecisionRow struct {
+	DecisionID int64  `db:"decision_id" json:"id"`
+	TS         int64  `db:"ts" json:"ts"`
+	Kind       string `db:"kind" json:"kind"`
+	Policy     string `db:"policy" json:"policy"`
+	Instance   string `db:"instance" json:"instance"`
+	State      string `db:"state" json:"state"`
+	Severity   string `db:"severity" json:"severity"`
+	Reason     string `db:"reason" json:"reason"`
+}
+
+// Decisions returns the newest decisions of a policy ("" for all), newest first.
+func (db *DB) Decisions(ctx context.Context, policy string, limit int) ([]DecisionRow, error) {
+	var out []DecisionRow
+	err := db.Select(ctx, &out, `SELECT decision_id, ts, kind, policy, instance, state, severity, reason FROM decisions
+		WHERE ? = '' OR policy = ? ORDER BY id DESC LIMIT ?`, policy, policy, limit)
+	return out, err
+}
