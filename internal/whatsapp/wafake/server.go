@@ -1,0 +1,392 @@
+// Package wafake is a WhatsApp server for tests, on loopback. It speaks just enough of
+// the protocol — the Noise handshake with a certificate chain, frames, binary XML, login
+// and IQ answers — to drive the real whatsmeow client, and lets a test make it fail in
+// each of the ways WHATSAPP.md lists. It must never be used outside tests.
+package wafake
+
+import (
+	"bytes"
+	"context"
+	"crypto/cipher"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.mau.fi/libsignal/ecc"
+	"go.mau.fi/whatsmeow"
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waCert"
+	"go.mau.fi/whatsmeow/proto/waWa6"
+	"go.mau.fi/whatsmeow/util/keys"
+	"google.golang.org/protobuf/proto"
+)
+
+// Server is a fake WhatsApp server. Its zero behaviour accepts every login.
+type Server struct {
+	srv      *httptest.Server
+	static   *keys.KeyPair
+	chain    []byte
+	upgrader websocket.Upgrader
+
+	down        atomic.Bool // refuse connections (an outage)
+	answerPings atomic.Bool
+	logins      atomic.Int64
+	connects    atomic.Int64
+
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	onLogin func(*Conn) // what happens after a login; default Success
+
+	// CloseDelay is how long the server waits after a failure or stream error before it
+	// closes the connection. whatsmeow drops nodes still queued when the socket closes,
+	// and a real server gives the client a moment to read the error.
+	CloseDelay time.Duration
+}
+
+// New starts a server and makes whatsmeow trust it. whatsmeow.WACertPubKey is process
+// global, so tests using the fake server must not run in parallel with each other.
+func New() (*Server, error) {
+	root := keys.NewKeyPair()
+	inter := keys.NewKeyPair()
+	s := &Server{static: keys.NewKeyPair(), conns: map[*Conn]struct{}{}, CloseDelay: 200 * time.Millisecond}
+	s.answerPings.Store(true)
+	whatsmeow.WACertPubKey = *root.Pub
+	now := uint64(time.Now().Unix())
+	interDetails, _ := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{Serial: proto.Uint32(1), IssuerSerial: proto.Uint32(0),
+		Key: inter.Pub[:], NotBefore: proto.Uint64(now - 3600), NotAfter: proto.Uint64(now + 86400)})
+	leafDetails, _ := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{Serial: proto.Uint32(2), IssuerSerial: proto.Uint32(1),
+		Key: s.static.Pub[:], NotBefore: proto.Uint64(now - 3600), NotAfter: proto.Uint64(now + 86400)})
+	interSig := ecc.CalculateSignature(ecc.NewDjbECPrivateKey(*root.Priv), interDetails)
+	leafSig := ecc.CalculateSignature(ecc.NewDjbECPrivateKey(*inter.Priv), leafDetails)
+	chain, err := proto.Marshal(&waCert.CertChain{
+		Intermediate: &waCert.CertChain_NoiseCertificate{Details: interDetails, Signature: interSig[:]},
+		Leaf:         &waCert.CertChain_NoiseCertificate{Details: leafDetails, Signature: leafSig[:]},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.chain = chain
+	s.upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	return s, nil
+}
+
+// Close stops the server.
+func (s *Server) Close() {
+	s.DropAll()
+	s.srv.Close()
+}
+
+// HTTPClient is what the client must use (SetWebsocketHTTPClient): every dial goes to
+// this server on loopback, whatever the host name, and TLS trusts its certificate.
+func (s *Server) HTTPClient() *http.Client {
+	base := s.srv.Client().Transport.(*http.Transport).Clone()
+	base.TLSClientConfig = base.TLSClientConfig.Clone()
+	base.TLSClientConfig.ServerName = "example.com" // httptest's certificate
+	addr := s.srv.Listener.Addr().String()
+	base.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		if s.down.Load() {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	base.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	_ = tls.VersionTLS12
+	return &http.Client{Transport: base}
+}
+
+// Logins counts successful handshakes with a login payload.
+func (s *Server) Logins() int { return int(s.logins.Load()) }
+
+// Connections is the number of open client connections.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// OnLogin sets what the server does after each login (nil: send <success/>).
+func (s *Server) OnLogin(f func(*Conn)) {
+	s.mu.Lock()
+	s.onLogin = f
+	s.mu.Unlock()
+}
+
+// AnswerPings sets whether keepalive pings are answered.
+func (s *Server) AnswerPings(on bool) { s.answerPings.Store(on) }
+
+// DropAll closes every connection, as a network drop or a server restart does.
+func (s *Server) DropAll() {
+	s.mu.Lock()
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// Down makes the server unreachable (connections refused) and drops everyone; Up ends
+// the outage.
+func (s *Server) Down() { s.down.Store(true); s.DropAll() }
+
+// Up ends an outage.
+func (s *Server) Up() { s.down.Store(false) }
+
+// Each runs f on every open connection.
+func (s *Server) Each(f func(*Conn)) {
+	s.mu.Lock()
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		f(c)
+	}
+}
+
+// Conn is one client connection after the handshake.
+type Conn struct {
+	ws          *websocket.Conn
+	read, write cipher.AEAD
+	rctr, wctr  uint32
+	wmu         sync.Mutex
+	closed      atomic.Bool
+	Payload     *waWa6.ClientPayload
+	srv         *Server
+}
+
+// Send writes a node to the client.
+func (c *Conn) Send(n waBinary.Node) error {
+	data, err := waBinary.Marshal(n)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	ct := c.write.Seal(nil, iv(c.wctr), data, nil)
+	c.wctr++
+	return c.ws.WriteMessage(websocket.BinaryMessage, frame(ct))
+}
+
+// Close closes the connection.
+func (c *Conn) Close() {
+	if c.closed.CompareAndSwap(false, true) {
+		c.ws.Close()
+	}
+}
+
+// Success logs the client in.
+func (c *Conn) Success() error {
+	return c.Send(waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{"t": strconv.FormatInt(time.Now().Unix(), 10)}})
+}
+
+// Failure refuses the login with a reason (401 logged out, 402 temporary ban, 405
+// client outdated, …) and closes; attrs add e.g. "code" and "expire" for a ban.
+func (c *Conn) Failure(reason int, attrs map[string]string) error {
+	a := waBinary.Attrs{"reason": strconv.Itoa(reason)}
+	for k, v := range attrs {
+		a[k] = v
+	}
+	err := c.Send(waBinary.Node{Tag: "failure", Attrs: a})
+	c.closeSoon()
+	return err
+}
+
+func (c *Conn) closeSoon() {
+	time.AfterFunc(c.srv.CloseDelay, c.Close)
+}
+
+// StreamError sends <stream:error code=…> with an optional <conflict type=…/> and closes.
+func (c *Conn) StreamError(code, conflict string) error {
+	n := waBinary.Node{Tag: "stream:error", Attrs: waBinary.Attrs{}}
+	if code != "" {
+		n.Attrs["code"] = code
+	}
+	if conflict != "" {
+		n.Content = []waBinary.Node{{Tag: "conflict", Attrs: waBinary.Attrs{"type": conflict}}}
+	}
+	err := c.Send(n)
+	c.closeSoon()
+	return err
+}
+
+func frame(data []byte) []byte {
+	out := make([]byte, 3+len(data))
+	out[0], out[1], out[2] = byte(len(data)>>16), byte(len(data)>>8), byte(len(data))
+	copy(out[3:], data)
+	return out
+}
+
+// frameReader splits websocket messages into frames (3-byte length + data); the first
+// bytes of a connection are the "WA" header.
+type frameReader struct {
+	ws     *websocket.Conn
+	buf    []byte
+	header []byte
+}
+
+func (r *frameReader) next() ([]byte, error) {
+	for {
+		if r.header == nil && len(r.buf) >= 4 {
+			r.header, r.buf = append([]byte{}, r.buf[:4]...), r.buf[4:]
+		}
+		if r.header != nil && len(r.buf) >= 3 {
+			n := int(r.buf[0])<<16 | int(r.buf[1])<<8 | int(r.buf[2])
+			if len(r.buf) >= 3+n {
+				f := append([]byte{}, r.buf[3:3+n]...)
+				r.buf = r.buf[3+n:]
+				return f, nil
+			}
+		}
+		_, msg, err := r.ws.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		r.buf = append(r.buf, msg...)
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if s.down.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.connects.Add(1)
+	fr := &frameReader{ws: ws}
+	c, err := s.handshake(ws, fr)
+	if err != nil {
+		ws.Close()
+		return
+	}
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	onLogin := s.onLogin
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	if c.Payload.Username != nil {
+		s.logins.Add(1)
+	}
+	if onLogin != nil {
+		onLogin(c)
+	} else if err := c.Success(); err != nil {
+		return
+	}
+	for !c.closed.Load() {
+		f, err := fr.next()
+		if err != nil {
+			return
+		}
+		pt, err := c.read.Open(nil, iv(c.rctr), f, nil)
+		c.rctr++
+		if err != nil {
+			return
+		}
+		data, err := waBinary.Unpack(pt)
+		if err != nil {
+			continue
+		}
+		n, err := waBinary.Unmarshal(data)
+		if err != nil {
+			continue
+		}
+		s.answer(c, n)
+	}
+}
+
+// answer replies to the client's IQs: a result with the same id; 50 pre-keys on the
+// server for the encrypt count; pings only while AnswerPings is on.
+func (s *Server) answer(c *Conn, n *waBinary.Node) {
+	if n.Tag != "iq" {
+		return
+	}
+	id, _ := n.Attrs["id"].(string)
+	xmlns, _ := n.Attrs["xmlns"].(string)
+	if xmlns == "w:p" && !s.answerPings.Load() {
+		return
+	}
+	res := waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"id": id, "type": "result", "from": "s.whatsapp.net"}}
+	if xmlns == "encrypt" && n.Attrs["type"] == "get" {
+		res.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": "50"}}}
+	}
+	_ = c.Send(res)
+}
+
+func (s *Server) handshake(ws *websocket.Conn, fr *frameReader) (*Conn, error) {
+	f, err := fr.next()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(fr.header[:2], []byte("WA")) {
+		return nil, errors.New("bad header")
+	}
+	var hello waWa6.HandshakeMessage
+	if err := proto.Unmarshal(f, &hello); err != nil || len(hello.GetClientHello().GetEphemeral()) != 32 {
+		return nil, fmt.Errorf("client hello: %v", err)
+	}
+	clientEph := hello.GetClientHello().GetEphemeral()
+	n := newNoise(fr.header)
+	n.mixHash(clientEph)
+	eph := keys.NewKeyPair()
+	n.mixHash(eph.Pub[:])
+	if err := n.mixKey(eph.Priv[:], clientEph); err != nil {
+		return nil, err
+	}
+	encStatic := n.encrypt(s.static.Pub[:])
+	if err := n.mixKey(s.static.Priv[:], clientEph); err != nil {
+		return nil, err
+	}
+	encCert := n.encrypt(s.chain)
+	out, _ := proto.Marshal(&waWa6.HandshakeMessage{ServerHello: &waWa6.HandshakeMessage_ServerHello{
+		Ephemeral: eph.Pub[:], Static: encStatic, Payload: encCert}})
+	if err := ws.WriteMessage(websocket.BinaryMessage, frame(out)); err != nil {
+		return nil, err
+	}
+	f, err = fr.next()
+	if err != nil {
+		return nil, err
+	}
+	var finish waWa6.HandshakeMessage
+	if err := proto.Unmarshal(f, &finish); err != nil {
+		return nil, err
+	}
+	clientStatic, err := n.decrypt(finish.GetClientFinish().GetStatic())
+	if err != nil {
+		return nil, fmt.Errorf("client static: %w", err)
+	}
+	if err := n.mixKey(eph.Priv[:], clientStatic); err != nil {
+		return nil, err
+	}
+	payloadBytes, err := n.decrypt(finish.GetClientFinish().GetPayload())
+	if err != nil {
+		return nil, fmt.Errorf("client payload: %w", err)
+	}
+	var payload waWa6.ClientPayload
+	if err := proto.Unmarshal(payloadBytes, &payload); err != nil {
+		return nil, err
+	}
+	read, write := n.transport()
+	return &Conn{ws: ws, read: read, write: write, Payload: &payload, srv: s}, nil
+}
