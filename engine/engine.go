@@ -53,6 +53,7 @@ type Engine struct {
 	globs     []globRoute
 	resExact  map[string][]*policyState
 	resGlobs  []globRoute
+	retry     map[string][]*policyState
 	samplers  []*policyState
 	routes    map[string]*route
 	rt        *conditions.Runtime
@@ -73,7 +74,7 @@ type globRoute struct {
 }
 
 type route struct {
-	on, resolve []*policyState
+	on, resolve, retry []*policyState
 }
 
 const maxRoutes = 4096
@@ -144,7 +145,7 @@ func (e *Engine) Swap(set *policies.Set) Diff {
 }
 
 func (e *Engine) buildRoutes() {
-	e.exact, e.resExact = map[string][]*policyState{}, map[string][]*policyState{}
+	e.exact, e.resExact, e.retry = map[string][]*policyState{}, map[string][]*policyState{}, map[string][]*policyState{}
 	e.globs, e.resGlobs, e.samplers = nil, nil, nil
 	e.routes = map[string]*route{}
 	for _, ps := range e.pols {
@@ -160,6 +161,9 @@ func (e *Engine) buildRoutes() {
 			default:
 				e.exact[c] = append(e.exact[c], ps)
 			}
+		}
+		for _, c := range ps.p.RetryOn {
+			e.retry[strings.TrimSuffix(c, "*")] = append(e.retry[strings.TrimSuffix(c, "*")], ps)
 		}
 		for _, c := range ps.p.ResolveOn {
 			if strings.HasSuffix(c, "*") {
@@ -183,6 +187,7 @@ func (e *Engine) routeFor(code string) *route {
 			r.on = appendUnique(r.on, g.ps)
 		}
 	}
+	r.retry = appendUnique(r.retry, e.retry[code]...)
 	r.resolve = appendUnique(r.resolve, e.resExact[code]...)
 	for _, g := range e.resGlobs {
 		if strings.HasPrefix(code, g.prefix) {
@@ -298,6 +303,11 @@ func (e *Engine) onEvent(ev *Event) {
 	r := e.routeFor(ev.Code)
 	for _, ps := range r.resolve {
 		e.resolveByEvent(ps, ev)
+	}
+	for _, ps := range r.retry {
+		for _, inst := range ps.instances {
+			e.hurry(ps, inst, ev.Code)
+		}
 	}
 	for _, ps := range r.on {
 		key := e.key(ps.p, ev.Labels)

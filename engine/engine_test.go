@@ -621,3 +621,26 @@ policies:
 		t.Fatalf("%d critical alerts, want exactly 1", n)
 	}
 }
+
+func TestRetryOnCutsBackoffShort(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  - name: wa
+    on: [WA_DISCONNECTED]
+    resolve_on: [WA_CONNECTED]
+    retry_on: [WA_REACHABLE]
+    actions: [{do: RECONNECT_WA, timeout: 5s, attempts: 10, backoff: {initial: 30s, max: 1m, jitter: none}}]
+    alert: {notify_on: []}
+`)
+	a := pick(h.event(0, "WA_DISCONNECTED"), KindAction)[0]
+	h.result(a, CodeActionFailed, time.Second) // next attempt at 31s
+	out := h.event(5*time.Second, "WA_REACHABLE")
+	acts := pick(out, KindAction)
+	if len(acts) != 1 || acts[0].Action.Attempt != 2 || !acts[0].Time.Equal(t0.Add(5*time.Second)) {
+		t.Fatalf("%s", h.dump())
+	}
+	// While that attempt runs, another WA_REACHABLE changes nothing.
+	if got := states(h.event(6*time.Second, "WA_REACHABLE")); got != "" {
+		t.Fatalf("%q", got)
+	}
+}

@@ -31,6 +31,21 @@ func (e *Engine) scheduleOnFire(ps *policyState, inst *instance) {
 	e.advance(ps, inst)
 }
 
+// hurry runs a waiting attempt now (a retry_on event: the cause of the failures is gone).
+// An attempt in flight, an open breaker or an exhausted ladder are left as they are.
+func (e *Engine) hurry(ps *policyState, inst *instance, code string) {
+	if inst.state != Firing || inst.inflight != 0 || inst.nextAttempt.IsZero() || !inst.nextAttempt.After(e.now) {
+		return
+	}
+	if !inst.breakerUntil.IsZero() && e.now.Before(inst.breakerUntil) {
+		return
+	}
+	inst.nextAttempt = e.now
+	e.touch()
+	e.emitState(ps, inst, Firing, "backoff cut short by "+code)
+	e.attempt(ps, inst)
+}
+
 // delay is the wait after the n-th failed attempt of a step:
 // min(max, initial × multiplier^(n-1)), then jittered.
 func (e *Engine) delay(b policies.Backoff, n int) time.Duration {

@@ -35,6 +35,7 @@ var Codes = []CodeInfo{
 	{"WA_CLIENT_OUTDATED", "whatsapp", "", "the server rejected the client version (405); upgrade whatsmeow"},
 	{"WA_CONNECT_FAILURE", "whatsapp", "reason", "the server refused the login with another failure code"},
 	{"WA_STALE", "whatsapp", "reason", "the watchdog found the client neither connected nor reconnecting (failed 515 restart, zombie socket)"},
+	{"WA_REACHABLE", "whatsapp", "", "while disconnected, WhatsApp's server answers again after it did not (a TCP probe, not a login)"},
 	{"WA_SEND_FAILED", "whatsapp", "reason", "sending a message failed"},
 	{"WA_PAIR_SUCCESS", "whatsapp", "", "pairing succeeded"},
 	{"WA_PAIR_ERROR", "whatsapp", "reason", "pairing failed"},

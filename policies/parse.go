@@ -124,6 +124,11 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 			p.ResolveOn, items, _ = d.list(v, "resolve_on")
 			d.checkCodes(p.ResolveOn, items, "resolve_on", false)
 		},
+		"retry_on": func(k, v *yaml.Node) {
+			var items []*yaml.Node
+			p.RetryOn, items, _ = d.list(v, "retry_on")
+			d.checkCodes(p.RetryOn, items, "retry_on", false)
+		},
 		"actions":     func(k, v *yaml.Node) { p.Actions = d.steps(v) },
 		"escalate":    func(k, v *yaml.Node) { p.Escalate = d.escalate(v) },
 		"breaker":     func(k, v *yaml.Node) { p.Breaker = d.breaker(v) },

@@ -79,15 +79,18 @@ type Policy struct {
 	GroupBy       []string
 	Severity      Severity
 	ResolveOn     []string
-	StableFor     time.Duration
-	Actions       []Step
-	Escalate      *Escalate
-	Breaker       *Breaker
-	Alert         Alert
-	Labels        map[string]string
-	Annotations   map[string]string
-	Mode          Mode
-	Enabled       bool
+	// RetryOn are events that cut a waiting ladder's backoff short: the next attempt runs
+	// at once (for example WA_REACHABLE: the network is back, try now).
+	RetryOn     []string
+	StableFor   time.Duration
+	Actions     []Step
+	Escalate    *Escalate
+	Breaker     *Breaker
+	Alert       Alert
+	Labels      map[string]string
+	Annotations map[string]string
+	Mode        Mode
+	Enabled     bool
 
 	Pos     Pos // where the policy starts
 	WhenPos Pos

@@ -33,6 +33,9 @@ func (d *decoder) checkShape(p *Policy, n *yaml.Node) {
 	if p.Escalate != nil && p.Escalate.Severity.Rank() > 0 && p.Escalate.Severity.Rank() <= p.Severity.Rank() {
 		d.warnf(at("escalate"), "escalate.severity %s is not above severity %s", p.Escalate.Severity, p.Severity)
 	}
+	if len(p.RetryOn) > 0 && len(p.Actions) == 0 {
+		d.errorf(at("retry_on"), "retry_on hurries recovery attempts, but the policy has no actions")
+	}
 	if p.Escalate != nil && len(p.Actions) == 0 {
 		d.errorf(at("escalate"), "escalate counts failed actions, but the policy has no actions")
 	}
@@ -50,18 +53,18 @@ func (d *decoder) checkShape(p *Policy, n *yaml.Node) {
 // whose fingerprint is unchanged.
 func hashPolicy(p *Policy) string {
 	def := struct {
-		On, GroupBy, ResolveOn  []string
-		When                    string
-		For, KeepFiring, Stable int64
-		Severity                Severity
-		Actions                 []Step
-		Escalate                *Escalate
-		Breaker                 *Breaker
-		Alert                   Alert
-		Labels                  map[string]string
-		Mode                    Mode
-		Enabled                 bool
-	}{p.On, p.GroupBy, p.ResolveOn, p.When, int64(p.For), int64(p.KeepFiringFor), int64(p.StableFor),
+		On, GroupBy, ResolveOn, RetryOn []string
+		When                            string
+		For, KeepFiring, Stable         int64
+		Severity                        Severity
+		Actions                         []Step
+		Escalate                        *Escalate
+		Breaker                         *Breaker
+		Alert                           Alert
+		Labels                          map[string]string
+		Mode                            Mode
+		Enabled                         bool
+	}{p.On, p.GroupBy, p.ResolveOn, p.RetryOn, p.When, int64(p.For), int64(p.KeepFiringFor), int64(p.StableFor),
 		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Alert, p.Labels, p.Mode, p.Enabled}
 	b, _ := json.Marshal(def)
 	sum := sha256.Sum256(b)
@@ -107,7 +110,7 @@ func lint(p *Policy) []Diagnostic {
 	warn := func(pos Pos, format string, args ...any) {
 		out = append(out, Diagnostic{Pos: pos, Policy: p.Name, Message: fmt.Sprintf(format, args...), Warning: true})
 	}
-	for _, code := range append(append([]string{}, p.On...), p.ResolveOn...) {
+	for _, code := range append(append(append([]string{}, p.On...), p.ResolveOn...), p.RetryOn...) {
 		if code != SampleCode && !KnownCode(code) {
 			warn(p.Pos, "unknown event code %q (see remedy codes)", code)
 		}
