@@ -1,0 +1,405 @@
+// Package whatsapp owns the WhatsApp connection: the whatsmeow client with its device
+// store in SQLite, the connection supervisor that turns every lifecycle event into an
+// engine event, RECONNECT_WA, a watchdog for the silent failures, a reachability probe,
+// and sending texts. It never reconnects on its own: the policies decide when.
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	waE2E "go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	waLog "go.mau.fi/whatsmeow/util/log"
+	"google.golang.org/protobuf/proto"
+	_ "modernc.org/sqlite" // the device store's driver
+
+	"github.com/remedy-run/remedy/engine"
+)
+
+// State is the connection's state as remedy sees it.
+type State string
+
+// Connection states. The terminal ones never lead to a reconnect.
+const (
+	Unpaired     State = "unpaired"
+	Connecting   State = "connecting"
+	Connected    State = "connected"
+	Disconnected State = "disconnected"
+	LoggedOut    State = "logged_out"    // terminal: re-pair
+	Replaced     State = "replaced"      // terminal: another client has the session
+	Outdated     State = "outdated"      // terminal: upgrade whatsmeow
+	Banned       State = "temp_banned"   // until the ban's expiry
+	Refused      State = "login_refused" // another failure code
+)
+
+func (s State) terminal() bool { return s == LoggedOut || s == Replaced || s == Outdated }
+
+// ErrTerminal is returned by Reconnect after a terminal event.
+var ErrTerminal = errors.New("not reconnecting after a terminal event")
+
+// Options configure a Conn.
+type Options struct {
+	StorePath string             // the device store (SQLite)
+	Events    func(engine.Event) // must not block
+	Logger    *slog.Logger
+	// HTTPClient dials WhatsApp (tests point it at a fake server on loopback).
+	HTTPClient *http.Client
+	// Watchdog checks every interval that a connection believed up is up (default 10 s).
+	Watchdog time.Duration
+	// Probe is how often an unreachable server is probed (default 1 s).
+	Probe time.Duration
+}
+
+// Conn is the supervised WhatsApp connection. Open it, Start it, Close it.
+type Conn struct {
+	opts      Options
+	cli       *whatsmeow.Client
+	container *sqlstore.Container
+	lock      *os.File
+
+	// bg is the connection's lifetime: whatsmeow runs a connection's event handling on
+	// the context given to ConnectContext, so it must not be an attempt's (short) one.
+	bg     context.Context
+	cancel context.CancelFunc
+
+	mu          sync.Mutex
+	state       State
+	bannedUntil time.Time
+	banTimer    *time.Timer
+	waiters     []chan error // Reconnect calls waiting for Connected or a failure
+	unreachable bool         // a probe failed during this outage
+	qr          string
+}
+
+// Open opens the device store, taking a lock so that a second remedy on the same store
+// refuses to start (two clients on one session replace each other in a loop).
+func Open(ctx context.Context, opts Options) (*Conn, error) {
+	if opts.Events == nil {
+		opts.Events = func(engine.Event) {}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Watchdog <= 0 {
+		opts.Watchdog = 10 * time.Second
+	}
+	if opts.Probe <= 0 {
+		opts.Probe = time.Second
+	}
+	lock, err := os.OpenFile(opts.StorePath+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("whatsapp: another remedy is using the device store %s (a second client would replace the first)", opts.StorePath)
+	}
+	dsn := "file:" + opts.StorePath + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	container, err := sqlstore.New(ctx, "sqlite", dsn, waLog.Noop)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("whatsapp: device store: %w", err)
+	}
+	dev, err := container.GetFirstDevice(ctx)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("whatsapp: device store: %w", err)
+	}
+	if opts.HTTPClient == nil {
+		// Dials are bounded here, since the connection's context lives as long as it does.
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 15 * time.Second}}
+	}
+	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired}
+	c.bg, c.cancel = context.WithCancel(context.Background())
+	c.newClient(dev)
+	if dev.ID != nil {
+		c.state = Disconnected
+	}
+	return c, nil
+}
+
+// newClient makes the whatsmeow client for a device. Its own auto-reconnect is off:
+// reconnection belongs to the policies (whatsmeow's has no cap, no jitter and no limit).
+func (c *Conn) newClient(dev *store.Device) {
+	cli := whatsmeow.NewClient(dev, waLog.Noop)
+	cli.EnableAutoReconnect = false
+	cli.SetWebsocketHTTPClient(c.opts.HTTPClient)
+	cli.SetPreLoginHTTPClient(c.opts.HTTPClient)
+	cli.AddEventHandler(c.handle)
+	c.cli = cli
+}
+
+// Client is the whatsmeow client (for pairing and sending).
+func (c *Conn) Client() *whatsmeow.Client { return c.cli }
+
+// State is the current state.
+func (c *Conn) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// QR is the latest pairing QR code ("" when not pairing).
+func (c *Conn) QR() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.qr
+}
+
+func (c *Conn) emit(code string, labels map[string]string, msg string, value float64) {
+	c.opts.Events(engine.Event{Time: time.Now(), Code: code, Source: "whatsapp", Labels: labels, Message: msg, Value: value})
+}
+
+func (c *Conn) setState(s State) {
+	c.mu.Lock()
+	c.state = s
+	c.mu.Unlock()
+}
+
+// handle maps whatsmeow's events to engine events. It runs on whatsmeow's goroutines and
+// does nothing slow.
+func (c *Conn) handle(evt any) {
+	switch e := evt.(type) {
+	case *events.Connected:
+		c.mu.Lock()
+		c.state, c.unreachable = Connected, false
+		c.mu.Unlock()
+		c.settle(nil)
+		c.emit("WA_CONNECTED", nil, "", 0)
+	case *events.Disconnected:
+		st := c.State()
+		reason := "remote"
+		if st.terminal() || st == Banned {
+			reason = "after_" + string(st) // late: the terminal event wins
+		} else {
+			c.setState(Disconnected)
+		}
+		c.settle(errors.New("disconnected"))
+		c.emit("WA_DISCONNECTED", map[string]string{"reason": reason}, "", 0)
+	case *events.KeepAliveTimeout:
+		c.emit("WA_KEEPALIVE_TIMEOUT", map[string]string{"error_count": strconv.Itoa(e.ErrorCount)},
+			"last answer "+e.LastSuccess.Format(time.RFC3339), float64(e.ErrorCount))
+	case *events.KeepAliveRestored:
+		c.emit("WA_KEEPALIVE_RESTORED", nil, "", 0)
+	case *events.LoggedOut:
+		c.setState(LoggedOut)
+		c.settle(ErrTerminal)
+		c.emit("WA_LOGGED_OUT", map[string]string{"reason": e.Reason.String(), "on_connect": strconv.FormatBool(e.OnConnect)}, "", 0)
+	case *events.StreamReplaced:
+		c.setState(Replaced)
+		c.settle(ErrTerminal)
+		c.emit("WA_STREAM_REPLACED", nil, "another client took the session", 0)
+	case *events.StreamError:
+		c.settle(fmt.Errorf("stream error %s", e.Code))
+		c.emit("WA_STREAM_ERROR", map[string]string{"code": e.Code}, "", 0)
+	case *events.TemporaryBan:
+		until := time.Now().Add(e.Expire)
+		c.mu.Lock()
+		c.state, c.bannedUntil = Banned, until
+		if c.banTimer != nil {
+			c.banTimer.Stop()
+		}
+		// The adapter reports the expiry once; the policies decide what to do then.
+		c.banTimer = time.AfterFunc(e.Expire, func() {
+			c.mu.Lock()
+			if c.state == Banned {
+				c.state = Disconnected
+			}
+			c.mu.Unlock()
+			c.emit("WA_TEMP_BAN_EXPIRED", nil, "", 0)
+		})
+		c.mu.Unlock()
+		c.settle(fmt.Errorf("temporarily banned until %s", until.UTC().Format(time.RFC3339)))
+		c.emit("WA_TEMP_BAN", map[string]string{"code": strconv.Itoa(int(e.Code)), "expire": until.UTC().Format(time.RFC3339)},
+			e.Code.String(), e.Expire.Seconds())
+	case *events.ClientOutdated:
+		c.setState(Outdated)
+		c.settle(ErrTerminal)
+		c.emit("WA_CLIENT_OUTDATED", nil, "the server refused this client version (405)", 0)
+	case *events.ConnectFailure:
+		c.setState(Refused)
+		c.settle(fmt.Errorf("login refused: %d %s", int(e.Reason), e.Message))
+		c.emit("WA_CONNECT_FAILURE", map[string]string{"reason": strconv.Itoa(int(e.Reason))}, e.Message, 0)
+	case *events.PairSuccess:
+		c.setState(Connecting)
+		c.emit("WA_PAIR_SUCCESS", nil, e.ID.String(), 0)
+	case *events.PairError:
+		c.emit("WA_PAIR_ERROR", map[string]string{"reason": "pair_error"}, e.Error.Error(), 0)
+	}
+}
+
+// settle answers the Reconnect calls waiting for the outcome of a connection.
+func (c *Conn) settle(err error) {
+	c.mu.Lock()
+	ws := c.waiters
+	c.waiters = nil
+	c.mu.Unlock()
+	for _, w := range ws {
+		w <- err
+	}
+}
+
+// Start connects if the device is paired. A failure to connect is reported as
+// WA_DISCONNECTED so that the reconnect policy takes over.
+func (c *Conn) Start(ctx context.Context) error {
+	if c.cli.Store.ID == nil {
+		return nil // unpaired: the dashboard and `remedy pair` show how to pair
+	}
+	c.setState(Connecting)
+	if err := c.cli.ConnectContext(c.bg); err != nil {
+		c.setState(Disconnected)
+		c.emit("WA_DISCONNECTED", map[string]string{"reason": "connect_failed"}, err.Error(), 0)
+	}
+	return nil
+}
+
+// Reconnect is RECONNECT_WA: one attempt — drop the socket, connect, and wait until
+// WhatsApp says Connected or refuses (within ctx's deadline). It refuses to run after a
+// logout, a replaced session or an outdated client, and before a ban expires.
+func (c *Conn) Reconnect(ctx context.Context) error {
+	c.mu.Lock()
+	st, until := c.state, c.bannedUntil
+	c.mu.Unlock()
+	switch {
+	case st.terminal():
+		return fmt.Errorf("%w (%s)", ErrTerminal, st)
+	case st == Banned && time.Now().Before(until):
+		return fmt.Errorf("temporarily banned until %s", until.UTC().Format(time.RFC3339))
+	case c.cli.Store.ID == nil:
+		return errors.New("not paired: run remedy pair")
+	}
+	wait := make(chan error, 1)
+	c.mu.Lock()
+	c.waiters = append(c.waiters, wait)
+	c.state = Connecting
+	c.mu.Unlock()
+	c.cli.Disconnect()
+	if err := c.cli.ConnectContext(c.bg); err != nil {
+		c.dropWaiter(wait)
+		c.setState(Disconnected)
+		return fmt.Errorf("connect: %w", err)
+	}
+	select {
+	case err := <-wait:
+		return err
+	case <-ctx.Done():
+		c.dropWaiter(wait)
+		return fmt.Errorf("no Connected before the deadline: %w", ctx.Err())
+	}
+}
+
+func (c *Conn) dropWaiter(w chan error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, x := range c.waiters {
+		if x == w {
+			c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+// Run watches the connection until ctx ends: the watchdog reports a connection that is
+// believed up but is not (a failed 515 restart is only logged by whatsmeow; a zombie
+// socket) as WA_STALE; while disconnected, a TCP probe (no login) notices when the
+// server can be reached again after it could not, and reports WA_REACHABLE.
+func (c *Conn) Run(ctx context.Context) {
+	wd := time.NewTicker(c.opts.Watchdog)
+	defer wd.Stop()
+	pr := time.NewTicker(c.opts.Probe)
+	defer pr.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wd.C:
+			if c.State() == Connected && (!c.cli.IsConnected() || !c.cli.IsLoggedIn()) {
+				c.setState(Disconnected)
+				c.emit("WA_STALE", map[string]string{"reason": "not_connected"}, "believed connected, but the client is not", 0)
+			}
+		case <-pr.C:
+			if c.State() != Disconnected {
+				continue
+			}
+			err := c.probe(ctx)
+			c.mu.Lock()
+			was := c.unreachable
+			c.unreachable = err != nil
+			c.mu.Unlock()
+			if was && err == nil {
+				c.emit("WA_REACHABLE", nil, "", 0)
+			}
+		}
+	}
+}
+
+// probe opens (and closes) a TCP connection to WhatsApp's server, through the same
+// dialer the client uses.
+func (c *Conn) probe(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	dial := (&net.Dialer{}).DialContext
+	if tr, ok := c.opts.HTTPClient.Transport.(*http.Transport); ok && tr.DialContext != nil {
+		dial = tr.DialContext
+	}
+	conn, err := dial(pctx, "tcp", "web.whatsapp.com:443")
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// SendText sends a text message. It fails while disconnected, so callers (the alert
+// outbox, the outbound queue) keep the message and try again later.
+func (c *Conn) SendText(ctx context.Context, to, text string) error {
+	if !c.cli.IsConnected() || !c.cli.IsLoggedIn() {
+		return whatsmeow.ErrNotConnected
+	}
+	jid, err := types.ParseJID(normalize(to))
+	if err != nil {
+		return err
+	}
+	_, err = c.cli.SendMessage(ctx, jid, &waE2E.Message{Conversation: proto.String(text)})
+	return err
+}
+
+func normalize(number string) string {
+	out := make([]byte, 0, len(number))
+	for _, r := range number {
+		if r >= '0' && r <= '9' {
+			out = append(out, byte(r))
+		}
+	}
+	return string(out) + "@" + types.DefaultUserServer
+}
+
+// Close disconnects and releases the store.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	if c.banTimer != nil {
+		c.banTimer.Stop()
+	}
+	c.mu.Unlock()
+	c.cli.Disconnect()
+	c.cancel()
+	err := c.container.Close()
+	syscall.Flock(int(c.lock.Fd()), syscall.LOCK_UN)
+	c.lock.Close()
+	return err
+}
