@@ -1,0 +1,164 @@
+package whatsapp
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/remedy-run/remedy/actions"
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
+	"github.com/remedy-run/remedy/policies"
+)
+
+// loop is the daemon's engine loop in miniature: the real engine with the default
+// policies, the real executor with RECONNECT_WA on the real Conn, in real time.
+type loop struct {
+	mu        sync.Mutex
+	e         *engine.Engine
+	timeline  []engine.Decision
+	inputs    chan engine.Input
+	connected chan time.Time
+}
+
+func runLoop(t *testing.T, c *Conn, rec *recorder) *loop {
+	t.Helper()
+	set, err := policies.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &loop{e: engine.New(set, engine.Options{Seed: 1}), inputs: make(chan engine.Input, 1024), connected: make(chan time.Time, 64)}
+	x := actions.NewExecutor(actions.ExecutorOptions{Registry: actions.Builtins(actions.Deps{WhatsApp: c}),
+		Results: func(ev engine.Event) { l.inputs <- ev }})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { // events from the Conn into the loop
+		for {
+			select {
+			case ev := <-rec.ch:
+				if ev.Code == "WA_CONNECTED" {
+					l.connected <- ev.Time
+				}
+				l.inputs <- ev
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go c.Run(ctx)
+	go func() {
+		for {
+			var timer <-chan time.Time
+			l.mu.Lock()
+			next := l.e.NextDeadline()
+			l.mu.Unlock()
+			if !next.IsZero() {
+				timer = time.After(time.Until(next))
+			}
+			var in engine.Input
+			select {
+			case <-ctx.Done():
+				return
+			case in = <-l.inputs:
+			case <-timer:
+				in = engine.Tick{Time: time.Now()}
+			}
+			l.mu.Lock()
+			out := append([]engine.Decision(nil), l.e.Process(in)...)
+			l.timeline = append(l.timeline, out...)
+			l.mu.Unlock()
+			for _, d := range out {
+				x.Execute(ctx, d)
+			}
+		}
+	}()
+	return l
+}
+
+func (l *loop) attempts() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []time.Time
+	for _, d := range l.timeline {
+		if d.Kind == engine.KindAction && d.Action.Do == "RECONNECT_WA" && d.Action.Skipped == "" {
+			out = append(out, d.Time)
+		}
+	}
+	return out
+}
+
+// The server drops the connection and is unreachable for 10 s; remedy is connected again
+// within 3 s of its return (the seed allows 30 s), having backed off meanwhile.
+func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
+	s := fakeServer(t)
+	rec := newRecorder()
+	c := open(t, s, rec)
+	l := runLoop(t, c, rec)
+	c.Start(context.Background())
+	<-l.connected
+	s.Down()
+	time.Sleep(10 * time.Second)
+	back := time.Now()
+	s.Up()
+	var at time.Time
+	select {
+	case at = <-l.connected:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not reconnected 30 s after the server returned; attempts %v", l.attempts())
+	}
+	took := at.Sub(back)
+	atts := l.attempts()
+	var gaps []time.Duration
+	for i := 1; i < len(atts); i++ {
+		gaps = append(gaps, atts[i].Sub(atts[i-1]).Round(10*time.Millisecond))
+	}
+	t.Logf("reconnected %v after the server returned; %d attempts during the outage, gaps %v", took.Round(time.Millisecond), len(atts), gaps)
+	if took > 3*time.Second {
+		t.Fatalf("reconnected only %v after the server returned", took)
+	}
+	if len(atts) < 3 || len(atts) > 8 {
+		t.Fatalf("%d attempts in a 10 s outage: no backoff, or none", len(atts))
+	}
+	for i := 1; i < len(gaps); i++ {
+		if gaps[i] < gaps[i-1]/2 && i < len(gaps)-1 { // the last one is cut short by WA_REACHABLE
+			t.Fatalf("backoff does not grow: %v", gaps)
+		}
+	}
+}
+
+// A server that accepts every login and breaks the stream 1 s later, for 20 s: whatsmeow's
+// own reconnect logs in again at once each time; remedy's policies back off.
+func TestFlappingServerLoginsPerMinute(t *testing.T) {
+	flap := func(fc *wafake.Conn) {
+		fc.Success()
+		time.AfterFunc(time.Second, func() { fc.StreamError("500", "") })
+	}
+	const window = 20 * time.Second
+
+	// whatsmeow alone.
+	s1 := fakeServer(t)
+	s1.OnLogin(flap)
+	raw := open(t, s1, newRecorder())
+	raw.cli.EnableAutoReconnect = true
+	raw.cli.ConnectContext(raw.bg)
+	time.Sleep(window)
+	raw.cli.EnableAutoReconnect = false
+	rawLogins := s1.Logins()
+
+	// remedy: the supervisor and the default policies.
+	s2 := fakeServer(t)
+	s2.OnLogin(flap)
+	rec := newRecorder()
+	c := open(t, s2, rec)
+	l := runLoop(t, c, rec)
+	c.Start(context.Background())
+	time.Sleep(window)
+	remedyLogins := s2.Logins()
+	perMin := func(n int) float64 { return float64(n) * float64(time.Minute) / float64(window) }
+	t.Logf("logins per minute against a server that breaks each session after 1 s: whatsmeow's reconnect %.0f, remedy %.0f (%d attempts)",
+		perMin(rawLogins), perMin(remedyLogins), len(l.attempts()))
+	if remedyLogins*3 > rawLogins || remedyLogins > 8 {
+		t.Fatalf("remedy %d logins vs whatsmeow %d in %v", remedyLogins, rawLogins, window)
+	}
+}
