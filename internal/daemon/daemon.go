@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/service"
 	"github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/web"
 )
@@ -54,6 +56,7 @@ type Daemon struct {
 	health   *monitor.Health
 	hub      *web.Hub
 	rec      *recorder
+	wa       *whatsapp.Conn // nil when WhatsApp is off
 	srv      *http.Server
 	ln       net.Listener
 
@@ -64,9 +67,23 @@ type Daemon struct {
 	lastLoop   atomic.Int64 // unix nanos of the loop's last turn, for readiness
 }
 
+// Option adjusts a daemon (for tests and embedders).
+type Option func(*options)
+
+type options struct {
+	waHTTP *http.Client
+}
+
+// WithWhatsAppHTTP makes the WhatsApp client dial through h (tests: a fake server).
+func WithWhatsAppHTTP(h *http.Client) Option { return func(o *options) { o.waHTTP = h } }
+
 // New opens the data directory and builds the components; nothing runs yet. A policy
 // set with errors stops it here, with every error.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	d := &Daemon{cfg: cfg, log: log, started: time.Now(), inbox: newInbox(100_000),
 		queries: make(chan func(*engine.Engine)), reloads: make(chan chan web.ReloadStatus), hub: web.NewHub()}
 	stamp := policyStamp(cfg.Policies)
@@ -82,6 +99,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	}
 	if d.data, err = store.OpenData(ctx, cfg.DataDir, d.emit); err != nil {
 		return nil, err
+	}
+	if cfg.WhatsApp.Enabled {
+		store := cfg.WhatsApp.Store
+		if store == "" {
+			store = filepath.Join(cfg.DataDir, "whatsapp.db")
+		}
+		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: store, Events: d.emit, Logger: log, HTTPClient: o.waHTTP}); err != nil {
+			d.data.Close()
+			return nil, err
+		}
 	}
 	d.registry = prometheus.NewRegistry()
 	d.counters = monitor.NewCounters()
@@ -100,7 +127,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
 		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource}, Logger: log})
 	d.metrics = monitor.NewMetrics(d.registry, d.sampler.Last)
-	if d.pipeline, err = alert.New(ctx, alert.Options{DB: d.data.Main, Channels: d.channels(), PerMinute: cfg.Alerts.PerMinute,
+	perMinute := map[string]int{"whatsapp": cfg.WhatsApp.SendPerMinute}
+	for k, v := range cfg.Alerts.PerMinute {
+		perMinute[k] = v
+	}
+	if d.pipeline, err = alert.New(ctx, alert.Options{DB: d.data.Main, Channels: d.channels(), PerMinute: perMinute,
 		Events: d.emit, Metrics: d.metrics, Logger: log}); err != nil {
 		d.data.Close()
 		return nil, err
@@ -109,6 +140,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		OnReport: func(at time.Time, body string) { d.hub.Publish("report", map[string]any{"time": at, "report": body}) }}
 	d.exec = actions.NewExecutor(actions.ExecutorOptions{
 		Registry: actions.Builtins(actions.Deps{
+			WhatsApp: d.reconnector(),
 			DBs:      map[string]actions.DBResetter{"remedy": d.data.Main, "metrics": d.data.Metrics.DB()},
 			Services: d.sup,
 			State:    []actions.StateResetter{d.data.Main},
@@ -133,7 +165,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Daemon, er
 		return nil
 	})
 	d.health.Add("whatsapp", func(ctx context.Context) error {
-		return nil // off or unpaired is a deliberate state; the WhatsApp adapter adds its own check
+		if d.wa == nil {
+			return nil // off: deliberate
+		}
+		switch st := d.wa.State(); st {
+		case whatsapp.Connected, whatsapp.Unpaired: // unpaired is deliberate until someone pairs
+			return nil
+		default:
+			return fmt.Errorf("whatsapp %s", st)
+		}
 	})
 	d.rec = newRecorder(d.data, log)
 	d.eng = engine.New(set, engine.Options{Seed: uint64(time.Now().UnixNano()), Location: cfg.Location()})
@@ -155,6 +195,9 @@ func (d *Daemon) channels() []alert.Channel {
 			secret = []byte(os.Getenv(w.SecretEnv))
 		}
 		chans = append(chans, alert.WebhookChannel{URL: w.URL, Secret: secret, Client: &http.Client{}})
+	}
+	if d.wa != nil && len(d.cfg.WhatsApp.Admins) > 0 {
+		chans = append(chans, alert.WhatsAppChannel{Sender: d.wa, Admins: d.cfg.WhatsApp.Admins})
 	}
 	if am := d.cfg.Alerts.Alertmanager; am != nil {
 		chans = append(chans, alert.AlertmanagerChannel{URL: am.URL, Client: &http.Client{}, Source: d.cfg.Alerts.InstanceLabel})
@@ -219,6 +262,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.sup.StartAll(ctx); err != nil {
 		d.log.Error("starting services", "error", err)
 	}
+	if d.wa != nil {
+		goRun(d.wa.Run)
+		if err := d.wa.Start(ctx); err != nil {
+			d.log.Error("whatsapp", "error", err)
+		}
+		if d.wa.State() == whatsapp.Unpaired {
+			d.log.Warn("WhatsApp is not paired: run `remedy pair` (or `remedy pair --phone NUMBER`) with remedy stopped")
+		}
+	}
 
 	d.srv = &http.Server{Handler: web.NewServer(web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
 		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log}),
@@ -251,6 +303,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	<-loopDone
 	_ = d.sup.StopAll(sctx, 5*time.Second)
 	stopBG()
+	if d.wa != nil {
+		_ = d.wa.Close()
+	}
 	wg.Wait() // the recorder flushes, the pipeline stops
 	d.pipeline.Deliver(sctx)
 	if err := d.data.Close(); err != nil && runErr == nil {
@@ -274,6 +329,14 @@ func (d *Daemon) compactMetrics(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// reconnector is RECONNECT_WA's target (nil, and so "not configured", with WhatsApp off).
+func (d *Daemon) reconnector() actions.Reconnector {
+	if d.wa == nil {
+		return nil
+	}
+	return d.wa
 }
 
 // notifier is NOTIFY: a custom alert through the pipeline.

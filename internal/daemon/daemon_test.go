@@ -61,7 +61,7 @@ type running struct {
 	done   chan error
 }
 
-func startDaemon(t *testing.T, mutate func(*config.Config)) *running {
+func startDaemon(t *testing.T, mutate func(*config.Config), opts ...Option) *running {
 	t.Helper()
 	dir := t.TempDir()
 	pdir := filepath.Join(dir, "policies")
@@ -75,7 +75,7 @@ func startDaemon(t *testing.T, mutate func(*config.Config)) *running {
 		mutate(cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
+	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

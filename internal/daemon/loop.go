@@ -12,6 +12,7 @@ import (
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/web"
 )
@@ -230,8 +231,8 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		Sample: d.sampler.Last().Values, Firing: int(max(d.firing.Load(), 0)), Policies: len(d.set.Load().Policies),
 		Reload: *d.lastReload.Load(), Services: d.sup.Status(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
 		InputsQueue: d.inbox.len()}
-	if d.cfg.WhatsApp.Enabled {
-		o.WhatsApp = "unpaired"
+	if d.wa != nil {
+		o.WhatsApp = string(d.wa.State())
 	}
 	if err := d.data.Main.Check(ctx); err != nil {
 		o.Database = err.Error()
@@ -262,6 +263,14 @@ func (d *Daemon) poolSource(ctx context.Context) map[string]float64 {
 // stateSource reports the services and the dashboard.
 func (d *Daemon) stateSource(ctx context.Context) map[string]float64 {
 	v := map[string]float64{"dashboard_clients": float64(d.hub.Clients())}
+	// wa_connected only while WhatsApp is meant to be up: unpaired or off, it is absent,
+	// so no policy fires on a deliberate state.
+	if d.wa != nil && d.wa.State() != whatsapp.Unpaired {
+		v["wa_connected"] = 0
+		if d.wa.State() == whatsapp.Connected {
+			v["wa_connected"] = 1
+		}
+	}
 	for _, s := range d.sup.Status() {
 		up := 0.0
 		if s.Up {

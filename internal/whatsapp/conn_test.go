@@ -10,10 +10,6 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
-	"go.mau.fi/whatsmeow/proto/waAdv"
-	"go.mau.fi/whatsmeow/store/sqlstore"
-	"go.mau.fi/whatsmeow/types"
-	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
@@ -65,19 +61,9 @@ func (r *recorder) codes() []string {
 func pairedStore(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "whatsapp.db")
-	ctx := context.Background()
-	c, err := sqlstore.New(ctx, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)", waLog.Noop)
-	if err != nil {
+	if err := wafake.PairedStore(context.Background(), path); err != nil {
 		t.Fatal(err)
 	}
-	dev := c.NewDevice()
-	dev.ID = &types.JID{User: "6281234567890", Device: 1, Server: types.DefaultUserServer}
-	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{0}, AccountSignatureKey: make([]byte, 32),
-		AccountSignature: make([]byte, 64), DeviceSignature: make([]byte, 64)}
-	if err := dev.Save(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
 	return path
 }
 

@@ -24,9 +24,13 @@ import (
 	"go.mau.fi/libsignal/ecc"
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/proto/waCert"
 	"go.mau.fi/whatsmeow/proto/waWa6"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/util/keys"
+	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -389,4 +393,19 @@ func (s *Server) handshake(ws *websocket.Conn, fr *frameReader) (*Conn, error) {
 	}
 	read, write := n.transport()
 	return &Conn{ws: ws, read: read, write: write, Payload: &payload, srv: s}, nil
+}
+
+// PairedStore writes a device store at path holding a logged-in device, as if pairing
+// had happened, for tests against this server.
+func PairedStore(ctx context.Context, path string) error {
+	c, err := sqlstore.New(ctx, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)", waLog.Noop)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	dev := c.NewDevice()
+	dev.ID = &types.JID{User: "6281234567890", Device: 1, Server: types.DefaultUserServer}
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{0}, AccountSignatureKey: make([]byte, 32),
+		AccountSignature: make([]byte, 64), DeviceSignature: make([]byte, 64)}
+	return dev.Save(ctx)
 }
