@@ -55,6 +55,8 @@ type WhatsApp struct {
 	Admins         []string `yaml:"admins"`
 	AllowedActions []string `yaml:"allowed_actions"` // for the admin chat's `run`
 	SendPerMinute  int      `yaml:"send_per_minute"`
+	// Handler receives the messages that are not admin commands (JSON POST, signed).
+	Handler *Endpoint `yaml:"handler"`
 }
 
 // Alerts configures the alert channels.
@@ -210,7 +212,8 @@ func (c *Config) validate(file string, doc *yaml.Node) Errors {
 			bad(fmt.Sprintf("whatsapp.admins[%d]", i), "whatsapp.admins: %q is not a phone number (digits, optional +)", a)
 		}
 	}
-	for name, ep := range map[string]*Endpoint{"alerts.webhook": c.Alerts.Webhook, "alerts.alertmanager": c.Alerts.Alertmanager} {
+	for name, ep := range map[string]*Endpoint{"alerts.webhook": c.Alerts.Webhook, "alerts.alertmanager": c.Alerts.Alertmanager,
+		"whatsapp.handler": c.WhatsApp.Handler} {
 		if ep == nil {
 			continue
 		}

@@ -22,8 +22,10 @@ import (
 	"github.com/remedy-run/remedy/actions"
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/monitor"
+	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/internal/service"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
@@ -57,6 +59,7 @@ type Daemon struct {
 	hub      *web.Hub
 	rec      *recorder
 	wa       *whatsapp.Conn // nil when WhatsApp is off
+	chat     *chat.Pipeline // nil when WhatsApp is off
 	srv      *http.Server
 	ln       net.Listener
 
@@ -105,7 +108,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if store == "" {
 			store = filepath.Join(cfg.DataDir, "whatsapp.db")
 		}
-		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: store, Events: d.emit, Logger: log, HTTPClient: o.waHTTP}); err != nil {
+		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: store, Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
+			Messages: d.receive}); err != nil {
 			d.data.Close()
 			return nil, err
 		}
@@ -124,8 +128,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, err
 		}
 	}
+	if d.wa != nil {
+		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
+			Handler:  d.chatHandler(),
+			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
+			d.wa.Close()
+			d.data.Close()
+			return nil, err
+		}
+	}
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
-		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource}, Logger: log})
+		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource}, Logger: log})
 	d.metrics = monitor.NewMetrics(d.registry, d.sampler.Last)
 	perMinute := map[string]int{"whatsapp": cfg.WhatsApp.SendPerMinute}
 	for k, v := range cfg.Alerts.PerMinute {
@@ -141,6 +154,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d.exec = actions.NewExecutor(actions.ExecutorOptions{
 		Registry: actions.Builtins(actions.Deps{
 			WhatsApp: d.reconnector(),
+			Queues:   d.queues(),
 			DBs:      map[string]actions.DBResetter{"remedy": d.data.Main, "metrics": d.data.Metrics.DB()},
 			Services: d.sup,
 			State:    []actions.StateResetter{d.data.Main},
@@ -262,6 +276,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.sup.StartAll(ctx); err != nil {
 		d.log.Error("starting services", "error", err)
 	}
+	if d.chat != nil {
+		goRun(d.chat.Run)
+		goRun(func(ctx context.Context) { d.chat.In.RunWatchdog(ctx, 15*time.Second) })
+		goRun(func(ctx context.Context) { d.chat.Out.RunWatchdog(ctx, 15*time.Second) })
+	}
 	if d.wa != nil {
 		goRun(d.wa.Run)
 		if err := d.wa.Start(ctx); err != nil {
@@ -329,6 +348,39 @@ func (d *Daemon) compactMetrics(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// receive queues an incoming WhatsApp message (called inside whatsmeow's handling).
+func (d *Daemon) receive(id, from, chatJID, text string, at time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.chat.Receive(ctx, chat.Message{ID: id, From: from, Chat: chatJID, Text: text, Time: at}); err != nil {
+		d.log.Error("incoming message not queued", "from", from, "error", err)
+	}
+}
+
+// queues is CLEAR_QUEUE's target (nil with WhatsApp off: no queues).
+func (d *Daemon) queues() actions.QueueClearer {
+	if d.chat == nil {
+		return nil
+	}
+	return queue.NewManager(d.chat.In, d.chat.Out)
+}
+
+// queueSource reports the queues' depth, age of the oldest item and fill.
+func (d *Daemon) queueSource(ctx context.Context) map[string]float64 {
+	v := map[string]float64{}
+	if d.chat == nil {
+		return v
+	}
+	for _, q := range []*queue.Queue{d.chat.In, d.chat.Out} {
+		if st, err := q.Stats(ctx); err == nil {
+			v["queue_"+q.Name()+"_depth"] = float64(st.Depth)
+			v["queue_"+q.Name()+"_oldest_seconds"] = st.Oldest.Seconds()
+			v["queue_"+q.Name()+"_fill"] = st.Fill
+		}
+	}
+	return v
 }
 
 // reconnector is RECONNECT_WA's target (nil, and so "not configured", with WhatsApp off).

@@ -62,6 +62,9 @@ type Options struct {
 	Watchdog time.Duration
 	// Probe is how often an unreachable server is probed (default 1 s).
 	Probe time.Duration
+	// Messages receives incoming texts; it must only queue them (it runs inside
+	// whatsmeow's event handling, which a slow handler would stall).
+	Messages func(id, from, chat, text string, at time.Time)
 }
 
 // Conn is the supervised WhatsApp connection. Open it, Start it, Close it.
@@ -239,6 +242,14 @@ func (c *Conn) handle(evt any) {
 	case *events.PairSuccess:
 		c.setState(Connecting)
 		c.emit("WA_PAIR_SUCCESS", nil, e.ID.String(), 0)
+	case *events.Message:
+		text := e.Message.GetConversation()
+		if text == "" {
+			text = e.Message.GetExtendedTextMessage().GetText()
+		}
+		if text != "" && !e.Info.IsFromMe && c.opts.Messages != nil {
+			c.opts.Messages(e.Info.ID, e.Info.Sender.User, e.Info.Chat.String(), text, e.Info.Timestamp)
+		}
 	case *events.PairError:
 		c.emit("WA_PAIR_ERROR", map[string]string{"reason": "pair_error"}, e.Error.Error(), 0)
 	}

@@ -1,0 +1,169 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backend is what the admin commands act on (the daemon).
+type Backend interface {
+	Status(ctx context.Context) string
+	Alerts(ctx context.Context) string
+	Ack(ctx context.Context, id int64, by string) error
+	Silence(ctx context.Context, d time.Duration, policy, by string) (int64, error)
+	Unsilence(ctx context.Context, id int64) error
+	Run(ctx context.Context, action, target, by string) (string, error)
+	Report(ctx context.Context) string
+	Policies(ctx context.Context) string
+	// Refused records a command from a number that is not an admin (the audit).
+	Refused(ctx context.Context, from, text string)
+}
+
+// Commands answers admin commands: messages that start with the prefix ("!" by default)
+// from an admin number. The same from anyone else gets no answer and an audit record.
+type Commands struct {
+	Prefix  string
+	Admins  []string // phone numbers
+	Allowed []string // actions `run` may start
+	Backend Backend
+}
+
+const help = `remedy commands:
+!status — connection, database, what fires
+!alerts — recent alerts (ids for ack)
+!ack ID — acknowledge an alert
+!silence DURATION [policy] — e.g. !silence 2h wa-flapping (all policies if none)
+!unsilence ID — end a silence
+!run ACTION [target] — run an allowed recovery action now
+!report — the daily report now
+!policies — what fires, and where
+!help — this`
+
+// Handle answers m if it is a command. handled is false for other messages, which go
+// to the bot's handler.
+func (c *Commands) Handle(ctx context.Context, m Message) (reply string, handled bool) {
+	prefix := c.Prefix
+	if prefix == "" {
+		prefix = "!"
+	}
+	text := strings.TrimSpace(m.Text)
+	if !strings.HasPrefix(text, prefix) {
+		return "", false
+	}
+	if !c.isAdmin(m.From) {
+		c.Backend.Refused(ctx, m.From, text)
+		return "", true // no answer at all: a stranger learns nothing
+	}
+	f := strings.Fields(strings.TrimPrefix(text, prefix))
+	if len(f) == 0 {
+		return help, true
+	}
+	by := "+" + Digits(m.From)
+	switch strings.ToLower(f[0]) {
+	case "help":
+		return help, true
+	case "status":
+		return c.Backend.Status(ctx), true
+	case "alerts":
+		return c.Backend.Alerts(ctx), true
+	case "report":
+		return c.Backend.Report(ctx), true
+	case "policies":
+		return c.Backend.Policies(ctx), true
+	case "ack":
+		id, err := idArg(f)
+		if err != nil {
+			return "usage: !ack ID (see !alerts)", true
+		}
+		if err := c.Backend.Ack(ctx, id, by); err != nil {
+			return "ack failed: " + err.Error(), true
+		}
+		return fmt.Sprintf("alert #%d acknowledged; no more repeats until it resolves or gets worse", id), true
+	case "silence":
+		if len(f) < 2 {
+			return "usage: !silence DURATION [policy], e.g. !silence 2h wa-flapping", true
+		}
+		d, err := time.ParseDuration(f[1])
+		if err != nil || d <= 0 || d > 30*24*time.Hour {
+			return "the duration is like 30m or 2h (at most 720h)", true
+		}
+		policy := "*"
+		if len(f) > 2 {
+			policy = f[2]
+		}
+		id, err := c.Backend.Silence(ctx, d, policy, by)
+		if err != nil {
+			return "silence failed: " + err.Error(), true
+		}
+		return fmt.Sprintf("silence #%d: alerts of %s held for %v (!unsilence %d to end it)", id, policy, d, id), true
+	case "unsilence":
+		id, err := idArg(f)
+		if err != nil {
+			return "usage: !unsilence ID", true
+		}
+		if err := c.Backend.Unsilence(ctx, id); err != nil {
+			return "unsilence failed: " + err.Error(), true
+		}
+		return fmt.Sprintf("silence #%d ended", id), true
+	case "run":
+		if len(f) < 2 {
+			return "usage: !run ACTION [target]; allowed: " + c.allowed(), true
+		}
+		action := strings.ToUpper(f[1])
+		if !contains(c.Allowed, action) {
+			return fmt.Sprintf("%s is not allowed from the chat; allowed: %s", action, c.allowed()), true
+		}
+		target := ""
+		if len(f) > 2 {
+			target = f[2]
+		}
+		out, err := c.Backend.Run(ctx, action, target, by)
+		if err != nil {
+			return fmt.Sprintf("%s failed: %v", action, err), true
+		}
+		return out, true
+	}
+	return fmt.Sprintf("unknown command %q; !help lists them", f[0]), true
+}
+
+func (c *Commands) isAdmin(from string) bool {
+	d := Digits(from)
+	if d == "" {
+		return false
+	}
+	for _, a := range c.Admins {
+		if Digits(a) == d {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Commands) allowed() string {
+	if len(c.Allowed) == 0 {
+		return "none (whatsapp.allowed_actions)"
+	}
+	a := append([]string(nil), c.Allowed...)
+	sort.Strings(a)
+	return strings.Join(a, ", ")
+}
+
+func idArg(f []string) (int64, error) {
+	if len(f) < 2 {
+		return 0, fmt.Errorf("no id")
+	}
+	return strconv.ParseInt(strings.TrimPrefix(f[1], "#"), 10, 64)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

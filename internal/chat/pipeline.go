@@ -1,0 +1,112 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/remedy-run/remedy/internal/monitor"
+	"github.com/remedy-run/remedy/internal/queue"
+	"github.com/remedy-run/remedy/internal/store"
+)
+
+// Sender sends a text (the WhatsApp connection); it fails while disconnected.
+type Sender interface {
+	SendText(ctx context.Context, to, text string) error
+}
+
+// Pipeline is the inbound and outbound queues with their handlers.
+type Pipeline struct {
+	In, Out  *queue.Queue
+	commands *Commands
+	handler  Handler
+	counters *monitor.Counters
+}
+
+// PipelineOptions configure a Pipeline.
+type PipelineOptions struct {
+	DB       *store.DB
+	Commands *Commands
+	Handler  Handler // may be nil: only commands are answered
+	Sender   Sender
+	Counters *monitor.Counters
+	Logger   *slog.Logger
+}
+
+// NewPipeline opens the "inbound" and "outbound" queues. Outbound items are tried for a
+// long time (a reply must survive a long disconnect) and are dead-lettered, never
+// dropped, after that.
+func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
+	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters}
+	if p.counters == nil {
+		p.counters = monitor.NewCounters()
+	}
+	var err error
+	p.Out, err = queue.Open(ctx, o.DB, queue.Options{Name: "outbound", Workers: 1, MaxAttempts: 200, RetryDelay: time.Second,
+		ItemTimeout: 60 * time.Second, Logger: o.Logger,
+		Handler: func(ctx context.Context, it queue.Item) error {
+			var r Reply
+			if err := json.Unmarshal(it.Payload, &r); err != nil {
+				return err
+			}
+			if err := o.Sender.SendText(ctx, r.To, r.Text); err != nil {
+				return err
+			}
+			p.counters.Sent(1)
+			return nil
+		}})
+	if err != nil {
+		return nil, err
+	}
+	p.In, err = queue.Open(ctx, o.DB, queue.Options{Name: "inbound", Workers: 4, Logger: o.Logger, Handler: p.handle})
+	return p, err
+}
+
+// Receive queues an incoming message; it only writes it down, so whatsmeow's event
+// handler is never held up by processing.
+func (p *Pipeline) Receive(ctx context.Context, m Message) error {
+	p.counters.Received(1)
+	_, err := p.In.Enqueue(ctx, m)
+	return err
+}
+
+// Send queues a reply.
+func (p *Pipeline) Send(ctx context.Context, to, text string) error {
+	_, err := p.Out.Enqueue(ctx, Reply{To: to, Text: text})
+	return err
+}
+
+func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
+	var m Message
+	if err := json.Unmarshal(it.Payload, &m); err != nil {
+		p.counters.Failed(1)
+		return err
+	}
+	reply, handled := "", false
+	if p.commands != nil {
+		reply, handled = p.commands.Handle(ctx, m)
+	}
+	if !handled && p.handler != nil {
+		var err error
+		if reply, err = p.handler.Handle(ctx, m); err != nil {
+			p.counters.Failed(1)
+			return err
+		}
+	}
+	p.counters.Processed(1)
+	if reply == "" {
+		return nil
+	}
+	to := m.Chat
+	if to == "" {
+		to = m.From
+	}
+	return p.Send(ctx, to, reply)
+}
+
+// Run runs both queues until ctx ends.
+func (p *Pipeline) Run(ctx context.Context) {
+	go p.Out.Run(ctx)
+	p.In.Run(ctx)
+}

@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/chat"
+	"github.com/remedy-run/remedy/policies"
+)
+
+// chatBackend answers the admin chat's commands.
+type chatBackend struct{ d *Daemon }
+
+func (b chatBackend) Status(ctx context.Context) string {
+	o := b.d.Overview(ctx)
+	s := fmt.Sprintf("WhatsApp %s, database %s, %d firing, %d policies", o.WhatsApp, o.Database, o.Firing, o.Policies)
+	if !o.Reload.OK {
+		s += ", LAST RELOAD FAILED"
+	}
+	if o.Outbox > 0 {
+		s += fmt.Sprintf(", %d alerts waiting", o.Outbox)
+	}
+	if v, ok := o.Sample["cpu_percent"]; ok {
+		s += fmt.Sprintf("\nCPU %.0f%%, memory %.0f%%, disk free %.0f%%", v, o.Sample["mem_percent"], o.Sample["disk_free_percent"])
+	}
+	return s
+}
+
+func (b chatBackend) Alerts(ctx context.Context) string {
+	rows, err := b.d.data.Main.Alerts(ctx, 10)
+	if err != nil {
+		return "alerts unavailable: " + err.Error()
+	}
+	if len(rows) == 0 {
+		return "no alerts"
+	}
+	var out []string
+	for _, a := range rows {
+		line := fmt.Sprintf("#%d %s %s %s: %s", a.ID, strings.ToUpper(a.Severity), a.Policy, a.State, a.Summary)
+		if a.AckedBy != "" {
+			line += " (acked)"
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+func (b chatBackend) Ack(ctx context.Context, id int64, by string) error {
+	return b.d.pipeline.Ack(ctx, id, by)
+}
+
+func (b chatBackend) Silence(ctx context.Context, d time.Duration, policy, by string) (int64, error) {
+	now := time.Now()
+	s, err := b.d.pipeline.Silence(ctx, alert.Silence{Matchers: map[string]string{"policy": policy}, Starts: now, Ends: now.Add(d),
+		Author: by, Reason: "from the WhatsApp admin chat"})
+	return s.ID, err
+}
+
+func (b chatBackend) Unsilence(ctx context.Context, id int64) error {
+	return b.d.pipeline.Expire(ctx, id)
+}
+
+// Run starts an allowed action now, as the executor runs a policy's: one attempt, in the
+// audit under the pseudo-policy "admin-chat".
+func (b chatBackend) Run(ctx context.Context, action, target, by string) (string, error) {
+	spec, ok := policies.LookupAction(action)
+	if !ok {
+		return "", fmt.Errorf("unknown action %s", action)
+	}
+	params := map[string]string{}
+	if spec.Target != "" && target != "" {
+		params[spec.Target] = target
+	}
+	for _, p := range spec.Params {
+		if p.Required && params[p.Name] == "" {
+			return "", fmt.Errorf("%s needs %s", action, p.Name)
+		}
+	}
+	b.d.exec.Execute(context.WithoutCancel(ctx), engine.Decision{Time: time.Now(), Kind: engine.KindAction, Policy: "admin-chat",
+		Instance: by, Action: &engine.ActionCall{Do: action, Params: params, Step: 1, Attempt: 1, Timeout: time.Minute}})
+	return action + " started; its outcome will be in the actions audit (!alerts, the dashboard)", nil
+}
+
+func (b chatBackend) Report(ctx context.Context) string {
+	r, err := b.d.reporter.Build(ctx, time.Now())
+	if err != nil {
+		return "report unavailable: " + err.Error()
+	}
+	return r
+}
+
+func (b chatBackend) Policies(ctx context.Context) string {
+	ps, err := b.d.Policies(ctx)
+	if err != nil {
+		return "policies unavailable: " + err.Error()
+	}
+	var firing []string
+	for _, p := range ps {
+		if p.Firing > 0 {
+			firing = append(firing, fmt.Sprintf("%s (%d)", p.Name, p.Firing))
+		}
+	}
+	s := fmt.Sprintf("%d policies, %d firing", len(ps), len(firing))
+	if len(firing) > 0 {
+		s += ": " + strings.Join(firing, ", ")
+	}
+	return s
+}
+
+// Refused records a command from a number that is not an admin.
+func (b chatBackend) Refused(ctx context.Context, from, text string) {
+	b.d.log.Warn("admin command from a number that is not an admin; not answered", "from", from)
+	_, _ = b.d.data.Main.Exec(ctx, `INSERT INTO audit(ts, policy, instance, action, outcome, error, output)
+		VALUES (?, 'admin-chat', ?, 'ADMIN_COMMAND', 'refused', 'not an admin number', ?)`, time.Now().UnixMilli(), from, text)
+}
+
+// chatHandler is the configured handler for ordinary messages (nil: none).
+func (d *Daemon) chatHandler() chat.Handler {
+	h := d.cfg.WhatsApp.Handler
+	if h == nil {
+		return nil
+	}
+	var secret []byte
+	if h.SecretEnv != "" {
+		secret = []byte(os.Getenv(h.SecretEnv))
+	}
+	return chat.WebhookHandler{URL: h.URL, Secret: secret, Client: &http.Client{Timeout: 30 * time.Second}}
+}
