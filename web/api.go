@@ -36,6 +36,7 @@ func (s *Server) routes() {
 		writeJSON(w, 200, ps)
 	})
 	api("POST /api/v1/policies/{name}/try", s.tryPolicy)
+	s.pairRoutes(api)
 	api("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
 		rows, err := b.Store().Main.Alerts(r.Context(), limit(r, 100))
 		respond(w, rows, err)

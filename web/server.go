@@ -76,6 +76,10 @@ type Options struct {
 	Live    http.HandlerFunc
 	Ready   http.HandlerFunc
 	Logger  *slog.Logger
+	// QR is the current WhatsApp pairing QR code ("" when not pairing); Pair starts a
+	// pairing attempt in the background. Both nil when WhatsApp is off.
+	QR   func() string
+	Pair func() error
 	// MaxBody limits request bodies (default 1 MiB).
 	MaxBody int64
 }

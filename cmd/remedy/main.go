@@ -42,6 +42,7 @@ func commands() []command {
 		{"test", "run policy test files offline against scripted inputs", runTest},
 		{"replay", "feed recorded events and samples through policies, with no side effects", runReplay},
 		{"codes", "list event codes, metrics, functions and actions", runCodes},
+		{"pair", "link remedy to the bot's WhatsApp account (QR code, or --phone for a code)", runPair},
 		{"deadletter", "list or replay the items taken out of their queues", runDeadletter},
 		{"config", "check a configuration file: remedy config check [FILE]", runConfig},
 	}

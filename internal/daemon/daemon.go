@@ -287,12 +287,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Error("whatsapp", "error", err)
 		}
 		if d.wa.State() == whatsapp.Unpaired {
-			d.log.Warn("WhatsApp is not paired: run `remedy pair` (or `remedy pair --phone NUMBER`) with remedy stopped")
+			d.log.Warn("WhatsApp is not paired: use the Pair button on the dashboard, or stop remedy and run `remedy pair` (or `remedy pair --phone NUMBER`)")
 		}
 	}
 
-	d.srv = &http.Server{Handler: web.NewServer(web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
-		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log}),
+	wopts := web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
+		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log}
+	if d.wa != nil {
+		p := &pairer{d: d, ctx: ctx}
+		wopts.QR, wopts.Pair = d.wa.QR, p.start
+	}
+	d.srv = &http.Server{Handler: web.NewServer(wopts),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- d.srv.Serve(d.ln) }()

@@ -1,11 +1,16 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"image/png"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
@@ -46,5 +51,81 @@ func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
 	_, b := r.do("GET", "/metrics", "")
 	if !strings.Contains(b, `remedy_events_total{code="WA_DISCONNECTED"} 1`) {
 		t.Fatalf("metrics: %s", b)
+	}
+}
+
+// Pairing from the dashboard: an unpaired device, the Pair call, the QR code as a PNG
+// the page can show; a second Pair while one runs is refused; QR 404s once it ends.
+func TestDaemonPairsFromTheDashboard(t *testing.T) {
+	s, err := wafake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	store := filepath.Join(t.TempDir(), "whatsapp.db")
+	r := startDaemon(t, func(c *config.Config) {
+		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, SendPerMinute: 10}
+	}, WithWhatsAppHTTP(s.HTTPClient()))
+	if code, _ := r.do("GET", "/api/v1/whatsapp/qr", ""); code != 404 {
+		t.Fatalf("QR before pairing: %d", code)
+	}
+	if code, b := r.do("POST", "/api/v1/whatsapp/pair", ""); code != 202 {
+		t.Fatalf("pair: %d %s", code, b)
+	}
+	var body string
+	r.eventually("a QR code", func() bool {
+		var code int
+		code, body = r.do("GET", "/api/v1/whatsapp/qr", "")
+		return code == 200
+	})
+	var qr struct{ PNG string }
+	if err := json.Unmarshal([]byte(body), &qr); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(qr.PNG, "data:image/png;base64,"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(raw))
+	if err != nil || img.Bounds().Dx() < 100 {
+		t.Fatalf("QR image: %v %v", err, img)
+	}
+	if code, b := r.do("POST", "/api/v1/whatsapp/pair", ""); code != 409 {
+		t.Fatalf("second pair: %d %s", code, b)
+	}
+	s.DropAll()
+	r.eventually("the attempt ends", func() bool {
+		code, _ := r.do("GET", "/api/v1/whatsapp/qr", "")
+		return code == 404
+	})
+	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, `"whatsapp": "unpaired"`) {
+		t.Fatalf("status %s", b)
+	}
+}
+
+// The same from the page, in Chromium: the Pair card shows for an unpaired device, the
+// button starts pairing, and the QR code is drawn.
+func TestDashboardPairingInChromium(t *testing.T) {
+	ctx := browser(t)
+	s, err := wafake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	store := filepath.Join(t.TempDir(), "whatsapp.db")
+	r := startDaemon(t, func(c *config.Config) {
+		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, SendPerMinute: 10}
+	}, WithWhatsAppHTTP(s.HTTPClient()))
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(`#pair-card`),
+		chromedp.Click(`#pair-start`), chromedp.WaitVisible(`#pair-qr`)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelector("#pair-qr").naturalWidth`))
+	if err != nil || w < 100 {
+		t.Fatalf("QR image width %v: %v", w, err)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err == nil {
+		artifact(t, "dashboard-pairing.png", shot)
 	}
 }

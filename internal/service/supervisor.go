@@ -44,6 +44,9 @@ type Status struct {
 }
 
 type entry struct {
+	// starting is held from Start until SERVICE_UP is out, so that a service dying at
+	// once is reported down after it was reported up, never before.
+	starting  sync.Mutex
 	svc       Service
 	up        bool
 	since     time.Time
@@ -87,6 +90,8 @@ func (s *Supervisor) Add(svc Service) error {
 }
 
 func (s *Supervisor) exited(e *entry, code int, err error) {
+	e.starting.Lock()
+	defer e.starting.Unlock()
 	s.mu.Lock()
 	e.up, e.since = false, time.Now()
 	e.lastExit = fmt.Sprintf("exit code %d", code)
@@ -113,6 +118,8 @@ func (s *Supervisor) Start(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	e.starting.Lock()
+	defer e.starting.Unlock()
 	if err := e.svc.Start(ctx); err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ type State string
 // Connection states. The terminal ones never lead to a reconnect.
 const (
 	Unpaired     State = "unpaired"
+	Pairing      State = "pairing"
 	Connecting   State = "connecting"
 	Connected    State = "connected"
 	Disconnected State = "disconnected"
@@ -187,6 +188,9 @@ func (c *Conn) handle(evt any) {
 		c.emit("WA_CONNECTED", nil, "", 0)
 	case *events.Disconnected:
 		st := c.State()
+		if st == Pairing || c.cli.Store.ID == nil {
+			return // the end of a pairing attempt, not an outage: Pair reports it
+		}
 		reason := "remote"
 		if st.terminal() || st == Banned {
 			reason = "after_" + string(st) // late: the terminal event wins

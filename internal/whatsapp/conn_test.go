@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +21,16 @@ type recorder struct {
 	mu  sync.Mutex
 	evs []engine.Event
 	ch  chan engine.Event
+}
+
+// TestMain shortens whatsmeow's keepalive before any client starts: the values are
+// package globals read by every client's keepalive loop, so changing them in one test
+// would race with the clients of the tests before it. The fake server answers pings
+// unless told not to, so the other tests see no timeouts.
+func TestMain(m *testing.M) {
+	whatsmeow.KeepAliveIntervalMin, whatsmeow.KeepAliveIntervalMax = 300*time.Millisecond, 400*time.Millisecond
+	whatsmeow.KeepAliveResponseDeadline = time.Second
+	os.Exit(m.Run())
 }
 
 func newRecorder() *recorder { return &recorder{ch: make(chan engine.Event, 1024)} }
@@ -212,11 +223,6 @@ func TestConnectFailureAndStreamError(t *testing.T) {
 }
 
 func TestKeepaliveTimeoutAndRestore(t *testing.T) {
-	min, max, deadline := whatsmeow.KeepAliveIntervalMin, whatsmeow.KeepAliveIntervalMax, whatsmeow.KeepAliveResponseDeadline
-	whatsmeow.KeepAliveIntervalMin, whatsmeow.KeepAliveIntervalMax, whatsmeow.KeepAliveResponseDeadline = 100*time.Millisecond, 150*time.Millisecond, 200*time.Millisecond
-	defer func() {
-		whatsmeow.KeepAliveIntervalMin, whatsmeow.KeepAliveIntervalMax, whatsmeow.KeepAliveResponseDeadline = min, max, deadline
-	}()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)

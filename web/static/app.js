@@ -63,9 +63,28 @@ function renderCards(sample) {
   }
 }
 
+// Pairing: the card shows while the device is unpaired; during a pairing attempt the
+// QR code (a data: URL, so the token-carrying fetch can load it) is polled every 2 s.
+let pairPoll = null;
+function renderPairing(state) {
+  const need = state === "unpaired" || state === "pairing" || state === "logged_out";
+  $("#pair-card").classList.toggle("hidden", !need);
+  if (state === "pairing" && !pairPoll) pairPoll = setInterval(loadQR, 2000);
+  if (state !== "pairing" && pairPoll) { clearInterval(pairPoll); pairPoll = null; $("#pair-qr").classList.add("hidden"); }
+}
+async function loadQR() {
+  try { const r = await api("/api/v1/whatsapp/qr"); $("#pair-qr").src = r.png; $("#pair-qr").classList.remove("hidden"); $("#pair-msg").textContent = ""; }
+  catch (e) { $("#pair-qr").classList.add("hidden"); }
+}
+async function startPairing() {
+  try { await api("/api/v1/whatsapp/pair", { method: "POST" }); $("#pair-msg").textContent = "waiting for the code…"; await loadQR(); refreshOverview(); }
+  catch (e) { $("#pair-msg").textContent = e.message; }
+}
+
 async function refreshOverview() {
   const o = await api("/api/v1/status");
   badge("#wa", "WhatsApp " + o.whatsapp, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : "bad");
+  renderPairing(o.whatsapp);
   badge("#db", "database " + o.database, o.database === "ok" ? "ok" : "bad");
   badge("#firing", o.firing + " firing", o.firing ? "bad" : "ok");
   badge("#reload", o.reload.ok ? o.policies + " policies" : "reload failed", o.reload.ok ? "" : "bad");
@@ -213,6 +232,7 @@ async function start() {
 document.addEventListener("DOMContentLoaded", () => {
   $("#login-form").addEventListener("submit", (ev) => { ev.preventDefault(); token = $("#token").value; localStorage.setItem("remedy-token", token); start(); });
   $("#try-run").addEventListener("click", runTry);
+  $("#pair-start").addEventListener("click", startPairing);
   $("#try-close").addEventListener("click", () => $("#try").classList.add("hidden"));
   $("#silence-form").addEventListener("submit", silence);
   start();

@@ -45,10 +45,13 @@ type Server struct {
 	answerPings atomic.Bool
 	logins      atomic.Int64
 	connects    atomic.Int64
+	registers   atomic.Int64
 
-	mu      sync.Mutex
-	conns   map[*Conn]struct{}
-	onLogin func(*Conn) // what happens after a login; default Success
+	mu         sync.Mutex
+	conns      map[*Conn]struct{}
+	onLogin    func(*Conn) // what happens after a login; default Success
+	onRegister func(*Conn) // what happens when an unpaired client connects; default PairDevice
+	linkPhone  string      // the number of the last phone-code pairing request
 
 	// CloseDelay is how long the server waits after a failure or stream error before it
 	// closes the connection. whatsmeow drops nodes still queued when the socket closes,
@@ -160,6 +163,33 @@ func (s *Server) Each(f func(*Conn)) {
 	for _, c := range conns {
 		f(c)
 	}
+}
+
+// Registrations is how many unpaired clients connected to pair.
+func (s *Server) Registrations() int { return int(s.registers.Load()) }
+
+// OnRegister replaces what happens when an unpaired client connects.
+func (s *Server) OnRegister(f func(*Conn)) {
+	s.mu.Lock()
+	s.onRegister = f
+	s.mu.Unlock()
+}
+
+// LinkPhone is the phone number of the last pairing-code request ("" if none).
+func (s *Server) LinkPhone() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.linkPhone
+}
+
+// PairDevice offers pairing references; the client turns each into a QR code.
+func (c *Conn) PairDevice(refs ...string) error {
+	var kids []waBinary.Node
+	for _, r := range refs {
+		kids = append(kids, waBinary.Node{Tag: "ref", Content: []byte(r)})
+	}
+	return c.Send(waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"id": "pair-1", "type": "set", "xmlns": "md", "from": types.ServerJID},
+		Content: []waBinary.Node{{Tag: "pair-device", Content: kids}}})
 }
 
 // Conn is one client connection after the handshake.
@@ -290,13 +320,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		c.Close()
 	}()
-	if c.Payload.Username != nil {
+	s.mu.Lock()
+	onRegister := s.onRegister
+	s.mu.Unlock()
+	switch {
+	case c.Payload.Username == nil && onRegister != nil:
+		s.registers.Add(1)
+		onRegister(c)
+	case c.Payload.Username == nil:
+		// An unpaired client: offer it pairing references, as the real server does.
+		s.registers.Add(1)
+		if err := c.PairDevice("ref-1", "ref-2"); err != nil {
+			return
+		}
+	case onLogin != nil:
 		s.logins.Add(1)
-	}
-	if onLogin != nil {
 		onLogin(c)
-	} else if err := c.Success(); err != nil {
-		return
+	default:
+		s.logins.Add(1)
+		if err := c.Success(); err != nil {
+			return
+		}
 	}
 	for !c.closed.Load() {
 		f, err := fr.next()
@@ -334,6 +378,15 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 	res := waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"id": id, "type": "result", "from": "s.whatsapp.net"}}
 	if xmlns == "encrypt" && n.Attrs["type"] == "get" {
 		res.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": "50"}}}
+	}
+	if reg, ok := n.GetOptionalChildByTag("link_code_companion_reg"); ok && xmlns == "md" {
+		// Pairing with a phone code: remember the number and hand back a pairing ref.
+		jid, _ := reg.Attrs["jid"].(types.JID)
+		s.mu.Lock()
+		s.linkPhone = jid.User
+		s.mu.Unlock()
+		res.Content = []waBinary.Node{{Tag: "link_code_companion_reg", Content: []waBinary.Node{
+			{Tag: "link_code_pairing_ref", Content: []byte("link-ref-1")}}}}
 	}
 	_ = c.Send(res)
 }

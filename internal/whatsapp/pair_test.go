@@ -1,0 +1,127 @@
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
+)
+
+func openUnpaired(t *testing.T, s *wafake.Server, rec *recorder) *Conn {
+	t.Helper()
+	c, err := Open(context.Background(), Options{StorePath: filepath.Join(t.TempDir(), "whatsapp.db"), Events: rec.add,
+		HTTPClient: s.HTTPClient(), Watchdog: time.Hour, Probe: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+type pairRun struct {
+	codes chan PairCode
+	done  chan error
+}
+
+func startPair(c *Conn, ctx context.Context, phone string) *pairRun {
+	p := &pairRun{codes: make(chan PairCode, 16), done: make(chan error, 1)}
+	go func() { p.done <- c.Pair(ctx, phone, func(pc PairCode) { p.codes <- pc }) }()
+	return p
+}
+
+func (p *pairRun) next(t *testing.T) PairCode {
+	t.Helper()
+	select {
+	case pc := <-p.codes:
+		return pc
+	case err := <-p.done:
+		t.Fatalf("pairing ended before a code: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pairing code")
+	}
+	return PairCode{}
+}
+
+func (p *pairRun) result(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("pairing did not end")
+	}
+	return nil
+}
+
+// The server offers pairing refs; the operator is shown a QR code built from the first
+// (ref, noise key, identity key, adv secret); when the server gives up, Pair says so.
+func TestPairQRThenTimeout(t *testing.T) {
+	s := fakeServer(t)
+	rec := newRecorder()
+	c := openUnpaired(t, s, rec)
+	p := startPair(c, context.Background(), "")
+	pc := p.next(t)
+	parts := strings.Split(pc.QR, ",")
+	if len(parts) != 4 || parts[0] != "ref-1" || pc.Phone != "" {
+		t.Fatalf("QR %q", pc.QR)
+	}
+	if c.QR() != pc.QR || c.State() != Pairing {
+		t.Fatalf("while pairing: QR() %q, state %s", c.QR(), c.State())
+	}
+	s.DropAll() // the server stops offering codes
+	if err := p.result(t); !errors.Is(err, ErrPairTimeout) {
+		t.Fatalf("got %v, want ErrPairTimeout", err)
+	}
+	if c.QR() != "" || c.State() != Unpaired {
+		t.Fatalf("after: QR() %q, state %s", c.QR(), c.State())
+	}
+	for _, code := range rec.codes() {
+		if code == "WA_DISCONNECTED" {
+			t.Fatal("the end of a pairing attempt was reported as an outage")
+		}
+	}
+	if s.Registrations() != 1 || s.Logins() != 0 {
+		t.Fatalf("registrations %d, logins %d", s.Registrations(), s.Logins())
+	}
+}
+
+// With a phone number, the operator also gets an 8-character code and the server sees
+// the number in international form.
+func TestPairPhoneCode(t *testing.T) {
+	s := fakeServer(t)
+	c := openUnpaired(t, s, newRecorder())
+	ctx, cancel := context.WithCancel(context.Background())
+	p := startPair(c, ctx, "+49 151 2345678")
+	if pc := p.next(t); pc.QR == "" {
+		t.Fatalf("first a QR code, got %+v", pc)
+	}
+	pc := p.next(t)
+	if !regexp.MustCompile(`^[A-Z0-9]{4}-[A-Z0-9]{4}$`).MatchString(pc.Phone) {
+		t.Fatalf("phone code %q", pc.Phone)
+	}
+	if s.LinkPhone() != "491512345678" {
+		t.Fatalf("server saw %q", s.LinkPhone())
+	}
+	cancel()
+	if err := p.result(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPairRefusals(t *testing.T) {
+	s := fakeServer(t)
+	c := openUnpaired(t, s, newRecorder())
+	err := c.Pair(context.Background(), "0151 234", func(PairCode) {})
+	if err == nil || !strings.Contains(err.Error(), "0151 234") {
+		t.Fatalf("a local number: %v", err)
+	}
+	paired := open(t, s, newRecorder())
+	if err := paired.Pair(context.Background(), "", func(PairCode) {}); err == nil || !strings.Contains(err.Error(), "already paired") {
+		t.Fatalf("paired store: %v", err)
+	}
+}
