@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
+	"go.mau.fi/whatsmeow/types"
 )
 
 func openUnpaired(t *testing.T, s *wafake.Server, rec *recorder) *Conn {
@@ -124,4 +126,55 @@ func TestPairRefusals(t *testing.T) {
 	if err := paired.Pair(context.Background(), "", func(PairCode) {}); err == nil || !strings.Contains(err.Error(), "already paired") {
 		t.Fatalf("paired store: %v", err)
 	}
+}
+
+// The whole link: the "phone" scans the QR code and signs the device; whatsmeow checks
+// the ADV HMAC and the account signature, confirms, and logs in as the new device after
+// the server's 515 restart. Pair returns nil and the connection is up.
+func TestPairSuccessThenConnected(t *testing.T) {
+	s := fakeServer(t)
+	rec := newRecorder()
+	c := openUnpaired(t, s, rec)
+	p := startPair(c, context.Background(), "")
+	pc := p.next(t)
+	jid := types.NewADJID("6281100000001", 0, 7)
+	s.Each(func(fc *wafake.Conn) {
+		if err := fc.PairSuccess(pc.QR, jid); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := p.result(t); err != nil {
+		t.Fatalf("pairing: %v", err)
+	}
+	rec.wait(t, "WA_PAIR_SUCCESS")
+	rec.wait(t, "WA_CONNECTED")
+	if id := c.Client().Store.ID; id == nil || id.User != "6281100000001" || c.State() != Connected {
+		t.Fatalf("after pairing: id %v, state %s", id, c.State())
+	}
+	if s.Logins() != 1 || s.Registrations() != 1 {
+		t.Fatalf("logins %d, registrations %d", s.Logins(), s.Registrations())
+	}
+	if err := c.Pair(context.Background(), "", func(PairCode) {}); err == nil {
+		t.Fatal("pairing again while paired")
+	}
+}
+
+// A pair-success not signed with this device's ADV secret (a forged or stale phone
+// answer) is refused by whatsmeow, and Pair says why.
+func TestPairRefusesAForgedIdentity(t *testing.T) {
+	s := fakeServer(t)
+	rec := newRecorder()
+	c := openUnpaired(t, s, rec)
+	p := startPair(c, context.Background(), "")
+	parts := strings.Split(p.next(t).QR, ",")
+	parts[3] = base64.StdEncoding.EncodeToString(make([]byte, 32)) // the wrong secret
+	s.Each(func(fc *wafake.Conn) { fc.PairSuccess(strings.Join(parts, ","), types.NewADJID("6281100000001", 0, 7)) })
+	err := p.result(t)
+	if err == nil || !strings.Contains(err.Error(), "HMAC") {
+		t.Fatalf("got %v", err)
+	}
+	if c.Client().Store.ID != nil || c.State() != Unpaired {
+		t.Fatalf("after a forged pairing: id %v, state %s", c.Client().Store.ID, c.State())
+	}
+	rec.wait(t, "WA_PAIR_ERROR")
 }

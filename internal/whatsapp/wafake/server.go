@@ -370,6 +370,14 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 	if n.Tag != "iq" {
 		return
 	}
+	if confirmed(n) {
+		// The real server restarts the stream so the client logs in as the new device.
+		_ = c.StreamError("515", "")
+		return
+	}
+	if t := n.Attrs["type"]; t == "result" || t == "error" {
+		return // the client's answers to the server's own IQs
+	}
 	id, _ := n.Attrs["id"].(string)
 	xmlns, _ := n.Attrs["xmlns"].(string)
 	if xmlns == "w:p" && !s.answerPings.Load() {
