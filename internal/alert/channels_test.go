@@ -53,7 +53,7 @@ func TestWhatsAppDeliversAfterReconnectInOrder(t *testing.T) {
 	ph.connected = true // WA_CONNECTED: the daemon wakes the pipeline
 	ph.mu.Unlock()
 	p.Handle(ctx, alertDecision("cpu-high", "", engine.Firing, "warning", t0.Add(time.Hour))) // the outbox's retry delay is not yet over for the others
-	db.Exec(ctx, `UPDATE alert_outbox SET next_attempt = 0`)                                  // as a Wake after WA_CONNECTED does
+	p.RetryNow("whatsapp")                                                                    // what the daemon does on WA_CONNECTED: the retry delay is not waited out
 	p.Deliver(ctx)
 	p.Deliver(ctx)
 	for _, admin := range wa.Admins {

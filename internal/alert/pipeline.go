@@ -55,6 +55,7 @@ type Pipeline struct {
 	acks     map[string]policies.Severity
 	recent   map[string]time.Time // dedupe: fingerprint|state|severity -> when handled
 	failing  map[string]bool      // channels currently reported undelivered
+	retryNow map[string]bool      // channels whose waiting alerts are due at once
 	silences []Silence
 }
 
@@ -213,6 +214,22 @@ func (p *Pipeline) hold(a Alert) string {
 // Wake makes the dispatcher look at the outbox now (for example after WhatsApp
 // reconnects).
 func (p *Pipeline) Wake() {
+	p.wakeUp()
+}
+
+// RetryNow makes a channel's waiting alerts due at once, without waiting out their retry
+// delay (up to 5 min), and wakes the sender: WhatsApp is connected again.
+func (p *Pipeline) RetryNow(channel string) {
+	p.mu.Lock()
+	if p.retryNow == nil {
+		p.retryNow = map[string]bool{}
+	}
+	p.retryNow[channel] = true
+	p.mu.Unlock()
+	p.wakeUp()
+}
+
+func (p *Pipeline) wakeUp() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -247,6 +264,15 @@ type outboxRow struct {
 // outbox until it is delivered. After three failed tries the channel is reported with
 // ALERT_UNDELIVERED.
 func (p *Pipeline) Deliver(ctx context.Context) {
+	p.mu.Lock()
+	due := p.retryNow
+	p.retryNow = nil
+	p.mu.Unlock()
+	for ch := range due {
+		if _, err := p.opts.DB.Exec(ctx, `UPDATE alert_outbox SET next_attempt = 0 WHERE delivered = 0 AND channel = ?`, ch); err != nil {
+			p.opts.Logger.Error("alert outbox", "error", err)
+		}
+	}
 	var rows []outboxRow
 	if err := p.opts.DB.Select(ctx, &rows, `SELECT id, channel, payload, attempts FROM alert_outbox
 		WHERE delivered = 0 AND next_attempt <= ? ORDER BY id LIMIT 500`, time.Now().UnixMilli()); err != nil {

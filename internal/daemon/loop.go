@@ -54,7 +54,7 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 		d.metrics.Events.WithLabelValues(x.Code).Inc()
 		d.hub.Publish("event", x)
 		if x.Code == "WA_CONNECTED" {
-			d.pipeline.Wake() // alerts waiting for WhatsApp go out now
+			d.pipeline.RetryNow("whatsapp") // alerts waiting for WhatsApp go out now, not after their backoff
 		}
 		if x.Code == engine.CodeActionSucceeded || x.Code == engine.CodeActionFailed || x.Code == engine.CodeActionTimeout {
 			outcome := map[string]string{engine.CodeActionSucceeded: "succeeded", engine.CodeActionFailed: "failed", engine.CodeActionTimeout: "timeout"}[x.Code]

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/remedy-run/remedy/internal/config"
@@ -23,7 +24,7 @@ func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(s.Close) // after the daemon stops (cleanups run last-in first-out): a server closing under a shutting-down client trips a race inside whatsmeow
 	store := filepath.Join(t.TempDir(), "whatsapp.db")
 	if err := wafake.PairedStore(context.Background(), store); err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestDaemonPairsFromTheDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(s.Close) // after the daemon stops (cleanups run last-in first-out): a server closing under a shutting-down client trips a race inside whatsmeow
 	store := filepath.Join(t.TempDir(), "whatsapp.db")
 	r := startDaemon(t, func(c *config.Config) {
 		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, SendPerMinute: 10}
@@ -111,7 +112,7 @@ func TestDashboardPairingInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(s.Close) // after the daemon stops (cleanups run last-in first-out): a server closing under a shutting-down client trips a race inside whatsmeow
 	store := filepath.Join(t.TempDir(), "whatsapp.db")
 	r := startDaemon(t, func(c *config.Config) {
 		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, SendPerMinute: 10}
@@ -127,5 +128,65 @@ func TestDashboardPairingInChromium(t *testing.T) {
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
 	if err == nil {
 		artifact(t, "dashboard-pairing.png", shot)
+	}
+}
+
+// Alerts raised while WhatsApp is down wait in the outbox; after the reconnect they go
+// to the admin through the real client, encrypted, grouped in one message. (The fake
+// server cannot read the text; the grouping and order are checked in internal/alert.)
+func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
+	s, err := wafake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close) // after the daemon stops (cleanups run last-in first-out): a server closing under a shutting-down client trips a race inside whatsmeow
+	store := filepath.Join(t.TempDir(), "whatsapp.db")
+	if err := wafake.PairedStore(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	r := startDaemon(t, func(c *config.Config) {
+		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, Admins: []string{"+6281100000009"}, SendPerMinute: 10}
+	}, WithWhatsAppHTTP(s.HTTPClient()))
+	r.eventually("connected", func() bool {
+		_, b := r.do("GET", "/api/v1/status", "")
+		return strings.Contains(b, `"whatsapp": "connected"`)
+	})
+	s.Down() // the test's policies have no reconnect: it stays down until the test says
+	r.eventually("disconnected", func() bool {
+		_, b := r.do("GET", "/api/v1/status", "")
+		return strings.Contains(b, `"whatsapp": "disconnected"`)
+	})
+	for _, part := range []string{"a", "b", "c"} {
+		r.do("POST", "/api/v1/events", `{"code":"CUSTOM_FAULT","labels":{"part":"`+part+`"}}`)
+	}
+	// Three alerts, and after three failed tries the alert-undelivered alert about them.
+	r.eventually("the alerts waiting for WhatsApp", func() bool {
+		_, b := r.do("GET", "/api/v1/outbox", "")
+		return strings.Count(b, `"channel": "whatsapp"`) >= 3
+	})
+	if n := len(s.Messages()); n != 0 {
+		t.Fatalf("%d messages while down", n)
+	}
+	s.Up()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.d.wa.Reconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.eventually("the outbox drained", func() bool {
+		_, b := r.do("GET", "/api/v1/outbox", "")
+		return !strings.Contains(b, `"channel": "whatsapp"`)
+	})
+	// Everything that waited goes out grouped in one message; at most one more follows
+	// (alert-undelivered resolving once WhatsApp delivers again).
+	ms := s.Messages()
+	t.Logf("messages after the reconnect: %d", len(ms))
+	if len(ms) < 1 || len(ms) > 2 {
+		t.Fatalf("server saw %d messages, want the waiting alerts grouped: %+v", len(ms), ms)
+	}
+	for _, m := range ms {
+		if m.To != "6281100000009" || m.Ciphertexts < 1 {
+			t.Fatalf("message %+v", m)
+		}
 	}
 }

@@ -46,12 +46,14 @@ type Server struct {
 	logins      atomic.Int64
 	connects    atomic.Int64
 	registers   atomic.Int64
+	refuseMsgs  atomic.Bool
 
 	mu         sync.Mutex
 	conns      map[*Conn]struct{}
 	onLogin    func(*Conn) // what happens after a login; default Success
 	onRegister func(*Conn) // what happens when an unpaired client connects; default PairDevice
 	linkPhone  string      // the number of the last phone-code pairing request
+	messages   []Message
 
 	// CloseDelay is how long the server waits after a failure or stream error before it
 	// closes the connection. whatsmeow drops nodes still queued when the socket closes,
@@ -367,6 +369,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // answer replies to the client's IQs: a result with the same id; 50 pre-keys on the
 // server for the encrypt count; pings only while AnswerPings is on.
 func (s *Server) answer(c *Conn, n *waBinary.Node) {
+	if n.Tag == "message" {
+		s.message(c, n)
+		return
+	}
 	if n.Tag != "iq" {
 		return
 	}
@@ -385,7 +391,14 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 	}
 	res := waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"id": id, "type": "result", "from": "s.whatsapp.net"}}
 	if xmlns == "encrypt" && n.Attrs["type"] == "get" {
-		res.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": "50"}}}
+		if q, ok := n.GetOptionalChildByTag("key"); ok {
+			res.Content = preKeys(q)
+		} else {
+			res.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": "50"}}}
+		}
+	}
+	if q, ok := n.GetOptionalChildByTag("usync"); ok && xmlns == "usync" {
+		res.Content = devices(q)
 	}
 	if reg, ok := n.GetOptionalChildByTag("link_code_companion_reg"); ok && xmlns == "md" {
 		// Pairing with a phone code: remember the number and hand back a pairing ref.
