@@ -190,3 +190,57 @@ func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
 		}
 	}
 }
+
+// The admin chat over the real protocol: an admin's encrypted "!status" is decrypted,
+// answered, and the answer goes back to the admin encrypted; the same command from a
+// stranger gets no answer and is audited as refused.
+func TestAdminChatOverWhatsApp(t *testing.T) {
+	s, err := wafake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	store := filepath.Join(t.TempDir(), "whatsapp.db")
+	if err := wafake.PairedStore(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	r := startDaemon(t, func(c *config.Config) {
+		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, Admins: []string{"+6281100000009"}, SendPerMinute: 10}
+	}, WithWhatsAppHTTP(s.HTTPClient()))
+	r.eventually("connected", func() bool {
+		_, b := r.do("GET", "/api/v1/status", "")
+		return strings.Contains(b, `"whatsapp": "connected"`)
+	})
+	ctx := context.Background()
+	send := func(number, text string) {
+		p, err := wafake.NewPhone(ctx, t.TempDir(), number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		s.Each(func(fc *wafake.Conn) {
+			if _, err := p.Send(ctx, fc, r.d.wa.Client().Store, text); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	send("6281100000066", "!status") // a stranger first
+	send("6281100000009", "!status")
+	r.eventually("the answer to the admin", func() bool {
+		for _, m := range s.Messages() {
+			if m.To == "6281100000009" {
+				return true
+			}
+		}
+		return false
+	})
+	r.eventually("the stranger audited", func() bool {
+		_, b := r.do("GET", "/api/v1/actions", "")
+		return strings.Contains(b, `"action": "ADMIN_COMMAND"`) && strings.Contains(b, "6281100000066")
+	})
+	for _, m := range s.Messages() {
+		if m.To == "6281100000066" {
+			t.Fatalf("the stranger got an answer: %+v", m)
+		}
+	}
+}

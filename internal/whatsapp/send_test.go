@@ -2,6 +2,8 @@ package whatsapp
 
 import (
 	"context"
+
+	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 	"testing"
 	"time"
 )
@@ -37,5 +39,46 @@ func TestSendTextEncryptsAndIsAcknowledged(t *testing.T) {
 	}
 	if n := len(s.Messages()); n != 2 {
 		t.Fatalf("server has %d messages", n)
+	}
+}
+
+// A message from a phone, Signal-encrypted by the phone's own session, is decrypted by
+// the real client and handed to Options.Messages with its sender; the second message
+// rides the established session (type msg, not pkmsg).
+func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
+	s := fakeServer(t)
+	rec := newRecorder()
+	got := make(chan [3]string, 4)
+	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
+		Watchdog: time.Hour, Probe: time.Hour, Messages: func(id, sender, chat, text string, at time.Time) {
+			got <- [3]string{id, sender, text}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.Start(context.Background())
+	rec.wait(t, "WA_CONNECTED")
+	phone, err := wafake.NewPhone(context.Background(), t.TempDir(), "6281100000009")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	ctx := context.Background()
+	for _, text := range []string{"!status", "!alerts"} {
+		var id string
+		s.Each(func(fc *wafake.Conn) {
+			if id, err = phone.Send(ctx, fc, c.Client().Store, text); err != nil {
+				t.Fatal(err)
+			}
+		})
+		select {
+		case m := <-got:
+			if m != [3]string{id, "6281100000009", text} {
+				t.Fatalf("got %q, want %q from 6281100000009 (id %s)", m, text, id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q never arrived", text)
+		}
 	}
 }

@@ -1,0 +1,104 @@
+package wafake
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.mau.fi/libsignal/ecc"
+	"go.mau.fi/libsignal/keys/identity"
+	"go.mau.fi/libsignal/keys/prekey"
+	"go.mau.fi/libsignal/protocol"
+	"go.mau.fi/libsignal/session"
+	"go.mau.fi/libsignal/util/optional"
+	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/proto/waAdv"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+	waLog "go.mau.fi/whatsmeow/util/log"
+	"google.golang.org/protobuf/proto"
+)
+
+// Phone is another WhatsApp user (an admin, a customer) who writes to the client. It
+// keeps real Signal sessions in its own store, so the client decrypts what it sends
+// exactly as it would a message from a phone.
+type Phone struct {
+	JID       types.JID
+	container *sqlstore.Container
+	dev       *store.Device
+}
+
+// NewPhone makes a user with a number, its keys in a store under dir.
+func NewPhone(ctx context.Context, dir, number string) (*Phone, error) {
+	c, err := sqlstore.New(ctx, "sqlite", "file:"+filepath.Join(dir, "phone-"+number+".db")+"?_pragma=foreign_keys(1)", waLog.Noop)
+	if err != nil {
+		return nil, err
+	}
+	dev := c.NewDevice()
+	jid := types.NewJID(number, types.DefaultUserServer)
+	dev.ID = &jid
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{0}, AccountSignatureKey: make([]byte, 32),
+		AccountSignature: make([]byte, 64), DeviceSignature: make([]byte, 64)}
+	if err := dev.Save(ctx); err != nil { // saving wires up the device's Signal stores
+		c.Close()
+		return nil, err
+	}
+	return &Phone{JID: jid, container: c, dev: dev}, nil
+}
+
+// Close closes the phone's store.
+func (p *Phone) Close() error { return p.container.Close() }
+
+// Send encrypts text for the client device to (its keys from its store, as the server
+// would hand them out) and delivers it over c.
+func (p *Phone) Send(ctx context.Context, c *Conn, to *store.Device, text string) (string, error) {
+	if to.ID == nil || to.SignedPreKey == nil {
+		return "", errors.New("the client is not paired")
+	}
+	addr := to.ID.SignalAddress()
+	builder := session.NewBuilderFromSignal(p.dev, addr, store.SignalProtobufSerializer)
+	if ok, err := p.dev.ContainsSession(ctx, addr); err != nil {
+		return "", err
+	} else if !ok {
+		spk := to.SignedPreKey
+		bundle := prekey.NewBundle(to.RegistrationID, uint32(to.ID.Device), optional.NewEmptyUint32(), spk.KeyID,
+			nil, ecc.NewDjbECPublicKey(*spk.Pub), *spk.Signature, identity.NewKey(ecc.NewDjbECPublicKey(*to.IdentityKey.Pub)))
+		if err := builder.ProcessBundle(ctx, bundle); err != nil {
+			return "", err
+		}
+	}
+	plain, err := proto.Marshal(&waE2E.Message{Conversation: proto.String(text)})
+	if err != nil {
+		return "", err
+	}
+	ct, err := session.NewCipher(builder, addr).Encrypt(ctx, pad(plain))
+	if err != nil {
+		return "", err
+	}
+	encType := "msg"
+	if ct.Type() == protocol.PREKEY_TYPE {
+		encType = "pkmsg"
+	}
+	var idb [8]byte
+	rand.Read(idb[:])
+	id := "3EB0" + strconv.FormatUint(uint64(idb[0])<<56|uint64(idb[1])<<48|uint64(idb[2])<<40|uint64(idb[3])<<32|uint64(idb[4])<<24, 16)
+	return id, c.Send(waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": p.JID, "id": id, "type": "text",
+		"t": strconv.FormatInt(time.Now().Unix(), 10), "notify": "Admin"},
+		Content: []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType}, Content: ct.Serialize()}}})
+}
+
+// pad adds WhatsApp's random padding: n bytes of value n, 1 ≤ n ≤ 15.
+func pad(b []byte) []byte {
+	var r [1]byte
+	rand.Read(r[:])
+	n := int(r[0]&0xf) | 1
+	for range n {
+		b = append(b, byte(n))
+	}
+	return b
+}
