@@ -28,6 +28,11 @@ func runLoop(t *testing.T, c *Conn, rec *recorder) *loop {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runLoopWith(t, c, rec, set)
+}
+
+func runLoopWith(t *testing.T, c *Conn, rec *recorder, set *policies.Set) *loop {
+	t.Helper()
 	l := &loop{e: engine.New(set, engine.Options{Seed: 1}), inputs: make(chan engine.Input, 1024), connected: make(chan time.Time, 64)}
 	x := actions.NewExecutor(actions.ExecutorOptions{Registry: actions.Builtins(actions.Deps{WhatsApp: c}),
 		Results: func(ev engine.Event) { l.inputs <- ev }})
@@ -74,6 +79,18 @@ func runLoop(t *testing.T, c *Conn, rec *recorder) *loop {
 		}
 	}()
 	return l
+}
+
+func (l *loop) alerts(sev policies.Severity) []engine.Decision {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []engine.Decision
+	for _, d := range l.timeline {
+		if d.Kind == engine.KindAlert && d.Severity == sev {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func (l *loop) attempts() []time.Time {
@@ -165,5 +182,53 @@ func TestFlappingServerLoginsPerMinute(t *testing.T) {
 		perMin(rawLogins), perMin(remedyLogins), len(l.attempts()))
 	if remedyLogins*3 > rawLogins || remedyLogins > 8 {
 		t.Fatalf("remedy %d logins vs whatsmeow %d in %v", remedyLogins, rawLogins, window)
+	}
+}
+
+// A server that never comes back: the attempts stop at the policy's limit (here 4, fast,
+// so the test takes seconds; the default ladder is the same shape over two hours) and
+// exactly one critical alert says so.
+func TestAttemptsStopAtTheLimitWithOneCriticalAlert(t *testing.T) {
+	set, err := policies.ParseFiles([]string{"short.yaml"}, map[string][]byte{"short.yaml": []byte(`policies:
+  - name: wa-reconnect
+    on: [WA_DISCONNECTED]
+    resolve_on: [WA_CONNECTED]
+    severity: warning
+    actions:
+      - do: RECONNECT_WA
+        timeout: 2s
+        attempts: 4
+        backoff: {initial: 100ms, max: 200ms}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fakeServer(t)
+	rec := newRecorder()
+	c := open(t, s, rec)
+	l := runLoopWith(t, c, rec, set)
+	c.Start(context.Background())
+	<-l.connected
+	s.Down()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(l.alerts(policies.Critical)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no critical alert; %d attempts", len(l.attempts()))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(l.attempts()); n != 4 {
+		t.Fatalf("%d attempts, want 4", n)
+	}
+	if n := len(l.alerts(policies.Critical)); n != 1 {
+		t.Fatalf("%d critical alerts, want 1", n)
+	}
+	// Nothing is scheduled any more: no further attempt can come (whatsmeow's own
+	// reconnect is off, and the ladder is used up).
+	l.mu.Lock()
+	next := l.e.NextDeadline()
+	l.mu.Unlock()
+	if !next.IsZero() {
+		t.Fatalf("still something scheduled at %s", next)
 	}
 }
