@@ -85,6 +85,6 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 	case <-ctx.Done():
 	}
 	id := conn.Client().Store.ID
-	fmt.Fprintf(env.stdout, "Paired as +%s. The session is kept in %s; set whatsapp.enabled: true and start remedy run.\n", id.User, store)
+	fmt.Fprintf(env.stdout, "Paired as +%s. The session is kept in %s; start remedy run.\n", id.User, store)
 	return exitOK
 }

@@ -97,7 +97,9 @@ type Queue struct {
 func Default() *Config {
 	return &Config{DataDir: "data", Listen: "127.0.0.1:8080", Timezone: "Local", Log: Log{Format: "text", Level: "info"},
 		SampleInterval: 10 * time.Second, HealthInterval: 5 * time.Minute, ReportSchedule: "0 9 * * *",
-		WhatsApp: WhatsApp{SendPerMinute: 10}}
+		// WhatsApp is on but does nothing on the network until the device is paired, so a
+		// first `remedy run` shows the Pair card instead of asking for a config file.
+		WhatsApp: WhatsApp{Enabled: true, SendPerMinute: 10}}
 }
 
 // Errors is every problem found, each "file:line:col: message".

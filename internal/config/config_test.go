@@ -107,3 +107,19 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// WhatsApp is on by default (idle until paired); a file naming only some whatsapp keys
+// keeps it on, and enabled: false turns it off.
+func TestWhatsAppOnByDefault(t *testing.T) {
+	c, err := Parse("a.yaml", []byte("whatsapp:\n  admins: [\"+6281100000009\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.WhatsApp.Enabled || c.WhatsApp.SendPerMinute != 10 || len(c.WhatsApp.Admins) != 1 {
+		t.Fatalf("%+v", c.WhatsApp)
+	}
+	c, err = Parse("b.yaml", []byte("whatsapp: {enabled: false}\n"))
+	if err != nil || c.WhatsApp.Enabled {
+		t.Fatalf("%v %+v", err, c.WhatsApp)
+	}
+}

@@ -165,7 +165,7 @@ func TestIngestToDecisionAuditAndAlert(t *testing.T) {
 		return strings.Contains(b, `"state": "resolved"`) && strings.Contains(b, `"kind": "action"`) && !strings.Contains(b, `"policy": "slow-burn"`)
 	})
 	code, body = r.do("GET", "/api/v1/status", "")
-	if code != 200 || !strings.Contains(body, `"database": "ok"`) || !strings.Contains(body, `"whatsapp": "off"`) {
+	if code != 200 || !strings.Contains(body, `"database": "ok"`) || !strings.Contains(body, `"whatsapp": "unpaired"`) {
 		t.Fatalf("%d %s", code, body)
 	}
 	code, body = r.do("GET", "/metrics", "")

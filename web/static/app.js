@@ -83,7 +83,7 @@ async function startPairing() {
 
 async function refreshOverview() {
   const o = await api("/api/v1/status");
-  badge("#wa", "WhatsApp " + o.whatsapp, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : "bad");
+  badge("#wa", "WhatsApp " + o.whatsapp, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
   renderPairing(o.whatsapp);
   badge("#db", "database " + o.database, o.database === "ok" ? "ok" : "bad");
   badge("#firing", o.firing + " firing", o.firing ? "bad" : "ok");
