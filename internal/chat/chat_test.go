@@ -65,24 +65,26 @@ func TestCommands(t *testing.T) {
 		}
 		return r
 	}
-	cases := map[string]string{
-		"!status":                  "WhatsApp connected",
-		"!alerts":                  "#7 queue-stuck",
-		"!ack 7":                   "alert #7 acknowledged",
-		"!ack #404":                "ack failed: no alert #404",
-		"!ack":                     "usage: !ack ID",
-		"!silence 2h wa-flapping":  "silence #3: alerts of wa-flapping held for 2h0m0s",
-		"!silence forever":         "the duration is like 30m or 2h",
-		"!unsilence 3":             "silence #3 ended",
-		"!run reconnect_wa":        "RECONNECT_WA started",
-		"!run CLEAR_QUEUE inbound": "CLEAR_QUEUE started",
-		"!run EXEC rm":             "EXEC is not allowed from the chat; allowed: CLEAR_QUEUE, RECONNECT_WA",
-		"!report":                  "remedy daily report",
-		"!policies":                "30 policies",
-		"!help":                    "!silence DURATION [policy]",
-		"!frobnicate":              `unknown command "frobnicate"`,
+	// In order: the backend's record of what ran is compared in order below.
+	cases := [][2]string{
+		{"!status", "WhatsApp connected"},
+		{"!alerts", "#7 queue-stuck"},
+		{"!ack 7", "alert #7 acknowledged"},
+		{"!ack #404", "ack failed: no alert #404"},
+		{"!ack", "usage: !ack ID"},
+		{"!silence 2h wa-flapping", "silence #3: alerts of wa-flapping held for 2h0m0s"},
+		{"!silence forever", "the duration is like 30m or 2h"},
+		{"!unsilence 3", "silence #3 ended"},
+		{"!run reconnect_wa", "RECONNECT_WA started"},
+		{"!run CLEAR_QUEUE inbound", "CLEAR_QUEUE started"},
+		{"!run EXEC rm", "EXEC is not allowed from the chat; allowed: CLEAR_QUEUE, RECONNECT_WA"},
+		{"!report", "remedy daily report"},
+		{"!policies", "30 policies"},
+		{"!help", "!silence DURATION [policy]"},
+		{"!frobnicate", `unknown command "frobnicate"`},
 	}
-	for text, want := range cases {
+	for _, tc := range cases {
+		text, want := tc[0], tc[1]
 		if got := admin(text); !strings.Contains(got, want) {
 			t.Errorf("%s: %q, want %q", text, got, want)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"path/filepath"
 	"strings"
@@ -243,4 +244,32 @@ func TestAdminChatOverWhatsApp(t *testing.T) {
 			t.Fatalf("the stranger got an answer: %+v", m)
 		}
 	}
+
+	// !silence from the chat holds the next custom-fault alert back from every channel.
+	send("6281100000009", "!silence 1h custom-fault")
+	r.eventually("the silence", func() bool {
+		_, b := r.do("GET", "/api/v1/silences", "")
+		return strings.Contains(b, `"policy": "custom-fault"`) && strings.Contains(b, "6281100000009")
+	})
+	r.do("POST", "/api/v1/events", `{"code":"CUSTOM_FAULT","labels":{"part":"silenced"}}`)
+	r.eventually("the alert held as silenced", func() bool {
+		_, b := r.do("GET", "/api/v1/alerts", "")
+		return strings.Contains(b, `"held": "silenced`)
+	})
+	if _, b := r.do("GET", "/api/v1/outbox", ""); strings.Contains(b, `"channel": "whatsapp"`) {
+		t.Fatalf("a silenced alert waits for WhatsApp: %s", b)
+	}
+	// !ack from the chat is recorded against the alert.
+	var alerts []struct {
+		ID int64
+	}
+	_, b := r.do("GET", "/api/v1/alerts", "")
+	if err := json.Unmarshal([]byte(b), &alerts); err != nil || len(alerts) == 0 {
+		t.Fatalf("alerts %v %s", err, b)
+	}
+	send("6281100000009", fmt.Sprintf("!ack %d", alerts[0].ID))
+	r.eventually("the ack", func() bool {
+		_, b := r.do("GET", "/api/v1/alerts", "")
+		return strings.Contains(b, `"acked_by": "6281100000009"`) || strings.Contains(b, `"acked_by": "+6281100000009"`)
+	})
 }
