@@ -78,8 +78,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// QR is the current WhatsApp pairing QR code ("" when not pairing); Pair starts a
 	// pairing attempt in the background. Both nil when WhatsApp is off.
-	QR   func() string
-	Pair func() error
+	QR          func() string
+	Pair        func() error
+	PairFailure func() string // why the last pairing attempt failed ("" if it did not)
 	// MaxBody limits request bodies (default 1 MiB).
 	MaxBody int64
 }

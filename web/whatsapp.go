@@ -20,7 +20,13 @@ func (s *Server) pairRoutes(api func(string, http.HandlerFunc)) {
 			code = s.opts.QR()
 		}
 		if code == "" {
-			writeError(w, http.StatusNotFound, "not_pairing", "no pairing in progress; POST /api/v1/whatsapp/pair starts one")
+			msg := "no pairing in progress; POST /api/v1/whatsapp/pair starts one"
+			if s.opts.PairFailure != nil {
+				if f := s.opts.PairFailure(); f != "" {
+					msg = "the last pairing attempt failed: " + f
+				}
+			}
+			writeError(w, http.StatusNotFound, "not_pairing", msg)
 			return
 		}
 		c, err := qr.Encode(code, qr.L)

@@ -295,7 +295,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log}
 	if d.wa != nil {
 		p := &pairer{d: d, ctx: ctx}
-		wopts.QR, wopts.Pair = d.wa.QR, p.start
+		wopts.QR, wopts.Pair, wopts.PairFailure = d.wa.QR, p.start, p.failure
 	}
 	d.srv = &http.Server{Handler: web.NewServer(wopts),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}

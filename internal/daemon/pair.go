@@ -16,6 +16,15 @@ type pairer struct {
 	d       *Daemon
 	ctx     context.Context
 	running atomic.Bool
+	lastErr atomic.Pointer[string] // why the last attempt ended without a link, for the page
+}
+
+// failure is the last attempt's error ("" if none, or while one runs).
+func (p *pairer) failure() string {
+	if e := p.lastErr.Load(); e != nil && !p.running.Load() {
+		return *e
+	}
+	return ""
 }
 
 func (p *pairer) start() error {
@@ -25,12 +34,15 @@ func (p *pairer) start() error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("a pairing is already in progress")
 	}
+	p.lastErr.Store(nil)
 	go func() {
 		defer p.running.Store(false)
 		ctx, cancel := context.WithTimeout(p.ctx, 3*time.Minute)
 		defer cancel()
 		if err := p.d.wa.Pair(ctx, "", func(whatsapp.PairCode) {}); err != nil {
 			p.d.log.Warn("WhatsApp pairing from the dashboard failed", "error", err)
+			msg := err.Error()
+			p.lastErr.Store(&msg)
 			return
 		}
 		p.d.log.Info("WhatsApp paired from the dashboard")

@@ -96,9 +96,9 @@ func TestDaemonPairsFromTheDashboard(t *testing.T) {
 		t.Fatalf("second pair: %d %s", code, b)
 	}
 	s.DropAll()
-	r.eventually("the attempt ends", func() bool {
-		code, _ := r.do("GET", "/api/v1/whatsapp/qr", "")
-		return code == 404
+	r.eventually("the attempt ends, and the page is told why", func() bool {
+		code, b := r.do("GET", "/api/v1/whatsapp/qr", "")
+		return code == 404 && strings.Contains(b, "the last pairing attempt failed: pairing timed out")
 	})
 	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, `"whatsapp": "unpaired"`) {
 		t.Fatalf("status %s", b)

@@ -70,11 +70,11 @@ function renderPairing(state) {
   const need = state === "unpaired" || state === "pairing" || state === "logged_out";
   $("#pair-card").classList.toggle("hidden", !need);
   if (state === "pairing" && !pairPoll) pairPoll = setInterval(loadQR, 2000);
-  if (state !== "pairing" && pairPoll) { clearInterval(pairPoll); pairPoll = null; $("#pair-qr").classList.add("hidden"); }
+  if (state !== "pairing" && pairPoll) { clearInterval(pairPoll); pairPoll = null; loadQR(); }
 }
 async function loadQR() {
   try { const r = await api("/api/v1/whatsapp/qr"); $("#pair-qr").src = r.png; $("#pair-qr").classList.remove("hidden"); $("#pair-msg").textContent = ""; }
-  catch (e) { $("#pair-qr").classList.add("hidden"); }
+  catch (e) { $("#pair-qr").classList.add("hidden"); if (/failed/.test(e.message)) $("#pair-msg").textContent = e.message; }
 }
 async function startPairing() {
   try { await api("/api/v1/whatsapp/pair", { method: "POST" }); $("#pair-msg").textContent = "waiting for the code…"; await loadQR(); refreshOverview(); }
