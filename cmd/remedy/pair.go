@@ -12,7 +12,6 @@ import (
 
 	"github.com/mdp/qrterminal/v3"
 	"github.com/remedy-run/remedy/engine"
-	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 )
 
@@ -32,21 +31,12 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	path := *cfgPath
-	if path == "" {
-		if _, err := os.Stat("remedy.yaml"); err == nil {
-			path = "remedy.yaml"
-		}
-	}
-	cfg, err := config.Load(path, os.Getenv)
+	cfg, _, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "remedy pair: configuration:\n%v\n", err)
 		return exitBadInput
 	}
-	store := cfg.WhatsApp.Store
-	if store == "" {
-		store = filepath.Join(cfg.DataDir, "whatsapp.db")
-	}
+	store := cfg.WhatsAppStore()
 	if err := os.MkdirAll(filepath.Dir(store), 0o700); err != nil {
 		fmt.Fprintf(env.stderr, "remedy pair: %v\n", err)
 		return exitFailed

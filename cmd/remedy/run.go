@@ -15,6 +15,19 @@ import (
 	"github.com/remedy-run/remedy/policies"
 )
 
+// loadConfig loads the --config file, or ./remedy.yaml if it exists, or the built-in
+// defaults; it returns the path it used ("" for the defaults).
+func loadConfig(flagPath string) (*config.Config, string, error) {
+	path := flagPath
+	if path == "" {
+		if _, err := os.Stat("remedy.yaml"); err == nil {
+			path = "remedy.yaml"
+		}
+	}
+	cfg, err := config.Load(path, os.Getenv)
+	return cfg, path, err
+}
+
 func runRun(ctx context.Context, args []string, env *cliEnv) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
@@ -27,13 +40,7 @@ func runRun(ctx context.Context, args []string, env *cliEnv) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	path := *cfgPath
-	if path == "" {
-		if _, err := os.Stat("remedy.yaml"); err == nil {
-			path = "remedy.yaml"
-		}
-	}
-	cfg, err := config.Load(path, os.Getenv)
+	cfg, path, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "remedy run: configuration:\n%v\n", err)
 		return exitBadInput

@@ -214,7 +214,10 @@ func (p *Pipeline) hold(a Alert) string {
 // Wake makes the dispatcher look at the outbox now (for example after WhatsApp
 // reconnects).
 func (p *Pipeline) Wake() {
-	p.wakeUp()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 // RetryNow makes a channel's waiting alerts due at once, without waiting out their retry
@@ -226,14 +229,7 @@ func (p *Pipeline) RetryNow(channel string) {
 	}
 	p.retryNow[channel] = true
 	p.mu.Unlock()
-	p.wakeUp()
-}
-
-func (p *Pipeline) wakeUp() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.Wake()
 }
 
 // Run delivers the outbox until ctx ends: at once when woken, and every second for

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -293,4 +294,13 @@ func (c *Config) Location() *time.Location {
 		return time.Local
 	}
 	return loc
+}
+
+// WhatsAppStore is the WhatsApp device store's path: whatsapp.store, or whatsapp.db in
+// the data directory.
+func (c *Config) WhatsAppStore() string {
+	if c.WhatsApp.Store != "" {
+		return c.WhatsApp.Store
+	}
+	return filepath.Join(c.DataDir, "whatsapp.db")
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,11 +103,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	if cfg.WhatsApp.Enabled {
-		store := cfg.WhatsApp.Store
-		if store == "" {
-			store = filepath.Join(cfg.DataDir, "whatsapp.db")
-		}
-		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: store, Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
+		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
 			Messages: d.receive}); err != nil {
 			d.data.Close()
 			return nil, err

@@ -17,27 +17,49 @@ import (
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
-// remedy run with WhatsApp on, against the fake server: connected, readiness, the
-// dashboard's state, and a dropped connection healed by the default wa-reconnect policy
-// through RECONNECT_WA.
-func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
+// startWithWhatsApp starts the daemon with WhatsApp on against a fresh fake server, the
+// device paired (or not), admins as given; with paired it waits until connected.
+func startWithWhatsApp(t *testing.T, paired bool, mutate func(*config.Config), admins ...string) (*running, *wafake.Server) {
+	t.Helper()
 	s, err := wafake.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close) // after the daemon stops (cleanups run last-in first-out): a server closing under a shutting-down client trips a race inside whatsmeow
+	// Registered before the daemon, so it runs after the daemon stops (cleanups run last
+	// in, first out): a server closing under a shutting-down client trips a race inside
+	// whatsmeow.
+	t.Cleanup(s.Close)
 	store := filepath.Join(t.TempDir(), "whatsapp.db")
-	if err := wafake.PairedStore(context.Background(), store); err != nil {
-		t.Fatal(err)
+	if paired {
+		if err := wafake.PairedStore(context.Background(), store); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r := startDaemon(t, func(c *config.Config) {
-		c.Policies = "" // the embedded defaults
-		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, Admins: []string{"+6281100000001"}, SendPerMinute: 10}
+		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, Admins: admins, SendPerMinute: 10}
+		if mutate != nil {
+			mutate(c)
+		}
 	}, WithWhatsAppHTTP(s.HTTPClient()))
-	r.eventually("connected", func() bool {
+	if paired {
+		r.waitWhatsApp("connected")
+	}
+	return r, s
+}
+
+func (r *running) waitWhatsApp(state string) {
+	r.t.Helper()
+	r.eventually(state, func() bool {
 		_, b := r.do("GET", "/api/v1/status", "")
-		return strings.Contains(b, `"whatsapp": "connected"`)
+		return strings.Contains(b, `"whatsapp": "`+state+`"`)
 	})
+}
+
+// remedy run with WhatsApp on, against the fake server: connected, readiness, the
+// dashboard's state, and a dropped connection healed by the default wa-reconnect policy
+// through RECONNECT_WA.
+func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
+	r, s := startWithWhatsApp(t, true, func(c *config.Config) { c.Policies = "" }, "+6281100000001") // the embedded default policies
 	if code, b := r.do("GET", "/readyz", ""); code != 200 {
 		t.Fatalf("readyz %d %s", code, b)
 	}
@@ -59,15 +81,7 @@ func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
 // Pairing from the dashboard: an unpaired device, the Pair call, the QR code as a PNG
 // the page can show; a second Pair while one runs is refused; QR 404s once it ends.
 func TestDaemonPairsFromTheDashboard(t *testing.T) {
-	s, err := wafake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close) // after the daemon stops (cleanups run last-in first-out): a server closing under a shutting-down client trips a race inside whatsmeow
-	store := filepath.Join(t.TempDir(), "whatsapp.db")
-	r := startDaemon(t, func(c *config.Config) {
-		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, SendPerMinute: 10}
-	}, WithWhatsAppHTTP(s.HTTPClient()))
+	r, s := startWithWhatsApp(t, false, nil)
 	if code, _ := r.do("GET", "/api/v1/whatsapp/qr", ""); code != 404 {
 		t.Fatalf("QR before pairing: %d", code)
 	}
@@ -109,15 +123,7 @@ func TestDaemonPairsFromTheDashboard(t *testing.T) {
 // button starts pairing, and the QR code is drawn.
 func TestDashboardPairingInChromium(t *testing.T) {
 	ctx := browser(t)
-	s, err := wafake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close) // after the daemon stops (cleanups run last-in first-out): a server closing under a shutting-down client trips a race inside whatsmeow
-	store := filepath.Join(t.TempDir(), "whatsapp.db")
-	r := startDaemon(t, func(c *config.Config) {
-		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, SendPerMinute: 10}
-	}, WithWhatsAppHTTP(s.HTTPClient()))
+	r, _ := startWithWhatsApp(t, false, nil)
 	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(`#pair-card`),
 		chromedp.Click(`#pair-start`), chromedp.WaitVisible(`#pair-qr`)); err != nil {
 		t.Fatal(err)
@@ -136,27 +142,9 @@ func TestDashboardPairingInChromium(t *testing.T) {
 // to the admin through the real client, encrypted, grouped in one message. (The fake
 // server cannot read the text; the grouping and order are checked in internal/alert.)
 func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
-	s, err := wafake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close) // after the daemon stops (cleanups run last-in first-out): a server closing under a shutting-down client trips a race inside whatsmeow
-	store := filepath.Join(t.TempDir(), "whatsapp.db")
-	if err := wafake.PairedStore(context.Background(), store); err != nil {
-		t.Fatal(err)
-	}
-	r := startDaemon(t, func(c *config.Config) {
-		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, Admins: []string{"+6281100000009"}, SendPerMinute: 10}
-	}, WithWhatsAppHTTP(s.HTTPClient()))
-	r.eventually("connected", func() bool {
-		_, b := r.do("GET", "/api/v1/status", "")
-		return strings.Contains(b, `"whatsapp": "connected"`)
-	})
+	r, s := startWithWhatsApp(t, true, nil, "+6281100000009")
 	s.Down() // the test's policies have no reconnect: it stays down until the test says
-	r.eventually("disconnected", func() bool {
-		_, b := r.do("GET", "/api/v1/status", "")
-		return strings.Contains(b, `"whatsapp": "disconnected"`)
-	})
+	r.waitWhatsApp("disconnected")
 	for _, part := range []string{"a", "b", "c"} {
 		r.do("POST", "/api/v1/events", `{"code":"CUSTOM_FAULT","labels":{"part":"`+part+`"}}`)
 	}
@@ -196,22 +184,7 @@ func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
 // answered, and the answer goes back to the admin encrypted; the same command from a
 // stranger gets no answer and is audited as refused.
 func TestAdminChatOverWhatsApp(t *testing.T) {
-	s, err := wafake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	store := filepath.Join(t.TempDir(), "whatsapp.db")
-	if err := wafake.PairedStore(context.Background(), store); err != nil {
-		t.Fatal(err)
-	}
-	r := startDaemon(t, func(c *config.Config) {
-		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, Admins: []string{"+6281100000009"}, SendPerMinute: 10}
-	}, WithWhatsAppHTTP(s.HTTPClient()))
-	r.eventually("connected", func() bool {
-		_, b := r.do("GET", "/api/v1/status", "")
-		return strings.Contains(b, `"whatsapp": "connected"`)
-	})
+	r, s := startWithWhatsApp(t, true, nil, "+6281100000009")
 	ctx := context.Background()
 	send := func(number, text string) {
 		p, err := wafake.NewPhone(ctx, t.TempDir(), number)

@@ -3,9 +3,11 @@ package wafake
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mau.fi/libsignal/ecc"
@@ -86,7 +88,7 @@ func (p *Phone) Send(ctx context.Context, c *Conn, to *store.Device, text string
 	}
 	var idb [8]byte
 	rand.Read(idb[:])
-	id := "3EB0" + strconv.FormatUint(uint64(idb[0])<<56|uint64(idb[1])<<48|uint64(idb[2])<<40|uint64(idb[3])<<32|uint64(idb[4])<<24, 16)
+	id := "3EB0" + strings.ToUpper(hex.EncodeToString(idb[:]))
 	return id, c.Send(waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": p.JID, "id": id, "type": "text",
 		"t": strconv.FormatInt(time.Now().Unix(), 10), "notify": "Admin"},
 		Content: []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType}, Content: ct.Serialize()}}})
