@@ -61,6 +61,9 @@ var Codes = []CodeInfo{
 	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
 	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
+	{"DRILL_STARTED", "drill", "scenario", "a fire drill injected its fault (`remedy drill`)"},
+	{"DRILL_PROBE_OK", "drill", "scenario", "the database drill's writes went through once the lock was released; value is the seconds they waited"},
+	{"DRILL_PROBE_FAILED", "drill", "scenario", "the database drill's writes failed despite the retries"},
 }
 
 // Metrics is the catalogue of sample metrics. <name> stands for a queue, service or path.

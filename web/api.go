@@ -37,6 +37,7 @@ func (s *Server) routes() {
 	})
 	api("POST /api/v1/policies/{name}/try", s.tryPolicy)
 	s.pairRoutes(api)
+	s.drillRoutes(api)
 	api("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
 		rows, err := b.Store().Main.Alerts(r.Context(), limit(r, 100))
 		respond(w, rows, err)

@@ -81,6 +81,8 @@ type Options struct {
 	QR          func() string
 	Pair        func() error
 	PairFailure func() string // why the last pairing attempt failed ("" if it did not)
+	// Drill injects a fire drill's fault (nil: no drills).
+	Drill func(ctx context.Context, req DrillRequest) (DrillStarted, error)
 	// MaxBody limits request bodies (default 1 MiB).
 	MaxBody int64
 }

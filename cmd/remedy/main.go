@@ -45,6 +45,7 @@ func commands() []command {
 		{"pair", "link remedy to the bot's WhatsApp account (QR code, or --phone for a code)", runPair},
 		{"deadletter", "list or replay the items taken out of their queues", runDeadletter},
 		{"config", "check a configuration file: remedy config check [FILE]", runConfig},
+		{"drill", "fire drill: inject a real fault into a running remedy and time the recovery", runDrill},
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/internal/store"
@@ -32,6 +33,10 @@ type PipelineOptions struct {
 	Sender   Sender
 	Counters *monitor.Counters
 	Logger   *slog.Logger
+	// Events receives the queues' events (QUEUE_STUCK, HANDLER_PANIC, …); it must not block.
+	Events func(engine.Event)
+	// Tune adjusts each queue's options before it opens (the configuration's queues).
+	Tune func(*queue.Options)
 }
 
 // NewPipeline opens the "inbound" and "outbound" queues. Outbound items are tried for a
@@ -42,8 +47,15 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	if p.counters == nil {
 		p.counters = monitor.NewCounters()
 	}
+	tune := func(q queue.Options) queue.Options {
+		q.Events = o.Events
+		if o.Tune != nil {
+			o.Tune(&q)
+		}
+		return q
+	}
 	var err error
-	p.Out, err = queue.Open(ctx, o.DB, queue.Options{Name: "outbound", Workers: 1, MaxAttempts: 200, RetryDelay: time.Second,
+	p.Out, err = queue.Open(ctx, o.DB, tune(queue.Options{Name: "outbound", Workers: 1, MaxAttempts: 200, RetryDelay: time.Second,
 		ItemTimeout: 60 * time.Second, Logger: o.Logger,
 		Handler: func(ctx context.Context, it queue.Item) error {
 			var r Reply
@@ -55,11 +67,11 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 			}
 			p.counters.Sent(1)
 			return nil
-		}})
+		}}))
 	if err != nil {
 		return nil, err
 	}
-	p.In, err = queue.Open(ctx, o.DB, queue.Options{Name: "inbound", Workers: 4, Logger: o.Logger, Handler: p.handle})
+	p.In, err = queue.Open(ctx, o.DB, tune(queue.Options{Name: "inbound", Workers: 4, Logger: o.Logger, Handler: p.handle}))
 	return p, err
 }
 

@@ -30,10 +30,12 @@ type Config struct {
 	Token    string `yaml:"token"`
 	TokenEnv string `yaml:"token_env"`
 	// DryRun records every action without running it.
-	DryRun         bool             `yaml:"dry_run"`
-	Log            Log              `yaml:"log"`
-	SampleInterval time.Duration    `yaml:"sample_interval"`
-	HealthInterval time.Duration    `yaml:"health_interval"`
+	DryRun         bool          `yaml:"dry_run"`
+	Log            Log           `yaml:"log"`
+	SampleInterval time.Duration `yaml:"sample_interval"`
+	HealthInterval time.Duration `yaml:"health_interval"`
+	// CheckInterval is how often the databases, the services and the queues are checked.
+	CheckInterval  time.Duration    `yaml:"check_interval"`
 	ReportSchedule string           `yaml:"report_schedule"`
 	WhatsApp       WhatsApp         `yaml:"whatsapp"`
 	Alerts         Alerts           `yaml:"alerts"`
@@ -83,6 +85,8 @@ type Service struct {
 	HealthURL string            `yaml:"health_url"`
 	Grace     time.Duration     `yaml:"grace"`
 	Autostart *bool             `yaml:"autostart"`
+	// MaxMemoryMB: a resident size above it fails the health check (0: no limit).
+	MaxMemoryMB int `yaml:"max_memory_mb"`
 }
 
 // Queue tunes a queue.
@@ -97,7 +101,7 @@ type Queue struct {
 // Default is the configuration with no file.
 func Default() *Config {
 	return &Config{DataDir: "data", Listen: "127.0.0.1:8080", Timezone: "Local", Log: Log{Format: "text", Level: "info"},
-		SampleInterval: 10 * time.Second, HealthInterval: 5 * time.Minute, ReportSchedule: "0 9 * * *",
+		SampleInterval: 10 * time.Second, HealthInterval: 5 * time.Minute, CheckInterval: 15 * time.Second, ReportSchedule: "0 9 * * *",
 		// WhatsApp is on but does nothing on the network until the device is paired, so a
 		// first `remedy run` shows the Pair card instead of asking for a config file.
 		WhatsApp: WhatsApp{Enabled: true, SendPerMinute: 10}}
@@ -210,6 +214,9 @@ func (c *Config) validate(file string, doc *yaml.Node) Errors {
 	if c.SampleInterval < time.Second {
 		bad("sample_interval", "sample_interval must be at least 1s")
 	}
+	if c.CheckInterval < 100*time.Millisecond {
+		bad("check_interval", "check_interval must be at least 100ms")
+	}
 	for i, a := range c.WhatsApp.Admins {
 		if !phoneRE.MatchString(strings.TrimSpace(a)) {
 			bad(fmt.Sprintf("whatsapp.admins[%d]", i), "whatsapp.admins: %q is not a phone number (digits, optional +)", a)
@@ -236,6 +243,18 @@ func (c *Config) validate(file string, doc *yaml.Node) Errors {
 		names[s.Name] = true
 		if len(s.Command) == 0 {
 			bad(p, "%s: service %q needs a command", p, s.Name)
+		}
+		if s.MaxMemoryMB < 0 {
+			bad(p+".max_memory_mb", "%s: max_memory_mb must not be negative", p)
+		}
+	}
+	for name, q := range c.Queues {
+		p := "queues." + name
+		if name != "inbound" && name != "outbound" {
+			bad(p, "queues: unknown queue %q (known: inbound, outbound)", name)
+		}
+		if q.Capacity < 0 || q.Workers < 0 || q.MaxAttempts < 0 || q.ItemTimeout < 0 || q.StuckAfter < 0 {
+			bad(p, "%s: values must not be negative", p)
 		}
 	}
 	return errs

@@ -39,7 +39,7 @@ services:
 	got := err.Error()
 	for _, want := range []string{
 		`remedy.yaml:3:18: sample_interval: "fast" is not a duration (30s, 5m, 2h, 1d)`,
-		`remedy.yaml:12:5: services[0]: unknown key "restart" (known: autostart, command, dir, env, grace, health_url, name)`,
+		`remedy.yaml:12:5: services[0]: unknown key "restart" (known: autostart, command, dir, env, grace, health_url, max_memory_mb, name)`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)

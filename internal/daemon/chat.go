@@ -11,6 +11,7 @@ import (
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/chat"
+	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/policies"
 )
 
@@ -131,4 +132,27 @@ func (d *Daemon) chatHandler() chat.Handler {
 		secret = []byte(os.Getenv(h.SecretEnv))
 	}
 	return chat.WebhookHandler{URL: h.URL, Secret: secret, Client: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// tuneQueue applies the configuration's queues section (zero values keep the defaults).
+func (d *Daemon) tuneQueue(o *queue.Options) {
+	c, ok := d.cfg.Queues[o.Name]
+	if !ok {
+		return
+	}
+	if c.Capacity > 0 {
+		o.Capacity = c.Capacity
+	}
+	if c.Workers > 0 {
+		o.Workers = c.Workers
+	}
+	if c.ItemTimeout > 0 {
+		o.ItemTimeout = c.ItemTimeout
+	}
+	if c.MaxAttempts > 0 {
+		o.MaxAttempts = c.MaxAttempts
+	}
+	if c.StuckAfter > 0 {
+		o.StuckAfter = c.StuckAfter
+	}
 }

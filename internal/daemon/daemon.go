@@ -65,6 +65,7 @@ type Daemon struct {
 	set        atomic.Pointer[policies.Set]
 	stamp      atomic.Pointer[string] // the policy files as last loaded, for the watch
 	lastReload atomic.Pointer[web.ReloadStatus]
+	drill      drillState
 	firing     atomic.Int64
 	lastLoop   atomic.Int64 // unix nanos of the loop's last turn, for readiness
 }
@@ -118,14 +119,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			env = append(env, k+"="+v)
 		}
 		if err := d.sup.Add(service.NewProcess(service.ProcessConfig{Name: s.Name, Command: s.Command, Dir: s.Dir,
-			Env: env, HealthURL: s.HealthURL, Grace: s.Grace})); err != nil {
+			Env: env, HealthURL: s.HealthURL, Grace: s.Grace, MaxMemoryMB: s.MaxMemoryMB})); err != nil {
 			d.data.Close()
 			return nil, err
 		}
 	}
 	if d.wa != nil {
 		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
-			Handler:  d.chatHandler(),
+			Handler: d.drillHandler(d.chatHandler()),
+			Tune:    d.tuneQueue, Events: d.emit,
 			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			d.wa.Close()
 			d.data.Close()
@@ -254,9 +256,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	goRun(d.rec.run)
 	goRun(d.pipeline.Run)
-	goRun(func(ctx context.Context) { d.data.Main.RunHealth(ctx, 30*time.Second) })
-	goRun(func(ctx context.Context) { d.data.Metrics.DB().RunHealth(ctx, 30*time.Second) })
-	goRun(func(ctx context.Context) { d.sup.RunHealth(ctx, 15*time.Second) })
+	goRun(func(ctx context.Context) { d.data.Main.RunHealth(ctx, d.cfg.CheckInterval) })
+	goRun(func(ctx context.Context) { d.data.Metrics.DB().RunHealth(ctx, d.cfg.CheckInterval) })
+	goRun(func(ctx context.Context) { d.sup.RunHealth(ctx, d.cfg.CheckInterval) })
 	goRun(func(ctx context.Context) { d.health.RunScheduled(ctx, d.cfg.HealthInterval, d.emit) })
 	goRun(func(ctx context.Context) { d.sampler.Run(ctx, func(s engine.Sample) { d.inbox.push(s) }) })
 	goRun(func(ctx context.Context) { d.compactMetrics(ctx) })
@@ -273,8 +275,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.chat != nil {
 		goRun(d.chat.Run)
-		goRun(func(ctx context.Context) { d.chat.In.RunWatchdog(ctx, 15*time.Second) })
-		goRun(func(ctx context.Context) { d.chat.Out.RunWatchdog(ctx, 15*time.Second) })
+		goRun(func(ctx context.Context) { d.chat.In.RunWatchdog(ctx, d.cfg.CheckInterval) })
+		goRun(func(ctx context.Context) { d.chat.Out.RunWatchdog(ctx, d.cfg.CheckInterval) })
 	}
 	if d.wa != nil {
 		goRun(d.wa.Run)
@@ -287,7 +289,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	wopts := web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
-		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log}
+		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
 	if d.wa != nil {
 		p := &pairer{d: d, ctx: ctx}
 		wopts.QR, wopts.Pair, wopts.PairFailure = d.wa.QR, p.start, p.failure

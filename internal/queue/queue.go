@@ -109,6 +109,9 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Queue, error) {
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.opts.Name }
 
+// Workers is the number of workers.
+func (q *Queue) Workers() int { return q.opts.Workers }
+
 func (q *Queue) emit(code, msg string, value float64) {
 	q.opts.Events(engine.Event{Time: time.Now(), Code: code, Source: "queue",
 		Labels: map[string]string{"queue": q.opts.Name}, Message: msg, Value: value})

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shirou/gopsutil/v4/process"
 )
 
 // ProcessConfig declares an external process to supervise, for example an existing
@@ -22,7 +24,13 @@ type ProcessConfig struct {
 	HealthURL string   // optional: GET must answer 2xx
 	Grace     time.Duration
 	Lines     int // output lines kept (default 200)
+	// MaxMemoryMB makes a resident size above it a failed health check (0: no limit),
+	// so that a leaking process is restarted by the service-down policy.
+	MaxMemoryMB int
 }
+
+// ErrMemory is a health failure for a process over its memory limit.
+var ErrMemory = errors.New("over its memory limit")
 
 // Process is a supervised child process, in its own process group so that stopping it
 // stops everything it started.
@@ -136,6 +144,11 @@ func (p *Process) Health(ctx context.Context) error {
 	if !running {
 		return errors.New("not running")
 	}
+	if p.cfg.MaxMemoryMB > 0 {
+		if mb, err := p.RSSMB(ctx); err == nil && mb > float64(p.cfg.MaxMemoryMB) {
+			return fmt.Errorf("%w: %.0f MB resident, the limit is %d MB", ErrMemory, mb, p.cfg.MaxMemoryMB)
+		}
+	}
 	if p.cfg.HealthURL == "" {
 		return nil
 	}
@@ -162,4 +175,31 @@ func (p *Process) PID() int {
 		return 0
 	}
 	return p.cmd.Process.Pid
+}
+
+// RSSMB is the process's resident memory in MB.
+func (p *Process) RSSMB(ctx context.Context) (float64, error) {
+	pid := p.PID()
+	if pid == 0 {
+		return 0, errors.New("not running")
+	}
+	proc, err := process.NewProcessWithContext(ctx, int32(pid))
+	if err != nil {
+		return 0, err
+	}
+	mi, err := proc.MemoryInfoWithContext(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return float64(mi.RSS) / (1 << 20), nil
+}
+
+// Kill sends SIGKILL to the process group, as a crash or the OOM killer would (the fire
+// drill "service"). The supervisor sees an exit like any other.
+func (p *Process) Kill() error {
+	pid := p.PID()
+	if pid == 0 {
+		return errors.New("not running")
+	}
+	return syscall.Kill(-pid, syscall.SIGKILL)
 }

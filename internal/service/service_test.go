@@ -41,6 +41,21 @@ func TestHelperProcess(t *testing.T) {
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")
 		select {}
+	case "leak":
+		// Grows by 8 MB every 10 ms up to 400 MB, touching every page so it is resident.
+		var kept [][]byte
+		fmt.Println("ready")
+		for len(kept) < 50 {
+			b := make([]byte, 8<<20)
+			for i := range b {
+				if i%4096 == 0 {
+					b[i] = 1
+				}
+			}
+			kept = append(kept, b)
+			time.Sleep(10 * time.Millisecond)
+		}
+		select {}
 	}
 }
 
@@ -65,8 +80,8 @@ func (e *events) list() []string {
 		if c := ev.Labels["exit_code"]; c != "" {
 			s += "(" + c + ")"
 		}
-		if r := ev.Labels["reason"]; r == "unhealthy" {
-			s += "(unhealthy)"
+		if r := ev.Labels["reason"]; r == "unhealthy" || r == "memory" {
+			s += "(" + r + ")"
 		}
 		out = append(out, s)
 	}
@@ -251,5 +266,55 @@ func TestRing(t *testing.T) {
 	fmt.Fprint(r, "ial\n")
 	if got := strings.Join(r.Lines(), ","); got != "c,d,partial" {
 		t.Fatalf("%s", got)
+	}
+}
+
+// A process over max_memory_mb fails its health check: after HealthFailures checks it is
+// reported down with reason memory, which the service-down policy restarts.
+func TestMemoryLimit(t *testing.T) {
+	ev := &events{}
+	s := NewSupervisor(ev.add, nil)
+	s.HealthFailures = 2
+	cfg := helper("bot", "leak")
+	cfg.MaxMemoryMB = 64
+	p := NewProcess(cfg)
+	s.Add(p)
+	if err := s.Start(context.Background(), "bot"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.StopAll(context.Background(), time.Second) })
+	eventually(t, "the process past its limit", func() bool {
+		mb, err := p.RSSMB(context.Background())
+		return err == nil && mb > 64
+	})
+	s.CheckHealth(context.Background())
+	if err := p.Health(context.Background()); !errors.Is(err, ErrMemory) {
+		t.Fatalf("health: %v", err)
+	}
+	s.CheckHealth(context.Background())
+	if got := strings.Join(ev.list(), " "); got != "SERVICE_UP SERVICE_DOWN(memory)" {
+		t.Fatalf("events %s", got)
+	}
+}
+
+// Kill is a crash as far as the supervisor knows: SERVICE_DOWN with the signal.
+func TestKillIsACrash(t *testing.T) {
+	ev := &events{}
+	s := NewSupervisor(ev.add, nil)
+	p := NewProcess(helper("bot", "serve"))
+	s.Add(p)
+	if err := s.Start(context.Background(), "bot"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ready", hasLine(p, "ready"))
+	if err := s.Kill("bot"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SERVICE_DOWN", func() bool { return len(ev.list()) == 2 })
+	if got := strings.Join(ev.list(), " "); got != "SERVICE_UP SERVICE_DOWN(-1)" {
+		t.Fatalf("events %s", got)
+	}
+	if err := s.Kill("nobody"); err == nil {
+		t.Fatal("killed an unknown service")
 	}
 }

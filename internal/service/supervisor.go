@@ -169,6 +169,20 @@ func (s *Supervisor) Restart(ctx context.Context, name string, grace time.Durati
 	return s.Start(ctx, name)
 }
 
+// Kill kills a supervised process without telling the supervisor, as a crash would:
+// the fire drill for the restart policies.
+func (s *Supervisor) Kill(name string) error {
+	e, err := s.get(name)
+	if err != nil {
+		return err
+	}
+	p, ok := e.svc.(*Process)
+	if !ok {
+		return fmt.Errorf("service %q is not a process", name)
+	}
+	return p.Kill()
+}
+
 // CheckHealth probes every running service once; after HealthFailures consecutive
 // failures a service is reported SERVICE_DOWN (reason unhealthy), and SERVICE_UP again
 // when it recovers.
@@ -188,7 +202,11 @@ func (s *Supervisor) CheckHealth(ctx context.Context) {
 		s.mu.Unlock()
 		switch {
 		case up && nowDown:
-			s.emit("SERVICE_DOWN", n, err.Error(), map[string]string{"reason": "unhealthy"})
+			reason := "unhealthy"
+			if errors.Is(err, ErrMemory) {
+				reason = "memory"
+			}
+			s.emit("SERVICE_DOWN", n, err.Error(), map[string]string{"reason": reason})
 		case up && wasDown && err == nil:
 			s.emit("SERVICE_UP", n, "healthy again", nil)
 		}

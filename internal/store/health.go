@@ -12,12 +12,18 @@ import (
 // replaced, or the connection broke. Reopen fixes it.
 var ErrConnLost = errors.New("database connection lost")
 
+// errInconclusive is a check cut off by its own deadline while the connection was busy
+// (a long write waiting on a lock holds the only writer): not evidence of a lost handle.
+var errInconclusive = errors.New("health check inconclusive: the database is busy")
+
 // Check probes the database: the file is still the one opened, the writer answers, and
 // PRAGMA quick_check passes. A failure is reported as DB_CONN_LOST or DB_CORRUPT; the
 // first success after a failure as DB_OK.
 func (db *DB) Check(ctx context.Context) error {
 	err := db.check(ctx)
 	switch {
+	case errors.Is(err, errInconclusive):
+		return nil
 	case err == nil:
 		if db.unhealthy.CompareAndSwap(true, false) {
 			db.emit("DB_OK", "health check passed")
@@ -53,12 +59,18 @@ func (db *DB) check(ctx context.Context) error {
 	}
 	err := db.with(func(h *handles) error {
 		if err := h.w.PingContext(ctx); err != nil {
+			if ctx.Err() != nil {
+				return errInconclusive
+			}
 			return fmt.Errorf("%w: %v", ErrConnLost, err)
 		}
 		var res []string
 		if err := h.r.SelectContext(ctx, &res, `PRAGMA quick_check`); err != nil {
 			if classify(err) == classCorrupt {
 				return errors.Join(ErrCorrupt, err)
+			}
+			if ctx.Err() != nil {
+				return errInconclusive
 			}
 			return fmt.Errorf("%w: %v", ErrConnLost, err)
 		}

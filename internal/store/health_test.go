@@ -79,3 +79,34 @@ func TestDataCleaners(t *testing.T) {
 		t.Fatalf("%q %v, reserve held %v", msg, err, d.Reserve.Held())
 	}
 }
+
+// A check cut off by its deadline while a write waits on another connection's lock (and
+// so holds the only writer) is inconclusive: no DB_CONN_LOST, which would reset a pool
+// that is fine.
+func TestBusyDatabaseIsNotLost(t *testing.T) {
+	s := newSink()
+	db := openTest(t, s)
+	release := lockHolder(t, db.Path())
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('waiting', '{}', 1)`)
+		done <- err
+	}()
+	for !s.has("DB_BUSY") { // the write is waiting on the lock, holding the writer
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := db.Check(ctx); err != nil || s.has("DB_CONN_LOST") {
+		t.Fatalf("check under a held lock: %v, events %v", err, s.codes())
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("the waiting write: %v", err)
+	}
+	if err := db.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -74,6 +74,7 @@ type Conn struct {
 	cli       *whatsmeow.Client
 	container *sqlstore.Container
 	lock      *os.File
+	socks     *sockets
 
 	// bg is the connection's lifetime: whatsmeow runs a connection's event handling on
 	// the context given to ConnectContext, so it must not be an attempt's (short) one.
@@ -129,7 +130,9 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 			DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 15 * time.Second}}
 	}
-	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired}
+	socks := &sockets{conns: map[*trackedConn]struct{}{}}
+	opts.HTTPClient = socks.wrap(opts.HTTPClient)
+	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired, socks: socks}
 	c.bg, c.cancel = context.WithCancel(context.Background())
 	c.newClient(dev)
 	if dev.ID != nil {

@@ -1,0 +1,77 @@
+package whatsapp
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// sockets tracks the TCP connections the client dials, so that a fire drill can cut
+// them the way a network failure does: whatsmeow sees a read error, not a deliberate
+// Disconnect, and the reconnect policies are what bring it back.
+type sockets struct {
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+type trackedConn struct {
+	net.Conn
+	s    *sockets
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// wrap returns a client whose transport dials through the tracker. A client whose
+// transport is not an *http.Transport is returned as it is (nothing to cut).
+func (s *sockets) wrap(h *http.Client) *http.Client {
+	tr, ok := h.Transport.(*http.Transport)
+	if !ok {
+		return h
+	}
+	tr = tr.Clone()
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: conn, s: s}
+		s.mu.Lock()
+		s.conns[tc] = struct{}{}
+		s.mu.Unlock()
+		return tc, nil
+	}
+	out := *h
+	out.Transport = tr
+	return &out
+}
+
+// cut closes every open socket and says how many there were.
+func (s *sockets) cut() int {
+	s.mu.Lock()
+	open := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		_ = c.Close() // the client's read loop sees the error
+	}
+	return len(open)
+}
+
+// DropSocket cuts the connection to WhatsApp under the client, as a network failure
+// would (the fire drill "whatsapp"). It returns the number of sockets cut.
+func (c *Conn) DropSocket() int { return c.socks.cut() }
