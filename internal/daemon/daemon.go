@@ -74,7 +74,16 @@ type Daemon struct {
 type Option func(*options)
 
 type options struct {
-	waHTTP *http.Client
+	waHTTP    *http.Client
+	storeTune []func(*store.Options)
+}
+
+// withoutRetry turns the store's retry off (the fault drills' recovery-off baseline,
+// with dry_run: what a bot without remedy gets).
+func withoutRetry() Option {
+	return func(o *options) {
+		o.storeTune = append(o.storeTune, func(so *store.Options) { so.Retry = store.Retry{Off: true, Initial: time.Millisecond, Max: time.Millisecond} })
+	}
 }
 
 // WithWhatsAppHTTP makes the WhatsApp client dial through h (tests: a fake server).
@@ -100,7 +109,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	for _, w := range set.Warnings {
 		log.Warn("policy warning", "warning", w.String())
 	}
-	if d.data, err = store.OpenData(ctx, cfg.DataDir, d.emit); err != nil {
+	if d.data, err = store.OpenData(ctx, cfg.DataDir, d.emit, o.storeTune...); err != nil {
 		return nil, err
 	}
 	if cfg.WhatsApp.Enabled {

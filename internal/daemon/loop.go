@@ -55,6 +55,9 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 		d.hub.Publish("event", x)
 		if x.Code == "WA_CONNECTED" {
 			d.pipeline.RetryNow("whatsapp") // alerts waiting for WhatsApp go out now, not after their backoff
+			if d.chat != nil {
+				d.chat.Out.Wake() // and so do the bot's replies
+			}
 		}
 		if x.Code == engine.CodeActionSucceeded || x.Code == engine.CodeActionFailed || x.Code == engine.CodeActionTimeout {
 			outcome := map[string]string{engine.CodeActionSucceeded: "succeeded", engine.CodeActionFailed: "failed", engine.CodeActionTimeout: "timeout"}[x.Code]

@@ -109,6 +109,26 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Queue, error) {
 // Name is the queue's name.
 func (q *Queue) Name() string { return q.opts.Name }
 
+// Wake makes the items waiting for a retry due now and wakes a worker: when what they
+// waited for is back (the WhatsApp connection), waiting out the backoff only delays
+// them. It runs in the background and never blocks the caller.
+func (q *Queue) Wake() {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		now := time.Now().UnixMilli()
+		if _, err := q.db.Exec(ctx, `UPDATE queue_items SET available_at = ? WHERE queue = ? AND state = 'ready' AND available_at > ?`,
+			now, q.opts.Name, now); err != nil {
+			q.opts.Logger.Warn("queue wake", "queue", q.opts.Name, "error", err)
+			return
+		}
+		select {
+		case q.notify <- struct{}{}:
+		default:
+		}
+	}()
+}
+
 // Workers is the number of workers.
 func (q *Queue) Workers() int { return q.opts.Workers }
 

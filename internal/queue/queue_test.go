@@ -244,3 +244,42 @@ func TestReplayUnknownID(t *testing.T) {
 		t.Fatal("replay of a missing dead letter succeeded")
 	}
 }
+
+// Wake makes an item waiting out its retry delay due at once (the connection it waited
+// for is back), instead of after the delay.
+func TestWakeSkipsTheBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		var mu sync.Mutex
+		up, sent := false, 0
+		q, _ := Open(context.Background(), db, Options{Name: "outbound", Workers: 1, RetryDelay: time.Minute,
+			Handler: func(ctx context.Context, it Item) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if !up {
+					return errors.New("not connected")
+				}
+				sent++
+				return nil
+			}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		q.Enqueue(ctx, "reply")
+		time.Sleep(time.Second) // failed once; next try in a minute
+		synctest.Wait()
+		mu.Lock()
+		up = true
+		mu.Unlock()
+		q.Wake()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if sent != 1 {
+			t.Fatalf("sent %d a second after the wake, want 1 (not after the minute's backoff)", sent)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}

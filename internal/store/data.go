@@ -30,7 +30,8 @@ type Data struct {
 // OpenData opens (creating if needed) the databases in dir. events receives their DB_*
 // events. A full disk releases the reserve for writes to remedy.db; metric writes are
 // shed instead.
-func OpenData(ctx context.Context, dir string, events func(engine.Event)) (*Data, error) {
+// tune, if given, adjusts both databases' options.
+func OpenData(ctx context.Context, dir string, events func(engine.Event), tune ...func(*Options)) (*Data, error) {
 	d := &Data{}
 	var err error
 	if d.Reserve, err = NewReserve(filepath.Join(dir, ReserveFile), ReserveSize); err != nil {
@@ -38,11 +39,17 @@ func OpenData(ctx context.Context, dir string, events func(engine.Event)) (*Data
 		d.Reserve = nil
 	}
 	onFull := func() bool { return d.Reserve != nil && d.Reserve.Release() }
-	if d.Main, err = Open(ctx, Options{Path: filepath.Join(dir, RemedyFile), Name: "remedy", Schema: RemedySchema,
-		Events: events, OnFull: onFull}); err != nil {
+	apply := func(o Options) Options {
+		for _, f := range tune {
+			f(&o)
+		}
+		return o
+	}
+	if d.Main, err = Open(ctx, apply(Options{Path: filepath.Join(dir, RemedyFile), Name: "remedy", Schema: RemedySchema,
+		Events: events, OnFull: onFull})); err != nil {
 		return nil, err
 	}
-	if d.Metrics, err = OpenMetrics(ctx, Options{Path: filepath.Join(dir, MetricsFile), Name: "metrics", Events: events}); err != nil {
+	if d.Metrics, err = OpenMetrics(ctx, apply(Options{Path: filepath.Join(dir, MetricsFile), Name: "metrics", Events: events})); err != nil {
 		d.Main.Close()
 		return nil, err
 	}

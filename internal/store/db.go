@@ -167,11 +167,31 @@ func (db *DB) with(f func(h *handles) error) error {
 	return f(db.h)
 }
 
+// writer is with for writes: it first makes sure the file at Path is still the one the
+// handles hold. A write into a file that was replaced (restored from a backup, copied
+// over) would land in the orphaned old inode and be lost when it closes; instead the
+// write waits, as for a lock, until RESET_DB reopens the pool on the new file, and the
+// replacement is reported at once rather than at the next health check.
+func (db *DB) writer(f func(h *handles) error) error {
+	return db.with(func(h *handles) error {
+		if d, i := fileID(db.opts.Path); d != h.dev || i != h.ino {
+			if db.unhealthy.CompareAndSwap(false, true) {
+				db.emitLost(fmt.Errorf("%w: file replaced", ErrConnLost))
+			}
+			return errReplaced
+		}
+		return f(h)
+	})
+}
+
+// errReplaced is a write refused because the file was replaced; it is retried.
+var errReplaced = fmt.Errorf("%w: file replaced; waiting for the pool to be reopened", ErrConnLost)
+
 // Exec runs a write statement, retrying while the database is locked.
 func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	var res sql.Result
 	err := db.retry(ctx, "exec", func(ctx context.Context) error {
-		return db.with(func(h *handles) error {
+		return db.writer(func(h *handles) error {
 			var err error
 			res, err = h.w.ExecContext(ctx, query, args...)
 			return err
@@ -223,7 +243,7 @@ func (t *Tx) Prepare(ctx context.Context, query string) (*sqlx.Stmt, error) {
 // be safe to run more than once.
 func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
 	return db.retry(ctx, "transaction", func(ctx context.Context) error {
-		return db.with(func(h *handles) error {
+		return db.writer(func(h *handles) error {
 			tx, err := h.w.BeginTxx(ctx, nil)
 			if err != nil {
 				return err

@@ -41,7 +41,7 @@ func classify(err error) class {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return classDeadline
 	}
-	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, errReplaced) || strings.Contains(err.Error(), "sql: database is closed") {
 		return classTransient
 	}
 	var se *sqlite.Error

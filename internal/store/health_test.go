@@ -110,3 +110,47 @@ func TestBusyDatabaseIsNotLost(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A write after the file was replaced does not go into the orphaned old inode: it is
+// reported at once (DB_CONN_LOST), waits, and lands in the new file after Reopen.
+func TestWriteToAReplacedFileWaitsForReopen(t *testing.T) {
+	ctx := context.Background()
+	s := newSink()
+	db := openTest(t, s)
+	if _, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('before', '{}', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	copyPath := db.Path() + ".restored"
+	if _, err := db.Exec(ctx, `VACUUM INTO ?`, copyPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(copyPath, db.Path()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('after', '{}', 2)`)
+		done <- err
+	}()
+	for !s.has("DB_CONN_LOST") {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the write went through before the reopen: %v", err)
+	default:
+	}
+	if err := db.Reopen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	if err := db.Select(ctx, &keys, `SELECT key FROM state WHERE key IN ('before', 'after') ORDER BY key`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(keys, ",") != "after,before" {
+		t.Fatalf("rows in the new file: %v", keys)
+	}
+}

@@ -13,6 +13,9 @@ type Retry struct {
 	// Budget is how long an operation may keep retrying when the caller's context has no
 	// deadline.
 	Budget time.Duration
+	// Off makes every operation a single try: what a bot without remedy's retry gets
+	// (the fault drills' baseline).
+	Off bool
 }
 
 // DefaultRetry waits 5 ms, doubling to 250 ms, for up to 10 s.
@@ -44,6 +47,9 @@ func (db *DB) retry(ctx context.Context, what string, op func(ctx context.Contex
 			last = err
 			if tries == 1 {
 				db.emit("DB_BUSY", fmt.Sprintf("%s: %v", what, err))
+			}
+			if db.opts.Retry.Off {
+				return err
 			}
 		case classDeadline:
 			if last != nil {
