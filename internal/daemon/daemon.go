@@ -78,11 +78,15 @@ type options struct {
 	storeTune []func(*store.Options)
 }
 
-// withoutRetry turns the store's retry off (the fault drills' recovery-off baseline,
-// with dry_run: what a bot without remedy gets).
-func withoutRetry() Option {
+// withoutSelfHealing turns the store's own recovery off: no retry, no rebuild of a file
+// found damaged at open (the fault drills' recovery-off baseline, with dry_run: what a
+// bot without remedy gets).
+func withoutSelfHealing() Option {
 	return func(o *options) {
-		o.storeTune = append(o.storeTune, func(so *store.Options) { so.Retry = store.Retry{Off: true, Initial: time.Millisecond, Max: time.Millisecond} })
+		o.storeTune = append(o.storeTune, func(so *store.Options) {
+			so.Retry = store.Retry{Off: true, Initial: time.Millisecond, Max: time.Millisecond}
+			so.KeepCorrupt = true
+		})
 	}
 }
 
@@ -231,6 +235,9 @@ func (d *Daemon) emit(ev engine.Event) { d.inbox.push(ev) }
 // Ingest takes an input from the API.
 func (d *Daemon) Ingest(in engine.Input) { d.inbox.push(in) }
 
+// WhatsApp is the WhatsApp connection (nil when it is off); for embedders and benchmarks.
+func (d *Daemon) WhatsApp() *whatsapp.Conn { return d.wa }
+
 // Addr is the address the HTTP server listens on (after Run started it).
 func (d *Daemon) Addr() string {
 	if d.ln == nil {
@@ -328,9 +335,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_ = d.srv.Shutdown(sctx)
-	_ = d.exec.Wait(sctx) // in-flight recoveries finish and report
+	// The loop stops first, so that no new attempt starts while the executor is waited
+	// for (a WaitGroup must not grow during Wait); the attempts in flight still finish
+	// and write their audit rows.
 	stopLoop()
 	<-loopDone
+	_ = d.exec.Wait(sctx)
 	_ = d.sup.StopAll(sctx, 5*time.Second)
 	stopBG()
 	if d.wa != nil {

@@ -53,6 +53,8 @@ func remedyPolicies(t *testing.T) string {
 
 type running struct {
 	t      *testing.T
+	cfg    *config.Config
+	opts   []Option
 	d      *Daemon
 	base   string
 	token  string
@@ -74,6 +76,11 @@ func startDaemon(t *testing.T, mutate func(*config.Config), opts ...Option) *run
 	if mutate != nil {
 		mutate(cfg)
 	}
+	return run(t, cfg, dir, opts)
+}
+
+func run(t *testing.T, cfg *config.Config, dir string, opts []Option) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
@@ -82,15 +89,28 @@ func startDaemon(t *testing.T, mutate func(*config.Config), opts ...Option) *run
 	if err := d.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	r := &running{t: t, d: d, base: "http://" + d.Addr(), token: cfg.Token, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	r := &running{t: t, cfg: cfg, opts: opts, d: d, base: "http://" + d.Addr(), token: cfg.Token, dir: dir, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-r.done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	t.Cleanup(r.stop)
 	return r
+}
+
+// stop shuts the daemon down (once; cleanups call it again).
+func (r *running) stop() {
+	r.cancel()
+	if err, ok := <-r.done; ok {
+		close(r.done)
+		if err != nil {
+			r.t.Errorf("shutdown: %v", err)
+		}
+	}
+}
+
+// restart starts a new daemon on the same configuration (after stop).
+func (r *running) restart() *running {
+	r.t.Helper()
+	r.stop()
+	return run(r.t, r.cfg, r.dir, r.opts)
 }
 
 func (r *running) do(method, path, body string, hdr ...string) (int, string) {

@@ -21,6 +21,12 @@ import (
 // device paired (or not), admins as given; with paired it waits until connected.
 func startWithWhatsApp(t *testing.T, paired bool, mutate func(*config.Config), admins ...string) (*running, *wafake.Server) {
 	t.Helper()
+	return startWithWhatsAppOpts(t, paired, mutate, nil, admins...)
+}
+
+// startWithWhatsAppOpts is startWithWhatsApp with daemon options.
+func startWithWhatsAppOpts(t *testing.T, paired bool, mutate func(*config.Config), opts []Option, admins ...string) (*running, *wafake.Server) {
+	t.Helper()
 	s, err := wafake.New()
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +46,7 @@ func startWithWhatsApp(t *testing.T, paired bool, mutate func(*config.Config), a
 		if mutate != nil {
 			mutate(c)
 		}
-	}, WithWhatsAppHTTP(s.HTTPClient()))
+	}, append([]Option{WithWhatsAppHTTP(s.HTTPClient())}, opts...)...)
 	if paired {
 		r.waitWhatsApp("connected")
 	}

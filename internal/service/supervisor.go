@@ -183,6 +183,19 @@ func (s *Supervisor) Kill(name string) error {
 	return p.Kill()
 }
 
+// MemoryMB is a supervised process's resident memory in MB.
+func (s *Supervisor) MemoryMB(ctx context.Context, name string) (float64, error) {
+	e, err := s.get(name)
+	if err != nil {
+		return 0, err
+	}
+	p, ok := e.svc.(*Process)
+	if !ok {
+		return 0, fmt.Errorf("service %q is not a process", name)
+	}
+	return p.RSSMB(ctx)
+}
+
 // CheckHealth probes every running service once; after HealthFailures consecutive
 // failures a service is reported SERVICE_DOWN (reason unhealthy), and SERVICE_UP again
 // when it recovers.

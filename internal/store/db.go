@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -42,6 +43,9 @@ type Options struct {
 	// true) the write is tried once more.
 	OnFull func() bool
 	Logger *slog.Logger
+	// KeepCorrupt opens a damaged file as it is instead of rebuilding it (the fault
+	// drills' recovery-off baseline).
+	KeepCorrupt bool
 }
 
 // DB is one SQLite database file with a writer connection and a reader pool. It is safe
@@ -84,10 +88,31 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	db := &DB{opts: opts}
 	h, err := db.openHandles(ctx)
-	if err != nil {
+	if err == nil {
+		db.h = h
+		if opts.KeepCorrupt {
+			return db, nil
+		}
+		err = db.check(ctx) // a file damaged while remedy was down is repaired before use
+		if err == nil {
+			return db, nil
+		}
+		if !errors.Is(err, ErrCorrupt) {
+			db.Close()
+			return nil, err
+		}
+	}
+	if !errors.Is(err, ErrCorrupt) || opts.KeepCorrupt {
 		return nil, err
 	}
-	db.h = h
+	// Damaged: refusing to start would leave the bot unwatched, so rebuild it now from
+	// what can be read (as CLEAN_DATA would), keeping the damaged file beside it.
+	db.emit("DB_CORRUPT", err.Error())
+	rep, rerr := db.Rebuild(ctx)
+	if rerr != nil {
+		return nil, fmt.Errorf("%w; rebuilding it failed too: %v", err, rerr)
+	}
+	opts.Logger.Error("database was corrupt at open; rebuilt from the readable rows", "db", opts.Name, "report", rep.String())
 	return db, nil
 }
 

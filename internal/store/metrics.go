@@ -173,17 +173,20 @@ func (m *Metrics) Compact(ctx context.Context, now time.Time, ret Retention) (Co
 // if the database is still out of space, drop the oldest raw samples down to what the
 // last hour needs. Shedding stops once a test write succeeds again.
 func (m *Metrics) Prune(ctx context.Context, now time.Time, ret Retention) (CompactReport, error) {
-	rep, err := m.Compact(ctx, now, ret)
-	if err != nil && !errors.Is(err, ErrFull) {
+	if ret.Raw <= 0 {
+		ret.Raw = DefaultRetention.Raw
+	}
+	rep, err := m.compactOrDrop(ctx, now, ret)
+	if err != nil {
 		return rep, err
 	}
 	if err := m.probe(ctx, now); errors.Is(err, ErrFull) {
-		// Still full: keep only the last hour of raw samples (already rolled up).
-		short, err := m.Compact(ctx, now, Retention{Raw: time.Hour, Minute: ret.Minute})
+		// Still full: keep only the last hour of raw samples.
+		short, err := m.compactOrDrop(ctx, now, Retention{Raw: time.Hour, Minute: ret.Minute})
 		rep.RolledUp += short.RolledUp
 		rep.RawDeleted += short.RawDeleted
 		rep.RollupsDeleted += short.RollupsDeleted
-		if err != nil && !errors.Is(err, ErrFull) {
+		if err != nil {
 			return rep, err
 		}
 		if err := m.probe(ctx, now); err != nil {
@@ -193,6 +196,23 @@ func (m *Metrics) Prune(ctx context.Context, now time.Time, ret Retention) (Comp
 		return rep, err
 	}
 	m.shedding.Store(false)
+	return rep, nil
+}
+
+// compactOrDrop compacts; when the file is too full for the rollups (they need pages
+// before the raw rows are deleted), it drops the raw samples past the retention without
+// rolling them up: losing old minute averages beats losing new samples.
+func (m *Metrics) compactOrDrop(ctx context.Context, now time.Time, ret Retention) (CompactReport, error) {
+	rep, err := m.Compact(ctx, now, ret)
+	if !errors.Is(err, ErrFull) {
+		return rep, err
+	}
+	res, err := m.db.Exec(ctx, `DELETE FROM samples WHERE ts < ?`, now.Add(-ret.Raw).UnixMilli())
+	if err != nil {
+		return rep, fmt.Errorf("drop old metric samples: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	rep.RawDeleted += n
 	return rep, nil
 }
 

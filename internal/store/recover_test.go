@@ -53,7 +53,8 @@ func TestCorruptFileIsRebuiltFromReadableRows(t *testing.T) {
 	db.Close()              // checkpoints the WAL into the file
 	corrupt(t, path, 45, 4) // data pages of events (the tables' root pages come first)
 
-	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Events: s.add})
+	// Opened as it is (Open would repair it itself; this is the CLEAN_DATA path).
+	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Events: s.add, KeepCorrupt: true})
 	if err != nil {
 		t.Fatalf("open after corruption: %v", err)
 	}
@@ -113,7 +114,7 @@ func TestGarbageHeaderIsNotADatabase(t *testing.T) {
 	}
 	db.Close()
 	corrupt(t, path, 0, 1) // the header page
-	_, err = Open(ctx, Options{Path: path, Schema: RemedySchema})
+	_, err = Open(ctx, Options{Path: path, Schema: RemedySchema, KeepCorrupt: true})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("open of a file with a garbage header: %v", err)
 	}
@@ -276,5 +277,79 @@ func TestPoolStats(t *testing.T) {
 	st := db.Stats()
 	if st.Open < 2 || st.InUse != 0 {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// Pruning a file that is full to the last page: the rollups need pages before the raw
+// rows go, so Prune drops the samples past the retention without them, and writes work
+// again without any more room being given.
+func TestPruneFreesAFullFile(t *testing.T) {
+	ctx := context.Background()
+	s := newSink()
+	m, err := OpenMetrics(ctx, Options{Path: filepath.Join(t.TempDir(), "monitoring_metrics.sqlite"), Events: s.add})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	now := time.Now()
+	var old []Point
+	for i := range 20000 {
+		old = append(old, Point{Time: now.Add(-72*time.Hour + time.Duration(i)*time.Second), Name: "cpu_percent", Value: 1})
+	}
+	if err := m.Insert(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	var pages int
+	m.DB().Get(ctx, &pages, `PRAGMA page_count`)
+	m.DB().Exec(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages))
+	for i := 0; !m.Shedding(); i++ {
+		if i > 10000 {
+			t.Fatal("never full")
+		}
+		m.Insert(ctx, []Point{{Time: now, Name: "x", Value: float64(i)}})
+	}
+	rep, err := m.Prune(ctx, now, DefaultRetention)
+	if err != nil {
+		t.Fatalf("prune: %v", err)
+	}
+	if m.Shedding() || rep.RawDeleted < 20000 {
+		t.Fatalf("shedding %v after %+v", m.Shedding(), rep)
+	}
+	if err := m.Insert(ctx, []Point{{Time: now, Name: "x", Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A file too damaged to open (its first page, with the header and the schema, is
+// garbage) does not stop remedy from starting: Open rebuilds it, keeps the damaged copy
+// and reports DB_CORRUPT.
+func TestOpenRebuildsAnUnopenableFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "remedy.db")
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('k', '{}', 1)`)
+	db.Close()
+	corrupt(t, path, 0, 1)
+	s := newSink()
+	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Events: s.add})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	if !s.has("DB_CORRUPT") {
+		t.Fatalf("events %v", s.codes())
+	}
+	if err := db.Check(ctx); err != nil {
+		t.Fatalf("the rebuilt file: %v", err)
+	}
+	backups, _ := filepath.Glob(path + ".corrupt-*")
+	if len(backups) == 0 {
+		t.Fatal("the damaged file was not kept")
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('new', '{}', 1)`); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -59,28 +59,39 @@ func (p *Phone) Close() error { return p.container.Close() }
 // Send encrypts text for the client device to (its keys from its store, as the server
 // would hand them out) and delivers it over c.
 func (p *Phone) Send(ctx context.Context, c *Conn, to *store.Device, text string) (string, error) {
+	n, err := p.Prepare(ctx, to, text)
+	if err != nil {
+		return "", err
+	}
+	return n.Attrs["id"].(string), c.Send(n)
+}
+
+// Prepare encrypts text for the client device to and returns the message node, ready for
+// Conn.Send (a load test encrypts ahead, so that only delivery is measured). Messages
+// must be sent in the order they were prepared: each advances the Signal session.
+func (p *Phone) Prepare(ctx context.Context, to *store.Device, text string) (waBinary.Node, error) {
 	if to.ID == nil || to.SignedPreKey == nil {
-		return "", errors.New("the client is not paired")
+		return waBinary.Node{}, errors.New("the client is not paired")
 	}
 	addr := to.ID.SignalAddress()
 	builder := session.NewBuilderFromSignal(p.dev, addr, store.SignalProtobufSerializer)
 	if ok, err := p.dev.ContainsSession(ctx, addr); err != nil {
-		return "", err
+		return waBinary.Node{}, err
 	} else if !ok {
 		spk := to.SignedPreKey
 		bundle := prekey.NewBundle(to.RegistrationID, uint32(to.ID.Device), optional.NewEmptyUint32(), spk.KeyID,
 			nil, ecc.NewDjbECPublicKey(*spk.Pub), *spk.Signature, identity.NewKey(ecc.NewDjbECPublicKey(*to.IdentityKey.Pub)))
 		if err := builder.ProcessBundle(ctx, bundle); err != nil {
-			return "", err
+			return waBinary.Node{}, err
 		}
 	}
 	plain, err := proto.Marshal(&waE2E.Message{Conversation: proto.String(text)})
 	if err != nil {
-		return "", err
+		return waBinary.Node{}, err
 	}
 	ct, err := session.NewCipher(builder, addr).Encrypt(ctx, pad(plain))
 	if err != nil {
-		return "", err
+		return waBinary.Node{}, err
 	}
 	encType := "msg"
 	if ct.Type() == protocol.PREKEY_TYPE {
@@ -89,9 +100,9 @@ func (p *Phone) Send(ctx context.Context, c *Conn, to *store.Device, text string
 	var idb [8]byte
 	rand.Read(idb[:])
 	id := "3EB0" + strings.ToUpper(hex.EncodeToString(idb[:]))
-	return id, c.Send(waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": p.JID, "id": id, "type": "text",
+	return waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": p.JID, "id": id, "type": "text",
 		"t": strconv.FormatInt(time.Now().Unix(), 10), "notify": "Admin"},
-		Content: []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType}, Content: ct.Serialize()}}})
+		Content: []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType}, Content: ct.Serialize()}}}, nil
 }
 
 // pad adds WhatsApp's random padding: n bytes of value n, 1 ≤ n ≤ 15.
