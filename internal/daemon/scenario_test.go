@@ -587,29 +587,44 @@ func (h *harness) corruptAndRestart() {
 			h.t.Fatal(err)
 		}
 	}
-	var pages int
-	if err := d.Get(ctx, &pages, `PRAGMA page_count`); err != nil {
-		h.t.Fatal(err)
-	}
+	pages := historyPages(h.t, d)
 	h.r.stop()
-	path := filepath.Join(h.dir, "data", store.RemedyFile)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	garbage := []byte(strings.Repeat("\xab\xcd\xef\x01", 1024))
-	for p := pages - 12; p < pages-8; p++ {
-		f.WriteAt(garbage, int64(p)*4096)
-	}
-	f.Close()
+	garble(h.t, filepath.Join(h.dir, "data", store.RemedyFile), pages)
 	h.t0 = time.Now()
 	h.r = h.r.restart()
 }
 
+// historyPages are four leaf pages of the events table: damage there destroys history
+// rows only, so what the scenario counts as lost is what remedy lost, not what the
+// garbage destroyed.
+func historyPages(t *testing.T, db *store.DB) []int {
+	var pages []int
+	if err := db.Select(context.Background(), &pages, `SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'
+		ORDER BY pageno DESC LIMIT 4 OFFSET 8`); err != nil || len(pages) < 4 {
+		t.Fatalf("history pages %v: %v", pages, err)
+	}
+	return pages
+}
+
+// garble overwrites pages (numbered from 1) of a closed database file with garbage.
+func garble(t *testing.T, path string, pages []int) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	garbage := []byte(strings.Repeat("\xab\xcd\xef\x01", 1024))
+	for _, p := range pages {
+		if _, err := f.WriteAt(garbage, int64(p-1)*4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (h *harness) corrupted() {
 	h.w.every(h.t0, 6*time.Second, 100*time.Millisecond, func() bool {
-		var n int
-		return h.r.d.data.Main.Get(context.Background(), &n, `SELECT count(*) FROM events WHERE code = 'BOT_NOTE'`) == nil
+		var n struct{ N, Bytes int }
+		return h.r.d.data.Main.Get(context.Background(), &n, `SELECT count(*) AS n, coalesce(sum(length(message)), 0) AS bytes FROM events`) == nil
 	})
 	ctx := context.Background()
 	var good, quarantined, events int

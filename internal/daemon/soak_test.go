@@ -282,11 +282,15 @@ func (h *harness) inject(kind string, d func() *Daemon, cur *atomic.Pointer[runn
 		time.AfterFunc(2*time.Second, lock.release)
 		done = func() bool { return time.Since(t0) > 2*time.Second && writes() }
 	case "db-replaced":
+		// A current copy replaces the file (the bot's writes pause for the copy, so that
+		// what is measured is remedy's handling, not the copy's age).
+		restarting.Lock()
 		if _, err := d().data.Main.Exec(ctx, `VACUUM INTO ?`, path+".copy"); err != nil {
 			h.t.Fatal(err)
 		}
 		t0 = time.Now()
 		os.Rename(path+".copy", path)
+		restarting.Unlock()
 		done = writes
 	case "memory":
 		os.WriteFile(filepath.Join(h.dir, "leak"), nil, 0o644)
@@ -309,18 +313,9 @@ func (h *harness) inject(kind string, d func() *Daemon, cur *atomic.Pointer[runn
 		if err := r.d.data.Main.InsertEvents(ctx, evs); err != nil {
 			h.t.Fatal(err)
 		}
-		var pages int
-		r.d.data.Main.Get(ctx, &pages, `PRAGMA page_count`)
+		pages := historyPages(h.t, r.d.data.Main)
 		r.stop()
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		garbage := []byte(strings.Repeat("\xab\xcd\xef\x01", 1024))
-		for p := pages - 12; p < pages-8; p++ {
-			f.WriteAt(garbage, int64(p)*4096)
-		}
-		f.Close()
+		garble(h.t, path, pages)
 		cur.Store(run(h.t, r.cfg, r.dir, r.opts))
 		restarting.Unlock()
 		done = func() bool {

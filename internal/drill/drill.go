@@ -139,7 +139,7 @@ func (c *Client) Watch(ctx context.Context, st web.DrillStarted, o WatchOptions)
 func (c *Client) Read(ctx context.Context, st web.DrillStarted) (Report, error) {
 	rep := Report{Scenario: st.Scenario, Detail: st.Detail, Started: st.Started}
 	since := st.Started.Truncate(time.Millisecond).UnixMilli() // the store keeps milliseconds
-	after := func(ms int64) time.Duration { return time.UnixMilli(ms).Sub(st.Started).Round(time.Millisecond) }
+	after := func(ms int64) time.Duration { return time.Duration(ms-since) * time.Millisecond }
 
 	var decisions []store.DecisionRow
 	if err := c.call(ctx, http.MethodGet, "/api/v1/decisions?limit=1000", nil, &decisions); err != nil {
