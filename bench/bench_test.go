@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	waBinary "go.mau.fi/whatsmeow/binary"
 	"github.com/shirou/gopsutil/v4/process"
+	waBinary "go.mau.fi/whatsmeow/binary"
 
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/daemon"
