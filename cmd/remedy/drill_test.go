@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"io"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 )
@@ -24,21 +21,7 @@ services:
     command: [sleep, "3600"]
     grace: 1s
 `)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stderr := &syncBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- Main(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, stderr) }()
-	addrRE := regexp.MustCompile(`dashboard on (http://[0-9.:]+)/`)
-	var base string
-	waitFor(t, "the listen address", func() bool {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-			return true
-		}
-		return false
-	})
-	waitFor(t, "healthz", func() bool { return get(t, base+"/healthz") == "ok\n" })
+	base, cancel, done, _ := startRun(t, cfg)
 
 	if code, _, errOut := run(t, "", "drill", "--url", base, "--token", "wrong", "service"); code != exitBadInput || !strings.Contains(errOut, "401") {
 		t.Fatalf("wrong token: %d %s", code, errOut)

@@ -48,6 +48,27 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
+// startRun runs `remedy run --config cfg` in-process until cancel and returns its address
+// once /healthz answers; done receives the exit code.
+func startRun(t *testing.T, cfg string) (base string, cancel context.CancelFunc, done chan int, stderr *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stderr = &syncBuffer{}
+	done = make(chan int, 1)
+	go func() { done <- Main(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, stderr) }()
+	addrRE := regexp.MustCompile(`dashboard on (http://[0-9.:]+)/`)
+	waitFor(t, "the listen address", func() bool {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			base = m[1]
+			return true
+		}
+		return false
+	})
+	waitFor(t, "healthz", func() bool { return get(t, base+"/healthz") == "ok\n" })
+	return base, cancel, done, stderr
+}
+
 // `remedy run` with a configuration: SIGHUP with a broken policy file keeps the old set
 // and reports the error; a fixed file swaps in; SIGTERM-like cancellation exits 0.
 func TestRunReloadsOnSIGHUP(t *testing.T) {
@@ -58,20 +79,7 @@ func TestRunReloadsOnSIGHUP(t *testing.T) {
 	if code, out, _ := run(t, "", "config", "check", cfg); code != exitOK || !strings.Contains(out, "ok (listen 127.0.0.1:0") {
 		t.Fatalf("config check: %d %s", code, out)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &syncBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- Main(ctx, []string{"run", "--config", cfg}, strings.NewReader(""), io.Discard, stderr) }()
-	addrRE := regexp.MustCompile(`dashboard on (http://[0-9.:]+)/`)
-	var base string
-	waitFor(t, "the listen address", func() bool {
-		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
-			base = m[1]
-			return true
-		}
-		return false
-	})
-	waitFor(t, "healthz", func() bool { return get(t, base+"/healthz") == "ok\n" })
+	base, cancel, done, stderr := startRun(t, cfg)
 
 	os.WriteFile(pol, []byte("policies:\n  - name: one\n    on: [some_fault]\n"), 0o644)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)

@@ -363,15 +363,7 @@ func (h *harness) whatsAppFault(window time.Duration, inject func()) {
 	inject()
 	h.w.every(h.t0, window, 100*time.Millisecond, func() bool { return h.r.d.wa.State() == whatsapp.Connected })
 	wg.Wait()
-	delivered := func() int {
-		n := 0
-		for _, m := range h.s.Messages() {
-			if m.To == "6281100000042" {
-				n++
-			}
-		}
-		return n
-	}
+	delivered := func() int { return h.delivered("6281100000042") }
 	// The same grace in both modes for the replies that waited: a reply delivered late
 	// is a delay, one never delivered is an error.
 	for end := time.Now().Add(5 * time.Second); delivered() < int(sent.Load()) && time.Now().Before(end); {
@@ -381,6 +373,17 @@ func (h *harness) whatsAppFault(window time.Duration, inject func()) {
 	h.ops, h.errs = int(sent.Load()), int(sent.Load())-delivered()
 	h.lost = int(sent.Load()) - delivered() - kept
 	h.note = fmt.Sprintf("replies sent every 0.5 s: %d, delivered %d, still queued %d", sent.Load(), delivered(), kept)
+}
+
+// delivered counts the messages the fake server received for a number.
+func (h *harness) delivered(number string) int {
+	n := 0
+	for _, m := range h.s.Messages() {
+		if m.To == number {
+			n++
+		}
+	}
+	return n
 }
 
 // kept is the items of a queue still queued or dead-lettered: not lost, visible.
