@@ -44,6 +44,13 @@ func (c *Conn) Pair(ctx context.Context, phone string, show func(PairCode)) erro
 			c.setState(Unpaired)
 			return fmt.Errorf("pairing: %w", ctx.Err())
 		case it, ok := <-qrs:
+			if ctx.Err() != nil {
+				// whatsmeow ends the channel (a timeout event, or closed) when ctx ends:
+				// that is the caller's cancellation, not codes running out.
+				c.cli.Disconnect()
+				c.setState(Unpaired)
+				return fmt.Errorf("pairing: %w", ctx.Err())
+			}
 			if !ok {
 				c.setState(Unpaired)
 				return ErrPairTimeout
