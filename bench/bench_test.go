@@ -1,7 +1,7 @@
 // Package bench holds the end-to-end benchmarks of a running remedy: the ingest API over
 // loopback, the dashboard's WebSocket fan-out, the time from a fault event to its alert
-// at a channel, and the daemon's memory at idle and under 1,000 WhatsApp messages a
-// second. bench/run runs them with the engine's and the store's benchmarks and prints one
+// at a channel, and the daemon's memory (in its own process) at idle and under 1,000
+// WhatsApp messages a second. bench/run runs them with the engine's and the store's benchmarks and prints one
 // table.
 package bench
 
@@ -15,20 +15,24 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/shirou/gopsutil/v4/process"
 	waBinary "go.mau.fi/whatsmeow/binary"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/daemon"
-	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
@@ -183,8 +187,9 @@ func BenchmarkFaultToAlert(b *testing.B) {
 	}
 }
 
-func rssMB() float64 {
-	p, err := process.NewProcess(int32(os.Getpid()))
+// rssMB is the resident memory of a process, in MB.
+func rssMB(pid int) float64 {
+	p, err := process.NewProcess(int32(pid))
 	if err != nil {
 		return 0
 	}
@@ -195,12 +200,48 @@ func rssMB() float64 {
 	return float64(mi.RSS) / (1 << 20)
 }
 
-// BenchmarkMemory runs once (it takes about 20 s, so the framework does not repeat it): remedy with WhatsApp paired to the fake
-// server, idle for 5 s, then 1,000 inbound messages a second for 10 s through the real
-// client (encrypted by four phones, decrypted by whatsmeow, queued, handed to the bot's
-// webhook). The figures are this process's resident memory, which also holds the fake
-// server and the phones: an upper bound for the daemon's.
+// memoryDaemon is what BenchmarkMemory hands the daemon process.
+type memoryDaemon struct {
+	Trust   wafake.Trust `json:"trust"`
+	Data    string       `json:"data"`
+	Store   string       `json:"store"`
+	Handler string       `json:"handler"`
+}
+
+// TestMemoryDaemon is the daemon of BenchmarkMemory (the test binary run again), so that
+// its memory is measured alone: remedy with the default policies, WhatsApp paired to the
+// fake server in the parent, the bot's webhook in the parent. It runs until SIGTERM.
+func TestMemoryDaemon(t *testing.T) {
+	env := os.Getenv("REMEDY_BENCH_DAEMON")
+	if env == "" {
+		t.Skip("helper process")
+	}
+	var m memoryDaemon
+	if err := json.Unmarshal([]byte(env), &m); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = m.Data, "127.0.0.1:0"
+	cfg.WhatsApp = config.WhatsApp{Enabled: true, Store: m.Store, SendPerMinute: 10, Handler: &config.Endpoint{URL: m.Handler}}
+	cfg.Queues = map[string]config.Queue{"inbound": {Workers: 16}}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	d, err := daemon.New(ctx, cfg, slog.New(slog.DiscardHandler), daemon.WithWhatsAppHTTP(m.Trust.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkMemory runs once (it takes about 30 s, so the framework does not repeat it):
+// remedy in its own process, WhatsApp paired to the fake server here, idle for 5 s, then
+// 1,000 inbound messages a second for 10 s through the real client (encrypted here ahead
+// of time by four phones, decrypted by whatsmeow in the daemon, queued, handed to the
+// bot's webhook here). The figures are the daemon process's resident memory.
 func BenchmarkMemory(b *testing.B) {
+	ctx := context.Background()
 	s, err := wafake.New()
 	if err != nil {
 		b.Fatal(err)
@@ -213,39 +254,50 @@ func BenchmarkMemory(b *testing.B) {
 		w.Write([]byte(`{}`))
 	}))
 	b.Cleanup(bot.Close)
-	store := filepath.Join(b.TempDir(), "whatsapp.db")
-	if err := wafake.PairedStore(context.Background(), store); err != nil {
+	dir := b.TempDir()
+	storePath := filepath.Join(dir, "whatsapp.db")
+	if err := wafake.PairedStore(ctx, storePath); err != nil {
 		b.Fatal(err)
 	}
-	r := start(b, func(c *config.Config) {
-		c.WhatsApp = config.WhatsApp{Enabled: true, Store: store, SendPerMinute: 10, Handler: &config.Endpoint{URL: bot.URL}}
-		c.Policies = "" // the embedded defaults
-		c.Queues = map[string]config.Queue{"inbound": {Workers: 16}}
-	}, daemon.WithWhatsAppHTTP(s.HTTPClient()))
-	for r.d.WhatsApp().State() != whatsapp.Connected {
-		time.Sleep(10 * time.Millisecond) // startup
+	container, err := sqlstore.New(ctx, "sqlite", "file:"+storePath+"?_pragma=foreign_keys(1)", waLog.Noop)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dev, err := container.GetFirstDevice(ctx)
+	container.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, _ := json.Marshal(memoryDaemon{Trust: s.Trust(), Data: filepath.Join(dir, "data"), Store: storePath, Handler: bot.URL})
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryDaemon$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "REMEDY_BENCH_DAEMON="+string(spec))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	pid := cmd.Process.Pid
+	var conn *wafake.Conn
+	for deadline := time.Now().Add(60 * time.Second); conn == nil || s.Logins() == 0; {
+		if time.Now().After(deadline) {
+			b.Fatal("the daemon never logged in")
+		}
+		time.Sleep(20 * time.Millisecond) // the daemon starting
+		s.Each(func(c *wafake.Conn) { conn = c })
 	}
 	time.Sleep(5 * time.Second) // idle: this is what is measured
-	idle := rssMB()
+	idle := rssMB(pid)
 
-	ctx := context.Background()
-	var phones []*wafake.Phone
-	for i := range 4 {
+	const rate, seconds, phones = 1000, 10, 4
+	// Encrypted ahead, so that the 1,000 a second measure remedy, not the phones.
+	queues := make([][]waBinary.Node, phones)
+	for i := range queues {
 		p, err := wafake.NewPhone(ctx, b.TempDir(), fmt.Sprintf("62811000010%02d", i))
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer p.Close()
-		phones = append(phones, p)
-	}
-	var conn *wafake.Conn
-	s.Each(func(c *wafake.Conn) { conn = c })
-	dev := r.d.WhatsApp().Client().Store
-	const rate, seconds = 1000, 10
-	// Encrypted ahead, so that the 1,000 a second measure remedy, not the phones.
-	queues := make([][]waBinary.Node, len(phones))
-	for i, p := range phones {
-		for n := range rate * seconds / len(phones) {
+		for n := range rate * seconds / phones {
 			m, err := p.Prepare(ctx, dev, fmt.Sprintf("load %d-%d", i, n))
 			if err != nil {
 				b.Fatal(err)
@@ -261,7 +313,7 @@ func BenchmarkMemory(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(time.Second * time.Duration(len(queues)) / rate)
+			tick := time.NewTicker(time.Second * phones / rate)
 			defer tick.Stop()
 			for _, m := range q {
 				<-tick.C
@@ -273,12 +325,13 @@ func BenchmarkMemory(b *testing.B) {
 	}
 	for time.Since(t0) < seconds*time.Second {
 		time.Sleep(500 * time.Millisecond) // sampling memory under load
-		peak = max(peak, rssMB())
+		peak = max(peak, rssMB(pid))
 	}
 	wg.Wait()
 	sending := time.Since(t0)
 	for end := time.Now().Add(30 * time.Second); handled.Load() < sent.Load() && time.Now().Before(end); {
 		time.Sleep(50 * time.Millisecond) // the backlog drains
+		peak = max(peak, rssMB(pid))
 	}
 	elapsed := time.Since(t0)
 	b.ReportMetric(idle, "idle_MB")
@@ -286,4 +339,5 @@ func BenchmarkMemory(b *testing.B) {
 	b.ReportMetric(float64(sent.Load())/sending.Seconds(), "sent_msg/s")
 	b.ReportMetric(float64(handled.Load())/elapsed.Seconds(), "handled_msg/s")
 	b.ReportMetric(float64(sent.Load()-handled.Load()), "unhandled")
+	b.ReportMetric((elapsed - sending).Seconds(), "drain_s") // backlog left when sending stopped
 }

@@ -100,8 +100,8 @@ type WatchOptions struct {
 	AlertWait time.Duration
 }
 
-// Watch reads the daemon until the drill recovered and alerted (or AlertWait passed
-// after recovery, or Timeout passed) and returns what it saw.
+// Watch reads the daemon until the drill was detected, recovered and alerted (or
+// AlertWait passed after recovery, or Timeout passed) and returns what it saw.
 func (c *Client) Watch(ctx context.Context, st web.DrillStarted, o WatchOptions) (Report, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Minute
@@ -121,7 +121,9 @@ func (c *Client) Watch(ctx context.Context, st web.DrillStarted, o WatchOptions)
 			return rep, err
 		}
 		now := time.Now()
-		if rep.Recovered != nil && (len(rep.Alerts) > 0 || now.After(st.Started.Add(rep.Recovered.After+o.AlertWait))) {
+		// Decisions reach the log in batches, after the audit row and the recovery event:
+		// recovered alone is not the end of the story.
+		if rep.Recovered != nil && rep.Detected != nil && (len(rep.Alerts) > 0 || now.After(st.Started.Add(rep.Recovered.After+o.AlertWait))) {
 			return rep, nil
 		}
 		if now.After(deadline) {

@@ -38,6 +38,7 @@ import (
 type Server struct {
 	srv      *httptest.Server
 	static   *keys.KeyPair
+	root     [32]byte // the certificate chain's root key (whatsmeow.WACertPubKey)
 	chain    []byte
 	upgrader websocket.Upgrader
 
@@ -69,6 +70,7 @@ func New() (*Server, error) {
 	s := &Server{static: keys.NewKeyPair(), conns: map[*Conn]struct{}{}, CloseDelay: 200 * time.Millisecond}
 	s.answerPings.Store(true)
 	whatsmeow.WACertPubKey = *root.Pub
+	s.root = *root.Pub
 	now := uint64(time.Now().Unix())
 	interDetails, _ := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{Serial: proto.Uint32(1), IssuerSerial: proto.Uint32(0),
 		Key: inter.Pub[:], NotBefore: proto.Uint64(now - 3600), NotAfter: proto.Uint64(now + 86400)})
