@@ -342,6 +342,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	<-loopDone
 	_ = d.exec.Wait(sctx)
 	_ = d.sup.StopAll(sctx, 5*time.Second)
+	d.drill.shutdown() // a database drill's lock is released and its writes finish
 	stopBG()
 	if d.wa != nil {
 		_ = d.wa.Close()

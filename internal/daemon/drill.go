@@ -26,6 +26,37 @@ const drillSender = "remedy-drill"
 type drillState struct {
 	busy       atomic.Bool
 	stallUntil atomic.Int64 // unix nanos; drill messages block until then
+	// A drill still running at shutdown ends early (the lock is released) and is waited
+	// for before the databases close.
+	mu      sync.Mutex
+	stopped bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// start registers a drill goroutine; false once the daemon is shutting down.
+func (s *drillState) start() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return false
+	}
+	if s.stop == nil {
+		s.stop = make(chan struct{})
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// shutdown ends the running drills and waits for them.
+func (s *drillState) shutdown() {
+	s.mu.Lock()
+	s.stopped = true
+	if s.stop != nil {
+		close(s.stop)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
 }
 
 func unavailable(format string, args ...any) error {
@@ -54,8 +85,13 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 		if !d.drill.busy.CompareAndSwap(false, true) {
 			return st, unavailable("another drill is running")
 		}
+		if !d.drill.start() {
+			d.drill.busy.Store(false)
+			return st, unavailable("remedy is shutting down")
+		}
 		lock, err := holdWriteLock(ctx, filepath.Join(d.cfg.DataDir, store.RemedyFile))
 		if err != nil {
+			d.drill.wg.Done()
 			d.drill.busy.Store(false)
 			return st, fmt.Errorf("taking the write lock: %w", err)
 		}
@@ -155,6 +191,7 @@ func (l *writeLock) release() {
 // traffic), each waiting on the lock through the store's retry; then it reports whether
 // they all went through.
 func (d *Daemon) databaseDrill(lock *writeLock, started time.Time, hold time.Duration) {
+	defer d.drill.wg.Done()
 	defer d.drill.busy.Store(false)
 	var (
 		wg   sync.WaitGroup
@@ -169,6 +206,8 @@ func (d *Daemon) databaseDrill(lock *writeLock, started time.Time, hold time.Dur
 	for held := true; held; {
 		select {
 		case <-release.C:
+			held = false
+		case <-d.drill.stop: // remedy is stopping: end the drill now
 			held = false
 		case <-tick.C:
 			n++

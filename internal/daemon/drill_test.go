@@ -2,13 +2,17 @@ package daemon
 
 import (
 	"context"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/drill"
+	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/web"
 )
 
@@ -89,5 +93,26 @@ func TestDrillRefusals(t *testing.T) {
 		if got := strings.TrimSpace(strings.Split(b, "\n")[0]); want[:3] != strconv.Itoa(code) || (len(parts) == 2 && !strings.Contains(b, parts[1])) {
 			t.Errorf("%s: %d %s (%s)", body, code, b, got)
 		}
+	}
+}
+
+// Stopping remedy in the middle of a database drill ends the drill: the lock is
+// released, the waiting writes finish, and shutdown is clean (before, the drill's
+// goroutine outlived the databases).
+func TestShutdownEndsADrill(t *testing.T) {
+	r := startDaemon(t, func(c *config.Config) { c.Token = "t"; c.WhatsApp.Enabled = false })
+	c := &drill.Client{Base: r.base, Token: r.token}
+	if _, err := c.Start(context.Background(), web.DrillRequest{Scenario: "database", Seconds: 600}); err != nil {
+		t.Fatal(err)
+	}
+	r.stop() // fails the test if shutdown returns an error
+	// The drill's lock is gone with remedy: the file takes a write at once.
+	db, err := sqlx.Open("sqlite", "file:"+filepath.Join(r.cfg.DataDir, store.RemedyFile)+"?_pragma=busy_timeout(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO state(key, data, updated) VALUES ('after', '{}', 1)`); err != nil {
+		t.Fatalf("write after shutdown: %v (the drill still holds the lock)", err)
 	}
 }
