@@ -92,6 +92,21 @@ func unwrapPath(err error) error {
 	return err
 }
 
+// LoadOrDefaults is Load, or the embedded defaults when no path is given (empty paths
+// count as none): what `remedy run`, `check` and `replay` do with an unset policy path.
+func LoadOrDefaults(paths ...string) (*Set, error) {
+	var given []string
+	for _, p := range paths {
+		if p != "" {
+			given = append(given, p)
+		}
+	}
+	if len(given) == 0 {
+		return Defaults()
+	}
+	return Load(given...)
+}
+
 // Defaults returns the embedded default policies.
 func Defaults() (*Set, error) {
 	files, contents, err := DefaultFiles()

@@ -22,13 +22,7 @@ func runCheck(ctx context.Context, args []string, env *cliEnv) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	var set *policies.Set
-	var err error
-	if fs.NArg() == 0 {
-		set, err = policies.Defaults()
-	} else {
-		set, err = policies.Load(fs.Args()...)
-	}
+	set, err := policies.LoadOrDefaults(fs.Args()...)
 	if err != nil {
 		var errs policies.Errors
 		if errors.As(err, &errs) {

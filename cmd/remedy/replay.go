@@ -56,13 +56,7 @@ func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 		}
 		loc = l
 	}
-	var set *policies.Set
-	var err error
-	if fs.NArg() == 0 {
-		set, err = policies.Defaults()
-	} else {
-		set, err = policies.Load(fs.Args()...)
-	}
+	set, err := policies.LoadOrDefaults(fs.Args()...)
 	if err != nil {
 		var errs policies.Errors
 		if errors.As(err, &errs) {

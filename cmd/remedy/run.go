@@ -111,7 +111,7 @@ func runConfig(ctx context.Context, args []string, env *cliEnv) int {
 		fmt.Fprintln(env.stdout, err)
 		return exitFailed
 	}
-	if _, err := policiesFor(cfg); err != nil {
+	if _, err := policies.LoadOrDefaults(cfg.Policies); err != nil {
 		fmt.Fprintf(env.stdout, "%s: configuration ok, but its policies are not:\n", path)
 		var perrs policies.Errors
 		if errors.As(err, &perrs) {
@@ -123,11 +123,4 @@ func runConfig(ctx context.Context, args []string, env *cliEnv) int {
 	}
 	fmt.Fprintf(env.stdout, "%s: ok (listen %s, data %s, %d service(s))\n", path, cfg.Listen, cfg.DataDir, len(cfg.Services))
 	return exitOK
-}
-
-func policiesFor(cfg *config.Config) (*policies.Set, error) {
-	if cfg.Policies == "" {
-		return policies.Defaults()
-	}
-	return policies.Load(cfg.Policies)
 }

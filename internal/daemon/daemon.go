@@ -85,7 +85,7 @@ func withoutSelfHealing() Option {
 	return func(o *options) {
 		o.storeTune = append(o.storeTune, func(so *store.Options) {
 			so.Retry = store.Retry{Off: true, Initial: time.Millisecond, Max: time.Millisecond}
-			so.KeepCorrupt = true
+			so.Repair = false
 		})
 	}
 }
@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		queries: make(chan func(*engine.Engine)), reloads: make(chan chan web.ReloadStatus), hub: web.NewHub()}
 	stamp := policyStamp(cfg.Policies)
 	d.stamp.Store(&stamp)
-	set, err := loadPolicies(cfg.Policies)
+	set, err := policies.LoadOrDefaults(cfg.Policies)
 	if err != nil {
 		return nil, err
 	}
@@ -202,13 +202,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d.rec = newRecorder(d.data, log)
 	d.eng = engine.New(set, engine.Options{Seed: uint64(time.Now().UnixNano()), Location: cfg.Location()})
 	return d, nil
-}
-
-func loadPolicies(path string) (*policies.Set, error) {
-	if path == "" {
-		return policies.Defaults()
-	}
-	return policies.Load(path)
 }
 
 func (d *Daemon) channels() []alert.Channel {

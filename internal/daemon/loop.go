@@ -103,7 +103,7 @@ func (d *Daemon) reload(ctx context.Context) web.ReloadStatus {
 	st := web.ReloadStatus{Time: time.Now()}
 	stamp := policyStamp(d.cfg.Policies)
 	d.stamp.Store(&stamp) // a failed load is not retried until the files change again
-	set, err := loadPolicies(d.cfg.Policies)
+	set, err := policies.LoadOrDefaults(d.cfg.Policies)
 	if err != nil {
 		var errs policies.Errors
 		if errors.As(err, &errs) {

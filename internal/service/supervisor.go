@@ -172,28 +172,33 @@ func (s *Supervisor) Restart(ctx context.Context, name string, grace time.Durati
 // Kill kills a supervised process without telling the supervisor, as a crash would:
 // the fire drill for the restart policies.
 func (s *Supervisor) Kill(name string) error {
-	e, err := s.get(name)
+	p, err := s.process(name)
 	if err != nil {
 		return err
-	}
-	p, ok := e.svc.(*Process)
-	if !ok {
-		return fmt.Errorf("service %q is not a process", name)
 	}
 	return p.Kill()
 }
 
 // MemoryMB is a supervised process's resident memory in MB.
 func (s *Supervisor) MemoryMB(ctx context.Context, name string) (float64, error) {
-	e, err := s.get(name)
+	p, err := s.process(name)
 	if err != nil {
 		return 0, err
 	}
+	return p.RSSMB(ctx)
+}
+
+// process is the named service when it is an external process.
+func (s *Supervisor) process(name string) (*Process, error) {
+	e, err := s.get(name)
+	if err != nil {
+		return nil, err
+	}
 	p, ok := e.svc.(*Process)
 	if !ok {
-		return 0, fmt.Errorf("service %q is not a process", name)
+		return nil, fmt.Errorf("service %q is not a process", name)
 	}
-	return p.RSSMB(ctx)
+	return p, nil
 }
 
 // CheckHealth probes every running service once; after HealthFailures consecutive

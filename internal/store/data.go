@@ -40,6 +40,7 @@ func OpenData(ctx context.Context, dir string, events func(engine.Event), tune .
 	}
 	onFull := func() bool { return d.Reserve != nil && d.Reserve.Release() }
 	apply := func(o Options) Options {
+		o.Repair = true // remedy must start over its own damaged database
 		for _, f := range tune {
 			f(&o)
 		}

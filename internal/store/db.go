@@ -43,9 +43,10 @@ type Options struct {
 	// true) the write is tried once more.
 	OnFull func() bool
 	Logger *slog.Logger
-	// KeepCorrupt opens a damaged file as it is instead of rebuilding it (the fault
-	// drills' recovery-off baseline).
-	KeepCorrupt bool
+	// Repair checks the file at open and rebuilds it if it is damaged, instead of failing
+	// or opening it as it is. The daemon's data directory sets it (OpenData); tools that
+	// open a file another process may be using (remedy deadletter, replay) must not.
+	Repair bool
 }
 
 // DB is one SQLite database file with a writer connection and a reader pool. It is safe
@@ -90,7 +91,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	h, err := db.openHandles(ctx)
 	if err == nil {
 		db.h = h
-		if opts.KeepCorrupt {
+		if !opts.Repair {
 			return db, nil
 		}
 		err = db.check(ctx) // a file damaged while remedy was down is repaired before use
@@ -102,7 +103,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	if !errors.Is(err, ErrCorrupt) || opts.KeepCorrupt {
+	if !errors.Is(err, ErrCorrupt) || !opts.Repair {
 		return nil, err
 	}
 	// Damaged: refusing to start would leave the bot unwatched, so rebuild it now from
@@ -199,7 +200,7 @@ func (db *DB) with(f func(h *handles) error) error {
 // replacement is reported at once rather than at the next health check.
 func (db *DB) writer(f func(h *handles) error) error {
 	return db.with(func(h *handles) error {
-		if d, i := fileID(db.opts.Path); d != h.dev || i != h.ino {
+		if db.replaced(h) {
 			if db.unhealthy.CompareAndSwap(false, true) {
 				db.emitLost(fmt.Errorf("%w: file replaced", ErrConnLost))
 			}
@@ -207,6 +208,13 @@ func (db *DB) writer(f func(h *handles) error) error {
 		}
 		return f(h)
 	})
+}
+
+// replaced reports whether the file at Path is no longer the one the handles hold
+// (replaced, or deleted).
+func (db *DB) replaced(h *handles) bool {
+	d, i := fileID(db.opts.Path)
+	return d != h.dev || i != h.ino
 }
 
 // errReplaced is a write refused because the file was replaced; it is retried.

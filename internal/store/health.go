@@ -47,14 +47,14 @@ func (db *DB) emitLost(err error) {
 }
 
 func (db *DB) check(ctx context.Context) error {
-	var dev, ino uint64
-	if err := db.with(func(h *handles) error { dev, ino = h.dev, h.ino; return nil }); err != nil {
+	var replaced bool
+	if err := db.with(func(h *handles) error { replaced = db.replaced(h); return nil }); err != nil {
 		return fmt.Errorf("%w: closed", ErrConnLost)
 	}
 	if _, err := os.Stat(db.opts.Path); err != nil {
 		return fmt.Errorf("%w: file deleted", ErrConnLost)
 	}
-	if d, i := fileID(db.opts.Path); d != dev || i != ino {
+	if replaced {
 		return fmt.Errorf("%w: file replaced", ErrConnLost)
 	}
 	err := db.with(func(h *handles) error {

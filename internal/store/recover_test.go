@@ -53,8 +53,8 @@ func TestCorruptFileIsRebuiltFromReadableRows(t *testing.T) {
 	db.Close()              // checkpoints the WAL into the file
 	corrupt(t, path, 45, 4) // data pages of events (the tables' root pages come first)
 
-	// Opened as it is (Open would repair it itself; this is the CLEAN_DATA path).
-	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Events: s.add, KeepCorrupt: true})
+	// Opened as it is (without Repair; this is the CLEAN_DATA path).
+	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Events: s.add})
 	if err != nil {
 		t.Fatalf("open after corruption: %v", err)
 	}
@@ -114,7 +114,7 @@ func TestGarbageHeaderIsNotADatabase(t *testing.T) {
 	}
 	db.Close()
 	corrupt(t, path, 0, 1) // the header page
-	_, err = Open(ctx, Options{Path: path, Schema: RemedySchema, KeepCorrupt: true})
+	_, err = Open(ctx, Options{Path: path, Schema: RemedySchema})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("open of a file with a garbage header: %v", err)
 	}
@@ -321,8 +321,8 @@ func TestPruneFreesAFullFile(t *testing.T) {
 }
 
 // A file too damaged to open (its first page, with the header and the schema, is
-// garbage) does not stop remedy from starting: Open rebuilds it, keeps the damaged copy
-// and reports DB_CORRUPT.
+// garbage) does not stop remedy from starting: Open with Repair (as the data directory
+// opens it) rebuilds it, keeps the damaged copy and reports DB_CORRUPT.
 func TestOpenRebuildsAnUnopenableFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
@@ -334,7 +334,7 @@ func TestOpenRebuildsAnUnopenableFile(t *testing.T) {
 	db.Close()
 	corrupt(t, path, 0, 1)
 	s := newSink()
-	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Events: s.add})
+	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Events: s.add, Repair: true})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
