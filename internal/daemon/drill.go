@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,7 +82,7 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 		st.Detail = fmt.Sprintf("cut %d socket(s) under the WhatsApp client", n)
 		st.Policies, st.Recovered = []string{"wa-reconnect"}, "WA_CONNECTED"
 	case "database":
-		secs := cmpOr(req.Seconds, 10)
+		secs := cmp.Or(req.Seconds, 10)
 		if !d.drill.busy.CompareAndSwap(false, true) {
 			return st, unavailable("another drill is running")
 		}
@@ -104,7 +105,7 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 		if d.chat == nil {
 			return st, unavailable("WhatsApp is off, so there are no message queues")
 		}
-		secs := cmpOr(req.Seconds, 600)
+		secs := cmp.Or(req.Seconds, 600)
 		if !d.drill.busy.CompareAndSwap(false, true) {
 			return st, unavailable("another drill is running")
 		}
@@ -145,13 +146,6 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 		return st, fmt.Errorf("unknown scenario %q", req.Scenario)
 	}
 	return st, nil
-}
-
-func cmpOr(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 func (d *Daemon) drillEvent(code, scenario, msg string, value float64) {

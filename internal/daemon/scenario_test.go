@@ -218,11 +218,7 @@ func TestScenarios(t *testing.T) {
 	var rows []outcome
 	for _, sc := range scenarios() {
 		for _, recovery := range []bool{true, false} {
-			mode := "recovery"
-			if !recovery {
-				mode = "baseline"
-			}
-			t.Run(sc.name+"/"+mode, func(t *testing.T) {
+			t.Run(sc.name+"/"+mode(recovery), func(t *testing.T) {
 				if sc.whatsapp && raceEnabled {
 					// whatsmeow races with itself when the server drops a socket under a
 					// send (FrameSocket.Close against SendFrame); .ci/run runs the suite
