@@ -96,7 +96,9 @@ func (w *writers) close() {
 }
 
 // auditSink is the executor's audit: attempts go to the audit writer.
-type auditSink struct{ w *store.Writer[store.AuditEntry] }
+type auditSink struct {
+	w *store.Writer[store.AuditEntry]
+}
 
 var _ actions.AuditSink = auditSink{}
 

@@ -59,7 +59,7 @@ type Writer[T any] struct {
 type entry[T any] struct {
 	v    T
 	at   time.Time
-	done chan error     // nil: kept until written; else Commit's answer
+	done chan error      // nil: kept until written; else Commit's answer
 	ctx  context.Context // Commit's; its end withdraws the row if not yet written
 }
 
