@@ -35,8 +35,8 @@ func (b *ingestBackend) Ingest(_ context.Context, ins []engine.Input) error {
 	return nil
 }
 func (b *ingestBackend) Reload(context.Context) ReloadStatus { return ReloadStatus{} }
-func (b *ingestBackend) Pipeline() *alert.Pipeline             { return nil }
-func (b *ingestBackend) Store() *store.Data                    { return nil }
+func (b *ingestBackend) Pipeline() *alert.Pipeline           { return nil }
+func (b *ingestBackend) Store() *store.Data                  { return nil }
 func (b *ingestBackend) History(context.Context, time.Time) ([]engine.Sample, error) {
 	return nil, nil
 }

@@ -56,7 +56,11 @@ func TestWriterKeepsFailedRowsInOrder(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			tab := &flakyTable{}
 			w := NewWriter(WriterOptions[int]{Name: "t", Write: tab.write, MaxBatch: 1 + rng.IntN(50),
-				Backlog: func(_ string, rows int, _ error) { tab.mu.Lock(); tab.backlog = append(tab.backlog, rows); tab.mu.Unlock() }})
+				Backlog: func(_ string, rows int, _ error) {
+					tab.mu.Lock()
+					tab.backlog = append(tab.backlog, rows)
+					tab.mu.Unlock()
+				}})
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error)
 			go func() { done <- w.Run(ctx, time.Minute) }()
