@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/store"
 )
@@ -239,4 +241,35 @@ func TestStoreFaults(t *testing.T) {
 		})
 	}
 	t.Log("\n| fault | inputs acknowledged | inputs refused (503/429) | found after | alerts |\n|---|---|---|---|---|\n" + strings.Join(table, "\n"))
+}
+
+// A full disk shows as such everywhere: the status API (database and disk), readiness,
+// the admin chat's !status, and the dashboard's badges in a real browser.
+func TestFullDiskShowsEverywhere(t *testing.T) {
+	r := startDaemon(t, func(c *config.Config) { c.HealthInterval = 200 * time.Millisecond })
+	clear := storeFaults[1].apply(t, r)
+	defer clear()
+	r.do("POST", "/api/v1/events", `{"code":"CUSTOM_FAULT","labels":{"part":"disk"}}`) // a write that finds it full
+	r.eventually("the status saying full", func() bool {
+		_, b := r.do("GET", "/api/v1/status", "")
+		return strings.Contains(b, `"database": "full: `) && strings.Contains(b, `"disk": "full: `)
+	})
+	if code, b := r.do("GET", "/readyz", ""); code != 503 || !strings.Contains(b, "full") {
+		t.Fatalf("readyz %d %s", code, b)
+	}
+	if s := (chatBackend{r.d}).Status(context.Background()); !strings.Contains(s, "database full") {
+		t.Fatalf("!status: %s", s)
+	}
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(`#disk`)); err != nil {
+		t.Fatal(err)
+	}
+	badges, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[document.querySelector("#db").textContent, document.querySelector("#disk").textContent]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, disk := badges[0], badges[1]
+	if !strings.Contains(db, "full") || !strings.Contains(disk, "full") {
+		t.Fatalf("dashboard badges: %q, %q", db, disk)
+	}
 }
