@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,4 +78,44 @@ func TestIngestAnswersAfterCommit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blockingBackend holds every Ingest until release is closed.
+type blockingBackend struct {
+	ingestBackend
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingBackend) Ingest(ctx context.Context, ins []engine.Input) error {
+	b.entered <- struct{}{}
+	<-b.release
+	return nil
+}
+
+// A flood of ingest requests is bounded: past maxIngestInFlight at once, requests are
+// refused with 429 + Retry-After before their body is read.
+func TestIngestInFlightBound(t *testing.T) {
+	b := &blockingBackend{entered: make(chan struct{}, maxIngestInFlight), release: make(chan struct{})}
+	s := NewServer(Options{Backend: b, Hub: NewHub()})
+	var wg sync.WaitGroup
+	for range maxIngestInFlight {
+		wg.Go(func() {
+			w := httptest.NewRecorder()
+			s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/api/v1/events", strings.NewReader(`{"code":"A"}`)))
+			if w.Code != 202 {
+				t.Errorf("within the bound: %d", w.Code)
+			}
+		})
+	}
+	for range maxIngestInFlight {
+		<-b.entered
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/api/v1/samples", strings.NewReader(`{"values":{"x":1}}`)))
+	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("past the bound: %d %s", w.Code, w.Body)
+	}
+	close(b.release)
+	wg.Wait()
 }
