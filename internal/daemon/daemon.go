@@ -242,18 +242,11 @@ func (d *Daemon) WhatsApp() *whatsapp.Conn { return d.wa }
 
 // compactMetrics keeps the metrics database bounded: hourly rollup and retention.
 func (d *Daemon) compactMetrics(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := d.data.Metrics.Compact(ctx, time.Now(), store.DefaultRetention); err != nil {
-				d.log.Warn("metrics compaction", "error", err)
-			}
+	every(ctx, time.Hour, func() {
+		if _, err := d.data.Metrics.Compact(ctx, time.Now(), store.DefaultRetention); err != nil {
+			d.log.Warn("metrics compaction", "error", err)
 		}
-	}
+	})
 }
 
 // receive queues an incoming WhatsApp message (called inside whatsmeow's handling).

@@ -64,6 +64,20 @@ func runActors(actors []actor) error {
 	return errors.Join(errs...)
 }
 
+// every runs f every interval until ctx ends (the monitors' periodic chores).
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
 // Addr is the address the HTTP server listens on (after Run started it).
 func (d *Daemon) Addr() string {
 	if d.ln == nil {
