@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -59,8 +60,9 @@ type Pipeline struct {
 	silences []Silence
 
 	submitted []engine.Decision // Submit's, not yet taken by Run
-	// Owned by Run's goroutine.
+	// Owned by Run's goroutine; unstoredN is its length, for Backlog.
 	unstored     []*pendingAlert
+	unstoredN    atomic.Int64
 	storeFailing bool
 }
 
@@ -218,7 +220,7 @@ func (p *Pipeline) Submit(d engine.Decision) {
 func (p *Pipeline) Backlog() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.submitted) + len(p.unstored)
+	return len(p.submitted) + int(p.unstoredN.Load())
 }
 
 // storeSubmitted stores what was submitted, in order; false if the database refused.
@@ -226,12 +228,15 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 	p.mu.Lock()
 	subs := p.submitted
 	p.submitted = nil
+	p.unstoredN.Add(int64(len(subs))) // counted as waiting until they are stored
 	p.mu.Unlock()
 	for _, d := range subs {
 		if pa := p.prepare(d); pa != nil {
 			p.unstored = append(p.unstored, pa)
 		}
 	}
+	defer func() { p.unstoredN.Store(int64(len(p.unstored))) }()
+	p.unstoredN.Store(int64(len(p.unstored)))
 	for len(p.unstored) > 0 {
 		pa := p.unstored[0]
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
