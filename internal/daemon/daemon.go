@@ -22,6 +22,7 @@ import (
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/chat"
+	"github.com/remedy-run/remedy/internal/child"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/queue"
@@ -127,12 +128,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d.counters = monitor.NewCounters()
 	d.sup = service.NewSupervisor(d.emit, log)
 	for _, s := range cfg.Services {
-		var env []string
-		for k, v := range s.Env {
-			env = append(env, k+"="+v)
-		}
 		if err := d.sup.Add(service.NewProcess(service.ProcessConfig{Name: s.Name, Command: s.Command, Dir: s.Dir,
-			Env: env, HealthURL: s.HealthURL, Grace: s.Grace, MaxMemoryMB: s.MaxMemoryMB})); err != nil {
+			Env: s.Env, PassEnv: s.PassEnv, HealthURL: s.HealthURL, Grace: s.Grace, MaxMemoryMB: s.MaxMemoryMB})); err != nil {
 			d.data.Close()
 			return nil, err
 		}
@@ -170,6 +167,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			State:    []actions.StateResetter{d.data.Main},
 			Cleaner:  d.data,
 			Notifier: notifier{d},
+			ExecEnv:  child.Env(os.Environ(), cfg.ExecPassEnv, nil),
 		}),
 		Audit: d.data.Main, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
 	})
@@ -297,7 +295,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 
-	wopts := web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
+	listenHost, _, _ := net.SplitHostPort(d.cfg.Listen)
+	wopts := web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token, ReadToken: d.cfg.ReadToken,
+		ListenHost: listenHost, AllowedHosts: d.cfg.AllowedHosts, AllowCodes: d.cfg.Ingest.AllowCodes,
 		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
 	if d.wa != nil {
 		p := &pairer{d: d, ctx: ctx}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
-	"github.com/remedy-run/remedy/internal/alert"
-	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/web"
@@ -244,17 +242,6 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		o.Outbox = len(p)
 	}
 	return o
-}
-
-// Pipeline is the alert pipeline (silences, acks, outbox).
-func (d *Daemon) Pipeline() *alert.Pipeline { return d.pipeline }
-
-// Store is the data directory.
-func (d *Daemon) Store() *store.Data { return d.data }
-
-// History returns the recorded samples since a time, for the charts.
-func (d *Daemon) History(ctx context.Context, since time.Time) ([]engine.Sample, error) {
-	return d.data.Metrics.Samples(ctx, since, time.Now().Add(time.Minute))
 }
 
 // poolSource reports the database pools.
