@@ -156,7 +156,11 @@ func (s *Server) provenance(e EventIn) (source string, refused []string) {
 	if policies.InternalSource(source) {
 		refused = append(refused, fmt.Sprintf("source %q is one of remedy's own; name your program (e.g. \"node-bot\")", e.Source))
 	}
-	if owner := policies.CodeOwner(e.Code, e.Labels); owner != "" && !slices.Contains(s.opts.AllowCodes, e.Code) {
+	switch owner := policies.CodeOwner(e.Code, e.Labels); {
+	case owner == "" || slices.Contains(s.opts.AllowCodes, e.Code):
+	case owner == "executor" || owner == "daemon" || owner == "drill":
+		refused = append(refused, fmt.Sprintf("code %s is remedy's own report of its work (%s) and never comes from the API", e.Code, owner))
+	default:
 		refused = append(refused, fmt.Sprintf("code %s belongs to remedy's %s adapter and is not taken from the API "+
 			"(a separate program reporting its own %s: list the code under ingest.allow_codes; it then carries your source)",
 			e.Code, owner, owner))
@@ -390,4 +394,3 @@ func (s *Server) createSilence(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusCreated, sil)
 }
-

@@ -45,7 +45,7 @@ type Alerting interface {
 	Ack(ctx context.Context, id int64, by string) error // ErrNotFound
 	Silences(ctx context.Context) ([]Silence, error)
 	Silence(ctx context.Context, s Silence) (Silence, error) // ErrInvalid
-	Expire(ctx context.Context, id int64) error               // ErrNotFound
+	Expire(ctx context.Context, id int64) error              // ErrNotFound
 }
 
 // Alert is one alert notification as stored: times in Unix milliseconds.

@@ -66,10 +66,10 @@ type Options struct {
 	// AllowCodes are codes of remedy's own adapters that programs may post anyway (a
 	// separate bot reporting its own connection); they keep the poster's source.
 	AllowCodes []string
-	Metrics http.Handler
-	Live    http.HandlerFunc
-	Ready   http.HandlerFunc
-	Logger  *slog.Logger
+	Metrics    http.Handler
+	Live       http.HandlerFunc
+	Ready      http.HandlerFunc
+	Logger     *slog.Logger
 	// QR is the current WhatsApp pairing QR code ("" when not pairing); Pair starts a
 	// pairing attempt in the background. Both nil when WhatsApp is off.
 	QR          func() string

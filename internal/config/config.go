@@ -99,16 +99,16 @@ type Endpoint struct {
 
 // Service is an external process to supervise.
 type Service struct {
-	Name      string            `yaml:"name"`
-	Command   []string          `yaml:"command"`
-	Dir       string            `yaml:"dir"`
-	Env       map[string]string `yaml:"env"`
+	Name    string            `yaml:"name"`
+	Command []string          `yaml:"command"`
+	Dir     string            `yaml:"dir"`
+	Env     map[string]string `yaml:"env"`
 	// PassEnv are names of remedy's environment variables the process gets (systemd's
 	// PassEnvironment=); besides them it gets only a clean base and Env.
-	PassEnv   []string `yaml:"pass_env"`
-	HealthURL string   `yaml:"health_url"`
-	Grace     time.Duration     `yaml:"grace"`
-	Autostart *bool             `yaml:"autostart"`
+	PassEnv   []string      `yaml:"pass_env"`
+	HealthURL string        `yaml:"health_url"`
+	Grace     time.Duration `yaml:"grace"`
+	Autostart *bool         `yaml:"autostart"`
 	// MaxMemoryMB: a resident size above it fails the health check (0: no limit).
 	MaxMemoryMB int `yaml:"max_memory_mb"`
 }

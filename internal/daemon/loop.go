@@ -221,7 +221,7 @@ func (d *Daemon) Policies(ctx context.Context) ([]engine.PolicyStatus, error) {
 func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, error) {
 	p := d.set.Load().ByName(name)
 	if p == nil {
-		return engine.TryResult{}, fmt.Errorf("no policy named %q", name)
+		return engine.TryResult{}, fmt.Errorf("no policy named %q: %w", name, web.ErrNotFound)
 	}
 	return engine.Try(p, in, d.cfg.Location()), nil
 }

@@ -19,16 +19,16 @@ import (
 // ProcessConfig declares an external process to supervise, for example an existing
 // Node.js bot.
 type ProcessConfig struct {
-	Name      string
-	Command   []string // program and arguments; no shell
-	Dir       string
+	Name    string
+	Command []string // program and arguments; no shell
+	Dir     string
 	// Env is set in the process's environment (systemd's Environment=), over a clean
 	// base (child.Env): PATH, HOME, LANG, TZ, … and the names in PassEnv, copied from
 	// Environ (remedy's own environment by default) when they are set there.
-	Env     map[string]string
-	PassEnv []string
-	Environ []string
-	HealthURL string   // optional: GET must answer 2xx
+	Env       map[string]string
+	PassEnv   []string
+	Environ   []string
+	HealthURL string // optional: GET must answer 2xx
 	Grace     time.Duration
 	Lines     int // output lines kept (default 200)
 	// MaxMemoryMB makes a resident size above it a failed health check (0: no limit),
