@@ -121,6 +121,9 @@ func (r *running) do(method, path, body string, hdr ...string) (int, string) {
 		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
