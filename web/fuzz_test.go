@@ -24,7 +24,9 @@ func fuzzServer() (*fake, *Server) {
 	f := &fake{}
 	return f, NewServer(Options{Backend: f, Hub: NewHub(), ListenHost: "127.0.0.1", AllowCodes: []string{"WA_CONNECTED"},
 		Token: "operator-0123456789abcdef",
-		Drill: func(ctx context.Context, req DrillRequest) (DrillStarted, error) { return DrillStarted{Scenario: req.Scenario}, nil }})
+		Drill: func(ctx context.Context, req DrillRequest) (DrillStarted, error) {
+			return DrillStarted{Scenario: req.Scenario}, nil
+		}})
 }
 
 func fuzzPost(t *testing.T, s *Server, path string, body []byte, statuses ...int) int {

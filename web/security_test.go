@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,7 +163,7 @@ func TestProvenanceRandomized(t *testing.T) {
 		before := len(f.inputs)
 		code, _, resp := call(t, srv, "POST", "/api/v1/events", string(body), "Content-Type", "application/json")
 		owner := policies.CodeOwner(e.Code, e.Labels)
-		want := (owner == "" || contains(allowed, e.Code)) && !policies.InternalSource(e.Source)
+		want := (owner == "" || slices.Contains(allowed, e.Code)) && !policies.InternalSource(e.Source)
 		if (code == 202) != want {
 			t.Fatalf("seed %d: %s: %d %s (owner %q)", seed, body, code, resp, owner)
 		}
@@ -175,15 +176,6 @@ func TestProvenanceRandomized(t *testing.T) {
 			t.Fatalf("seed %d: refused but ingested", seed)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Issue 15, item 5: ?token= is taken only on the WebSocket upgrade; the read token reads

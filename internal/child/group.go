@@ -40,27 +40,39 @@ func running(pgid int) (int, error) {
 	}
 	n := 0
 	for _, e := range dir {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		// "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid {
-			n++
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			if g, ok := stat(pid); ok && g == pgid {
+				n++
+			}
 		}
 	}
 	return n, nil
+}
+
+// Running reports whether process pid runs: it exists and is not a zombie.
+func Running(pid int) bool {
+	_, ok := stat(pid)
+	return ok
+}
+
+// stat reads a process's group from /proc/PID/stat; ok is false when it is gone or a
+// zombie.
+func stat(pid int) (pgrp int, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false // exited meanwhile
+	}
+	// "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	g, _ := strconv.Atoi(f[2])
+	return g, true
 }
 
 // Stop ends the process group pgid as systemd stops a unit (KillMode=control-group):

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remedy-run/remedy/internal/child"
 	"github.com/remedy-run/remedy/internal/config"
 )
 
@@ -172,24 +173,13 @@ func TestSecurityRestartLeavesNoSecondBot(t *testing.T) {
 		}
 		return false
 	})
-	if outcome == "succeeded" && procRunning(first) {
+	if outcome == "succeeded" && child.Running(first) {
 		t.Fatalf("RESTART_SERVICE succeeded while the old bot %d still runs", first)
 	}
 	r.stop()
 	for _, pid := range pids() {
-		if procRunning(pid) {
+		if child.Running(pid) {
 			t.Errorf("bot %d outlived remedy", pid)
 		}
 	}
-}
-
-// procRunning reports whether pid runs (zombies do not).
-func procRunning(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z"
 }

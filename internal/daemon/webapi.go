@@ -10,6 +10,7 @@ import (
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/queue"
+	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/web"
 )
 
@@ -17,6 +18,15 @@ import (
 // pipeline objects into web's own types (struct conversions: the fields are the same,
 // the tags are web's).
 var _ web.Backend = (*Daemon)(nil)
+
+// convert turns internal rows into web's rows (never nil).
+func convert[S, T any](rows []S, f func(S) T) []T {
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		out[i] = f(r)
+	}
+	return out
+}
 
 // Events returns the newest recorded events.
 func (d *Daemon) Events(ctx context.Context, limit int) ([]engine.Event, error) {
@@ -26,31 +36,19 @@ func (d *Daemon) Events(ctx context.Context, limit int) ([]engine.Event, error) 
 // Decisions returns the newest decisions of a policy ("" for all).
 func (d *Daemon) Decisions(ctx context.Context, policy string, limit int) ([]web.DecisionRecord, error) {
 	rows, err := d.data.Main.Decisions(ctx, policy, limit)
-	out := make([]web.DecisionRecord, len(rows))
-	for i, r := range rows {
-		out[i] = web.DecisionRecord(r)
-	}
-	return out, err
+	return convert(rows, func(r store.DecisionRow) web.DecisionRecord { return web.DecisionRecord(r) }), err
 }
 
 // Actions returns the newest rows of the actions audit.
 func (d *Daemon) Actions(ctx context.Context, limit int) ([]web.ActionRecord, error) {
 	rows, err := d.data.Main.Audit(ctx, limit)
-	out := make([]web.ActionRecord, len(rows))
-	for i, r := range rows {
-		out[i] = web.ActionRecord(r)
-	}
-	return out, err
+	return convert(rows, func(r store.AuditRow) web.ActionRecord { return web.ActionRecord(r) }), err
 }
 
 // DeadLetters lists dead letters of a queue ("" for all).
 func (d *Daemon) DeadLetters(ctx context.Context, q string, pending bool) ([]web.DeadLetter, error) {
 	rows, err := queue.DeadLetters(ctx, d.data.Main, q, pending)
-	out := make([]web.DeadLetter, len(rows))
-	for i, r := range rows {
-		out[i] = web.DeadLetter(r)
-	}
-	return out, err
+	return convert(rows, func(r queue.DeadLetter) web.DeadLetter { return web.DeadLetter(r) }), err
 }
 
 // Report is the newest daily report.
@@ -65,21 +63,13 @@ func (d *Daemon) Report(ctx context.Context) (web.Report, error) {
 // Alerts returns the newest alerts.
 func (d *Daemon) Alerts(ctx context.Context, limit int) ([]web.Alert, error) {
 	rows, err := d.data.Main.Alerts(ctx, limit)
-	out := make([]web.Alert, len(rows))
-	for i, r := range rows {
-		out[i] = web.Alert(r)
-	}
-	return out, err
+	return convert(rows, func(r store.AlertRow) web.Alert { return web.Alert(r) }), err
 }
 
 // Outbox lists the alerts waiting for a channel.
 func (d *Daemon) Outbox(ctx context.Context) ([]web.OutboxEntry, error) {
 	rows, err := d.pipeline.Pending(ctx)
-	out := make([]web.OutboxEntry, len(rows))
-	for i, r := range rows {
-		out[i] = web.OutboxEntry(r)
-	}
-	return out, err
+	return convert(rows, func(r alert.OutboxEntry) web.OutboxEntry { return web.OutboxEntry(r) }), err
 }
 
 // Ack acknowledges an alert's incident.
@@ -89,12 +79,7 @@ func (d *Daemon) Ack(ctx context.Context, id int64, by string) error {
 
 // Silences lists the active silences.
 func (d *Daemon) Silences(ctx context.Context) ([]web.Silence, error) {
-	sl := d.pipeline.Silences()
-	out := make([]web.Silence, len(sl))
-	for i, s := range sl {
-		out[i] = web.Silence(s)
-	}
-	return out, nil
+	return convert(d.pipeline.Silences(), func(s alert.Silence) web.Silence { return web.Silence(s) }), nil
 }
 
 // Silence adds a silence.

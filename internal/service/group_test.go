@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,17 +43,6 @@ func bots(t *testing.T, dir string, want int) []int {
 	return pids
 }
 
-// running reports whether pid runs (a zombie waiting to be reaped does not).
-func running(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
-}
-
 // A restart returns only when every process of the old run is gone (SIGKILL to the
 // group at the grace period), so two bots never run at once; a stop likewise.
 func TestRestartWaitsForTheWholeProcessGroup(t *testing.T) {
@@ -67,17 +57,17 @@ func TestRestartWaitsForTheWholeProcessGroup(t *testing.T) {
 	if err := s.Restart(context.Background(), "bot", 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if running(first) {
+	if child.Running(first) {
 		t.Fatalf("the old bot %d outlived the restart: two bots run at once", first)
 	}
 	second := bots(t, dir, 2)[1]
-	if !running(second) {
+	if !child.Running(second) {
 		t.Fatal("the new bot does not run")
 	}
 	if err := s.StopAll(context.Background(), 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if running(second) {
+	if child.Running(second) {
 		t.Fatalf("bot %d outlived the stop", second)
 	}
 }
@@ -97,18 +87,18 @@ func TestLeftoversOfACrashedRunAreEndedBeforeARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "SERVICE_DOWN", func() bool { return strings.Contains(strings.Join(ev.list(), " "), "SERVICE_DOWN") })
-	if err := s.Start(context.Background(), "bot"); running(first) && (err == nil || !strings.Contains(err.Error(), "already running")) {
+	if err := s.Start(context.Background(), "bot"); child.Running(first) && (err == nil || !strings.Contains(err.Error(), "already running")) {
 		t.Fatalf("a second run started beside the leftover bot: %v", err)
 	}
 	if err := s.Restart(context.Background(), "bot", time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if running(first) {
+	if child.Running(first) {
 		t.Fatal("the leftover bot survived")
 	}
 	alive := 0
 	for _, pid := range bots(t, dir, 2) {
-		if running(pid) {
+		if child.Running(pid) {
 			alive++
 		}
 	}
@@ -152,17 +142,8 @@ func TestChildEnvironmentIsClean(t *testing.T) {
 		t.Errorf("environment %v", env)
 	}
 	for k := range env {
-		if !contains(child.BaseNames, k) && !strings.HasPrefix(k, "LC_") && k != "NODE_ENV" && k != "EXTRA" && k != "BOT_DIR" && k != "PWD" && k != "SHLVL" && k != "_" {
+		if !slices.Contains(child.BaseNames, k) && !strings.HasPrefix(k, "LC_") && k != "NODE_ENV" && k != "EXTRA" && k != "BOT_DIR" && k != "PWD" && k != "SHLVL" && k != "_" {
 			t.Errorf("unexpected variable %s", k)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
