@@ -174,6 +174,16 @@ func CodeOwner(code string, labels map[string]string) string {
 	return ""
 }
 
+// SourceOf is the source of an event written without one — in a policy test file, a
+// recording written by hand, a dry run from the dashboard: the adapter that owns its
+// code (so the default policies see it as remedy's own), else source as given.
+func SourceOf(code, source string, labels map[string]string) string {
+	if source != "" {
+		return source
+	}
+	return CodeOwner(code, labels)
+}
+
 // InternalSource reports whether name is the source of one of remedy's adapters (or
 // "remedy"), which a posted event may not claim.
 func InternalSource(name string) bool {

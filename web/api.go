@@ -305,9 +305,7 @@ func (s *Server) tryPolicy(w http.ResponseWriter, r *http.Request) {
 		}
 		// A dry run changes nothing, so any code may be tried; without a source it is
 		// tried as coming from its owner, as the running policies would see it.
-		if ev.Source == "" {
-			ev.Source = cmp.Or(policies.CodeOwner(ev.Code, ev.Labels), "api")
-		}
+		ev.Source = cmp.Or(policies.SourceOf(ev.Code, ev.Source, ev.Labels), "api")
 		in = ev
 	case body.Sample != nil && body.Event == nil:
 		in = engine.Sample{Time: time.Now(), Values: body.Sample.Values}
