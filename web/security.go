@@ -69,12 +69,31 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request) bool {
 	if ct == "" && r.ContentLength == 0 {
 		return true // no body at all (POST /reload from curl)
 	}
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type",
-			"requests that change state take a JSON body: send Content-Type: application/json")
-		return false
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err == nil && mt == "application/json":
+		return true
+	case err == nil && mt == "application/x-www-form-urlencoded" && !fromBrowser(r):
+		// `curl -d '{…}'` without -H: the README's example said so until this rule came.
+		// The body is still read as JSON; only a program that is no browser gets here.
+		return true
 	}
-	return true
+	writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"requests that change state take a JSON body: send Content-Type: application/json")
+	return false
+}
+
+// fromBrowser reports whether a request carries what every current browser adds to a
+// POST (Origin; Fetch Metadata) or a navigation (Referer). A browser page can send a
+// CORS-safelisted content type without a preflight, so only a request with none of
+// these may use one.
+func fromBrowser(r *http.Request) bool {
+	for _, h := range []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
+		if r.Header.Get(h) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // access is what a request's credentials allow.

