@@ -19,7 +19,9 @@ type Backend interface {
 	Overview(ctx context.Context) Overview
 	Policies(ctx context.Context) ([]engine.PolicyStatus, error)
 	TryPolicy(name string, in engine.Input) (engine.TryResult, error)
-	Ingest(in engine.Input)
+	// Ingest commits inputs from the API to disk and queues them for the engine; it
+	// returns once they are committed, ErrOverloaded or ErrNotStored otherwise.
+	Ingest(ctx context.Context, ins []engine.Input) error
 	Reload(ctx context.Context) ReloadStatus
 	History(ctx context.Context, since time.Time) ([]engine.Sample, error)
 	Records

@@ -43,6 +43,10 @@ func status(err error) (code int, name, msg string, internal bool) {
 		return http.StatusUnprocessableEntity, "invalid", err.Error(), false
 	case errors.Is(err, ErrDrillUnavailable):
 		return http.StatusConflict, "drill_unavailable", err.Error(), false
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusTooManyRequests, "overloaded", "too many inputs waiting; nothing was accepted, post them again later", false
+	case errors.Is(err, ErrNotStored):
+		return http.StatusServiceUnavailable, "not_stored", "the store could not commit the inputs in time; nothing was accepted, post them again later", false
 	case errors.Is(err, ErrBusy), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "busy", "the engine did not answer in time; try again", false
 	default:

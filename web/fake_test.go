@@ -38,7 +38,12 @@ func (f *fake) TryPolicy(name string, in engine.Input) (engine.TryResult, error)
 	}
 	return engine.TryResult{Matched: true}, nil
 }
-func (f *fake) Ingest(in engine.Input) { f.mu.Lock(); f.inputs = append(f.inputs, in); f.mu.Unlock() }
+func (f *fake) Ingest(ctx context.Context, ins []engine.Input) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inputs = append(f.inputs, ins...)
+	return nil
+}
 func (f *fake) Reload(ctx context.Context) ReloadStatus {
 	f.mu.Lock()
 	f.reloads++

@@ -36,6 +36,11 @@ type Overview struct {
 	Clients     int                `json:"dashboard_clients"`
 	DryRun      bool               `json:"dry_run"`
 	InputsQueue int                `json:"inputs_queued"`
+	// StoreBacklog counts the rows remedy's writers hold that are not on disk yet
+	// (journal, audit, samples, alerts); above 0 after a failed write.
+	StoreBacklog int `json:"store_backlog"`
+	// Disk is "ok", or the problem: "full: …", "reserve missing: …".
+	Disk string `json:"disk"`
 }
 
 // ReloadStatus is the result of the last policy load.

@@ -60,7 +60,7 @@ type Config struct {
 
 // Ingest rules the events posted to the API.
 type Ingest struct {
-	// AllowCodes are codes of remedy's own adapters (WA_*, DB_*, SERVICE_*, QUEUE_* of
+	// AllowCodes are codes of remedy's own adapters (WA_*, DB_*, STORE_*, SERVICE_*, QUEUE_* of
 	// remedy's queues, HEALTH_CHECK_*, ALERT_*) that programs may post anyway, e.g. a
 	// separate bot reporting its own WhatsApp connection. They keep the poster's source.
 	AllowCodes []string `yaml:"allow_codes"`
