@@ -88,10 +88,11 @@ type Options struct {
 
 // Server is the HTTP handler.
 type Server struct {
-	opts     Options
-	mux      *http.ServeMux
-	upgrader websocket.Upgrader
-	cop      *http.CrossOriginProtection
+	opts        Options
+	ingestSlots chan struct{} // limitIngest's
+	mux         *http.ServeMux
+	upgrader    websocket.Upgrader
+	cop         *http.CrossOriginProtection
 }
 
 // NewServer builds the routes.
@@ -102,7 +103,8 @@ func NewServer(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), cop: http.NewCrossOriginProtection()}
+	s := &Server{opts: opts, mux: http.NewServeMux(), ingestSlots: make(chan struct{}, maxIngestInFlight),
+		cop: http.NewCrossOriginProtection()}
 	// gorilla's default origin check: the Origin must be this host (same-origin).
 	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096}
 	static, _ := fs.Sub(staticFS, "static")
