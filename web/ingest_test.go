@@ -12,7 +12,8 @@ import (
 	"github.com/remedy-run/remedy/engine"
 )
 
-// ingestBackend answers Ingest with err and records what it was given.
+// ingestBackend answers Ingest with err and records what it was given; the rest of the
+// Backend is the in-memory fake's.
 type ingestBackend struct {
 	fake
 	err error
@@ -25,14 +26,6 @@ func (b *ingestBackend) Ingest(_ context.Context, ins []engine.Input) error {
 	}
 	b.got = append(b.got, ins...)
 	return nil
-}
-
-// localPost is a POST as a program on this machine sends it (Host 127.0.0.1, JSON).
-func localPost(path, body string) *http.Request {
-	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
-	r.Host = "127.0.0.1:8080"
-	r.Header.Set("Content-Type", "application/json")
-	return r
 }
 
 // The ingest contract: 202 only when the backend committed; 429 for a full queue and 503
@@ -58,7 +51,7 @@ func TestIngestAnswersAfterCommit(t *testing.T) {
 				{"/api/v1/samples", `{"values":{"x":1,"y":2}}`},
 			} {
 				w := httptest.NewRecorder()
-				s.ServeHTTP(w, localPost(req.path, req.body))
+				s.ServeHTTP(w, jsonPost(req.path, req.body))
 				if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
 					t.Fatalf("%s: %d %s", req.path, w.Code, w.Body)
 				}
@@ -95,7 +88,7 @@ func TestIngestInFlightBound(t *testing.T) {
 	for range maxIngestInFlight {
 		wg.Go(func() {
 			w := httptest.NewRecorder()
-			s.ServeHTTP(w, localPost("/api/v1/events", `{"code":"A"}`))
+			s.ServeHTTP(w, jsonPost("/api/v1/events", `{"code":"A"}`))
 			if w.Code != 202 {
 				t.Errorf("within the bound: %d", w.Code)
 			}
@@ -105,10 +98,18 @@ func TestIngestInFlightBound(t *testing.T) {
 		<-b.entered
 	}
 	w := httptest.NewRecorder()
-	s.ServeHTTP(w, localPost("/api/v1/samples", `{"values":{"x":1}}`))
+	s.ServeHTTP(w, jsonPost("/api/v1/samples", `{"values":{"x":1}}`))
 	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("past the bound: %d %s", w.Code, w.Body)
 	}
 	close(b.release)
 	wg.Wait()
+}
+
+// jsonPost is a POST with a JSON body to a loopback Host, as the API's guard wants.
+func jsonPost(path, body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Host = "127.0.0.1"
+	r.Header.Set("Content-Type", "application/json")
+	return r
 }

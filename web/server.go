@@ -103,8 +103,7 @@ func NewServer(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), ingestSlots: make(chan struct{}, maxIngestInFlight),
-		cop: http.NewCrossOriginProtection()}
+	s := &Server{opts: opts, mux: http.NewServeMux(), ingestSlots: make(chan struct{}, maxIngestInFlight), cop: http.NewCrossOriginProtection()}
 	// gorilla's default origin check: the Origin must be this host (same-origin).
 	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096}
 	static, _ := fs.Sub(staticFS, "static")
