@@ -185,6 +185,10 @@ func (s *Server) DropAll() {
 // the outage.
 func (s *Server) Down() { s.down.Store(true); s.DropAll() }
 
+// RefuseNew refuses new connections (on) while keeping the open ones, as a network
+// blip that starts just as the client is about to reconnect does.
+func (s *Server) RefuseNew(on bool) { s.down.Store(on) }
+
 // Up ends an outage.
 func (s *Server) Up() { s.down.Store(false) }
 
