@@ -24,8 +24,8 @@ import (
 // rig is remedy's WhatsApp side in a synctest bubble: the fake server over in-memory
 // connections, the real whatsmeow client under the supervisor (default bound, watchdog,
 // probe and login budget), the real engine with the embedded default policies and the
-// real executor. whatsmeow's own timers (keepalive 20-30 s, 10 s deadline) are not
-// shortened: the bubble's clock makes hours take a moment.
+// real executor, all on the bubble's clock, so hours of faults take a moment.
+// whatsmeow's keepalive runs with the timings TestMain sets for the package.
 type rig struct {
 	t      *testing.T
 	s      *wafake.Server
@@ -39,6 +39,32 @@ type rig struct {
 	mu       sync.Mutex
 	e        *engine.Engine
 	timeline []engine.Decision
+	events   []engine.Event // everything pushed to the engine
+}
+
+// seen returns the events with the code.
+func (r *rig) seen(code string) []engine.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []engine.Event
+	for _, ev := range r.events {
+		if ev.Code == code {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// waitUp waits (on the bubble's clock) until connected, up to limit, and says how long.
+func (r *rig) waitUp(limit time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	for !r.connected() {
+		if time.Since(start) > limit {
+			return time.Since(start), false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return time.Since(start), true
 }
 
 func newRig(t *testing.T, paired bool, seed uint64) *rig {
@@ -71,6 +97,9 @@ func newRig(t *testing.T, paired bool, seed uint64) *rig {
 }
 
 func (r *rig) push(ev engine.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
 	select {
 	case r.inputs <- ev:
 	default:

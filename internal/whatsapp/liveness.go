@@ -184,7 +184,9 @@ func (c *Conn) login(ctx context.Context) (err error) {
 // Bound, WA_STALE says so and the policies take over.
 func (c *Conn) restart() {
 	c.mu.Lock()
-	pair := c.afterPair
+	// whatsmeow dispatches events on goroutines: the 515 may be handled before PairSuccess.
+	pair := c.afterPair || c.state == Pairing
+	c.afterPair = pair
 	c.setLocked(Disconnected)
 	c.attempting++ // counted from now, so the watchdog does not report the gap
 	c.mu.Unlock()
