@@ -35,6 +35,7 @@ const maxReminder = 10 * time.Minute
 func (c *Conn) Run(ctx context.Context) {
 	wd := time.NewTicker(c.opts.Watchdog)
 	defer wd.Stop()
+	ticks := 0
 	pr := time.NewTicker(c.opts.Probe)
 	defer pr.Stop()
 	for {
@@ -42,7 +43,11 @@ func (c *Conn) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-wd.C:
-			c.watch(time.Now())
+			// whatsmeow's IsConnected reads the socket without the lock its close holds (a
+			// -race report when the two meet), so a session believed up is verified only
+			// every tenth check; everything else is remedy's own state.
+			ticks++
+			c.watch(time.Now(), ticks%10 == 0)
 		case <-pr.C:
 			if c.State() != Disconnected {
 				continue
@@ -60,7 +65,7 @@ func (c *Conn) Run(ctx context.Context) {
 }
 
 // watch is one liveness check.
-func (c *Conn) watch(now time.Time) {
+func (c *Conn) watch(now time.Time, verify bool) {
 	c.mu.Lock()
 	st := c.state
 	if c.cli.Store.ID == nil || st.terminal() || st == Unpaired || st == Pairing || st == Refused ||
@@ -73,7 +78,7 @@ func (c *Conn) watch(now time.Time) {
 	if st == Connected {
 		c.budget.lasted(c.connectedAt, now)
 		c.mu.Unlock()
-		if !c.cli.IsConnected() || !c.cli.IsLoggedIn() {
+		if verify && (!c.cli.IsConnected() || !c.cli.IsLoggedIn()) {
 			c.mu.Lock()
 			if c.state == Connected {
 				c.setLocked(Disconnected)

@@ -83,7 +83,11 @@ async function startPairing() {
 
 async function refreshOverview() {
   const o = await api("/api/v1/status");
-  badge("#wa", "WhatsApp " + o.whatsapp, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
+  const smp = o.sample || {};
+  // The login budget (6 a minute, 30 an hour): how much of it the last sample used.
+  const budget = smp.wa_logins_last_min === undefined ? "" : " · logins " + smp.wa_logins_last_min + "/min, " + smp.wa_logins_last_hour + "/h" +
+    (smp.wa_login_wait_seconds > 0 ? ", next in " + Math.ceil(smp.wa_login_wait_seconds) + " s" : "");
+  badge("#wa", "WhatsApp " + o.whatsapp + budget, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
   renderPairing(o.whatsapp);
   badge("#db", "database " + o.database, o.database === "ok" ? "ok" : "bad");
   badge("#firing", o.firing + " firing", o.firing ? "bad" : "ok");
@@ -104,6 +108,7 @@ function instanceText(i) {
   if (i.key) t = i.key + ": " + t;
   if (i.state === "pending" && i.pending_until) t += " (fires " + until(i.pending_until) + ")";
   if (i.exhausted) t += " — every step failed";
+  if (i.rearmed) t += " — re-armed " + i.rearmed + "×";
   else if (i.escalated) t += " — escalated";
   if (i.breaker_until) t += " — breaker open " + until(i.breaker_until);
   return t;
