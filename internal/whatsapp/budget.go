@@ -1,8 +1,10 @@
 package whatsapp
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -44,6 +46,41 @@ type budget struct {
 	cfg    LoginBudget
 	logins []time.Time // the last hour's logins, oldest first
 	streak int
+	// path keeps the budget across restarts (a remedy restarted in a loop by systemd
+	// must not log in at every start); "" keeps it in memory only.
+	path string
+	err  error // the last save's error, if any
+}
+
+// budgetFile is the budget as saved next to the device store.
+type budgetFile struct {
+	Logins []time.Time `json:"logins"`
+	Streak int         `json:"short_streak"`
+}
+
+// load reads a saved budget; a missing or unreadable file starts empty.
+func (b *budget) load(path string) {
+	b.path = path
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var f budgetFile
+	if json.Unmarshal(data, &f) == nil {
+		b.logins, b.streak = f.Logins, f.Streak
+	}
+}
+
+// save writes the budget atomically (write, then rename).
+func (b *budget) save() {
+	if b.path == "" {
+		return
+	}
+	data, _ := json.Marshal(budgetFile{Logins: b.logins, Streak: b.streak})
+	tmp := b.path + ".tmp"
+	if b.err = os.WriteFile(tmp, data, 0o600); b.err == nil {
+		b.err = os.Rename(tmp, b.path)
+	}
 }
 
 func newBudget(cfg LoginBudget) *budget {
@@ -114,7 +151,11 @@ func (b *budget) next(now time.Time) time.Time {
 	return t
 }
 
-func (b *budget) spend(now time.Time) { b.logins = append(b.logins, now) }
+func (b *budget) spend(now time.Time) {
+	b.prune(now)
+	b.logins = append(b.logins, now)
+	b.save()
+}
 
 // refund takes back the login spent at t: the dial or the handshake failed, so no login
 // reached the server.
@@ -122,6 +163,7 @@ func (b *budget) refund(t time.Time) {
 	for i := len(b.logins) - 1; i >= 0; i-- {
 		if b.logins[i].Equal(t) {
 			b.logins = append(b.logins[:i], b.logins[i+1:]...)
+			b.save()
 			return
 		}
 	}
@@ -134,12 +176,14 @@ func (b *budget) sessionEnded(login, now time.Time) {
 	} else {
 		b.streak = 0
 	}
+	b.save()
 }
 
 // lasted resets the streak once a session has lasted ShortSession.
 func (b *budget) lasted(login, now time.Time) {
-	if now.Sub(login) >= b.cfg.ShortSession {
+	if now.Sub(login) >= b.cfg.ShortSession && b.streak != 0 {
 		b.streak = 0
+		b.save()
 	}
 }
 

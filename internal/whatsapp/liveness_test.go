@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -219,5 +220,23 @@ func TestLoginBudget(t *testing.T) {
 	}
 	if err := b.refusal(at, at.Add(time.Minute)); !errors.Is(err, ErrLoginBudget) {
 		t.Fatal(err)
+	}
+}
+
+// The budget outlives a restart: a remedy that systemd restarts in a loop must not log
+// in at every start.
+func TestLoginBudgetSurvivesARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "whatsapp.db.logins")
+	t0 := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
+	b := newBudget(LoginBudget{})
+	b.load(path)
+	for i := range 6 {
+		b.spend(t0.Add(time.Duration(i) * time.Second))
+	}
+	b.sessionEnded(t0, t0.Add(time.Second))
+	again := newBudget(LoginBudget{})
+	again.load(path)
+	if n := again.next(t0.Add(10 * time.Second)); !n.Equal(t0.Add(time.Minute)) || again.streak != 1 || b.err != nil {
+		t.Fatalf("after a restart: next login %v, streak %d, save error %v", n, again.streak, b.err)
 	}
 }
