@@ -154,6 +154,14 @@ func (r *rig) connected() bool {
 	return r.c.State() == Connected && r.c.cli.IsLoggedIn()
 }
 
+// upSince reports whether a session that began at or after t is up, and when it began.
+func (r *rig) upSince(t time.Time) (time.Time, bool) {
+	r.c.mu.Lock()
+	at, st := r.c.connectedAt, r.c.state
+	r.c.mu.Unlock()
+	return at, st == Connected && !at.Before(t) && r.c.cli.IsLoggedIn()
+}
+
 // stopped reports a deliberate stop: a terminal state, or a used-up ladder, with a
 // critical alert that goes to a channel other than WhatsApp.
 func (r *rig) stopped() bool {
@@ -274,39 +282,52 @@ func sequence(t *testing.T, seed uint64, st *faultStats) {
 	}()
 	bound := r.c.opts.Bound
 	settle := bound + 3*time.Second
-	var ended time.Time
-	// awaitUp checks the invariant every bound until connected (or stopped), for up to
-	// 12 hours, and records how long it took.
+	var began, ended time.Time // the fault's start and end
+	// awaitUp waits until a session that began after the fault is up (or remedy stopped
+	// deliberately), for up to 12 hours, and records how long after the fault's end it
+	// came; from settle after the end, and every bound after that, it checks the
+	// invariant. synctest.Wait lets the fault's effects land before anything is read.
 	awaitUp := func(what string) bool {
-		time.Sleep(settle)
+		synctest.Wait()
+		check := ended.Add(settle)
 		for {
-			st.checks++
-			switch {
-			case r.connected():
-				st.recover = append(st.recover, time.Since(ended))
-				if d := time.Since(ended); d > 5*time.Minute {
+			if at, ok := r.upSince(began); ok {
+				d := max(at.Sub(ended), 0)
+				st.recover = append(st.recover, d)
+				if d > 5*time.Minute {
 					st.slow = append(st.slow, fmt.Sprintf("seed %d %s %v", seed, what, d.Round(time.Second)))
 				}
 				return true
-			case r.stopped():
-				return false
-			case !r.scheduled():
-				fail("%s: %v after the fault ended, state %s: not connected, not stopped, nothing scheduled", what, time.Since(ended).Round(time.Second), r.c.State())
-				return false
-			case time.Since(ended) > 12*time.Hour:
-				fail("%s: not connected 12 h after the fault ended", what)
-				return false
 			}
-			time.Sleep(bound)
+			if !time.Now().Before(check) {
+				st.checks++
+				switch {
+				case r.stopped():
+					return false
+				case !r.scheduled():
+					fail("%s: %v after the fault ended, state %s: not connected, not stopped, nothing scheduled", what, time.Since(ended).Round(time.Second), r.c.State())
+					return false
+				case time.Since(ended) > 12*time.Hour:
+					fail("%s: not connected 12 h after the fault ended", what)
+					return false
+				}
+				check = check.Add(bound)
+			}
+			step := 100 * time.Millisecond
+			if time.Since(ended) > time.Minute {
+				step = time.Second
+			}
+			time.Sleep(step)
 		}
 	}
 	if paired {
-		ended = time.Now()
+		began, ended = time.Now(), time.Now()
 		r.c.Start(context.Background())
 		if !awaitUp("start") {
 			return
 		}
 	} else {
+		began = time.Now()
 		// Pairing; half of the time the restart after it (515) meets a network blip.
 		blip := rng.IntN(2) == 0
 		p := startPair(r.c, context.Background(), "")
@@ -339,6 +360,7 @@ func sequence(t *testing.T, seed uint64, st *faultStats) {
 		st.faults++
 		st.byFault[f]++
 		hold := time.Duration(rng.IntN(300)) * time.Second
+		began = time.Now()
 		switch f {
 		case "drop":
 			r.s.DropAll()
