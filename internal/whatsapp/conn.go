@@ -339,14 +339,25 @@ func (c *Conn) settle(err error) {
 	}
 }
 
-// Start connects if the device is paired. A failure to connect is reported as
-// WA_DISCONNECTED so that the reconnect policy takes over.
+// Start connects if the device is paired. A failure to connect, or a login the budget
+// does not allow yet (reason login_budget), is reported as WA_DISCONNECTED so that the
+// reconnect policy takes over.
 func (c *Conn) Start(ctx context.Context) error {
 	if c.cli.Store.ID == nil {
 		return nil // unpaired: the dashboard and `remedy pair` show how to pair
 	}
 	c.mu.Lock()
 	spent := time.Now()
+	if next := c.budget.next(spent); next.After(spent) {
+		// Restarted soon after many logins (a crash loop): no login now; the policies
+		// retry, and the budget paces them.
+		err := c.budget.refusal(spent, next)
+		c.setLocked(Disconnected)
+		c.lastProgress = spent
+		c.mu.Unlock()
+		c.emit("WA_DISCONNECTED", map[string]string{"reason": "login_budget"}, err.Error(), 0)
+		return nil
+	}
 	c.budget.spend(spent)
 	c.setLocked(Connecting)
 	c.lastProgress = spent

@@ -240,3 +240,28 @@ func TestLoginBudgetSurvivesARestart(t *testing.T) {
 		t.Fatalf("after a restart: next login %v, streak %d, save error %v", n, again.streak, b.err)
 	}
 }
+
+// A start right after the budget was spent (remedy restarted in a loop) does not log in:
+// it reports WA_DISCONNECTED{login_budget}, and the policies' reconnect waits for the
+// budget.
+func TestStartRespectsASpentBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, true, 1)
+		defer r.close()
+		now := time.Now()
+		r.c.mu.Lock()
+		for i := range 6 {
+			r.c.budget.spend(now.Add(-time.Duration(50-i) * time.Second))
+		}
+		r.c.mu.Unlock()
+		r.c.Start(context.Background())
+		synctest.Wait()
+		if d := r.seen("WA_DISCONNECTED"); r.s.Logins() != 0 || len(d) != 1 || d[0].Labels["reason"] != "login_budget" {
+			t.Fatalf("logins %d, events %v", r.s.Logins(), d)
+		}
+		took, ok := r.waitUp(5 * time.Minute)
+		if !ok || took < 9*time.Second {
+			t.Fatalf("connected %v after %v: the budget allowed the next login 10 s after the start", ok, took)
+		}
+	})
+}
