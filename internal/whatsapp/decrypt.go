@@ -9,7 +9,9 @@ import (
 // and in which chat — never its content, which nobody could read anyway. whatsmeow has
 // already asked the sender to resend (a retry receipt, up to 4 per message, and once a
 // request to the account's phone); a resend that decrypts arrives as a normal message,
-// one that does not is reported again.
+// one that does not is reported again. whatsmeow emits nothing when a retry receipt
+// cannot be sent or when it stops after the fourth (it only logs), so these events and
+// the counter are the whole record of lost messages.
 func (c *Conn) undecryptable(e *events.UndecryptableMessage) {
 	kind := "bad_ciphertext"
 	if e.IsUnavailable {
