@@ -53,7 +53,8 @@ function drawCharts() {
 function renderCards(sample) {
   const cards = $("#cards"); cards.replaceChildren();
   const show = [["cpu_percent", "CPU", "%"], ["mem_percent", "memory", "%"], ["disk_free_percent", "disk free", "%"],
-    ["process_rss_mb", "remedy memory", " MB"], ["msgs_received_per_min", "messages/min", ""], ["error_rate", "error rate", ""]];
+    ["process_rss_mb", "remedy memory", " MB"], ["msgs_received_per_min", "messages/min", ""], ["error_rate", "error rate", ""],
+    ["msgs_undecryptable_per_min", "undecryptable/min", ""]];
   for (const [k, label, unit] of show) {
     const v = sample[k]; const m = el("div", "metric"); m.dataset.metric = k;
     m.append(el("b", "", v === undefined ? "–" : (Math.round(v * 100) / 100) + unit), el("span", "", label)); cards.append(m);
