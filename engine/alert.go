@@ -1,10 +1,6 @@
 package engine
 
 import (
-	"time"
-
-	"golang.org/x/time/rate"
-
 	"github.com/remedy-run/remedy/policies"
 )
 
@@ -14,26 +10,30 @@ import (
 // Two kinds always go out, though they still take a token: resolved (a held-back
 // "resolved" leaves a human believing the incident is open) and a notification more
 // severe than the last one delivered (a rate limit must never hide a worse problem).
+// Neither is a firing held back when the last word delivered was "resolved": what an
+// operator read last must be true. What the bucket holds back is told when it refills
+// (see advance).
 func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, why string) {
 	p := ps.p
 	rl := p.Alert.RateLimit
 	if inst.limiter == nil && rl.Count > 0 && rl.Per > 0 {
-		inst.limiter = rate.NewLimiter(rate.Every(rl.Per/time.Duration(rl.Count)), rl.Count)
+		inst.limiter = newBucket(rl.Count, rl.Per)
 	}
 	if repeat {
 		// The repeat timer restarts whether or not this one is held back.
 		inst.lastNotified = e.now
-		e.touch()
+		e.touch(ps, inst)
 	}
 	// "Worse" is measured against the last notification while it is recent, that is
 	// until the bucket has refilled; a flapping target that re-escalates each time is
 	// not worse than what it reported a minute ago.
 	recent := inst.notifiedSeverity
-	if inst.limiter != nil && inst.limiter.TokensAt(e.now) >= float64(inst.limiter.Burst()) {
+	if inst.limiter != nil && inst.limiter.full(e.now) {
 		recent = ""
 	}
 	worse := inst.severity.Rank() > recent.Rank()
-	if inst.limiter != nil && !inst.limiter.AllowN(e.now, 1) && s != Resolved && !worse {
+	contradicts := s != Resolved && inst.lastWord == Resolved && !p.IsInstant()
+	if inst.limiter != nil && !inst.limiter.take(e.now) && s != Resolved && !worse && !contradicts {
 		inst.suppressed++
 		e.stats.Suppressed++
 		return
@@ -51,11 +51,12 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 	}
 	inst.suppressed = 0
 	inst.lastNotified = e.now
+	inst.lastWord = s
 	if s == Firing || s == Escalated {
-		inst.notifiedFiring = true
+		inst.notifiedFiring = !p.IsInstant()
 		inst.notifiedSeverity = inst.severity
 	}
-	e.touch()
+	e.touch(ps, inst)
 	e.out = append(e.out, d)
 }
 
@@ -74,4 +75,12 @@ func (e *Engine) templateData(ps *policyState, inst *instance) policies.Template
 		data.Value = t.Value
 	}
 	return data
+}
+
+// lastFiringState is what a firing instance's notification is about.
+func (inst *instance) lastFiringState() State {
+	if inst.escalated {
+		return Escalated
+	}
+	return Firing
 }

@@ -33,6 +33,7 @@ const (
 	Exhausted     State = "exhausted"      // every step of the ladder used up
 	BreakerOpen   State = "breaker_open"   // automatic recovery paused
 	BreakerClosed State = "breaker_closed" // automatic recovery allowed again
+	InstanceLimit State = "instance_limit" // max_instances reached; new group_by values share one instance
 )
 
 // Decision is what the engine decided, with why.

@@ -60,6 +60,7 @@ var Codes = []CodeInfo{
 	{"ACTION_TIMEOUT", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt ran out of time"},
 	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
 	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},
+	{"INSTANCE_LIMIT_REACHED", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
 	{"DRILL_STARTED", "drill", "scenario", "a fire drill injected its fault (`remedy drill`)"},
 	{"DRILL_PROBE_OK", "drill", "scenario", "the database drill's writes went through once the lock was released; value is the seconds they waited"},

@@ -10,7 +10,7 @@ import (
 
 // Each bad file with every message it must produce, exactly and in order.
 var badFiles = map[string][]string{
-	"unknown_key":         {`4:5: policy "cpu": unknown key "severty" (known: actions, alert, annotations, breaker, description, enabled, escalate, for, group_by, keep_firing_for, labels, mode, name, on, resolve_on, retry_on, severity, stable_for, when)`},
+	"unknown_key":         {`4:5: policy "cpu": unknown key "severty" (known: actions, alert, annotations, breaker, description, enabled, escalate, for, group_by, keep_firing_for, labels, max_instances, mode, name, on, resolve_on, retry_on, severity, stable_for, when)`},
 	"missing_name":        {`2:5: policy without a name`},
 	"bad_name":            {`2:11: policy "High CPU": name "High CPU": use lower case letters, digits, '.', '_' and '-', starting with a letter or digit`},
 	"duplicate_name":      {`4:5: policy "cpu": duplicate name (first defined at testdata/duplicate_name.bad.yaml:2:5)`},

@@ -118,7 +118,8 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 				}
 			}
 		},
-		"severity": func(k, v *yaml.Node) { p.Severity, _ = d.severity(v, "severity") },
+		"max_instances": func(k, v *yaml.Node) { p.MaxInstances, _ = d.integer(v, "max_instances", 1) },
+		"severity":      func(k, v *yaml.Node) { p.Severity, _ = d.severity(v, "severity") },
 		"resolve_on": func(k, v *yaml.Node) {
 			var items []*yaml.Node
 			p.ResolveOn, items, _ = d.list(v, "resolve_on")
@@ -172,6 +173,9 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 	d.checkShape(p, n)
 	if errCount(*d.diags) > before {
 		return nil
+	}
+	if p.MaxInstances == 0 && len(p.GroupBy) > 0 {
+		p.MaxInstances = DefaultMaxInstances
 	}
 	p.Hash = hashPolicy(p)
 	return p

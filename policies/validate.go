@@ -64,8 +64,9 @@ func hashPolicy(p *Policy) string {
 		Labels                          map[string]string
 		Mode                            Mode
 		Enabled                         bool
+		MaxInstances                    int
 	}{p.On, p.GroupBy, p.ResolveOn, p.RetryOn, p.When, int64(p.For), int64(p.KeepFiringFor), int64(p.StableFor),
-		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Alert, p.Labels, p.Mode, p.Enabled}
+		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Alert, p.Labels, p.Mode, p.Enabled, p.MaxInstances}
 	b, _ := json.Marshal(def)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
