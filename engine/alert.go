@@ -40,7 +40,7 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 	}
 	d := e.decision(ps, inst, KindAlert, why)
 	d.State = s
-	d.Alert = &AlertNote{Channels: p.Alert.Channels, Suppressed: inst.suppressed, Repeat: repeat}
+	d.Alert = &AlertNote{Channels: p.Alert.Channels, Suppressed: inst.suppressed, Repeat: repeat, Instant: p.IsInstant()}
 	d.Alert.Annotations = p.RenderAnnotations(e.templateData(ps, inst))
 	d.Alert.Summary = d.Alert.Annotations["summary"]
 	if d.Alert.Summary == "" {

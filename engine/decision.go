@@ -74,6 +74,8 @@ type AlertNote struct {
 	// since the last one delivered.
 	Suppressed int
 	Repeat     bool
+	// Instant marks an instant policy's notification: an occurrence, never resolved.
+	Instant bool
 }
 
 // Reason explains a decision: the rule, the input and the values it saw.

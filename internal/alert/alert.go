@@ -31,7 +31,13 @@ type Alert struct {
 	Suppressed  int               `json:"suppressed,omitempty"`
 	Repeat      bool              `json:"repeat,omitempty"`
 	Reason      string            `json:"reason,omitempty"`
-	Channels    []string          `json:"-"`
+	// Instant marks an instant policy's alert: an occurrence that is never resolved.
+	Instant bool `json:"instant,omitempty"`
+	// Ends are the severities (label sets) this delivery ends on its channel: on a
+	// resolution every one posted for the incident, on an escalation the ones posted
+	// before it. Alertmanager keys alerts by labels, so each needs its own end.
+	Ends     []policies.Severity `json:"ends,omitempty"`
+	Channels []string            `json:"-"`
 }
 
 // Fingerprint identifies an incident: the policy and its instance labels.
@@ -55,7 +61,7 @@ func FromDecision(d engine.Decision) Alert {
 		Labels: d.Labels, Reason: d.Reason.Text, Fingerprint: Fingerprint(d.Policy, d.Labels)}
 	if d.Alert != nil {
 		a.Summary, a.Annotations, a.Suppressed, a.Repeat = d.Alert.Summary, d.Alert.Annotations, d.Alert.Suppressed, d.Alert.Repeat
-		a.Channels = d.Alert.Channels
+		a.Channels, a.Instant = d.Alert.Channels, d.Alert.Instant
 	}
 	return a
 }

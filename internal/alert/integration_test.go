@@ -11,6 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,4 +142,80 @@ func TestAlertReachesAlertmanager(t *testing.T) {
 		return false
 	})
 	t.Logf("alert response time, fault event to the alert in Alertmanager's API: %v", time.Since(began).Round(time.Millisecond))
+}
+
+// Issue 14, item 5 (field case 07), against a real Alertmanager: queue-stuck fires
+// (error), its CLEAR_QUEUE fails and it escalates (critical), then QUEUE_OK resolves it.
+// While it fires only the critical label set is active; after the resolution no remedy
+// alert is active at all.
+func TestEscalatedIncidentEndsInAlertmanager(t *testing.T) {
+	bin := need(t, "prometheus-alertmanager", "prometheus-alertmanager")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	os.WriteFile(cfg, []byte("route: {receiver: default, group_wait: 0s}\nreceivers:\n  - name: default\n"), 0o644)
+	addr := freeAddr(t)
+	start(t, bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
+	base := "http://" + addr
+	getJSON(t, "Alertmanager ready", base+"/api/v2/status", func(any) bool { return true })
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{Path: filepath.Join(dir, "remedy.db"), Schema: store.RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := alert.New(ctx, alert.Options{DB: db, Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: "bot-1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policies.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine.New(set, engine.Options{Seed: 1})
+	now := time.Now()
+	var feed func(in engine.Input)
+	feed = func(in engine.Input) {
+		for _, d := range e.Process(in) {
+			if err := p.Handle(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Kind == engine.KindAction {
+				// CLEAR_QUEUE fails: there is no such queue here.
+				defer feed(engine.Event{Time: d.Time.Add(time.Second), Code: engine.CodeActionFailed, Source: "executor",
+					Labels: map[string]string{engine.LabelPolicy: d.Policy, engine.LabelInstance: d.Instance,
+						engine.LabelDecision: strconv.FormatUint(d.ID, 10), engine.LabelAction: d.Action.Do}})
+			}
+		}
+		p.Deliver(ctx)
+	}
+	feed(engine.Event{Time: now, Code: "QUEUE_STUCK", Source: "node-bot", Labels: map[string]string{"queue": "orders"}})
+	for i := 0; i < 10 && e.Firing() > 0; i++ {
+		if d := e.NextDeadline(); !d.IsZero() && d.Before(now.Add(10*time.Minute)) {
+			feed(engine.Tick{Time: d})
+		}
+	}
+	active := func() []string {
+		resp, err := http.Get(base + "/api/v2/alerts?active=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v []struct {
+			Labels map[string]string `json:"labels"`
+		}
+		json.NewDecoder(resp.Body).Decode(&v)
+		var out []string
+		for _, a := range v {
+			if a.Labels["remedy_instance"] == "bot-1" {
+				out = append(out, a.Labels["alertname"]+"/"+a.Labels["severity"])
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	getJSON(t, "the escalated alert", base+"/api/v2/alerts?active=true", func(any) bool {
+		return strings.Join(active(), ",") == "queue-stuck/critical"
+	})
+	feed(engine.Event{Time: e.Now().Add(time.Second), Code: "QUEUE_OK", Source: "node-bot", Labels: map[string]string{"queue": "orders"}})
+	getJSON(t, "no remedy alert active", base+"/api/v2/alerts?active=true", func(any) bool { return len(active()) == 0 })
 }

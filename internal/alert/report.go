@@ -148,7 +148,7 @@ func (r *Reporter) Send(ctx context.Context, now time.Time) error {
 	}
 	d := engine.Decision{Time: now, Kind: engine.KindAlert, Policy: "daily-report", Instance: now.Format("2006-01-02"),
 		Severity: "info", State: engine.Firing, Labels: map[string]string{},
-		Alert: &engine.AlertNote{Summary: body}}
+		Alert: &engine.AlertNote{Summary: body, Instant: true}}
 	return r.Pipeline.Handle(ctx, d)
 }
 
