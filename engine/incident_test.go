@@ -330,3 +330,37 @@ policies:
 		}
 	}
 }
+
+// Issue 14, item 10 (field case b2-08): one input stamped 4 minutes ahead by a client
+// must not move the engine's clock: a `for: 2m` sample policy does not fire 2 s after
+// its condition became true, and a `for: 2s` event policy still fires 2 s after its
+// event. The daemon passes every API input through NotAfter with its own clock.
+func TestInputAheadDoesNotMoveTheClock(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  - name: backlog-high
+    on: [sample]
+    when: 'metrics.backlog > 100'
+    for: 2m
+  - name: worker-stuck
+    on: [WORKER_STUCK]
+    resolve_on: [WORKER_OK]
+    for: 2s
+`)
+	wall := t0 // this machine's clock as the daemon reads it
+	h.feed(NotAfter(Sample{Time: wall, Values: map[string]float64{"backlog": 500}}, wall))
+	wall = wall.Add(time.Second)
+	out := h.feed(NotAfter(Event{Time: wall.Add(4 * time.Minute), Code: "BOT_HEARTBEAT"}, wall))
+	if len(out) != 0 || !h.e.Now().Equal(wall) {
+		t.Fatalf("a heartbeat 4 min ahead moved the clock to %v (decisions %s)", h.e.Now(), states(out))
+	}
+	h.feed(NotAfter(Event{Time: wall, Code: "WORKER_STUCK"}, wall))
+	h.until(wall.Sub(t0) + 2*time.Second)
+	if st := h.e.Status(); st[0].Instances[0].State != Pending || st[1].Instances[0].State != Firing {
+		t.Fatalf("states 3 s in: backlog-high %s (want pending), worker-stuck %s (want firing)\n%s",
+			st[0].Instances[0].State, st[1].Instances[0].State, h.dump())
+	}
+	if in := NotAfter(&Event{Time: wall.Add(time.Hour)}, wall); !in.At().Equal(wall) {
+		t.Fatal("pointer event not clamped")
+	}
+}

@@ -66,7 +66,7 @@ type Daemon struct {
 	stamp      atomic.Pointer[string] // the policy files as last loaded, for the watch
 	lastReload atomic.Pointer[web.ReloadStatus]
 	drill      drillState
-	firing     atomic.Int64
+	firing     atomic.Int64 // engine.Firing() as of the last decisions, published by the loop
 	lastLoop   atomic.Int64 // unix nanos of the loop's last turn, for readiness
 }
 
@@ -225,8 +225,10 @@ func (d *Daemon) channels() []alert.Channel {
 // emit is how every source reaches the engine; it never blocks.
 func (d *Daemon) emit(ev engine.Event) { d.inbox.push(ev) }
 
-// Ingest takes an input from the API.
-func (d *Daemon) Ingest(in engine.Input) { d.inbox.push(in) }
+// Ingest takes an input from the API. A time ahead of this machine's clock (the API
+// accepts up to 5 minutes, for clients whose clocks drift) is taken as the arrival time,
+// so no client moves the engine's timers (issue 14, field case b2-08).
+func (d *Daemon) Ingest(in engine.Input) { d.inbox.push(engine.NotAfter(in, time.Now())) }
 
 // WhatsApp is the WhatsApp connection (nil when it is off); for embedders and benchmarks.
 func (d *Daemon) WhatsApp() *whatsapp.Conn { return d.wa }

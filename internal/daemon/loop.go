@@ -69,6 +69,12 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 	}
 	decisions := append([]engine.Decision(nil), ds...)
 	d.rec.add(in, decisions)
+	d.handle(ctx, decisions)
+}
+
+// handle hands decisions to their consumers and publishes the engine's counts, which
+// are the only source of "N firing" (the badge, /api/v1/status, !status, /metrics).
+func (d *Daemon) handle(ctx context.Context, decisions []engine.Decision) {
 	for _, dec := range decisions {
 		switch dec.Kind {
 		case engine.KindAction:
@@ -78,10 +84,9 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 				d.log.Error("alert not stored", "policy", dec.Policy, "error", err)
 			}
 		case engine.KindState:
-			if dec.State == engine.Firing {
-				d.firing.Add(1)
-			} else if dec.State == engine.Resolved {
-				d.firing.Add(-1)
+			if dec.State == engine.InstanceLimit {
+				d.inbox.push(engine.Event{Time: dec.Time, Code: "INSTANCE_LIMIT_REACHED", Source: "daemon",
+					Labels: map[string]string{"policy": dec.Policy}, Message: dec.Reason.Text})
 			}
 		}
 		d.log.Info("decision", "decision", dec.String())
@@ -89,9 +94,10 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 			"kind": dec.Kind, "state": dec.State, "text": dec.String()})
 	}
 	if len(decisions) > 0 {
-		for _, st := range d.eng.Status() {
-			d.metrics.PolicyFiring.WithLabelValues(st.Name).Set(float64(st.Firing))
+		for _, c := range d.eng.Counts() {
+			d.metrics.PolicyFiring.WithLabelValues(c.Name).Set(float64(c.Firing))
 		}
+		d.firing.Store(int64(d.eng.Firing()))
 	}
 }
 
@@ -129,6 +135,8 @@ func (d *Daemon) reload(ctx context.Context) web.ReloadStatus {
 	}
 	diff := d.eng.Swap(set)
 	d.set.Store(set)
+	d.rec.add(engine.Tick{Time: d.eng.Now()}, diff.Decisions)
+	d.handle(ctx, diff.Decisions) // incidents that ended with the reload are resolved
 	st.OK, st.Added, st.Changed, st.Removed, st.Files = true, diff.Added, diff.Changed, diff.Removed, set.Files
 	d.lastReload.Store(&st)
 	d.metrics.ReloadSuccess.Set(1)
@@ -231,7 +239,7 @@ func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, erro
 // Overview sums up the state for the dashboard.
 func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	o := web.Overview{Version: Version, Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
-		Sample: d.sampler.Last().Values, Firing: int(max(d.firing.Load(), 0)), Policies: len(d.set.Load().Policies),
+		Sample: d.sampler.Last().Values, Firing: int(d.firing.Load()), Policies: len(d.set.Load().Policies),
 		Reload: *d.lastReload.Load(), Services: d.sup.Status(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
 		InputsQueue: d.inbox.len()}
 	if d.wa != nil {
