@@ -31,6 +31,16 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 	if inst.limiter != nil && inst.limiter.full(e.now) {
 		recent = ""
 	}
+	if s != Resolved {
+		if by := e.inhibitedBy(ps, inst); by != "" {
+			// Recorded, not sent; told when the inhibiting incident resolves.
+			d := e.alertDecision(ps, inst, s, repeat, why)
+			d.Alert.Held = "inhibited by " + by
+			inst.inhibited = true
+			e.out = append(e.out, d)
+			return
+		}
+	}
 	worse := inst.severity.Rank() > recent.Rank()
 	contradicts := s != Resolved && inst.lastWord == Resolved && !p.IsInstant()
 	if inst.limiter != nil && !inst.limiter.take(e.now) && s != Resolved && !worse && !contradicts {
@@ -38,6 +48,21 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 		e.stats.Suppressed++
 		return
 	}
+	d := e.alertDecision(ps, inst, s, repeat, why)
+	inst.suppressed = 0
+	inst.inhibited = false
+	inst.lastNotified = e.now
+	inst.lastWord = s
+	if s == Firing || s == Escalated {
+		inst.notifiedFiring = !p.IsInstant()
+		inst.notifiedSeverity = inst.severity
+	}
+	e.touch(ps, inst)
+	e.out = append(e.out, d)
+}
+
+func (e *Engine) alertDecision(ps *policyState, inst *instance, s State, repeat bool, why string) Decision {
+	p := ps.p
 	d := e.decision(ps, inst, KindAlert, why)
 	d.State = s
 	d.Alert = &AlertNote{Channels: p.Alert.Channels, Suppressed: inst.suppressed, Repeat: repeat, Instant: p.IsInstant()}
@@ -49,15 +74,7 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 	if d.Alert.Summary == "" {
 		d.Alert.Summary = p.Name + " " + string(s)
 	}
-	inst.suppressed = 0
-	inst.lastNotified = e.now
-	inst.lastWord = s
-	if s == Firing || s == Escalated {
-		inst.notifiedFiring = !p.IsInstant()
-		inst.notifiedSeverity = inst.severity
-	}
-	e.touch(ps, inst)
-	e.out = append(e.out, d)
+	return d
 }
 
 func (e *Engine) templateData(ps *policyState, inst *instance) policies.TemplateData {

@@ -76,6 +76,9 @@ type AlertNote struct {
 	Repeat     bool
 	// Instant marks an instant policy's notification: an occurrence, never resolved.
 	Instant bool
+	// Held says why the notification is recorded but not sent ("inhibited by P"); the
+	// engine notifies again when the hold ends.
+	Held string
 }
 
 // Reason explains a decision: the rule, the input and the values it saw.
@@ -129,6 +132,9 @@ func (d Decision) String() string {
 		}
 		if d.Alert.Suppressed > 0 {
 			what += fmt.Sprintf(" (+%d suppressed)", d.Alert.Suppressed)
+		}
+		if d.Alert.Held != "" {
+			what += " (held: " + d.Alert.Held + ")"
 		}
 		if d.Alert.Summary != "" {
 			what += ": " + d.Alert.Summary

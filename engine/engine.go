@@ -66,9 +66,12 @@ type Engine struct {
 	out      []Decision
 	timers   timerHeap
 	dirty    []dirtyInst
-	keyBuf   []byte
-	cur      Input
-	stats    Stats
+	// inhibition (inhibit.go): target policy -> its inhibitors; source -> its targets
+	inhibitors map[string][]inhibitor
+	inhibits   map[string][]*policyState
+	keyBuf     []byte
+	cur        Input
+	stats      Stats
 }
 
 type globRoute struct {
@@ -169,10 +172,24 @@ func (e *Engine) Swap(set *policies.Set) Diff {
 	for _, name := range d.Removed {
 		e.endAll(old[name], "policy removed by a reload")
 	}
+	// What a changed or removed policy inhibited is told now.
+	for _, name := range append(append([]string(nil), d.Changed...), d.Removed...) {
+		for _, t := range e.pols {
+			for _, in := range old[name].p.Inhibits {
+				if in.Matches(t.p.Name) {
+					e.inhibits[name] = appendUnique(e.inhibits[name], t)
+				}
+			}
+		}
+		e.releaseInhibited(name)
+		delete(e.inhibits, name)
+	}
+	e.buildInhibits()
 	d.Decisions = append([]Decision(nil), e.out...)
 	e.out = e.out[:0]
 	e.rt.Prepare(conds)
 	e.buildRoutes()
+	e.buildInhibits()
 	e.rebuildTimers()
 	return d
 }

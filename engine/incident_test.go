@@ -364,3 +364,54 @@ policies:
 		t.Fatal("pointer event not clamped")
 	}
 }
+
+// Issue 14, item 9: inhibition is policy. While the source fires, the targets'
+// notifications are recorded as held (with equal: only for the same label values);
+// when it resolves, each target still firing is told then.
+func TestInhibitsHoldsAndReleases(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  - name: db-down
+    on: [DB_CONN_LOST]
+    group_by: [db]
+    resolve_on: [DB_OK]
+    severity: critical
+    inhibits:
+      - policies: [q-*]
+        equal: [db]
+  - name: q-stuck
+    on: [QUEUE_STUCK]
+    group_by: [queue, db]
+    resolve_on: [QUEUE_OK]
+`)
+	h.event(0, "DB_CONN_LOST", "db", "main")
+	held := pick(h.event(time.Second, "QUEUE_STUCK", "queue", "in", "db", "main"), KindAlert)
+	if len(held) != 1 || held[0].Alert.Held != "inhibited by db-down" {
+		t.Fatalf("q-stuck on the failed db: %+v, want held", held)
+	}
+	other := pick(h.event(2*time.Second, "QUEUE_STUCK", "queue", "out", "db", "other"), KindAlert)
+	if len(other) != 1 || other[0].Alert.Held != "" {
+		t.Fatalf("q-stuck on another db: %+v, want sent (equal: [db])", other)
+	}
+	out := pick(h.event(time.Minute, "DB_OK", "db", "main"), KindAlert)
+	if len(out) != 2 || out[0].Policy != "db-down" || out[0].State != Resolved ||
+		out[1].Policy != "q-stuck" || out[1].Instance != "in,main" || out[1].Alert.Held != "" || out[1].State != Firing {
+		t.Fatalf("after db-down resolved: %s", states(out))
+	}
+	// Resolving a target whose firing was only held tells nobody.
+	h2 := newHarness(t, `
+policies:
+  - name: src
+    on: [A]
+    resolve_on: [A_OK]
+    inhibits: [{policies: [tgt]}]
+  - name: tgt
+    on: [B]
+    resolve_on: [B_OK]
+`)
+	h2.event(0, "A")
+	h2.event(time.Second, "B")
+	if got := states(pick(h2.event(2*time.Second, "B_OK"), KindAlert)); got != "" {
+		t.Fatalf("resolution of a never-sent firing: %q", got)
+	}
+}

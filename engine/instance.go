@@ -44,6 +44,7 @@ type instance struct {
 	notifiedSeverity policies.Severity // of the last firing/escalated notification delivered
 	lastNotified     time.Time
 	lastWord         State // what the last notification delivered said (firing, escalated, resolved)
+	inhibited        bool  // the last notification was held by an inhibiting policy
 
 	// the timer heap's bookkeeping (timers.go)
 	due    time.Time
@@ -357,7 +358,10 @@ func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
 	if ps.p.Alert.Notifies("resolved") && inst.notifiedFiring {
 		e.notify(ps, inst, Resolved, false, why)
 	}
-	inst.notifiedFiring = false
+	inst.notifiedFiring, inst.inhibited = false, false
+	if ps.firing == 0 {
+		e.releaseInhibited(ps.p.Name)
+	}
 }
 
 func (e *Engine) setState(ps *policyState, inst *instance, s State, why string) {

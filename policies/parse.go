@@ -134,6 +134,7 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 		"escalate":    func(k, v *yaml.Node) { p.Escalate = d.escalate(v) },
 		"breaker":     func(k, v *yaml.Node) { p.Breaker = d.breaker(v) },
 		"alert":       func(k, v *yaml.Node) { d.alert(v, &p.Alert) },
+		"inhibits":    func(k, v *yaml.Node) { p.Inhibits = d.inhibits(v) },
 		"labels":      func(k, v *yaml.Node) { p.Labels = d.labels(v) },
 		"annotations": func(k, v *yaml.Node) { p.Annotations, p.annotations = d.templates(v, "annotations") },
 		"mode": func(k, v *yaml.Node) {

@@ -90,6 +90,7 @@ type Policy struct {
 	Escalate    *Escalate
 	Breaker     *Breaker
 	Alert       Alert
+	Inhibits    []Inhibit // see Inhibit
 	Labels      map[string]string
 	Annotations map[string]string
 	Mode        Mode

@@ -36,8 +36,11 @@ type Alert struct {
 	// Ends are the severities (label sets) this delivery ends on its channel: on a
 	// resolution every one posted for the incident, on an escalation the ones posted
 	// before it. Alertmanager keys alerts by labels, so each needs its own end.
-	Ends     []policies.Severity `json:"ends,omitempty"`
-	Channels []string            `json:"-"`
+	Ends []policies.Severity `json:"ends,omitempty"`
+	// Held is why the engine held the alert back (an inhibition); such an alert is
+	// stored and never sent, and the engine notifies again when the hold ends.
+	Held     string   `json:"held,omitempty"`
+	Channels []string `json:"-"`
 }
 
 // Fingerprint identifies an incident: the policy and its instance labels.
@@ -61,7 +64,7 @@ func FromDecision(d engine.Decision) Alert {
 		Labels: d.Labels, Reason: d.Reason.Text, Fingerprint: Fingerprint(d.Policy, d.Labels)}
 	if d.Alert != nil {
 		a.Summary, a.Annotations, a.Suppressed, a.Repeat = d.Alert.Summary, d.Alert.Annotations, d.Alert.Suppressed, d.Alert.Repeat
-		a.Channels, a.Instant = d.Alert.Channels, d.Alert.Instant
+		a.Channels, a.Instant, a.Held = d.Alert.Channels, d.Alert.Instant, d.Alert.Held
 	}
 	return a
 }
@@ -138,18 +141,4 @@ func globMatch(pattern, s string) bool {
 		return strings.HasPrefix(s, p)
 	}
 	return pattern == s
-}
-
-// InhibitRule holds back alerts of the Target policies while the Source policy fires:
-// a logged-out WhatsApp explains the send failures and reconnect alerts that follow.
-type InhibitRule struct {
-	Source  string
-	Targets []string // policy names or prefixes ending in *
-}
-
-// DefaultInhibitRules are used when the configuration gives none.
-var DefaultInhibitRules = []InhibitRule{
-	{Source: "wa-logged-out", Targets: []string{"wa-*", "alert-undelivered"}},
-	{Source: "wa-stream-replaced", Targets: []string{"wa-reconnect", "wa-flapping", "wa-keepalive"}},
-	{Source: "wa-temp-ban", Targets: []string{"wa-reconnect", "wa-flapping", "wa-keepalive"}},
 }

@@ -87,19 +87,9 @@ func (p *Pipeline) track(a Alert, held string, out []delivery) {
 	}
 }
 
-// policyFiring reports whether any open incident belongs to the policy.
-func (p *Pipeline) policyFiring(name string) bool {
-	for _, inc := range p.incidents {
-		if inc.last.Policy == name {
-			return true
-		}
-	}
-	return false
-}
-
 // release sends, now, the latest notification of every open incident that was held
-// and is held no longer: a silence ended, an ack was withdrawn, an inhibiting incident
-// resolved. Alertmanager does the same when a silence expires.
+// and is held no longer: a silence ended, an ack was withdrawn. Alertmanager does the
+// same when a silence expires. (What an inhibition held, the engine tells itself.)
 func (p *Pipeline) release(ctx context.Context, why string) error {
 	p.handleMu.Lock()
 	defer p.handleMu.Unlock()
@@ -113,7 +103,7 @@ func (p *Pipeline) releaseLocked(ctx context.Context, why string) error {
 			continue
 		}
 		a := inc.last
-		if p.hold(a) != "" {
+		if a.Held != "" || p.hold(a) != "" {
 			continue
 		}
 		a.ID, a.Time = 0, time.Now()

@@ -31,8 +31,6 @@ type Channel interface {
 type Options struct {
 	DB       *store.DB
 	Channels []Channel
-	// Inhibit rules; DefaultInhibitRules when nil.
-	Inhibit []InhibitRule
 	// PerMinute limits deliveries per channel (e.g. whatsapp: 10); no limit if absent.
 	PerMinute map[string]int
 	// Batch is the most alerts handed to a channel at once (default 10); more are sent
@@ -73,9 +71,6 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 	if opts.Batch <= 0 {
 		opts.Batch = 10
 	}
-	if opts.Inhibit == nil {
-		opts.Inhibit = DefaultInhibitRules
-	}
 	if opts.Events == nil {
 		opts.Events = func(engine.Event) {}
 	}
@@ -100,7 +95,8 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 }
 
 // Handle takes an engine decision. Alert decisions are stored, then queued in the
-// outbox for their channels unless a silence, an inhibition or an ack holds them back
+// outbox for their channels unless the engine held them (inhibition), or a silence or
+// an ack holds them back
 // (the row is kept, with why). A resolution goes to every channel that was given the
 // incident's firing, and nowhere else, whatever holds are active: the last word a
 // channel has about an incident must be true. It returns once the alert is durable.
@@ -115,17 +111,11 @@ func (p *Pipeline) Handle(ctx context.Context, d engine.Decision) error {
 		p.count("duplicate")
 		return nil
 	}
-	if err := p.store(ctx, a, p.hold(a)); err != nil {
-		return err
+	held := a.Held
+	if held == "" {
+		held = p.hold(a)
 	}
-	if a.State == "resolved" {
-		for _, r := range p.opts.Inhibit {
-			if r.Source == a.Policy && !p.policyFiring(a.Policy) {
-				return p.releaseLocked(ctx, a.Policy+" resolved")
-			}
-		}
-	}
-	return nil
+	return p.store(ctx, a, held)
 }
 
 // store records an alert and queues it unless held (handleMu held).
@@ -214,16 +204,6 @@ func (p *Pipeline) hold(a Alert) string {
 	for _, s := range p.silences {
 		if s.Matches(a, time.Now()) {
 			return fmt.Sprintf("silenced by #%d", s.ID)
-		}
-	}
-	for _, r := range p.opts.Inhibit {
-		if r.Source == a.Policy || !p.policyFiring(r.Source) {
-			continue
-		}
-		for _, t := range r.Targets {
-			if globMatch(t, a.Policy) {
-				return "inhibited by " + r.Source
-			}
 		}
 	}
 	if acked, ok := p.acks[a.Fingerprint]; ok && a.Severity.Rank() <= acked.Rank() {

@@ -238,14 +238,19 @@ func TestAdminChatOverWhatsApp(t *testing.T) {
 	if _, b := r.do("GET", "/api/v1/outbox", ""); strings.Contains(b, `"channel": "whatsapp"`) {
 		t.Fatalf("a silenced alert waits for WhatsApp: %s", b)
 	}
-	// !ack from the chat is recorded against the alert.
+	// !ack from the chat is recorded against the alert of an open incident (an ack
+	// belongs to an incident; a resolved one cannot be acknowledged).
+	r.do("POST", "/api/v1/events", `{"code":"HEALTH_CHECK_FAILED","labels":{"check":"probe"}}`)
 	var alerts []struct {
-		ID int64
+		ID     int64
+		Policy string
 	}
-	_, b := r.do("GET", "/api/v1/alerts", "")
-	if err := json.Unmarshal([]byte(b), &alerts); err != nil || len(alerts) == 0 {
-		t.Fatalf("alerts %v %s", err, b)
-	}
+	r.eventually("the health-check-failed alert", func() bool {
+		_, b := r.do("GET", "/api/v1/alerts", "")
+		alerts = nil
+		json.Unmarshal([]byte(b), &alerts)
+		return len(alerts) > 0 && alerts[0].Policy == "health-check-failed"
+	})
 	send("6281100000009", fmt.Sprintf("!ack %d", alerts[0].ID))
 	r.eventually("the ack", func() bool {
 		_, b := r.do("GET", "/api/v1/alerts", "")
