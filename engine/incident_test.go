@@ -389,6 +389,10 @@ policies:
 	if len(held) != 1 || held[0].Alert.Held != "inhibited by db-down" {
 		t.Fatalf("q-stuck on the failed db: %+v, want held", held)
 	}
+	st := h.e.Status()
+	if strings.Join(st[0].Inhibits, ";") != "q-* where equal db" || st[1].Instances[0].InhibitedBy != "db-down" {
+		t.Fatalf("rule view: inhibits %q, instance %+v", st[0].Inhibits, st[1].Instances[0])
+	}
 	other := pick(h.event(2*time.Second, "QUEUE_STUCK", "queue", "out", "db", "other"), KindAlert)
 	if len(other) != 1 || other[0].Alert.Held != "" {
 		t.Fatalf("q-stuck on another db: %+v, want sent (equal: [db])", other)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/conditions"
@@ -19,6 +20,9 @@ type PolicyStatus struct {
 	Mode        policies.Mode     `json:"mode"`
 	Enabled     bool              `json:"enabled"`
 	Actions     []string          `json:"actions,omitempty"`
+	// Inhibits describes the policy's inhibit rules ("wa-*, alert-undelivered", with
+	// " where equal queue" when labels must match).
+	Inhibits []string `json:"inhibits,omitempty"`
 	Firing      int               `json:"firing"`
 	LastFired   *time.Time        `json:"last_fired,omitempty"`
 	Instances   []InstanceStatus  `json:"instances"`
@@ -39,6 +43,7 @@ type InstanceStatus struct {
 	InFlight     bool              `json:"in_flight,omitempty"`
 	Escalated    bool              `json:"escalated,omitempty"`
 	Exhausted    bool              `json:"exhausted,omitempty"`
+	InhibitedBy  string            `json:"inhibited_by,omitempty"` // a firing instance whose notifications an inhibit rule holds
 	BreakerUntil *time.Time        `json:"breaker_until,omitempty"`
 }
 
@@ -61,10 +66,20 @@ func (e *Engine) Status() []PolicyStatus {
 		for _, a := range p.Actions {
 			st.Actions = append(st.Actions, a.Do)
 		}
+		for _, r := range p.Inhibits {
+			txt := strings.Join(r.Policies, ", ")
+			if len(r.Equal) > 0 {
+				txt += " where equal " + strings.Join(r.Equal, ", ")
+			}
+			st.Inhibits = append(st.Inhibits, txt)
+		}
 		for _, inst := range ps.instances {
 			is := InstanceStatus{Key: inst.key, Labels: inst.labels, State: inst.state, Since: inst.since, Severity: inst.severity,
 				Occurrences: inst.occurrences, Attempts: inst.attempt, InFlight: inst.inflight != 0, Escalated: inst.escalated,
 				Exhausted: inst.exhausted, BreakerUntil: ptr(inst.breakerUntil)}
+			if inst.state == Firing && inst.inhibited {
+				is.InhibitedBy = e.inhibitedBy(ps, inst)
+			}
 			if inst.state == Pending {
 				is.PendingUntil = ptr(inst.pendingSince.Add(p.For))
 			}
