@@ -73,7 +73,7 @@ func TestReportContent(t *testing.T) {
 	db.RecordAttempt(ctx, actions.Attempt{Policy: "db-corrupt", Action: "CLEAN_DATA", Start: at, Outcome: "failed"})
 	db.Exec(ctx, `INSERT INTO alerts(fingerprint, ts, policy, severity, state, suppressed) VALUES ('f', ?, 'db-corrupt', 'critical', 'firing', 2)`, at.UnixMilli())
 	r := &Reporter{DB: db}
-	body, err := r.Build(ctx, now)
+	body, err := r.Build(ctx, now.Add(-24*time.Hour), now)
 	if err != nil {
 		t.Fatal(err)
 	}
