@@ -61,6 +61,7 @@ type Engine struct {
 	routes   map[string]*route
 	rt       *conditions.Runtime
 	rng      *rand.Rand
+	pcg      *rand.PCG // rng's source, kept to snapshot it
 	now      time.Time
 	seq      uint64
 	out      []Decision
@@ -111,7 +112,8 @@ func New(set *policies.Set, opts Options) *Engine {
 	if opts.ResultGrace <= 0 {
 		opts.ResultGrace = 10 * time.Second
 	}
-	e := &Engine{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
+	pcg := rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)
+	e := &Engine{opts: opts, pcg: pcg, rng: rand.New(pcg)}
 	e.rt = conditions.NewRuntime(opts.Location, e.isFiring)
 	e.Swap(set)
 	return e
