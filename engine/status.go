@@ -22,10 +22,10 @@ type PolicyStatus struct {
 	Actions     []string          `json:"actions,omitempty"`
 	// Inhibits describes the policy's inhibit rules ("wa-*, alert-undelivered", with
 	// " where equal queue" when labels must match).
-	Inhibits []string `json:"inhibits,omitempty"`
-	Firing      int               `json:"firing"`
-	LastFired   *time.Time        `json:"last_fired,omitempty"`
-	Instances   []InstanceStatus  `json:"instances"`
+	Inhibits  []string         `json:"inhibits,omitempty"`
+	Firing    int              `json:"firing"`
+	LastFired *time.Time       `json:"last_fired,omitempty"`
+	Instances []InstanceStatus `json:"instances"`
 }
 
 // InstanceStatus describes one instance.

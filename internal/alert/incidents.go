@@ -108,9 +108,13 @@ func (p *Pipeline) releaseLocked(ctx context.Context, why string) error {
 		}
 		a.ID, a.Time = 0, time.Now()
 		a.Reason = "no longer held (" + inc.held + "): " + why
-		if err := p.store(ctx, a, ""); err != nil {
-			return err
+		pa := p.plan(a, "")
+		if err := p.store(ctx, pa); err != nil {
+			p.unstored = append(p.unstored, pa) // stored by Run when the database takes writes
+			p.Wake()
+			continue
 		}
+		p.stored(pa)
 	}
 	return nil
 }
