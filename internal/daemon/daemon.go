@@ -66,6 +66,7 @@ type Daemon struct {
 	lastReload atomic.Pointer[web.ReloadStatus]
 	drill      drillState
 	firing     atomic.Int64 // engine.Firing() as of the last decisions, published by the loop
+	state      engineState  // persisted engine state (state.go)
 }
 
 // Option adjusts a daemon (for tests and embedders).
@@ -202,6 +203,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil
 	})
 	d.health.Add("store_backlog", d.backlogHealth)
+	d.restoreState(ctx)
 	d.health.Add("whatsapp", func(ctx context.Context) error {
 		if d.wa == nil {
 			return nil // off: deliberate

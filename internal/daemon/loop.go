@@ -22,6 +22,7 @@ import (
 // actions, the alert pipeline takes alerts (Submit: stored off the loop), the hub and
 // the metrics show them.
 func (d *Daemon) effects(eng *engine.Engine, it item, decisions []engine.Decision) {
+	d.state.dirty.Store(true)
 	d.metrics.ObserveEngine(eng.Stats())
 	switch x := it.in.(type) {
 	case engine.Event:
@@ -118,6 +119,7 @@ func (d *Daemon) reload(context.Context) web.ReloadStatus {
 	diff := d.eng.Swap(set)
 	d.set.Store(set)
 	d.decide(d.eng, diff.Decisions) // incidents that ended with the reload are resolved
+	d.state.dirty.Store(true)
 	st.OK, st.Added, st.Changed, st.Removed, st.Files = true, diff.Added, diff.Changed, diff.Removed, set.Files
 	d.lastReload.Store(&st)
 	d.metrics.ReloadSuccess.Set(1)

@@ -46,6 +46,7 @@ type Server struct {
 	answerPings atomic.Bool
 	logins      atomic.Int64
 	connects    atomic.Int64
+	attempts    atomic.Int64 // every connection attempt, refused ones included
 	registers   atomic.Int64
 	refuseMsgs  atomic.Bool
 
@@ -118,6 +119,10 @@ func (s *Server) HTTPClient() *http.Client {
 
 // Logins counts successful handshakes with a login payload.
 func (s *Server) Logins() int { return int(s.logins.Load()) }
+
+// Attempts counts every connection attempt, also those refused while Down: each is a
+// login a client tried to make.
+func (s *Server) Attempts() int { return int(s.attempts.Load()) }
 
 // Connections is the number of open client connections.
 func (s *Server) Connections() int {
@@ -299,6 +304,7 @@ func (r *frameReader) next() ([]byte, error) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.attempts.Add(1)
 	if s.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
