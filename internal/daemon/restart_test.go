@@ -86,7 +86,9 @@ func TestRestartMidLadder(t *testing.T) {
 	var mu sync.Mutex
 	var told []string
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ Alerts []struct{ Policy, State string } }
+		var body struct {
+			Alerts []struct{ Policy, State string }
+		}
 		json.NewDecoder(r.Body).Decode(&body)
 		mu.Lock()
 		for _, a := range body.Alerts {
