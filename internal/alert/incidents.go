@@ -111,6 +111,7 @@ func (p *Pipeline) releaseLocked(ctx context.Context, why string) error {
 		pa := p.plan(a, "")
 		if err := p.store(ctx, pa); err != nil {
 			p.unstored = append(p.unstored, pa) // stored by Run when the database takes writes
+			p.unstoredN.Store(int64(len(p.unstored)))
 			p.Wake()
 			continue
 		}

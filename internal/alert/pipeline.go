@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -67,7 +68,8 @@ type Pipeline struct {
 
 	submitted []engine.Decision // Submit's, not yet taken by Run
 	// Owned by Run's goroutine.
-	unstored     []*pendingAlert
+	unstored     []*pendingAlert // guarded by handleMu; its length also in unstoredN for Backlog
+	unstoredN    atomic.Int64
 	storeFailing bool
 }
 
@@ -233,7 +235,7 @@ func (p *Pipeline) Submit(d engine.Decision) {
 func (p *Pipeline) Backlog() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.submitted) + len(p.unstored)
+	return len(p.submitted) + int(p.unstoredN.Load())
 }
 
 // storeSubmitted stores what was submitted, in order; false if the database refused.
@@ -247,6 +249,7 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 	for _, d := range subs {
 		if pa := p.prepare(d); pa != nil {
 			p.unstored = append(p.unstored, pa)
+			p.unstoredN.Store(int64(len(p.unstored)))
 		}
 	}
 	for len(p.unstored) > 0 {
@@ -270,6 +273,7 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 			return false
 		}
 		p.unstored = p.unstored[1:]
+		p.unstoredN.Store(int64(len(p.unstored)))
 		p.stored(pa)
 	}
 	if p.storeFailing {
