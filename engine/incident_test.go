@@ -419,3 +419,20 @@ policies:
 		t.Fatalf("resolution of a never-sent firing: %q", got)
 	}
 }
+
+// The timer heap stays in proportion to the instances, however many inputs move one
+// instance's deadline.
+func TestTimerHeapStaysSmall(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  - name: canary
+    on: [CANARY]
+`)
+	for i := 0; i < 100_000; i++ {
+		h.e.Process(Event{Time: t0.Add(time.Duration(i) * time.Millisecond), Code: "CANARY"})
+	}
+	h.e.NextDeadline()
+	if n := len(h.e.timers); n > 2048 {
+		t.Fatalf("%d heap entries for one instance", n)
+	}
+}

@@ -90,6 +90,31 @@ func (e *Engine) flushDirty() {
 		}
 	}
 	e.dirty = e.dirty[:0]
+	// Every change of a deadline leaves a stale entry behind until its time comes; a
+	// busy instance would grow the heap by one per input. Rebuilt when mostly stale
+	// (amortised O(1) per push).
+	if n := len(e.timers); n > 1024 {
+		live := 0
+		for _, ps := range e.pols {
+			live += len(ps.instances)
+		}
+		if n > 4*live {
+			e.compactTimers()
+		}
+	}
+}
+
+// compactTimers drops the heap's stale entries.
+func (e *Engine) compactTimers() {
+	kept := e.timers[:0]
+	for _, t := range e.timers {
+		if e.valid(&t) {
+			kept = append(kept, t)
+		}
+	}
+	clear(e.timers[len(kept):])
+	e.timers = kept
+	heap.Init(&e.timers)
 }
 
 // NextDeadline is when the engine next needs a Tick (zero if nothing is scheduled).
