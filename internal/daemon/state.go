@@ -81,10 +81,14 @@ func (d *Daemon) runStateWriter(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			// The loop has stopped: the engine is this goroutine's now.
+			// The loop has stopped: the engine is this goroutine's now. A database that
+			// refuses the write keeps the last state saved (at most a second older).
 			wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			return d.saveState(wctx, d.eng.Snapshot())
+			if err := d.saveState(wctx, d.eng.Snapshot()); err != nil {
+				d.log.Error("engine state not saved at shutdown; the last one saved stays", "error", err)
+			}
+			return nil
 		case <-t.C:
 		}
 		if !d.state.dirty.Swap(false) {
