@@ -99,22 +99,36 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	})
 }
 
-func TestAlertReachesAlertmanager(t *testing.T) {
+// startAlertmanager starts a real Alertmanager on loopback (skipping when it is not
+// installed) and returns its base URL and a directory for the test's files.
+func startAlertmanager(t *testing.T) (base, dir string) {
+	t.Helper()
 	bin := need(t, "prometheus-alertmanager", "prometheus-alertmanager")
-	dir := t.TempDir()
+	dir = t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	os.WriteFile(cfg, []byte("route: {receiver: default, group_wait: 0s}\nreceivers:\n  - name: default\n"), 0o644)
 	addr := freeAddr(t)
 	start(t, bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
-	base := "http://" + addr
+	base = "http://" + addr
 	getJSON(t, "Alertmanager ready", base+"/api/v2/status", func(any) bool { return true })
+	return base, dir
+}
 
-	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{Path: filepath.Join(dir, "remedy.db"), Schema: store.RemedySchema})
+func openStore(t *testing.T, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(dir, "remedy.db"), Schema: store.RemedySchema})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestAlertReachesAlertmanager(t *testing.T) {
+	base, dir := startAlertmanager(t)
+
+	ctx := context.Background()
+	db := openStore(t, dir)
 	p, err := alert.New(ctx, alert.Options{DB: db, Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: "test-bot"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -149,20 +163,9 @@ func TestAlertReachesAlertmanager(t *testing.T) {
 // While it fires only the critical label set is active; after the resolution no remedy
 // alert is active at all.
 func TestEscalatedIncidentEndsInAlertmanager(t *testing.T) {
-	bin := need(t, "prometheus-alertmanager", "prometheus-alertmanager")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	os.WriteFile(cfg, []byte("route: {receiver: default, group_wait: 0s}\nreceivers:\n  - name: default\n"), 0o644)
-	addr := freeAddr(t)
-	start(t, bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
-	base := "http://" + addr
-	getJSON(t, "Alertmanager ready", base+"/api/v2/status", func(any) bool { return true })
+	base, dir := startAlertmanager(t)
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{Path: filepath.Join(dir, "remedy.db"), Schema: store.RemedySchema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t, dir)
 	p, err := alert.New(ctx, alert.Options{DB: db, Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: "bot-1"}}})
 	if err != nil {
 		t.Fatal(err)
