@@ -59,7 +59,7 @@ func (d *Daily) Next(now, last time.Time) time.Time {
 			}
 			return now
 		}
-		return t
+		return t.In(d.loc)
 	}
 	return time.Time{}
 }
