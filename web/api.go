@@ -43,6 +43,19 @@ func (s *Server) routes() {
 		respond(w, rows, err)
 	})
 	api("POST /api/v1/alerts/{id}/ack", s.ack)
+	api("DELETE /api/v1/alerts/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil {
+			writeError(w, 400, "bad_id", "the alert id must be a number")
+			return
+		}
+		// The incident's latest notification, if the ack held it, goes out now.
+		if err := b.Pipeline().Unack(r.Context(), id); err != nil {
+			writeError(w, 404, "not_found", err.Error())
+			return
+		}
+		writeJSON(w, 200, map[string]any{"unacknowledged": id})
+	})
 	api("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, nonNil(b.Pipeline().Silences())) })
 	api("POST /api/v1/silences", s.createSilence)
 	api("DELETE /api/v1/silences/{id}", func(w http.ResponseWriter, r *http.Request) {

@@ -305,5 +305,5 @@ type notifier struct{ d *Daemon }
 func (n notifier) Notify(ctx context.Context, severity, text string, dec engine.Decision) error {
 	return n.d.pipeline.Handle(ctx, engine.Decision{Time: time.Now(), Kind: engine.KindAlert, Policy: dec.Policy,
 		Instance: dec.Instance, Labels: dec.Labels, Severity: policies.Severity(severity), State: engine.Firing,
-		Alert: &engine.AlertNote{Summary: text}, Reason: engine.Reason{Text: "NOTIFY action"}})
+		Alert: &engine.AlertNote{Summary: text, Instant: true}, Reason: engine.Reason{Text: "NOTIFY action"}}) // a message, not an incident: never resolved
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,5 +53,48 @@ func TestStatusFiringIsTheEngines(t *testing.T) {
 	_, m := r.do("GET", "/metrics", "")
 	if !strings.Contains(m, `remedy_policy_firing_instances{policy="busy"} 0`) {
 		t.Fatalf("metrics: busy firing not 0")
+	}
+}
+
+// Issue 14, items 2 and 3 through the API: an ack belongs to an open incident and can be
+// withdrawn; a reload that changes a firing policy resolves its incident with the reason.
+func TestAckAndReloadThroughTheAPI(t *testing.T) {
+	var pol string
+	r := startDaemon(t, func(c *config.Config) {
+		pol = filepath.Join(c.Policies, "held.yaml")
+		os.WriteFile(pol, []byte("policies:\n  - name: held\n    on: [HOLD]\n    resolve_on: [HOLD_OK]\n    alert: {channels: [log]}\n"), 0o644)
+	})
+	r.do("POST", "/api/v1/events", `{"code":"HOLD"}`)
+	var alerts []struct {
+		ID            int64
+		Policy, State string
+		Reason        string
+	}
+	list := func() {
+		_, b := r.do("GET", "/api/v1/alerts", "")
+		alerts = nil
+		json.Unmarshal([]byte(b), &alerts)
+	}
+	r.eventually("the firing alert", func() bool { list(); return len(alerts) > 0 && alerts[0].Policy == "held" })
+	id := fmt.Sprint(alerts[0].ID)
+	if code, b := r.do("POST", "/api/v1/alerts/"+id+"/ack", `{"by":"ops"}`); code != 200 {
+		t.Fatalf("ack: %d %s", code, b)
+	}
+	if code, b := r.do("DELETE", "/api/v1/alerts/"+id+"/ack", ""); code != 200 {
+		t.Fatalf("unack: %d %s", code, b)
+	}
+	if code, _ := r.do("DELETE", "/api/v1/alerts/"+id+"/ack", ""); code != 404 {
+		t.Fatalf("a second unack: %d, want 404", code)
+	}
+	os.WriteFile(pol, []byte("policies:\n  - name: held\n    on: [HOLD]\n    resolve_on: [HOLD_OK]\n    severity: error\n    alert: {channels: [log]}\n"), 0o644)
+	if code, b := r.do("POST", "/api/v1/reload", ""); code != 200 || !strings.Contains(b, `"held"`) {
+		t.Fatalf("reload: %d %s", code, b)
+	}
+	r.eventually("the resolution by the reload", func() bool {
+		list()
+		return len(alerts) > 0 && alerts[0].State == "resolved" && strings.Contains(alerts[0].Reason, "policy changed by a reload")
+	})
+	if code, _ := r.do("POST", "/api/v1/alerts/"+id+"/ack", `{"by":"ops"}`); code == 200 {
+		t.Fatal("an ack of a resolved incident was accepted")
 	}
 }
