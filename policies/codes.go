@@ -2,6 +2,7 @@ package policies
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -60,7 +61,7 @@ var Codes = []CodeInfo{
 	{"ACTION_TIMEOUT", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt ran out of time"},
 	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
 	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},
-	{"INSTANCE_LIMIT_REACHED", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
+	{"POLICY_INSTANCE_LIMIT", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
 	{"STORE_BACKLOG", "store", "writer", "remedy's own rows (journal, audit, samples, alerts) wait after a failed write; value is the rows kept"},
 	{"STORE_BACKLOG_CLEARED", "store", "writer", "a writer's backlog is written"},
@@ -121,6 +122,85 @@ func KnownCode(code string) bool {
 func KnownMetric(name string) bool {
 	for _, re := range metricPatterns {
 		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Owner is one of remedy's adapters and the code prefixes that only it emits. Events
+// with these codes are remedy's own signals: the ingest API refuses them from other
+// programs (unless the configuration allows a code by name, and then the event keeps
+// the poster's source), so nobody outside remedy can mask a fault or stop a recovery
+// by posting, say, WA_LOGGED_OUT or SERVICE_UP.
+type Owner struct {
+	Source   string
+	Prefixes []string
+}
+
+// Owners lists the adapters that own code prefixes; TestOwnersMatchTheCatalogue keeps
+// it in step with Codes. QUEUE_* is owned only for remedy's own queues (RemedyQueues):
+// a bot reports the queues it runs itself with the same codes.
+var Owners = []Owner{
+	{"whatsapp", []string{"WA_"}},
+	{"store", []string{"DB_", "STORE_"}},
+	{"queue", []string{"QUEUE_"}},
+	{"service", []string{"SERVICE_"}},
+	{"monitor", []string{"HEALTH_CHECK_"}},
+	{"executor", []string{"ACTION_"}},
+	{"daemon", []string{"POLICY_"}},
+	{"alert", []string{"ALERT_"}},
+	{"drill", []string{"DRILL_"}},
+}
+
+// RemedyQueues are the queues remedy runs (the WhatsApp message pipeline).
+var RemedyQueues = []string{"inbound", "outbound"}
+
+// SharedCodes are catalogued codes that remedy emits and other programs may post too,
+// about their own handlers (the README's example: a Node.js bot's HANDLER_ERROR).
+var SharedCodes = []string{"HANDLER_PANIC", "HANDLER_ERROR"}
+
+// CodeOwner returns the source of the adapter that owns an event with this code and
+// labels, or "" when any program may post it.
+func CodeOwner(code string, labels map[string]string) string {
+	for _, o := range Owners {
+		for _, p := range o.Prefixes {
+			if !strings.HasPrefix(code, p) {
+				continue
+			}
+			if o.Source == "queue" && labels["queue"] != "" && !slices.Contains(RemedyQueues, labels["queue"]) {
+				return "" // the poster's own queue
+			}
+			return o.Source
+		}
+	}
+	return ""
+}
+
+// SourceOf is the source of an event written without one — in a policy test file, a
+// recording written by hand, a dry run from the dashboard: the adapter that owns its
+// code (so the default policies see it as remedy's own), else source as given.
+func SourceOf(code, source string, labels map[string]string) string {
+	if source != "" {
+		return source
+	}
+	return CodeOwner(code, labels)
+}
+
+// InternalSource reports whether name is the source of one of remedy's adapters (or
+// "remedy"), which a posted event may not claim.
+func InternalSource(name string) bool {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if name == "remedy" {
+		return true
+	}
+	for _, c := range Codes {
+		if c.Source == name {
+			return true
+		}
+	}
+	for _, o := range Owners {
+		if o.Source == name {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -644,13 +645,20 @@ func (p *Pipeline) Pending(ctx context.Context) ([]OutboxEntry, error) {
 	return out, err
 }
 
-// Silence adds a silence and returns it with its id.
+// ErrNotFound is an alert or an active silence that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrBadSilence is a silence without matchers or that ends before it starts.
+var ErrBadSilence = errors.New("bad silence")
+
+// Silence adds a silence and returns it with its id; ErrBadSilence when it has no
+// matcher or ends before it starts.
 func (p *Pipeline) Silence(ctx context.Context, s Silence) (Silence, error) {
 	if len(s.Matchers) == 0 {
-		return s, errors.New("a silence needs at least one matcher")
+		return s, fmt.Errorf("%w: it needs at least one matcher", ErrBadSilence)
 	}
 	if !s.Ends.After(s.Starts) {
-		return s, errors.New("a silence must end after it starts")
+		return s, fmt.Errorf("%w: it must end after it starts", ErrBadSilence)
 	}
 	m, _ := json.Marshal(s.Matchers)
 	res, err := p.opts.DB.Exec(ctx, `INSERT INTO silences(matchers, starts, ends, author, reason, created) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -669,7 +677,7 @@ func (p *Pipeline) Expire(ctx context.Context, id int64) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("no active silence #%d", id)
+		return fmt.Errorf("no active silence #%d: %w", id, ErrNotFound)
 	}
 	if err := p.loadSilences(ctx); err != nil {
 		return err
@@ -725,13 +733,15 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 		FP  string `db:"fingerprint"`
 		Sev string `db:"severity"`
 	}
-	if err := p.opts.DB.Get(ctx, &row, `SELECT fingerprint, severity FROM alerts WHERE id = ?`, alertID); err != nil {
-		return fmt.Errorf("no alert #%d", alertID)
+	if err := p.opts.DB.Get(ctx, &row, `SELECT fingerprint, severity FROM alerts WHERE id = ?`, alertID); errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("no alert #%d: %w", alertID, ErrNotFound)
+	} else if err != nil {
+		return err
 	}
 	p.handleMu.Lock()
 	defer p.handleMu.Unlock()
 	if p.incidents[row.FP] == nil {
-		return fmt.Errorf("alert #%d: its incident is not open", alertID)
+		return fmt.Errorf("alert #%d: its incident is not open: %w", alertID, ErrNotFound)
 	}
 	sev := policies.Severity(row.Sev)
 	p.mu.Lock()
@@ -762,15 +772,17 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 // was held by it, that notification goes out now.
 func (p *Pipeline) Unack(ctx context.Context, alertID int64) error {
 	var fp string
-	if err := p.opts.DB.Get(ctx, &fp, `SELECT fingerprint FROM alerts WHERE id = ?`, alertID); err != nil {
-		return fmt.Errorf("no alert #%d", alertID)
+	if err := p.opts.DB.Get(ctx, &fp, `SELECT fingerprint FROM alerts WHERE id = ?`, alertID); errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("no alert #%d: %w", alertID, ErrNotFound)
+	} else if err != nil {
+		return err
 	}
 	res, err := p.opts.DB.Exec(ctx, `DELETE FROM acks WHERE fingerprint = ?`, fp)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("alert #%d: its incident is not acknowledged", alertID)
+		return fmt.Errorf("alert #%d: its incident is not acknowledged: %w", alertID, ErrNotFound)
 	}
 	p.mu.Lock()
 	delete(p.acks, fp)

@@ -39,7 +39,7 @@ services:
 	got := err.Error()
 	for _, want := range []string{
 		`remedy.yaml:3:18: sample_interval: "fast" is not a duration (30s, 5m, 2h, 1d)`,
-		`remedy.yaml:12:5: services[0]: unknown key "restart" (known: autostart, command, dir, env, grace, health_url, max_memory_mb, name)`,
+		`remedy.yaml:12:5: services[0]: unknown key "restart" (known: autostart, command, dir, env, grace, health_url, max_memory_mb, name, pass_env)`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
@@ -63,12 +63,12 @@ services:
 }
 
 func TestEnvironmentOverridesAndToken(t *testing.T) {
-	env := map[string]string{"REMEDY_LISTEN": "0.0.0.0:9000", "REMEDY_TOKEN": "s3cret", "REMEDY_ADMINS": "+6281100000001,+6281100000002", "REMEDY_DATA_DIR": "/tmp/r"}
+	env := map[string]string{"REMEDY_LISTEN": "0.0.0.0:9000", "REMEDY_TOKEN": "s3cret-s3cret-s3cret", "REMEDY_ADMINS": "+6281100000001,+6281100000002", "REMEDY_DATA_DIR": "/tmp/r"}
 	c, err := Load("", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "0.0.0.0:9000" || c.Token != "s3cret" || len(c.WhatsApp.Admins) != 2 || c.DataDir != "/tmp/r" {
+	if c.Listen != "0.0.0.0:9000" || c.Token != "s3cret-s3cret-s3cret" || len(c.WhatsApp.Admins) != 2 || c.DataDir != "/tmp/r" {
 		t.Fatalf("%+v", c)
 	}
 	delete(env, "REMEDY_TOKEN")

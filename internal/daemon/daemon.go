@@ -21,6 +21,7 @@ import (
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/chat"
+	"github.com/remedy-run/remedy/internal/child"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/queue"
@@ -144,12 +145,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d.counters = monitor.NewCounters()
 	d.sup = service.NewSupervisor(d.emit, log)
 	for _, s := range cfg.Services {
-		var env []string
-		for k, v := range s.Env {
-			env = append(env, k+"="+v)
-		}
 		if err := d.sup.Add(service.NewProcess(service.ProcessConfig{Name: s.Name, Command: s.Command, Dir: s.Dir,
-			Env: env, HealthURL: s.HealthURL, Grace: s.Grace, MaxMemoryMB: s.MaxMemoryMB})); err != nil {
+			Env: s.Env, PassEnv: s.PassEnv, HealthURL: s.HealthURL, Grace: s.Grace, MaxMemoryMB: s.MaxMemoryMB})); err != nil {
 			return nil, err
 		}
 	}
@@ -184,6 +181,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			State:    []actions.StateResetter{d.data.Main},
 			Cleaner:  d.data,
 			Notifier: notifier{d},
+			ExecEnv:  child.Env(os.Environ(), cfg.ExecPassEnv, nil),
 		}),
 		Audit: auditSink{d.writers.audit}, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
 	})

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
-	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
@@ -68,7 +67,7 @@ func (d *Daemon) decide(eng *engine.Engine, decisions []engine.Decision) {
 			d.pipeline.Submit(dec)
 		case engine.KindState:
 			if dec.State == engine.InstanceLimit {
-				d.inbox.push(engine.Event{Time: dec.Time, Code: "INSTANCE_LIMIT_REACHED", Source: "daemon",
+				d.inbox.push(engine.Event{Time: dec.Time, Code: "POLICY_INSTANCE_LIMIT", Source: "daemon",
 					Labels: map[string]string{"policy": dec.Policy}, Message: dec.Reason.Text})
 			}
 		}
@@ -170,7 +169,7 @@ func (d *Daemon) watchPolicies(ctx context.Context) {
 func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, error) {
 	p := d.set.Load().ByName(name)
 	if p == nil {
-		return engine.TryResult{}, fmt.Errorf("no policy named %q", name)
+		return engine.TryResult{}, fmt.Errorf("no policy named %q: %w", name, web.ErrNotFound)
 	}
 	return engine.Try(p, in, d.cfg.Location()), nil
 }
@@ -193,17 +192,6 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		o.Outbox = len(p)
 	}
 	return o
-}
-
-// Pipeline is the alert pipeline (silences, acks, outbox).
-func (d *Daemon) Pipeline() *alert.Pipeline { return d.pipeline }
-
-// Store is the data directory.
-func (d *Daemon) Store() *store.Data { return d.data }
-
-// History returns the recorded samples since a time, for the charts.
-func (d *Daemon) History(ctx context.Context, since time.Time) ([]engine.Sample, error) {
-	return d.data.Metrics.Samples(ctx, since, time.Now().Add(time.Minute))
 }
 
 // poolSource reports the database pools.
