@@ -185,6 +185,9 @@ func TestRestartMidLadder(t *testing.T) {
 	if after.State != engine.Firing || after.NextAttempt == nil || !after.NextAttempt.Equal(next) {
 		t.Fatalf("after the restart: %+v, want firing with the next attempt at %v (as before the kill)", after, next)
 	}
+	if st := get(base, "/api/v1/status"); !strings.Contains(st, `"firing": 1`) {
+		t.Fatalf("status after the restart: %s", st)
+	}
 	if time.Now().Before(next) && s.Attempts() != attempts {
 		t.Fatalf("%d login attempts at start, before the ladder's next attempt at %v", s.Attempts()-attempts, next)
 	}

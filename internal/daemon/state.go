@@ -71,6 +71,10 @@ func (d *Daemon) restoreState(ctx context.Context) {
 	if len(ds) > 0 {
 		d.decide(d.eng, ds)
 	}
+	d.firing.Store(int64(d.eng.Firing()))
+	for _, c := range d.eng.Counts() {
+		d.metrics.PolicyFiring.WithLabelValues(c.Name).Set(float64(c.Firing))
+	}
 }
 
 // runStateWriter is the state writer actor; it runs after the engine actor stops.
