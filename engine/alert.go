@@ -4,10 +4,10 @@ import (
 	"github.com/remedy-run/remedy/policies"
 )
 
-// notify emits an alert decision unless the instance's token bucket is empty, in which
-// case the notification is counted and reported with the next one delivered. The bucket
-// is golang.org/x/time/rate driven by input time, so it is as deterministic as the rest.
-// Two kinds always go out, though they still take a token: resolved (a held-back
+// notify emits an alert decision unless the instance's token bucket (bucket.go, driven by
+// input time, so as deterministic as the rest) is empty, in which case the notification
+// is counted and reported with the next one delivered. A notification that an inhibiting
+// policy holds is recorded as held (inhibit.go) and takes no token. Two kinds always go out, though they still take a token: resolved (a held-back
 // "resolved" leaves a human believing the incident is open) and a notification more
 // severe than the last one delivered (a rate limit must never hide a worse problem).
 // Neither is a firing held back when the last word delivered was "resolved": what an
