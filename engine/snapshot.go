@@ -60,6 +60,7 @@ type InstanceSnapshot struct {
 	Severity         policies.Severity `json:"severity"`
 	Failures         []time.Time       `json:"failures,omitempty"`
 	BreakerUntil     time.Time         `json:"breaker_until,omitzero"`
+	Rearms           []time.Time       `json:"rearms,omitempty"`
 	Limiter          *bucket           `json:"limiter,omitempty"`
 	Suppressed       int               `json:"suppressed,omitempty"`
 	NotifiedFiring   bool              `json:"notified_firing,omitempty"`
@@ -91,6 +92,7 @@ func (inst *instance) snapshot() InstanceSnapshot {
 		NextAttempt: inst.nextAttempt, Inflight: inst.inflight, InflightStep: inst.inflightStep, InflightDue: inst.inflightDue,
 		AwaitUntil: inst.awaitUntil, Exhausted: inst.exhausted, Escalated: inst.escalated, Severity: inst.severity,
 		Failures: append([]time.Time(nil), inst.failures...), BreakerUntil: inst.breakerUntil, Suppressed: inst.suppressed,
+		Rearms:         append([]time.Time(nil), inst.rearms...),
 		NotifiedFiring: inst.notifiedFiring, NotifiedSeverity: inst.notifiedSeverity, LastNotified: inst.lastNotified,
 		LastWord: inst.lastWord, Inhibited: inst.inhibited}
 	if inst.hasTrigger {
@@ -110,7 +112,7 @@ func (is InstanceSnapshot) instance() *instance {
 		step: is.Step, attempt: is.Attempt, consecFails: is.ConsecFails, lastAttempt: is.LastAttempt,
 		nextAttempt: is.NextAttempt, inflight: is.Inflight, inflightStep: is.InflightStep, inflightDue: is.InflightDue,
 		awaitUntil: is.AwaitUntil, exhausted: is.Exhausted, escalated: is.Escalated, severity: is.Severity,
-		failures: is.Failures, breakerUntil: is.BreakerUntil, suppressed: is.Suppressed, notifiedFiring: is.NotifiedFiring,
+		failures: is.Failures, breakerUntil: is.BreakerUntil, suppressed: is.Suppressed, rearms: is.Rearms, notifiedFiring: is.NotifiedFiring,
 		notifiedSeverity: is.NotifiedSeverity, lastNotified: is.LastNotified, lastWord: is.LastWord, inhibited: is.Inhibited}
 	if inst.labels == nil {
 		inst.labels = map[string]string{}

@@ -44,6 +44,7 @@ type InstanceStatus struct {
 	Escalated    bool              `json:"escalated,omitempty"`
 	Exhausted    bool              `json:"exhausted,omitempty"`
 	InhibitedBy  string            `json:"inhibited_by,omitempty"` // a firing instance whose notifications an inhibit rule holds
+	Rearmed      int               `json:"rearmed,omitempty"`      // re-arms of an exhausted ladder still within rearm.per
 	BreakerUntil *time.Time        `json:"breaker_until,omitempty"`
 }
 
@@ -76,7 +77,7 @@ func (e *Engine) Status() []PolicyStatus {
 		for _, inst := range ps.instances {
 			is := InstanceStatus{Key: inst.key, Labels: inst.labels, State: inst.state, Since: inst.since, Severity: inst.severity,
 				Occurrences: inst.occurrences, Attempts: inst.attempt, InFlight: inst.inflight != 0, Escalated: inst.escalated,
-				Exhausted: inst.exhausted, BreakerUntil: ptr(inst.breakerUntil)}
+				Exhausted: inst.exhausted, BreakerUntil: ptr(inst.breakerUntil), Rearmed: len(inst.rearms)}
 			if inst.state == Firing && inst.inhibited {
 				is.InhibitedBy = e.inhibitedBy(ps, inst)
 			}

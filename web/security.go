@@ -73,9 +73,10 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case err == nil && mt == "application/json":
 		return true
-	case err == nil && mt == "application/x-www-form-urlencoded" && !fromBrowser(r):
-		// `curl -d '{…}'` without -H: the README's example said so until this rule came.
-		// The body is still read as JSON; only a program that is no browser gets here.
+	case (ct == "" || err == nil && mt == "application/x-www-form-urlencoded") && !fromBrowser(r):
+		// `curl -d '{…}'` without -H (the README's example said so until this rule came),
+		// or no type at all. The body is still read as JSON; only a program that is no
+		// browser gets here.
 		return true
 	}
 	writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type",

@@ -38,6 +38,7 @@ func TestCrossSiteRequestsChangeNothing(t *testing.T) {
 		{"text/plain without Origin (an old browser's form)", "POST", "/api/v1/silences", silenceAll, []string{"Content-Type", "text/plain"}, 415},
 		{"the form type from a page (no-cors fetch, Fetch Metadata)", "POST", "/api/v1/events", `{"code":"BOT_X"}`, []string{"Content-Type", "application/x-www-form-urlencoded", "Sec-Fetch-Mode", "no-cors"}, 415},
 		{"the form type with a Referer", "POST", "/api/v1/events", `{"code":"BOT_X"}`, []string{"Content-Type", "application/x-www-form-urlencoded", "Referer", "http://evil.example/"}, 415},
+		{"no type from a page (a Blob body)", "POST", "/api/v1/events", `{"code":"BOT_X"}`, []string{"Sec-Fetch-Site", "same-origin"}, 415},
 		{"multipart", "POST", "/api/v1/events", `{"code":"BOT_X"}`, []string{"Content-Type", "multipart/form-data; boundary=x"}, 415},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

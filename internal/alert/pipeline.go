@@ -68,8 +68,8 @@ type Pipeline struct {
 	silences []Silence
 
 	submitted []engine.Decision // Submit's, not yet taken by Run
-	// Owned by Run's goroutine.
-	unstored     []*pendingAlert // guarded by handleMu; its length also in unstoredN for Backlog
+	// Guarded by handleMu; unstoredN is its length, for Backlog.
+	unstored     []*pendingAlert
 	unstoredN    atomic.Int64
 	storeFailing bool
 }
@@ -246,6 +246,7 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 	p.mu.Lock()
 	subs := p.submitted
 	p.submitted = nil
+	p.unstoredN.Add(int64(len(subs))) // counted as waiting until they are stored
 	p.mu.Unlock()
 	for _, d := range subs {
 		if pa := p.prepare(d); pa != nil {
@@ -253,6 +254,8 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 			p.unstoredN.Store(int64(len(p.unstored)))
 		}
 	}
+	defer func() { p.unstoredN.Store(int64(len(p.unstored))) }()
+	p.unstoredN.Store(int64(len(p.unstored)))
 	for len(p.unstored) > 0 {
 		pa := p.unstored[0]
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)

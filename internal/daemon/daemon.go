@@ -6,7 +6,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -136,7 +135,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive}); err != nil {
+			Messages: d.receive, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) }}); err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { d.wa.Close() })
@@ -195,8 +194,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if n := d.inbox.len(); n > 10_000 {
 			return fmt.Errorf("%d inputs waiting", n)
 		}
-		if last := d.lastLoop.Load(); last > 0 && time.Since(time.Unix(0, last)) > 30*time.Second {
-			return errors.New("the engine loop has not turned for 30s")
+		// Responsiveness, not activity: an idle loop answers at once. The bound is the
+		// probe's context (5 s, monitor.Health.Run).
+		if err := d.query(ctx, func(*engine.Engine) {}); err != nil {
+			return fmt.Errorf("the engine loop did not answer a ping: %w", err)
 		}
 		return nil
 	})
@@ -242,18 +243,11 @@ func (d *Daemon) WhatsApp() *whatsapp.Conn { return d.wa }
 
 // compactMetrics keeps the metrics database bounded: hourly rollup and retention.
 func (d *Daemon) compactMetrics(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := d.data.Metrics.Compact(ctx, time.Now(), store.DefaultRetention); err != nil {
-				d.log.Warn("metrics compaction", "error", err)
-			}
+	every(ctx, time.Hour, func() {
+		if _, err := d.data.Metrics.Compact(ctx, time.Now(), store.DefaultRetention); err != nil {
+			d.log.Warn("metrics compaction", "error", err)
 		}
-	}
+	})
 }
 
 // receive queues an incoming WhatsApp message (called inside whatsmeow's handling).

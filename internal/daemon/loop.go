@@ -210,6 +210,9 @@ func (d *Daemon) stateSource(ctx context.Context) map[string]float64 {
 		if d.wa.State() == whatsapp.Connected {
 			v["wa_connected"] = 1
 		}
+		b := d.wa.Budget()
+		v["wa_logins_last_min"], v["wa_logins_last_hour"] = float64(b.LastMinute), float64(b.LastHour)
+		v["wa_login_wait_seconds"] = max(0, time.Until(b.NextAllowed).Seconds())
 	}
 	for _, s := range d.sup.Status() {
 		up := 0.0

@@ -65,6 +65,40 @@ func TestSecurityForgedInternalCodesAreRefused(t *testing.T) {
 	}
 }
 
+// An allowed code from another program is taken with the poster's source, and the
+// default policies, which act on remedy's own connection, leave it alone.
+func TestSecurityAllowedCodeKeepsThePostersSource(t *testing.T) {
+	r := startDaemon(t, func(c *config.Config) {
+		c.Ingest.AllowCodes = []string{"WA_LOGGED_OUT"}
+		c.Policies = "" // the embedded defaults, wa-logged-out among them
+	})
+	if code, body := r.do("POST", "/api/v1/events", `{"code":"WA_LOGGED_OUT","source":"bot2","labels":{"reason":"401"}}`); code != 202 {
+		t.Fatalf("%d %s", code, body)
+	}
+	r.eventually("the event recorded", func() bool {
+		_, body := r.do("GET", "/api/v1/events", "")
+		return strings.Contains(body, `"source": "bot2"`)
+	})
+	if p := r.policy("wa-logged-out"); p == nil || p["firing"] != float64(0) || p["last_fired"] != nil {
+		t.Fatalf("wa-logged-out: %v", p)
+	}
+	if code, _ := r.do("POST", "/api/v1/events", `{"code":"WA_CONNECTED","source":"bot2"}`); code != 403 {
+		t.Fatalf("a code not listed: %d", code)
+	}
+}
+
+// The read token reads and changes nothing.
+func TestSecurityReadToken(t *testing.T) {
+	r := startDaemon(t, func(c *config.Config) { c.Token, c.ReadToken = "operator-token-0123456789", "viewer-token-0123456789" })
+	r.token = "viewer-token-0123456789"
+	if code, _ := r.do("GET", "/api/v1/alerts", ""); code != 200 {
+		t.Fatalf("read: %d", code)
+	}
+	if code, body := r.do("POST", "/api/v1/silences", `{"matchers":{"policy":"*"},"duration":"1h","author":"x"}`); code != 403 || !strings.Contains(body, "read_only") {
+		t.Fatalf("write with the read token: %d %s", code, body)
+	}
+}
+
 // 4. A supervised service's processes do not see remedy's secrets in their environment.
 func TestSecurityChildEnvironmentHasNoSecrets(t *testing.T) {
 	t.Setenv("REMEDY_TOKEN", "operator-token-0123456789")

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
@@ -18,6 +19,15 @@ import (
 // pipeline objects into web's own types (struct conversions: the fields are the same,
 // the tags are web's).
 var _ web.Backend = (*Daemon)(nil)
+
+// webOptions configures the web server from the configuration: the tokens, the Host
+// allow-list, the codes programs may post, and the daemon as its Backend.
+func (d *Daemon) webOptions() web.Options {
+	listenHost, _, _ := net.SplitHostPort(d.cfg.Listen)
+	return web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token, ReadToken: d.cfg.ReadToken,
+		ListenHost: listenHost, AllowedHosts: d.cfg.AllowedHosts, AllowCodes: d.cfg.Ingest.AllowCodes,
+		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
+}
 
 // convert turns internal rows into web's rows (never nil).
 func convert[S, T any](rows []S, f func(S) T) []T {
