@@ -124,12 +124,13 @@ func openStore(t *testing.T, dir string) *store.DB {
 	return db
 }
 
-func TestAlertReachesAlertmanager(t *testing.T) {
+// withAlertmanager is a pipeline posting to a real Alertmanager as source, and an
+// engine with the default policies.
+func withAlertmanager(t *testing.T, source string) (base string, p *alert.Pipeline, e *engine.Engine) {
+	t.Helper()
 	base, dir := startAlertmanager(t)
-
-	ctx := context.Background()
-	db := openStore(t, dir)
-	p, err := alert.New(ctx, alert.Options{DB: db, Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: "test-bot"}}})
+	p, err := alert.New(context.Background(), alert.Options{DB: openStore(t, dir),
+		Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: source}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,12 @@ func TestAlertReachesAlertmanager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := engine.New(set, engine.Options{Seed: 1})
+	return base, p, engine.New(set, engine.Options{Seed: 1})
+}
+
+func TestAlertReachesAlertmanager(t *testing.T) {
+	base, p, e := withAlertmanager(t, "test-bot")
+	ctx := context.Background()
 	// The fault: WhatsApp logs out. Time from the event to the alert in Alertmanager.
 	began := time.Now()
 	for _, d := range e.Process(engine.Event{Time: began, Code: "WA_LOGGED_OUT", Source: "whatsapp", Labels: map[string]string{"reason": "401"}}) {
@@ -163,18 +169,8 @@ func TestAlertReachesAlertmanager(t *testing.T) {
 // While it fires only the critical label set is active; after the resolution no remedy
 // alert is active at all.
 func TestEscalatedIncidentEndsInAlertmanager(t *testing.T) {
-	base, dir := startAlertmanager(t)
+	base, p, e := withAlertmanager(t, "bot-1")
 	ctx := context.Background()
-	db := openStore(t, dir)
-	p, err := alert.New(ctx, alert.Options{DB: db, Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: "bot-1"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policies.Defaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := engine.New(set, engine.Options{Seed: 1})
 	now := time.Now()
 	var feed func(in engine.Input)
 	feed = func(in engine.Input) {
