@@ -102,12 +102,20 @@ type auditSink struct {
 
 var _ actions.AuditSink = auditSink{}
 
-// RecordAttempt hands the attempt to the audit writer; it never fails (a failed write
-// is kept and retried by the writer).
-func (s auditSink) RecordAttempt(_ context.Context, a actions.Attempt) error {
-	s.w.Add(store.AuditEntry{Time: a.Start, Policy: a.Policy, Instance: a.Instance, DecisionID: a.DecisionID,
+// RecordAttempt commits the attempt through the audit writer before the executor
+// reports its result, so the audit row is on disk before the ACTION_* event (a drill's
+// report, the timeline, replay see them in that order). It runs on the executor's
+// goroutine, never the loop. If the commit fails (the database refuses writes) the row
+// is handed over to be kept and retried instead: it never fails.
+func (s auditSink) RecordAttempt(ctx context.Context, a actions.Attempt) error {
+	e := store.AuditEntry{Time: a.Start, Policy: a.Policy, Instance: a.Instance, DecisionID: a.DecisionID,
 		Action: a.Action, Step: a.Step, Attempt: a.Attempt, Params: a.Params, Duration: a.Duration,
-		Outcome: a.Outcome, Error: a.Error, Output: a.Output})
+		Outcome: a.Outcome, Error: a.Error, Output: a.Output}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.w.Commit(cctx, e); err != nil {
+		s.w.Add(e)
+	}
 	return nil
 }
 
