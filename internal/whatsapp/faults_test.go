@@ -256,7 +256,8 @@ func maxInWindow(ts []time.Time, w time.Duration) int {
 	return best
 }
 
-var faultNames = []string{"drop", "silent", "login_unanswered", "login_refused_503", "stream_503", "stream_515", "down", "logout", "replaced"}
+var faultNames = []string{"drop", "silent", "login_unanswered", "login_refused_503", "stream_503", "stream_515", "down", "logout",
+	"replaced", "flapping"}
 
 // sequence runs one seeded sequence of faults and checks the liveness invariant after
 // each: Bound + 3 s after the fault ends (the 2 s grace of wa-reconnect's `for`, and a
@@ -401,6 +402,16 @@ func sequence(t *testing.T, seed uint64, st *faultStats) {
 			r.s.Down()
 			time.Sleep(hold)
 			r.s.Up()
+		case "flapping":
+			// Every login succeeds and its session breaks a second later: the login
+			// budget, not the policies' backoff, is what bounds the logins.
+			r.s.OnLogin(func(fc *wafake.Conn) {
+				fc.Success()
+				time.AfterFunc(time.Second, func() { fc.StreamError("500", "") })
+			})
+			r.s.DropAll()
+			time.Sleep(hold)
+			r.s.OnLogin(nil)
 		case "logout":
 			r.s.Each(func(fc *wafake.Conn) { fc.Failure(401, nil) })
 		case "replaced":
