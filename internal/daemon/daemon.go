@@ -104,10 +104,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		queries: make(chan func(*engine.Engine)), reloads: make(chan chan web.ReloadStatus), hub: web.NewHub()}
 	stamp := policyStamp(cfg.Policies)
 	d.stamp.Store(&stamp)
-	set, err := policies.LoadOrDefaults(cfg.Policies)
+	set, err := cfg.LoadPolicies()
 	if err != nil {
 		return nil, err
 	}
+	log.Info("policies loaded", "policies", set.Summary())
 	d.set.Store(set)
 	d.lastReload.Store(&web.ReloadStatus{OK: true, Time: time.Now(), Files: set.Files})
 	for _, w := range set.Warnings {

@@ -20,7 +20,7 @@ import (
 // supervised process, fast checks and a token (drills need one).
 func drillDaemon(t *testing.T) *running {
 	r, _ := startWithWhatsApp(t, true, func(c *config.Config) {
-		c.Policies, c.Token = "", "drill-token"
+		c.Policies, c.DefaultPolicies, c.Token = "", true, "drill-token"
 		c.CheckInterval = 200 * time.Millisecond
 		c.Services = []config.Service{{Name: "bot", Command: []string{"sleep", "3600"}, Grace: time.Second}}
 		c.Queues = map[string]config.Queue{"inbound": {StuckAfter: time.Second}}

@@ -103,7 +103,7 @@ func (d *Daemon) reload(ctx context.Context) web.ReloadStatus {
 	st := web.ReloadStatus{Time: time.Now()}
 	stamp := policyStamp(d.cfg.Policies)
 	d.stamp.Store(&stamp) // a failed load is not retried until the files change again
-	set, err := policies.LoadOrDefaults(d.cfg.Policies)
+	set, err := d.cfg.LoadPolicies()
 	if err != nil {
 		var errs policies.Errors
 		if errors.As(err, &errs) {
@@ -138,7 +138,7 @@ func (d *Daemon) reload(ctx context.Context) web.ReloadStatus {
 		time.Now().UnixMilli(), string(out)); err != nil {
 		d.log.Error("audit of reload", "error", err)
 	}
-	d.log.Info("policies reloaded", "policies", len(set.Policies), "added", diff.Added, "changed", diff.Changed, "removed", diff.Removed)
+	d.log.Info("policies reloaded", "policies", set.Summary(), "added", diff.Added, "changed", diff.Changed, "removed", diff.Removed)
 	d.inbox.push(engine.Event{Time: time.Now(), Code: "POLICY_RELOADED", Source: "daemon"})
 	d.hub.Publish("reload", st)
 	return st

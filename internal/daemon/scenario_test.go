@@ -274,7 +274,7 @@ func TestScenarios(t *testing.T) {
 func runScenario(t *testing.T, sc scenario, recovery bool) outcome {
 	h := &harness{t: t, recovery: recovery, dir: t.TempDir()}
 	mutate := func(c *config.Config) {
-		c.Policies, c.Token = "", "scenario"
+		c.Policies, c.DefaultPolicies, c.Token = "", true, "scenario"
 		c.DataDir = filepath.Join(h.dir, "data")
 		c.CheckInterval = 200 * time.Millisecond
 		c.DryRun = !recovery

@@ -65,7 +65,7 @@ func (r *running) waitWhatsApp(state string) {
 // dashboard's state, and a dropped connection healed by the default wa-reconnect policy
 // through RECONNECT_WA.
 func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
-	r, s := startWithWhatsApp(t, true, func(c *config.Config) { c.Policies = "" }, "+6281100000001") // the embedded default policies
+	r, s := startWithWhatsApp(t, true, func(c *config.Config) { c.Policies, c.DefaultPolicies = "", true }, "+6281100000001") // the embedded default policies
 	if code, b := r.do("GET", "/readyz", ""); code != 200 {
 		t.Fatalf("readyz %d %s", code, b)
 	}

@@ -118,8 +118,8 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 }
 
 func (db *DB) dsn(readOnly bool) string {
-	q := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate",
-		db.opts.Path, db.opts.BusyTimeout.Milliseconds())
+	q := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate",
+		FileURI(db.opts.Path), db.opts.BusyTimeout.Milliseconds())
 	for _, p := range db.opts.Pragmas {
 		q += "&_pragma=" + p
 	}

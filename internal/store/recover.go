@@ -81,7 +81,7 @@ func (db *DB) Rebuild(ctx context.Context) (Report, error) {
 	}
 	db.h = h
 	db.reopens.Add(1)
-	old, err := sqlx.Open("sqlite", "file:"+rep.Backup+"?_pragma=busy_timeout(1000)")
+	old, err := sqlx.Open("sqlite", FileURI(rep.Backup)+"?_pragma=busy_timeout(1000)")
 	if err != nil {
 		return rep, err
 	}
