@@ -54,7 +54,7 @@ type Options struct {
 	// queue-stuck policy clears items older than 1m, and a chat message unanswered for a
 	// minute with nothing completing is an incident.
 	StuckAfter time.Duration
-	Handler     Handler
+	Handler    Handler
 	// Complete, if set, runs in the transaction that removes a processed item: effects
 	// written there happen exactly once, even across a kill -9.
 	Complete func(ctx context.Context, tx *store.Tx, it Item) error
