@@ -38,7 +38,7 @@ var Codes = []CodeInfo{
 	{"WA_REACHABLE", "whatsapp", "", "while disconnected, WhatsApp's server answers again after it did not (a TCP probe, not a login)"},
 	{"WA_SEND_FAILED", "whatsapp", "reason", "sending a message failed"},
 	{"WA_PAIR_SUCCESS", "whatsapp", "", "pairing succeeded"},
-	{"WA_PAIR_ERROR", "whatsapp", "reason", "pairing failed"},
+	{"WA_PAIR_ERROR", "whatsapp", "reason", "pairing failed; reason unreachable, timed_out, phone_refused, outdated, failed, or pair_error (refused after the scan); the message says what to do next"},
 	{"DB_BUSY", "store", "db", "a query met a locked database and is retrying"},
 	{"DB_TIMEOUT", "store", "db", "a query hit its deadline"},
 	{"DB_RETRY_EXHAUSTED", "store", "db", "a query gave up after its retries"},

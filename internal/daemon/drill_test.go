@@ -27,7 +27,7 @@ func drillDaemon(t *testing.T) *running {
 	})
 	r.eventually("the service up", func() bool {
 		_, b := r.do("GET", "/api/v1/status", "")
-		return strings.Contains(b, `"Up": true`)
+		return strings.Contains(b, `"up": true`)
 	})
 	return r
 }

@@ -230,7 +230,7 @@ func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, erro
 
 // Overview sums up the state for the dashboard.
 func (d *Daemon) Overview(ctx context.Context) web.Overview {
-	o := web.Overview{Version: Version, Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
+	o := web.Overview{Version: VersionString(), Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
 		Sample: d.sampler.Last().Values, Firing: int(max(d.firing.Load(), 0)), Policies: len(d.set.Load().Policies),
 		Reload: *d.lastReload.Load(), Services: d.sup.Status(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
 		InputsQueue: d.inbox.len()}

@@ -167,7 +167,7 @@ func scenarios() []scenario {
 					Env: map[string]string{"REMEDY_SCENARIO_CHILD": filepath.Join(h.dir, "leak")}, Grace: time.Second, MaxMemoryMB: 96}}
 			},
 			before: func(h *harness) {
-				h.r.eventually("the service up", func() bool { _, b := h.r.do("GET", "/api/v1/status", ""); return strings.Contains(b, `"Up": true`) })
+				h.r.eventually("the service up", func() bool { _, b := h.r.do("GET", "/api/v1/status", ""); return strings.Contains(b, `"up": true`) })
 			},
 			run: (*harness).memoryLeak},
 		{name: "4 message flood (5,000 inbound; 1,000 under -race)", whatsapp: true, noFault: true, config: (*harness).floodConfig, run: (*harness).flood},

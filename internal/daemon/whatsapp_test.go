@@ -118,7 +118,7 @@ func TestDaemonPairsFromTheDashboard(t *testing.T) {
 	s.DropAll()
 	r.eventually("the attempt ends, and the page is told why", func() bool {
 		code, b := r.do("GET", "/api/v1/whatsapp/qr", "")
-		return code == 404 && strings.Contains(b, "the last pairing attempt failed: pairing timed out")
+		return code == 404 && strings.Contains(b, "The last pairing attempt failed. No phone linked this device before the codes ran out. Press Pair again")
 	})
 	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, `"whatsapp": "unpaired"`) {
 		t.Fatalf("status %s", b)

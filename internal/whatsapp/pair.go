@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mau.fi/whatsmeow"
 )
@@ -11,6 +12,10 @@ import (
 // ErrPairTimeout means no phone scanned a code (or entered the phone code) before the
 // server stopped offering them.
 var ErrPairTimeout = errors.New("pairing timed out: no phone linked this device before the codes ran out; run remedy pair again")
+
+// ErrUnreachable means WhatsApp's servers could not be reached (network down, DNS,
+// firewall): pairing never started.
+var ErrUnreachable = errors.New("cannot reach WhatsApp")
 
 // PairCode is one thing to show the operator: a QR code, or a phone pairing code.
 type PairCode struct {
@@ -34,7 +39,7 @@ func (c *Conn) Pair(ctx context.Context, phone string, show func(PairCode)) erro
 	defer c.setQR("")
 	if err := c.cli.ConnectContext(c.bg); err != nil {
 		c.setState(Unpaired)
-		return fmt.Errorf("pairing: cannot reach WhatsApp: %w", err)
+		return fmt.Errorf("pairing: %w: %w", ErrUnreachable, err)
 	}
 	phoneShown := false
 	for {
@@ -66,7 +71,7 @@ func (c *Conn) Pair(ctx context.Context, phone string, show func(PairCode)) erro
 					if err != nil {
 						c.cli.Disconnect()
 						c.setState(Unpaired)
-						return fmt.Errorf("pairing code for %s: %w", phone, err)
+						return fmt.Errorf("pairing code for %s: %w: %w", phone, errPhoneRefused, err)
 					}
 					show(PairCode{Phone: code})
 				}
@@ -86,6 +91,37 @@ func (c *Conn) Pair(ctx context.Context, phone string, show func(PairCode)) erro
 			}
 		}
 	}
+}
+
+var errPhoneRefused = errors.New("WhatsApp refused a pairing code")
+
+// ExplainPairError says in words why a pairing ended and what to do next, for the
+// dashboard's Pair card and the Events panel; reason is a short label value
+// (unreachable, timed_out, phone_refused, outdated, failed). The Go error, with its
+// chain, belongs in the log.
+func ExplainPairError(err error) (reason, text string) {
+	switch {
+	case errors.Is(err, ErrUnreachable):
+		return "unreachable", "remedy could not reach WhatsApp's servers: this machine seems to have no internet access, or a firewall or proxy blocks it. Check the connection, then press Pair again."
+	case errors.Is(err, ErrPairTimeout):
+		return "timed_out", "No phone linked this device before the codes ran out. Press Pair again and scan the code within 20 seconds of it appearing."
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed_out", "Pairing stopped after 3 minutes without a phone linking this device. Press Pair again when the phone is at hand."
+	case errors.Is(err, errPhoneRefused):
+		return "phone_refused", "WhatsApp refused a pairing code for this number. Check it is the bot's number in international form (country code first, e.g. +49 151 …), or scan the QR code instead."
+	case strings.Contains(err.Error(), pairEventText(whatsmeow.QRChannelClientOutdated.Event)):
+		return "outdated", "WhatsApp rejected this remedy's client version. Update remedy, then pair again."
+	}
+	return "failed", "Pairing failed (" + lastCause(err) + "). Press Pair again; if it keeps failing, stop remedy and run remedy pair in a terminal to see every step."
+}
+
+// lastCause is the innermost message of an error chain ("connection refused").
+func lastCause(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
 }
 
 func pairEventText(ev string) string {

@@ -65,20 +65,24 @@ function renderCards(sample) {
 
 // Pairing: the card shows while the device is unpaired; during a pairing attempt the
 // QR code (a data: URL, so the token-carrying fetch can load it) is polled every 2 s.
-let pairPoll = null;
+let pairPoll = null, pairChecked = false;
 function renderPairing(state) {
   const need = state === "unpaired" || state === "pairing" || state === "logged_out";
   $("#pair-card").classList.toggle("hidden", !need);
   if (state === "pairing" && !pairPoll) pairPoll = setInterval(loadQR, 2000);
-  if (state !== "pairing" && pairPoll) { clearInterval(pairPoll); pairPoll = null; loadQR(); }
+  // After an attempt, and once on page load, ask why the last attempt ended.
+  if (state !== "pairing" && (pairPoll || (need && !pairChecked))) { clearInterval(pairPoll); pairPoll = null; pairChecked = true; loadQR(); }
 }
 async function loadQR() {
-  try { const r = await api("/api/v1/whatsapp/qr"); $("#pair-qr").src = r.png; $("#pair-qr").classList.remove("hidden"); $("#pair-msg").textContent = ""; }
-  catch (e) { $("#pair-qr").classList.add("hidden"); if (/failed/.test(e.message)) $("#pair-msg").textContent = e.message; }
+  try { const r = await api("/api/v1/whatsapp/qr"); $("#pair-qr").src = r.png; $("#pair-qr").classList.remove("hidden"); pairMsg(""); }
+  catch (e) { $("#pair-qr").classList.add("hidden"); if (/failed/.test(e.message)) pairMsg(e.message, true); }
+}
+function pairMsg(text, isError) {
+  $("#pair-msg").textContent = text; $("#pair-msg").className = isError ? "msg error" : "msg";
 }
 async function startPairing() {
-  try { await api("/api/v1/whatsapp/pair", { method: "POST" }); $("#pair-msg").textContent = "waiting for the code…"; await loadQR(); refreshOverview(); }
-  catch (e) { $("#pair-msg").textContent = e.message; }
+  try { await api("/api/v1/whatsapp/pair", { method: "POST" }); pairMsg("waiting for the code…"); await loadQR(); refreshOverview(); }
+  catch (e) { pairMsg(e.message, true); }
 }
 
 async function refreshOverview() {
@@ -94,7 +98,7 @@ async function refreshOverview() {
   if (o.sample) renderCards(Object.assign(latest, o.sample));
   $("#outbox").textContent = o.outbox ? o.outbox + " alert(s) waiting in the outbox" : "outbox empty";
   const sv = $("#services"); sv.replaceChildren();
-  for (const s of o.services || []) sv.append(el("li", "", s.Name + ": " + (s.Up ? "up" : "down") + (s.Restarts ? ", " + s.Restarts + " restart(s)" : "") + (s.LastExit && !s.Up ? " (" + s.LastExit + ")" : "")));
+  for (const s of o.services || []) sv.append(el("li", "", s.name + ": " + (s.up ? "up" : "down") + (s.restarts ? ", " + s.restarts + " restart(s)" : "") + (s.last_exit && !s.up ? " (" + s.last_exit + ")" : "")));
   if (!(o.services || []).length) sv.append(el("li", "", "no supervised services configured"));
   $("#footer").textContent = "remedy " + o.version + ", up since " + new Date(o.started).toLocaleString() + " · " + o.dashboard_clients + " dashboard(s) connected";
 }
