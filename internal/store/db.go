@@ -60,6 +60,8 @@ type DB struct {
 	busyCount atomic.Int64
 	lastBusy  atomic.Int64 // unix nanos of the last DB_BUSY emitted
 	unhealthy atomic.Bool
+	// openRepair is the rebuild done at open, until a Clean reports it.
+	openRepair atomic.Pointer[Report]
 }
 
 type handles struct {
@@ -108,11 +110,15 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	// Damaged: refusing to start would leave the bot unwatched, so rebuild it now from
 	// what can be read (as CLEAN_DATA would), keeping the damaged file beside it.
-	db.emit("DB_CORRUPT", err.Error())
 	rep, rerr := db.Rebuild(ctx)
 	if rerr != nil {
+		db.emit("DB_CORRUPT", err.Error())
 		return nil, fmt.Errorf("%w; rebuilding it failed too: %v", err, rerr)
 	}
+	// Told after the rebuild, so the alert can say where the damaged file went and what
+	// was lost; the CLEAN_DATA it starts reports the same (see Clean).
+	db.openRepair.Store(&rep)
+	db.emit("DB_CORRUPT", fmt.Sprintf("%v; rebuilt when remedy opened it: %s", err, rep))
 	opts.Logger.Error("database was corrupt at open; rebuilt from the readable rows", "db", opts.Name, "report", rep.String())
 	return db, nil
 }
