@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -89,4 +90,41 @@ func codeIn(declared []DeclaredCode, code string) bool {
 		}
 	}
 	return false
+}
+
+// LabelNames are the label names an alert of this set can carry, sorted: those of the
+// built-in and declared event codes, and the policies' labels and group_by.
+func (s *Set) LabelNames() []string {
+	seen := map[string]bool{}
+	add := func(list string) {
+		for _, l := range strings.Split(list, ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				seen[l] = true
+			}
+		}
+	}
+	for _, c := range Codes {
+		add(c.Labels)
+	}
+	for _, c := range s.Codes {
+		add(c.Labels)
+	}
+	for _, p := range s.Policies {
+		for k := range p.Labels {
+			seen[k] = true
+		}
+		for _, g := range p.GroupBy {
+			seen[g] = true
+		}
+	}
+	return knownKeysSorted(seen)
+}
+
+func knownKeysSorted(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

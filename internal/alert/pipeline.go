@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -40,6 +41,9 @@ type Options struct {
 	Events  func(engine.Event) // ALERT_UNDELIVERED; must not block
 	Metrics *monitor.Metrics   // may be nil
 	Logger  *slog.Logger
+	// LabelNames are the label names alerts can carry (policies.Set.LabelNames); a
+	// silence matching any other key could never match and is refused. Nil: any key.
+	LabelNames func() []string
 }
 
 // Pipeline is the alert system. Handle is called by the daemon's engine loop; Run
@@ -387,6 +391,20 @@ func (p *Pipeline) Silence(ctx context.Context, s Silence) (Silence, error) {
 	}
 	if !s.Ends.After(s.Starts) {
 		return s, errors.New("a silence must end after it starts")
+	}
+	if p.opts.LabelNames != nil {
+		known := append([]string{"policy", "severity", "instance"}, p.opts.LabelNames()...)
+		var keys []string
+		for k := range s.Matchers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !slices.Contains(known, k) {
+				return s, fmt.Errorf("matchers: unknown key %q: it would never match (known: policy, severity, instance, or a label: %s)",
+					k, strings.Join(known[3:], ", "))
+			}
+		}
 	}
 	m, _ := json.Marshal(s.Matchers)
 	res, err := p.opts.DB.Exec(ctx, `INSERT INTO silences(matchers, starts, ends, author, reason, created) VALUES (?, ?, ?, ?, ?, ?)`,

@@ -156,7 +156,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		perMinute[k] = v
 	}
 	if d.pipeline, err = alert.New(ctx, alert.Options{DB: d.data.Main, Channels: d.channels(), PerMinute: perMinute,
-		Events: d.emit, Metrics: d.metrics, Logger: log}); err != nil {
+		Events: d.emit, Metrics: d.metrics, Logger: log, LabelNames: func() []string { return d.set.Load().LabelNames() }}); err != nil {
 		d.data.Close()
 		return nil, err
 	}

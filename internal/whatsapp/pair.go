@@ -139,3 +139,34 @@ func (c *Conn) setQR(code string) {
 	c.qr = code
 	c.mu.Unlock()
 }
+
+// ParsePhone checks a phone number given for a pairing code and returns its digits:
+// international form, country code first, spaces, dashes, dots and brackets allowed
+// ("+44 7700 900123" → "447700900123"). E.164 numbers have at most 15 digits; fewer than
+// 7 cannot be a country code and a subscriber number. The error says how to write it.
+func ParsePhone(s string) (string, error) {
+	digits := strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '-', '.', '(', ')':
+			return -1
+		}
+		return r
+	}, strings.TrimPrefix(strings.TrimSpace(s), "+"))
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("%q is not a phone number WhatsApp can send a code to: %s; write it in international form, country code first (e.g. +49 151 23456789)", s, why)
+	}
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return bad("only digits, spaces, dashes and a leading + are allowed")
+		}
+	}
+	switch {
+	case len(digits) < 7:
+		return bad(fmt.Sprintf("%d digits are too few", len(digits)))
+	case len(digits) > 15:
+		return bad(fmt.Sprintf("%d digits are too many (at most 15)", len(digits)))
+	case digits[0] == '0':
+		return bad("it starts with 0, a national prefix")
+	}
+	return digits, nil
+}
