@@ -61,6 +61,8 @@ var Codes = []CodeInfo{
 	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
 	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
+	{"STORE_BACKLOG", "store", "writer", "remedy's own rows (journal, audit, samples, alerts) wait after a failed write; value is the rows kept"},
+	{"STORE_BACKLOG_CLEARED", "store", "writer", "a writer's backlog is written"},
 	{"DRILL_STARTED", "drill", "scenario", "a fire drill injected its fault (`remedy drill`)"},
 	{"DRILL_PROBE_OK", "drill", "scenario", "the database drill's writes went through once the lock was released; value is the seconds they waited"},
 	{"DRILL_PROBE_FAILED", "drill", "scenario", "the database drill's writes failed despite the retries"},

@@ -194,7 +194,7 @@ func (e EventIn) validate(now time.Time) (engine.Event, []string) {
 }
 
 // ingestEvents takes one event or a list of up to 1000; all are checked before any is
-// accepted.
+// accepted, and all are committed to disk before the answer (see accept).
 func (s *Server) ingestEvents(w http.ResponseWriter, r *http.Request) {
 	var raw jsonRaw
 	if !decode(w, r, &raw) {
@@ -223,10 +223,11 @@ func (s *Server) ingestEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid", strings.Join(errs, "; "))
 		return
 	}
-	for _, ev := range evs {
-		s.opts.Backend.Ingest(ev)
+	ins := make([]engine.Input, len(evs))
+	for i, ev := range evs {
+		ins[i] = ev
 	}
-	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": len(evs)})
+	s.accept(w, r, ins, len(evs))
 }
 
 // SampleIn is a set of metric values posted by another program.
@@ -264,8 +265,7 @@ func (s *Server) ingestSample(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid", strings.Join(errs, "; "))
 		return
 	}
-	s.opts.Backend.Ingest(engine.Sample{Time: t, Values: in.Values})
-	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": len(in.Values)})
+	s.accept(w, r, []engine.Input{engine.Sample{Time: t, Values: in.Values}}, len(in.Values))
 }
 
 func (s *Server) tryPolicy(w http.ResponseWriter, r *http.Request) {

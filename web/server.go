@@ -42,6 +42,11 @@ type Overview struct {
 	Clients     int                `json:"dashboard_clients"`
 	DryRun      bool               `json:"dry_run"`
 	InputsQueue int                `json:"inputs_queued"`
+	// StoreBacklog counts the rows remedy's writers hold that are not on disk yet
+	// (journal, audit, samples, alerts); above 0 after a failed write.
+	StoreBacklog int `json:"store_backlog"`
+	// Disk is "ok", or the problem: "full: …", "reserve missing: …".
+	Disk string `json:"disk"`
 }
 
 // ReloadStatus is the result of the last policy load.
@@ -60,7 +65,9 @@ type Backend interface {
 	Overview(ctx context.Context) Overview
 	Policies(ctx context.Context) ([]engine.PolicyStatus, error)
 	TryPolicy(name string, in engine.Input) (engine.TryResult, error)
-	Ingest(in engine.Input)
+	// Ingest commits inputs from the API to disk and queues them for the engine; it
+	// returns once they are committed, ErrOverloaded or ErrNotStored otherwise.
+	Ingest(ctx context.Context, ins []engine.Input) error
 	Reload(ctx context.Context) ReloadStatus
 	Pipeline() *alert.Pipeline
 	Store() *store.Data

@@ -61,6 +61,11 @@ type Pipeline struct {
 	failing  map[string]bool      // channels currently reported undelivered
 	retryNow map[string]bool      // channels whose waiting alerts are due at once
 	silences []Silence
+
+	submitted []engine.Decision // Submit's, not yet taken by Run
+	// Owned by Run's goroutine.
+	unstored     []*pendingAlert
+	storeFailing bool
 }
 
 // New returns a pipeline; it loads active silences and acks from the database.
@@ -104,11 +109,34 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 
 // Handle takes an engine decision. Alert decisions are stored, then queued in the
 // outbox for their channels unless a silence, an inhibition or an ack holds them back
-// (the row is kept, with why). It returns once the alert is durable.
+// (the row is kept, with why). It returns once the alert is durable. The engine loop
+// uses Submit instead; Handle suits callers that can wait (the NOTIFY action).
 func (p *Pipeline) Handle(ctx context.Context, d engine.Decision) error {
 	if d.Kind != engine.KindAlert {
 		return nil
 	}
+	pa := p.prepare(d)
+	if pa == nil {
+		return nil
+	}
+	if err := p.store(ctx, pa); err != nil {
+		return err
+	}
+	p.stored(pa)
+	return nil
+}
+
+// pendingAlert is an alert on its way into the database.
+type pendingAlert struct {
+	a     Alert
+	held  string
+	chans []string
+	sent  map[string]time.Time // channels it was delivered on before it could be stored
+	tried bool                 // direct delivery was attempted
+}
+
+// prepare applies dedupe, silences, inhibition and acks; nil for a duplicate.
+func (p *Pipeline) prepare(d engine.Decision) *pendingAlert {
 	a := FromDecision(d)
 	chans := a.Channels
 	if len(chans) == 0 {
@@ -122,29 +150,40 @@ func (p *Pipeline) Handle(ctx context.Context, d engine.Decision) error {
 		p.count("duplicate")
 		return nil
 	}
+	return &pendingAlert{a: a, held: held, chans: chans}
+}
+
+// store writes the alert and its outbox rows in one transaction; channels it was
+// already delivered on are recorded as delivered.
+func (p *Pipeline) store(ctx context.Context, pa *pendingAlert) error {
+	a := pa.a
 	labels, _ := json.Marshal(a.Labels)
 	annotations, _ := json.Marshal(a.Annotations)
 	err := p.opts.DB.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		res, err := tx.Exec(ctx, `INSERT INTO alerts(fingerprint, ts, policy, instance, severity, state, summary, labels,
 			annotations, suppressed, held, reason, repeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.Fingerprint, a.Time.UnixMilli(), a.Policy, a.Instance, string(a.Severity), a.State, a.Summary, string(labels),
-			string(annotations), a.Suppressed, held, a.Reason, a.Repeat)
+			string(annotations), a.Suppressed, pa.held, a.Reason, a.Repeat)
 		if err != nil {
 			return err
 		}
 		if a.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		if held != "" {
+		if pa.held != "" {
 			return nil
 		}
 		payload, _ := json.Marshal(a)
-		for _, c := range chans {
+		for _, c := range pa.chans {
 			if _, ok := p.channels[c]; !ok {
 				continue // a channel the configuration does not have
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO alert_outbox(alert_id, channel, payload, created) VALUES (?, ?, ?, ?)`,
-				a.ID, c, string(payload), time.Now().UnixMilli()); err != nil {
+			delivered := int64(0)
+			if at, ok := pa.sent[c]; ok {
+				delivered = at.UnixMilli()
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO alert_outbox(alert_id, channel, payload, created, delivered) VALUES (?, ?, ?, ?, ?)`,
+				a.ID, c, string(payload), time.Now().UnixMilli(), delivered); err != nil {
 				return err
 			}
 		}
@@ -153,12 +192,108 @@ func (p *Pipeline) Handle(ctx context.Context, d engine.Decision) error {
 	if err != nil {
 		return fmt.Errorf("alert %s: %w", a.Policy, err)
 	}
-	if held != "" {
-		p.count(strings.SplitN(held, " ", 2)[0])
-		return nil
+	return nil
+}
+
+func (p *Pipeline) stored(pa *pendingAlert) {
+	if pa.held != "" {
+		p.count(strings.SplitN(pa.held, " ", 2)[0])
+		return
 	}
 	p.Wake()
-	return nil
+}
+
+// Submit hands an alert decision to the pipeline without waiting: the engine loop's way
+// in, so that no SQLite write happens on the loop. Run stores submitted alerts in order;
+// one that cannot be stored (a full disk, a held lock) is delivered at once on every
+// channel that does not need the disk, kept in memory, and stored (its deliveries
+// recorded) when the database takes writes again. Backlog counts them.
+func (p *Pipeline) Submit(d engine.Decision) {
+	if d.Kind != engine.KindAlert {
+		return
+	}
+	p.mu.Lock()
+	p.submitted = append(p.submitted, d)
+	p.mu.Unlock()
+	p.Wake()
+}
+
+// Backlog is the number of alerts submitted and not stored yet.
+func (p *Pipeline) Backlog() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.submitted) + len(p.unstored)
+}
+
+// storeSubmitted stores what was submitted, in order; false if the database refused.
+func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
+	p.mu.Lock()
+	subs := p.submitted
+	p.submitted = nil
+	p.mu.Unlock()
+	for _, d := range subs {
+		if pa := p.prepare(d); pa != nil {
+			p.unstored = append(p.unstored, pa)
+		}
+	}
+	for len(p.unstored) > 0 {
+		pa := p.unstored[0]
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := p.store(sctx, pa)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			if !p.storeFailing {
+				p.storeFailing = true
+				p.opts.Logger.Error("alerts not stored; delivering them directly and keeping them to store later", "alerts", len(p.unstored), "error", err)
+				p.opts.Events(engine.Event{Time: time.Now(), Code: "STORE_BACKLOG", Source: "alert",
+					Labels: map[string]string{"writer": "alerts"}, Message: err.Error(), Value: float64(len(p.unstored))})
+			}
+			for _, pa := range p.unstored {
+				p.deliverDirect(ctx, pa)
+			}
+			return false
+		}
+		p.unstored = p.unstored[1:]
+		p.stored(pa)
+	}
+	if p.storeFailing {
+		p.storeFailing = false
+		p.opts.Logger.Info("alerts stored again")
+	}
+	return true
+}
+
+// deliverDirect sends an alert that is not stored on every channel that does not need
+// the disk (all but the dashboard, which reads the alerts table), once.
+func (p *Pipeline) deliverDirect(ctx context.Context, pa *pendingAlert) {
+	if pa.tried || pa.held != "" {
+		return
+	}
+	pa.tried = true
+	pa.sent = map[string]time.Time{}
+	for _, name := range pa.chans {
+		ch, ok := p.channels[name]
+		if !ok || name == (DashboardChannel{}).Name() {
+			continue
+		}
+		if lim := p.limits[name]; lim != nil && !lim.Allow() {
+			continue // over the channel's budget: it goes through the outbox once stored
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := ch.Send(sctx, []Alert{pa.a})
+		cancel()
+		if err != nil {
+			p.opts.Logger.Warn("alert not stored and not delivered; kept", "channel", name, "policy", pa.a.Policy, "error", err)
+			continue
+		}
+		pa.sent[name] = time.Now()
+		if p.opts.Metrics != nil {
+			p.opts.Metrics.AlertsSent.WithLabelValues(name).Inc()
+		}
+	}
 }
 
 func (p *Pipeline) count(reason string) {
@@ -242,6 +377,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		p.storeSubmitted(ctx)
 		p.Deliver(ctx)
 		select {
 		case <-ctx.Done():
@@ -250,6 +386,13 @@ func (p *Pipeline) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// Flush stores what was submitted and delivers what is due, once: the shutdown's last
+// step for the pipeline, after Run returned and the engine loop stopped.
+func (p *Pipeline) Flush(ctx context.Context) {
+	p.storeSubmitted(ctx)
+	p.Deliver(ctx)
 }
 
 type outboxRow struct {

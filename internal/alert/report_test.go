@@ -12,7 +12,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/remedy-run/remedy/actions"
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/store"
 )
@@ -69,8 +68,8 @@ func TestReportContent(t *testing.T) {
 	if err := db.InsertDecisions(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	db.RecordAttempt(ctx, actions.Attempt{Policy: "wa-reconnect", Action: "RECONNECT_WA", Start: at, Outcome: "succeeded"})
-	db.RecordAttempt(ctx, actions.Attempt{Policy: "db-corrupt", Action: "CLEAN_DATA", Start: at, Outcome: "failed"})
+	db.InsertAudit(ctx, []store.AuditEntry{{Policy: "wa-reconnect", Action: "RECONNECT_WA", Time: at, Outcome: "succeeded"},
+		{Policy: "db-corrupt", Action: "CLEAN_DATA", Time: at, Outcome: "failed"}})
 	db.Exec(ctx, `INSERT INTO alerts(fingerprint, ts, policy, severity, state, suppressed) VALUES ('f', ?, 'db-corrupt', 'critical', 'firing', 2)`, at.UnixMilli())
 	r := &Reporter{DB: db}
 	body, err := r.Build(ctx, now)

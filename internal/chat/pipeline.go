@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
@@ -119,6 +120,8 @@ func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
 
 // Run runs both queues until ctx ends.
 func (p *Pipeline) Run(ctx context.Context) {
-	go p.Out.Run(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { p.Out.Run(ctx) })
 	p.In.Run(ctx)
+	wg.Wait() // both queues' workers have stopped
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/queue"
+	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/policies"
 )
 
@@ -117,8 +118,8 @@ func (b chatBackend) Policies(ctx context.Context) string {
 // Refused records a command from a number that is not an admin.
 func (b chatBackend) Refused(ctx context.Context, from, text string) {
 	b.d.log.Warn("admin command from a number that is not an admin; not answered", "from", from)
-	_, _ = b.d.data.Main.Exec(ctx, `INSERT INTO audit(ts, policy, instance, action, outcome, error, output)
-		VALUES (?, 'admin-chat', ?, 'ADMIN_COMMAND', 'refused', 'not an admin number', ?)`, time.Now().UnixMilli(), from, text)
+	b.d.writers.audit.Add(store.AuditEntry{Time: time.Now(), Policy: "admin-chat", Instance: from, Action: "ADMIN_COMMAND",
+		Outcome: "refused", Error: "not an admin number", Output: text})
 }
 
 // chatHandler is the configured handler for ordinary messages (nil: none).
@@ -136,6 +137,7 @@ func (d *Daemon) chatHandler() chat.Handler {
 
 // tuneQueue applies the configuration's queues section (zero values keep the defaults).
 func (d *Daemon) tuneQueue(o *queue.Options) {
+	o.Audit = func(e store.AuditEntry) { d.writers.audit.Add(e) }
 	c, ok := d.cfg.Queues[o.Name]
 	if !ok {
 		return

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,18 +34,20 @@ import (
 // Version is set at build time (-ldflags "-X …daemon.Version=…").
 var Version = "dev"
 
-// Daemon is a running remedy. Create it with New, run it with Run.
+// Daemon is a running remedy: it wires the components (New), runs them as named actors
+// (Run) and stops them in order. The engine and its inbox belong to the embedded runner;
+// every table to one writer (writers, the alert pipeline, the queues).
 type Daemon struct {
+	runner
 	cfg     *config.Config
 	log     *slog.Logger
 	started time.Time
 
 	data     *store.Data
-	eng      *engine.Engine // owned by the loop goroutine
-	inbox    *inbox
-	queries  chan func(*engine.Engine)
-	reloads  chan chan web.ReloadStatus
+	writers  *writers
 	exec     *actions.Executor
+	actCtx   context.Context // actions' parent; cancelled when the engine stops
+	stopActs context.CancelFunc
 	pipeline *alert.Pipeline
 	reporter *alert.Reporter
 	sup      *service.Supervisor
@@ -56,10 +57,8 @@ type Daemon struct {
 	registry *prometheus.Registry
 	health   *monitor.Health
 	hub      *web.Hub
-	rec      *recorder
 	wa       *whatsapp.Conn // nil when WhatsApp is off
 	chat     *chat.Pipeline // nil when WhatsApp is off
-	srv      *http.Server
 	ln       net.Listener
 
 	set        atomic.Pointer[policies.Set]
@@ -67,7 +66,6 @@ type Daemon struct {
 	lastReload atomic.Pointer[web.ReloadStatus]
 	drill      drillState
 	firing     atomic.Int64
-	lastLoop   atomic.Int64 // unix nanos of the loop's last turn, for readiness
 }
 
 // Option adjusts a daemon (for tests and embedders).
@@ -94,14 +92,22 @@ func withoutSelfHealing() Option {
 func WithWhatsAppHTTP(h *http.Client) Option { return func(o *options) { o.waHTTP = h } }
 
 // New opens the data directory and builds the components; nothing runs yet. A policy
-// set with errors stops it here, with every error.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Daemon, error) {
+// set with errors stops it here, with every error; so does a data directory that another
+// remedy holds (store.ErrInUse). What was opened before a failure is closed again.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Daemon, err error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
 	}
-	d := &Daemon{cfg: cfg, log: log, started: time.Now(), inbox: newInbox(100_000),
-		queries: make(chan func(*engine.Engine)), reloads: make(chan chan web.ReloadStatus), hub: web.NewHub()}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	d := &Daemon{cfg: cfg, log: log, started: time.Now(), hub: web.NewHub()}
 	stamp := policyStamp(cfg.Policies)
 	d.stamp.Store(&stamp)
 	set, err := cfg.LoadPolicies()
@@ -114,15 +120,25 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	for _, w := range set.Warnings {
 		log.Warn("policy warning", "warning", w.String())
 	}
+	d.runner = newRunner(engine.New(set, engine.Options{Seed: uint64(time.Now().UnixNano()), Location: cfg.Location()}))
+	d.runner.effects, d.runner.reload = d.effects, d.reload
 	if d.data, err = store.OpenData(ctx, cfg.DataDir, d.emit, o.storeTune...); err != nil {
 		return nil, err
 	}
+	undo = append(undo, func() { d.data.Close() })
+	if d.data.ReserveErr != nil {
+		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", d.data.ReserveErr)
+	}
+	if d.writers, err = newWriters(d.data, log, d.storeBacklog); err != nil {
+		return nil, err
+	}
+	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
 			Messages: d.receive}); err != nil {
-			d.data.Close()
 			return nil, err
 		}
+		undo = append(undo, func() { d.wa.Close() })
 	}
 	d.registry = prometheus.NewRegistry()
 	d.counters = monitor.NewCounters()
@@ -134,7 +150,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 		if err := d.sup.Add(service.NewProcess(service.ProcessConfig{Name: s.Name, Command: s.Command, Dir: s.Dir,
 			Env: env, HealthURL: s.HealthURL, Grace: s.Grace, MaxMemoryMB: s.MaxMemoryMB})); err != nil {
-			d.data.Close()
 			return nil, err
 		}
 	}
@@ -143,13 +158,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			Handler: d.drillHandler(d.chatHandler()),
 			Tune:    d.tuneQueue, Events: d.emit,
 			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
-			d.wa.Close()
-			d.data.Close()
 			return nil, err
 		}
 	}
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
-		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource}, Logger: log})
+		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource, d.storeSource}, Logger: log})
 	d.metrics = monitor.NewMetrics(d.registry, d.sampler.Last)
 	perMinute := map[string]int{"whatsapp": cfg.WhatsApp.SendPerMinute}
 	for k, v := range cfg.Alerts.PerMinute {
@@ -157,11 +170,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	if d.pipeline, err = alert.New(ctx, alert.Options{DB: d.data.Main, Channels: d.channels(), PerMinute: perMinute,
 		Events: d.emit, Metrics: d.metrics, Logger: log, LabelNames: func() []string { return d.set.Load().LabelNames() }}); err != nil {
-		d.data.Close()
 		return nil, err
 	}
 	d.reporter = &alert.Reporter{DB: d.data.Main, Metrics: d.data.Metrics, Pipeline: d.pipeline, Logger: log,
 		OnReport: func(at time.Time, body string) { d.hub.Publish("report", map[string]any{"time": at, "report": body}) }}
+	d.actCtx, d.stopActs = context.WithCancel(context.Background())
 	d.exec = actions.NewExecutor(actions.ExecutorOptions{
 		Registry: actions.Builtins(actions.Deps{
 			WhatsApp: d.reconnector(),
@@ -172,7 +185,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			Cleaner:  d.data,
 			Notifier: notifier{d},
 		}),
-		Audit: d.data.Main, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
+		Audit: auditSink{d.writers.audit}, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
 	})
 	d.health = monitor.NewHealth()
 	d.health.Add("database_writable", func(ctx context.Context) error {
@@ -189,6 +202,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 		return nil
 	})
+	d.health.Add("store_backlog", d.backlogHealth)
 	d.health.Add("whatsapp", func(ctx context.Context) error {
 		if d.wa == nil {
 			return nil // off: deliberate
@@ -200,8 +214,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return fmt.Errorf("whatsapp %s", st)
 		}
 	})
-	d.rec = newRecorder(d.data, log)
-	d.eng = engine.New(set, engine.Options{Seed: uint64(time.Now().UnixNano()), Location: cfg.Location()})
 	return d, nil
 }
 
@@ -226,129 +238,8 @@ func (d *Daemon) channels() []alert.Channel {
 // emit is how every source reaches the engine; it never blocks.
 func (d *Daemon) emit(ev engine.Event) { d.inbox.push(ev) }
 
-// Ingest takes an input from the API.
-func (d *Daemon) Ingest(in engine.Input) { d.inbox.push(in) }
-
 // WhatsApp is the WhatsApp connection (nil when it is off); for embedders and benchmarks.
 func (d *Daemon) WhatsApp() *whatsapp.Conn { return d.wa }
-
-// Addr is the address the HTTP server listens on (after Run started it).
-func (d *Daemon) Addr() string {
-	if d.ln == nil {
-		return ""
-	}
-	return d.ln.Addr().String()
-}
-
-// Listen opens the HTTP listener (before Run, so a caller can learn the port of ":0").
-func (d *Daemon) Listen() error {
-	ln, err := net.Listen("tcp", d.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
-	}
-	d.ln = ln
-	return nil
-}
-
-// Run runs remedy until ctx ends, then shuts down within the grace period: the HTTP
-// server stops taking requests, the engine loop stops, in-flight actions get time to
-// finish and report, supervised services are stopped, the recorder and the outbox are
-// flushed, and the databases are closed.
-func (d *Daemon) Run(ctx context.Context) error {
-	if d.ln == nil {
-		if err := d.Listen(); err != nil {
-			return err
-		}
-	}
-	var wg sync.WaitGroup
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	goRun := func(f func(context.Context)) { wg.Add(1); go func() { defer wg.Done(); f(bg) }() }
-
-	goRun(d.rec.run)
-	goRun(d.pipeline.Run)
-	goRun(func(ctx context.Context) { d.data.Main.RunHealth(ctx, d.cfg.CheckInterval) })
-	goRun(func(ctx context.Context) { d.data.Metrics.DB().RunHealth(ctx, d.cfg.CheckInterval) })
-	goRun(func(ctx context.Context) { d.sup.RunHealth(ctx, d.cfg.CheckInterval) })
-	goRun(func(ctx context.Context) { d.health.RunScheduled(ctx, d.cfg.HealthInterval, d.emit) })
-	goRun(func(ctx context.Context) { d.sampler.Run(ctx, func(s engine.Sample) { d.inbox.push(s) }) })
-	goRun(func(ctx context.Context) { d.compactMetrics(ctx) })
-	goRun(func(ctx context.Context) {
-		if err := d.reporter.Schedule(ctx, d.cfg.ReportSchedule, d.cfg.Location()); err != nil {
-			d.log.Error("daily report", "error", err)
-		}
-	})
-	if d.cfg.WatchPolicies && d.cfg.Policies != "" {
-		goRun(d.watchPolicies)
-	}
-	if err := d.sup.StartAll(ctx); err != nil {
-		d.log.Error("starting services", "error", err)
-	}
-	if d.chat != nil {
-		goRun(d.chat.Run)
-		goRun(func(ctx context.Context) { d.chat.In.RunWatchdog(ctx, d.cfg.CheckInterval) })
-		goRun(func(ctx context.Context) { d.chat.Out.RunWatchdog(ctx, d.cfg.CheckInterval) })
-	}
-	if d.wa != nil {
-		goRun(d.wa.Run)
-		if err := d.wa.Start(ctx); err != nil {
-			d.log.Error("whatsapp", "error", err)
-		}
-		if d.wa.State() == whatsapp.Unpaired {
-			d.log.Warn("WhatsApp is not paired: use the Pair button on the dashboard, or stop remedy and run `remedy pair` (or `remedy pair --phone NUMBER`)")
-		}
-	}
-
-	wopts := web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
-		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
-	if d.wa != nil {
-		p := &pairer{d: d, ctx: ctx}
-		wopts.QR, wopts.Pair, wopts.PairFailure = d.wa.QR, p.start, p.failure
-	}
-	d.srv = &http.Server{Handler: web.NewServer(wopts),
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- d.srv.Serve(d.ln) }()
-	d.log.Info("remedy running", "listen", d.Addr(), "data", d.cfg.DataDir, "policies", len(d.set.Load().Policies), "dry_run", d.cfg.DryRun)
-	goRun(d.watchdog)
-	sdNotify("READY=1")
-
-	loopDone := make(chan struct{})
-	loopCtx, stopLoop := context.WithCancel(context.Background())
-	go func() { d.loop(loopCtx); close(loopDone) }()
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-srvErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			runErr = err
-		}
-	}
-	d.log.Info("shutting down")
-	sdNotify("STOPPING=1")
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	_ = d.srv.Shutdown(sctx)
-	// The loop stops first, so that no new attempt starts while the executor is waited
-	// for (a WaitGroup must not grow during Wait); the attempts in flight still finish
-	// and write their audit rows.
-	stopLoop()
-	<-loopDone
-	_ = d.exec.Wait(sctx)
-	_ = d.sup.StopAll(sctx, 5*time.Second)
-	d.drill.shutdown() // a database drill's lock is released and its writes finish
-	stopBG()
-	if d.wa != nil {
-		_ = d.wa.Close()
-	}
-	wg.Wait() // the recorder flushes, the pipeline stops
-	d.pipeline.Deliver(sctx)
-	if err := d.data.Close(); err != nil && runErr == nil {
-		runErr = err
-	}
-	d.log.Info("stopped")
-	return runErr
-}
 
 // compactMetrics keeps the metrics database bounded: hourly rollup and retention.
 func (d *Daemon) compactMetrics(ctx context.Context) {

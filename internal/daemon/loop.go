@@ -17,39 +17,13 @@ import (
 	"github.com/remedy-run/remedy/web"
 )
 
-// loop is the engine's only goroutine: inputs, ticks at the engine's deadlines, reloads
-// and read queries, one at a time.
-func (d *Daemon) loop(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		d.lastLoop.Store(time.Now().UnixNano())
-		if next := d.eng.NextDeadline(); !next.IsZero() {
-			timer.Reset(max(time.Until(next), 0))
-		} else {
-			timer.Reset(time.Minute) // nothing scheduled; turn anyway so readiness sees the loop alive
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-d.inbox.notify:
-			for _, in := range d.inbox.take() {
-				d.process(ctx, in)
-			}
-		case <-timer.C:
-			d.process(ctx, engine.Tick{Time: time.Now()})
-		case reply := <-d.reloads:
-			reply <- d.reload(ctx)
-		case q := <-d.queries:
-			q(d.eng)
-		}
-	}
-}
-
-func (d *Daemon) process(ctx context.Context, in engine.Input) {
-	ds := d.eng.Process(in)
-	d.metrics.ObserveEngine(d.eng.Stats())
-	switch x := in.(type) {
+// effects hands one input's decisions to their owners, on the loop goroutine, without
+// blocking: the journal writer records the input and the decisions, the executor starts
+// actions, the alert pipeline takes alerts (Submit: stored off the loop), the hub and
+// the metrics show them.
+func (d *Daemon) effects(eng *engine.Engine, it item, decisions []engine.Decision) {
+	d.metrics.ObserveEngine(eng.Stats())
+	switch x := it.in.(type) {
 	case engine.Event:
 		d.metrics.Events.WithLabelValues(x.Code).Inc()
 		d.hub.Publish("event", x)
@@ -64,19 +38,26 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 			d.metrics.ActionOutcomes.WithLabelValues(x.Labels[engine.LabelAction], outcome).Inc()
 			d.metrics.ActionDuration.WithLabelValues(x.Labels[engine.LabelAction]).Observe(x.Value)
 		}
+		if !it.stored {
+			d.writers.journal.Add(journalRow{Event: &x})
+		}
 	case engine.Sample:
 		d.hub.Publish("sample", x)
+		if !it.stored {
+			d.writers.samples.Add(x)
+		}
 	}
-	decisions := append([]engine.Decision(nil), ds...)
-	d.rec.add(in, decisions)
+	for i := range decisions {
+		d.writers.journal.Add(journalRow{Decision: &decisions[i]})
+	}
 	for _, dec := range decisions {
 		switch dec.Kind {
 		case engine.KindAction:
-			d.exec.Execute(ctx, dec)
-		case engine.KindAlert:
-			if err := d.pipeline.Handle(ctx, dec); err != nil {
-				d.log.Error("alert not stored", "policy", dec.Policy, "error", err)
+			if !d.stopping.Load() {
+				d.exec.Execute(d.actCtx, dec)
 			}
+		case engine.KindAlert:
+			d.pipeline.Submit(dec)
 		case engine.KindState:
 			if dec.State == engine.Firing {
 				d.firing.Add(1)
@@ -89,7 +70,7 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 			"kind": dec.Kind, "state": dec.State, "text": dec.String()})
 	}
 	if len(decisions) > 0 {
-		for _, st := range d.eng.Status() {
+		for _, st := range eng.Status() {
 			d.metrics.PolicyFiring.WithLabelValues(st.Name).Set(float64(st.Firing))
 		}
 	}
@@ -99,7 +80,7 @@ func (d *Daemon) process(ctx context.Context, in engine.Input) {
 // parsed and compiled on the side; on any error the old set keeps running and the errors
 // are logged, shown and raised as POLICY_RELOAD_FAILED; on success the set is swapped
 // with state carried over and the diff goes to the audit.
-func (d *Daemon) reload(ctx context.Context) web.ReloadStatus {
+func (d *Daemon) reload(context.Context) web.ReloadStatus {
 	st := web.ReloadStatus{Time: time.Now()}
 	stamp := policyStamp(d.cfg.Policies)
 	d.stamp.Store(&stamp) // a failed load is not retried until the files change again
@@ -134,30 +115,11 @@ func (d *Daemon) reload(ctx context.Context) web.ReloadStatus {
 	d.metrics.ReloadSuccess.Set(1)
 	d.metrics.ReloadTimestamp.SetToCurrentTime()
 	out, _ := json.Marshal(diff)
-	if _, err := d.data.Main.Exec(ctx, `INSERT INTO audit(ts, policy, action, outcome, output) VALUES (?, '', 'RELOAD', 'reloaded', ?)`,
-		time.Now().UnixMilli(), string(out)); err != nil {
-		d.log.Error("audit of reload", "error", err)
-	}
+	d.writers.audit.Add(store.AuditEntry{Time: time.Now(), Action: "RELOAD", Outcome: "reloaded", Output: string(out)})
 	d.log.Info("policies reloaded", "policies", set.Summary(), "added", diff.Added, "changed", diff.Changed, "removed", diff.Removed)
 	d.inbox.push(engine.Event{Time: time.Now(), Code: "POLICY_RELOADED", Source: "daemon"})
 	d.hub.Publish("reload", st)
 	return st
-}
-
-// Reload asks the loop to reload and waits for the result.
-func (d *Daemon) Reload(ctx context.Context) web.ReloadStatus {
-	reply := make(chan web.ReloadStatus, 1)
-	select {
-	case d.reloads <- reply:
-	case <-ctx.Done():
-		return web.ReloadStatus{Time: time.Now(), Errors: []string{ctx.Err().Error()}}
-	}
-	select {
-	case st := <-reply:
-		return st
-	case <-ctx.Done():
-		return web.ReloadStatus{Time: time.Now(), Errors: []string{ctx.Err().Error()}}
-	}
 }
 
 // policyStamp identifies the policy files' contents by name, size and time.
@@ -194,31 +156,6 @@ func (d *Daemon) watchPolicies(ctx context.Context) {
 	}
 }
 
-// query runs f on the engine in the loop goroutine.
-func (d *Daemon) query(ctx context.Context, f func(*engine.Engine)) error {
-	done := make(chan struct{})
-	select {
-	case d.queries <- func(e *engine.Engine) { f(e); close(done) }:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Policies describes every policy and instance.
-func (d *Daemon) Policies(ctx context.Context) ([]engine.PolicyStatus, error) {
-	var out []engine.PolicyStatus
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	err := d.query(qctx, func(e *engine.Engine) { out = e.Status() })
-	return out, err
-}
-
 // TryPolicy runs an input through one policy in dry run, away from the running engine.
 func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, error) {
 	p := d.set.Load().ByName(name)
@@ -233,12 +170,14 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	o := web.Overview{Version: VersionString(), Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
 		Sample: d.sampler.Last().Values, Firing: int(max(d.firing.Load(), 0)), Policies: len(d.set.Load().Policies),
 		Reload: *d.lastReload.Load(), Services: d.sup.Status(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
-		InputsQueue: d.inbox.len()}
+		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
 	if d.wa != nil {
 		o.WhatsApp = string(d.wa.State())
 	}
 	if err := d.data.Main.Check(ctx); err != nil {
 		o.Database = err.Error()
+	} else if f := d.data.Main.Full(); f != "" {
+		o.Database = "full: " + f // readable, but refusing writes
 	}
 	if p, err := d.pipeline.Pending(ctx); err == nil {
 		o.Outbox = len(p)

@@ -59,7 +59,10 @@ type Options struct {
 	// written there happen exactly once, even across a kill -9.
 	Complete func(ctx context.Context, tx *store.Tx, it Item) error
 	Events   func(engine.Event) // QUEUE_*, HANDLER_* events; must not block
-	Logger   *slog.Logger
+	// Audit receives the audit rows of handler panics (the daemon's audit writer, the
+	// table's owner); nil writes them directly.
+	Audit  func(store.AuditEntry)
+	Logger *slog.Logger
 }
 
 // Queue is one durable queue. Open it, then Run it; it is safe for concurrent use.
@@ -354,11 +357,15 @@ func (q *Queue) retryOrDeadLetter(ctx context.Context, it Item, cause error) {
 }
 
 func (q *Queue) auditPanic(it Item, p any, stack string) {
+	e := store.AuditEntry{Time: time.Now(), Instance: q.opts.Name, Action: "HANDLER", Outcome: "panic",
+		Params: map[string]string{"item": fmt.Sprint(it.ID)}, Error: fmt.Sprint(p), Output: stack}
+	if q.opts.Audit != nil {
+		q.opts.Audit(e)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, _ = q.db.Exec(ctx, `INSERT INTO audit(ts, policy, instance, action, params, outcome, error, output)
-		VALUES (?, '', ?, 'HANDLER', ?, 'panic', ?, ?)`, time.Now().UnixMilli(), q.opts.Name,
-		fmt.Sprintf(`{"item":%d}`, it.ID), fmt.Sprint(p), stack)
+	_ = q.db.InsertAudit(ctx, []store.AuditEntry{e})
 }
 
 // deadLetter moves the queue_items rows matching where (with its args) to dead_letters

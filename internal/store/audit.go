@@ -5,19 +5,54 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/remedy-run/remedy/actions"
 	"github.com/remedy-run/remedy/engine"
 )
 
-var _ actions.AuditSink = (*DB)(nil)
+// AuditEntry is one row of the actions audit: a recovery attempt, a reload, a refused
+// admin command, a handler panic. Params is stored as JSON ("{}" when empty).
+type AuditEntry struct {
+	Time       time.Time
+	Policy     string
+	Instance   string
+	DecisionID uint64
+	Action     string
+	Step       int
+	Attempt    int
+	Params     map[string]string
+	Duration   time.Duration
+	Outcome    string
+	Error      string
+	Output     string
+}
 
-// RecordAttempt stores one recovery attempt in the audit table.
-func (db *DB) RecordAttempt(ctx context.Context, a actions.Attempt) error {
-	params, _ := json.Marshal(a.Params)
-	_, err := db.Exec(ctx, `INSERT INTO audit(ts, policy, instance, decision_id, action, step, attempt, params, duration_ms, outcome, error, output)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.Start.UnixMilli(), a.Policy, a.Instance, a.DecisionID, a.Action,
-		a.Step, a.Attempt, string(params), a.Duration.Milliseconds(), a.Outcome, a.Error, a.Output)
-	return err
+const insertAudit = `INSERT INTO audit(ts, policy, instance, decision_id, action, step, attempt, params, duration_ms, outcome, error, output)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func (e AuditEntry) args() []any {
+	params := "{}"
+	if len(e.Params) > 0 {
+		b, _ := json.Marshal(e.Params)
+		params = string(b)
+	}
+	return []any{e.Time.UnixMilli(), e.Policy, e.Instance, e.DecisionID, e.Action, e.Step, e.Attempt, params,
+		e.Duration.Milliseconds(), e.Outcome, e.Error, e.Output}
+}
+
+// InsertAudit stores audit rows in one transaction. The daemon's audit writer is its one
+// caller at run time (the table's owner); ResetState writes its before-images inside its
+// own transaction through the same statement.
+func (db *DB) InsertAudit(ctx context.Context, entries []AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return db.WithTx(ctx, func(ctx context.Context, tx *Tx) error {
+		for _, e := range entries {
+			if _, err := tx.Exec(ctx, insertAudit, e.args()...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // AuditRow is one row of the audit, for the dashboard and the CLI.

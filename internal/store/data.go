@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
-	"github.com/remedy-run/remedy/actions"
 	"github.com/remedy-run/remedy/engine"
 )
 
@@ -16,8 +17,12 @@ const (
 	RemedyFile  = "remedy.db"
 	MetricsFile = "monitoring_metrics.sqlite"
 	ReserveFile = ".remedy-reserve"
-	// ReserveSize is the ballast kept for priority writes on a full disk.
-	ReserveSize = 16 << 20
+	// ReserveSize is the ballast kept for priority writes on a full disk. With the
+	// writers' spools (SpoolSize each, for the journal and the audit) remedy holds 16 MiB
+	// from its first second.
+	ReserveSize = 12 << 20
+	// SpoolSize is one writer's spool: the rows past its memory limit (see Writer).
+	SpoolSize = 2 << 20
 )
 
 // Data is remedy's data directory: remedy.db, the metrics database and the reserve.
@@ -25,6 +30,11 @@ type Data struct {
 	Main    *DB
 	Metrics *Metrics
 	Reserve *Reserve
+	// ReserveErr is why the reserve could not be made (nil when it was): a disk already
+	// full at the first start. The daemon logs and shows it, and tries again.
+	ReserveErr error
+	Dir        string
+	lock       *os.File
 }
 
 // OpenData opens (creating if needed) the databases in dir. events receives their DB_*
@@ -32,13 +42,22 @@ type Data struct {
 // shed instead.
 // tune, if given, adjusts both databases' options.
 func OpenData(ctx context.Context, dir string, events func(engine.Event), tune ...func(*Options)) (*Data, error) {
-	d := &Data{}
-	var err error
-	if d.Reserve, err = NewReserve(filepath.Join(dir, ReserveFile), ReserveSize); err != nil {
-		// A disk too full for the reserve must not stop remedy from starting.
-		d.Reserve = nil
+	// The directory first: on a first run the reserve must be made before anything else
+	// can fill the disk.
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	onFull := func() bool { return d.Reserve != nil && d.Reserve.Release() }
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Data{Dir: dir, lock: lock}
+	if d.Reserve, d.ReserveErr = NewReserve(filepath.Join(dir, ReserveFile), ReserveSize); d.ReserveErr != nil {
+		// A disk too full for the reserve must not stop remedy from starting; the
+		// daemon shows it and tries again (RestoreReserve).
+		d.Reserve = &Reserve{path: filepath.Join(dir, ReserveFile), size: ReserveSize}
+	}
+	onFull := func() bool { return d.Reserve.Release() }
 	apply := func(o Options) Options {
 		o.Repair = true // remedy must start over its own damaged database
 		for _, f := range tune {
@@ -48,20 +67,40 @@ func OpenData(ctx context.Context, dir string, events func(engine.Event), tune .
 	}
 	if d.Main, err = Open(ctx, apply(Options{Path: filepath.Join(dir, RemedyFile), Name: "remedy", Schema: RemedySchema,
 		Events: events, OnFull: onFull})); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	if d.Metrics, err = OpenMetrics(ctx, apply(Options{Path: filepath.Join(dir, MetricsFile), Name: "metrics", Events: events})); err != nil {
 		d.Main.Close()
+		lock.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-var _ actions.DataCleaner = (*Data)(nil)
+// RestoreReserve makes the reserve again when it is missing and the disk has room for
+// it and as much again, so restoring it never fills the disk itself. It returns the
+// reserve's state: nil when held.
+func (d *Data) RestoreReserve() error {
+	if d.Reserve.Held() {
+		d.ReserveErr = nil
+		return nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.Dir, &st); err == nil && int64(st.Bavail)*int64(st.Bsize) < 2*ReserveSize {
+		return fmt.Errorf("reserve missing: %d MiB free, waiting for %d MiB", int64(st.Bavail)*int64(st.Bsize)>>20, 2*ReserveSize>>20)
+	}
+	d.ReserveErr = d.Reserve.Restore()
+	return d.ReserveErr
+}
 
 // Close closes both databases.
 func (d *Data) Close() error {
-	return errors.Join(d.Metrics.Close(), d.Main.Close())
+	err := errors.Join(d.Metrics.Close(), d.Main.Close())
+	if d.lock != nil {
+		d.lock.Close() // releases the directory for the next remedy
+	}
+	return err
 }
 
 // CleanDB is CLEAN_DATA with target db: repair remedy.db (rebuild if corrupt, otherwise
@@ -76,7 +115,7 @@ func (d *Data) CleanDB(ctx context.Context) (string, error) {
 func (d *Data) PruneMetrics(ctx context.Context) (string, error) {
 	rep, err := d.Metrics.Prune(ctx, time.Now(), DefaultRetention)
 	msg := fmt.Sprintf("rolled up %d, deleted %d raw samples and %d old rollups", rep.RolledUp, rep.RawDeleted, rep.RollupsDeleted)
-	if err == nil && d.Reserve != nil && !d.Reserve.Held() {
+	if err == nil && !d.Reserve.Held() {
 		if rerr := d.Reserve.Restore(); rerr != nil {
 			msg += "; reserve not restored: " + rerr.Error()
 		}

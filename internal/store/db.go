@@ -62,6 +62,16 @@ type DB struct {
 	unhealthy atomic.Bool
 	// openRepair is the rebuild done at open, until a Clean reports it.
 	openRepair atomic.Pointer[Report]
+	full       atomic.Pointer[string] // the last write's SQLITE_FULL, until a write succeeds
+}
+
+// Full returns why the last write failed for lack of space ("" if it did not, or a later
+// write succeeded): the dashboard's and !status's "disk full".
+func (db *DB) Full() string {
+	if p := db.full.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 type handles struct {
@@ -233,6 +243,9 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		return db.writer(func(h *handles) error {
 			var err error
 			res, err = h.w.ExecContext(ctx, query, args...)
+			if err == nil {
+				db.full.Store(nil)
+			}
 			return err
 		})
 	})
@@ -300,6 +313,7 @@ func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) e
 				return err
 			}
 			committed = true
+			db.full.Store(nil)
 			return nil
 		})
 	})
@@ -361,7 +375,9 @@ func (db *DB) noteFailure(err error) {
 		db.unhealthy.Store(true)
 		db.emit("DB_CORRUPT", err.Error())
 	case classFull:
-		db.emit("DB_FULL", err.Error())
+		msg := err.Error()
+		db.full.Store(&msg)
+		db.emit("DB_FULL", msg)
 	}
 }
 

@@ -21,25 +21,10 @@ func eventArgs(ev engine.Event) []any {
 
 // InsertEvents records events (the engine's input history) in one transaction.
 func (db *DB) InsertEvents(ctx context.Context, evs []engine.Event) error {
-	switch len(evs) {
-	case 0:
-		return nil
-	case 1:
+	if len(evs) == 1 {
 		return db.InsertEvent(ctx, evs[0])
 	}
-	return db.WithTx(ctx, func(ctx context.Context, tx *Tx) error {
-		st, err := tx.Prepare(ctx, insertEvent)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, ev := range evs {
-			if _, err := st.ExecContext(ctx, eventArgs(ev)...); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return db.InsertJournal(ctx, evs, nil)
 }
 
 // InsertEvent records one event (one statement, committed on its own).
@@ -74,10 +59,31 @@ func (db *DB) Events(ctx context.Context, since, until time.Time) ([]engine.Even
 
 // InsertDecisions records engine decisions for the timeline and the audit.
 func (db *DB) InsertDecisions(ctx context.Context, ds []engine.Decision) error {
-	if len(ds) == 0 {
+	return db.InsertJournal(ctx, nil, ds)
+}
+
+// InsertJournal records events and decisions in one transaction (the daemon's journal
+// writer, owner of both tables).
+func (db *DB) InsertJournal(ctx context.Context, evs []engine.Event, ds []engine.Decision) error {
+	if len(evs) == 0 && len(ds) == 0 {
 		return nil
 	}
 	return db.WithTx(ctx, func(ctx context.Context, tx *Tx) error {
+		if len(evs) > 0 {
+			st, err := tx.Prepare(ctx, insertEvent)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			for _, ev := range evs {
+				if _, err := st.ExecContext(ctx, eventArgs(ev)...); err != nil {
+					return err
+				}
+			}
+		}
+		if len(ds) == 0 {
+			return nil
+		}
 		st, err := tx.Prepare(ctx, `INSERT INTO decisions(decision_id, ts, kind, policy, instance, state, severity, reason, payload)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {

@@ -43,9 +43,9 @@ func (db *DB) ResetState(ctx context.Context, scope string, ttl time.Duration) (
 			}
 			before, _ := json.Marshal(map[string]any{"key": r.Key, "kind": r.Kind, "data": json.RawMessage(validOr(r.Data)),
 				"updated": time.UnixMilli(r.Updated).UTC()})
-			params, _ := json.Marshal(map[string]string{"scope": scope, "ttl": ttl.String(), "key": r.Key})
-			if _, err := tx.Exec(ctx, `INSERT INTO audit(ts, policy, instance, action, params, outcome, output)
-				VALUES (?, '', ?, 'RESET_STATE', ?, 'reset', ?)`, now.UnixMilli(), r.Key, string(params), string(before)); err != nil {
+			e := AuditEntry{Time: now, Instance: r.Key, Action: "RESET_STATE", Outcome: "reset", Output: string(before),
+				Params: map[string]string{"scope": scope, "ttl": ttl.String(), "key": r.Key}}
+			if _, err := tx.Exec(ctx, insertAudit, e.args()...); err != nil {
 				return err
 			}
 			if _, err := tx.Exec(ctx, `UPDATE state SET data = '{}', updated = ? WHERE key = ?`, now.UnixMilli(), r.Key); err != nil {

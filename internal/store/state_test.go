@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/remedy-run/remedy/actions"
 )
 
 func TestResetStaleStateKeepsBeforeImage(t *testing.T) {
@@ -39,12 +37,12 @@ func TestResetStaleStateKeepsBeforeImage(t *testing.T) {
 	}
 }
 
-func TestRecordAttempt(t *testing.T) {
+func TestInsertAudit(t *testing.T) {
 	db := openTest(t, newSink())
 	ctx := context.Background()
-	err := db.RecordAttempt(ctx, actions.Attempt{Policy: "svc", Instance: "bot", DecisionID: 9, Action: "RESTART_SERVICE",
-		Step: 1, Attempt: 2, Params: actions.Params{"service": "bot"}, Start: time.Now(), Duration: 1500 * time.Millisecond,
-		Outcome: "failed", Error: "exit status 1", Output: "starting…"})
+	err := db.InsertAudit(ctx, []AuditEntry{{Policy: "svc", Instance: "bot", DecisionID: 9, Action: "RESTART_SERVICE",
+		Step: 1, Attempt: 2, Params: map[string]string{"service": "bot"}, Time: time.Now(), Duration: 1500 * time.Millisecond,
+		Outcome: "failed", Error: "exit status 1", Output: "starting…"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,252 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	oklog "github.com/oklog/run"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/whatsapp"
+	"github.com/remedy-run/remedy/web"
+)
+
+// actor is one named part of a running remedy. run works until its ctx ends, then
+// finishes what it took and returns. Its ctx ends only after every actor named in after
+// has returned, so shutdown is ordered: intake stops first, the engine finishes what it
+// took, and the writers flush last, before the databases close.
+type actor struct {
+	name  string
+	after []string
+	run   func(ctx context.Context) error
+}
+
+// runActors runs the actors as one oklog/run group: when any returns (ctx's end, a
+// failed listener), all are stopped in their order, and their errors are joined.
+func runActors(actors []actor) error {
+	done := map[string]chan struct{}{}
+	for _, a := range actors {
+		done[a.name] = make(chan struct{})
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		g    oklog.Group
+	)
+	for _, a := range actors {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			defer close(done[a.name])
+			err := a.run(ctx)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", a.name, err))
+				mu.Unlock()
+			}
+			return err
+		}, func(error) {
+			// The interrupt must not block (oklog/run calls them one after another): the
+			// wait for the predecessors happens in a goroutine that ends with them.
+			go func() {
+				for _, dep := range a.after {
+					<-done[dep]
+				}
+				cancel()
+			}()
+		})
+	}
+	_ = g.Run()
+	return errors.Join(errs...)
+}
+
+// untilDone runs f, which may return early (a schedule that failed to parse), and then
+// waits for ctx: one part ending on its own does not stop remedy.
+func untilDone(f func(ctx context.Context)) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		f(ctx)
+		<-ctx.Done()
+		return nil
+	}
+}
+
+// Addr is the address the HTTP server listens on (after Run started it).
+func (d *Daemon) Addr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+// Listen opens the HTTP listener (before Run, so a caller can learn the port of ":0").
+func (d *Daemon) Listen() error {
+	ln, err := net.Listen("tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+	}
+	d.ln = ln
+	return nil
+}
+
+// Run runs remedy until ctx ends, then shuts down in order (each step waits for the ones
+// before it): the HTTP server and the monitors stop taking input; the engine processes
+// what its inbox holds, lets in-flight actions finish (up to 20 s) and stops; the
+// services, the drills, the message queues and the alert pipeline stop (the pipeline
+// stores and delivers what it was given); WhatsApp disconnects; the writers write
+// everything they hold; then the databases close. The errors of every step are joined.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.ln == nil {
+		if err := d.Listen(); err != nil {
+			return err
+		}
+	}
+	if err := d.sup.StartAll(ctx); err != nil {
+		d.log.Error("starting services", "error", err)
+	}
+	if d.wa != nil {
+		if err := d.wa.Start(ctx); err != nil {
+			d.log.Error("whatsapp", "error", err)
+		}
+		if d.wa.State() == whatsapp.Unpaired {
+			d.log.Warn("WhatsApp is not paired: use the Pair button on the dashboard, or stop remedy and run `remedy pair` (or `remedy pair --phone NUMBER`)")
+		}
+	}
+	intake := []string{"signal", "http", "monitors"}
+	actors := []actor{
+		{name: "signal", run: func(actx context.Context) error {
+			select {
+			case <-ctx.Done():
+				d.log.Info("shutting down")
+				sdNotify("STOPPING=1")
+			case <-actx.Done():
+			}
+			return nil
+		}},
+		{name: "http", run: d.serveHTTP(ctx)},
+		{name: "monitors", run: d.runMonitors},
+		{name: "engine", after: intake, run: func(actx context.Context) error {
+			d.loop(actx) // returns after processing what the inbox held
+			d.stopping.Store(true)
+			wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := d.exec.Wait(wctx) // in-flight attempts finish and write their audit
+			d.drain()                // their results are recorded (no new action starts)
+			d.stopActs()
+			return err
+		}},
+		{name: "services", after: []string{"engine"}, run: func(actx context.Context) error {
+			<-actx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			return d.sup.StopAll(sctx, 5*time.Second)
+		}},
+		{name: "drills", after: []string{"engine"}, run: func(actx context.Context) error {
+			<-actx.Done()
+			d.drill.shutdown() // a database drill's lock is released and its writes finish
+			return nil
+		}},
+		{name: "alerts", after: []string{"engine"}, run: func(actx context.Context) error {
+			d.pipeline.Run(actx)
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			d.pipeline.Flush(fctx)
+			return nil
+		}},
+	}
+	if d.chat != nil {
+		actors = append(actors, actor{name: "queues", after: []string{"engine"}, run: func(actx context.Context) error {
+			var wg sync.WaitGroup
+			wg.Go(func() { d.chat.In.RunWatchdog(actx, d.cfg.CheckInterval) })
+			wg.Go(func() { d.chat.Out.RunWatchdog(actx, d.cfg.CheckInterval) })
+			d.chat.Run(actx)
+			wg.Wait()
+			return nil
+		}})
+	}
+	if d.wa != nil {
+		actors = append(actors, actor{name: "whatsapp", after: []string{"engine", "alerts", "queues"}, run: func(actx context.Context) error {
+			d.wa.Run(actx)
+			<-actx.Done()
+			return d.wa.Close()
+		}})
+	}
+	var producers []string
+	for _, a := range actors {
+		producers = append(producers, a.name)
+	}
+	for _, w := range []struct {
+		name string
+		w    interface {
+			Run(context.Context, time.Duration) error
+		}
+	}{{"journal", d.writers.journal}, {"audit", d.writers.audit}, {"samples", d.writers.samples}} {
+		actors = append(actors, actor{name: "writer " + w.name, after: producers, run: func(actx context.Context) error {
+			return w.w.Run(actx, 10*time.Second)
+		}})
+	}
+	d.log.Info("remedy running", "listen", d.Addr(), "data", d.cfg.DataDir, "policies", len(d.set.Load().Policies), "dry_run", d.cfg.DryRun)
+	sdNotify("READY=1")
+	err := runActors(actors)
+	d.writers.close()
+	if cerr := d.data.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	d.log.Info("stopped")
+	return err
+}
+
+// serveHTTP serves the API and the dashboard until stopped; it returns once the
+// requests in flight have been answered (an ingest waits for its commit).
+func (d *Daemon) serveHTTP(runCtx context.Context) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		wopts := web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
+			Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
+		if d.wa != nil {
+			p := &pairer{d: d, ctx: runCtx}
+			wopts.QR, wopts.Pair, wopts.PairFailure = d.wa.QR, p.start, p.failure
+		}
+		srv := &http.Server{Handler: web.NewServer(wopts),
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+		shut := make(chan error, 1)
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			shut <- srv.Shutdown(sctx)
+		}()
+		err := srv.Serve(d.ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return <-shut
+		}
+		return err // the listener failed: the group stops; the Shutdown goroutine ends with ctx
+	}
+}
+
+// runMonitors runs the periodic sources until ctx ends and waits for them.
+func (d *Daemon) runMonitors(ctx context.Context) error {
+	var wg sync.WaitGroup
+	goRun := func(f func(context.Context)) { wg.Go(func() { f(ctx) }) }
+	goRun(func(ctx context.Context) { d.data.Main.RunHealth(ctx, d.cfg.CheckInterval) })
+	goRun(func(ctx context.Context) { d.data.Metrics.DB().RunHealth(ctx, d.cfg.CheckInterval) })
+	goRun(func(ctx context.Context) { d.sup.RunHealth(ctx, d.cfg.CheckInterval) })
+	goRun(func(ctx context.Context) { d.health.RunScheduled(ctx, d.cfg.HealthInterval, d.emit) })
+	goRun(func(ctx context.Context) { d.sampler.Run(ctx, func(s engine.Sample) { d.inbox.push(s) }) })
+	goRun(d.compactMetrics)
+	goRun(d.keepReserve)
+	goRun(func(ctx context.Context) {
+		if err := d.reporter.Schedule(ctx, d.cfg.ReportSchedule, d.cfg.Location()); err != nil {
+			d.log.Error("daily report", "error", err)
+		}
+	})
+	if d.cfg.WatchPolicies && d.cfg.Policies != "" {
+		goRun(d.watchPolicies)
+	}
+	goRun(d.watchdog)
+	<-ctx.Done()
+	wg.Wait()
+	return nil
+}

@@ -1,0 +1,41 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/remedy-run/remedy/engine"
+)
+
+// Errors a Backend's Ingest returns; the API maps them to statuses in ingestError.
+var (
+	// ErrOverloaded: too many inputs are waiting (the engine's inbox or the writer's
+	// queue is at its bound). Answered 429 with Retry-After: the client should wait and
+	// post the same inputs again.
+	ErrOverloaded = errors.New("too many inputs waiting")
+	// ErrNotStored: the store could not commit the inputs within the bound (a held lock,
+	// a full disk, an I/O error). Answered 503 with Retry-After; nothing of the request
+	// was acknowledged, so the client posts it again.
+	ErrNotStored = errors.New("inputs not stored")
+)
+
+// ingestRetryAfter is the Retry-After of a refused ingest, in seconds.
+const ingestRetryAfter = 5
+
+// accept hands validated inputs to the backend and answers: 202 once they are committed
+// to disk ("accepted" is their count), 429 or 503 with Retry-After when they are not.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, ins []engine.Input, count int) {
+	err := s.opts.Backend.Ingest(r.Context(), ins)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusAccepted, map[string]int{"accepted": count})
+	case errors.Is(err, ErrOverloaded):
+		w.Header().Set("Retry-After", strconv.Itoa(ingestRetryAfter))
+		writeError(w, http.StatusTooManyRequests, "overloaded", "too many inputs waiting; nothing was accepted, post them again later")
+	default:
+		// ErrNotStored, or the request's own end: either way nothing was acknowledged.
+		w.Header().Set("Retry-After", strconv.Itoa(ingestRetryAfter))
+		writeError(w, http.StatusServiceUnavailable, "not_stored", "the store could not commit the inputs in time; nothing was accepted, post them again later")
+	}
+}
