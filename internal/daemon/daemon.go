@@ -129,6 +129,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if d.data.ReserveErr != nil {
 		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", d.data.ReserveErr)
 	}
+	// For `remedy replay --from DATA_DIR`: the time zone and policies this run uses.
+	if err := cfg.WriteRunInfo(VersionString()); err != nil {
+		log.Warn("the run information for remedy replay was not written", "error", err)
+	}
 	if d.writers, err = newWriters(d.data, log, d.storeBacklog); err != nil {
 		return nil, err
 	}
