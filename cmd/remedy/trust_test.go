@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -24,26 +26,35 @@ func TestConfigCheckWithoutAFile(t *testing.T) {
 	}
 }
 
-// POLICIES.md's first policy, as a new user writes it: a bot's own code, declared, in a
-// directory of one's own. `remedy check --strict` passes, says the defaults are kept,
-// and `remedy codes` lists the code.
+// POLICIES.md's "A first policy", exactly as the document shows it: the policy file and
+// its test, in a directory of one's own. `remedy check --strict` passes and says the
+// defaults are kept (before, such a directory silently replaced all of them, and the
+// bot's own code failed --strict), `remedy test` passes, and `remedy codes` lists the
+// declared code.
 func TestAFirstPolicy(t *testing.T) {
+	doc, err := os.ReadFile("../../POLICIES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(doc)[strings.Index(string(doc), "## A first policy"):]
+	section = section[:strings.Index(section, "\n## ")]
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(section, -1)
+	if len(blocks) != 2 {
+		t.Fatalf("%d yaml blocks in the section, want the policy file and its test", len(blocks))
+	}
 	dir := t.TempDir()
-	write(t, dir, "payments.yaml", `codes:
-  - code: PAYMENT_ERROR
-    description: the payment provider refused a charge
-    labels: [provider]
-policies:
-  - name: payment-errors
-    on: [PAYMENT_ERROR]
-    when: 'count("PAYMENT_ERROR", "10m") >= 5'
-    group_by: [provider]
-    severity: error
-`)
+	write(t, dir, "payments.yaml", blocks[0][1])
+	write(t, dir, "payments_test.yaml", blocks[1][1])
 	n := defaultCount(t)
 	code, out, _ := run(t, "", "check", "--strict", dir)
 	if code != exitOK || !strings.Contains(out, fmt.Sprintf("%d policies: %d defaults kept, 1 yours (payment-errors); 1 declared event code(s)", n+1, n)) {
 		t.Fatalf("check: %d %s", code, out)
+	}
+	if !strings.Contains(section, fmt.Sprintf(`"%d policies: %d defaults kept, 1 yours (payment-errors); …"`, n+1, n)) {
+		t.Errorf("the section's comment does not show what check prints:\n%s", out)
+	}
+	if code, out, _ := run(t, "", "test", dir); code != exitOK || !strings.Contains(out, "2 passed, 0 failed") {
+		t.Fatalf("test: %d %s", code, out)
 	}
 	code, out, _ = run(t, "", "codes", dir)
 	if code != exitOK || !strings.Contains(out, "PAYMENT_ERROR") || !strings.Contains(out, "declared in "+filepath.Join(dir, "payments.yaml")) {
