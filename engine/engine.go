@@ -85,6 +85,7 @@ type policyState struct {
 	instances map[string]*instance
 	firing    int
 	lastFired time.Time
+	example   map[string]any // Example(p), made on the first Status
 }
 
 // New returns an engine running set.

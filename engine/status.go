@@ -22,6 +22,8 @@ type PolicyStatus struct {
 	Firing      int               `json:"firing"`
 	LastFired   *time.Time        `json:"last_fired,omitempty"`
 	Instances   []InstanceStatus  `json:"instances"`
+	// Example is an input that wakes the policy (see Example), for the Test box.
+	Example map[string]any `json:"example"`
 }
 
 // InstanceStatus describes one instance.
@@ -61,6 +63,10 @@ func (e *Engine) Status() []PolicyStatus {
 		for _, a := range p.Actions {
 			st.Actions = append(st.Actions, a.Do)
 		}
+		if ps.example == nil {
+			ps.example = Example(p)
+		}
+		st.Example = ps.example
 		for _, inst := range ps.instances {
 			is := InstanceStatus{Key: inst.key, Labels: inst.labels, State: inst.state, Since: inst.since, Severity: inst.severity,
 				Occurrences: inst.occurrences, Attempts: inst.attempt, InFlight: inst.inflight != 0, Escalated: inst.escalated,
