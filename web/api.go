@@ -62,8 +62,8 @@ func (s *Server) routes() {
 		evs, err := b.Store().Main.RecentEvents(r.Context(), limit(r, 200))
 		respond(w, evs, err)
 	})
-	api("POST /api/v1/events", s.ingestEvents)
-	api("POST /api/v1/samples", s.ingestSample)
+	api("POST /api/v1/events", s.limitIngest(s.ingestEvents))
+	api("POST /api/v1/samples", s.limitIngest(s.ingestSample))
 	api("GET /api/v1/decisions", func(w http.ResponseWriter, r *http.Request) {
 		rows, err := b.Store().Main.Decisions(r.Context(), r.URL.Query().Get("policy"), limit(r, 50))
 		respond(w, rows, err)

@@ -96,9 +96,10 @@ type Options struct {
 
 // Server is the HTTP handler.
 type Server struct {
-	opts     Options
-	mux      *http.ServeMux
-	upgrader websocket.Upgrader
+	opts        Options
+	ingestSlots chan struct{} // limitIngest's
+	mux         *http.ServeMux
+	upgrader    websocket.Upgrader
 }
 
 // NewServer builds the routes.
@@ -109,7 +110,7 @@ func NewServer(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s := &Server{opts: opts, mux: http.NewServeMux(), ingestSlots: make(chan struct{}, maxIngestInFlight)}
 	// gorilla's default origin check: the Origin must be this host (same-origin).
 	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096}
 	static, _ := fs.Sub(staticFS, "static")

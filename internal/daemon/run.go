@@ -64,16 +64,6 @@ func runActors(actors []actor) error {
 	return errors.Join(errs...)
 }
 
-// untilDone runs f, which may return early (a schedule that failed to parse), and then
-// waits for ctx: one part ending on its own does not stop remedy.
-func untilDone(f func(ctx context.Context)) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		f(ctx)
-		<-ctx.Done()
-		return nil
-	}
-}
-
 // Addr is the address the HTTP server listens on (after Run started it).
 func (d *Daemon) Addr() string {
 	if d.ln == nil {

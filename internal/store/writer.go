@@ -233,6 +233,11 @@ func (w *Writer[T]) final(drain time.Duration) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.stopped = true
+	// What memory holds is older than what the spool holds: spool it in front.
+	var later []T
+	if w.opts.Spool != nil {
+		later, _ = w.opts.Spool.Take()
+	}
 	left := 0
 	for _, e := range w.items {
 		if e.done != nil {
@@ -245,6 +250,11 @@ func (w *Writer[T]) final(drain time.Duration) error {
 			continue
 		}
 		left++
+	}
+	for _, v := range later {
+		if w.opts.Spool.Append(v) != nil {
+			left++
+		}
 	}
 	w.items = nil
 	if left > 0 {
@@ -312,6 +322,9 @@ func (w *Writer[T]) flush(ctx context.Context) bool {
 		rows := len(w.items)
 		w.mu.Unlock()
 		if err != nil {
+			if rows == 0 {
+				w.opts.Logger.Warn("commit failed; its callers were told", "writer", w.opts.Name, "error", err)
+			}
 			if rows > 0 {
 				first := !w.backlog.Swap(true)
 				w.opts.Logger.Warn("write failed; rows kept for retry", "writer", w.opts.Name, "rows", rows, "error", err)

@@ -90,6 +90,12 @@ async function refreshOverview() {
   badge("#wa", "WhatsApp " + o.whatsapp, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
   renderPairing(o.whatsapp);
   badge("#db", "database " + o.database, o.database === "ok" ? "ok" : "bad");
+  // The disk badge shows only when something is wrong (full, reserve missing); the
+  // backlog badge while remedy's own writes wait (runbook: Store backlog).
+  badge("#disk", "disk " + o.disk, o.disk && o.disk.startsWith("full") ? "bad" : "warn");
+  $("#disk").classList.toggle("hidden", !o.disk || o.disk === "ok");
+  badge("#backlog", o.store_backlog + " write(s) waiting", "bad");
+  $("#backlog").classList.toggle("hidden", !o.store_backlog);
   badge("#firing", o.firing + " firing", o.firing ? "bad" : "ok");
   badge("#reload", o.reload.ok ? o.policies + " policies" : "reload failed", o.reload.ok ? "" : "bad");
   $("#dryrun").classList.toggle("hidden", !o.dry_run);
