@@ -152,10 +152,13 @@ func (r *Reporter) Send(ctx context.Context, now time.Time) error {
 	return r.Pipeline.Handle(ctx, d)
 }
 
-// Schedule runs Send on spec (default "0 9 * * *") in loc until ctx ends.
+// DefaultReportSchedule is when the daily report goes out without report_schedule.
+const DefaultReportSchedule = "0 9 * * *"
+
+// Schedule runs Send on spec (default DefaultReportSchedule) in loc until ctx ends.
 func (r *Reporter) Schedule(ctx context.Context, spec string, loc *time.Location) error {
 	if spec == "" {
-		spec = "0 9 * * *"
+		spec = DefaultReportSchedule
 	}
 	if loc == nil {
 		loc = time.Local

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/robfig/cron/v3"
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
@@ -173,6 +176,11 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
 	if d.wa != nil {
 		o.WhatsApp = string(d.wa.State())
+	}
+	o.ReportSchedule, o.Timezone = cmp.Or(d.cfg.ReportSchedule, alert.DefaultReportSchedule), d.cfg.Location().String()
+	if s, err := cron.ParseStandard(o.ReportSchedule); err == nil {
+		next := s.Next(time.Now().In(d.cfg.Location()))
+		o.ReportNext = &next
 	}
 	if err := d.data.Main.Check(ctx); err != nil {
 		o.Database = err.Error()
