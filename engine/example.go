@@ -104,14 +104,14 @@ func exampleCode(on []string) string {
 			return c
 		}
 	}
-	for _, c := range on {
-		prefix := strings.TrimSuffix(c, "*")
-		for _, k := range policies.Codes {
-			if strings.HasPrefix(k.Code, prefix) {
-				return k.Code
-			}
-		}
-		return prefix + "EXAMPLE"
+	if len(on) == 0 {
+		return "EXAMPLE"
 	}
-	return "EXAMPLE"
+	prefix := strings.TrimSuffix(on[0], "*")
+	for _, k := range policies.Codes {
+		if strings.HasPrefix(k.Code, prefix) {
+			return k.Code
+		}
+	}
+	return prefix + "EXAMPLE"
 }

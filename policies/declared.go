@@ -2,7 +2,8 @@ package policies
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -117,14 +118,5 @@ func (s *Set) LabelNames() []string {
 			seen[g] = true
 		}
 	}
-	return knownKeysSorted(seen)
-}
-
-func knownKeysSorted(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
 }
