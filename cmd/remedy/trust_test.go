@@ -91,6 +91,10 @@ func TestFirstLogLineIsTrue(t *testing.T) {
 			t.Fatalf("first line %q lacks %q", first, want)
 		}
 	}
+	// The start log says what was loaded.
+	if n := defaultCount(t); !strings.Contains(stderr.String(), fmt.Sprintf(`msg="policies loaded" policies="%d policies: %d defaults kept"`, n, n)) {
+		t.Fatalf("no policy summary in the log:\n%s", stderr)
+	}
 }
 
 func defaultCount(t *testing.T) int {
