@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/child"
 )
 
 // The interfaces the built-in actions need; the subsystems satisfy them.
@@ -59,6 +60,9 @@ type Deps struct {
 	Notifier Notifier
 	HTTP     *http.Client        // for WEBHOOK; a client with no timeout of its own is fine
 	Getenv   func(string) string // for WEBHOOK's secret_env; os.Getenv by default
+	// ExecEnv is the whole environment EXEC commands get ("NAME=value"); by default
+	// child.Env's clean base from remedy's environment, so no secret of remedy's passes.
+	ExecEnv []string
 }
 
 // ErrNotConfigured is returned by an action whose subsystem is not set up.
@@ -71,6 +75,9 @@ func Builtins(d Deps) *Registry {
 	}
 	if d.Getenv == nil {
 		d.Getenv = os.Getenv
+	}
+	if d.ExecEnv == nil {
+		d.ExecEnv = child.Env(os.Environ(), nil, nil)
 	}
 	r := NewRegistry()
 	must := func(name string, f ActionFunc) {
@@ -152,7 +159,7 @@ func Builtins(d Deps) *Registry {
 		return d.Notifier.Notify(ctx, p.get("severity", "warning"), p["text"], dec)
 	})
 	must("WEBHOOK", func(ctx context.Context, p Params) error { return webhook(ctx, d, p) })
-	must("EXEC", runCommand)
+	must("EXEC", func(ctx context.Context, p Params) error { return runCommand(ctx, p, d.ExecEnv) })
 	return r
 }
 

@@ -9,12 +9,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/remedy-run/remedy/internal/child"
 )
 
-// runCommand is EXEC: a command written in the policy file, run in its own process group
-// so that a timeout kills everything it started, with its output kept in the audit. No
+// runCommand is EXEC: a command written in the policy file, run with env as its whole
+// environment, in its own process group so that a timeout kills everything it started
+// and nothing it started outlives the attempt, with its output kept in the audit. No
 // shell is involved unless the policy says shell: true.
-func runCommand(ctx context.Context, p Params) error {
+func runCommand(ctx context.Context, p Params, env []string) error {
 	var argv []string
 	if shell, _ := strconv.ParseBool(p["shell"]); shell {
 		argv = []string{"/bin/sh", "-c", p["command"]}
@@ -28,6 +31,7 @@ func runCommand(ctx context.Context, p Params) error {
 		return errors.New("empty command")
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		// The whole group: a shell's children must not outlive the attempt.
@@ -40,6 +44,12 @@ func runCommand(ctx context.Context, p Params) error {
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
+	if cmd.Process != nil && child.Alive(cmd.Process.Pid) {
+		// The attempt is over: what it left running in its group (`cmd &`) ends with it.
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = child.Kill(kctx, cmd.Process.Pid)
+		cancel()
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", argv[0], ctx.Err())
 	}

@@ -145,3 +145,26 @@ func TestWebhookSignsAndReports(t *testing.T) {
 		t.Fatalf("missing secret: %v", ev)
 	}
 }
+
+// EXEC runs with the clean environment it is given (by default the base alone), never
+// remedy's; and what it leaves running in its group ends with the attempt.
+func TestExecEnvironmentAndLeftovers(t *testing.T) {
+	t.Setenv("REMEDY_TOKEN", "operator-token-0123456789")
+	x, results, a := execExecutor(t, Deps{})
+	ev := runOne(t, x, results, decision(1, "EXEC", Params{"command": "env"}, 10*time.Second))
+	x.Wait(context.Background())
+	if ev.Code != engine.CodeActionSucceeded || strings.Contains(a.all()[0].Output, "REMEDY_TOKEN") || !strings.Contains(a.all()[0].Output, "PATH=") {
+		t.Fatalf("%v: %s", ev, a.all()[0].Output)
+	}
+	x, results, a = execExecutor(t, Deps{ExecEnv: []string{"PATH=/usr/bin:/bin", "NODE_ENV=production"}})
+	ev = runOne(t, x, results, decision(2, "EXEC", Params{"shell": "true", "command": "echo $NODE_ENV; sleep 30 >/dev/null 2>&1 & echo $!"}, 10*time.Second))
+	x.Wait(context.Background())
+	f := strings.Fields(a.all()[0].Output)
+	if ev.Code != engine.CodeActionSucceeded || len(f) != 2 || f[0] != "production" {
+		t.Fatalf("%v: %q", ev, a.all()[0].Output)
+	}
+	pid, _ := strconv.Atoi(f[1])
+	if err := syscall.Kill(pid, 0); err == nil && !isZombie(pid) {
+		t.Fatalf("the background sleep %d outlived the attempt", pid)
+	}
+}

@@ -37,6 +37,7 @@ type instance struct {
 	severity      policies.Severity
 
 	failures     []time.Time // for the breaker, within its window
+	rearms       []time.Time // re-arms of an exhausted ladder, within rearm.per
 	breakerUntil time.Time
 
 	limiter          *rate.Limiter

@@ -32,8 +32,13 @@ func (e *Engine) scheduleOnFire(ps *policyState, inst *instance) {
 }
 
 // hurry runs a waiting attempt now (a retry_on event: the cause of the failures is gone).
-// An attempt in flight, an open breaker or an exhausted ladder are left as they are.
+// An attempt in flight and an open breaker are left as they are; an exhausted ladder is
+// re-armed if the policy allows it (rearm.go).
 func (e *Engine) hurry(ps *policyState, inst *instance, code string) {
+	if inst.exhausted {
+		e.rearm(ps, inst, code)
+		return
+	}
 	if inst.state != Firing || inst.inflight != 0 || inst.nextAttempt.IsZero() || !inst.nextAttempt.After(e.now) {
 		return
 	}

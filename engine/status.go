@@ -41,6 +41,7 @@ type InstanceStatus struct {
 	InFlight     bool              `json:"in_flight,omitempty"`
 	Escalated    bool              `json:"escalated,omitempty"`
 	Exhausted    bool              `json:"exhausted,omitempty"`
+	Rearmed      int               `json:"rearmed,omitempty"` // re-arms of an exhausted ladder still within rearm.per
 	BreakerUntil *time.Time        `json:"breaker_until,omitempty"`
 }
 
@@ -70,7 +71,7 @@ func (e *Engine) Status() []PolicyStatus {
 		for _, inst := range ps.instances {
 			is := InstanceStatus{Key: inst.key, Labels: inst.labels, State: inst.state, Since: inst.since, Severity: inst.severity,
 				Occurrences: inst.occurrences, Attempts: inst.attempt, InFlight: inst.inflight != 0, Escalated: inst.escalated,
-				Exhausted: inst.exhausted, BreakerUntil: ptr(inst.breakerUntil)}
+				Exhausted: inst.exhausted, BreakerUntil: ptr(inst.breakerUntil), Rearmed: len(inst.rearms)}
 			if inst.state == Pending {
 				is.PendingUntil = ptr(inst.pendingSince.Add(p.For))
 			}

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -34,7 +35,8 @@ var Codes = []CodeInfo{
 	{"WA_TEMP_BAN_EXPIRED", "whatsapp", "", "the expiry of a temporary ban has passed (reported once by the adapter)"},
 	{"WA_CLIENT_OUTDATED", "whatsapp", "", "the server rejected the client version (405); upgrade whatsmeow"},
 	{"WA_CONNECT_FAILURE", "whatsapp", "reason", "the server refused the login with another failure code"},
-	{"WA_STALE", "whatsapp", "reason", "the watchdog found the client neither connected nor reconnecting (failed 515 restart, zombie socket)"},
+	{"WA_STALE", "whatsapp", "reason", "liveness: wanted connected, not connected, nothing under way for 20 s; reason login_timeout, pair_restart_failed, restart_failed, reconnect_failed, not_connected (zombie socket) or no_recovery; repeats with doubling spacing; value is the report's number in this outage"},
+	{"WA_DECRYPT_FAILED", "whatsapp", "sender, chat, kind, fail_mode", "an incoming message could not be decrypted (Bad MAC, no session); it never reached the bot; no content is recorded"},
 	{"WA_REACHABLE", "whatsapp", "", "while disconnected, WhatsApp's server answers again after it did not (a TCP probe, not a login)"},
 	{"WA_SEND_FAILED", "whatsapp", "reason", "sending a message failed"},
 	{"WA_PAIR_SUCCESS", "whatsapp", "", "pairing succeeded"},
@@ -83,7 +85,11 @@ var Metrics = []MetricInfo{
 	{"msgs_processed_per_min", "1/min", "inbound messages handled"},
 	{"msgs_failed_per_min", "1/min", "inbound messages whose handler failed"},
 	{"msgs_sent_per_min", "1/min", "outbound messages sent"},
-	{"error_rate", "ratio", "failed / received over the last minute (0..1)"},
+	{"msgs_undecryptable_per_min", "1/min", "inbound messages that could not be decrypted"},
+	{"error_rate", "ratio", "(failed + undecryptable) / (received + undecryptable) over the last minute (0..1)"},
+	{"wa_logins_last_min", "", "WhatsApp logins in the last minute (the login budget allows 6)"},
+	{"wa_logins_last_hour", "", "WhatsApp logins in the last hour (the login budget allows 30)"},
+	{"wa_login_wait_seconds", "s", "how long until the login budget allows the next login (0: now)"},
 	{"queue_<name>_depth", "items", "items waiting in a queue"},
 	{"queue_<name>_oldest_seconds", "s", "age of a queue's oldest item"},
 	{"queue_<name>_fill", "ratio", "depth / capacity (0..1)"},
@@ -120,6 +126,85 @@ func KnownCode(code string) bool {
 func KnownMetric(name string) bool {
 	for _, re := range metricPatterns {
 		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Owner is one of remedy's adapters and the code prefixes that only it emits. Events
+// with these codes are remedy's own signals: the ingest API refuses them from other
+// programs (unless the configuration allows a code by name, and then the event keeps
+// the poster's source), so nobody outside remedy can mask a fault or stop a recovery
+// by posting, say, WA_LOGGED_OUT or SERVICE_UP.
+type Owner struct {
+	Source   string
+	Prefixes []string
+}
+
+// Owners lists the adapters that own code prefixes; TestOwnersMatchTheCatalogue keeps
+// it in step with Codes. QUEUE_* is owned only for remedy's own queues (RemedyQueues):
+// a bot reports the queues it runs itself with the same codes.
+var Owners = []Owner{
+	{"whatsapp", []string{"WA_"}},
+	{"store", []string{"DB_", "STORE_"}},
+	{"queue", []string{"QUEUE_"}},
+	{"service", []string{"SERVICE_"}},
+	{"monitor", []string{"HEALTH_CHECK_"}},
+	{"executor", []string{"ACTION_"}},
+	{"daemon", []string{"POLICY_"}},
+	{"alert", []string{"ALERT_"}},
+	{"drill", []string{"DRILL_"}},
+}
+
+// RemedyQueues are the queues remedy runs (the WhatsApp message pipeline).
+var RemedyQueues = []string{"inbound", "outbound"}
+
+// SharedCodes are catalogued codes that remedy emits and other programs may post too,
+// about their own handlers (the README's example: a Node.js bot's HANDLER_ERROR).
+var SharedCodes = []string{"HANDLER_PANIC", "HANDLER_ERROR"}
+
+// CodeOwner returns the source of the adapter that owns an event with this code and
+// labels, or "" when any program may post it.
+func CodeOwner(code string, labels map[string]string) string {
+	for _, o := range Owners {
+		for _, p := range o.Prefixes {
+			if !strings.HasPrefix(code, p) {
+				continue
+			}
+			if o.Source == "queue" && labels["queue"] != "" && !slices.Contains(RemedyQueues, labels["queue"]) {
+				return "" // the poster's own queue
+			}
+			return o.Source
+		}
+	}
+	return ""
+}
+
+// SourceOf is the source of an event written without one — in a policy test file, a
+// recording written by hand, a dry run from the dashboard: the adapter that owns its
+// code (so the default policies see it as remedy's own), else source as given.
+func SourceOf(code, source string, labels map[string]string) string {
+	if source != "" {
+		return source
+	}
+	return CodeOwner(code, labels)
+}
+
+// InternalSource reports whether name is the source of one of remedy's adapters (or
+// "remedy"), which a posted event may not claim.
+func InternalSource(name string) bool {
+	name = strings.ToLower(strings.TrimSpace(name))
+	if name == "remedy" {
+		return true
+	}
+	for _, c := range Codes {
+		if c.Source == name {
+			return true
+		}
+	}
+	for _, o := range Owners {
+		if o.Source == name {
 			return true
 		}
 	}

@@ -32,7 +32,7 @@ func TestPoliciesDocCoversCatalogue(t *testing.T) {
 		want = append(want, "`"+f)
 	}
 	for _, k := range []string{"name", "description", "on", "when", "for", "keep_firing_for", "group_by", "severity", "resolve_on",
-		"retry_on", "stable_for", "actions", "escalate.after_failures", "escalate.severity", "alert.notify_on", "alert.rate_limit", "alert.repeat",
+		"retry_on", "rearm", "stable_for", "actions", "escalate.after_failures", "escalate.severity", "alert.notify_on", "alert.rate_limit", "alert.repeat",
 		"alert.channels", "labels", "annotations", "mode", "enabled"} {
 		want = append(want, "| `"+k)
 	}

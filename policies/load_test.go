@@ -10,7 +10,7 @@ import (
 
 // Each bad file with every message it must produce, exactly and in order.
 var badFiles = map[string][]string{
-	"unknown_key":         {`4:5: policy "cpu": unknown key "severty" (known: actions, alert, annotations, breaker, description, enabled, escalate, for, group_by, keep_firing_for, labels, mode, name, on, resolve_on, retry_on, severity, stable_for, when)`},
+	"unknown_key":         {`4:5: policy "cpu": unknown key "severty" (known: actions, alert, annotations, breaker, description, enabled, escalate, for, group_by, keep_firing_for, labels, mode, name, on, rearm, resolve_on, retry_on, severity, stable_for, when)`},
 	"missing_name":        {`2:5: policy without a name`},
 	"bad_name":            {`2:11: policy "High CPU": name "High CPU": use lower case letters, digits, '.', '_' and '-', starting with a letter or digit`},
 	"duplicate_name":      {`4:5: policy "cpu": duplicate name (first defined at testdata/duplicate_name.bad.yaml:2:5)`},
@@ -34,6 +34,8 @@ var badFiles = map[string][]string{
 	"resolve_on_same":     {`4:5: policy "wa": resolve_on: WA_DISCONNECTED is also in on:, so the policy would resolve as it fires`},
 	"window_not_constant": {`4:36: policy "cpu": when: avg_over: invalid duration "5 min" (use e.g. 30s, 5m, 2h, 1d)`},
 	"breaker_incomplete":  {`5:14: policy "svc": breaker: missing within`, `5:14: policy "svc": breaker: missing open_for`},
+	"rearm_without_retry_on": {`5:5: policy "wa": rearm restarts an exhausted ladder on a retry_on event, but the policy has no retry_on`,
+		`10:20: policy "wa2": rearm.count must be at least 1, got 0`, `10:23: policy "wa2": rearm.per must be positive`},
 	"backoff_order": {
 		`7:28: policy "svc": actions[0].backoff: max (1m0s) is less than initial (10m0s)`,
 		`7:50: policy "svc": actions[0].backoff.jitter must be full, equal or none, got "sometimes"`,

@@ -130,6 +130,7 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 			p.RetryOn, items, _ = d.list(v, "retry_on")
 			d.checkCodes(p.RetryOn, items, "retry_on", false)
 		},
+		"rearm":       func(k, v *yaml.Node) { p.Rearm = d.rearm(v) },
 		"actions":     func(k, v *yaml.Node) { p.Actions = d.steps(v) },
 		"escalate":    func(k, v *yaml.Node) { p.Escalate = d.escalate(v) },
 		"breaker":     func(k, v *yaml.Node) { p.Breaker = d.breaker(v) },

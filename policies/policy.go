@@ -81,7 +81,9 @@ type Policy struct {
 	ResolveOn     []string
 	// RetryOn are events that cut a waiting ladder's backoff short: the next attempt runs
 	// at once (for example WA_REACHABLE: the network is back, try now).
-	RetryOn     []string
+	RetryOn []string
+	// Rearm, if set, lets a retry_on event also restart an exhausted ladder (rearm.go).
+	Rearm       *Rearm
 	StableFor   time.Duration
 	Actions     []Step
 	Escalate    *Escalate

@@ -36,6 +36,9 @@ func (d *decoder) checkShape(p *Policy, n *yaml.Node) {
 	if len(p.RetryOn) > 0 && len(p.Actions) == 0 {
 		d.errorf(at("retry_on"), "retry_on hurries recovery attempts, but the policy has no actions")
 	}
+	if p.Rearm != nil && len(p.RetryOn) == 0 {
+		d.errorf(at("rearm"), "rearm restarts an exhausted ladder on a retry_on event, but the policy has no retry_on")
+	}
 	if p.Escalate != nil && len(p.Actions) == 0 {
 		d.errorf(at("escalate"), "escalate counts failed actions, but the policy has no actions")
 	}
@@ -60,12 +63,13 @@ func hashPolicy(p *Policy) string {
 		Actions                         []Step
 		Escalate                        *Escalate
 		Breaker                         *Breaker
+		Rearm                           *Rearm
 		Alert                           Alert
 		Labels                          map[string]string
 		Mode                            Mode
 		Enabled                         bool
 	}{p.On, p.GroupBy, p.ResolveOn, p.RetryOn, p.When, int64(p.For), int64(p.KeepFiringFor), int64(p.StableFor),
-		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Alert, p.Labels, p.Mode, p.Enabled}
+		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Rearm, p.Alert, p.Labels, p.Mode, p.Enabled}
 	b, _ := json.Marshal(def)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])

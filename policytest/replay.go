@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/policies"
 )
 
 // record is one JSON line: an event (with code) or a sample (with values).
@@ -51,7 +52,7 @@ func ReadJSONLines(r io.Reader, name string) ([]engine.Input, error) {
 		case rec.Code != "" && rec.Values != nil:
 			errs = append(errs, fmt.Sprintf("%s:%d: a line is an event (code) or a sample (values), not both", name, line))
 		case rec.Code != "":
-			out = append(out, engine.Event{Time: rec.Time, Code: rec.Code, Source: rec.Source, Labels: rec.Labels, Message: rec.Message, Value: rec.Value})
+			out = append(out, engine.Event{Time: rec.Time, Code: rec.Code, Source: policies.SourceOf(rec.Code, rec.Source, rec.Labels), Labels: rec.Labels, Message: rec.Message, Value: rec.Value})
 		case rec.Values != nil:
 			out = append(out, engine.Sample{Time: rec.Time, Values: rec.Values})
 		default:

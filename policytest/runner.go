@@ -178,7 +178,7 @@ func expandInputs(tc policies.TestCase) ([]engine.Input, time.Duration) {
 			t := tc.Start.Add(at)
 			var x engine.Input
 			if in.Event != nil {
-				x = engine.Event{Time: t, Code: in.Event.Code, Source: in.Event.Source, Labels: in.Event.Labels,
+				x = engine.Event{Time: t, Code: in.Event.Code, Source: policies.SourceOf(in.Event.Code, in.Event.Source, in.Event.Labels), Labels: in.Event.Labels,
 					Message: in.Event.Message, Value: in.Event.Value}
 			} else {
 				x = engine.Sample{Time: t, Values: in.Sample}

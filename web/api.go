@@ -1,50 +1,49 @@
 package web
 
 import (
-	"context"
+	"cmp"
 	"fmt"
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/remedy-run/remedy/conditions"
 	"github.com/remedy-run/remedy/engine"
-	"github.com/remedy-run/remedy/internal/alert"
-	"github.com/remedy-run/remedy/internal/queue"
+	"github.com/remedy-run/remedy/policies"
 )
 
 func (s *Server) routes() {
 	api := func(pattern string, h http.HandlerFunc) {
+		websocket := pattern == "GET /api/v1/stream"
 		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if !s.authorized(r) {
-				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid token is required (Authorization: Bearer TOKEN)")
-				return
+			if s.authorize(w, r, websocket) {
+				h(w, r)
 			}
-			h(w, r)
 		})
 	}
 	b := s.opts.Backend
 	api("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, b.Overview(r.Context())) })
 	api("GET /api/v1/policies", func(w http.ResponseWriter, r *http.Request) {
 		ps, err := b.Policies(r.Context())
-		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, "busy", err.Error())
-			return
-		}
-		writeJSON(w, 200, ps)
+		respond(s, w, r, ps, err)
 	})
 	api("POST /api/v1/policies/{name}/try", s.tryPolicy)
 	s.pairRoutes(api)
 	s.drillRoutes(api)
 	api("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
-		rows, err := b.Store().Main.Alerts(r.Context(), limit(r, 100))
-		respond(w, rows, err)
+		rows, err := b.Alerts(r.Context(), limit(r, 100))
+		respond(s, w, r, rows, err)
 	})
 	api("POST /api/v1/alerts/{id}/ack", s.ack)
-	api("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, nonNil(b.Pipeline().Silences())) })
+	api("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
+		sl, err := b.Silences(r.Context())
+		respond(s, w, r, sl, err)
+	})
 	api("POST /api/v1/silences", s.createSilence)
 	api("DELETE /api/v1/silences/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
@@ -52,33 +51,33 @@ func (s *Server) routes() {
 			writeError(w, 400, "bad_id", "the silence id must be a number")
 			return
 		}
-		if err := b.Pipeline().Expire(r.Context(), id); err != nil {
-			writeError(w, 404, "not_found", err.Error())
+		if err := b.Expire(r.Context(), id); err != nil {
+			s.fail(w, r, err)
 			return
 		}
 		writeJSON(w, 200, map[string]any{"expired": id})
 	})
 	api("GET /api/v1/events", func(w http.ResponseWriter, r *http.Request) {
-		evs, err := b.Store().Main.RecentEvents(r.Context(), limit(r, 200))
-		respond(w, evs, err)
+		evs, err := b.Events(r.Context(), limit(r, 200))
+		respond(s, w, r, evs, err)
 	})
 	api("POST /api/v1/events", s.limitIngest(s.ingestEvents))
 	api("POST /api/v1/samples", s.limitIngest(s.ingestSample))
 	api("GET /api/v1/decisions", func(w http.ResponseWriter, r *http.Request) {
-		rows, err := b.Store().Main.Decisions(r.Context(), r.URL.Query().Get("policy"), limit(r, 50))
-		respond(w, rows, err)
+		rows, err := b.Decisions(r.Context(), r.URL.Query().Get("policy"), limit(r, 50))
+		respond(s, w, r, rows, err)
 	})
 	api("GET /api/v1/actions", func(w http.ResponseWriter, r *http.Request) {
-		rows, err := b.Store().Main.Audit(r.Context(), limit(r, 100))
-		respond(w, rows, err)
+		rows, err := b.Actions(r.Context(), limit(r, 100))
+		respond(s, w, r, rows, err)
 	})
 	api("GET /api/v1/deadletters", func(w http.ResponseWriter, r *http.Request) {
-		dls, err := queue.DeadLetters(r.Context(), b.Store().Main, r.URL.Query().Get("queue"), r.URL.Query().Get("all") == "")
-		respond(w, dls, err)
+		dls, err := b.DeadLetters(r.Context(), r.URL.Query().Get("queue"), r.URL.Query().Get("all") == "")
+		respond(s, w, r, dls, err)
 	})
 	api("GET /api/v1/outbox", func(w http.ResponseWriter, r *http.Request) {
-		p, err := b.Pipeline().Pending(r.Context())
-		respond(w, p, err)
+		p, err := b.Outbox(r.Context())
+		respond(s, w, r, p, err)
 	})
 	api("POST /api/v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		st := b.Reload(r.Context())
@@ -89,12 +88,12 @@ func (s *Server) routes() {
 		writeJSON(w, code, st)
 	})
 	api("GET /api/v1/report", func(w http.ResponseWriter, r *http.Request) {
-		at, body, err := alert.Latest(r.Context(), b.Store().Main)
+		rep, err := b.Report(r.Context())
 		if err != nil {
-			writeError(w, 404, "not_found", "no daily report yet")
+			s.fail(w, r, err)
 			return
 		}
-		writeJSON(w, 200, map[string]any{"time": at, "report": body})
+		writeJSON(w, 200, rep)
 	})
 	api("GET /api/v1/history", func(w http.ResponseWriter, r *http.Request) {
 		mins := limit(r, 30)
@@ -102,7 +101,7 @@ func (s *Server) routes() {
 			mins = v
 		}
 		h, err := b.History(r.Context(), time.Now().Add(-time.Duration(mins)*time.Minute))
-		respond(w, h, err)
+		respond(s, w, r, h, err)
 	})
 	api("GET /api/v1/stream", s.stream)
 }
@@ -114,9 +113,10 @@ func nonNil[T any](v []T) []T {
 	return v
 }
 
-func respond[T any](w http.ResponseWriter, v []T, err error) {
+// respond answers a list (never null) or the error.
+func respond[T any](s *Server, w http.ResponseWriter, r *http.Request, v []T, err error) {
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, 200, nonNil(v))
@@ -145,22 +145,37 @@ var (
 	metricRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,99}$`)
 )
 
-// reserved codes are emitted by remedy itself; accepting them from outside would let a
-// program forge a recovery's result.
-func reserved(code string) bool {
-	return strings.HasPrefix(code, "ACTION_") || strings.HasPrefix(code, "POLICY_RELOAD")
+// provenance gives a posted event its source, the poster's name ("api" when it gives
+// none), and refuses what only remedy may say: a source that is one of remedy's adapters,
+// and a code one of them owns (policies.CodeOwner) unless the configuration allows that
+// code; an allowed one keeps the poster's source, so policies can tell it from remedy's.
+func (s *Server) provenance(e EventIn) (source string, refused []string) {
+	source = e.Source
+	if source == "" {
+		source = "api"
+	}
+	if policies.InternalSource(source) {
+		refused = append(refused, fmt.Sprintf("source %q is one of remedy's own; name your program (e.g. \"node-bot\")", e.Source))
+	}
+	switch owner := policies.CodeOwner(e.Code, e.Labels); {
+	case owner == "" || slices.Contains(s.opts.AllowCodes, e.Code):
+	case owner == "executor" || owner == "daemon" || owner == "drill":
+		refused = append(refused, fmt.Sprintf("code %s is remedy's own report of its work (%s) and never comes from the API", e.Code, owner))
+	default:
+		refused = append(refused, fmt.Sprintf("code %s belongs to remedy's %s adapter and is not taken from the API "+
+			"(a separate program reporting its own %s: list the code under ingest.allow_codes; it then carries your source)",
+			e.Code, owner, owner))
+	}
+	return source, refused
 }
 
 func (e EventIn) validate(now time.Time) (engine.Event, []string) {
 	var errs []string
-	switch {
-	case !codeRE.MatchString(e.Code):
+	if !codeRE.MatchString(e.Code) {
 		errs = append(errs, fmt.Sprintf("code %q: upper case letters, digits and _, starting with a letter, at most 64", e.Code))
-	case reserved(e.Code):
-		errs = append(errs, fmt.Sprintf("code %s is reserved for remedy's own events", e.Code))
 	}
-	if len(e.Source) > 64 {
-		errs = append(errs, "source: at most 64 characters")
+	if len(e.Source) > 64 || strings.IndexFunc(e.Source, unicode.IsControl) >= 0 {
+		errs = append(errs, "source: at most 64 characters, no control characters")
 	}
 	if len(e.Labels) > 32 {
 		errs = append(errs, "labels: at most 32")
@@ -186,11 +201,7 @@ func (e EventIn) validate(now time.Time) (engine.Event, []string) {
 			errs = append(errs, "time: more than 5 minutes ahead or 24 hours behind this machine's clock")
 		}
 	}
-	src := e.Source
-	if src == "" {
-		src = "api"
-	}
-	return engine.Event{Time: t, Code: e.Code, Source: src, Labels: e.Labels, Message: e.Message, Value: e.Value}, errs
+	return engine.Event{Time: t, Code: e.Code, Source: e.Source, Labels: e.Labels, Message: e.Message, Value: e.Value}, errs
 }
 
 // ingestEvents takes one event or a list of up to 1000; all are checked before any is
@@ -211,13 +222,22 @@ func (s *Server) ingestEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	evs := make([]engine.Event, 0, len(list))
-	var errs []string
+	var errs, refused []string
 	for i, e := range list {
 		ev, es := e.validate(now)
 		for _, msg := range es {
 			errs = append(errs, fmt.Sprintf("event %d: %s", i, msg))
 		}
+		var rs []string
+		ev.Source, rs = s.provenance(e)
+		for _, msg := range rs {
+			refused = append(refused, fmt.Sprintf("event %d: %s", i, msg))
+		}
 		evs = append(evs, ev)
+	}
+	if len(refused) > 0 {
+		writeError(w, http.StatusForbidden, "reserved", strings.Join(refused, "; "))
+		return
 	}
 	if len(errs) > 0 {
 		writeError(w, http.StatusUnprocessableEntity, "invalid", strings.Join(errs, "; "))
@@ -280,10 +300,13 @@ func (s *Server) tryPolicy(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case body.Event != nil && body.Sample == nil:
 		ev, errs := body.Event.validate(time.Now())
-		if len(errs) > 0 && !(len(errs) == 1 && reserved(body.Event.Code)) {
+		if len(errs) > 0 {
 			writeError(w, http.StatusUnprocessableEntity, "invalid", strings.Join(errs, "; "))
 			return
 		}
+		// A dry run changes nothing, so any code may be tried; without a source it is
+		// tried as coming from its owner, as the running policies would see it.
+		ev.Source = cmp.Or(policies.SourceOf(ev.Code, ev.Source, ev.Labels), "api")
 		in = ev
 	case body.Sample != nil && body.Event == nil:
 		in = engine.Sample{Time: time.Now(), Values: body.Sample.Values}
@@ -293,7 +316,7 @@ func (s *Server) tryPolicy(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.opts.Backend.TryPolicy(r.PathValue("name"), in)
 	if err != nil {
-		writeError(w, 404, "not_found", err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	out := map[string]any{"matched": res.Matched, "result": res.Result}
@@ -329,8 +352,8 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid", "by: who acknowledges (1 to 100 characters)")
 		return
 	}
-	if err := s.opts.Backend.Pipeline().Ack(r.Context(), id, body.By); err != nil {
-		writeError(w, 404, "not_found", err.Error())
+	if err := s.opts.Backend.Ack(r.Context(), id, body.By); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, 200, map[string]any{"acked": id})
@@ -363,13 +386,11 @@ func (s *Server) createSilence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	sil, err := s.opts.Backend.Pipeline().Silence(r.Context(), alert.Silence{Matchers: body.Matchers, Starts: now, Ends: now.Add(d),
+	sil, err := s.opts.Backend.Silence(r.Context(), Silence{Matchers: body.Matchers, Starts: now, Ends: now.Add(d),
 		Author: body.Author, Reason: body.Reason})
 	if err != nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid", err.Error())
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, sil)
 }
-
-var _ context.Context

@@ -64,11 +64,7 @@ func (s *Server) drillRoutes(api func(string, http.HandlerFunc)) {
 		}
 		st, err := s.opts.Drill(context.WithoutCancel(r.Context()), req)
 		if err != nil {
-			status := http.StatusInternalServerError
-			if errors.Is(err, ErrDrillUnavailable) {
-				status = http.StatusConflict
-			}
-			writeError(w, status, "drill_failed", err.Error())
+			s.fail(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusAccepted, st)

@@ -2,13 +2,14 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/remedy-run/remedy/engine"
 )
 
-// Errors a Backend's Ingest returns; the API maps them to statuses in ingestError.
+// Errors a Backend's Ingest returns; status maps them to 429 and 503.
 var (
 	// ErrOverloaded: too many inputs are waiting (the engine's inbox or the writer's
 	// queue is at its bound). Answered 429 with Retry-After: the client should wait and
@@ -47,15 +48,14 @@ func (s *Server) limitIngest(h http.HandlerFunc) http.HandlerFunc {
 // to disk ("accepted" is their count), 429 or 503 with Retry-After when they are not.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, ins []engine.Input, count int) {
 	err := s.opts.Backend.Ingest(r.Context(), ins)
-	switch {
-	case err == nil:
+	if err == nil {
 		writeJSON(w, http.StatusAccepted, map[string]int{"accepted": count})
-	case errors.Is(err, ErrOverloaded):
-		w.Header().Set("Retry-After", strconv.Itoa(ingestRetryAfter))
-		writeError(w, http.StatusTooManyRequests, "overloaded", "too many inputs waiting; nothing was accepted, post them again later")
-	default:
-		// ErrNotStored, or the request's own end: either way nothing was acknowledged.
-		w.Header().Set("Retry-After", strconv.Itoa(ingestRetryAfter))
-		writeError(w, http.StatusServiceUnavailable, "not_stored", "the store could not commit the inputs in time; nothing was accepted, post them again later")
+		return
 	}
+	// ErrNotStored, or the request's own end: either way nothing was acknowledged.
+	if !errors.Is(err, ErrOverloaded) && !errors.Is(err, ErrNotStored) {
+		err = fmt.Errorf("%w: %w", ErrNotStored, err)
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(ingestRetryAfter))
+	s.fail(w, r, err)
 }

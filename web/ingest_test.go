@@ -8,38 +8,24 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/remedy-run/remedy/engine"
-	"github.com/remedy-run/remedy/internal/alert"
-	"github.com/remedy-run/remedy/internal/store"
 )
 
-// ingestBackend answers Ingest with err and records what it was given.
+// ingestBackend answers Ingest with err and records what it was given; the rest of the
+// Backend is the in-memory fake's.
 type ingestBackend struct {
+	fake
 	err error
 	got []engine.Input
 }
 
-func (b *ingestBackend) Overview(context.Context) Overview { return Overview{} }
-func (b *ingestBackend) Policies(context.Context) ([]engine.PolicyStatus, error) {
-	return nil, nil
-}
-func (b *ingestBackend) TryPolicy(string, engine.Input) (engine.TryResult, error) {
-	return engine.TryResult{}, nil
-}
 func (b *ingestBackend) Ingest(_ context.Context, ins []engine.Input) error {
 	if b.err != nil {
 		return b.err
 	}
 	b.got = append(b.got, ins...)
 	return nil
-}
-func (b *ingestBackend) Reload(context.Context) ReloadStatus { return ReloadStatus{} }
-func (b *ingestBackend) Pipeline() *alert.Pipeline           { return nil }
-func (b *ingestBackend) Store() *store.Data                  { return nil }
-func (b *ingestBackend) History(context.Context, time.Time) ([]engine.Sample, error) {
-	return nil, nil
 }
 
 // The ingest contract: 202 only when the backend committed; 429 for a full queue and 503
@@ -65,7 +51,7 @@ func TestIngestAnswersAfterCommit(t *testing.T) {
 				{"/api/v1/samples", `{"values":{"x":1,"y":2}}`},
 			} {
 				w := httptest.NewRecorder()
-				s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, req.path, strings.NewReader(req.body)))
+				s.ServeHTTP(w, jsonPost(req.path, req.body))
 				if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.body) {
 					t.Fatalf("%s: %d %s", req.path, w.Code, w.Body)
 				}
@@ -102,7 +88,7 @@ func TestIngestInFlightBound(t *testing.T) {
 	for range maxIngestInFlight {
 		wg.Go(func() {
 			w := httptest.NewRecorder()
-			s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/api/v1/events", strings.NewReader(`{"code":"A"}`)))
+			s.ServeHTTP(w, jsonPost("/api/v1/events", `{"code":"A"}`))
 			if w.Code != 202 {
 				t.Errorf("within the bound: %d", w.Code)
 			}
@@ -112,10 +98,18 @@ func TestIngestInFlightBound(t *testing.T) {
 		<-b.entered
 	}
 	w := httptest.NewRecorder()
-	s.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/api/v1/samples", strings.NewReader(`{"values":{"x":1}}`)))
+	s.ServeHTTP(w, jsonPost("/api/v1/samples", `{"values":{"x":1}}`))
 	if w.Code != 429 || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("past the bound: %d %s", w.Code, w.Body)
 	}
 	close(b.release)
 	wg.Wait()
+}
+
+// jsonPost is a POST with a JSON body to a loopback Host, as the API's guard wants.
+func jsonPost(path, body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Host = "127.0.0.1"
+	r.Header.Set("Content-Type", "application/json")
+	return r
 }

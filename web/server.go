@@ -4,23 +4,17 @@ package web
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/remedy-run/remedy/engine"
-	"github.com/remedy-run/remedy/internal/alert"
-	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/internal/service"
-	"github.com/remedy-run/remedy/internal/store"
 )
 
 //go:embed static
@@ -65,29 +59,27 @@ type ReloadStatus struct {
 	Files   []string  `json:"files,omitempty"`
 }
 
-// Backend is what the server needs from the daemon.
-type Backend interface {
-	Overview(ctx context.Context) Overview
-	Policies(ctx context.Context) ([]engine.PolicyStatus, error)
-	TryPolicy(name string, in engine.Input) (engine.TryResult, error)
-	// Ingest commits inputs from the API to disk and queues them for the engine; it
-	// returns once they are committed, ErrOverloaded or ErrNotStored otherwise.
-	Ingest(ctx context.Context, ins []engine.Input) error
-	Reload(ctx context.Context) ReloadStatus
-	Pipeline() *alert.Pipeline
-	Store() *store.Data
-	History(ctx context.Context, since time.Time) ([]engine.Sample, error)
-}
-
 // Options configure the server.
 type Options struct {
 	Backend Backend
 	Hub     *Hub
-	Token   string // required on every API call and the stream when set
-	Metrics http.Handler
-	Live    http.HandlerFunc
-	Ready   http.HandlerFunc
-	Logger  *slog.Logger
+	// Token is the operator's token: when set, every API call needs it (or ReadToken).
+	Token string
+	// ReadToken lets dashboard viewers read: GET and HEAD and the stream, nothing else.
+	ReadToken string
+	// ListenHost is the host of the listen address; requests for it, for localhost and
+	// for IP addresses are served, and for AllowedHosts (a reverse proxy's name; ".x"
+	// also allows its subdomains, "*" any host). Any other Host is refused (DNS
+	// rebinding).
+	ListenHost   string
+	AllowedHosts []string
+	// AllowCodes are codes of remedy's own adapters that programs may post anyway (a
+	// separate bot reporting its own connection); they keep the poster's source.
+	AllowCodes []string
+	Metrics    http.Handler
+	Live       http.HandlerFunc
+	Ready      http.HandlerFunc
+	Logger     *slog.Logger
 	// QR is the current WhatsApp pairing QR code ("" when not pairing); Pair starts a
 	// pairing attempt in the background. Both nil when WhatsApp is off.
 	QR          func() string
@@ -105,6 +97,7 @@ type Server struct {
 	ingestSlots chan struct{} // limitIngest's
 	mux         *http.ServeMux
 	upgrader    websocket.Upgrader
+	cop         *http.CrossOriginProtection
 }
 
 // NewServer builds the routes.
@@ -115,11 +108,11 @@ func NewServer(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), ingestSlots: make(chan struct{}, maxIngestInFlight)}
+	s := &Server{opts: opts, mux: http.NewServeMux(), ingestSlots: make(chan struct{}, maxIngestInFlight), cop: http.NewCrossOriginProtection()}
 	// gorilla's default origin check: the Origin must be this host (same-origin).
 	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096}
 	static, _ := fs.Sub(staticFS, "static")
-	s.mux.Handle("GET /", http.FileServerFS(static))
+	s.mux.Handle("GET /", jsonNotFound(http.FileServerFS(static)))
 	if opts.Live != nil {
 		s.mux.HandleFunc("GET /healthz", opts.Live)
 	}
@@ -133,8 +126,9 @@ func NewServer(opts Options) *Server {
 	return s
 }
 
-// ServeHTTP adds the guards every request gets: body limit, security headers and panic
-// recovery ("internal error", details only in the log).
+// ServeHTTP adds the guards every request gets: panic recovery ("internal error",
+// details only in the log), body limit, security headers, the browser protections
+// (guard), and the JSON error for the router's own 404 and 405.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -146,21 +140,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	if !s.guard(w, r) {
+		return
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		w = &jsonErrors{ResponseWriter: w}
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
-// authorized checks the token (Authorization: Bearer, or ?token= for the WebSocket,
-// which browsers cannot give headers), in constant time.
-func (s *Server) authorized(r *http.Request) bool {
-	if s.opts.Token == "" {
-		return true
-	}
-	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if got == "" {
-		got = r.URL.Query().Get("token")
-	}
-	return subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) == 1
+// jsonNotFound gives the file server's errors (a path that is no file) the JSON shape.
+func jsonNotFound(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(&jsonErrors{ResponseWriter: w}, r) })
 }
 
 // apiError is the body of every error: {"error": {"code": …, "message": …}}.
@@ -241,5 +233,3 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
-
-var _ = queue.DeadLetter{}

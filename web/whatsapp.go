@@ -31,7 +31,7 @@ func (s *Server) pairRoutes(api func(string, http.HandlerFunc)) {
 		}
 		c, err := qr.Encode(code, qr.L)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "qr", err.Error())
+			s.fail(w, r, err)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")

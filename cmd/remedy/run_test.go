@@ -118,3 +118,17 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		t.Fatalf("config check: %d %s", code, out)
 	}
 }
+
+// A weak token off loopback stops `remedy run` at start, and `remedy config check` says
+// why, with the position in the file.
+func TestRunRefusesWeakToken(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "remedy.yaml", "listen: 0.0.0.0:8080\ntoken: abc\n")
+	want := "remedy.yaml:2:8: token: 3 characters is too short for an address other machines reach"
+	if code, _, errs := run(t, "", "run", "--config", cfg); code != exitBadInput || !strings.Contains(errs, want) {
+		t.Fatalf("%d %s", code, errs)
+	}
+	if code, out, _ := run(t, "", "config", "check", cfg); code != exitFailed || !strings.Contains(out, want) {
+		t.Fatalf("config check: %d %s", code, out)
+	}
+}

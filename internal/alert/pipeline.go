@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -63,8 +65,9 @@ type Pipeline struct {
 	silences []Silence
 
 	submitted []engine.Decision // Submit's, not yet taken by Run
-	// Owned by Run's goroutine.
+	// Owned by Run's goroutine; unstoredN is its length, for Backlog.
 	unstored     []*pendingAlert
+	unstoredN    atomic.Int64
 	storeFailing bool
 }
 
@@ -222,7 +225,7 @@ func (p *Pipeline) Submit(d engine.Decision) {
 func (p *Pipeline) Backlog() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.submitted) + len(p.unstored)
+	return len(p.submitted) + int(p.unstoredN.Load())
 }
 
 // storeSubmitted stores what was submitted, in order; false if the database refused.
@@ -230,12 +233,15 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 	p.mu.Lock()
 	subs := p.submitted
 	p.submitted = nil
+	p.unstoredN.Add(int64(len(subs))) // counted as waiting until they are stored
 	p.mu.Unlock()
 	for _, d := range subs {
 		if pa := p.prepare(d); pa != nil {
 			p.unstored = append(p.unstored, pa)
 		}
 	}
+	defer func() { p.unstoredN.Store(int64(len(p.unstored))) }()
+	p.unstoredN.Store(int64(len(p.unstored)))
 	for len(p.unstored) > 0 {
 		pa := p.unstored[0]
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -527,13 +533,20 @@ func (p *Pipeline) Pending(ctx context.Context) ([]OutboxEntry, error) {
 	return out, err
 }
 
-// Silence adds a silence and returns it with its id.
+// ErrNotFound is an alert or an active silence that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrBadSilence is a silence without matchers or that ends before it starts.
+var ErrBadSilence = errors.New("bad silence")
+
+// Silence adds a silence and returns it with its id; ErrBadSilence when it has no
+// matcher or ends before it starts.
 func (p *Pipeline) Silence(ctx context.Context, s Silence) (Silence, error) {
 	if len(s.Matchers) == 0 {
-		return s, errors.New("a silence needs at least one matcher")
+		return s, fmt.Errorf("%w: it needs at least one matcher", ErrBadSilence)
 	}
 	if !s.Ends.After(s.Starts) {
-		return s, errors.New("a silence must end after it starts")
+		return s, fmt.Errorf("%w: it must end after it starts", ErrBadSilence)
 	}
 	if p.opts.LabelNames != nil {
 		known := append([]string{"policy", "severity", "instance"}, p.opts.LabelNames()...)
@@ -566,7 +579,7 @@ func (p *Pipeline) Expire(ctx context.Context, id int64) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("no active silence #%d", id)
+		return fmt.Errorf("no active silence #%d: %w", id, ErrNotFound)
 	}
 	return p.loadSilences(ctx)
 }
@@ -617,8 +630,10 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 		FP  string `db:"fingerprint"`
 		Sev string `db:"severity"`
 	}
-	if err := p.opts.DB.Get(ctx, &row, `SELECT fingerprint, severity FROM alerts WHERE id = ?`, alertID); err != nil {
-		return fmt.Errorf("no alert #%d", alertID)
+	if err := p.opts.DB.Get(ctx, &row, `SELECT fingerprint, severity FROM alerts WHERE id = ?`, alertID); errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("no alert #%d: %w", alertID, ErrNotFound)
+	} else if err != nil {
+		return err
 	}
 	if _, err := p.opts.DB.Exec(ctx, `UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ?`, by, time.Now().UnixMilli(), alertID); err != nil {
 		return err

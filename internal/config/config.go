@@ -34,6 +34,19 @@ type Config struct {
 	// Prefer TokenEnv (or REMEDY_TOKEN) to keep it out of the file.
 	Token    string `yaml:"token"`
 	TokenEnv string `yaml:"token_env"`
+	// ReadToken lets dashboard viewers read (GET requests and the live stream) but
+	// change nothing; it needs Token. ReadTokenEnv (or REMEDY_READ_TOKEN) as for Token.
+	ReadToken    string `yaml:"read_token"`
+	ReadTokenEnv string `yaml:"read_token_env"`
+	// AllowedHosts are the Host names the server answers besides localhost, IP
+	// addresses and the listen host: a reverse proxy's public name ("remedy.example.com";
+	// ".example.com" for every subdomain). Others are refused (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// Ingest rules the events programs post to the API.
+	Ingest Ingest `yaml:"ingest"`
+	// ExecPassEnv are the names of remedy's environment variables EXEC actions get, on
+	// top of the clean base (PATH, HOME, LANG, TZ, …).
+	ExecPassEnv []string `yaml:"exec_pass_env"`
 	// DryRun records every action without running it.
 	DryRun         bool          `yaml:"dry_run"`
 	Log            Log           `yaml:"log"`
@@ -48,6 +61,14 @@ type Config struct {
 	Queues         map[string]Queue `yaml:"queues"`
 
 	File string `yaml:"-"` // where it was read from ("" for defaults)
+}
+
+// Ingest rules the events posted to the API.
+type Ingest struct {
+	// AllowCodes are codes of remedy's own adapters (WA_*, DB_*, STORE_*, SERVICE_*, QUEUE_* of
+	// remedy's queues, HEALTH_CHECK_*, ALERT_*) that programs may post anyway, e.g. a
+	// separate bot reporting its own WhatsApp connection. They keep the poster's source.
+	AllowCodes []string `yaml:"allow_codes"`
 }
 
 // Log configures the structured log.
@@ -83,13 +104,16 @@ type Endpoint struct {
 
 // Service is an external process to supervise.
 type Service struct {
-	Name      string            `yaml:"name"`
-	Command   []string          `yaml:"command"`
-	Dir       string            `yaml:"dir"`
-	Env       map[string]string `yaml:"env"`
-	HealthURL string            `yaml:"health_url"`
-	Grace     time.Duration     `yaml:"grace"`
-	Autostart *bool             `yaml:"autostart"`
+	Name    string            `yaml:"name"`
+	Command []string          `yaml:"command"`
+	Dir     string            `yaml:"dir"`
+	Env     map[string]string `yaml:"env"`
+	// PassEnv are names of remedy's environment variables the process gets (systemd's
+	// PassEnvironment=); besides them it gets only a clean base and Env.
+	PassEnv   []string      `yaml:"pass_env"`
+	HealthURL string        `yaml:"health_url"`
+	Grace     time.Duration `yaml:"grace"`
+	Autostart *bool         `yaml:"autostart"`
 	// MaxMemoryMB: a resident size above it fails the health check (0: no limit).
 	MaxMemoryMB int `yaml:"max_memory_mb"`
 }
@@ -192,6 +216,11 @@ func (c *Config) applyEnv(getenv func(string) string) {
 	} else if c.TokenEnv != "" {
 		c.Token = getenv(c.TokenEnv)
 	}
+	if v := getenv("REMEDY_READ_TOKEN"); v != "" {
+		c.ReadToken = v
+	} else if c.ReadTokenEnv != "" {
+		c.ReadToken = getenv(c.ReadTokenEnv)
+	}
 }
 
 var phoneRE = regexp.MustCompile(`^\+?[0-9]{6,16}$`)
@@ -222,6 +251,7 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 	} else if !IsLoopback(host) && c.Token == "" {
 		bad("listen", "listen: %s is reachable from other machines; set a token (token_env or REMEDY_TOKEN) or listen on 127.0.0.1", c.Listen)
 	}
+	errs = append(errs, c.validateAccess(at, err == nil && !IsLoopback(host))...)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "log.format must be text or json")
 	}
@@ -266,6 +296,7 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 		if s.MaxMemoryMB < 0 {
 			bad(p+".max_memory_mb", "%s: max_memory_mb must not be negative", p)
 		}
+		errs = append(errs, checkEnvNames(at, p+".pass_env", s.PassEnv)...)
 	}
 	for name, q := range c.Queues {
 		p := "queues." + name

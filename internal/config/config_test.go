@@ -44,7 +44,7 @@ var badFiles = map[string][]string{
 		`4:11: timezone: unknown time zone Mars/Olympus`,
 		`6:30: whatsapp.admins: "call me" is not a phone number (digits, optional +)`,
 		`8:18: alerts.webhook.url: "ftp://x" is not an http(s) URL`,
-		`12:5: services[0]: unknown key "restart" (known: autostart, command, dir, env, grace, health_url, max_memory_mb, name)`,
+		`12:5: services[0]: unknown key "restart" (known: autostart, command, dir, env, grace, health_url, max_memory_mb, name, pass_env)`,
 		`13:11: services[1]: service "bot" defined twice`,
 	},
 }
@@ -74,12 +74,12 @@ func TestBadFiles(t *testing.T) {
 }
 
 func TestEnvironmentOverridesAndToken(t *testing.T) {
-	env := map[string]string{"REMEDY_LISTEN": "0.0.0.0:9000", "REMEDY_TOKEN": "s3cret", "REMEDY_ADMINS": "+6281100000001,+6281100000002", "REMEDY_DATA_DIR": "/tmp/r"}
+	env := map[string]string{"REMEDY_LISTEN": "0.0.0.0:9000", "REMEDY_TOKEN": "s3cret-s3cret-s3cret", "REMEDY_ADMINS": "+6281100000001,+6281100000002", "REMEDY_DATA_DIR": "/tmp/r"}
 	c, err := Load("", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "0.0.0.0:9000" || c.Token != "s3cret" || len(c.WhatsApp.Admins) != 2 || c.DataDir != "/tmp/r" {
+	if c.Listen != "0.0.0.0:9000" || c.Token != "s3cret-s3cret-s3cret" || len(c.WhatsApp.Admins) != 2 || c.DataDir != "/tmp/r" {
 		t.Fatalf("%+v", c)
 	}
 	delete(env, "REMEDY_TOKEN")

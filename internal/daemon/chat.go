@@ -28,6 +28,12 @@ func (b chatBackend) Status(ctx context.Context) string {
 	if o.Outbox > 0 {
 		s += fmt.Sprintf(", %d alerts waiting", o.Outbox)
 	}
+	if o.Disk != "ok" && o.Disk != "" && !strings.HasPrefix(o.Database, "full") {
+		s += ", disk " + o.Disk
+	}
+	if o.StoreBacklog > 0 {
+		s += fmt.Sprintf(", %d writes waiting (store backlog)", o.StoreBacklog)
+	}
 	if v, ok := o.Sample["cpu_percent"]; ok {
 		s += fmt.Sprintf("\nCPU %.0f%%, memory %.0f%%, disk free %.0f%%", v, o.Sample["mem_percent"], o.Sample["disk_free_percent"])
 	}

@@ -6,7 +6,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/chat"
+	"github.com/remedy-run/remedy/internal/child"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/queue"
@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive}); err != nil {
+			Messages: d.receive, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) }}); err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { d.wa.Close() })
@@ -148,12 +148,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d.counters = monitor.NewCounters()
 	d.sup = service.NewSupervisor(d.emit, log)
 	for _, s := range cfg.Services {
-		var env []string
-		for k, v := range s.Env {
-			env = append(env, k+"="+v)
-		}
 		if err := d.sup.Add(service.NewProcess(service.ProcessConfig{Name: s.Name, Command: s.Command, Dir: s.Dir,
-			Env: env, HealthURL: s.HealthURL, Grace: s.Grace, MaxMemoryMB: s.MaxMemoryMB})); err != nil {
+			Env: s.Env, PassEnv: s.PassEnv, HealthURL: s.HealthURL, Grace: s.Grace, MaxMemoryMB: s.MaxMemoryMB})); err != nil {
 			return nil, err
 		}
 	}
@@ -188,6 +184,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			State:    []actions.StateResetter{d.data.Main},
 			Cleaner:  d.data,
 			Notifier: notifier{d},
+			ExecEnv:  child.Env(os.Environ(), cfg.ExecPassEnv, nil),
 		}),
 		Audit: auditSink{d.writers.audit}, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
 	})
@@ -201,8 +198,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		if n := d.inbox.len(); n > 10_000 {
 			return fmt.Errorf("%d inputs waiting", n)
 		}
-		if last := d.lastLoop.Load(); last > 0 && time.Since(time.Unix(0, last)) > 30*time.Second {
-			return errors.New("the engine loop has not turned for 30s")
+		// Responsiveness, not activity: an idle loop answers at once. The bound is the
+		// probe's context (5 s, monitor.Health.Run).
+		if err := d.query(ctx, func(*engine.Engine) {}); err != nil {
+			return fmt.Errorf("the engine loop did not answer a ping: %w", err)
 		}
 		return nil
 	})
@@ -247,18 +246,11 @@ func (d *Daemon) WhatsApp() *whatsapp.Conn { return d.wa }
 
 // compactMetrics keeps the metrics database bounded: hourly rollup and retention.
 func (d *Daemon) compactMetrics(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := d.data.Metrics.Compact(ctx, time.Now(), store.DefaultRetention); err != nil {
-				d.log.Warn("metrics compaction", "error", err)
-			}
+	every(ctx, time.Hour, func() {
+		if _, err := d.data.Metrics.Compact(ctx, time.Now(), store.DefaultRetention); err != nil {
+			d.log.Warn("metrics compaction", "error", err)
 		}
-	}
+	})
 }
 
 // receive queues an incoming WhatsApp message (called inside whatsmeow's handling).

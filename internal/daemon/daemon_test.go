@@ -122,6 +122,9 @@ func (r *running) do(method, path, body string, hdr ...string) (int, string) {
 		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -256,7 +259,7 @@ func TestAPIRefusesBadInput(t *testing.T) {
 		{"wrong type", "POST", "/api/v1/events", `{"code": 5}`, nil, 400, "malformed event"},
 		{"unknown field", "POST", "/api/v1/events", `{"code":"X","colour":"red"}`, nil, 400, "unknown field"},
 		{"bad code", "POST", "/api/v1/events", `{"code":"lower case"}`, nil, 422, "upper case letters"},
-		{"reserved code", "POST", "/api/v1/events", `{"code":"ACTION_SUCCEEDED","labels":{"policy":"x"}}`, nil, 422, "reserved"},
+		{"reserved code", "POST", "/api/v1/events", `{"code":"ACTION_SUCCEEDED","labels":{"policy":"x"}}`, nil, 403, "never comes from the API"},
 		{"far future", "POST", "/api/v1/events", `{"code":"X","time":"2099-01-01T00:00:00Z"}`, nil, 422, "ahead"},
 		{"oversized", "POST", "/api/v1/events", `{"code":"X","message":"` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, "larger than the limit"},
 		{"bad sample", "POST", "/api/v1/samples", `{"values":{"CPU":1}}`, nil, 422, "lower case"},
@@ -290,7 +293,9 @@ func TestAPIRefusesBadInput(t *testing.T) {
 		t.Fatalf("same origin with token: %v", err)
 	}
 	defer conn.Close()
-	r.do("POST", "/api/v1/events", `{"code":"LIVE_CHECK"}`)
+	if code, body := r.do("POST", "/api/v1/events", `{"code":"LIVE_CHECK"}`); code != 202 {
+		t.Fatalf("%d %s", code, body)
+	}
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		_, msg, err := conn.ReadMessage()

@@ -15,8 +15,9 @@ import (
 	"github.com/remedy-run/remedy/internal/config"
 )
 
-// browser starts Debian's headless Chromium, or skips saying it is missing.
-func browser(t *testing.T) context.Context {
+// browser starts Debian's headless Chromium, or skips saying it is missing; extra
+// adds options (flags) to the defaults.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -26,6 +27,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600),
 		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true)}
+	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancelB(); cancelA() })

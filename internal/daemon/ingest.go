@@ -121,18 +121,9 @@ func (d *Daemon) disk() string {
 
 // keepReserve makes the reserve again once the disk has room (every check interval).
 func (d *Daemon) keepReserve(ctx context.Context) {
-	t := time.NewTicker(d.cfg.CheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if !d.data.Reserve.Held() {
-				if err := d.data.RestoreReserve(); err == nil {
-					d.log.Info("disk reserve made again")
-				}
-			}
+	every(ctx, d.cfg.CheckInterval, func() {
+		if !d.data.Reserve.Held() && d.data.RestoreReserve() == nil {
+			d.log.Info("disk reserve made again")
 		}
-	}
+	})
 }

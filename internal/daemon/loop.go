@@ -163,7 +163,7 @@ func (d *Daemon) watchPolicies(ctx context.Context) {
 func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, error) {
 	p := d.set.Load().ByName(name)
 	if p == nil {
-		return engine.TryResult{}, fmt.Errorf("no policy named %q", name)
+		return engine.TryResult{}, fmt.Errorf("no policy named %q: %w", name, web.ErrNotFound)
 	}
 	return engine.Try(p, in, d.cfg.Location()), nil
 }
@@ -193,17 +193,6 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	return o
 }
 
-// Pipeline is the alert pipeline (silences, acks, outbox).
-func (d *Daemon) Pipeline() *alert.Pipeline { return d.pipeline }
-
-// Store is the data directory.
-func (d *Daemon) Store() *store.Data { return d.data }
-
-// History returns the recorded samples since a time, for the charts.
-func (d *Daemon) History(ctx context.Context, since time.Time) ([]engine.Sample, error) {
-	return d.data.Metrics.Samples(ctx, since, time.Now().Add(time.Minute))
-}
-
 // poolSource reports the database pools.
 func (d *Daemon) poolSource(ctx context.Context) map[string]float64 {
 	st := d.data.Main.Stats()
@@ -220,6 +209,9 @@ func (d *Daemon) stateSource(ctx context.Context) map[string]float64 {
 		if d.wa.State() == whatsapp.Connected {
 			v["wa_connected"] = 1
 		}
+		b := d.wa.Budget()
+		v["wa_logins_last_min"], v["wa_logins_last_hour"] = float64(b.LastMinute), float64(b.LastHour)
+		v["wa_login_wait_seconds"] = max(0, time.Until(b.NextAllowed).Seconds())
 	}
 	for _, s := range d.sup.Status() {
 		up := 0.0

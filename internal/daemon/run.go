@@ -64,6 +64,20 @@ func runActors(actors []actor) error {
 	return errors.Join(errs...)
 }
 
+// every runs f every interval until ctx ends (the monitors' periodic chores).
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
 // Addr is the address the HTTP server listens on (after Run started it).
 func (d *Daemon) Addr() string {
 	if d.ln == nil {
@@ -193,8 +207,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // requests in flight have been answered (an ingest waits for its commit).
 func (d *Daemon) serveHTTP(runCtx context.Context) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		wopts := web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token,
-			Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
+		wopts := d.webOptions()
 		if d.wa != nil {
 			p := &pairer{d: d, ctx: runCtx}
 			wopts.QR, wopts.Pair, wopts.PairFailure = d.wa.QR, p.start, p.failure

@@ -310,6 +310,11 @@ func runScenario(t *testing.T, sc scenario, recovery bool) outcome {
 	if d, ok := h.w.recovered(h.t0); ok {
 		o.recover = d
 	}
+	// The decisions are read from the journal: wait until the writers hold nothing more
+	// (bounded: a baseline whose database stays broken never writes them).
+	for deadline := time.Now().Add(30 * time.Second); h.r.d.backlog() > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	c := &drill.Client{Base: h.r.base, Token: h.r.token}
 	rep, err := c.Read(context.Background(), web.DrillStarted{Scenario: sc.name, Started: h.t0, Policies: sc.policies})
 	if err != nil { // the baseline of a corrupt file: remedy.db cannot even be read

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/remedy-run/remedy/engine"
 )
 
 // sdNotify tells systemd about remedy's state when it runs under a Type=notify unit
@@ -24,7 +26,7 @@ func sdNotify(state string) {
 }
 
 // watchdog pings systemd's watchdog (WatchdogSec=) at half its interval, but only while
-// the engine loop turns: a hung engine stops the pings and systemd restarts remedy.
+// the engine loop answers: a hung engine stops the pings and systemd restarts remedy.
 func (d *Daemon) watchdog(ctx context.Context) {
 	usec, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64)
 	if err != nil || usec <= 0 {
@@ -38,9 +40,12 @@ func (d *Daemon) watchdog(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if time.Since(time.Unix(0, d.lastLoop.Load())) < 2*time.Minute {
+			// The loop answers a ping (an idle loop at once); a hung one does not.
+			qctx, cancel := context.WithTimeout(ctx, every/2)
+			if d.query(qctx, func(*engine.Engine) {}) == nil {
 				sdNotify("WATCHDOG=1")
 			}
+			cancel()
 		}
 	}
 }

@@ -36,7 +36,9 @@ func (w *window) sum(now time.Time) int64 {
 type Counters struct {
 	mu                                  sync.Mutex
 	received, processed, failed, sent   window
+	undecryptable                       window
 	totalReceived, totalFailed, totSent int64
+	totalUndecryptable                  int64
 	now                                 func() time.Time
 }
 
@@ -52,6 +54,10 @@ func (c *Counters) Processed(n int) { c.add(&c.processed, n, nil) }
 // Failed counts messages whose handler failed.
 func (c *Counters) Failed(n int) { c.add(&c.failed, n, &c.totalFailed) }
 
+// Undecryptable counts inbound messages that could not be decrypted: they never reach
+// the pipeline, so they are neither received nor failed, yet they are lost to the bot.
+func (c *Counters) Undecryptable(n int) { c.add(&c.undecryptable, n, &c.totalUndecryptable) }
+
 // Sent counts outbound messages.
 func (c *Counters) Sent(n int) { c.add(&c.sent, n, &c.totSent) }
 
@@ -64,19 +70,21 @@ func (c *Counters) add(w *window, n int, total *int64) {
 	c.mu.Unlock()
 }
 
-// Values returns the per-minute rates and the error rate (failed ÷ received over the
-// last minute; 0 without traffic).
+// Values returns the per-minute rates and the error rate: (failed + undecryptable) ÷
+// (received + undecryptable) over the last minute; 0 without traffic.
 func (c *Counters) Values() map[string]float64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	recv, proc, fail, sent := c.received.sum(now), c.processed.sum(now), c.failed.sum(now), c.sent.sum(now)
+	undec := c.undecryptable.sum(now)
 	rate := 0.0
-	if recv > 0 {
-		rate = min(1, float64(fail)/float64(recv))
+	if recv+undec > 0 {
+		rate = min(1, float64(fail+undec)/float64(recv+undec))
 	}
 	return map[string]float64{
 		"msgs_received_per_min": float64(recv), "msgs_processed_per_min": float64(proc),
 		"msgs_failed_per_min": float64(fail), "msgs_sent_per_min": float64(sent), "error_rate": rate,
+		"msgs_undecryptable_per_min": float64(undec),
 	}
 }

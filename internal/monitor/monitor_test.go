@@ -37,6 +37,25 @@ func TestCountersSlideOverAMinute(t *testing.T) {
 	})
 }
 
+// Undecryptable messages never reach the pipeline, yet they are lost: they count in
+// the error rate as failures of messages received (field case 12: 1 good, 20 bad).
+func TestUndecryptableMessagesCountAsErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := NewCounters()
+		c.Received(1)
+		c.Processed(1)
+		c.Undecryptable(20)
+		v := c.Values()
+		if v["msgs_undecryptable_per_min"] != 20 || v["error_rate"] != 20.0/21 {
+			t.Fatalf("%v", v)
+		}
+		time.Sleep(61 * time.Second)
+		if v := c.Values(); v["msgs_undecryptable_per_min"] != 0 || v["error_rate"] != 0 {
+			t.Fatalf("after a minute: %v", v)
+		}
+	})
+}
+
 func TestSampleReadsHostAndProcess(t *testing.T) {
 	s := NewSampler(SamplerOptions{DataDir: t.TempDir(), Counters: NewCounters(),
 		Sources: []Source{func(context.Context) map[string]float64 { return map[string]float64{"queue_inbound_depth": 3} }}})

@@ -12,16 +12,23 @@ import (
 	"time"
 
 	"github.com/shirou/gopsutil/v4/process"
+
+	"github.com/remedy-run/remedy/internal/child"
 )
 
 // ProcessConfig declares an external process to supervise, for example an existing
 // Node.js bot.
 type ProcessConfig struct {
-	Name      string
-	Command   []string // program and arguments; no shell
-	Dir       string
-	Env       []string // added to remedy's environment
-	HealthURL string   // optional: GET must answer 2xx
+	Name    string
+	Command []string // program and arguments; no shell
+	Dir     string
+	// Env is set in the process's environment (systemd's Environment=), over a clean
+	// base (child.Env): PATH, HOME, LANG, TZ, … and the names in PassEnv, copied from
+	// Environ (remedy's own environment by default) when they are set there.
+	Env       map[string]string
+	PassEnv   []string
+	Environ   []string
+	HealthURL string // optional: GET must answer 2xx
 	Grace     time.Duration
 	Lines     int // output lines kept (default 200)
 	// MaxMemoryMB makes a resident size above it a failed health check (0: no limit),
@@ -33,15 +40,18 @@ type ProcessConfig struct {
 var ErrMemory = errors.New("over its memory limit")
 
 // Process is a supervised child process, in its own process group so that stopping it
-// stops everything it started.
+// stops everything it started. A run lasts from Start until every process of its group
+// is gone, not only the one remedy started: a wrapper script that dies on SIGTERM while
+// the bot it started ignores it is still running.
 type Process struct {
 	cfg    ProcessConfig
 	out    *Ring
 	client *http.Client
 
 	mu       sync.Mutex
-	cmd      *exec.Cmd
-	done     chan struct{} // closed when the current run exits
+	cmd      *exec.Cmd     // the group's leader, until it is reaped
+	pgid     int           // the current run's process group, until no member is left
+	done     chan struct{} // closed when the current run's whole group is gone
 	stopping bool
 	exitCode int
 	exitErr  error
@@ -69,70 +79,78 @@ func (p *Process) setOnExit(f func(code int, err error)) { p.onExit = f }
 func (p *Process) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd != nil {
-		return fmt.Errorf("%s: already running (pid %d)", p.cfg.Name, p.cmd.Process.Pid)
+	if p.pgid != 0 {
+		return fmt.Errorf("%s: already running (process group %d)", p.cfg.Name, p.pgid)
 	}
 	if len(p.cfg.Command) == 0 {
 		return fmt.Errorf("%s: no command", p.cfg.Name)
 	}
+	environ := p.cfg.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
 	cmd.Dir = p.cfg.Dir
-	cmd.Env = append(os.Environ(), p.cfg.Env...)
+	cmd.Env = child.Env(environ, p.cfg.PassEnv, p.cfg.Env)
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%s: %w", p.cfg.Name, err)
 	}
 	done := make(chan struct{})
-	p.cmd, p.done, p.stopping, p.started = cmd, done, false, time.Now()
+	p.cmd, p.pgid, p.done, p.stopping, p.started = cmd, cmd.Process.Pid, done, false, time.Now()
 	go p.wait(cmd, done)
 	return nil
 }
 
+// wait reaps the leader, reports an exit nobody asked for at once, then ends what is
+// left of its group (SIGTERM, SIGKILL after grace, as systemd does when a unit's main
+// process exits) before the run counts as over.
 func (p *Process) wait(cmd *exec.Cmd, done chan struct{}) {
 	err := cmd.Wait()
 	code := cmd.ProcessState.ExitCode()
+	pgid := cmd.Process.Pid
 	p.mu.Lock()
 	stopping := p.stopping
 	p.cmd, p.exitCode, p.exitErr = nil, code, err
 	onExit := p.onExit
 	p.mu.Unlock()
-	close(done)
 	if !stopping && onExit != nil {
 		onExit(code, err)
 	}
+	// Without a deadline: the SIGKILL at grace ends every member but one stuck in the
+	// kernel, and until that one is gone the run is not over.
+	_ = child.Stop(context.Background(), pgid, p.cfg.Grace)
+	p.mu.Lock()
+	p.pgid = 0
+	p.mu.Unlock()
+	close(done)
 }
 
-// Stop sends SIGTERM to the process group, and SIGKILL if it has not exited after grace
-// (the configured grace if zero). A deliberate stop is not reported as a crash.
+// Stop sends SIGTERM to the process group, SIGKILL to the group if any member is left
+// after grace (the configured grace if zero), and returns once every member is gone. A
+// deliberate stop is not reported as a crash. It returns an error when ctx ends before
+// the group is gone; the service then still counts as running, and Start refuses.
 func (p *Process) Stop(ctx context.Context, grace time.Duration) error {
 	if grace <= 0 {
 		grace = p.cfg.Grace
 	}
 	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	if cmd == nil {
+	pgid, done := p.pgid, p.done
+	if pgid == 0 {
 		p.mu.Unlock()
 		return nil
 	}
 	p.stopping = true
-	pgid := cmd.Process.Pid
 	p.mu.Unlock()
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-t.C:
-	case <-ctx.Done():
+	if err := child.Stop(ctx, pgid, grace); err != nil {
+		return fmt.Errorf("%s: %w", p.cfg.Name, err)
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%s: did not exit after SIGKILL: %w", p.cfg.Name, ctx.Err())
+		return fmt.Errorf("%s: process group %d not reaped: %w", p.cfg.Name, pgid, ctx.Err())
 	}
 }
 
@@ -197,9 +215,11 @@ func (p *Process) RSSMB(ctx context.Context) (float64, error) {
 // Kill sends SIGKILL to the process group, as a crash or the OOM killer would (the fire
 // drill "service"). The supervisor sees an exit like any other.
 func (p *Process) Kill() error {
-	pid := p.PID()
-	if pid == 0 {
+	p.mu.Lock()
+	pgid := p.pgid
+	p.mu.Unlock()
+	if pgid == 0 {
 		return errors.New("not running")
 	}
-	return syscall.Kill(-pid, syscall.SIGKILL)
+	return syscall.Kill(-pgid, syscall.SIGKILL)
 }

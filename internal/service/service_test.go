@@ -62,7 +62,7 @@ func TestHelperProcess(t *testing.T) {
 
 func helper(name, mode string) ProcessConfig {
 	return ProcessConfig{Name: name, Command: []string{os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1"},
-		Env: []string{"REMEDY_SERVICE_HELPER=" + mode}}
+		Env: map[string]string{"REMEDY_SERVICE_HELPER": mode}}
 }
 
 // events records what the supervisor reports.

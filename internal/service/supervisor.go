@@ -154,14 +154,17 @@ func (s *Supervisor) StopAll(ctx context.Context, grace time.Duration) error {
 }
 
 // Restart stops a service gracefully (forcibly after grace) and starts it again: the
-// RESTART_SERVICE recovery.
+// RESTART_SERVICE recovery. It fails, starting nothing, while any process of the old
+// run is alive when ctx ends.
 func (s *Supervisor) Restart(ctx context.Context, name string, grace time.Duration) error {
 	e, err := s.get(name)
 	if err != nil {
 		return err
 	}
+	// A replacement never starts beside a member of the old run: two bots on one
+	// session or one database are worse than none.
 	if err := e.svc.Stop(ctx, grace); err != nil {
-		s.log.Warn("service did not stop cleanly", "service", name, "error", err)
+		return fmt.Errorf("restart %s: the old run is still alive: %w", name, err)
 	}
 	s.mu.Lock()
 	e.restarts++

@@ -25,11 +25,14 @@ var DefaultRetry = Retry{Initial: 5 * time.Millisecond, Max: 250 * time.Millisec
 // deadline (the caller's, or the budget) passes. It reports the first wait as DB_BUSY and
 // a give-up as DB_RETRY_EXHAUSTED; a statement cut off by the deadline without any lock
 // wait is DB_TIMEOUT.
+//
+// The budget bounds the time spent waiting for locks, not a statement's own work: a long
+// compaction on a slow or loaded machine is not cut off (a context deadline would make
+// the outcome depend on the machine's speed).
 func (db *DB) retry(ctx context.Context, what string, op func(ctx context.Context) error) error {
+	var giveUp time.Time // zero: the caller's deadline bounds the retries
 	if _, ok := ctx.Deadline(); !ok && db.opts.Retry.Budget > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, db.opts.Retry.Budget)
-		defer cancel()
+		giveUp = time.Now().Add(db.opts.Retry.Budget)
 	}
 	delay := db.opts.Retry.Initial
 	tries := 0
@@ -69,6 +72,10 @@ func (db *DB) retry(ctx context.Context, what string, op func(ctx context.Contex
 		default:
 			db.noteFailure(err)
 			return wrap(err)
+		}
+		if !giveUp.IsZero() && time.Now().After(giveUp) {
+			db.emit("DB_RETRY_EXHAUSTED", fmt.Sprintf("%s: gave up after %d tries: %v", what, tries, last))
+			return fmt.Errorf("%s: gave up after %d tries: %w", what, tries, last)
 		}
 		// Equal jitter: at least half the delay, so waiters spread but keep backing off.
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))

@@ -30,7 +30,7 @@ type WriterOptions[T any] struct {
 	// Spool holds the rows past Limit (nil: none).
 	Spool *Spool[T]
 	// Timeout bounds one write (default 5 s); a failed write is retried after 100 ms,
-	// doubling to 5 s, for as long as it takes.
+	// doubling to 1 s, for as long as it takes.
 	Timeout time.Duration
 	// Backlog is told when rows start waiting after a failed write (err set) and when the
 	// backlog is written (rows 0, err nil). It must not block.
@@ -214,7 +214,7 @@ func (w *Writer[T]) Run(ctx context.Context, drain time.Duration) error {
 		if ctx.Err() != nil {
 			return w.final(drain)
 		}
-		delay = min(max(2*delay, 100*time.Millisecond), 5*time.Second)
+		delay = min(max(2*delay, 100*time.Millisecond), time.Second)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package whatsapp owns the WhatsApp connection: the whatsmeow client with its device
 // store in SQLite, the connection supervisor that turns every lifecycle event into an
 // engine event, RECONNECT_WA, a watchdog for the silent failures, a reachability probe,
-// and sending texts. It never reconnects on its own: the policies decide when.
+// and sending texts. It never reconnects on its own — the policies decide when — except
+// for the one restart the server asks for with stream error 515; every login, whoever asks
+// for it, is paced by one login budget.
 package whatsapp
 
 import (
@@ -60,13 +62,23 @@ type Options struct {
 	Logger    *slog.Logger
 	// HTTPClient dials WhatsApp (tests point it at a fake server on loopback).
 	HTTPClient *http.Client
-	// Watchdog checks every interval that a connection believed up is up (default 10 s).
+	// Watchdog is how often the supervisor checks the connection's liveness (default 1 s).
 	Watchdog time.Duration
+	// Bound is the liveness bound: while remedy wants to be connected and is not, with no
+	// attempt in progress, WA_STALE is reported at most this long after the last sign of
+	// recovery (default 20 s, the default RECONNECT_WA timeout). It also limits the one
+	// restart the server asks for (515).
+	Bound time.Duration
+	// Budget limits logins (DefaultLoginBudget where a field is zero).
+	Budget LoginBudget
 	// Probe is how often an unreachable server is probed (default 1 s).
 	Probe time.Duration
 	// Messages receives incoming texts; it must only queue them (it runs inside
 	// whatsmeow's event handling, which a slow handler would stall).
 	Messages func(id, from, chat, text string, at time.Time)
+	// Undecryptable is told about each incoming message that could not be decrypted
+	// (for the message counters); it must not block.
+	Undecryptable func(sender, chat string)
 }
 
 // Conn is the supervised WhatsApp connection. Open it, Start it, Close it.
@@ -89,6 +101,15 @@ type Conn struct {
 	waiters     []chan error // Reconnect calls waiting for Connected or a failure
 	unreachable bool         // a probe failed during this outage
 	qr          string
+
+	// liveness (see liveness.go)
+	budget       *budget
+	connectedAt  time.Time // the current session's login
+	lastProgress time.Time // the last sign of recovery: an outage event, an attempt's end
+	reminders    int       // WA_STALE reports in this outage
+	attempting   int       // logins in progress
+	afterPair    bool      // paired, and not yet connected since
+	lastFailed   bool      // the last login attempt failed
 }
 
 // Open opens the device store, taking a lock so that a second remedy on the same store
@@ -101,7 +122,10 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Watchdog <= 0 {
-		opts.Watchdog = 10 * time.Second
+		opts.Watchdog = time.Second
+	}
+	if opts.Bound <= 0 {
+		opts.Bound = 20 * time.Second
 	}
 	if opts.Probe <= 0 {
 		opts.Probe = time.Second
@@ -133,7 +157,9 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	}
 	socks := &sockets{conns: map[*trackedConn]struct{}{}}
 	opts.HTTPClient = socks.wrap(opts.HTTPClient)
-	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired, socks: socks}
+	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired, socks: socks, budget: newBudget(opts.Budget),
+		lastProgress: time.Now()}
+	c.budget.load(opts.StorePath + ".logins") // the budget outlives a restart
 	c.bg, c.cancel = context.WithCancel(context.Background())
 	c.newClient(dev)
 	if dev.ID != nil {
@@ -147,6 +173,13 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 func (c *Conn) newClient(dev *store.Device) {
 	cli := whatsmeow.NewClient(dev, waLog.Noop)
 	cli.EnableAutoReconnect = false
+	// The 515 restart goes through the supervisor (ManualLoginReconnect), so that it is
+	// paced by the budget and its failure is reported (whatsmeow would only log it).
+	cli.DisableLoginAutoReconnect = true
+	// whatsmeow always asks the sender of an undecryptable message to resend it (retry
+	// receipts); this also asks the account's own phone for it after 5 s, which recovers
+	// messages whose sender cannot help (a broken session on their side).
+	cli.AutomaticMessageRerequestFromPhone = true
 	cli.SetWebsocketHTTPClient(c.opts.HTTPClient)
 	cli.SetPreLoginHTTPClient(c.opts.HTTPClient)
 	cli.AddEventHandler(c.handle)
@@ -176,8 +209,22 @@ func (c *Conn) emit(code string, labels map[string]string, msg string, value flo
 
 func (c *Conn) setState(s State) {
 	c.mu.Lock()
-	c.state = s
+	c.setLocked(s)
 	c.mu.Unlock()
+}
+
+// setLocked changes the state (c.mu held). Leaving Connected ends a session: the budget
+// learns how long it lasted, and the liveness clock starts.
+func (c *Conn) setLocked(s State) {
+	now := time.Now()
+	if c.state == Connected && s != Connected {
+		c.budget.sessionEnded(c.connectedAt, now)
+		c.lastProgress = now
+	}
+	if s == Connected && c.state != Connected {
+		c.connectedAt = now
+	}
+	c.state = s
 }
 
 // handle maps whatsmeow's events to engine events. It runs on whatsmeow's goroutines and
@@ -186,7 +233,8 @@ func (c *Conn) handle(evt any) {
 	switch e := evt.(type) {
 	case *events.Connected:
 		c.mu.Lock()
-		c.state, c.unreachable = Connected, false
+		c.setLocked(Connected)
+		c.unreachable, c.afterPair, c.reminders, c.lastFailed = false, false, 0, false
 		c.mu.Unlock()
 		c.settle(nil)
 		c.emit("WA_CONNECTED", nil, "", 0)
@@ -199,7 +247,10 @@ func (c *Conn) handle(evt any) {
 		if st.terminal() || st == Banned {
 			reason = "after_" + string(st) // late: the terminal event wins
 		} else {
-			c.setState(Disconnected)
+			c.mu.Lock()
+			c.setLocked(Disconnected)
+			c.lastProgress = time.Now()
+			c.mu.Unlock()
 		}
 		c.settle(errors.New("disconnected"))
 		c.emit("WA_DISCONNECTED", map[string]string{"reason": reason}, "", 0)
@@ -217,12 +268,19 @@ func (c *Conn) handle(evt any) {
 		c.settle(ErrTerminal)
 		c.emit("WA_STREAM_REPLACED", nil, "another client took the session", 0)
 	case *events.StreamError:
+		c.mu.Lock()
+		if !c.state.terminal() && c.state != Banned {
+			c.setLocked(Disconnected)
+		}
+		c.lastProgress = time.Now()
+		c.mu.Unlock()
 		c.settle(fmt.Errorf("stream error %s", e.Code))
 		c.emit("WA_STREAM_ERROR", map[string]string{"code": e.Code}, "", 0)
 	case *events.TemporaryBan:
 		until := time.Now().Add(e.Expire)
 		c.mu.Lock()
-		c.state, c.bannedUntil = Banned, until
+		c.setLocked(Banned)
+		c.bannedUntil = until
 		if c.banTimer != nil {
 			c.banTimer.Stop()
 		}
@@ -230,7 +288,8 @@ func (c *Conn) handle(evt any) {
 		c.banTimer = time.AfterFunc(e.Expire, func() {
 			c.mu.Lock()
 			if c.state == Banned {
-				c.state = Disconnected
+				c.setLocked(Disconnected)
+				c.lastProgress = time.Now()
 			}
 			c.mu.Unlock()
 			c.emit("WA_TEMP_BAN_EXPIRED", nil, "", 0)
@@ -248,8 +307,15 @@ func (c *Conn) handle(evt any) {
 		c.settle(fmt.Errorf("login refused: %d %s", int(e.Reason), e.Message))
 		c.emit("WA_CONNECT_FAILURE", map[string]string{"reason": strconv.Itoa(int(e.Reason))}, e.Message, 0)
 	case *events.PairSuccess:
-		c.setState(Connecting)
+		c.mu.Lock()
+		c.setLocked(Connecting)
+		c.afterPair, c.lastProgress = true, time.Now()
+		c.mu.Unlock()
 		c.emit("WA_PAIR_SUCCESS", nil, e.ID.String(), 0)
+	case *events.ManualLoginReconnect:
+		c.restart()
+	case *events.UndecryptableMessage:
+		c.undecryptable(e)
 	case *events.Message:
 		text := e.Message.GetConversation()
 		if text == "" {
@@ -274,15 +340,34 @@ func (c *Conn) settle(err error) {
 	}
 }
 
-// Start connects if the device is paired. A failure to connect is reported as
-// WA_DISCONNECTED so that the reconnect policy takes over.
+// Start connects if the device is paired. A failure to connect, or a login the budget
+// does not allow yet (reason login_budget), is reported as WA_DISCONNECTED so that the
+// reconnect policy takes over.
 func (c *Conn) Start(ctx context.Context) error {
 	if c.cli.Store.ID == nil {
 		return nil // unpaired: the dashboard and `remedy pair` show how to pair
 	}
-	c.setState(Connecting)
+	c.mu.Lock()
+	spent := time.Now()
+	if next := c.budget.next(spent); next.After(spent) {
+		// Restarted soon after many logins (a crash loop): no login now; the policies
+		// retry, and the budget paces them.
+		err := c.budget.refusal(spent, next)
+		c.setLocked(Disconnected)
+		c.lastProgress = spent
+		c.mu.Unlock()
+		c.emit("WA_DISCONNECTED", map[string]string{"reason": "login_budget"}, err.Error(), 0)
+		return nil
+	}
+	c.budget.spend(spent)
+	c.setLocked(Connecting)
+	c.lastProgress = spent
+	c.mu.Unlock()
 	if err := c.cli.ConnectContext(c.bg); err != nil {
-		c.setState(Disconnected)
+		c.mu.Lock()
+		c.budget.refund(spent)
+		c.setLocked(Disconnected)
+		c.mu.Unlock()
 		c.emit("WA_DISCONNECTED", map[string]string{"reason": "connect_failed"}, err.Error(), 0)
 	}
 	return nil
@@ -290,7 +375,9 @@ func (c *Conn) Start(ctx context.Context) error {
 
 // Reconnect is RECONNECT_WA: one attempt — drop the socket, connect, and wait until
 // WhatsApp says Connected or refuses (within ctx's deadline). It refuses to run after a
-// logout, a replaced session or an outdated client, and before a ban expires.
+// logout, a replaced session or an outdated client, and before a ban expires; and, with
+// an error wrapping ErrLoginBudget, when a login now would exceed the login budget and
+// the wait for it does not fit in half of ctx's deadline.
 func (c *Conn) Reconnect(ctx context.Context) error {
 	c.mu.Lock()
 	st, until := c.state, c.bannedUntil
@@ -303,24 +390,7 @@ func (c *Conn) Reconnect(ctx context.Context) error {
 	case c.cli.Store.ID == nil:
 		return errors.New("not paired: run remedy pair")
 	}
-	wait := make(chan error, 1)
-	c.mu.Lock()
-	c.waiters = append(c.waiters, wait)
-	c.state = Connecting
-	c.mu.Unlock()
-	c.cli.Disconnect()
-	if err := c.cli.ConnectContext(c.bg); err != nil {
-		c.dropWaiter(wait)
-		c.setState(Disconnected)
-		return fmt.Errorf("connect: %w", err)
-	}
-	select {
-	case err := <-wait:
-		return err
-	case <-ctx.Done():
-		c.dropWaiter(wait)
-		return fmt.Errorf("no Connected before the deadline: %w", ctx.Err())
-	}
+	return c.login(ctx)
 }
 
 func (c *Conn) dropWaiter(w chan error) {
@@ -332,56 +402,6 @@ func (c *Conn) dropWaiter(w chan error) {
 			return
 		}
 	}
-}
-
-// Run watches the connection until ctx ends: the watchdog reports a connection that is
-// believed up but is not (a failed 515 restart is only logged by whatsmeow; a zombie
-// socket) as WA_STALE; while disconnected, a TCP probe (no login) notices when the
-// server can be reached again after it could not, and reports WA_REACHABLE.
-func (c *Conn) Run(ctx context.Context) {
-	wd := time.NewTicker(c.opts.Watchdog)
-	defer wd.Stop()
-	pr := time.NewTicker(c.opts.Probe)
-	defer pr.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-wd.C:
-			if c.State() == Connected && (!c.cli.IsConnected() || !c.cli.IsLoggedIn()) {
-				c.setState(Disconnected)
-				c.emit("WA_STALE", map[string]string{"reason": "not_connected"}, "believed connected, but the client is not", 0)
-			}
-		case <-pr.C:
-			if c.State() != Disconnected {
-				continue
-			}
-			err := c.probe(ctx)
-			c.mu.Lock()
-			was := c.unreachable
-			c.unreachable = err != nil
-			c.mu.Unlock()
-			if was && err == nil {
-				c.emit("WA_REACHABLE", nil, "", 0)
-			}
-		}
-	}
-}
-
-// probe opens (and closes) a TCP connection to WhatsApp's server, through the same
-// dialer the client uses.
-func (c *Conn) probe(ctx context.Context) error {
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	dial := (&net.Dialer{}).DialContext
-	if tr, ok := c.opts.HTTPClient.Transport.(*http.Transport); ok && tr.DialContext != nil {
-		dial = tr.DialContext
-	}
-	conn, err := dial(pctx, "tcp", "web.whatsapp.com:443")
-	if err != nil {
-		return err
-	}
-	return conn.Close()
 }
 
 // SendText sends a text message. It fails while disconnected, so callers (the alert

@@ -42,7 +42,17 @@ func (s *sockets) wrap(h *http.Client) *http.Client {
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+	tr.DialContext = s.track(dial)
+	if tr.DialTLSContext != nil { // a test's in-memory transport
+		tr.DialTLSContext = s.track(tr.DialTLSContext)
+	}
+	out := *h
+	out.Transport = tr
+	return &out
+}
+
+func (s *sockets) track(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := dial(ctx, network, addr)
 		if err != nil {
 			return nil, err
@@ -53,9 +63,6 @@ func (s *sockets) wrap(h *http.Client) *http.Client {
 		s.mu.Unlock()
 		return tc, nil
 	}
-	out := *h
-	out.Transport = tr
-	return &out
 }
 
 // cut closes every open socket and says how many there were.

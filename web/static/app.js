@@ -141,7 +141,8 @@ function drawCharts() {
 function renderCards(sample) {
   const cards = $("#cards"); cards.replaceChildren();
   const show = [["cpu_percent", "CPU", "%"], ["mem_percent", "memory", "%"], ["disk_free_percent", "disk free", "%"],
-    ["process_rss_mb", "remedy memory", " MB"], ["msgs_received_per_min", "messages/min", ""], ["error_rate", "error rate", ""]];
+    ["process_rss_mb", "remedy memory", " MB"], ["msgs_received_per_min", "messages/min", ""], ["error_rate", "error rate", ""],
+    ["msgs_undecryptable_per_min", "undecryptable/min", ""]];
   for (const [k, label, unit] of show) {
     const v = sample[k]; const m = el("div", "metric"); m.dataset.metric = k;
     m.append(el("b", "", v === undefined ? "–" : (Math.round(v * 100) / 100) + unit), el("span", "", label)); cards.append(m);
@@ -175,7 +176,11 @@ async function startPairing() {
 
 async function refreshOverview() {
   const o = await api("/api/v1/status");
-  badge("#wa", "WhatsApp " + o.whatsapp, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
+  const smp = o.sample || {};
+  // The login budget (6 a minute, 30 an hour): how much of it the last sample used.
+  const budget = smp.wa_logins_last_min === undefined ? "" : " · logins " + smp.wa_logins_last_min + "/min, " + smp.wa_logins_last_hour + "/h" +
+    (smp.wa_login_wait_seconds > 0 ? ", next in " + Math.ceil(smp.wa_login_wait_seconds) + " s" : "");
+  badge("#wa", "WhatsApp " + o.whatsapp + budget, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
   renderPairing(o.whatsapp);
   badge("#db", "database " + o.database, o.database === "ok" ? "ok" : "bad");
   // The disk badge shows only when something is wrong (full, reserve missing); the
@@ -204,6 +209,7 @@ function instanceText(i) {
   if (i.key) t = i.key + ": " + t;
   if (i.state === "pending" && i.pending_until) t += " (fires " + until(i.pending_until) + ")";
   if (i.exhausted) t += " — every step failed";
+  if (i.rearmed) t += " — re-armed " + i.rearmed + "×";
   else if (i.escalated) t += " — escalated";
   if (i.breaker_until) t += " — breaker open " + until(i.breaker_until);
   return t;

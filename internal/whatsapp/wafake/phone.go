@@ -1,6 +1,7 @@
 package wafake
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -103,6 +104,32 @@ func (p *Phone) Prepare(ctx context.Context, to *store.Device, text string) (waB
 	return waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": p.JID, "id": id, "type": "text",
 		"t": strconv.FormatInt(time.Now().Unix(), 10), "notify": "Admin"},
 		Content: []waBinary.Node{{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": encType}, Content: ct.Serialize()}}}, nil
+}
+
+// CorruptMAC flips the last byte of the Signal message inside a prepared message node:
+// its MAC no longer matches ("Bad MAC", as after a session corruption) while the
+// envelope still parses, so the client tries and fails to decrypt it.
+func CorruptMAC(n waBinary.Node) (waBinary.Node, error) {
+	enc := n.GetChildren()[0]
+	ct := append([]byte(nil), enc.Content.([]byte)...)
+	inner := ct
+	if enc.Attrs["type"] == "pkmsg" {
+		pk, err := protocol.NewPreKeySignalMessageFromBytes(ct, store.SignalProtobufSerializer.PreKeySignalMessage,
+			store.SignalProtobufSerializer.SignalMessage)
+		if err != nil {
+			return n, err
+		}
+		raw := pk.WhisperMessage().Serialize()
+		at := bytes.Index(ct, raw)
+		if at < 0 {
+			return n, errors.New("inner Signal message not found")
+		}
+		inner = ct[at : at+len(raw)]
+	}
+	inner[len(inner)-1] ^= 0xff
+	enc.Content = ct
+	n.Content = []waBinary.Node{enc}
+	return n, nil
 }
 
 // pad adds WhatsApp's random padding: n bytes of value n, 1 ≤ n ≤ 15.

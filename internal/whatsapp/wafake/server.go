@@ -37,6 +37,7 @@ import (
 // Server is a fake WhatsApp server. Its zero behaviour accepts every login.
 type Server struct {
 	srv      *httptest.Server
+	mem      *memNet // set by NewInMemory instead of srv
 	static   *keys.KeyPair
 	root     [32]byte // the certificate chain's root key (whatsmeow.WACertPubKey)
 	chain    []byte
@@ -55,6 +56,7 @@ type Server struct {
 	onRegister func(*Conn) // what happens when an unpaired client connects; default PairDevice
 	linkPhone  string      // the number of the last phone-code pairing request
 	messages   []Message
+	loginTimes []time.Time
 
 	// CloseDelay is how long the server waits after a failure or stream error before it
 	// closes the connection. whatsmeow drops nodes still queued when the socket closes,
@@ -65,6 +67,16 @@ type Server struct {
 // New starts a server and makes whatsmeow trust it. whatsmeow.WACertPubKey is process
 // global, so tests using the fake server must not run in parallel with each other.
 func New() (*Server, error) {
+	s, err := newCore()
+	if err != nil {
+		return nil, err
+	}
+	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	return s, nil
+}
+
+// newCore makes a server with its keys and certificates, not yet listening.
+func newCore() (*Server, error) {
 	root := keys.NewKeyPair()
 	inter := keys.NewKeyPair()
 	s := &Server{static: keys.NewKeyPair(), conns: map[*Conn]struct{}{}, CloseDelay: 200 * time.Millisecond}
@@ -87,19 +99,25 @@ func New() (*Server, error) {
 	}
 	s.chain = chain
 	s.upgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
 	return s, nil
 }
 
 // Close stops the server.
 func (s *Server) Close() {
 	s.DropAll()
+	if s.mem != nil {
+		s.mem.close()
+		return
+	}
 	s.srv.Close()
 }
 
 // HTTPClient is what the client must use (SetWebsocketHTTPClient): every dial goes to
 // this server on loopback, whatever the host name, and TLS trusts its certificate.
 func (s *Server) HTTPClient() *http.Client {
+	if s.mem != nil {
+		return s.mem.client()
+	}
 	base := s.srv.Client().Transport.(*http.Transport).Clone()
 	base.TLSClientConfig = base.TLSClientConfig.Clone()
 	base.TLSClientConfig.ServerName = "example.com" // httptest's certificate
@@ -118,6 +136,20 @@ func (s *Server) HTTPClient() *http.Client {
 
 // Logins counts successful handshakes with a login payload.
 func (s *Server) Logins() int { return int(s.logins.Load()) }
+
+func (s *Server) login() {
+	s.logins.Add(1)
+	s.mu.Lock()
+	s.loginTimes = append(s.loginTimes, time.Now())
+	s.mu.Unlock()
+}
+
+// LoginTimes returns when each login happened, in order.
+func (s *Server) LoginTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.loginTimes...)
+}
 
 // Connections is the number of open client connections.
 func (s *Server) Connections() int {
@@ -152,6 +184,10 @@ func (s *Server) DropAll() {
 // Down makes the server unreachable (connections refused) and drops everyone; Up ends
 // the outage.
 func (s *Server) Down() { s.down.Store(true); s.DropAll() }
+
+// RefuseNew refuses new connections (on) while keeping the open ones, as a network
+// blip that starts just as the client is about to reconnect does.
+func (s *Server) RefuseNew(on bool) { s.down.Store(on) }
 
 // Up ends an outage.
 func (s *Server) Up() { s.down.Store(false) }
@@ -203,6 +239,7 @@ type Conn struct {
 	rctr, wctr  uint32
 	wmu         sync.Mutex
 	closed      atomic.Bool
+	muted       atomic.Bool
 	Payload     *waWa6.ClientPayload
 	srv         *Server
 }
@@ -219,6 +256,11 @@ func (c *Conn) Send(n waBinary.Node) error {
 	c.wctr++
 	return c.ws.WriteMessage(websocket.BinaryMessage, frame(ct))
 }
+
+// Mute makes the connection half-open: the server keeps reading but never answers
+// again (no FIN, pings unanswered), as when a NAT or the server drops the session
+// silently. Other connections are unaffected.
+func (c *Conn) Mute() { c.muted.Store(true) }
 
 // Close closes the connection.
 func (c *Conn) Close() {
@@ -338,10 +380,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case onLogin != nil:
-		s.logins.Add(1)
+		s.login()
 		onLogin(c)
 	default:
-		s.logins.Add(1)
+		s.login()
 		if err := c.Success(); err != nil {
 			return
 		}
@@ -371,6 +413,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // answer replies to the client's IQs: a result with the same id; 50 pre-keys on the
 // server for the encrypt count; pings only while AnswerPings is on.
 func (s *Server) answer(c *Conn, n *waBinary.Node) {
+	if c.muted.Load() {
+		return
+	}
 	if n.Tag == "message" {
 		s.message(c, n)
 		return
