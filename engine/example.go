@@ -21,7 +21,8 @@ var exampleTime = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 // Example returns an input that wakes p, in the shape the try API takes
 // ({"event": {code, labels, value}} or {"sample": {"values": {...}}}), for the
 // dashboard's Test box: an event of its first `on` code (a glob is filled from the
-// catalogue) with its group_by labels and the labels its condition reads, or a sample
+// catalogue) from the code's source, with its group_by labels and the labels its
+// condition reads, or a sample
 // with every metric its condition reads. Where a value decides, the first of
 // exampleValues that makes the condition true is used, so the example shows the policy
 // firing when one such value exists.
@@ -62,6 +63,12 @@ func Example(p *policies.Policy) map[string]any {
 		})
 	}
 	code := exampleCode(p.On)
+	source := "bot" // a code of the catalogue comes from its own source (policies may check it)
+	for _, c := range policies.Codes {
+		if c.Code == code {
+			source = c.Source
+		}
+	}
 	labels := map[string]string{}
 	for _, g := range p.GroupBy {
 		labels[g] = "example"
@@ -74,14 +81,14 @@ func Example(p *policies.Policy) map[string]any {
 		readsValue = readsValue || k == "event.value"
 	}
 	build := func(v float64) map[string]any {
-		ev := map[string]any{"code": code, "labels": maps.Clone(labels)}
+		ev := map[string]any{"code": code, "source": source, "labels": maps.Clone(labels)}
 		if readsValue {
 			ev["value"] = v
 		}
 		return map[string]any{"event": ev}
 	}
 	return pickExample(p, build, func(v float64) Input {
-		return Event{Time: exampleTime, Code: code, Labels: maps.Clone(labels), Value: v}
+		return Event{Time: exampleTime, Code: code, Source: source, Labels: maps.Clone(labels), Value: v}
 	})
 }
 

@@ -22,7 +22,7 @@ func TestExamplesWakeTheirPolicy(t *testing.T) {
 		b, _ := json.Marshal(ex)
 		var in Input
 		if e, ok := ex["event"].(map[string]any); ok {
-			ev := Event{Time: exampleTime, Code: e["code"].(string), Labels: e["labels"].(map[string]string)}
+			ev := Event{Time: exampleTime, Code: e["code"].(string), Source: e["source"].(string), Labels: e["labels"].(map[string]string)}
 			if v, ok := e["value"].(float64); ok {
 				ev.Value = v
 			}

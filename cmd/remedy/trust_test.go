@@ -50,7 +50,7 @@ func TestAFirstPolicy(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, fmt.Sprintf("%d policies: %d defaults kept, 1 yours (payment-errors); 1 declared event code(s)", n+1, n)) {
 		t.Fatalf("check: %d %s", code, out)
 	}
-	if !strings.Contains(section, fmt.Sprintf(`"%d policies: %d defaults kept, 1 yours (payment-errors); …"`, n+1, n)) {
+	if !strings.Contains(section, `"… defaults kept, 1 yours (payment-errors); 1 declared event code(s)"`) {
 		t.Errorf("the section's comment does not show what check prints:\n%s", out)
 	}
 	if code, out, _ := run(t, "", "test", dir); code != exitOK || !strings.Contains(out, "2 passed, 0 failed") {

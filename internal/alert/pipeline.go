@@ -536,7 +536,8 @@ func (p *Pipeline) Pending(ctx context.Context) ([]OutboxEntry, error) {
 // ErrNotFound is an alert or an active silence that does not exist.
 var ErrNotFound = errors.New("not found")
 
-// ErrBadSilence is a silence without matchers or that ends before it starts.
+// ErrBadSilence is a silence without matchers, with a matcher key no alert carries
+// (Options.LabelNames), or that ends before it starts.
 var ErrBadSilence = errors.New("bad silence")
 
 // Silence adds a silence and returns it with its id; ErrBadSilence when it has no
@@ -557,8 +558,8 @@ func (p *Pipeline) Silence(ctx context.Context, s Silence) (Silence, error) {
 		sort.Strings(keys)
 		for _, k := range keys {
 			if !slices.Contains(known, k) {
-				return s, fmt.Errorf("matchers: unknown key %q: it would never match (known: policy, severity, instance, or a label: %s)",
-					k, strings.Join(known[3:], ", "))
+				return s, fmt.Errorf("%w: matchers: unknown key %q: it would never match (known: policy, severity, instance, or a label: %s)",
+					ErrBadSilence, k, strings.Join(known[3:], ", "))
 			}
 		}
 	}

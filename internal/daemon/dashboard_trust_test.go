@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -194,4 +195,25 @@ func TestDashboardFullDisk(t *testing.T) {
 	}
 	artifact(t, "dashboard-full-disk.png", top)
 	shot(t, ctx, "dashboard-full-disk-page.png")
+}
+
+// The Test box's example of every policy, posted as the page posts it, is accepted by
+// the try API and wakes its policy.
+func TestEveryExampleWakesItsPolicyThroughTheAPI(t *testing.T) {
+	r := startDaemon(t, func(c *config.Config) { c.DefaultPolicies = true })
+	_, body := r.do("GET", "/api/v1/policies", "")
+	var ps []struct {
+		Name    string         `json:"name"`
+		Example map[string]any `json:"example"`
+	}
+	if err := json.Unmarshal([]byte(body), &ps); err != nil || len(ps) < 30 {
+		t.Fatalf("%v: %d policies", err, len(ps))
+	}
+	for _, p := range ps {
+		ex, _ := json.Marshal(p.Example)
+		code, res := r.do("POST", "/api/v1/policies/"+p.Name+"/try", string(ex))
+		if code != 200 || !strings.Contains(res, `"matched": true`) {
+			t.Errorf("%s: %s: %d %s", p.Name, ex, code, res)
+		}
+	}
 }
