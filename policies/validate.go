@@ -68,8 +68,10 @@ func hashPolicy(p *Policy) string {
 		Labels                          map[string]string
 		Mode                            Mode
 		Enabled                         bool
+		MaxInstances                    int
+		Inhibits                        []Inhibit
 	}{p.On, p.GroupBy, p.ResolveOn, p.RetryOn, p.When, int64(p.For), int64(p.KeepFiringFor), int64(p.StableFor),
-		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Rearm, p.Alert, p.Labels, p.Mode, p.Enabled}
+		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Rearm, p.Alert, p.Labels, p.Mode, p.Enabled, p.MaxInstances, p.Inhibits}
 	b, _ := json.Marshal(def)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
@@ -97,8 +99,10 @@ func checkNames(ps []*Policy, diags *[]Diagnostic) {
 	}
 }
 
-// checkFiring: every firing() names a policy of the set.
+// checkFiring: every firing() names a policy of the set (the merged set: an operator's
+// policy may name a default), and every inhibits: pattern some other policy.
 func checkFiring(ps []*Policy, diags *[]Diagnostic) {
+	checkInhibits(ps, diags)
 	first := map[string]*Policy{}
 	for _, p := range ps {
 		first[p.Name] = p
