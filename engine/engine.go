@@ -94,7 +94,7 @@ type policyState struct {
 	firing    int
 	lastFired time.Time
 	example   map[string]any // Example(p), made on the first Status
-	limitHit  bool // the instance limit was reached since the overflow instance was collected
+	limitHit  bool           // the instance limit was reached since the overflow instance was collected
 }
 
 // sortedKeys are the instance keys in order, for every walk over instances whose
