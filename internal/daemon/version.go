@@ -10,11 +10,16 @@ import (
 // else the module version and the VCS revision that `go build` records in the binary
 // (runtime/debug.ReadBuildInfo), then the Go version. Example: "(devel) rev 2bd7110c1a2e
 // (modified) go1.26.8".
+// (A build with -buildvcs=false records no revision; then none is shown.)
 func VersionString() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return Version
 	}
+	return versionFrom(info)
+}
+
+func versionFrom(info *debug.BuildInfo) string {
 	parts := []string{info.Main.Version}
 	if Version != "dev" {
 		parts[0] = Version
