@@ -248,6 +248,7 @@ func TestEveryErrorIsJSON(t *testing.T) {
 		{"GET", "/api/v1/actions", "", 500, "internal"},
 		{"POST", "/api/v1/events", `{"code":`, 400, "bad_json"},
 		{"POST", "/api/v1/drills", `{"scenario":"queue"}`, 404, "no_drills"},
+		{"GET", "/api/v1/stream", "", 400, "bad_handshake"}, // not an upgrade
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			code, hdr, body := call(t, srv, tc.method, tc.path, tc.body, "Content-Type", "application/json")
@@ -263,6 +264,14 @@ func TestEveryErrorIsJSON(t *testing.T) {
 				t.Fatal("405 without Allow")
 			}
 		})
+	}
+	// A WebSocket upgrade from another site's page is refused in the same shape.
+	code, hdr, body := call(t, srv, "GET", "/api/v1/stream", "", "Connection", "Upgrade", "Upgrade", "websocket",
+		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Origin", "http://evil.example")
+	var e apiError
+	if err := json.Unmarshal([]byte(body), &e); err != nil || code != 403 || e.Error.Code != "cross_origin" ||
+		!strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+		t.Fatalf("cross-site upgrade: %d %q %s", code, hdr.Get("Content-Type"), body)
 	}
 	// The dashboard itself is still served.
 	if code, hdr, body := call(t, srv, "GET", "/", ""); code != 200 || !strings.Contains(hdr.Get("Content-Type"), "text/html") || !strings.Contains(body, "<") {

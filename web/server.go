@@ -105,7 +105,7 @@ func NewServer(opts Options) *Server {
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), ingestSlots: make(chan struct{}, maxIngestInFlight), cop: http.NewCrossOriginProtection()}
 	// gorilla's default origin check: the Origin must be this host (same-origin).
-	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096}
+	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, Error: upgradeError}
 	static, _ := fs.Sub(staticFS, "static")
 	s.mux.Handle("GET /", jsonNotFound(http.FileServerFS(static)))
 	if opts.Live != nil {
@@ -143,6 +143,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = &jsonErrors{ResponseWriter: w}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// upgradeError gives the WebSocket handshake's refusals (no upgrade, a foreign Origin)
+// the JSON error shape instead of gorilla's plain text.
+func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	code := "bad_handshake"
+	if status == http.StatusForbidden {
+		code = "cross_origin"
+	}
+	writeError(w, status, code, reason.Error())
 }
 
 // jsonNotFound gives the file server's errors (a path that is no file) the JSON shape.
