@@ -260,6 +260,18 @@ func (s *Server) ingestSample(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &in) {
 		return
 	}
+	var refused []string
+	for k := range in.Values {
+		if policies.OwnMetric(k) && !slices.Contains(s.opts.AllowMetrics, k) {
+			refused = append(refused, k)
+		}
+	}
+	if len(refused) > 0 {
+		slices.Sort(refused)
+		writeError(w, http.StatusForbidden, "reserved", fmt.Sprintf("metric(s) %s are measured by remedy itself and not taken from the API "+
+			"(name your own metrics, e.g. bot_rss_mb; or list them under ingest.allow_metrics)", strings.Join(refused, ", ")))
+		return
+	}
 	var errs []string
 	if len(in.Values) == 0 || len(in.Values) > 200 {
 		errs = append(errs, "values: 1 to 200 metrics")

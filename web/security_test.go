@@ -278,3 +278,39 @@ func TestEveryErrorIsJSON(t *testing.T) {
 		t.Fatalf("dashboard: %d %s", code, hdr.Get("Content-Type"))
 	}
 }
+
+// Samples have the same provenance rule as events: the metrics remedy measures itself
+// (disk_free_percent fires disk-low's CLEAN_DATA; a posted 50 would hide a full disk) are
+// refused from the API, all or nothing, unless the configuration allows one by name; a
+// bot's own metrics, its own queues' included, pass.
+func TestForgedOwnMetricsAreRefused(t *testing.T) {
+	f, srv := serve(t, Options{AllowMetrics: []string{"cpu_percent"}})
+	post := func(body string) (int, string) {
+		code, _, b := call(t, srv, "POST", "/api/v1/samples", body, "Content-Type", "application/json")
+		return code, b
+	}
+	for _, tc := range []string{
+		`{"values":{"disk_free_percent":1}}`,
+		`{"values":{"mem_percent":99}}`,
+		`{"values":{"queue_inbound_depth":0}}`,
+		`{"values":{"service_bot_up":1}}`,
+		`{"values":{"wa_connected":1}}`,
+		`{"values":{"queue_jobs_depth":3,"process_rss_mb":900}}`, // all or nothing
+	} {
+		if code, body := post(tc); code != 403 || !strings.Contains(body, `"reserved"`) {
+			t.Fatalf("%s: %d %s", tc, code, body)
+		}
+	}
+	if n := f.changes(); n != 0 {
+		t.Fatalf("%d forged samples got through", n)
+	}
+	for _, tc := range []string{
+		`{"values":{"queue_jobs_depth":12}}`,
+		`{"values":{"bot_rss_mb":120,"queue_orders_fill":0.5}}`,
+		`{"values":{"cpu_percent":42}}`, // allowed by name
+	} {
+		if code, body := post(tc); code != 202 {
+			t.Fatalf("%s: %d %s", tc, code, body)
+		}
+	}
+}

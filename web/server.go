@@ -71,10 +71,13 @@ type Options struct {
 	// AllowCodes are codes of remedy's own adapters that programs may post anyway (a
 	// separate bot reporting its own connection); they keep the poster's source.
 	AllowCodes []string
-	Metrics    http.Handler
-	Live       http.HandlerFunc
-	Ready      http.HandlerFunc
-	Logger     *slog.Logger
+	// AllowMetrics are metrics of remedy's own sampler (policies.OwnMetric) that programs
+	// may post anyway; any other of them is refused from POST /samples.
+	AllowMetrics []string
+	Metrics      http.Handler
+	Live         http.HandlerFunc
+	Ready        http.HandlerFunc
+	Logger       *slog.Logger
 	// QR is the current WhatsApp pairing QR code ("" when not pairing); Pair starts a
 	// pairing attempt in the background. Both nil when WhatsApp is off.
 	QR          func() string
