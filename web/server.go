@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/remedy-run/remedy/internal/service"
 )
 
 //go:embed static
@@ -31,7 +29,7 @@ type Overview struct {
 	Firing      int                `json:"firing"`
 	Policies    int                `json:"policies"`
 	Reload      ReloadStatus       `json:"reload"`
-	Services    []service.Status   `json:"services"`
+	Services    []ServiceStatus    `json:"services"`
 	Outbox      int                `json:"outbox"`
 	Clients     int                `json:"dashboard_clients"`
 	DryRun      bool               `json:"dry_run"`
@@ -41,6 +39,18 @@ type Overview struct {
 	StoreBacklog int `json:"store_backlog"`
 	// Disk is "ok", or the problem: "full: …", "reserve missing: …".
 	Disk string `json:"disk"`
+}
+
+// ServiceStatus is one supervised service as the dashboard shows it (the JSON keys are
+// the field names): whether it runs, since when, its restarts, how it last exited and
+// the tail of its output.
+type ServiceStatus struct {
+	Name     string
+	Up       bool
+	Since    time.Time
+	Restarts int
+	LastExit string
+	Output   []string
 }
 
 // ReloadStatus is the result of the last policy load.

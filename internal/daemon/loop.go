@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/service"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
@@ -168,7 +169,7 @@ func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, erro
 func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	o := web.Overview{Version: Version, Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
 		Sample: d.sampler.Last().Values, Firing: int(max(d.firing.Load(), 0)), Policies: len(d.set.Load().Policies),
-		Reload: *d.lastReload.Load(), Services: d.sup.Status(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
+		Reload: *d.lastReload.Load(), Services: convert(d.sup.Status(), func(s service.Status) web.ServiceStatus { return web.ServiceStatus(s) }), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
 	if d.wa != nil {
 		o.WhatsApp = string(d.wa.State())
