@@ -50,7 +50,12 @@ func runRun(ctx context.Context, args []string, env *cliEnv) int {
 	}
 	log := newLogger(env, cfg.Log)
 	if path == "" {
-		log.Info("no configuration file: built-in defaults (data in ./data, embedded policies, dashboard on 127.0.0.1:8080)")
+		// The values in force: REMEDY_* variables may have changed the defaults.
+		pol := cfg.Policies
+		if pol == "" {
+			pol = "embedded defaults"
+		}
+		log.Info("no configuration file: built-in defaults and REMEDY_* variables", "data", cfg.DataDir, "policies", pol, "listen", cfg.Listen)
 	}
 	d, err := daemon.New(ctx, cfg, log)
 	if err != nil {
