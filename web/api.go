@@ -173,8 +173,10 @@ func (e EventIn) validate(now time.Time) (engine.Event, []string) {
 	if !codeRE.MatchString(e.Code) {
 		errs = append(errs, fmt.Sprintf("code %q: upper case letters, digits and _, starting with a letter, at most 64", e.Code))
 	}
-	if len(e.Source) > 64 || strings.IndexFunc(e.Source, unicode.IsControl) >= 0 {
-		errs = append(errs, "source: at most 64 characters, no control characters")
+	// Invisible characters too: "whatsapp\u200b" reads as remedy's own source on the
+	// dashboard while slipping past the provenance check.
+	if len(e.Source) > 64 || strings.IndexFunc(e.Source, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0 {
+		errs = append(errs, "source: at most 64 characters, no control or invisible characters")
 	}
 	if len(e.Labels) > 32 {
 		errs = append(errs, "labels: at most 32")

@@ -124,6 +124,12 @@ func TestForgedInternalCodesAreRefused(t *testing.T) {
 			t.Fatalf("%s: %d %s", tc, code, body)
 		}
 	}
+	// A source that only looks like remedy's (an invisible character added).
+	for _, tc := range []string{`{"code":"BOT_X","source":"whatsapp\u200b"}`, `{"code":"BOT_X","source":"\u2060store"}`} {
+		if code, body := post(tc); code != 422 {
+			t.Fatalf("%s: %d %s", tc, code, body)
+		}
+	}
 	if n := f.changes(); n != 0 {
 		t.Fatalf("%d forged events got through", n)
 	}
