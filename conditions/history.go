@@ -181,3 +181,15 @@ func (h *History) aggregate(f Func, name string, now time.Time, w time.Duration)
 	}
 	return math.NaN()
 }
+
+// longest is the longest window any series keeps.
+func (h *History) longest() time.Duration {
+	var m time.Duration
+	for _, s := range h.metrics {
+		m = max(m, s.keep)
+	}
+	for _, s := range h.codes {
+		m = max(m, s.keep)
+	}
+	return m
+}

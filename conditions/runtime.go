@@ -257,3 +257,7 @@ func (r *Runtime) Explain(c *Condition, now time.Time) []Value {
 	}
 	return out
 }
+
+// Longest is the longest history window the prepared conditions read: how far back
+// recorded inputs must be replayed (Observe*) to rebuild the history after a restart.
+func (r *Runtime) Longest() time.Duration { return r.hist.longest() }

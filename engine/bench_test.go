@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +230,32 @@ func (h *handRules) process(x Input) bool {
 		return fired
 	}
 	return false
+}
+
+// BenchmarkUnrelatedEventWithManyInstances: one event of an unrelated policy while a
+// group_by policy holds n instances with timers pending (issue 14, field case b2-10).
+// The time per event should not grow with n.
+func BenchmarkUnrelatedEventWithManyInstances(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			set := loadSet(b, `
+policies:
+  - name: user
+    on: [USER_SESSION_ERROR]
+    group_by: [user]
+    max_instances: 20000
+    alert: {rate_limit: {count: 1, per: 1h}}
+  - name: canary
+    on: [CANARY]
+`)
+			e := New(set, Options{Seed: 1})
+			for i := 0; i < n; i++ {
+				e.Process(Event{Time: t0, Code: "USER_SESSION_ERROR", Labels: map[string]string{"user": strconv.Itoa(i)}})
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e.Process(Event{Time: t0.Add(time.Duration(i) * time.Microsecond), Code: "CANARY"})
+			}
+		})
+	}
 }

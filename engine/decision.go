@@ -33,6 +33,7 @@ const (
 	Exhausted     State = "exhausted"      // every step of the ladder used up
 	BreakerOpen   State = "breaker_open"   // automatic recovery paused
 	BreakerClosed State = "breaker_closed" // automatic recovery allowed again
+	InstanceLimit State = "instance_limit" // max_instances reached; new group_by values share one instance
 )
 
 // Decision is what the engine decided, with why.
@@ -73,6 +74,11 @@ type AlertNote struct {
 	// since the last one delivered.
 	Suppressed int
 	Repeat     bool
+	// Instant marks an instant policy's notification: an occurrence, never resolved.
+	Instant bool
+	// Held says why the notification is recorded but not sent ("inhibited by P"); the
+	// engine notifies again when the hold ends.
+	Held string
 }
 
 // Reason explains a decision: the rule, the input and the values it saw.
@@ -126,6 +132,9 @@ func (d Decision) String() string {
 		}
 		if d.Alert.Suppressed > 0 {
 			what += fmt.Sprintf(" (+%d suppressed)", d.Alert.Suppressed)
+		}
+		if d.Alert.Held != "" {
+			what += " (held: " + d.Alert.Held + ")"
 		}
 		if d.Alert.Summary != "" {
 			what += ": " + d.Alert.Summary

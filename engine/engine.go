@@ -40,6 +40,9 @@ type Trace struct {
 // Stats are counters since the engine was created.
 type Stats struct {
 	Inputs, Evaluations, EvalErrors, Decisions, Suppressed uint64
+	// TimerVisits counts instances whose timers were run; the work of an input is in
+	// proportion to the instances due, not to all instances kept.
+	TimerVisits uint64
 }
 
 // Engine is the policy state machine. It is owned by one goroutine; it has no locks.
@@ -49,23 +52,27 @@ type Engine struct {
 	pols  []*policyState
 	named map[string]*policyState
 	// routing
-	exact     map[string][]*policyState
-	globs     []globRoute
-	resExact  map[string][]*policyState
-	resGlobs  []globRoute
-	retry     map[string][]*policyState
-	samplers  []*policyState
-	routes    map[string]*route
-	rt        *conditions.Runtime
-	rng       *rand.Rand
-	now       time.Time
-	seq       uint64
-	out       []Decision
-	next      time.Time
-	nextValid bool
-	keyBuf    []byte
-	cur       Input
-	stats     Stats
+	exact    map[string][]*policyState
+	globs    []globRoute
+	resExact map[string][]*policyState
+	resGlobs []globRoute
+	retry    map[string][]*policyState
+	samplers []*policyState
+	routes   map[string]*route
+	rt       *conditions.Runtime
+	rng      *rand.Rand
+	pcg      *rand.PCG // rng's source, kept to snapshot it
+	now      time.Time
+	seq      uint64
+	out      []Decision
+	timers   timerHeap
+	dirty    []dirtyInst
+	// inhibition (inhibit.go): target policy -> its inhibitors; source -> its targets
+	inhibitors map[string][]inhibitor
+	inhibits   map[string][]*policyState
+	keyBuf     []byte
+	cur        Input
+	stats      Stats
 }
 
 type globRoute struct {
@@ -82,9 +89,22 @@ const maxRoutes = 4096
 // policyState is a policy with the state of its instances.
 type policyState struct {
 	p         *policies.Policy
+	idx       int // position in the set: the order of timers due together
 	instances map[string]*instance
 	firing    int
 	lastFired time.Time
+	limitHit  bool // the instance limit was reached since the overflow instance was collected
+}
+
+// sortedKeys are the instance keys in order, for every walk over instances whose
+// result depends on the order (the same inputs must give the same decisions).
+func (ps *policyState) sortedKeys() []string {
+	keys := make([]string, 0, len(ps.instances))
+	for k := range ps.instances {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // New returns an engine running set.
@@ -92,7 +112,8 @@ func New(set *policies.Set, opts Options) *Engine {
 	if opts.ResultGrace <= 0 {
 		opts.ResultGrace = 10 * time.Second
 	}
-	e := &Engine{opts: opts, rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))}
+	pcg := rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)
+	e := &Engine{opts: opts, pcg: pcg, rng: rand.New(pcg)}
 	e.rt = conditions.NewRuntime(opts.Location, e.isFiring)
 	e.Swap(set)
 	return e
@@ -101,12 +122,20 @@ func New(set *policies.Set, opts Options) *Engine {
 // Diff reports what a Swap changed.
 type Diff struct {
 	Added, Changed, Removed, Kept []string
+	// Decisions are the resolutions of incidents that ended with the reload: a firing
+	// instance of a changed or removed policy that was notified is resolved, with the
+	// reason, on the channels it was notified on. Handle them as Process's decisions.
+	Decisions []Decision
 }
 
-// Swap replaces the policy set. A policy whose definition (policies.Policy.Hash) did not
-// change keeps its state — a pending `for` keeps counting, a ladder keeps its place;
-// changed and new policies start fresh; removed ones are dropped. History windows of
-// metrics and codes still used are kept.
+// Swap replaces the policy set. A policy's identity is its definition
+// (policies.Policy.Hash): a policy whose definition did not change keeps its state — a
+// pending `for` keeps counting, a ladder keeps its place, a firing incident stays
+// firing; changed and new policies start fresh; removed ones are dropped. Every firing
+// instance of a changed or removed policy that was notified gets a resolved decision
+// saying so (Diff.Decisions), so nobody who was paged is left with an incident that
+// silently disappeared; a changed policy whose condition still holds fires again, as a
+// new incident. History windows of metrics and codes still used are kept.
 func (e *Engine) Swap(set *policies.Set) Diff {
 	var d Diff
 	old := e.named
@@ -115,7 +144,7 @@ func (e *Engine) Swap(set *policies.Set) Diff {
 	e.named = map[string]*policyState{}
 	var conds []*conditions.Condition
 	for _, p := range set.Policies {
-		ps := &policyState{p: p, instances: map[string]*instance{}}
+		ps := &policyState{p: p, idx: len(e.pols), instances: map[string]*instance{}}
 		if o := old[p.Name]; o != nil {
 			if o.p.Hash == p.Hash {
 				ps.instances, ps.firing, ps.lastFired = o.instances, o.firing, o.lastFired
@@ -138,9 +167,32 @@ func (e *Engine) Swap(set *policies.Set) Diff {
 		}
 	}
 	sort.Strings(d.Removed)
+	e.out = e.out[:0]
+	for _, name := range d.Changed {
+		e.endAll(old[name], "policy changed by a reload; its incidents start over")
+	}
+	for _, name := range d.Removed {
+		e.endAll(old[name], "policy removed by a reload")
+	}
+	// What a changed or removed policy inhibited is told now.
+	for _, name := range append(append([]string(nil), d.Changed...), d.Removed...) {
+		for _, t := range e.pols {
+			for _, in := range old[name].p.Inhibits {
+				if in.Matches(t.p.Name) {
+					e.inhibits[name] = appendUnique(e.inhibits[name], t)
+				}
+			}
+		}
+		e.releaseInhibited(name)
+		delete(e.inhibits, name)
+	}
+	e.buildInhibits()
+	d.Decisions = append([]Decision(nil), e.out...)
+	e.out = e.out[:0]
 	e.rt.Prepare(conds)
 	e.buildRoutes()
-	e.nextValid = false
+	e.buildInhibits()
+	e.rebuildTimers()
 	return d
 }
 
@@ -241,44 +293,47 @@ func (e *Engine) Process(in Input) []Decision {
 	return e.out
 }
 
-// runTimers advances every timer due at or before t, each at its own time.
-func (e *Engine) runTimers(t time.Time) {
-	for guard := 0; guard < 100000; guard++ {
-		next := e.NextDeadline()
-		if next.IsZero() || next.After(t) {
-			return
+// endAll resolves every notified firing instance of a policy that leaves the set.
+func (e *Engine) endAll(ps *policyState, why string) {
+	for _, key := range ps.sortedKeys() {
+		inst := ps.instances[key]
+		if inst.state != Firing || !inst.notifiedFiring {
+			continue
 		}
-		if next.After(e.now) {
-			e.now = next
+		inst.state, inst.since = Resolved, e.now
+		e.emitState(ps, inst, Resolved, why)
+		if ps.p.Alert.Notifies("resolved") {
+			e.notify(ps, inst, Resolved, false, why)
 		}
-		for _, ps := range e.pols {
-			for _, inst := range ps.instances {
-				e.advance(ps, inst)
-			}
-		}
-		e.nextValid = false
 	}
 }
 
-// NextDeadline is when the engine next needs a Tick (zero if nothing is scheduled).
-func (e *Engine) NextDeadline() time.Time {
-	if e.nextValid {
-		return e.next
-	}
-	var next time.Time
+// Firing is the number of firing instances across the set: what the status badge, the
+// admin chat and /metrics show. Instant policies are never counted (they fire and
+// resolve on the same event).
+func (e *Engine) Firing() int {
+	n := 0
 	for _, ps := range e.pols {
-		for _, inst := range ps.instances {
-			if d := inst.deadline(ps.p, e.opts.ResultGrace); !d.IsZero() && (next.IsZero() || d.Before(next)) {
-				next = d
-			}
-		}
+		n += ps.firing
 	}
-	e.next, e.nextValid = next, true
-	return next
+	return n
 }
 
-// touch marks the cached deadline stale after an instance changed.
-func (e *Engine) touch() { e.nextValid = false }
+// PolicyCount is one policy's count of firing and kept instances.
+type PolicyCount struct {
+	Name              string
+	Firing, Instances int
+}
+
+// Counts are the per-policy counts, in set order, without walking instances (cheap
+// enough to publish after every input).
+func (e *Engine) Counts() []PolicyCount {
+	out := make([]PolicyCount, len(e.pols))
+	for i, ps := range e.pols {
+		out[i] = PolicyCount{Name: ps.p.Name, Firing: ps.firing, Instances: len(ps.instances)}
+	}
+	return out
+}
 
 // Now is the engine's clock: the latest input or timer time.
 func (e *Engine) Now() time.Time { return e.now }
@@ -305,8 +360,8 @@ func (e *Engine) onEvent(ev *Event) {
 		e.resolveByEvent(ps, ev)
 	}
 	for _, ps := range r.retry {
-		for _, inst := range ps.instances {
-			e.hurry(ps, inst, ev.Code)
+		for _, key := range ps.sortedKeys() {
+			e.hurry(ps, ps.instances[key], ev.Code)
 		}
 	}
 	for _, ps := range r.on {
@@ -321,7 +376,7 @@ func (e *Engine) onEvent(ev *Event) {
 			continue
 		}
 		if inst == nil {
-			inst = e.newInstance(ps, key, ev.Labels)
+			inst = e.instanceFor(ps, key, ev.Labels)
 		}
 		e.trigger(ps, inst, ev)
 	}

@@ -58,3 +58,30 @@ const (
 	LabelStep     = "step"
 	LabelAttempt  = "attempt"
 )
+
+// NotAfter returns the input with its time moved back to now if it is later: remedy's
+// clock is the engine's, and a source whose clock runs ahead (a client posting its own
+// time) must not move every timer forward with it. An earlier time is kept, for the
+// history windows; the engine treats it as happening at its own clock.
+func NotAfter(in Input, now time.Time) Input {
+	if !in.At().After(now) {
+		return in
+	}
+	switch x := in.(type) {
+	case Event:
+		x.Time = now
+		return x
+	case *Event:
+		c := *x
+		c.Time = now
+		return &c
+	case Sample:
+		x.Time = now
+		return x
+	case *Sample:
+		c := *x
+		c.Time = now
+		return &c
+	}
+	return Tick{Time: now}
+}

@@ -1,9 +1,8 @@
 package engine
 
 import (
+	"strconv"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/remedy-run/remedy/policies"
 )
@@ -40,11 +39,45 @@ type instance struct {
 	rearms       []time.Time // re-arms of an exhausted ladder, within rearm.per
 	breakerUntil time.Time
 
-	limiter          *rate.Limiter
+	limiter          *bucket
 	suppressed       int
 	notifiedFiring   bool
 	notifiedSeverity policies.Severity // of the last firing/escalated notification delivered
 	lastNotified     time.Time
+	lastWord         State // what the last notification delivered said (firing, escalated, resolved)
+	inhibited        bool  // the last notification was held by an inhibiting policy
+
+	// the timer heap's bookkeeping (timers.go)
+	due    time.Time
+	dueSeq uint64
+	dirty  bool
+}
+
+// OverflowKey is the instance that takes every new group_by value once a policy has
+// max_instances instances; its group labels read OverflowKey.
+const OverflowKey = "_overflow"
+
+// instanceFor returns the instance for a new key, or the overflow instance when the
+// policy is at its max_instances, deciding InstanceLimit when that one is created.
+func (e *Engine) instanceFor(ps *policyState, key string, eventLabels map[string]string) *instance {
+	lim := ps.p.MaxInstances
+	if lim <= 0 || len(ps.p.GroupBy) == 0 || len(ps.instances) < lim {
+		return e.newInstance(ps, key, eventLabels)
+	}
+	if inst := ps.instances[OverflowKey]; inst != nil {
+		return inst
+	}
+	over := make(map[string]string, len(ps.p.GroupBy))
+	for _, g := range ps.p.GroupBy {
+		over[g] = OverflowKey
+	}
+	inst := e.newInstance(ps, OverflowKey, over)
+	if !ps.limitHit {
+		ps.limitHit = true
+		e.emitState(ps, inst, InstanceLimit, "max_instances "+strconv.Itoa(lim)+
+			" reached: further group_by values share the instance "+OverflowKey)
+	}
+	return inst
 }
 
 func (e *Engine) newInstance(ps *policyState, key string, eventLabels map[string]string) *instance {
@@ -57,13 +90,14 @@ func (e *Engine) newInstance(ps *policyState, key string, eventLabels map[string
 			labels[g] = v
 		}
 	}
-	inst := &instance{key: key, labels: labels, state: Inactive, severity: ps.p.Severity}
+	inst := &instance{key: key, labels: labels, state: Inactive, severity: ps.p.Severity, since: e.now}
 	ps.instances[key] = inst
+	e.touch(ps, inst)
 	return inst
 }
 
-// deadline is the instance's next timer.
-func (inst *instance) deadline(p *policies.Policy, grace time.Duration) time.Time {
+// deadline is the instance's next timer at now.
+func (inst *instance) deadline(p *policies.Policy, grace time.Duration, now time.Time) time.Time {
 	var next time.Time
 	consider := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -86,12 +120,53 @@ func (inst *instance) deadline(p *policies.Policy, grace time.Duration) time.Tim
 		}
 	}
 	consider(inst.breakerUntil)
+	if inst.suppressed > 0 && inst.limiter != nil && inst.state == Firing {
+		// The rate limit's window passes: the firing it held is told then.
+		consider(inst.limiter.tokenAt(now))
+	}
+	if (inst.state == Inactive || inst.state == Resolved) && inst.suppressed == 0 {
+		// An instant policy's held occurrences are told with its next notification,
+		// so such an instance is kept until then.
+		consider(inst.forgetAt(p, now))
+	}
 	return next
+}
+
+// forgetAt is when an inactive or resolved instance holds nothing a fresh one would not:
+// its ladder place is past stable_for, its breaker window is empty and its rate-limit
+// bucket is full. It is collected then, so the number of instances kept follows the
+// incidents that are live, not every label value ever seen.
+func (inst *instance) forgetAt(p *policies.Policy, now time.Time) time.Time {
+	t := inst.since
+	later := func(u time.Time) {
+		if u.After(t) {
+			t = u
+		}
+	}
+	if !inst.resolvedAt.IsZero() && len(p.Actions) > 0 {
+		later(inst.resolvedAt.Add(p.StableFor))
+	}
+	if p.Breaker != nil && len(inst.failures) > 0 {
+		later(inst.failures[len(inst.failures)-1].Add(p.Breaker.Within))
+	}
+	if inst.limiter != nil {
+		later(inst.limiter.fullAt(now))
+	}
+	return t
+}
+
+// collectible reports whether the instance can be forgotten at now.
+func (inst *instance) collectible(p *policies.Policy, now time.Time) bool {
+	return (inst.state == Inactive || inst.state == Resolved) && inst.inflight == 0 && inst.breakerUntil.IsZero() &&
+		inst.suppressed == 0 && !now.Before(inst.forgetAt(p, now))
 }
 
 // advance handles whatever of the instance's timers are due at e.now.
 func (e *Engine) advance(ps *policyState, inst *instance) {
 	p, now := ps.p, e.now
+	if inst.suppressed > 0 && inst.limiter != nil && inst.state == Firing && inst.limiter.hasToken(now) {
+		e.notify(ps, inst, inst.lastFiringState(), true, "still firing; held back by the rate limit until now")
+	}
 	if !inst.breakerUntil.IsZero() && !now.Before(inst.breakerUntil) {
 		inst.breakerUntil = time.Time{}
 		inst.failures = inst.failures[:0]
@@ -156,7 +231,7 @@ func (e *Engine) trigger(ps *policyState, inst *instance, ev *Event) {
 		inst.occurrences++
 		if !inst.clearAt.IsZero() {
 			inst.clearAt = time.Time{}
-			e.touch()
+			e.touch(ps, inst)
 		}
 	default:
 		inst.trigger, inst.hasTrigger = *ev, true
@@ -190,7 +265,7 @@ func (e *Engine) sampleResult(ps *policyState, inst *instance, ok bool) {
 			e.setState(ps, inst, Inactive, "condition false before "+p.For.String())
 			return
 		}
-		e.touch()
+		e.touch(ps, inst)
 		if !e.now.Before(inst.pendingSince.Add(p.For)) {
 			e.fire(ps, inst, "condition held for "+p.For.String())
 		}
@@ -198,12 +273,12 @@ func (e *Engine) sampleResult(ps *policyState, inst *instance, ok bool) {
 		switch {
 		case ok && !inst.clearAt.IsZero():
 			inst.clearAt = time.Time{}
-			e.touch()
+			e.touch(ps, inst)
 		case !ok && p.KeepFiringFor == 0:
 			e.resolve(ps, inst, "condition false")
 		case !ok && inst.clearAt.IsZero():
 			inst.clearAt = e.now.Add(p.KeepFiringFor)
-			e.touch()
+			e.touch(ps, inst)
 		}
 	}
 }
@@ -223,8 +298,8 @@ func (e *Engine) resolveByEvent(ps *policyState, ev *Event) {
 		}
 		return
 	}
-	for _, inst := range ps.instances {
-		e.clear(ps, inst, "resolved by "+ev.Code)
+	for _, key := range ps.sortedKeys() {
+		e.clear(ps, ps.instances[key], "resolved by "+ev.Code)
 	}
 }
 
@@ -237,7 +312,7 @@ func (e *Engine) clear(ps *policyState, inst *instance, why string) {
 		if ps.p.KeepFiringFor > 0 {
 			if inst.clearAt.IsZero() {
 				inst.clearAt = e.now.Add(ps.p.KeepFiringFor)
-				e.touch()
+				e.touch(ps, inst)
 			}
 			return
 		}
@@ -284,12 +359,15 @@ func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
 	if ps.p.Alert.Notifies("resolved") && inst.notifiedFiring {
 		e.notify(ps, inst, Resolved, false, why)
 	}
-	inst.notifiedFiring = false
+	inst.notifiedFiring, inst.inhibited = false, false
+	if ps.firing == 0 {
+		e.releaseInhibited(ps.p.Name)
+	}
 }
 
 func (e *Engine) setState(ps *policyState, inst *instance, s State, why string) {
 	inst.state, inst.since = s, e.now
-	e.touch()
+	e.touch(ps, inst)
 	e.emitState(ps, inst, s, why)
 }
 

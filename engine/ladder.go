@@ -27,7 +27,7 @@ func (e *Engine) scheduleOnFire(ps *policyState, inst *instance) {
 		}
 	}
 	inst.nextAttempt = due
-	e.touch()
+	e.touch(ps, inst)
 	e.advance(ps, inst)
 }
 
@@ -46,7 +46,7 @@ func (e *Engine) hurry(ps *policyState, inst *instance, code string) {
 		return
 	}
 	inst.nextAttempt = e.now
-	e.touch()
+	e.touch(ps, inst)
 	e.emitState(ps, inst, Firing, "backoff cut short by "+code)
 	e.attempt(ps, inst)
 }
@@ -77,7 +77,7 @@ func (e *Engine) attempt(ps *policyState, inst *instance) {
 	d.Action = &ActionCall{Do: step.Do, Params: step.RenderParams(e.templateData(ps, inst)),
 		Step: inst.step + 1, Attempt: inst.attempt + 1, Timeout: step.Timeout}
 	inst.nextAttempt, inst.awaitUntil = time.Time{}, time.Time{}
-	e.touch()
+	e.touch(ps, inst)
 	if !inst.breakerUntil.IsZero() && e.now.Before(inst.breakerUntil) {
 		// Recorded once, then retried when the breaker closes.
 		d.Action.Skipped = "breaker open until " + inst.breakerUntil.UTC().Format(time.RFC3339)
@@ -128,7 +128,7 @@ func (e *Engine) onResult(ev *Event) {
 func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
 	p := ps.p
 	inst.inflight = 0
-	e.touch()
+	e.touch(ps, inst)
 	// The failure chain is broken by the resolution, not by a success that the resolving
 	// event or condition may still prove wrong.
 	if len(p.ResolveOn) == 0 && !p.IsSample() {
@@ -145,7 +145,7 @@ func (e *Engine) attemptFailed(ps *policyState, inst *instance, code, why string
 	p := ps.p
 	inst.inflight = 0
 	inst.consecFails++
-	e.touch()
+	e.touch(ps, inst)
 	if b := p.Breaker; b != nil {
 		cutoff := e.now.Add(-b.Within)
 		kept := inst.failures[:0]
@@ -190,7 +190,7 @@ func (e *Engine) nextStep(ps *policyState, inst *instance) {
 	} else {
 		inst.nextAttempt = e.now.Add(e.delay(p.Actions[inst.step].Backoff, inst.attempt))
 	}
-	e.touch()
+	e.touch(ps, inst)
 	if !inst.nextAttempt.After(e.now) {
 		e.attempt(ps, inst)
 	}
@@ -203,7 +203,7 @@ func (e *Engine) exhaust(ps *policyState, inst *instance) {
 	inst.nextAttempt = time.Time{}
 	inst.escalated = true
 	inst.severity = policies.Critical
-	e.touch()
+	e.touch(ps, inst)
 	msg := "every recovery step failed; manual action needed"
 	e.emitState(ps, inst, Exhausted, msg)
 	e.notify(ps, inst, Escalated, false, msg)

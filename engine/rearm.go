@@ -31,7 +31,7 @@ func (e *Engine) rearm(ps *policyState, inst *instance, code string) {
 	inst.exhausted = false
 	inst.step, inst.attempt = 0, 0
 	inst.nextAttempt, inst.awaitUntil = e.now, time.Time{}
-	e.touch()
+	e.touch(ps, inst)
 	e.emitState(ps, inst, Firing, "ladder re-armed by "+code+" ("+strconv.Itoa(len(inst.rearms))+" of "+
 		strconv.Itoa(r.Count)+" per "+r.Per.String()+")")
 	e.attempt(ps, inst)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/conditions"
@@ -19,9 +20,12 @@ type PolicyStatus struct {
 	Mode        policies.Mode     `json:"mode"`
 	Enabled     bool              `json:"enabled"`
 	Actions     []string          `json:"actions,omitempty"`
-	Firing      int               `json:"firing"`
-	LastFired   *time.Time        `json:"last_fired,omitempty"`
-	Instances   []InstanceStatus  `json:"instances"`
+	// Inhibits describes the policy's inhibit rules ("wa-*, alert-undelivered", with
+	// " where equal queue" when labels must match).
+	Inhibits  []string         `json:"inhibits,omitempty"`
+	Firing    int              `json:"firing"`
+	LastFired *time.Time       `json:"last_fired,omitempty"`
+	Instances []InstanceStatus `json:"instances"`
 }
 
 // InstanceStatus describes one instance.
@@ -39,7 +43,8 @@ type InstanceStatus struct {
 	InFlight     bool              `json:"in_flight,omitempty"`
 	Escalated    bool              `json:"escalated,omitempty"`
 	Exhausted    bool              `json:"exhausted,omitempty"`
-	Rearmed      int               `json:"rearmed,omitempty"` // re-arms of an exhausted ladder still within rearm.per
+	InhibitedBy  string            `json:"inhibited_by,omitempty"` // a firing instance whose notifications an inhibit rule holds
+	Rearmed      int               `json:"rearmed,omitempty"`      // re-arms of an exhausted ladder still within rearm.per
 	BreakerUntil *time.Time        `json:"breaker_until,omitempty"`
 }
 
@@ -62,10 +67,20 @@ func (e *Engine) Status() []PolicyStatus {
 		for _, a := range p.Actions {
 			st.Actions = append(st.Actions, a.Do)
 		}
+		for _, r := range p.Inhibits {
+			txt := strings.Join(r.Policies, ", ")
+			if len(r.Equal) > 0 {
+				txt += " where equal " + strings.Join(r.Equal, ", ")
+			}
+			st.Inhibits = append(st.Inhibits, txt)
+		}
 		for _, inst := range ps.instances {
 			is := InstanceStatus{Key: inst.key, Labels: inst.labels, State: inst.state, Since: inst.since, Severity: inst.severity,
 				Occurrences: inst.occurrences, Attempts: inst.attempt, InFlight: inst.inflight != 0, Escalated: inst.escalated,
 				Exhausted: inst.exhausted, BreakerUntil: ptr(inst.breakerUntil), Rearmed: len(inst.rearms)}
+			if inst.state == Firing && inst.inhibited {
+				is.InhibitedBy = e.inhibitedBy(ps, inst)
+			}
 			if inst.state == Pending {
 				is.PendingUntil = ptr(inst.pendingSince.Add(p.For))
 			}

@@ -31,7 +31,7 @@ func TestPoliciesDocCoversCatalogue(t *testing.T) {
 	for _, f := range []string{"rate(", "increase(", "avg_over(", "max_over(", "min_over(", "count(", "since(", "firing(", "hour()", "weekday()"} {
 		want = append(want, "`"+f)
 	}
-	for _, k := range []string{"name", "description", "on", "when", "for", "keep_firing_for", "group_by", "severity", "resolve_on",
+	for _, k := range []string{"name", "description", "on", "when", "for", "keep_firing_for", "group_by", "max_instances", "severity", "resolve_on",
 		"retry_on", "rearm", "stable_for", "actions", "escalate.after_failures", "escalate.severity", "alert.notify_on", "alert.rate_limit", "alert.repeat",
 		"alert.channels", "labels", "annotations", "mode", "enabled"} {
 		want = append(want, "| `"+k)

@@ -118,7 +118,8 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 				}
 			}
 		},
-		"severity": func(k, v *yaml.Node) { p.Severity, _ = d.severity(v, "severity") },
+		"max_instances": func(k, v *yaml.Node) { p.MaxInstances, _ = d.integer(v, "max_instances", 1) },
+		"severity":      func(k, v *yaml.Node) { p.Severity, _ = d.severity(v, "severity") },
 		"resolve_on": func(k, v *yaml.Node) {
 			var items []*yaml.Node
 			p.ResolveOn, items, _ = d.list(v, "resolve_on")
@@ -134,6 +135,7 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 		"escalate":    func(k, v *yaml.Node) { p.Escalate = d.escalate(v) },
 		"breaker":     func(k, v *yaml.Node) { p.Breaker = d.breaker(v) },
 		"alert":       func(k, v *yaml.Node) { d.alert(v, &p.Alert) },
+		"inhibits":    func(k, v *yaml.Node) { p.Inhibits = d.inhibits(v) },
 		"labels":      func(k, v *yaml.Node) { p.Labels = d.labels(v) },
 		"annotations": func(k, v *yaml.Node) { p.Annotations, p.annotations = d.templates(v, "annotations") },
 		"mode": func(k, v *yaml.Node) {
@@ -173,6 +175,9 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 	d.checkShape(p, n)
 	if errCount(*d.diags) > before {
 		return nil
+	}
+	if p.MaxInstances == 0 && len(p.GroupBy) > 0 {
+		p.MaxInstances = DefaultMaxInstances
 	}
 	p.Hash = hashPolicy(p)
 	return p

@@ -77,8 +77,11 @@ type Policy struct {
 	For           time.Duration
 	KeepFiringFor time.Duration
 	GroupBy       []string
-	Severity      Severity
-	ResolveOn     []string
+	// MaxInstances bounds the instances a group_by policy keeps (default
+	// DefaultMaxInstances); past it, new label values share one overflow instance.
+	MaxInstances int
+	Severity     Severity
+	ResolveOn    []string
 	// RetryOn are events that cut a waiting ladder's backoff short: the next attempt runs
 	// at once (for example WA_REACHABLE: the network is back, try now).
 	RetryOn []string
@@ -89,6 +92,7 @@ type Policy struct {
 	Escalate    *Escalate
 	Breaker     *Breaker
 	Alert       Alert
+	Inhibits    []Inhibit // see Inhibit
 	Labels      map[string]string
 	Annotations map[string]string
 	Mode        Mode
@@ -176,6 +180,11 @@ const (
 	DefaultTimeout  = 30 * time.Second
 	DefaultAttempts = 1
 )
+
+// DefaultMaxInstances is max_instances for a policy with group_by: enough for every
+// queue, service or database of one bot, small enough that a label carrying user ids
+// cannot grow the engine without bound (Prometheus's per-rule `limit` has the same aim).
+const DefaultMaxInstances = 1000
 
 // DefaultBackoff is used for a step without `backoff`.
 var DefaultBackoff = Backoff{Initial: time.Second, Max: 5 * time.Minute, Multiplier: 2, Jitter: JitterFull}

@@ -70,6 +70,7 @@ type Expectation struct {
 	Step     int
 	Attempt  int
 	Skipped  *bool
+	Held     *bool // alerts: held (inhibited) rather than sent; nil matches only sent ones
 	Params   map[string]string
 	Count    int // exact number of matches; -1: not given
 	AtLeast  int // -1: not given
@@ -120,6 +121,9 @@ func (x Expectation) Describe() string {
 	}
 	if len(x.Params) > 0 {
 		fmt.Fprintf(&b, " with %v", x.Params)
+	}
+	if x.Held != nil {
+		fmt.Fprintf(&b, " held=%v", *x.Held)
 	}
 	if x.Skipped != nil {
 		fmt.Fprintf(&b, " skipped=%v", *x.Skipped)
@@ -411,6 +415,11 @@ func (d *decoder) expectations(n *yaml.Node, key string) []Expectation {
 				d.fields(v, "alert", map[string]func(k, v *yaml.Node){
 					"policy":   func(k, v *yaml.Node) { x.Policy, _ = d.str(v, "alert.policy") },
 					"severity": func(k, v *yaml.Node) { x.Severity, _ = d.severity(v, "alert.severity") },
+					"held": func(k, v *yaml.Node) {
+						if b, ok := d.boolean(v, "alert.held"); ok {
+							x.Held = &b
+						}
+					},
 					"state": func(k, v *yaml.Node) {
 						if s, ok := d.str(v, "alert.state"); ok {
 							if s != "firing" && s != "escalated" && s != "resolved" {

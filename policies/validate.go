@@ -68,8 +68,10 @@ func hashPolicy(p *Policy) string {
 		Labels                          map[string]string
 		Mode                            Mode
 		Enabled                         bool
+		MaxInstances                    int
+		Inhibits                        []Inhibit
 	}{p.On, p.GroupBy, p.ResolveOn, p.RetryOn, p.When, int64(p.For), int64(p.KeepFiringFor), int64(p.StableFor),
-		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Rearm, p.Alert, p.Labels, p.Mode, p.Enabled}
+		p.Severity, stripPos(p.Actions), p.Escalate, p.Breaker, p.Rearm, p.Alert, p.Labels, p.Mode, p.Enabled, p.MaxInstances, p.Inhibits}
 	b, _ := json.Marshal(def)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
@@ -86,6 +88,7 @@ func stripPos(steps []Step) []Step {
 
 // checkSet runs the checks that need every policy: unique names and firing() targets.
 func checkSet(ps []*Policy, diags *[]Diagnostic) {
+	checkInhibits(ps, diags)
 	first := map[string]*Policy{}
 	for _, p := range ps {
 		if f, dup := first[p.Name]; dup {

@@ -117,7 +117,9 @@ func Summarize(timeline []engine.Decision) []PolicySummary {
 				s.Actions[d.Action.Do]++
 			}
 		case engine.KindAlert:
-			s.Alerts++
+			if d.Alert == nil || d.Alert.Held == "" { // an inhibited alert is not sent
+				s.Alerts++
+			}
 		}
 	}
 	out := make([]PolicySummary, 0, len(by))

@@ -244,6 +244,9 @@ func matches(d engine.Decision, x policies.Expectation, start time.Time) bool {
 		if x.Severity != "" && d.Severity != x.Severity || x.State != "" && string(d.State) != x.State {
 			return false
 		}
+		if held := d.Alert.Held != ""; held != (x.Held != nil && *x.Held) {
+			return false // an inhibited alert is matched only by held: true
+		}
 	case "state":
 		if d.Kind != engine.KindState || string(d.State) != x.State {
 			return false

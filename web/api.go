@@ -39,6 +39,19 @@ func (s *Server) routes() {
 		respond(s, w, r, rows, err)
 	})
 	api("POST /api/v1/alerts/{id}/ack", s.ack)
+	api("DELETE /api/v1/alerts/{id}/ack", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil {
+			writeError(w, 400, "bad_id", "the alert id must be a number")
+			return
+		}
+		// The incident's latest notification, if the ack held it, goes out now.
+		if err := b.Unack(r.Context(), id); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"unacknowledged": id})
+	})
 	api("GET /api/v1/silences", func(w http.ResponseWriter, r *http.Request) {
 		sl, err := b.Silences(r.Context())
 		respond(s, w, r, sl, err)

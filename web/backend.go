@@ -44,7 +44,8 @@ type Records interface {
 type Alerting interface {
 	Alerts(ctx context.Context, limit int) ([]Alert, error)
 	Outbox(ctx context.Context) ([]OutboxEntry, error)
-	Ack(ctx context.Context, id int64, by string) error // ErrNotFound
+	Ack(ctx context.Context, id int64, by string) error // ErrNotFound (also: the incident is not open)
+	Unack(ctx context.Context, id int64) error          // ErrNotFound (no ack on the alert's incident)
 	Silences(ctx context.Context) ([]Silence, error)
 	Silence(ctx context.Context, s Silence) (Silence, error) // ErrInvalid
 	Expire(ctx context.Context, id int64) error              // ErrNotFound

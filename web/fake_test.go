@@ -81,6 +81,9 @@ func (f *fake) Ack(ctx context.Context, id int64, by string) error {
 	f.acks = append(f.acks, id)
 	return nil
 }
+func (f *fake) Unack(ctx context.Context, id int64) error {
+	return fmt.Errorf("no ack on #%d: %w", id, ErrNotFound)
+}
 func (f *fake) Silence(ctx context.Context, s Silence) (Silence, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -31,7 +31,16 @@ type Alert struct {
 	Suppressed  int               `json:"suppressed,omitempty"`
 	Repeat      bool              `json:"repeat,omitempty"`
 	Reason      string            `json:"reason,omitempty"`
-	Channels    []string          `json:"-"`
+	// Instant marks an instant policy's alert: an occurrence that is never resolved.
+	Instant bool `json:"instant,omitempty"`
+	// Ends are the severities (label sets) this delivery ends on its channel: on a
+	// resolution every one posted for the incident, on an escalation the ones posted
+	// before it. Alertmanager keys alerts by labels, so each needs its own end.
+	Ends []policies.Severity `json:"ends,omitempty"`
+	// Held is why the engine held the alert back (an inhibition); such an alert is
+	// stored and never sent, and the engine notifies again when the hold ends.
+	Held     string   `json:"held,omitempty"`
+	Channels []string `json:"-"`
 }
 
 // Fingerprint identifies an incident: the policy and its instance labels.
@@ -55,7 +64,7 @@ func FromDecision(d engine.Decision) Alert {
 		Labels: d.Labels, Reason: d.Reason.Text, Fingerprint: Fingerprint(d.Policy, d.Labels)}
 	if d.Alert != nil {
 		a.Summary, a.Annotations, a.Suppressed, a.Repeat = d.Alert.Summary, d.Alert.Annotations, d.Alert.Suppressed, d.Alert.Repeat
-		a.Channels = d.Alert.Channels
+		a.Channels, a.Instant, a.Held = d.Alert.Channels, d.Alert.Instant, d.Alert.Held
 	}
 	return a
 }
@@ -132,18 +141,4 @@ func globMatch(pattern, s string) bool {
 		return strings.HasPrefix(s, p)
 	}
 	return pattern == s
-}
-
-// InhibitRule holds back alerts of the Target policies while the Source policy fires:
-// a logged-out WhatsApp explains the send failures and reconnect alerts that follow.
-type InhibitRule struct {
-	Source  string
-	Targets []string // policy names or prefixes ending in *
-}
-
-// DefaultInhibitRules are used when the configuration gives none.
-var DefaultInhibitRules = []InhibitRule{
-	{Source: "wa-logged-out", Targets: []string{"wa-*", "alert-undelivered"}},
-	{Source: "wa-stream-replaced", Targets: []string{"wa-reconnect", "wa-flapping", "wa-keepalive"}},
-	{Source: "wa-temp-ban", Targets: []string{"wa-reconnect", "wa-flapping", "wa-keepalive"}},
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/actions"
+	"github.com/remedy-run/remedy/policies"
 )
 
 // LogChannel writes alerts to the structured log; it never fails.
@@ -65,17 +66,35 @@ func (c WebhookChannel) Send(ctx context.Context, alerts []Alert) error {
 }
 
 // AlertmanagerChannel posts to an Alertmanager's /api/v2/alerts, so a fleet of remedy
-// instances is routed, grouped and silenced by an existing Alertmanager. A firing alert
-// is sent with an end a day away (remedy sends the resolution itself).
+// instances is routed, grouped and silenced by an existing Alertmanager. As Alertmanager's
+// clients are expected to, it re-sends every open incident periodically (RefreshEvery)
+// with an end a few periods ahead, so an incident whose remedy stopped ends on its own;
+// a resolution ends every label set the incident was posted with (a severity change
+// makes a new label set in Alertmanager's eyes).
 type AlertmanagerChannel struct {
 	URL    string // the Alertmanager's base URL
 	Client *http.Client
 	// Source names this remedy instance (label remedy_instance).
 	Source string
+	// Refresh is how often open incidents are re-sent (default 1m, Prometheus's
+	// resend delay); a firing alert's endsAt is 4 × Refresh ahead, as Prometheus does.
+	Refresh time.Duration
 }
 
 // Name is "alertmanager".
 func (AlertmanagerChannel) Name() string { return "alertmanager" }
+
+// RefreshEvery is how often the pipeline re-sends the open incidents.
+func (c AlertmanagerChannel) RefreshEvery() time.Duration {
+	if c.Refresh > 0 {
+		return c.Refresh
+	}
+	return time.Minute
+}
+
+// InstantHold is how long an instant policy's alert (an occurrence, never resolved)
+// stays active in Alertmanager: its default resolve_timeout.
+const InstantHold = 5 * time.Minute
 
 type postableAlert struct {
 	Labels       map[string]string `json:"labels"`
@@ -85,38 +104,61 @@ type postableAlert struct {
 	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
-// Send posts the batch.
+func (c AlertmanagerChannel) postable(a Alert, sev policies.Severity, ends time.Time) postableAlert {
+	labels := map[string]string{"alertname": a.Policy, "severity": string(sev)}
+	for k, v := range a.Labels {
+		labels[k] = v
+	}
+	if a.Instance != "" {
+		labels["remedy_incident"] = a.Instance
+	}
+	if c.Source != "" {
+		labels["remedy_instance"] = c.Source
+	}
+	ann := map[string]string{"summary": a.Summary}
+	for k, v := range a.Annotations {
+		ann[k] = v
+	}
+	if a.Reason != "" {
+		ann["description"] = a.Reason
+	}
+	// Alertmanager refuses an alert that ends before it starts (the engine's time can be
+	// a little ahead of this machine's).
+	return postableAlert{Labels: labels, Annotations: ann, StartsAt: earlier(a.Time, ends).UTC(), EndsAt: ends.UTC()}
+}
+
+// Send posts the batch: each alert with its own label set, and an end for each label set
+// in its Ends.
 func (c AlertmanagerChannel) Send(ctx context.Context, alerts []Alert) error {
+	now := time.Now()
 	out := make([]postableAlert, 0, len(alerts))
 	for _, a := range alerts {
-		labels := map[string]string{"alertname": a.Policy, "severity": string(a.Severity)}
-		for k, v := range a.Labels {
-			labels[k] = v
+		ends := now.Add(4 * c.RefreshEvery())
+		switch {
+		case a.State == "resolved":
+			ends = earlier(a.Time, now)
+		case a.Instant:
+			ends = a.Time.Add(InstantHold)
 		}
-		if a.Instance != "" {
-			labels["remedy_incident"] = a.Instance
+		out = append(out, c.postable(a, a.Severity, ends))
+		for _, s := range a.Ends {
+			if s != a.Severity {
+				out = append(out, c.postable(a, s, earlier(a.Time, now)))
+			}
 		}
-		if c.Source != "" {
-			labels["remedy_instance"] = c.Source
-		}
-		ann := map[string]string{"summary": a.Summary}
-		for k, v := range a.Annotations {
-			ann[k] = v
-		}
-		if a.Reason != "" {
-			ann["description"] = a.Reason
-		}
-		pa := postableAlert{Labels: labels, Annotations: ann, StartsAt: a.Time.UTC(), EndsAt: a.Time.Add(24 * time.Hour).UTC()}
-		if a.State == "resolved" {
-			pa.EndsAt = a.Time.UTC()
-		}
-		out = append(out, pa)
 	}
 	body, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
 	return post(ctx, c.Client, strings.TrimRight(c.URL, "/")+"/api/v2/alerts", http.Header{"Content-Type": {"application/json"}}, body)
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func post(ctx context.Context, client *http.Client, url string, h http.Header, body []byte) error {

@@ -11,6 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,23 +99,38 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	})
 }
 
-func TestAlertReachesAlertmanager(t *testing.T) {
+// startAlertmanager starts a real Alertmanager on loopback (skipping when it is not
+// installed) and returns its base URL and a directory for the test's files.
+func startAlertmanager(t *testing.T) (base, dir string) {
+	t.Helper()
 	bin := need(t, "prometheus-alertmanager", "prometheus-alertmanager")
-	dir := t.TempDir()
+	dir = t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	os.WriteFile(cfg, []byte("route: {receiver: default, group_wait: 0s}\nreceivers:\n  - name: default\n"), 0o644)
 	addr := freeAddr(t)
 	start(t, bin, "--config.file="+cfg, "--storage.path="+dir, "--web.listen-address="+addr, "--cluster.listen-address=")
-	base := "http://" + addr
+	base = "http://" + addr
 	getJSON(t, "Alertmanager ready", base+"/api/v2/status", func(any) bool { return true })
+	return base, dir
+}
 
-	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{Path: filepath.Join(dir, "remedy.db"), Schema: store.RemedySchema})
+func openStore(t *testing.T, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(dir, "remedy.db"), Schema: store.RemedySchema})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	p, err := alert.New(ctx, alert.Options{DB: db, Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: "test-bot"}}})
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// withAlertmanager is a pipeline posting to a real Alertmanager as source, and an
+// engine with the default policies.
+func withAlertmanager(t *testing.T, source string) (base string, p *alert.Pipeline, e *engine.Engine) {
+	t.Helper()
+	base, dir := startAlertmanager(t)
+	p, err := alert.New(context.Background(), alert.Options{DB: openStore(t, dir),
+		Channels: []alert.Channel{alert.AlertmanagerChannel{URL: base, Source: source}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +138,12 @@ func TestAlertReachesAlertmanager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := engine.New(set, engine.Options{Seed: 1})
+	return base, p, engine.New(set, engine.Options{Seed: 1})
+}
+
+func TestAlertReachesAlertmanager(t *testing.T) {
+	base, p, e := withAlertmanager(t, "test-bot")
+	ctx := context.Background()
 	// The fault: WhatsApp logs out. Time from the event to the alert in Alertmanager.
 	began := time.Now()
 	for _, d := range e.Process(engine.Event{Time: began, Code: "WA_LOGGED_OUT", Source: "whatsapp", Labels: map[string]string{"reason": "401"}}) {
@@ -139,4 +162,59 @@ func TestAlertReachesAlertmanager(t *testing.T) {
 		return false
 	})
 	t.Logf("alert response time, fault event to the alert in Alertmanager's API: %v", time.Since(began).Round(time.Millisecond))
+}
+
+// Issue 14, item 5 (field case 07), against a real Alertmanager: queue-stuck fires
+// (error), its CLEAR_QUEUE fails and it escalates (critical), then QUEUE_OK resolves it.
+// While it fires only the critical label set is active; after the resolution no remedy
+// alert is active at all.
+func TestEscalatedIncidentEndsInAlertmanager(t *testing.T) {
+	base, p, e := withAlertmanager(t, "bot-1")
+	ctx := context.Background()
+	now := time.Now()
+	var feed func(in engine.Input)
+	feed = func(in engine.Input) {
+		for _, d := range e.Process(in) {
+			if err := p.Handle(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Kind == engine.KindAction {
+				// CLEAR_QUEUE fails: there is no such queue here.
+				defer feed(engine.Event{Time: d.Time.Add(time.Second), Code: engine.CodeActionFailed, Source: "executor",
+					Labels: map[string]string{engine.LabelPolicy: d.Policy, engine.LabelInstance: d.Instance,
+						engine.LabelDecision: strconv.FormatUint(d.ID, 10), engine.LabelAction: d.Action.Do}})
+			}
+		}
+		p.Deliver(ctx)
+	}
+	feed(engine.Event{Time: now, Code: "QUEUE_STUCK", Source: "node-bot", Labels: map[string]string{"queue": "orders"}})
+	for i := 0; i < 10 && e.Firing() > 0; i++ {
+		if d := e.NextDeadline(); !d.IsZero() && d.Before(now.Add(10*time.Minute)) {
+			feed(engine.Tick{Time: d})
+		}
+	}
+	active := func() []string {
+		resp, err := http.Get(base + "/api/v2/alerts?active=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v []struct {
+			Labels map[string]string `json:"labels"`
+		}
+		json.NewDecoder(resp.Body).Decode(&v)
+		var out []string
+		for _, a := range v {
+			if a.Labels["remedy_instance"] == "bot-1" {
+				out = append(out, a.Labels["alertname"]+"/"+a.Labels["severity"])
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	getJSON(t, "the escalated alert", base+"/api/v2/alerts?active=true", func(any) bool {
+		return strings.Join(active(), ",") == "queue-stuck/critical"
+	})
+	feed(engine.Event{Time: e.Now().Add(time.Second), Code: "QUEUE_OK", Source: "node-bot", Labels: map[string]string{"queue": "orders"}})
+	getJSON(t, "no remedy alert active", base+"/api/v2/alerts?active=true", func(any) bool { return len(active()) == 0 })
 }

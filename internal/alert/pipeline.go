@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,13 +33,14 @@ type Channel interface {
 type Options struct {
 	DB       *store.DB
 	Channels []Channel
-	// Inhibit rules; DefaultInhibitRules when nil.
-	Inhibit []InhibitRule
 	// PerMinute limits deliveries per channel (e.g. whatsapp: 10); no limit if absent.
 	PerMinute map[string]int
 	// Batch is the most alerts handed to a channel at once (default 10); more are sent
 	// grouped in several deliveries.
-	Batch   int
+	Batch int
+	// Fold names the channels where a flood that the per-minute limit would spread over
+	// minutes is sent as the most severe alerts plus one summary (default: whatsapp).
+	Fold    []string
 	Events  func(engine.Event) // ALERT_UNDELIVERED; must not block
 	Metrics *monitor.Metrics   // may be nil
 	Logger  *slog.Logger
@@ -52,16 +54,21 @@ type Pipeline struct {
 	limits   map[string]*rate.Limiter
 	wake     chan struct{}
 
+	// handleMu makes storing an alert and updating the incidents one step (Handle,
+	// the release of held incidents, acks).
+	handleMu  sync.Mutex
+	incidents map[string]*incident // open incidents by fingerprint (incidents.go)
+	refreshed map[string]time.Time // when each refreshing channel was last given the open incidents
+
 	mu       sync.Mutex
-	firing   map[string]map[string]bool // policy -> instances notified as firing
-	acks     map[string]policies.Severity
-	recent   map[string]time.Time // dedupe: fingerprint|state|severity -> when handled
-	failing  map[string]bool      // channels currently reported undelivered
-	retryNow map[string]bool      // channels whose waiting alerts are due at once
+	acks     map[string]policies.Severity // fingerprint -> the acknowledged severity
+	recent   map[string]time.Time         // dedupe: fingerprint|state|severity -> when handled
+	failing  map[string]bool              // channels currently reported undelivered
+	retryNow map[string]bool              // channels whose waiting alerts are due at once
 	silences []Silence
 
 	submitted []engine.Decision // Submit's, not yet taken by Run
-	// Owned by Run's goroutine; unstoredN is its length, for Backlog.
+	// Guarded by handleMu; unstoredN is its length, for Backlog.
 	unstored     []*pendingAlert
 	unstoredN    atomic.Int64
 	storeFailing bool
@@ -72,9 +79,6 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 	if opts.Batch <= 0 {
 		opts.Batch = 10
 	}
-	if opts.Inhibit == nil {
-		opts.Inhibit = DefaultInhibitRules
-	}
 	if opts.Events == nil {
 		opts.Events = func(engine.Event) {}
 	}
@@ -82,7 +86,7 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pipeline{opts: opts, channels: map[string]Channel{}, limits: map[string]*rate.Limiter{}, wake: make(chan struct{}, 1),
-		firing: map[string]map[string]bool{}, acks: map[string]policies.Severity{}, recent: map[string]time.Time{}, failing: map[string]bool{}}
+		incidents: map[string]*incident{}, refreshed: map[string]time.Time{}, acks: map[string]policies.Severity{}, recent: map[string]time.Time{}, failing: map[string]bool{}}
 	for _, c := range opts.Channels {
 		p.channels[c.Name()] = c
 		if n := opts.PerMinute[c.Name()]; n > 0 {
@@ -92,28 +96,25 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 	if err := p.loadSilences(ctx); err != nil {
 		return nil, err
 	}
-	var acks []struct {
-		FP  string `db:"fingerprint"`
-		Sev string `db:"severity"`
-	}
-	if err := opts.DB.Select(ctx, &acks, `SELECT fingerprint, max(severity) AS severity FROM alerts
-		WHERE acked_at > 0 GROUP BY fingerprint`); err != nil {
+	if err := p.loadIncidents(ctx); err != nil {
 		return nil, err
-	}
-	for _, a := range acks {
-		p.acks[a.FP] = policies.Severity(a.Sev)
 	}
 	return p, nil
 }
 
 // Handle takes an engine decision. Alert decisions are stored, then queued in the
-// outbox for their channels unless a silence, an inhibition or an ack holds them back
-// (the row is kept, with why). It returns once the alert is durable. The engine loop
-// uses Submit instead; Handle suits callers that can wait (the NOTIFY action).
+// outbox for their channels unless the engine held them (inhibition), or a silence or
+// an ack holds them back (the row is kept, with why). A resolution goes to every
+// channel that was given the incident's firing, and nowhere else, whatever holds are
+// active: the last word a channel has about an incident must be true. It returns once
+// the alert is durable. The engine loop uses Submit instead; Handle suits callers that
+// can wait (the NOTIFY action).
 func (p *Pipeline) Handle(ctx context.Context, d engine.Decision) error {
 	if d.Kind != engine.KindAlert {
 		return nil
 	}
+	p.handleMu.Lock()
+	defer p.handleMu.Unlock()
 	pa := p.prepare(d)
 	if pa == nil {
 		return nil
@@ -127,62 +128,76 @@ func (p *Pipeline) Handle(ctx context.Context, d engine.Decision) error {
 
 // pendingAlert is an alert on its way into the database.
 type pendingAlert struct {
-	a     Alert
-	held  string
-	chans []string
-	sent  map[string]time.Time // channels it was delivered on before it could be stored
-	tried bool                 // direct delivery was attempted
+	a    Alert
+	held string
+	out  []delivery
+	sent map[string]time.Time // channels it was delivered on before it could be stored
+	// tried: direct delivery was attempted
+	tried bool
 }
 
-// prepare applies dedupe, silences, inhibition and acks; nil for a duplicate.
+// prepare applies dedupe, the engine's hold, silences and acks, decides the channels
+// (deliveries) and records them in the open incidents; nil for a duplicate. Alerts are
+// prepared in the order the engine decided them (handleMu held).
 func (p *Pipeline) prepare(d engine.Decision) *pendingAlert {
 	a := FromDecision(d)
-	chans := a.Channels
-	if len(chans) == 0 {
-		for name := range p.channels {
-			chans = append(chans, name)
-		}
-	}
-	sort.Strings(chans)
-	held := p.hold(a)
-	if held == "duplicate" {
+	if p.duplicate(a) {
 		p.count("duplicate")
 		return nil
 	}
-	return &pendingAlert{a: a, held: held, chans: chans}
+	held := a.Held
+	if held == "" {
+		held = p.hold(a)
+	}
+	return p.plan(a, held)
+}
+
+// plan decides an alert's deliveries and records them in the open incidents.
+func (p *Pipeline) plan(a Alert, held string) *pendingAlert {
+	var out []delivery
+	if held == "" {
+		out = p.deliveries(a)
+		if a.State == "resolved" && len(out) == 0 {
+			held = "not notified: its firing was never sent"
+		}
+	}
+	p.track(a, held, out)
+	return &pendingAlert{a: a, held: held, out: out}
 }
 
 // store writes the alert and its outbox rows in one transaction; channels it was
-// already delivered on are recorded as delivered.
+// already delivered on are recorded as delivered. A resolution deletes the incident's
+// ack in the same transaction.
 func (p *Pipeline) store(ctx context.Context, pa *pendingAlert) error {
 	a := pa.a
 	labels, _ := json.Marshal(a.Labels)
 	annotations, _ := json.Marshal(a.Annotations)
 	err := p.opts.DB.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		res, err := tx.Exec(ctx, `INSERT INTO alerts(fingerprint, ts, policy, instance, severity, state, summary, labels,
-			annotations, suppressed, held, reason, repeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			annotations, suppressed, held, reason, repeat, instant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.Fingerprint, a.Time.UnixMilli(), a.Policy, a.Instance, string(a.Severity), a.State, a.Summary, string(labels),
-			string(annotations), a.Suppressed, pa.held, a.Reason, a.Repeat)
+			string(annotations), a.Suppressed, pa.held, a.Reason, a.Repeat, a.Instant)
 		if err != nil {
 			return err
 		}
 		if a.ID, err = res.LastInsertId(); err != nil {
 			return err
 		}
-		if pa.held != "" {
-			return nil
-		}
-		payload, _ := json.Marshal(a)
-		for _, c := range pa.chans {
-			if _, ok := p.channels[c]; !ok {
-				continue // a channel the configuration does not have
+		if a.State == "resolved" {
+			if _, err := tx.Exec(ctx, `DELETE FROM acks WHERE fingerprint = ?`, a.Fingerprint); err != nil {
+				return err
 			}
+		}
+		for _, dl := range pa.out {
+			b := a
+			b.Ends = dl.ends
+			payload, _ := json.Marshal(b)
 			delivered := int64(0)
-			if at, ok := pa.sent[c]; ok {
+			if at, ok := pa.sent[dl.channel]; ok {
 				delivered = at.UnixMilli()
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO alert_outbox(alert_id, channel, payload, created, delivered) VALUES (?, ?, ?, ?, ?)`,
-				a.ID, c, string(payload), time.Now().UnixMilli(), delivered); err != nil {
+				a.ID, dl.channel, string(payload), time.Now().UnixMilli(), delivered); err != nil {
 				return err
 			}
 		}
@@ -226,6 +241,8 @@ func (p *Pipeline) Backlog() int {
 
 // storeSubmitted stores what was submitted, in order; false if the database refused.
 func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
+	p.handleMu.Lock()
+	defer p.handleMu.Unlock()
 	p.mu.Lock()
 	subs := p.submitted
 	p.submitted = nil
@@ -234,6 +251,7 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 	for _, d := range subs {
 		if pa := p.prepare(d); pa != nil {
 			p.unstored = append(p.unstored, pa)
+			p.unstoredN.Store(int64(len(p.unstored)))
 		}
 	}
 	defer func() { p.unstoredN.Store(int64(len(p.unstored))) }()
@@ -259,6 +277,7 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 			return false
 		}
 		p.unstored = p.unstored[1:]
+		p.unstoredN.Store(int64(len(p.unstored)))
 		p.stored(pa)
 	}
 	if p.storeFailing {
@@ -276,7 +295,8 @@ func (p *Pipeline) deliverDirect(ctx context.Context, pa *pendingAlert) {
 	}
 	pa.tried = true
 	pa.sent = map[string]time.Time{}
-	for _, name := range pa.chans {
+	for _, dl := range pa.out {
+		name := dl.channel
 		ch, ok := p.channels[name]
 		if !ok || name == (DashboardChannel{}).Name() {
 			continue
@@ -284,8 +304,10 @@ func (p *Pipeline) deliverDirect(ctx context.Context, pa *pendingAlert) {
 		if lim := p.limits[name]; lim != nil && !lim.Allow() {
 			continue // over the channel's budget: it goes through the outbox once stored
 		}
+		b := pa.a
+		b.Ends = dl.ends
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := ch.Send(sctx, []Alert{pa.a})
+		err := ch.Send(sctx, []Alert{b})
 		cancel()
 		if err != nil {
 			p.opts.Logger.Warn("alert not stored and not delivered; kept", "channel", name, "policy", pa.a.Policy, "error", err)
@@ -304,14 +326,13 @@ func (p *Pipeline) count(reason string) {
 	}
 }
 
-// hold decides whether an alert is held back, and records firing state for inhibition.
-func (p *Pipeline) hold(a Alert) string {
+// duplicate reports whether the decision was seen already (replayed after a restart).
+func (p *Pipeline) duplicate(a Alert) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// A decision seen twice (replayed after a restart) is one alert.
 	key := a.Fingerprint + "|" + a.State + "|" + string(a.Severity) + "|" + a.Time.UTC().Format(time.RFC3339Nano)
 	if _, dup := p.recent[key]; dup {
-		return "duplicate"
+		return true
 	}
 	p.recent[key] = a.Time
 	if len(p.recent) > 10_000 {
@@ -321,32 +342,23 @@ func (p *Pipeline) hold(a Alert) string {
 			}
 		}
 	}
-	switch a.State {
-	case "firing", "escalated":
-		if p.firing[a.Policy] == nil {
-			p.firing[a.Policy] = map[string]bool{}
-		}
-		p.firing[a.Policy][a.Instance] = true
-	case "resolved":
-		delete(p.firing[a.Policy], a.Instance)
-		delete(p.acks, a.Fingerprint) // an ack lasts until the incident resolves
+	return false
+}
+
+// hold says why an alert is held back now ("" when it goes out). A resolution is never
+// held here: store sends it where the firing went.
+func (p *Pipeline) hold(a Alert) string {
+	if a.State == "resolved" {
+		return ""
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, s := range p.silences {
 		if s.Matches(a, time.Now()) {
 			return fmt.Sprintf("silenced by #%d", s.ID)
 		}
 	}
-	for _, r := range p.opts.Inhibit {
-		if r.Source == a.Policy || len(p.firing[r.Source]) == 0 {
-			continue
-		}
-		for _, t := range r.Targets {
-			if globMatch(t, a.Policy) {
-				return "inhibited by " + r.Source
-			}
-		}
-	}
-	if acked, ok := p.acks[a.Fingerprint]; ok && a.State != "resolved" && a.Severity.Rank() <= acked.Rank() {
+	if acked, ok := p.acks[a.Fingerprint]; ok && a.Severity.Rank() <= acked.Rank() {
 		return "acknowledged"
 	}
 	return ""
@@ -381,6 +393,8 @@ func (p *Pipeline) Run(ctx context.Context) {
 	for {
 		p.storeSubmitted(ctx)
 		p.Deliver(ctx)
+		p.checkSilences(ctx)
+		p.refresh(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -398,16 +412,19 @@ func (p *Pipeline) Flush(ctx context.Context) {
 }
 
 type outboxRow struct {
-	ID       int64  `db:"id"`
-	Channel  string `db:"channel"`
-	Payload  string `db:"payload"`
-	Attempts int    `db:"attempts"`
+	ID          int64  `db:"id"`
+	Channel     string `db:"channel"`
+	Payload     string `db:"payload"`
+	Attempts    int    `db:"attempts"`
+	NextAttempt int64  `db:"next_attempt"`
 }
 
-// Deliver sends what is due in the outbox, oldest first, per channel in batches; a
-// failed batch is retried with a growing delay (1 s doubling to 5 min) and stays in the
-// outbox until it is delivered. After three failed tries the channel is reported with
-// ALERT_UNDELIVERED.
+// Deliver sends what waits in the outbox, per channel in batches, most severe incident
+// first (an incident's alerts stay together, oldest first, so its resolution never
+// overtakes its firing); see order. A failed batch is retried with a growing delay
+// (1 s doubling to 5 min) and holds the channel's later alerts back meanwhile, so a
+// channel never receives an incident's alerts out of order. After three failed tries
+// the channel is reported with ALERT_UNDELIVERED.
 func (p *Pipeline) Deliver(ctx context.Context) {
 	p.mu.Lock()
 	due := p.retryNow
@@ -419,35 +436,50 @@ func (p *Pipeline) Deliver(ctx context.Context) {
 		}
 	}
 	var rows []outboxRow
-	if err := p.opts.DB.Select(ctx, &rows, `SELECT id, channel, payload, attempts FROM alert_outbox
-		WHERE delivered = 0 AND next_attempt <= ? ORDER BY id LIMIT 500`, time.Now().UnixMilli()); err != nil {
+	if err := p.opts.DB.Select(ctx, &rows, `SELECT id, channel, payload, attempts, next_attempt FROM alert_outbox
+		WHERE delivered = 0 ORDER BY id LIMIT 2000`); err != nil {
 		if ctx.Err() == nil {
 			p.opts.Logger.Error("alert outbox", "error", err)
 		}
 		return
 	}
 	byChan := map[string][]outboxRow{}
-	var order []string
 	for _, r := range rows {
-		if _, seen := byChan[r.Channel]; !seen {
-			order = append(order, r.Channel)
-		}
 		byChan[r.Channel] = append(byChan[r.Channel], r)
 	}
-	for _, name := range order {
+	now := time.Now().UnixMilli()
+	for _, name := range sortedKeys(byChan) {
 		ch, ok := p.channels[name]
 		if !ok {
 			continue
 		}
 		pending := byChan[name]
-		for len(pending) > 0 && ctx.Err() == nil {
-			n := min(len(pending), p.opts.Batch)
-			if lim := p.limits[name]; lim != nil && !lim.Allow() {
+		waiting := false
+		for _, r := range pending {
+			waiting = waiting || r.NextAttempt > now
+		}
+		if waiting {
+			continue // a failed batch waits for its retry; nothing overtakes it
+		}
+		items := order(pending)
+		for len(items) > 0 && ctx.Err() == nil {
+			lim := p.limits[name]
+			if lim != nil && !lim.Allow() {
 				break // this channel's per-minute budget is spent; the rest waits
 			}
-			batch := pending[:n]
-			pending = pending[n:]
-			p.send(ctx, ch, batch)
+			n := min(len(items), p.opts.Batch)
+			var batch []outboxItem
+			if lim != nil && p.folds(name) && len(items) > n && lim.Tokens() < 1 {
+				// A flood on a limited channel that a person reads: the most severe
+				// first, the rest folded into one summary line, instead of minutes of
+				// messages that bury the one that matters.
+				batch, items = items, nil
+			} else {
+				batch, items = items[:n], items[n:]
+			}
+			if !p.send(ctx, ch, batch, n) {
+				break
+			}
 		}
 	}
 	if p.opts.Metrics != nil {
@@ -458,15 +490,101 @@ func (p *Pipeline) Deliver(ctx context.Context) {
 	}
 }
 
-func (p *Pipeline) send(ctx context.Context, ch Channel, batch []outboxRow) {
-	alerts := make([]Alert, 0, len(batch))
-	ids := make([]any, 0, len(batch))
-	for _, r := range batch {
-		var a Alert
-		if err := json.Unmarshal([]byte(r.Payload), &a); err == nil {
-			alerts = append(alerts, a)
+// folds reports whether a channel takes a flood as a summary (a channel people read).
+func (p *Pipeline) folds(channel string) bool {
+	fold := p.opts.Fold
+	if fold == nil {
+		fold = []string{"whatsapp"}
+	}
+	for _, f := range fold {
+		if f == channel {
+			return true
 		}
-		ids = append(ids, r.ID)
+	}
+	return false
+}
+
+// outboxItem is an outbox row with its alert.
+type outboxItem struct {
+	row   outboxRow
+	alert Alert
+}
+
+// order sorts a channel's waiting alerts: incidents by their most severe waiting alert
+// (rank), then by their oldest; within an incident, oldest first.
+func order(rows []outboxRow) []outboxItem {
+	items := make([]outboxItem, 0, len(rows))
+	rank := map[string]int{}
+	first := map[string]int64{}
+	for _, r := range rows {
+		var a Alert
+		_ = json.Unmarshal([]byte(r.Payload), &a)
+		items = append(items, outboxItem{r, a})
+		key := a.Fingerprint
+		if a.Instant || key == "" {
+			key = "#" + strconv.FormatInt(r.ID, 10)
+		}
+		rank[key] = max(rank[key], a.Severity.Rank())
+		if _, ok := first[key]; !ok {
+			first[key] = r.ID
+		}
+	}
+	keyOf := func(it outboxItem) string {
+		if it.alert.Instant || it.alert.Fingerprint == "" {
+			return "#" + strconv.FormatInt(it.row.ID, 10)
+		}
+		return it.alert.Fingerprint
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		ki, kj := keyOf(items[i]), keyOf(items[j])
+		if rank[ki] != rank[kj] {
+			return rank[ki] > rank[kj]
+		}
+		if first[ki] != first[kj] {
+			return first[ki] < first[kj]
+		}
+		return items[i].row.ID < items[j].row.ID
+	})
+	return items
+}
+
+// summary folds alerts into one: counts per policy, state and severity.
+func summary(items []outboxItem) Alert {
+	type k struct{ policy, state, sev string }
+	n := map[k]int{}
+	var keys []k
+	for _, it := range items {
+		key := k{it.alert.Policy, it.alert.State, string(it.alert.Severity)}
+		if n[key] == 0 {
+			keys = append(keys, key)
+		}
+		n[key]++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d more alerts, folded (the dashboard lists each):", len(items))
+	for _, key := range keys {
+		fmt.Fprintf(&b, "\n- %s %s (%s) ×%d", key.policy, key.state, key.sev, n[key])
+	}
+	last := items[len(items)-1].alert
+	return Alert{Time: last.Time, Policy: "remedy-summary", Severity: items[0].alert.Severity, State: "firing", Instant: true,
+		Summary: b.String()}
+}
+
+// send delivers a batch: its first keep alerts, and the rest (if more than one) folded
+// into a summary.
+func (p *Pipeline) send(ctx context.Context, ch Channel, items []outboxItem, keep int) bool {
+	alerts := make([]Alert, 0, keep+1)
+	ids := make([]any, 0, len(items))
+	batch := make([]outboxRow, 0, len(items))
+	for i, it := range items {
+		if i < keep || len(items) == keep+1 {
+			alerts = append(alerts, it.alert)
+		}
+		ids = append(ids, it.row.ID)
+		batch = append(batch, it.row)
+	}
+	if len(items) > keep+1 {
+		alerts = append(alerts, summary(items[keep:]))
 	}
 	in := "?" + strings.Repeat(",?", len(ids)-1)
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -488,7 +606,7 @@ func (p *Pipeline) send(ctx context.Context, ch Channel, batch []outboxRow) {
 		if recovered {
 			p.opts.Logger.Info("alert channel delivers again", "channel", ch.Name())
 		}
-		return
+		return true
 	}
 	attempts := batch[0].Attempts + 1
 	delay := min(time.Second<<min(attempts-1, 20), 5*time.Minute)
@@ -508,6 +626,7 @@ func (p *Pipeline) send(ctx context.Context, ch Channel, batch []outboxRow) {
 		p.opts.Events(engine.Event{Time: now, Code: "ALERT_UNDELIVERED", Source: "alert",
 			Labels: map[string]string{"channel": ch.Name()}, Message: err.Error(), Value: float64(len(batch))})
 	}
+	return false
 }
 
 // OutboxEntry is an alert waiting for a channel, for the dashboard.
@@ -563,7 +682,10 @@ func (p *Pipeline) Expire(ctx context.Context, id int64) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("no active silence #%d: %w", id, ErrNotFound)
 	}
-	return p.loadSilences(ctx)
+	if err := p.loadSilences(ctx); err != nil {
+		return err
+	}
+	return p.release(ctx, fmt.Sprintf("silence #%d expired", id))
 }
 
 // Silences lists the active silences.
@@ -605,8 +727,10 @@ func (p *Pipeline) loadSilences(ctx context.Context) error {
 	return nil
 }
 
-// Ack acknowledges an alert's incident: its repeats and equal-severity notifications are
-// held until it resolves; a worse one still goes out.
+// Ack acknowledges an alert's incident: its repeats and notifications of the same or
+// a lower severity (by rank) are held until it resolves; a worse one still goes out.
+// The ack is stored with the incident's identity and deleted when it resolves. It
+// returns an error if there is no such alert or its incident is no longer open.
 func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 	var row struct {
 		FP  string `db:"fingerprint"`
@@ -617,11 +741,54 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 	} else if err != nil {
 		return err
 	}
-	if _, err := p.opts.DB.Exec(ctx, `UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ?`, by, time.Now().UnixMilli(), alertID); err != nil {
+	p.handleMu.Lock()
+	defer p.handleMu.Unlock()
+	if p.incidents[row.FP] == nil {
+		return fmt.Errorf("alert #%d: its incident is not open: %w", alertID, ErrNotFound)
+	}
+	sev := policies.Severity(row.Sev)
+	p.mu.Lock()
+	if old, ok := p.acks[row.FP]; ok && old.Rank() > sev.Rank() {
+		sev = old
+	}
+	p.mu.Unlock()
+	now := time.Now().UnixMilli()
+	err := p.opts.DB.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE alerts SET acked_by = ?, acked_at = ? WHERE id = ?`, by, now, alertID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO acks(fingerprint, alert_id, severity, acked_by, ts) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT(fingerprint) DO UPDATE SET alert_id = excluded.alert_id, severity = excluded.severity,
+			acked_by = excluded.acked_by, ts = excluded.ts`, row.FP, alertID, string(sev), by, now)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.acks[row.FP] = policies.Severity(row.Sev)
+	p.acks[row.FP] = sev
 	p.mu.Unlock()
 	return nil
+}
+
+// Unack withdraws the ack of an alert's incident; if the incident's latest notification
+// was held by it, that notification goes out now.
+func (p *Pipeline) Unack(ctx context.Context, alertID int64) error {
+	var fp string
+	if err := p.opts.DB.Get(ctx, &fp, `SELECT fingerprint FROM alerts WHERE id = ?`, alertID); errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("no alert #%d: %w", alertID, ErrNotFound)
+	} else if err != nil {
+		return err
+	}
+	res, err := p.opts.DB.Exec(ctx, `DELETE FROM acks WHERE fingerprint = ?`, fp)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("alert #%d: its incident is not acknowledged: %w", alertID, ErrNotFound)
+	}
+	p.mu.Lock()
+	delete(p.acks, fp)
+	p.mu.Unlock()
+	return p.release(ctx, "acknowledgement withdrawn")
 }

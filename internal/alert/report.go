@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/store"
 )
@@ -24,9 +22,8 @@ type Reporter struct {
 	OnReport func(time.Time, string)
 }
 
-// Build writes the report on the 24 hours before now.
-func (r *Reporter) Build(ctx context.Context, now time.Time) (string, error) {
-	since := now.Add(-24 * time.Hour)
+// Build writes the report on the time from since to now.
+func (r *Reporter) Build(ctx context.Context, since, now time.Time) (string, error) {
 	from, to := since.UnixMilli(), now.UnixMilli()
 	var b strings.Builder
 	fmt.Fprintf(&b, "remedy daily report, %s to %s\n", since.Format("Mon 2 Jan 15:04"), now.Format("Mon 2 Jan 15:04 MST"))
@@ -129,15 +126,25 @@ func (r *Reporter) Build(ctx context.Context, now time.Time) (string, error) {
 	return b.String(), nil
 }
 
-// Send builds the report for now, stores it and sends it through the pipeline as an
+// Since is where a report at now starts: the previous report, or 24 hours before now.
+func (r *Reporter) Since(ctx context.Context, now time.Time) time.Time {
+	if last, _, err := Latest(ctx, r.DB); err == nil && last.Before(now) {
+		return last
+	}
+	return now.Add(-24 * time.Hour)
+}
+
+// Send builds the report covering the time since the previous report (stored; the 24
+// hours before now if there is none), stores it and sends it through the pipeline as an
 // info alert of the pseudo-policy "daily-report".
 func (r *Reporter) Send(ctx context.Context, now time.Time) error {
-	body, err := r.Build(ctx, now)
+	since := r.Since(ctx, now)
+	body, err := r.Build(ctx, since, now)
 	if err != nil {
 		return err
 	}
 	if _, err := r.DB.Exec(ctx, `INSERT INTO reports(ts, since, body) VALUES (?, ?, ?)`, now.UnixMilli(),
-		now.Add(-24*time.Hour).UnixMilli(), body); err != nil {
+		since.UnixMilli(), body); err != nil {
 		return err
 	}
 	if r.OnReport != nil {
@@ -148,11 +155,14 @@ func (r *Reporter) Send(ctx context.Context, now time.Time) error {
 	}
 	d := engine.Decision{Time: now, Kind: engine.KindAlert, Policy: "daily-report", Instance: now.Format("2006-01-02"),
 		Severity: "info", State: engine.Firing, Labels: map[string]string{},
-		Alert: &engine.AlertNote{Summary: body}}
+		Alert: &engine.AlertNote{Summary: body, Instant: true}}
 	return r.Pipeline.Handle(ctx, d)
 }
 
-// Schedule runs Send on spec (default "0 9 * * *") in loc until ctx ends.
+// Schedule sends the report on spec (default "0 9 * * *") in loc until ctx ends:
+// exactly once per calendar day (Daily), each covering the time since the previous one,
+// which is read from the database so a restart neither loses nor repeats a day. It
+// returns an error only for a bad spec.
 func (r *Reporter) Schedule(ctx context.Context, spec string, loc *time.Location) error {
 	if spec == "" {
 		spec = "0 9 * * *"
@@ -160,18 +170,32 @@ func (r *Reporter) Schedule(ctx context.Context, spec string, loc *time.Location
 	if loc == nil {
 		loc = time.Local
 	}
-	c := cron.New(cron.WithLocation(loc))
-	if _, err := c.AddFunc(spec, func() {
-		if err := r.Send(ctx, time.Now().In(loc)); err != nil && r.Logger != nil {
+	daily, err := ParseDaily(spec, loc)
+	if err != nil {
+		return err
+	}
+	last, _, err := Latest(ctx, r.DB)
+	if err != nil {
+		last = time.Time{} // no report yet
+	}
+	for {
+		next := daily.Next(time.Now(), last)
+		if next.IsZero() {
+			return fmt.Errorf("report schedule %q: never runs", spec)
+		}
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		now := time.Now()
+		if err := r.Send(ctx, now.In(loc)); err != nil && r.Logger != nil {
 			r.Logger.Error("daily report", "error", err)
 		}
-	}); err != nil {
-		return fmt.Errorf("report schedule %q: %w", spec, err)
+		last = now
 	}
-	c.Start()
-	<-ctx.Done()
-	<-c.Stop().Done()
-	return nil
 }
 
 // Latest returns the newest stored report.

@@ -72,7 +72,7 @@ func TestReportContent(t *testing.T) {
 		{Policy: "db-corrupt", Action: "CLEAN_DATA", Time: at, Outcome: "failed"}})
 	db.Exec(ctx, `INSERT INTO alerts(fingerprint, ts, policy, severity, state, suppressed) VALUES ('f', ?, 'db-corrupt', 'critical', 'firing', 2)`, at.UnixMilli())
 	r := &Reporter{DB: db}
-	body, err := r.Build(ctx, now)
+	body, err := r.Build(ctx, now.Add(-24*time.Hour), now)
 	if err != nil {
 		t.Fatal(err)
 	}

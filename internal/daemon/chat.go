@@ -96,7 +96,8 @@ func (b chatBackend) Run(ctx context.Context, action, target, by string) (string
 }
 
 func (b chatBackend) Report(ctx context.Context) string {
-	r, err := b.d.reporter.Build(ctx, time.Now())
+	now := time.Now()
+	r, err := b.d.reporter.Build(ctx, b.d.reporter.Since(ctx, now), now)
 	if err != nil {
 		return "report unavailable: " + err.Error()
 	}

@@ -65,7 +65,8 @@ type Daemon struct {
 	stamp      atomic.Pointer[string] // the policy files as last loaded, for the watch
 	lastReload atomic.Pointer[web.ReloadStatus]
 	drill      drillState
-	firing     atomic.Int64
+	firing     atomic.Int64 // engine.Firing() as of the last decisions, published by the loop
+	state      engineState  // persisted engine state (state.go)
 }
 
 // Option adjusts a daemon (for tests and embedders).
@@ -201,6 +202,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil
 	})
 	d.health.Add("store_backlog", d.backlogHealth)
+	d.restoreState(ctx)
 	d.health.Add("whatsapp", func(ctx context.Context) error {
 		if d.wa == nil {
 			return nil // off: deliberate
@@ -295,5 +297,5 @@ type notifier struct{ d *Daemon }
 func (n notifier) Notify(ctx context.Context, severity, text string, dec engine.Decision) error {
 	return n.d.pipeline.Handle(ctx, engine.Decision{Time: time.Now(), Kind: engine.KindAlert, Policy: dec.Policy,
 		Instance: dec.Instance, Labels: dec.Labels, Severity: policies.Severity(severity), State: engine.Firing,
-		Alert: &engine.AlertNote{Summary: text}, Reason: engine.Reason{Text: "NOTIFY action"}})
+		Alert: &engine.AlertNote{Summary: text, Instant: true}, Reason: engine.Reason{Text: "NOTIFY action"}}) // a message, not an incident: never resolved
 }

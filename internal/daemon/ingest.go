@@ -23,9 +23,17 @@ const ingestTimeout = 5 * time.Second
 // web.ErrNotStored when the commit failed or took longer than ingestTimeout; in both
 // cases nothing was stored (a commit that raced the deadline may be; a client that posts
 // again then records it twice, never zero times).
+//
+// A time ahead of this machine's clock (the API accepts up to 5 minutes, for clients
+// whose clocks drift) is taken as the arrival time, so no client moves the engine's
+// timers (engine.NotAfter; field case b2-08).
 func (d *Daemon) Ingest(ctx context.Context, ins []engine.Input) error {
 	if !d.inbox.room(len(ins)) {
 		return web.ErrOverloaded
+	}
+	now := time.Now()
+	for i, in := range ins {
+		ins[i] = engine.NotAfter(in, now)
 	}
 	var evs []journalRow
 	var ss []engine.Sample

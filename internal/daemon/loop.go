@@ -22,6 +22,7 @@ import (
 // actions, the alert pipeline takes alerts (Submit: stored off the loop), the hub and
 // the metrics show them.
 func (d *Daemon) effects(eng *engine.Engine, it item, decisions []engine.Decision) {
+	d.state.dirty.Store(true)
 	d.metrics.ObserveEngine(eng.Stats())
 	switch x := it.in.(type) {
 	case engine.Event:
@@ -47,6 +48,13 @@ func (d *Daemon) effects(eng *engine.Engine, it item, decisions []engine.Decisio
 			d.writers.samples.Add(x)
 		}
 	}
+	d.decide(eng, decisions)
+}
+
+// decide hands decisions to their owners (recorded by the journal writer) and publishes
+// the engine's counts, the only source of "N firing" (the badge, /api/v1/status,
+// !status, /metrics).
+func (d *Daemon) decide(eng *engine.Engine, decisions []engine.Decision) {
 	for i := range decisions {
 		d.writers.journal.Add(journalRow{Decision: &decisions[i]})
 	}
@@ -59,10 +67,9 @@ func (d *Daemon) effects(eng *engine.Engine, it item, decisions []engine.Decisio
 		case engine.KindAlert:
 			d.pipeline.Submit(dec)
 		case engine.KindState:
-			if dec.State == engine.Firing {
-				d.firing.Add(1)
-			} else if dec.State == engine.Resolved {
-				d.firing.Add(-1)
+			if dec.State == engine.InstanceLimit {
+				d.inbox.push(engine.Event{Time: dec.Time, Code: "POLICY_INSTANCE_LIMIT", Source: "daemon",
+					Labels: map[string]string{"policy": dec.Policy}, Message: dec.Reason.Text})
 			}
 		}
 		d.log.Info("decision", "decision", dec.String())
@@ -70,9 +77,10 @@ func (d *Daemon) effects(eng *engine.Engine, it item, decisions []engine.Decisio
 			"kind": dec.Kind, "state": dec.State, "text": dec.String()})
 	}
 	if len(decisions) > 0 {
-		for _, st := range eng.Status() {
-			d.metrics.PolicyFiring.WithLabelValues(st.Name).Set(float64(st.Firing))
+		for _, c := range eng.Counts() {
+			d.metrics.PolicyFiring.WithLabelValues(c.Name).Set(float64(c.Firing))
 		}
+		d.firing.Store(int64(eng.Firing()))
 	}
 }
 
@@ -110,6 +118,8 @@ func (d *Daemon) reload(context.Context) web.ReloadStatus {
 	}
 	diff := d.eng.Swap(set)
 	d.set.Store(set)
+	d.decide(d.eng, diff.Decisions) // incidents that ended with the reload are resolved
+	d.state.dirty.Store(true)
 	st.OK, st.Added, st.Changed, st.Removed, st.Files = true, diff.Added, diff.Changed, diff.Removed, set.Files
 	d.lastReload.Store(&st)
 	d.metrics.ReloadSuccess.Set(1)
@@ -168,7 +178,7 @@ func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, erro
 // Overview sums up the state for the dashboard.
 func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	o := web.Overview{Version: Version, Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
-		Sample: d.sampler.Last().Values, Firing: int(max(d.firing.Load(), 0)), Policies: len(d.set.Load().Policies),
+		Sample: d.sampler.Last().Values, Firing: int(d.firing.Load()), Policies: len(d.set.Load().Policies),
 		Reload: *d.lastReload.Load(), Services: convert(d.sup.Status(), func(s service.Status) web.ServiceStatus { return web.ServiceStatus(s) }), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
 	if d.wa != nil {

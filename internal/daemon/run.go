@@ -111,7 +111,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.sup.StartAll(ctx); err != nil {
 		d.log.Error("starting services", "error", err)
 	}
-	if d.wa != nil {
+	if d.wa != nil && d.state.ladderOwnsLogin {
+		// A restart in the middle of a reconnect ladder: its next attempt, restored with
+		// the engine's state, makes the next login on the old schedule.
+		d.wa.StartLater()
+	} else if d.wa != nil {
 		if err := d.wa.Start(ctx); err != nil {
 			d.log.Error("whatsapp", "error", err)
 		}
@@ -142,6 +146,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.stopActs()
 			return err
 		}},
+		{name: "engine state", after: []string{"engine"}, run: d.runStateWriter},
 		{name: "services", after: []string{"engine"}, run: func(actx context.Context) error {
 			<-actx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

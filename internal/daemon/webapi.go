@@ -88,6 +88,11 @@ func (d *Daemon) Ack(ctx context.Context, id int64, by string) error {
 	return notFound(d.pipeline.Ack(ctx, id, by))
 }
 
+// Unack withdraws the ack of an alert's incident.
+func (d *Daemon) Unack(ctx context.Context, id int64) error {
+	return notFound(d.pipeline.Unack(ctx, id))
+}
+
 // Silences lists the active silences.
 func (d *Daemon) Silences(ctx context.Context) ([]web.Silence, error) {
 	return convert(d.pipeline.Silences(), func(s alert.Silence) web.Silence { return web.Silence(s) }), nil

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -190,7 +191,9 @@ func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
 // answered, and the answer goes back to the admin encrypted; the same command from a
 // stranger gets no answer and is audited as refused.
 func TestAdminChatOverWhatsApp(t *testing.T) {
-	r, s := startWithWhatsApp(t, true, nil, "+6281100000009")
+	r, s := startWithWhatsApp(t, true, func(c *config.Config) {
+		os.WriteFile(filepath.Join(c.Policies, "open.yaml"), []byte("policies:\n  - name: held-open\n    on: [HOLD_OPEN]\n    resolve_on: [HOLD_CLOSED]\n    alert: {channels: [log]}\n"), 0o644)
+	}, "+6281100000009")
 	ctx := context.Background()
 	send := func(number, text string) {
 		p, err := wafake.NewPhone(ctx, t.TempDir(), number)
@@ -238,14 +241,19 @@ func TestAdminChatOverWhatsApp(t *testing.T) {
 	if _, b := r.do("GET", "/api/v1/outbox", ""); strings.Contains(b, `"channel": "whatsapp"`) {
 		t.Fatalf("a silenced alert waits for WhatsApp: %s", b)
 	}
-	// !ack from the chat is recorded against the alert.
+	// !ack from the chat is recorded against the alert of an open incident (an ack
+	// belongs to an incident; a resolved one cannot be acknowledged).
+	r.do("POST", "/api/v1/events", `{"code":"HOLD_OPEN"}`)
 	var alerts []struct {
-		ID int64
+		ID     int64
+		Policy string
 	}
-	_, b := r.do("GET", "/api/v1/alerts", "")
-	if err := json.Unmarshal([]byte(b), &alerts); err != nil || len(alerts) == 0 {
-		t.Fatalf("alerts %v %s", err, b)
-	}
+	r.eventually("the held-open alert", func() bool {
+		_, b := r.do("GET", "/api/v1/alerts", "")
+		alerts = nil
+		json.Unmarshal([]byte(b), &alerts)
+		return len(alerts) > 0 && alerts[0].Policy == "held-open"
+	})
 	send("6281100000009", fmt.Sprintf("!ack %d", alerts[0].ID))
 	r.eventually("the ack", func() bool {
 		_, b := r.do("GET", "/api/v1/alerts", "")

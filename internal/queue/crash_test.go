@@ -62,7 +62,8 @@ func TestKillDuringProcessing(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	// The deadlines are safety nets, not speed limits: generous for a loaded machine.
+	deadline := time.Now().Add(2 * time.Minute)
 	for n := 0; n < 60; db.Get(ctx, &n, `SELECT count(*) FROM processed_test`) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
@@ -81,6 +82,7 @@ func TestKillDuringProcessing(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go q.Run(rctx)
+	deadline = time.Now().Add(2 * time.Minute)
 	for {
 		st, err := q.Stats(ctx)
 		if err != nil {

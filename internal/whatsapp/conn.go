@@ -372,6 +372,16 @@ func (c *Conn) Start(ctx context.Context) error {
 	return nil
 }
 
+// StartLater is Start for a restart in the middle of a reconnect ladder: the connection
+// stays down and the ladder's next RECONNECT_WA, restored with the engine's state, makes
+// the next login on its schedule — a crash-looping remedy never grants extra logins.
+func (c *Conn) StartLater() {
+	if c.cli.Store.ID == nil {
+		return
+	}
+	c.setState(Disconnected)
+}
+
 // Reconnect is RECONNECT_WA: one attempt — drop the socket, connect, and wait until
 // WhatsApp says Connected or refuses (within ctx's deadline). It refuses to run after a
 // logout, a replaced session or an outdated client, and before a ban expires; and, with

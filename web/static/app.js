@@ -118,6 +118,7 @@ function instanceText(i) {
   if (i.rearmed) t += " — re-armed " + i.rearmed + "×";
   else if (i.escalated) t += " — escalated";
   if (i.breaker_until) t += " — breaker open " + until(i.breaker_until);
+  if (i.inhibited_by) t += " — held: inhibited by " + i.inhibited_by;
   return t;
 }
 
@@ -136,6 +137,7 @@ async function refreshRules() {
     const rec = el("td");
     for (const i of active.filter((i) => i.step)) rec.append(el("div", "", "step " + i.step + ", " + i.attempts + " attempt(s)" + (i.in_flight ? ", running" : i.next_attempt ? ", next " + until(i.next_attempt) : "")));
     if (!rec.childNodes.length && (p.actions || []).length) rec.append(el("small", "", p.actions.join(" → ")));
+    for (const r of p.inhibits || []) { const d = el("div"); d.append(el("small", "", "while firing, holds the alerts of " + r)); rec.append(d); }
     const btn = el("button", "plain", "Test"); btn.addEventListener("click", () => openTry(p));
     const act = el("td"); act.append(btn);
     tr.append(name, el("td", "", (p.on || []).join(", ")), when, state, el("td", "", ago(p.last_fired)), rec, act);

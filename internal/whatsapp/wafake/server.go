@@ -47,6 +47,7 @@ type Server struct {
 	answerPings atomic.Bool
 	logins      atomic.Int64
 	connects    atomic.Int64
+	attempts    atomic.Int64 // every connection attempt, refused ones included
 	registers   atomic.Int64
 	refuseMsgs  atomic.Bool
 
@@ -136,6 +137,10 @@ func (s *Server) HTTPClient() *http.Client {
 
 // Logins counts successful handshakes with a login payload.
 func (s *Server) Logins() int { return int(s.logins.Load()) }
+
+// Attempts counts every connection attempt, also those refused while Down: each is a
+// login a client tried to make.
+func (s *Server) Attempts() int { return int(s.attempts.Load()) }
 
 func (s *Server) login() {
 	s.logins.Add(1)
@@ -341,6 +346,7 @@ func (r *frameReader) next() ([]byte, error) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.attempts.Add(1)
 	if s.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
