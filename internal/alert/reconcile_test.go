@@ -73,3 +73,28 @@ func TestResolveWhatTheEngineDoesNotHaveFiring(t *testing.T) {
 		t.Fatalf("log: %s", got)
 	}
 }
+
+// A resolution the engine records as held (notify_on without "resolved") closes the
+// incident here, sending nothing: it is no longer open, so no longer re-sent to
+// Alertmanager nor acknowledgeable.
+func TestHeldResolutionClosesTheIncident(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	ch := &fakeChannel{name: "log"}
+	p, _ := New(ctx, Options{DB: db, Channels: []Channel{ch}})
+	t0 := time.Now()
+	p.Handle(ctx, alertDecision("q", "in", engine.Firing, "error", t0))
+	end := alertDecision("q", "in", engine.Resolved, "error", t0.Add(time.Minute))
+	end.Alert.Held = "not notified: resolved is not in notify_on"
+	p.Handle(ctx, end)
+	p.Deliver(ctx)
+	if got := strings.Join(ch.delivered(), ","); got != "q:firing" {
+		t.Fatalf("log: %s", got)
+	}
+	p.handleMu.Lock()
+	open := len(p.incidents)
+	p.handleMu.Unlock()
+	if open != 0 {
+		t.Fatalf("%d incidents open after the held resolution", open)
+	}
+}
