@@ -93,7 +93,8 @@ type policyState struct {
 	instances map[string]*instance
 	firing    int
 	lastFired time.Time
-	limitHit  bool // the instance limit was reached since the overflow instance was collected
+	example   map[string]any // Example(p), made on the first Status
+	limitHit  bool           // the instance limit was reached since the overflow instance was collected
 }
 
 // sortedKeys are the instance keys in order, for every walk over instances whose

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/remedy-run/remedy/conditions"
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/policies"
 )
@@ -406,10 +407,11 @@ func (s *Server) createSilence(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &body) {
 		return
 	}
-	d, err := time.ParseDuration(body.Duration)
+	// The same durations as policy files (30m, 2h, 1d).
+	d, err := conditions.ParseDuration(body.Duration)
 	var errs []string
 	if err != nil || d <= 0 || d > 30*24*time.Hour {
-		errs = append(errs, "duration: like 2h, at most 720h")
+		errs = append(errs, "duration: like 30m, 2h or 1d, at most 30d")
 	}
 	if len(body.Matchers) == 0 {
 		errs = append(errs, "matchers: at least one, e.g. {\"policy\": \"wa-*\"}")

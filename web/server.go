@@ -41,6 +41,11 @@ type Overview struct {
 	StoreBacklog int `json:"store_backlog"`
 	// Disk is "ok", or the problem: "full: …", "reserve missing: …".
 	Disk string `json:"disk"`
+	// ReportSchedule is the daily report's cron schedule, ReportNext when it next runs
+	// (in Timezone, the configured zone).
+	ReportSchedule string     `json:"report_schedule"`
+	ReportNext     *time.Time `json:"report_next,omitempty"`
+	Timezone       string     `json:"timezone"`
 }
 
 // ReloadStatus is the result of the last policy load.

@@ -31,6 +31,13 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
+	if *phone != "" {
+		// Checked before anything is opened or dialled: a typo must not cost a pairing.
+		if _, err := whatsapp.ParsePhone(*phone); err != nil {
+			fmt.Fprintf(env.stderr, "remedy pair: --phone: %v\n", err)
+			return exitBadInput
+		}
+	}
 	cfg, _, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(env.stderr, "remedy pair: configuration:\n%v\n", err)

@@ -73,6 +73,7 @@ func startDaemon(t *testing.T, mutate func(*config.Config), opts ...Option) *run
 	cfg := config.Default()
 	cfg.DataDir, cfg.Policies, cfg.Listen = filepath.Join(dir, "data"), pdir, "127.0.0.1:0"
 	cfg.SampleInterval = time.Hour // the tests post their own samples
+	cfg.DefaultPolicies = false    // the tests' own policies only
 	if mutate != nil {
 		mutate(cfg)
 	}

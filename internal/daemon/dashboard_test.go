@@ -68,8 +68,10 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The load time is a figure, not a verdict (it depends on the machine's load); the
+	// weight (page, script, style, the embedded uPlot) must stay under 150 KB.
 	t.Logf("dashboard load: %.0f ms, %.1f KB transferred (page, script, style)", perf.Load, perf.Bytes/1024)
-	if perf.Load <= 0 || perf.Load > 2000 || perf.Bytes <= 0 || perf.Bytes > 150*1024 {
+	if perf.Load <= 0 || perf.Bytes <= 0 || perf.Bytes > 150*1024 {
 		t.Fatalf("load %.0f ms, %.0f bytes", perf.Load, perf.Bytes)
 	}
 
