@@ -298,14 +298,12 @@ func (e *Engine) Process(in Input) []Decision {
 func (e *Engine) endAll(ps *policyState, why string) {
 	for _, key := range ps.sortedKeys() {
 		inst := ps.instances[key]
-		if inst.state != Firing || !inst.notifiedFiring {
+		if inst.state != Firing || !inst.notifiedFiring && !inst.inhibited {
 			continue
 		}
 		inst.state, inst.since = Resolved, e.now
 		e.emitState(ps, inst, Resolved, why)
-		if ps.p.Alert.Notifies("resolved") {
-			e.notify(ps, inst, Resolved, false, why)
-		}
+		e.end(ps, inst, why)
 	}
 }
 

@@ -762,7 +762,13 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 	}
 	p.handleMu.Lock()
 	defer p.handleMu.Unlock()
-	if p.incidents[row.FP] == nil {
+	// The incident is open, and it is this alert's: no resolution of its identity since.
+	var ended int
+	if err := p.opts.DB.Get(ctx, &ended, `SELECT count(*) FROM alerts WHERE fingerprint = ? AND id >= ? AND state = 'resolved'`,
+		row.FP, alertID); err != nil {
+		return err
+	}
+	if p.incidents[row.FP] == nil || ended > 0 {
 		return fmt.Errorf("alert #%d: its incident is not open: %w", alertID, ErrNotFound)
 	}
 	sev := policies.Severity(row.Sev)
