@@ -183,6 +183,26 @@ func CodeOwner(code string, labels map[string]string) string {
 	return ""
 }
 
+// OwnMetric reports whether remedy's own sampler produces the metric: every catalogued
+// metric, except queue_<name>_* of a queue that is not remedy's (RemedyQueues), which a
+// bot reports about its own queues, as with the QUEUE_* codes. The ingest API refuses
+// such metrics from other programs (unless the configuration allows one by name), so
+// nobody can fire disk-low's CLEAN_DATA with a posted disk_free_percent, nor hide a full
+// disk behind a posted 50.
+func OwnMetric(name string) bool {
+	for i, re := range metricPatterns {
+		if !re.MatchString(name) {
+			continue
+		}
+		if suffix, ok := strings.CutPrefix(Metrics[i].Name, "queue_<name>"); ok {
+			q := strings.TrimSuffix(strings.TrimPrefix(name, "queue_"), suffix)
+			return slices.Contains(RemedyQueues, q)
+		}
+		return true
+	}
+	return false
+}
+
 // SourceOf is the source of an event written without one — in a policy test file, a
 // recording written by hand, a dry run from the dashboard: the adapter that owns its
 // code (so the default policies see it as remedy's own), else source as given.

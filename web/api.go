@@ -188,8 +188,10 @@ func (e EventIn) validate(now time.Time) (engine.Event, []string) {
 	if !codeRE.MatchString(e.Code) {
 		errs = append(errs, fmt.Sprintf("code %q: upper case letters, digits and _, starting with a letter, at most 64", e.Code))
 	}
-	if len(e.Source) > 64 || strings.IndexFunc(e.Source, unicode.IsControl) >= 0 {
-		errs = append(errs, "source: at most 64 characters, no control characters")
+	// Invisible characters too: "whatsapp\u200b" reads as remedy's own source on the
+	// dashboard while slipping past the provenance check.
+	if len(e.Source) > 64 || strings.IndexFunc(e.Source, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0 {
+		errs = append(errs, "source: at most 64 characters, no control or invisible characters")
 	}
 	if len(e.Labels) > 32 {
 		errs = append(errs, "labels: at most 32")
@@ -273,6 +275,18 @@ type SampleIn struct {
 func (s *Server) ingestSample(w http.ResponseWriter, r *http.Request) {
 	var in SampleIn
 	if !decode(w, r, &in) {
+		return
+	}
+	var refused []string
+	for k := range in.Values {
+		if policies.OwnMetric(k) && !slices.Contains(s.opts.AllowMetrics, k) {
+			refused = append(refused, k)
+		}
+	}
+	if len(refused) > 0 {
+		slices.Sort(refused)
+		writeError(w, http.StatusForbidden, "reserved", fmt.Sprintf("metric(s) %s are measured by remedy itself and not taken from the API "+
+			"(name your own metrics, e.g. bot_rss_mb; or list them under ingest.allow_metrics)", strings.Join(refused, ", ")))
 		return
 	}
 	var errs []string

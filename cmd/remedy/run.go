@@ -52,7 +52,7 @@ func runRun(ctx context.Context, args []string, env *cliEnv) int {
 	// The first line says what this remedy will use, after the environment's overrides.
 	source := path
 	if source == "" {
-		source = "none (built-in defaults and REMEDY_* variables)"
+		source = "no configuration file (built-in defaults and REMEDY_* variables)"
 	}
 	log.Info("remedy starting", "version", versionString(), "config", source, "listen", cfg.Listen, "data", cfg.DataDir,
 		"policies", policySource(cfg))

@@ -69,6 +69,9 @@ type Ingest struct {
 	// remedy's queues, HEALTH_CHECK_*, ALERT_*) that programs may post anyway, e.g. a
 	// separate bot reporting its own WhatsApp connection. They keep the poster's source.
 	AllowCodes []string `yaml:"allow_codes"`
+	// AllowMetrics are metrics of remedy's own sampler (cpu_percent, disk_free_percent,
+	// queue_inbound_depth, …: policies.OwnMetric) that programs may post anyway.
+	AllowMetrics []string `yaml:"allow_metrics"`
 }
 
 // Log configures the structured log.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/service"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
@@ -182,7 +183,8 @@ func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, erro
 func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	o := web.Overview{Version: VersionString(), Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
 		Sample: d.sampler.Last().Values, Firing: int(d.firing.Load()), Policies: len(d.set.Load().Policies),
-		Reload: *d.lastReload.Load(), Services: d.sup.Status(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
+		Reload: *d.lastReload.Load(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
+		Services:    convert(d.sup.Status(), func(s service.Status) web.ServiceStatus { return web.ServiceStatus(s) }),
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
 	if d.wa != nil {
 		o.WhatsApp = string(d.wa.State())

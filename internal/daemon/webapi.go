@@ -26,7 +26,8 @@ func (d *Daemon) webOptions() web.Options {
 	listenHost, _, _ := net.SplitHostPort(d.cfg.Listen)
 	return web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token, ReadToken: d.cfg.ReadToken,
 		ListenHost: listenHost, AllowedHosts: d.cfg.AllowedHosts, AllowCodes: d.cfg.Ingest.AllowCodes,
-		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
+		AllowMetrics: d.cfg.Ingest.AllowMetrics,
+		Metrics:      d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
 }
 
 // convert turns internal rows into web's rows (never nil).
