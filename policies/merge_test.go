@@ -135,3 +135,24 @@ func TestDeclaredCodes(t *testing.T) {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
 	}
 }
+
+// A default replaced in full but with enabled: false is reported as off, like the short
+// form (before: "overridden (cpu-high)", which reads as a new cpu-high that runs).
+func TestSummaryCountsADisabledOverrideAsOff(t *testing.T) {
+	dir := writeDir(t, map[string]string{"a.yaml": `policies:
+  - name: cpu-high
+    enabled: false
+    on: [sample]
+    when: 'metrics.cpu_percent > 50'
+  - name: disk-low
+    enabled: false
+`})
+	set, err := LoadMerged(false, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(set.Policies)
+	if got, want := set.Summary(), fmt.Sprintf("%d policies: %d defaults kept, 2 off (cpu-high, disk-low)", n, n-2); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
