@@ -124,6 +124,17 @@ func KnownCode(code string) bool {
 	return false
 }
 
+// MetricUnit is the catalogued unit of a metric ("percent", "ratio", "MB", …; "" for a
+// plain count or an unknown metric).
+func MetricUnit(name string) string {
+	for i, re := range metricPatterns {
+		if re.MatchString(name) {
+			return Metrics[i].Unit
+		}
+	}
+	return ""
+}
+
 // KnownMetric reports whether a metric name is catalogued.
 func KnownMetric(name string) bool {
 	for _, re := range metricPatterns {
