@@ -47,19 +47,18 @@ func Example(p *policies.Policy) map[string]any {
 		if len(metrics) == 0 {
 			metrics = []string{"cpu_percent"}
 		}
-		build := func(v float64) map[string]any {
-			values := map[string]float64{}
+		values := func(v float64) map[string]float64 {
+			out := map[string]float64{}
 			for _, m := range metrics {
-				values[m] = v
+				out[m] = inRange(m, v)
 			}
-			return map[string]any{"sample": map[string]any{"values": values}}
+			return out
+		}
+		build := func(v float64) map[string]any {
+			return map[string]any{"sample": map[string]any{"values": values(v)}}
 		}
 		return pickExample(p, build, func(v float64) Input {
-			values := map[string]float64{}
-			for _, m := range metrics {
-				values[m] = v
-			}
-			return Sample{Time: exampleTime, Values: values}
+			return Sample{Time: exampleTime, Values: values(v)}
 		})
 	}
 	code := exampleCode(p.On)
@@ -121,4 +120,18 @@ func exampleCode(on []string) string {
 		}
 	}
 	return prefix + "EXAMPLE"
+}
+
+// inRange keeps an example value inside its metric's catalogued range: a ratio is 0..1
+// (95 becomes 0.95: error_rate=95 would read as 9,500 %), a percentage 0..100.
+func inRange(metric string, v float64) float64 {
+	switch policies.MetricUnit(metric) {
+	case "ratio":
+		if v > 1 {
+			v = min(v/100, 1)
+		}
+	case "%":
+		v = min(v, 100)
+	}
+	return v
 }

@@ -49,6 +49,20 @@ func TestExamplesWakeTheirPolicy(t *testing.T) {
 			t.Errorf("%s: example %s: matched %v, result %v, %v, values %v", p.Name, b, r.Matched, r.Result, r.Err, r.Values)
 		}
 	}
+	// Every example value is inside its metric's range (before: error-rate-high offered
+	// error_rate=95, a ratio of 0..1).
+	for _, p := range set.Policies {
+		s, ok := Example(p)["sample"].(map[string]any)
+		if !ok {
+			continue
+		}
+		for m, v := range s["values"].(map[string]float64) {
+			unit := policies.MetricUnit(m)
+			if (unit == "ratio" && (v < 0 || v > 1)) || (unit == "%" && (v < 0 || v > 100)) {
+				t.Errorf("%s: example %s=%v is outside its unit %q", p.Name, m, v, unit)
+			}
+		}
+	}
 	memory := Example(set.ByName("memory-high"))
 	values := memory["sample"].(map[string]any)["values"].(map[string]float64)
 	if _, ok := values["mem_percent"]; !ok || len(values) != 1 {

@@ -40,6 +40,11 @@ func (d *decoder) codes(n *yaml.Node) []DeclaredCode {
 						d.errorf(v, "%s.code: %q is not an event code (upper case, digits and _)", what, s)
 					} else if KnownCode(s) {
 						d.errorf(v, "%s.code: %s is a built-in code (see remedy codes); declare only your own", what, s)
+					} else if owner := CodeOwner(s, nil); owner != "" && owner != "queue" {
+						// The API refuses these prefixes from the bot (ingest), and tests and
+						// replays would take the event for remedy's own: check would pass a
+						// code that run never accepts.
+						d.errorf(v, "%s.code: %s starts with a prefix of remedy's %s adapter, which the API refuses from other programs; give your code another prefix", what, s, owner)
 					}
 				}
 			},

@@ -103,7 +103,11 @@ func isSwitchOff(seen map[string]*yaml.Node, p *Policy) bool {
 func (s *Set) Summary() string {
 	groups := map[Origin][]string{}
 	for _, p := range s.Policies {
-		groups[p.Origin] = append(groups[p.Origin], p.Name)
+		o := p.Origin
+		if o == OriginOverridden && !p.Enabled {
+			o = OriginOff // a replacement written out in full with enabled: false runs no more than the short form
+		}
+		groups[o] = append(groups[o], p.Name)
 	}
 	var parts []string
 	if n := len(groups[OriginDefault]); n > 0 || len(groups[OriginOverridden])+len(groups[OriginOff]) > 0 {

@@ -121,7 +121,7 @@ func TestDeclaredCodes(t *testing.T) {
 		t.Fatalf("codes %+v", set.Codes)
 	}
 	bad := writeDir(t, map[string]string{
-		"a.yaml": "codes:\n  - code: PAYMENT_ERROR\n    description: x\n  - code: WA_CONNECTED\n    description: mine\n  - code: lower\n  - {code: PAYMENT_ERROR, description: again}\n",
+		"a.yaml": "codes:\n  - code: PAYMENT_ERROR\n    description: x\n  - code: WA_CONNECTED\n    description: mine\n  - code: lower\n  - {code: PAYMENT_ERROR, description: again}\n  - {code: WA_MY_BOT_DOWN, description: mine}\n  - {code: QUEUE_PAY_STUCK, description: my queue}\n",
 	})
 	_, err = LoadMerged(true, bad)
 	want := []string{
@@ -129,8 +129,30 @@ func TestDeclaredCodes(t *testing.T) {
 		bad + `/a.yaml:6:5: codes[2]: lower needs a description (remedy codes shows it to the operator)`,
 		bad + `/a.yaml:6:11: codes[2].code: "lower" is not an event code (upper case, digits and _)`,
 		bad + `/a.yaml:7:5: codes: PAYMENT_ERROR declared twice (first at ` + bad + `/a.yaml:2:5)`,
+		bad + `/a.yaml:8:12: codes[4].code: WA_MY_BOT_DOWN starts with a prefix of remedy's whatsapp adapter, which the API refuses from other programs; give your code another prefix`,
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// A default replaced in full but with enabled: false is reported as off, like the short
+// form (before: "overridden (cpu-high)", which reads as a new cpu-high that runs).
+func TestSummaryCountsADisabledOverrideAsOff(t *testing.T) {
+	dir := writeDir(t, map[string]string{"a.yaml": `policies:
+  - name: cpu-high
+    enabled: false
+    on: [sample]
+    when: 'metrics.cpu_percent > 50'
+  - name: disk-low
+    enabled: false
+`})
+	set, err := LoadMerged(false, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(set.Policies)
+	if got, want := set.Summary(), fmt.Sprintf("%d policies: %d defaults kept, 2 off (cpu-high, disk-low)", n, n-2); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }

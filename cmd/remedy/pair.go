@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,11 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 		fmt.Fprintln(env.stdout, "\nScan with WhatsApp → Linked devices → Link a device (a new code every 20 s):")
 		qrterminal.GenerateHalfBlock(pc.QR, qrterminal.L, env.stdout)
 	})
+	if errors.Is(err, whatsapp.ErrUnreachable) {
+		// In words first, with the next step; the Go error chain (DNS, dial) after it.
+		fmt.Fprintf(env.stderr, "remedy pair: cannot reach WhatsApp's servers: this machine seems to have no internet access, or a firewall or proxy blocks it. Check the connection, then run remedy pair again.\n  (%v)\n", err)
+		return exitFailed
+	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "remedy pair: %v\n", err)
 		return exitFailed

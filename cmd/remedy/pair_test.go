@@ -79,3 +79,19 @@ func TestPairChecksThePhoneFirst(t *testing.T) {
 		t.Fatal("the device store was created for a refused number")
 	}
 }
+
+// With WhatsApp unreachable, `remedy pair` says so in words with the next step (before,
+// it printed only the Go error chain: "pairing: cannot reach WhatsApp: failed to dial …").
+func TestPairUnreachableSaysWhatToDo(t *testing.T) {
+	pairHTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nil, errors.New("lookup web.whatsapp.com: no such host")
+	}}}
+	defer func() { pairHTTPClient = nil }()
+	dir := t.TempDir()
+	cfg := write(t, dir, "remedy.yaml", "data_dir: "+filepath.Join(dir, "data")+"\n")
+	code, _, errs := run(t, "", "pair", "--config", cfg, "--phone", "+44 7700 900123")
+	if code != exitFailed || !strings.HasPrefix(errs, "remedy pair: cannot reach WhatsApp's servers: this machine seems to have no internet access") ||
+		!strings.Contains(errs, "Check the connection, then run remedy pair again.") || !strings.Contains(errs, "no such host") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+}

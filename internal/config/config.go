@@ -195,6 +195,11 @@ func parse(file string, data []byte, getenv func(string) string) (*Config, error
 	return c, nil
 }
 
+// envOverrides names the variable applyEnv reads for each key it overrides.
+var envOverrides = map[string]string{"data_dir": "REMEDY_DATA_DIR", "policies": "REMEDY_POLICIES",
+	"listen": "REMEDY_LISTEN", "timezone": "REMEDY_TIMEZONE", "log.format": "REMEDY_LOG_FORMAT",
+	"log.level": "REMEDY_LOG_LEVEL"}
+
 // applyEnv lets REMEDY_* variables override the file.
 func (c *Config) applyEnv(getenv func(string) string) {
 	if getenv == nil {
@@ -232,6 +237,10 @@ var phoneRE = regexp.MustCompile(`^\+?[0-9]{6,16}$`)
 func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, getenv func(string) string) Errors {
 	var errs Errors
 	at := func(path string) string {
+		// A value a REMEDY_* variable set is not where the file says: name the variable.
+		if v := envOverrides[path]; v != "" && getenv != nil && getenv(v) != "" {
+			return v + " (environment)"
+		}
 		if n := find(doc, path); n != nil {
 			return fmt.Sprintf("%s:%d:%d", file, n.Line, n.Column)
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -129,5 +130,22 @@ func TestWhatsAppOnByDefault(t *testing.T) {
 	c, err = Parse("b.yaml", []byte("whatsapp: {enabled: false}\n"))
 	if err != nil || c.WhatsApp.Enabled {
 		t.Fatalf("%v %+v", err, c.WhatsApp)
+	}
+}
+
+// An error in a value a REMEDY_* variable set names the variable, not a place in the file
+// that does not hold it (before: "r.yaml:1:1: listen: 0.0.0.0:9000 is reachable …").
+func TestEnvironmentErrorsNameTheVariable(t *testing.T) {
+	env := map[string]string{"REMEDY_LISTEN": "0.0.0.0:9000", "REMEDY_TIMEZONE": "Mars/Olympus"}
+	dir := t.TempDir()
+	path := dir + "/r.yaml"
+	if err := os.WriteFile(path, []byte("data_dir: /tmp/x\ntimezone: UTC\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, func(k string) string { return env[k] })
+	want := "REMEDY_TIMEZONE (environment): timezone: unknown time zone Mars/Olympus\n" +
+		"REMEDY_LISTEN (environment): listen: 0.0.0.0:9000 is reachable from other machines; set a token (token_env or REMEDY_TOKEN) or listen on 127.0.0.1"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
 	}
 }

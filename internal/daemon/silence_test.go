@@ -6,7 +6,8 @@ import (
 )
 
 // Silences take the durations policies take (1d) and refuse a matcher key no alert can
-// carry (before: `colour` was accepted and silenced nothing; `1d` was refused).
+// carry (before: `colour` was accepted and silenced nothing; `1d` was refused), in a
+// message that starts with the problem (before: "invalid: bad silence: matchers: …").
 func TestSilenceMatchersAndDurations(t *testing.T) {
 	r := startDaemon(t, nil)
 	for _, c := range []struct {
@@ -17,7 +18,7 @@ func TestSilenceMatchersAndDurations(t *testing.T) {
 		{`{"matchers":{"policy":"custom-*"},"duration":"1d","author":"ops"}`, 201, `"author": "ops"`},
 		{`{"matchers":{"part":"cache","severity":"error"},"duration":"90m","author":"ops"}`, 201, `"part": "cache"`},
 		{`{"matchers":{"colour":"red"},"duration":"2h","author":"ops"}`, 422,
-			`matchers: unknown key \"colour\": it would never match (known: policy, severity, instance, or a label: `},
+			`"message": "matchers: unknown key \"colour\": it would never match (known: policy, severity, instance, or a label: `},
 		{`{"matchers":{"policy":"x"},"duration":"31d","author":"ops"}`, 422, "duration: like 30m, 2h or 1d, at most 30d"},
 	} {
 		code, body := r.do("POST", "/api/v1/silences", c.body)

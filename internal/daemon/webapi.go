@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
@@ -102,7 +104,9 @@ func (d *Daemon) Silences(ctx context.Context) ([]web.Silence, error) {
 func (d *Daemon) Silence(ctx context.Context, s web.Silence) (web.Silence, error) {
 	got, err := d.pipeline.Silence(ctx, alert.Silence(s))
 	if errors.Is(err, alert.ErrBadSilence) {
-		err = fmt.Errorf("%w: %w", web.ErrInvalid, err)
+		// 422 with the problem itself, not "invalid: bad silence: …".
+		err = &web.Error{Status: http.StatusUnprocessableEntity, Code: "invalid",
+			Message: strings.TrimPrefix(err.Error(), alert.ErrBadSilence.Error()+": ")}
 	}
 	return web.Silence(got), err
 }

@@ -55,6 +55,13 @@ func Locate(data []byte, err error) (line, col int, msg string) {
 		text = string(lines[line-1])
 	}
 	col = len(text) - len(strings.TrimLeft(text, " ")) + 1
+	if msg == "did not find expected '-' indicator" || msg == "did not find expected key" {
+		// yaml.v3 reports where the enclosing block opened, not the line that broke it:
+		// find that line, the first whose indentation returns to no open level.
+		if l, c := badIndent(lines, line); l > 0 {
+			line, col = l, c
+		}
+	}
 	var open string
 	switch msg {
 	case "did not find expected ',' or ']'":
@@ -71,4 +78,31 @@ func Locate(data []byte, err error) (line, col int, msg string) {
 		}
 	}
 	return line, col, msg
+}
+
+// badIndent returns the first line at or after from (1-based) whose indentation steps
+// back to a column no enclosing line opened, with its column; 0 when there is none.
+// Blank and comment lines are skipped.
+func badIndent(lines [][]byte, from int) (line, col int) {
+	var levels []int // the open indentations, innermost last
+	for i, l := range lines {
+		text := string(l)
+		body := strings.TrimLeft(text, " ")
+		if body == "" || strings.HasPrefix(body, "#") {
+			continue
+		}
+		indent := len(text) - len(body)
+		dedent := false
+		for len(levels) > 0 && levels[len(levels)-1] > indent {
+			levels, dedent = levels[:len(levels)-1], true
+		}
+		switch {
+		case len(levels) > 0 && levels[len(levels)-1] == indent:
+		case dedent && i+1 >= from:
+			return i + 1, indent + 1
+		default:
+			levels = append(levels, indent)
+		}
+	}
+	return 0, 0
 }

@@ -15,6 +15,10 @@ func TestLocate(t *testing.T) {
 		{"a: 1\n  b: 2\n", `2:3: mapping values are not allowed in this context`},
 		{"a:\n\t- 1\n", `2:1: found character that cannot start any token`},
 		{"- a\nb: 1\n", `2:1: did not find expected '-' indicator`},
+		// yaml.v3 names the line where the list or mapping opened (2 and 2); the broken
+		// line is the one that steps back to an indentation nothing opened.
+		{"services:\n  - name: a\n    command: [x]\n   - name: b\n", `4:4: did not find expected '-' indicator`},
+		{"whatsapp:\n  admins: [x]\n\n  # note\n enabled: true\n", `5:2: did not find expected key`},
 		{"policies:\n  - name: wa\n    on: [WA_DISCONNECTED\n    severity: error\n", `3:9: "[" is not closed (expected ',' or ']')`},
 	} {
 		var n yaml.Node
