@@ -296,3 +296,28 @@ func TestStartRespectsASpentBudget(t *testing.T) {
 		}
 	})
 }
+
+// The restart after pairing meets a logout (401, as in field case 06): the failure is
+// the logout, not a liveness fault, so no WA_STALE follows it — WA_STALE is only for a
+// remedy that wants to be connected.
+func TestRestartAfterPairingLoggedOutIsNotStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, 1)
+		defer r.close()
+		p := startPair(r.c, context.Background(), "")
+		pc := p.next(t)
+		r.s.OnLogin(func(fc *wafake.Conn) { fc.Failure(401, nil) })
+		r.s.Each(func(fc *wafake.Conn) { fc.PairSuccess(pc.QR, types.NewADJID("6281100000009", 0, 7)) })
+		if err := p.result(t); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if st := r.c.State(); st != LoggedOut || len(r.seen("WA_LOGGED_OUT")) == 0 {
+			t.Fatalf("state %s, WA_LOGGED_OUT %v", st, r.seen("WA_LOGGED_OUT"))
+		}
+		if stale := r.seen("WA_STALE"); len(stale) != 0 {
+			t.Fatalf("WA_STALE after a logout: %v", stale)
+		}
+	})
+}
