@@ -63,7 +63,7 @@ func webhook(ctx context.Context, d Deps, p Params) error {
 	}
 	resp, err := d.HTTP.Do(req)
 	if err != nil {
-		return err
+		return HideURLError(err)
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

@@ -60,6 +60,7 @@ func start(tb testing.TB, mutate func(*config.Config), opts ...daemon.Option) *r
 	os.WriteFile(pol, []byte(benchPolicies), 0o644)
 	cfg := config.Default()
 	cfg.DataDir, cfg.Policies, cfg.Listen, cfg.Token = filepath.Join(dir, "data"), pol, "127.0.0.1:0", token
+	cfg.DefaultPolicies = false // the benchmark's policies alone
 	cfg.WhatsApp.Enabled = false
 	if mutate != nil {
 		mutate(cfg)

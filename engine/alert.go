@@ -101,3 +101,22 @@ func (inst *instance) lastFiringState() State {
 	}
 	return Firing
 }
+
+// end closes, in the alert pipeline, an incident that resolved: a "resolved"
+// notification if notify_on has it and the firing was sent; otherwise, if the pipeline
+// was given the firing (sent, or held by an inhibition), a resolution recorded as held
+// and sent nowhere — without it the pipeline would keep the incident open for ever
+// (re-sent to Alertmanager every minute, acknowledgeable).
+func (e *Engine) end(ps *policyState, inst *instance, why string) {
+	switch {
+	case ps.p.Alert.Notifies("resolved") && inst.notifiedFiring:
+		e.notify(ps, inst, Resolved, false, why)
+	case inst.notifiedFiring || inst.inhibited:
+		d := e.alertDecision(ps, inst, Resolved, false, why)
+		d.Alert.Held = "not notified: its firing was never sent"
+		if inst.notifiedFiring {
+			d.Alert.Held = "not notified: resolved is not in notify_on"
+		}
+		e.out = append(e.out, d)
+	}
+}

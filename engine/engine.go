@@ -93,7 +93,8 @@ type policyState struct {
 	instances map[string]*instance
 	firing    int
 	lastFired time.Time
-	limitHit  bool // the instance limit was reached since the overflow instance was collected
+	example   map[string]any // Example(p), made on the first Status
+	limitHit  bool           // the instance limit was reached since the overflow instance was collected
 }
 
 // sortedKeys are the instance keys in order, for every walk over instances whose
@@ -297,14 +298,12 @@ func (e *Engine) Process(in Input) []Decision {
 func (e *Engine) endAll(ps *policyState, why string) {
 	for _, key := range ps.sortedKeys() {
 		inst := ps.instances[key]
-		if inst.state != Firing || !inst.notifiedFiring {
+		if inst.state != Firing || !inst.notifiedFiring && !inst.inhibited {
 			continue
 		}
 		inst.state, inst.since = Resolved, e.now
 		e.emitState(ps, inst, Resolved, why)
-		if ps.p.Alert.Notifies("resolved") {
-			e.notify(ps, inst, Resolved, false, why)
-		}
+		e.end(ps, inst, why)
 	}
 }
 

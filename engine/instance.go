@@ -356,9 +356,7 @@ func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
 	inst.consecFails = 0
 	inst.inflight, inst.nextAttempt, inst.clearAt, inst.awaitUntil = 0, time.Time{}, time.Time{}, time.Time{}
 	e.setState(ps, inst, Resolved, why)
-	if ps.p.Alert.Notifies("resolved") && inst.notifiedFiring {
-		e.notify(ps, inst, Resolved, false, why)
-	}
+	e.end(ps, inst, why)
 	inst.notifiedFiring, inst.inhibited = false, false
 	if ps.firing == 0 {
 		e.releaseInhibited(ps.p.Name)

@@ -26,6 +26,8 @@ type PolicyStatus struct {
 	Firing    int              `json:"firing"`
 	LastFired *time.Time       `json:"last_fired,omitempty"`
 	Instances []InstanceStatus `json:"instances"`
+	// Example is an input that wakes the policy (see Example), for the Test box.
+	Example map[string]any `json:"example"`
 }
 
 // InstanceStatus describes one instance.
@@ -67,6 +69,10 @@ func (e *Engine) Status() []PolicyStatus {
 		for _, a := range p.Actions {
 			st.Actions = append(st.Actions, a.Do)
 		}
+		if ps.example == nil {
+			ps.example = Example(p)
+		}
+		st.Example = ps.example
 		for _, r := range p.Inhibits {
 			txt := strings.Join(r.Policies, ", ")
 			if len(r.Equal) > 0 {

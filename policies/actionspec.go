@@ -106,7 +106,7 @@ var builtinActions = []ActionSpec{
 	{Name: "CLEAR_QUEUE", Description: "Move a queue's stuck items to the dead-letter table and restart its workers.", Target: "queue",
 		Params: []ParamSpec{
 			{Name: "queue", Required: true, Description: "queue name"},
-			{Name: "older_than", Description: "only items that have not moved for this long", Check: isDuration},
+			{Name: "older_than", Description: "only items queued for longer than this (from enqueueing)", Check: isDuration},
 		}},
 	{Name: "RESTART_SERVICE", Description: "Stop a supervised service gracefully (SIGTERM, then SIGKILL) and start it again.", Target: "service",
 		Params: []ParamSpec{

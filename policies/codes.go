@@ -25,7 +25,7 @@ type MetricInfo struct {
 // API may use their own codes; `remedy check --strict` warns about codes not listed here.
 var Codes = []CodeInfo{
 	{"WA_CONNECTED", "whatsapp", "", "logged in and connected"},
-	{"WA_DISCONNECTED", "whatsapp", "reason", "the socket closed unexpectedly (network, server)"},
+	{"WA_DISCONNECTED", "whatsapp", "reason", "not connected: the socket closed unexpectedly (reason remote; after_<state> when it follows a logout, replacement or ban), or the start did not log in (connect_failed; login_budget: the budget allows no login yet)"},
 	{"WA_KEEPALIVE_TIMEOUT", "whatsapp", "error_count", "a keepalive ping went unanswered; the link is degraded"},
 	{"WA_KEEPALIVE_RESTORED", "whatsapp", "", "keepalive pings work again"},
 	{"WA_LOGGED_OUT", "whatsapp", "reason, on_connect", "the device was logged out; never reconnect, re-pair"},
@@ -40,7 +40,7 @@ var Codes = []CodeInfo{
 	{"WA_REACHABLE", "whatsapp", "", "while disconnected, WhatsApp's server answers again after it did not (a TCP probe, not a login)"},
 	{"WA_SEND_FAILED", "whatsapp", "reason", "sending a message failed"},
 	{"WA_PAIR_SUCCESS", "whatsapp", "", "pairing succeeded"},
-	{"WA_PAIR_ERROR", "whatsapp", "reason", "pairing failed"},
+	{"WA_PAIR_ERROR", "whatsapp", "reason", "pairing failed; reason unreachable, timed_out, phone_refused, outdated, failed, or pair_error (refused after the scan); the message says what to do next"},
 	{"DB_BUSY", "store", "db", "a query met a locked database and is retrying"},
 	{"DB_TIMEOUT", "store", "db", "a query hit its deadline"},
 	{"DB_RETRY_EXHAUSTED", "store", "db", "a query gave up after its retries"},
@@ -51,7 +51,7 @@ var Codes = []CodeInfo{
 	{"QUEUE_STUCK", "queue", "queue", "the oldest item has not moved, or workers make no progress"},
 	{"QUEUE_FULL", "queue", "queue", "the queue is near its capacity; value is the fill ratio"},
 	{"QUEUE_OK", "queue", "queue", "the queue moves again"},
-	{"SERVICE_DOWN", "service", "service, exit_code", "a supervised service exited or failed its health check"},
+	{"SERVICE_DOWN", "service", "service, reason, exit_code", "a supervised service exited (reason exited, with exit_code) or failed its health check (reason unhealthy, or memory above max_memory_mb)"},
 	{"SERVICE_UP", "service", "service", "a supervised service is running and healthy"},
 	{"HANDLER_PANIC", "queue", "queue", "a message handler panicked; the stack is in the audit"},
 	{"HANDLER_ERROR", "queue", "queue", "a message handler returned an error"},
@@ -62,6 +62,7 @@ var Codes = []CodeInfo{
 	{"ACTION_TIMEOUT", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt ran out of time"},
 	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
 	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},
+	{"POLICY_STATE_LOST", "daemon", "", "the engine's saved state could not be read at start: incidents, timers, ladders, breakers and budgets start fresh; the incidents it had notified are resolved"},
 	{"POLICY_INSTANCE_LIMIT", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
 	{"STORE_BACKLOG", "store", "writer", "remedy's own rows (journal, audit, samples, alerts) wait after a failed write; value is the rows kept"},
@@ -123,6 +124,17 @@ func KnownCode(code string) bool {
 	return false
 }
 
+// MetricUnit is the catalogued unit of a metric ("percent", "ratio", "MB", …; "" for a
+// plain count or an unknown metric).
+func MetricUnit(name string) string {
+	for i, re := range metricPatterns {
+		if re.MatchString(name) {
+			return Metrics[i].Unit
+		}
+	}
+	return ""
+}
+
 // KnownMetric reports whether a metric name is catalogued.
 func KnownMetric(name string) bool {
 	for _, re := range metricPatterns {
@@ -180,6 +192,26 @@ func CodeOwner(code string, labels map[string]string) string {
 		}
 	}
 	return ""
+}
+
+// OwnMetric reports whether remedy's own sampler produces the metric: every catalogued
+// metric, except queue_<name>_* of a queue that is not remedy's (RemedyQueues), which a
+// bot reports about its own queues, as with the QUEUE_* codes. The ingest API refuses
+// such metrics from other programs (unless the configuration allows one by name), so
+// nobody can fire disk-low's CLEAN_DATA with a posted disk_free_percent, nor hide a full
+// disk behind a posted 50.
+func OwnMetric(name string) bool {
+	for i, re := range metricPatterns {
+		if !re.MatchString(name) {
+			continue
+		}
+		if suffix, ok := strings.CutPrefix(Metrics[i].Name, "queue_<name>"); ok {
+			q := strings.TrimSuffix(strings.TrimPrefix(name, "queue_"), suffix)
+			return slices.Contains(RemedyQueues, q)
+		}
+		return true
+	}
+	return false
 }
 
 // SourceOf is the source of an event written without one — in a policy test file, a

@@ -20,6 +20,9 @@ type Set struct {
 	Files    []string
 	// Warnings are legal but doubtful things; `remedy check --strict` fails on them.
 	Warnings []Diagnostic
+	// Codes are the event codes the files declare (top-level codes:), beside the
+	// built-in catalogue.
+	Codes []DeclaredCode
 }
 
 // ByName returns the policy with the given name.
@@ -43,8 +46,15 @@ func IsPolicyFile(name string) bool {
 }
 
 // Load reads policy files and directories (read in lexical order) and validates them
-// together. On any error it returns Errors with every problem; the set is then nil.
+// together, without the embedded defaults. On any error it returns Errors with every
+// problem; the set is then nil.
 func Load(paths ...string) (*Set, error) {
+	files, contents, diags := readPaths(paths)
+	return build(files, contents, diags)
+}
+
+// readPaths reads files and directories; what cannot be read is a diagnostic.
+func readPaths(paths []string) ([]string, map[string][]byte, []Diagnostic) {
 	var files []string
 	var diags []Diagnostic
 	for _, p := range paths {
@@ -82,7 +92,7 @@ func Load(paths ...string) (*Set, error) {
 		}
 		contents[f] = b
 	}
-	return build(files, contents, diags)
+	return files, contents, diags
 }
 
 func unwrapPath(err error) error {
@@ -92,20 +102,9 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// LoadOrDefaults is Load, or the embedded defaults when no path is given (empty paths
-// count as none): what `remedy run`, `check` and `replay` do with an unset policy path.
-func LoadOrDefaults(paths ...string) (*Set, error) {
-	var given []string
-	for _, p := range paths {
-		if p != "" {
-			given = append(given, p)
-		}
-	}
-	if len(given) == 0 {
-		return Defaults()
-	}
-	return Load(given...)
-}
+// LoadOrDefaults is LoadMerged with the defaults: the embedded defaults extended by the
+// given files (empty paths count as none).
+func LoadOrDefaults(paths ...string) (*Set, error) { return LoadMerged(false, paths...) }
 
 // Defaults returns the embedded default policies.
 func Defaults() (*Set, error) {
@@ -146,17 +145,42 @@ func ParseFiles(files []string, contents map[string][]byte) (*Set, error) {
 }
 
 func build(files []string, contents map[string][]byte, diags []Diagnostic) (*Set, error) {
-	var all []*Policy
-	for _, f := range files {
-		b, ok := contents[f]
-		if !ok {
-			continue
+	return buildFrom(nil, files, contents, diags)
+}
+
+// buildFrom parses the files and validates them as one set, over the defaults when
+// given (see LoadMerged).
+func buildFrom(defaults *defaultSource, files []string, contents map[string][]byte, diags []Diagnostic) (*Set, error) {
+	parseAll := func(files []string, contents map[string][]byte) ([]*Policy, []DeclaredCode) {
+		var all []*Policy
+		var codes []DeclaredCode
+		for _, f := range files {
+			b, ok := contents[f]
+			if !ok {
+				continue
+			}
+			ps, cs, ds := parseFile(f, b)
+			all, codes = append(all, ps...), append(codes, cs...)
+			diags = append(diags, ds...)
 		}
-		ps, ds := Parse(f, b)
-		all = append(all, ps...)
-		diags = append(diags, ds...)
+		return all, codes
 	}
-	checkSet(all, &diags)
+	all, codes := parseAll(files, contents)
+	checkNames(all, &diags)
+	checkCodes(codes, &diags)
+	if defaults != nil {
+		dps, _ := parseAll(defaults.files, defaults.contents)
+		all = merge(dps, all, &diags)
+		files = append(append([]string{}, defaults.files...), files...)
+	} else {
+		for _, p := range all {
+			if p.switchOff {
+				diags = append(diags, Diagnostic{Pos: p.Pos, Policy: p.Name,
+					Message: "enabled: false alone switches off a default policy, but the defaults are not loaded here"})
+			}
+		}
+	}
+	checkFiring(all, &diags)
 	var errs, warns []Diagnostic
 	for _, d := range diags {
 		if d.Warning {
@@ -170,8 +194,8 @@ func build(files []string, contents map[string][]byte, diags []Diagnostic) (*Set
 		return nil, Errors(errs)
 	}
 	for _, p := range all {
-		warns = append(warns, lint(p)...)
+		warns = append(warns, lint(p, codes)...)
 	}
 	sortDiags(warns)
-	return &Set{Policies: all, Files: files, Warnings: warns}, nil
+	return &Set{Policies: all, Files: files, Warnings: warns, Codes: codes}, nil
 }

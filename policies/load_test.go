@@ -35,12 +35,14 @@ var badFiles = map[string][]string{
 	"bad_template":        {`5:16: policy "svc": annotations.summary: bad template: function "down" not defined`},
 	"firing_unknown":      {`4:11: policy "wa": when: firing("wa-logged-oot") names no policy`},
 	"not_a_list":          {`3:9: policy "wa": on must be a list, e.g. [WA_DISCONNECTED], got a string`},
-	"invalid_yaml":        {`2:1: invalid YAML: did not find expected ',' or ']'`},
+	"invalid_yaml":        {`3:9: invalid YAML: "[" is not closed (expected ',' or ']')`},
 	"resolve_on_same":     {`4:5: policy "wa": resolve_on: WA_DISCONNECTED is also in on:, so the policy would resolve as it fires`},
 	"window_not_constant": {`4:36: policy "cpu": when: avg_over: invalid duration "5 min" (use e.g. 30s, 5m, 2h, 1d)`},
 	"breaker_incomplete":  {`5:14: policy "svc": breaker: missing within`, `5:14: policy "svc": breaker: missing open_for`},
 	"rearm_without_retry_on": {`5:5: policy "wa": rearm restarts an exhausted ladder on a retry_on event, but the policy has no retry_on`,
-		`10:20: policy "wa2": rearm.count must be at least 1, got 0`, `10:23: policy "wa2": rearm.per must be positive`},
+		`10:20: policy "wa2": rearm.count must be at least 1, got 0`, `10:28: policy "wa2": rearm.per must be positive`,
+		// A negative per is one error, at the value.
+		`15:28: policy "wa3": rearm.per: must not be negative`},
 	"backoff_order": {
 		`7:28: policy "svc": actions[0].backoff: max (1m0s) is less than initial (10m0s)`,
 		`7:50: policy "svc": actions[0].backoff.jitter must be full, equal or none, got "sometimes"`,
@@ -137,7 +139,7 @@ policies:
 		got = append(got, w.String())
 	}
 	want := []string{
-		`w.yaml:3:5: warning: policy "w": unknown event code "NOT_A_KNOWN_CODE" (see remedy codes)`,
+		`w.yaml:3:5: warning: policy "w": unknown event code "NOT_A_KNOWN_CODE" (see remedy codes; declare your own under codes:)`,
 		`w.yaml:7:9: warning: policy "w": actions[0] (RESTART_SERVICE) has no timeout; 30s is used`,
 		`w.yaml:9:9: warning: policy "w": actions[1] (EXEC): in dry_run only the first attempt is recorded (no result comes back), so this is never reached`,
 		`w.yaml:14:11: warning: policy "s": can never fire: a sample policy has no event, but when reads event.code`,

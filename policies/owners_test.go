@@ -2,6 +2,7 @@ package policies
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +53,27 @@ func TestCodeOwner(t *testing.T) {
 	}
 	if InternalSource("node-bot") || InternalSource("api") {
 		t.Error("node-bot or api taken for an internal source")
+	}
+}
+
+// The metrics remedy's sampler produces are its own; a bot's metrics, its own queues'
+// included, are not.
+func TestOwnMetric(t *testing.T) {
+	for name, want := range map[string]bool{
+		"cpu_percent": true, "disk_free_percent": true, "process_rss_mb": true, "wa_connected": true,
+		"queue_inbound_depth": true, "queue_outbound_fill": true, "queue_inbound_oldest_seconds": true,
+		"service_bot_up": true, "service_bot_rss_mb": true, "db_wait_count": true,
+		"queue_jobs_depth": false, "queue_orders_oldest_seconds": false, "queue_inbound_x_depth": false,
+		"bot_rss_mb": false, "cpu_percent_bot": false, "burn": false,
+	} {
+		if got := OwnMetric(name); got != want {
+			t.Errorf("OwnMetric(%q) = %v, want %v", name, got, want)
+		}
+	}
+	// Every catalogued metric without a placeholder is remedy's.
+	for _, m := range Metrics {
+		if !strings.Contains(m.Name, "<") && !OwnMetric(m.Name) {
+			t.Errorf("%s is catalogued but not owned", m.Name)
+		}
 	}
 }

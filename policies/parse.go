@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/remedy-run/remedy/conditions"
+	"github.com/remedy-run/remedy/internal/yamlerr"
 )
 
 var (
@@ -23,31 +24,39 @@ var (
 // policies that parsed and every problem found (errors and warnings); a file with any
 // error must not be used.
 func Parse(file string, data []byte) ([]*Policy, []Diagnostic) {
+	ps, _, diags := parseFile(file, data)
+	return ps, diags
+}
+
+// parseFile is Parse that also returns the event codes the file declares.
+func parseFile(file string, data []byte) ([]*Policy, []DeclaredCode, []Diagnostic) {
 	var diags []Diagnostic
 	d := &decoder{file: file, diags: &diags}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		diags = append(diags, yamlSyntaxDiag(file, err))
-		return nil, diags
+		diags = append(diags, yamlSyntaxDiag(file, data, err))
+		return nil, nil, diags
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		diags = append(diags, Diagnostic{Pos: Pos{File: file, Line: 1, Col: 1}, Message: "empty file: expected a top-level policies: list"})
-		return nil, diags
+		return nil, nil, diags
 	}
 	root := doc.Content[0]
 	var list *yaml.Node
-	d.fields(root, "file", map[string]func(k, v *yaml.Node){
+	var codes []DeclaredCode
+	seen := d.fields(root, "file", map[string]func(k, v *yaml.Node){
 		"policies": func(k, v *yaml.Node) { list = v },
+		"codes":    func(k, v *yaml.Node) { codes = d.codes(v) },
 	})
-	if root.Kind == yaml.MappingNode && list == nil {
+	if root.Kind == yaml.MappingNode && list == nil && seen != nil && seen["codes"] == nil {
 		d.errorf(root, "missing top-level policies: list")
 	}
 	if list == nil {
-		return nil, diags
+		return nil, codes, diags
 	}
 	if list.Kind != yaml.SequenceNode {
 		d.errorf(list, "policies must be a list, got %s", kindName(list))
-		return nil, diags
+		return nil, codes, diags
 	}
 	var out []*Policy
 	for _, item := range list.Content {
@@ -55,20 +64,12 @@ func Parse(file string, data []byte) ([]*Policy, []Diagnostic) {
 			out = append(out, p)
 		}
 	}
-	return out, diags
+	return out, codes, diags
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
-
-func yamlSyntaxDiag(file string, err error) Diagnostic {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 1
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		fmt.Sscan(m[1], &line)
-		msg = strings.TrimSpace(yamlLineRE.ReplaceAllString(msg, ""))
-		msg = strings.TrimPrefix(msg, ": ")
-	}
-	return Diagnostic{Pos: Pos{File: file, Line: line, Col: 1}, Message: "invalid YAML: " + msg}
+func yamlSyntaxDiag(file string, data []byte, err error) Diagnostic {
+	line, col, msg := yamlerr.Locate(data, err)
+	return Diagnostic{Pos: Pos{File: file, Line: line, Col: col}, Message: "invalid YAML: " + msg}
 }
 
 func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
@@ -152,6 +153,13 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 	})
 	if seen == nil {
 		return nil
+	}
+	if isSwitchOff(seen, p) {
+		if errCount(*d.diags) > before {
+			return nil
+		}
+		p.switchOff = true
+		return p
 	}
 	if _, ok := seen["name"]; !ok {
 		d.errorf(n, "policy without a name")

@@ -103,8 +103,14 @@ type Policy struct {
 	// Hash identifies the definition: a reload keeps the state of a policy whose hash is
 	// unchanged. Description and annotations are not part of it.
 	Hash string
+	// Origin says whether the policy is an embedded default, the operator's own, or the
+	// operator's replacement of a default (set by LoadMerged; "" elsewhere).
+	Origin Origin
 
 	annotations map[string]*template.Template
+	// switchOff marks an entry with only name and enabled: false, which switches off the
+	// embedded default of that name.
+	switchOff bool
 }
 
 // IsSample reports whether the policy is a standing condition over samples.
@@ -198,3 +204,6 @@ var DefaultNotifyOn = []string{"firing", "escalated", "resolved"}
 
 // Channels that an alert may name.
 var knownChannels = []string{"whatsapp", "webhook", "alertmanager", "log", "dashboard"}
+
+// Channels returns the alert channel names, in the order the docs list them.
+func Channels() []string { return append([]string(nil), knownChannels...) }

@@ -158,7 +158,7 @@ func ParseTestFile(file string, data []byte) (*TestFile, error) {
 	tf := &TestFile{File: file}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Errors{yamlSyntaxDiag(file, err)}
+		return nil, Errors{yamlSyntaxDiag(file, data, err)}
 	}
 	if len(doc.Content) == 0 {
 		return nil, Errors{{Pos: Pos{File: file, Line: 1, Col: 1}, Message: "empty test file"}}

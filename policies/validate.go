@@ -86,9 +86,8 @@ func stripPos(steps []Step) []Step {
 	return out
 }
 
-// checkSet runs the checks that need every policy: unique names and firing() targets.
-func checkSet(ps []*Policy, diags *[]Diagnostic) {
-	checkInhibits(ps, diags)
+// checkNames: a name is defined once across the files.
+func checkNames(ps []*Policy, diags *[]Diagnostic) {
 	first := map[string]*Policy{}
 	for _, p := range ps {
 		if f, dup := first[p.Name]; dup {
@@ -96,6 +95,16 @@ func checkSet(ps []*Policy, diags *[]Diagnostic) {
 				Message: fmt.Sprintf("duplicate name (first defined at %s)", f.Pos)})
 			continue
 		}
+		first[p.Name] = p
+	}
+}
+
+// checkFiring: every firing() names a policy of the set (the merged set: an operator's
+// policy may name a default), and every inhibits: pattern some other policy.
+func checkFiring(ps []*Policy, diags *[]Diagnostic) {
+	checkInhibits(ps, diags)
+	first := map[string]*Policy{}
+	for _, p := range ps {
 		first[p.Name] = p
 	}
 	for _, p := range ps {
@@ -112,14 +121,14 @@ func checkSet(ps []*Policy, diags *[]Diagnostic) {
 }
 
 // lint finds what is legal but probably wrong; `remedy check --strict` fails on these.
-func lint(p *Policy) []Diagnostic {
+func lint(p *Policy, declared []DeclaredCode) []Diagnostic {
 	var out []Diagnostic
 	warn := func(pos Pos, format string, args ...any) {
 		out = append(out, Diagnostic{Pos: pos, Policy: p.Name, Message: fmt.Sprintf(format, args...), Warning: true})
 	}
 	for _, code := range append(append(append([]string{}, p.On...), p.ResolveOn...), p.RetryOn...) {
-		if code != SampleCode && !KnownCode(code) {
-			warn(p.Pos, "unknown event code %q (see remedy codes)", code)
+		if code != SampleCode && !KnownCode(code) && !codeIn(declared, code) {
+			warn(p.Pos, "unknown event code %q (see remedy codes; declare your own under codes:)", code)
 		}
 	}
 	// Escalation and the breaker count failures across incidents of an instance (they
@@ -151,7 +160,7 @@ func lint(p *Policy) []Diagnostic {
 			warn(p.WhenPos, "can never fire: when is false")
 		}
 	}
-	if !p.Enabled {
+	if !p.Enabled && p.Origin != OriginOff {
 		warn(p.Pos, "disabled")
 	}
 	return dedupe(out)

@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/remedy-run/remedy/conditions"
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/policies"
 )
@@ -186,8 +188,10 @@ func (e EventIn) validate(now time.Time) (engine.Event, []string) {
 	if !codeRE.MatchString(e.Code) {
 		errs = append(errs, fmt.Sprintf("code %q: upper case letters, digits and _, starting with a letter, at most 64", e.Code))
 	}
-	if len(e.Source) > 64 || strings.IndexFunc(e.Source, unicode.IsControl) >= 0 {
-		errs = append(errs, "source: at most 64 characters, no control characters")
+	// Invisible characters too: "whatsapp\u200b" reads as remedy's own source on the
+	// dashboard while slipping past the provenance check.
+	if len(e.Source) > 64 || strings.IndexFunc(e.Source, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0 {
+		errs = append(errs, "source: at most 64 characters, no control or invisible characters")
 	}
 	if len(e.Labels) > 32 {
 		errs = append(errs, "labels: at most 32")
@@ -271,6 +275,18 @@ type SampleIn struct {
 func (s *Server) ingestSample(w http.ResponseWriter, r *http.Request) {
 	var in SampleIn
 	if !decode(w, r, &in) {
+		return
+	}
+	var refused []string
+	for k := range in.Values {
+		if policies.OwnMetric(k) && !slices.Contains(s.opts.AllowMetrics, k) {
+			refused = append(refused, k)
+		}
+	}
+	if len(refused) > 0 {
+		slices.Sort(refused)
+		writeError(w, http.StatusForbidden, "reserved", fmt.Sprintf("metric(s) %s are measured by remedy itself and not taken from the API "+
+			"(name your own metrics, e.g. bot_rss_mb; or list them under ingest.allow_metrics)", strings.Join(refused, ", ")))
 		return
 	}
 	var errs []string
@@ -371,6 +387,30 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"acked": id})
 }
 
+// silenceLabelRE is a label name, as in policies and Alertmanager: a matcher on
+// anything else matches no alert.
+var silenceLabelRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// matcherErrors refuses matchers that can match no alert, as Alertmanager refuses a
+// bad label name: a silence an operator believes in that holds nothing is worse than
+// an error. Keys are policy, severity, instance or a label name; values are non-empty;
+// a severity is one of the four (or a prefix ending in *).
+func matcherErrors(m map[string]string) []string {
+	var errs []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v := m[k]
+		switch {
+		case !silenceLabelRE.MatchString(k):
+			errs = append(errs, fmt.Sprintf("matchers: %q is not a label name (policy, severity, instance or a label)", k))
+		case v == "":
+			errs = append(errs, fmt.Sprintf("matchers: %s: empty; a value, or a prefix ending in *", k))
+		case k == "severity" && !strings.HasSuffix(v, "*") && policies.Severity(v).Rank() == 0:
+			errs = append(errs, fmt.Sprintf("matchers: severity %q: one of info, warning, error, critical", v))
+		}
+	}
+	return errs
+}
+
 func (s *Server) createSilence(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Matchers map[string]string `json:"matchers"`
@@ -381,14 +421,16 @@ func (s *Server) createSilence(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &body) {
 		return
 	}
-	d, err := time.ParseDuration(body.Duration)
+	// The same durations as policy files (30m, 2h, 1d).
+	d, err := conditions.ParseDuration(body.Duration)
 	var errs []string
 	if err != nil || d <= 0 || d > 30*24*time.Hour {
-		errs = append(errs, "duration: like 2h, at most 720h")
+		errs = append(errs, "duration: like 30m, 2h or 1d, at most 30d")
 	}
 	if len(body.Matchers) == 0 {
 		errs = append(errs, "matchers: at least one, e.g. {\"policy\": \"wa-*\"}")
 	}
+	errs = append(errs, matcherErrors(body.Matchers)...)
 	if body.Author == "" {
 		errs = append(errs, "author: who silences")
 	}

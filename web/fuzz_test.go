@@ -72,14 +72,14 @@ func FuzzEvents(f *testing.F) {
 }
 
 func FuzzSamples(f *testing.F) {
-	for _, seed := range []string{`{"values":{"cpu_percent":1}}`, `{"values":{}}`, `{"values":{"CPU":1}}`, `{"time":"2000-01-01T00:00:00Z","values":{"a":1}}`} {
+	for _, seed := range []string{`{"values":{"cpu_percent":1}}`, `{"values":{"queue_jobs_depth":1}}`, `{"values":{}}`, `{"values":{"CPU":1}}`, `{"time":"2000-01-01T00:00:00Z","values":{"a":1}}`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fk, s := fuzzServer()
-		if fuzzPost(t, s, "/api/v1/samples", body, 202, 400, 413, 422) == 202 {
+		if fuzzPost(t, s, "/api/v1/samples", body, 202, 400, 403, 413, 422) == 202 {
 			for k, v := range fk.inputs[0].(engine.Sample).Values {
-				if !metricRE.MatchString(k) || math.IsNaN(v) || math.IsInf(v, 0) {
+				if !metricRE.MatchString(k) || math.IsNaN(v) || math.IsInf(v, 0) || policies.OwnMetric(k) {
 					t.Fatalf("accepted %s=%v", k, v)
 				}
 			}

@@ -124,6 +124,12 @@ func TestForgedInternalCodesAreRefused(t *testing.T) {
 			t.Fatalf("%s: %d %s", tc, code, body)
 		}
 	}
+	// A source that only looks like remedy's (an invisible character added).
+	for _, tc := range []string{`{"code":"BOT_X","source":"whatsapp\u200b"}`, `{"code":"BOT_X","source":"\u2060store"}`} {
+		if code, body := post(tc); code != 422 {
+			t.Fatalf("%s: %d %s", tc, code, body)
+		}
+	}
 	if n := f.changes(); n != 0 {
 		t.Fatalf("%d forged events got through", n)
 	}
@@ -248,6 +254,7 @@ func TestEveryErrorIsJSON(t *testing.T) {
 		{"GET", "/api/v1/actions", "", 500, "internal"},
 		{"POST", "/api/v1/events", `{"code":`, 400, "bad_json"},
 		{"POST", "/api/v1/drills", `{"scenario":"queue"}`, 404, "no_drills"},
+		{"GET", "/api/v1/stream", "", 400, "bad_handshake"}, // not an upgrade
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
 			code, hdr, body := call(t, srv, tc.method, tc.path, tc.body, "Content-Type", "application/json")
@@ -264,8 +271,52 @@ func TestEveryErrorIsJSON(t *testing.T) {
 			}
 		})
 	}
+	// A WebSocket upgrade from another site's page is refused in the same shape.
+	code, hdr, body := call(t, srv, "GET", "/api/v1/stream", "", "Connection", "Upgrade", "Upgrade", "websocket",
+		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", "Origin", "http://evil.example")
+	var e apiError
+	if err := json.Unmarshal([]byte(body), &e); err != nil || code != 403 || e.Error.Code != "cross_origin" ||
+		!strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
+		t.Fatalf("cross-site upgrade: %d %q %s", code, hdr.Get("Content-Type"), body)
+	}
 	// The dashboard itself is still served.
 	if code, hdr, body := call(t, srv, "GET", "/", ""); code != 200 || !strings.Contains(hdr.Get("Content-Type"), "text/html") || !strings.Contains(body, "<") {
 		t.Fatalf("dashboard: %d %s", code, hdr.Get("Content-Type"))
+	}
+}
+
+// Samples have the same provenance rule as events: the metrics remedy measures itself
+// (disk_free_percent fires disk-low's CLEAN_DATA; a posted 50 would hide a full disk) are
+// refused from the API, all or nothing, unless the configuration allows one by name; a
+// bot's own metrics, its own queues' included, pass.
+func TestForgedOwnMetricsAreRefused(t *testing.T) {
+	f, srv := serve(t, Options{AllowMetrics: []string{"cpu_percent"}})
+	post := func(body string) (int, string) {
+		code, _, b := call(t, srv, "POST", "/api/v1/samples", body, "Content-Type", "application/json")
+		return code, b
+	}
+	for _, tc := range []string{
+		`{"values":{"disk_free_percent":1}}`,
+		`{"values":{"mem_percent":99}}`,
+		`{"values":{"queue_inbound_depth":0}}`,
+		`{"values":{"service_bot_up":1}}`,
+		`{"values":{"wa_connected":1}}`,
+		`{"values":{"queue_jobs_depth":3,"process_rss_mb":900}}`, // all or nothing
+	} {
+		if code, body := post(tc); code != 403 || !strings.Contains(body, `"reserved"`) {
+			t.Fatalf("%s: %d %s", tc, code, body)
+		}
+	}
+	if n := f.changes(); n != 0 {
+		t.Fatalf("%d forged samples got through", n)
+	}
+	for _, tc := range []string{
+		`{"values":{"queue_jobs_depth":12}}`,
+		`{"values":{"bot_rss_mb":120,"queue_orders_fill":0.5}}`,
+		`{"values":{"cpu_percent":42}}`, // allowed by name
+	} {
+		if code, body := post(tc); code != 202 {
+			t.Fatalf("%s: %d %s", tc, code, body)
+		}
 	}
 }

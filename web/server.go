@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/remedy-run/remedy/internal/service"
 )
 
 //go:embed static
@@ -31,7 +29,7 @@ type Overview struct {
 	Firing      int                `json:"firing"`
 	Policies    int                `json:"policies"`
 	Reload      ReloadStatus       `json:"reload"`
-	Services    []service.Status   `json:"services"`
+	Services    []ServiceStatus    `json:"services"`
 	Outbox      int                `json:"outbox"`
 	Clients     int                `json:"dashboard_clients"`
 	DryRun      bool               `json:"dry_run"`
@@ -41,6 +39,23 @@ type Overview struct {
 	StoreBacklog int `json:"store_backlog"`
 	// Disk is "ok", or the problem: "full: …", "reserve missing: …".
 	Disk string `json:"disk"`
+	// ReportSchedule is the daily report's cron schedule, ReportNext when it next runs
+	// (in Timezone, the configured zone).
+	ReportSchedule string     `json:"report_schedule"`
+	ReportNext     *time.Time `json:"report_next,omitempty"`
+	Timezone       string     `json:"timezone"`
+}
+
+// ServiceStatus is one supervised service as the dashboard shows it (the JSON keys are
+// the field names): whether it runs, since when, its restarts, how it last exited and
+// the tail of its output.
+type ServiceStatus struct {
+	Name     string    `json:"name"`
+	Up       bool      `json:"up"`
+	Since    time.Time `json:"since"`
+	Restarts int       `json:"restarts"`
+	LastExit string    `json:"last_exit,omitempty"`
+	Output   []string  `json:"output"`
 }
 
 // ReloadStatus is the result of the last policy load.
@@ -71,10 +86,13 @@ type Options struct {
 	// AllowCodes are codes of remedy's own adapters that programs may post anyway (a
 	// separate bot reporting its own connection); they keep the poster's source.
 	AllowCodes []string
-	Metrics    http.Handler
-	Live       http.HandlerFunc
-	Ready      http.HandlerFunc
-	Logger     *slog.Logger
+	// AllowMetrics are metrics of remedy's own sampler (policies.OwnMetric) that programs
+	// may post anyway; any other of them is refused from POST /samples.
+	AllowMetrics []string
+	Metrics      http.Handler
+	Live         http.HandlerFunc
+	Ready        http.HandlerFunc
+	Logger       *slog.Logger
 	// QR is the current WhatsApp pairing QR code ("" when not pairing); Pair starts a
 	// pairing attempt in the background. Both nil when WhatsApp is off.
 	QR          func() string
@@ -105,7 +123,7 @@ func NewServer(opts Options) *Server {
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux(), ingestSlots: make(chan struct{}, maxIngestInFlight), cop: http.NewCrossOriginProtection()}
 	// gorilla's default origin check: the Origin must be this host (same-origin).
-	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096}
+	s.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, Error: upgradeError}
 	static, _ := fs.Sub(staticFS, "static")
 	s.mux.Handle("GET /", jsonNotFound(http.FileServerFS(static)))
 	if opts.Live != nil {
@@ -143,6 +161,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w = &jsonErrors{ResponseWriter: w}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// upgradeError gives the WebSocket handshake's refusals (no upgrade, a foreign Origin)
+// the JSON error shape instead of gorilla's plain text.
+func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	code := "bad_handshake"
+	if status == http.StatusForbidden {
+		code = "cross_origin"
+	}
+	writeError(w, status, code, reason.Error())
 }
 
 // jsonNotFound gives the file server's errors (a path that is no file) the JSON shape.

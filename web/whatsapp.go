@@ -23,7 +23,7 @@ func (s *Server) pairRoutes(api func(string, http.HandlerFunc)) {
 			msg := "no pairing in progress; POST /api/v1/whatsapp/pair starts one"
 			if s.opts.PairFailure != nil {
 				if f := s.opts.PairFailure(); f != "" {
-					msg = "the last pairing attempt failed: " + f
+					msg = "The last pairing attempt failed. " + f
 				}
 			}
 			writeError(w, http.StatusNotFound, "not_pairing", msg)

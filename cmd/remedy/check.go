@@ -15,14 +15,15 @@ func runCheck(ctx context.Context, args []string, env *cliEnv) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	strict := fs.Bool("strict", false, "also fail on warnings (unknown codes, steps without timeouts, unreachable steps, policies that can never fire)")
+	noDefaults := fs.Bool("no-defaults", false, "check the files alone, as remedy runs them with default_policies: false")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "Usage: remedy check [--strict] [PATH...]\n\nValidates policy files and directories together; with no PATH, the embedded defaults.")
+		fmt.Fprintln(env.stderr, "Usage: remedy check [--strict] [--no-defaults] [PATH...]\n\nValidates policy files and directories together, over the embedded defaults as remedy\nruns them (a policy of a default's name replaces it; name + enabled: false switches it\noff); with no PATH, the embedded defaults alone.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	set, err := policies.LoadOrDefaults(fs.Args()...)
+	set, err := policies.LoadMerged(*noDefaults, fs.Args()...)
 	if err != nil {
 		var errs policies.Errors
 		if errors.As(err, &errs) {
@@ -34,6 +35,7 @@ func runCheck(ctx context.Context, args []string, env *cliEnv) int {
 		return exitFailed
 	}
 	printDiags(env.stdout, set.Warnings)
+	fmt.Fprintf(env.stdout, "%s\n", set.Summary())
 	fmt.Fprintf(env.stdout, "%d policies in %d file(s): ok", len(set.Policies), len(set.Files))
 	if n := len(set.Warnings); n > 0 {
 		fmt.Fprintf(env.stdout, ", %d warning(s)", n)

@@ -12,12 +12,28 @@ import (
 func runCodes(ctx context.Context, args []string, env *cliEnv) int {
 	fs := flag.NewFlagSet("codes", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "Usage: remedy codes [POLICY_PATH...]\n\nLists remedy's event codes, metrics, actions and functions, and the event codes the\npolicy files declare under codes: (a bot's own).")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
+	}
+	var declared []policies.DeclaredCode
+	if fs.NArg() > 0 {
+		set, err := policies.LoadMerged(true, fs.Args()...)
+		if err != nil {
+			fmt.Fprintln(env.stderr, err)
+			return exitFailed
+		}
+		declared = set.Codes
 	}
 	w := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "EVENT CODE\tSOURCE\tLABELS\tMEANING")
 	for _, c := range policies.Codes {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Code, c.Source, c.Labels, c.Description)
+	}
+	for _, c := range declared {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Code, c.Source, c.Labels, c.Description)
 	}
 	fmt.Fprintln(w, "\nMETRIC\tUNIT\t\tMEANING")

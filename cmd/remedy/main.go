@@ -46,12 +46,16 @@ func commands() []command {
 		{"deadletter", "list or replay the items taken out of their queues", runDeadletter},
 		{"config", "check a configuration file: remedy config check [FILE]", runConfig},
 		{"drill", "fire drill: inject a real fault into a running remedy and time the recovery", runDrill},
+		{"version", "print the version, the VCS revision it was built from and the Go version", runVersion},
 	}
 }
 
 // Main runs the subcommand named by args[0] and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	env := &cliEnv{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) > 0 && args[0] == "--version" {
+		args = []string{"version"}
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		if len(args) == 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,13 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
+	}
+	if *phone != "" {
+		// Checked before anything is opened or dialled: a typo must not cost a pairing.
+		if _, err := whatsapp.ParsePhone(*phone); err != nil {
+			fmt.Fprintf(env.stderr, "remedy pair: --phone: %v\n", err)
+			return exitBadInput
+		}
 	}
 	cfg, _, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -66,6 +74,11 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 		fmt.Fprintln(env.stdout, "\nScan with WhatsApp → Linked devices → Link a device (a new code every 20 s):")
 		qrterminal.GenerateHalfBlock(pc.QR, qrterminal.L, env.stdout)
 	})
+	if errors.Is(err, whatsapp.ErrUnreachable) {
+		// In words first, with the next step; the Go error chain (DNS, dial) after it.
+		fmt.Fprintf(env.stderr, "remedy pair: cannot reach WhatsApp's servers: this machine seems to have no internet access, or a firewall or proxy blocks it. Check the connection, then run remedy pair again.\n  (%v)\n", err)
+		return exitFailed
+	}
 	if err != nil {
 		fmt.Fprintf(env.stderr, "remedy pair: %v\n", err)
 		return exitFailed

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/remedy-run/remedy/conditions"
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/policytest"
@@ -25,10 +27,11 @@ func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 	since := fs.String("since", "", "only the last DURATION of the recording (e.g. 24h), counted back from its newest input")
 	seed := fs.Uint64("seed", 1, "seed for backoff jitter")
 	quiet := fs.Bool("quiet", false, "print only the per-policy summary, not the timeline")
-	tz := fs.String("timezone", "", "time zone for hour() and weekday() (default UTC)")
+	tz := fs.String("timezone", "", "IANA time zone for hour() and weekday(), e.g. Asia/Kolkata (default: the configuration's; else the one the daemon recorded in the data directory; else UTC)")
+	cfgPath := fs.String("config", "", "the daemon's configuration file: its timezone, and its policies when no POLICY_PATH is given")
 	settle := fs.Duration("settle", 10*time.Minute, "keep time running this long after the last input, so pending timers and retries play out")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "Usage: remedy replay --from FILE.jsonl [--since 24h] [POLICY_PATH...]\n\nFeeds recorded events and samples through a policy set (default: the embedded defaults) with\nno side effects: every action is recorded as if it succeeded, nothing runs.")
+		fmt.Fprintln(env.stderr, "Usage: remedy replay --from DATA_DIR|remedy.db|FILE.jsonl [--since 24h] [--config remedy.yaml] [--timezone ZONE] [POLICY_PATH...]\n\nFeeds recorded events and samples through a policy set with no side effects: every action is\nrecorded as if it succeeded, nothing runs. POLICY_PATH extends the embedded defaults as in\nremedy run (default: the embedded defaults, or the --config's policies). hour() and\nweekday() use --timezone, else the --config's timezone, else the zone the daemon recorded\nin its data directory (remedy.run.json), else UTC.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -47,16 +50,17 @@ func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 		}
 		window = d
 	}
-	var loc *time.Location
-	if *tz != "" {
-		l, err := time.LoadLocation(*tz)
-		if err != nil {
-			fmt.Fprintf(env.stderr, "remedy replay: --timezone: %v\n", err)
-			return exitBadInput
-		}
-		loc = l
+	src, err := replaySource(*cfgPath, *tz, *from)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "remedy replay: %v\n", err)
+		return exitBadInput
 	}
-	set, err := policies.LoadOrDefaults(fs.Args()...)
+	loc := src.loc
+	paths := fs.Args()
+	if len(paths) == 0 {
+		paths = []string{src.policies}
+	}
+	set, err := policies.LoadMerged(!src.defaults, paths...)
 	if err != nil {
 		var errs policies.Errors
 		if errors.As(err, &errs) {
@@ -83,8 +87,8 @@ func runReplay(ctx context.Context, args []string, env *cliEnv) int {
 		fmt.Fprint(env.stdout, policytest.FormatTimeline(sim.Timeline, start))
 		fmt.Fprintln(env.stdout)
 	}
-	fmt.Fprintf(env.stdout, "replayed %d inputs from %s to %s through %d policies\n", len(inputs),
-		start.UTC().Format(time.RFC3339), inputs[len(inputs)-1].At().UTC().Format(time.RFC3339), len(set.Policies))
+	fmt.Fprintf(env.stdout, "replayed %d inputs from %s to %s through %d policies; hour() and weekday() in %s (%s)\n", len(inputs),
+		start.UTC().Format(time.RFC3339), inputs[len(inputs)-1].At().UTC().Format(time.RFC3339), len(set.Policies), loc, src.zoneFrom)
 	for _, s := range policytest.Summarize(sim.Timeline) {
 		fmt.Fprintln(env.stdout, s)
 	}
@@ -152,4 +156,57 @@ func readDatabases(ctx context.Context, mainDB, metricsDB string) ([]engine.Inpu
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At().Before(out[j].At()) })
 	return out, nil
+}
+
+// replayConfig is what a replay takes from the daemon's configuration.
+type replayConfig struct {
+	loc      *time.Location
+	zoneFrom string // where the zone came from, for the summary line
+	policies string // the configuration's policy path ("" for the defaults alone)
+	defaults bool   // the embedded defaults under the policy files
+}
+
+// replaySource resolves the time zone and the policy source: --timezone, else the
+// --config file's, else the one the daemon recorded in the data directory --from names
+// (config.RunInfo), else UTC. The policy path and default_policies come from --config
+// or the recording likewise.
+func replaySource(cfgPath, tz, from string) (replayConfig, error) {
+	rc := replayConfig{loc: time.UTC, zoneFrom: "the default: no --timezone, --config or recorded zone", defaults: true}
+	zone := ""
+	switch {
+	case cfgPath != "":
+		cfg, err := config.Load(cfgPath, os.Getenv)
+		if err != nil {
+			return rc, fmt.Errorf("--config: %w", err)
+		}
+		zone, rc.zoneFrom = cfg.Timezone, "from "+cfgPath
+		rc.policies, rc.defaults = cfg.Policies, cfg.DefaultPolicies
+	default:
+		dir := from
+		if st, err := os.Stat(from); err == nil && !st.IsDir() {
+			dir = filepath.Dir(from)
+		}
+		info, err := config.ReadRunInfo(dir)
+		if err == nil {
+			zone, rc.zoneFrom = info.Timezone, "recorded by the daemon in "+filepath.Join(dir, config.RunInfoFile)
+			rc.policies, rc.defaults = info.Policies, info.DefaultPolicies
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return rc, err
+		}
+	}
+	if tz != "" {
+		zone, rc.zoneFrom = tz, "--timezone"
+	}
+	if zone != "" {
+		if zone == "Local" {
+			rc.loc = time.Local
+		} else {
+			loc, err := time.LoadLocation(zone)
+			if err != nil {
+				return rc, fmt.Errorf("time zone %q (%s): %w", zone, rc.zoneFrom, err)
+			}
+			rc.loc = loc
+		}
+	}
+	return rc, nil
 }

@@ -49,9 +49,13 @@ func runRun(ctx context.Context, args []string, env *cliEnv) int {
 		cfg.DryRun = true
 	}
 	log := newLogger(env, cfg.Log)
-	if path == "" {
-		log.Info("no configuration file: built-in defaults (data in ./data, embedded policies, dashboard on 127.0.0.1:8080)")
+	// The first line says what this remedy will use, after the environment's overrides.
+	source := path
+	if source == "" {
+		source = "no configuration file (built-in defaults and REMEDY_* variables)"
 	}
+	log.Info("remedy starting", "version", versionString(), "config", source, "listen", cfg.Listen, "data", cfg.DataDir,
+		"policies", policySource(cfg))
 	d, err := daemon.New(ctx, cfg, log)
 	if err != nil {
 		var perrs policies.Errors
@@ -98,21 +102,26 @@ func newLogger(env *cliEnv, c config.Log) *slog.Logger {
 }
 
 func runConfig(ctx context.Context, args []string, env *cliEnv) int {
-	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintln(env.stderr, "Usage: remedy config check [FILE]\n\nValidates a configuration file (default ./remedy.yaml) and the environment; every error\nis reported as file:line:col.")
+	if len(args) == 0 || args[0] != "check" || len(args) > 2 {
+		fmt.Fprintln(env.stderr, "Usage: remedy config check [FILE]\n\nValidates a configuration file (default ./remedy.yaml; with none, the built-in defaults)\nand the environment, as `remedy run` would; every error is reported as file:line:col.")
 		return exitBadInput
 	}
-	path := "remedy.yaml"
+	flagPath := ""
 	if len(args) > 1 {
-		path = args[1]
+		flagPath = args[1]
 	}
-	cfg, err := config.Load(path, os.Getenv)
+	cfg, path, err := loadConfig(flagPath)
 	if err != nil {
 		fmt.Fprintln(env.stdout, err)
 		return exitFailed
 	}
-	if _, err := policies.LoadOrDefaults(cfg.Policies); err != nil {
-		fmt.Fprintf(env.stdout, "%s: configuration ok, but its policies are not:\n", path)
+	set, err := loadPolicies(cfg)
+	name := path
+	if name == "" {
+		name = "no remedy.yaml"
+	}
+	if err != nil {
+		fmt.Fprintf(env.stdout, "%s: configuration ok, but its policies are not:\n", name)
 		var perrs policies.Errors
 		if errors.As(err, &perrs) {
 			printDiags(env.stdout, perrs)
@@ -121,6 +130,27 @@ func runConfig(ctx context.Context, args []string, env *cliEnv) int {
 		}
 		return exitFailed
 	}
-	fmt.Fprintf(env.stdout, "%s: ok (listen %s, data %s, %d service(s))\n", path, cfg.Listen, cfg.DataDir, len(cfg.Services))
+	if path == "" {
+		fmt.Fprintf(env.stdout, "no remedy.yaml: the built-in defaults would run (listen %s, data %s)\n", cfg.Listen, cfg.DataDir)
+	} else {
+		fmt.Fprintf(env.stdout, "%s: ok (listen %s, data %s, %d service(s))\n", path, cfg.Listen, cfg.DataDir, len(cfg.Services))
+	}
+	fmt.Fprintln(env.stdout, set.Summary())
 	return exitOK
+}
+
+// loadPolicies loads the policy set the configuration names, as the daemon does.
+func loadPolicies(cfg *config.Config) (*policies.Set, error) {
+	return cfg.LoadPolicies()
+}
+
+// policySource says where the policies come from, for the start log.
+func policySource(cfg *config.Config) string {
+	switch {
+	case cfg.Policies == "":
+		return "embedded defaults"
+	case !cfg.DefaultPolicies:
+		return cfg.Policies + " (default_policies: false)"
+	}
+	return "embedded defaults + " + cfg.Policies
 }

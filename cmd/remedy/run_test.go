@@ -132,3 +132,27 @@ func TestRunRefusesWeakToken(t *testing.T) {
 		t.Fatalf("config check: %d %s", code, out)
 	}
 }
+
+// Without a configuration file, the first log line names the data directory and the
+// listen address in force, REMEDY_* overrides included (it said ./data and
+// 127.0.0.1:8080 whatever the environment said).
+func TestRunWithoutConfigLogsTheValuesInForce(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	data := filepath.Join(dir, "elsewhere")
+	t.Setenv("REMEDY_DATA_DIR", data)
+	t.Setenv("REMEDY_LISTEN", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, []string{"run"}, strings.NewReader(""), io.Discard, stderr) }()
+	waitFor(t, "the dashboard line", func() bool { return strings.Contains(stderr.String(), "dashboard on") })
+	cancel()
+	<-done
+	first, _, _ := strings.Cut(stderr.String(), "\n")
+	if !strings.Contains(first, "no configuration file") || !strings.Contains(first, data) ||
+		!strings.Contains(first, "127.0.0.1:0") || strings.Contains(first, "./data") {
+		t.Fatalf("first log line: %s", first)
+	}
+}

@@ -167,17 +167,17 @@ func post(ctx context.Context, client *http.Client, url string, h http.Header, b
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return actions.HideURLError(err)
 	}
 	req.Header = h
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return actions.HideURLError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		return fmt.Errorf("%s answered %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("%s answered %s: %s", actions.HideURL(url), resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
 }

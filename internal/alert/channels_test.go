@@ -137,3 +137,29 @@ func TestAlertText(t *testing.T) {
 		t.Fatalf("%q", a.Text())
 	}
 }
+
+// A webhook URL's secret (in the query or the path, as Slack's and Discord's are) never
+// reaches a delivery error, which the log, the outbox's last_error, ALERT_UNDELIVERED and
+// alert texts show: not when the endpoint is unreachable, not when it answers an error.
+func TestDeliveryErrorsHideTheURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "nope", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, base := range []string{srv.URL, closed.URL} {
+		for _, ch := range []Channel{
+			WebhookChannel{URL: base + "/services/T0/B0/PATHSECRET?token=QUERYSECRET"},
+			AlertmanagerChannel{URL: "http://user:PWSECRET@" + strings.TrimPrefix(base, "http://") + "/am/PATHSECRET?k=QUERYSECRET"},
+		} {
+			err := ch.Send(context.Background(), []Alert{{Policy: "p"}})
+			if err == nil {
+				t.Fatalf("%s: no error", ch.Name())
+			}
+			if strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "127.0.0.1") {
+				t.Fatalf("%s: %v", ch.Name(), err)
+			}
+		}
+	}
+}

@@ -244,3 +244,30 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// ResolveOpenExcept resolves, now, every open incident for which firing(fingerprint) is
+// false, with reason, on the channels that were told — the start's reconciliation with
+// the engine, the owner of whether an incident fires: an incident the engine does not
+// have firing (its saved state was unreadable, or was saved before the firing or the
+// resolution reached the pipeline) would otherwise stay open here, re-sent to
+// Alertmanager every minute and never ended. It returns how many it resolved.
+func (p *Pipeline) ResolveOpenExcept(ctx context.Context, firing func(fingerprint string) bool, reason string) (int, error) {
+	p.handleMu.Lock()
+	defer p.handleMu.Unlock()
+	n := 0
+	for _, fp := range sortedKeys(p.incidents) {
+		if firing(fp) {
+			continue
+		}
+		a := p.incidents[fp].last
+		a.ID, a.Time, a.State, a.Reason, a.Held = 0, time.Now(), "resolved", reason, ""
+		a.Summary = a.Policy + " resolved"
+		pa := p.plan(a, "")
+		if err := p.store(ctx, pa); err != nil {
+			return n, err
+		}
+		p.stored(pa)
+		n++
+	}
+	return n, nil
+}

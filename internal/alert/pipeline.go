@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +45,9 @@ type Options struct {
 	Events  func(engine.Event) // ALERT_UNDELIVERED; must not block
 	Metrics *monitor.Metrics   // may be nil
 	Logger  *slog.Logger
+	// LabelNames are the label names alerts can carry (policies.Set.LabelNames); a
+	// silence matching any other key could never match and is refused. Nil: any key.
+	LabelNames func() []string
 }
 
 // Pipeline is the alert system. Handle is called by the daemon's engine loop; Run
@@ -651,7 +655,8 @@ func (p *Pipeline) Pending(ctx context.Context) ([]OutboxEntry, error) {
 // ErrNotFound is an alert or an active silence that does not exist.
 var ErrNotFound = errors.New("not found")
 
-// ErrBadSilence is a silence without matchers or that ends before it starts.
+// ErrBadSilence is a silence without matchers, with a matcher key no alert carries
+// (Options.LabelNames), or that ends before it starts.
 var ErrBadSilence = errors.New("bad silence")
 
 // Silence adds a silence and returns it with its id; ErrBadSilence when it has no
@@ -662,6 +667,20 @@ func (p *Pipeline) Silence(ctx context.Context, s Silence) (Silence, error) {
 	}
 	if !s.Ends.After(s.Starts) {
 		return s, fmt.Errorf("%w: it must end after it starts", ErrBadSilence)
+	}
+	if p.opts.LabelNames != nil {
+		known := append([]string{"policy", "severity", "instance"}, p.opts.LabelNames()...)
+		var keys []string
+		for k := range s.Matchers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !slices.Contains(known, k) {
+				return s, fmt.Errorf("%w: matchers: unknown key %q: it would never match (known: policy, severity, instance, or a label: %s)",
+					ErrBadSilence, k, strings.Join(known[3:], ", "))
+			}
+		}
 	}
 	m, _ := json.Marshal(s.Matchers)
 	res, err := p.opts.DB.Exec(ctx, `INSERT INTO silences(matchers, starts, ends, author, reason, created) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -743,8 +762,8 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 	}
 	p.handleMu.Lock()
 	defer p.handleMu.Unlock()
-	if p.incidents[row.FP] == nil {
-		return fmt.Errorf("alert #%d: its incident is not open: %w", alertID, ErrNotFound)
+	if err := p.openIncidentOf(ctx, alertID, row.FP); err != nil {
+		return err
 	}
 	sev := policies.Severity(row.Sev)
 	p.mu.Lock()
@@ -771,6 +790,21 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 	return nil
 }
 
+// openIncidentOf returns nil if alertID's incident (fingerprint fp) is open: the
+// identity is open and has not resolved since that alert — an alert of an earlier
+// incident of the same identity must not act on a later one (handleMu held).
+func (p *Pipeline) openIncidentOf(ctx context.Context, alertID int64, fp string) error {
+	var ended int
+	if err := p.opts.DB.Get(ctx, &ended, `SELECT count(*) FROM alerts WHERE fingerprint = ? AND id >= ? AND state = 'resolved'`,
+		fp, alertID); err != nil {
+		return err
+	}
+	if p.incidents[fp] == nil || ended > 0 {
+		return fmt.Errorf("alert #%d: its incident is not open: %w", alertID, ErrNotFound)
+	}
+	return nil
+}
+
 // Unack withdraws the ack of an alert's incident; if the incident's latest notification
 // was held by it, that notification goes out now.
 func (p *Pipeline) Unack(ctx context.Context, alertID int64) error {
@@ -778,6 +812,12 @@ func (p *Pipeline) Unack(ctx context.Context, alertID int64) error {
 	if err := p.opts.DB.Get(ctx, &fp, `SELECT fingerprint FROM alerts WHERE id = ?`, alertID); errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("no alert #%d: %w", alertID, ErrNotFound)
 	} else if err != nil {
+		return err
+	}
+	p.handleMu.Lock()
+	err := p.openIncidentOf(ctx, alertID, fp)
+	p.handleMu.Unlock()
+	if err != nil {
 		return err
 	}
 	res, err := p.opts.DB.Exec(ctx, `DELETE FROM acks WHERE fingerprint = ?`, fp)

@@ -159,13 +159,16 @@ func (r *Reporter) Send(ctx context.Context, now time.Time) error {
 	return r.Pipeline.Handle(ctx, d)
 }
 
-// Schedule sends the report on spec (default "0 9 * * *") in loc until ctx ends:
+// DefaultReportSchedule is when the daily report goes out without report_schedule.
+const DefaultReportSchedule = "0 9 * * *"
+
+// Schedule sends the report on spec (default DefaultReportSchedule) in loc until ctx ends:
 // exactly once per calendar day (Daily), each covering the time since the previous one,
 // which is read from the database so a restart neither loses nor repeats a day. It
 // returns an error only for a bad spec.
 func (r *Reporter) Schedule(ctx context.Context, spec string, loc *time.Location) error {
 	if spec == "" {
-		spec = "0 9 * * *"
+		spec = DefaultReportSchedule
 	}
 	if loc == nil {
 		loc = time.Local

@@ -57,7 +57,7 @@ func (h WebhookHandler) Handle(ctx context.Context, m Message) (string, error) {
 	body, _ := json.Marshal(m)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return "", actions.HideURLError(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if len(h.Secret) > 0 {
@@ -69,7 +69,7 @@ func (h WebhookHandler) Handle(ctx context.Context, m Message) (string, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", actions.HideURLError(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))

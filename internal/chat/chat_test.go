@@ -191,9 +191,11 @@ func TestWebhookHandler(t *testing.T) {
 	if err != nil || reply != "got it" || sig != actions.Sign([]byte("k"), []byte(body)) || !strings.Contains(body, `"text":"order 12"`) {
 		t.Fatalf("%q %v %s %s", reply, err, sig, body)
 	}
-	bad := WebhookHandler{URL: srv.URL + "/x", Client: &http.Client{Transport: failing{}}}
+	bad := WebhookHandler{URL: srv.URL + "/x?key=QUERYSECRET", Client: &http.Client{Transport: failing{}}}
 	if _, err := bad.Handle(context.Background(), Message{}); err == nil {
 		t.Fatal("a failing handler must fail the item (it is retried)")
+	} else if strings.Contains(err.Error(), "SECRET") { // the error is logged and audited
+		t.Fatalf("the handler URL's secret is in the error: %v", err)
 	}
 }
 

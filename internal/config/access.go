@@ -16,7 +16,7 @@ const MinTokenLength = 16
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// validateAccess checks the tokens, allowed_hosts, ingest.allow_codes and
+// validateAccess checks the tokens, allowed_hosts, ingest.allow_codes, allow_metrics and
 // exec_pass_env. exposed is a listen address other machines reach.
 func (c *Config) validateAccess(at func(string) string, exposed bool) Errors {
 	var errs Errors
@@ -51,6 +51,11 @@ func (c *Config) validateAccess(at func(string) string, exposed bool) Errors {
 			bad(fmt.Sprintf("ingest.allow_codes[%d]", i), "ingest.allow_codes: %s is not one of remedy's own codes; any program may post it already", code)
 		case "executor", "daemon", "drill":
 			bad(fmt.Sprintf("ingest.allow_codes[%d]", i), "ingest.allow_codes: %s reports remedy's own work (%s) and cannot come from another program", code, owner)
+		}
+	}
+	for i, m := range c.Ingest.AllowMetrics {
+		if !policies.OwnMetric(m) {
+			bad(fmt.Sprintf("ingest.allow_metrics[%d]", i), "ingest.allow_metrics: %s is not one of remedy's own metrics; any program may post it already", m)
 		}
 	}
 	errs = append(errs, checkEnvNames(at, "exec_pass_env", c.ExecPassEnv)...)

@@ -30,6 +30,8 @@ func TestTokenRules(t *testing.T) {
 		{"allow a code nobody owns", "ingest: {allow_codes: [BOT_WEDGED]}\n", nil, "BOT_WEDGED is not one of remedy's own codes"},
 		{"allow a recovery's result", "ingest: {allow_codes: [ACTION_SUCCEEDED]}\n", nil, "cannot come from another program"},
 		{"allow a WhatsApp code", "ingest: {allow_codes: [WA_LOGGED_OUT]}\n", nil, ""},
+		{"allow a metric nobody owns", "ingest: {allow_metrics: [bot_rss_mb]}\n", nil, "bot_rss_mb is not one of remedy's own metrics"},
+		{"allow one of remedy's metrics", "ingest: {allow_metrics: [cpu_percent, queue_inbound_depth]}\n", nil, ""},
 		{"pass_env names", "exec_pass_env: [OK_NAME, 'not a name']\nservices:\n  - {name: bot, command: [x], pass_env: [NODE_ENV, '1X']}\n", nil, "services[0].pass_env: \"1X\" is not a variable name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,12 +15,17 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/remedy-run/remedy/internal/yamlerr"
 )
 
 // Config is remedy's configuration.
 type Config struct {
 	DataDir  string `yaml:"data_dir"`
 	Policies string `yaml:"policies"` // a file or directory; empty: the embedded defaults
+	// DefaultPolicies keeps the embedded defaults under the operator's policies (a
+	// policy of a default's name replaces it); false loads only Policies. Default true.
+	DefaultPolicies bool `yaml:"default_policies"`
 	// WatchPolicies reloads when a policy file changes (as SIGHUP does).
 	WatchPolicies bool   `yaml:"watch_policies"`
 	Timezone      string `yaml:"timezone"`
@@ -64,6 +69,9 @@ type Ingest struct {
 	// remedy's queues, HEALTH_CHECK_*, ALERT_*) that programs may post anyway, e.g. a
 	// separate bot reporting its own WhatsApp connection. They keep the poster's source.
 	AllowCodes []string `yaml:"allow_codes"`
+	// AllowMetrics are metrics of remedy's own sampler (cpu_percent, disk_free_percent,
+	// queue_inbound_depth, …: policies.OwnMetric) that programs may post anyway.
+	AllowMetrics []string `yaml:"allow_metrics"`
 }
 
 // Log configures the structured log.
@@ -124,7 +132,7 @@ type Queue struct {
 
 // Default is the configuration with no file.
 func Default() *Config {
-	return &Config{DataDir: "data", Listen: "127.0.0.1:8080", Timezone: "Local", Log: Log{Format: "text", Level: "info"},
+	return &Config{DataDir: "data", Listen: "127.0.0.1:8080", DefaultPolicies: true, Timezone: "Local", Log: Log{Format: "text", Level: "info"},
 		SampleInterval: 10 * time.Second, HealthInterval: 5 * time.Minute, CheckInterval: 15 * time.Second, ReportSchedule: "0 9 * * *",
 		// WhatsApp is on but does nothing on the network until the device is paired, so a
 		// first `remedy run` shows the Pair card instead of asking for a config file.
@@ -136,56 +144,61 @@ type Errors []string
 
 func (e Errors) Error() string { return strings.Join(e, "\n") }
 
-// Parse reads a configuration over the defaults (without the environment).
-func Parse(file string, data []byte) (*Config, error) {
-	c, doc, err := parse(file, data)
+// Parse reads a configuration over the defaults, without the environment: REMEDY_*
+// overrides are not applied and secret_env names are not looked up (Load does both).
+func Parse(file string, data []byte) (*Config, error) { return parse(file, data, nil) }
+
+// Load reads the file at path (none: the defaults) and applies the environment. It is
+// the one validation that `remedy config check` and `remedy run` share: it returns
+// Errors with every problem, decoding and values together, each "file:line:col: …".
+func Load(path string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if path == "" {
+		return parse("", nil, getenv)
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if errs := c.validate(file, doc); len(errs) > 0 {
-		return nil, errs
-	}
-	return c, nil
+	return parse(path, data, getenv)
 }
 
-func parse(file string, data []byte) (*Config, *yaml.Node, error) {
+// parse decodes data (none: the defaults), applies the environment when getenv is given,
+// and validates; a value that failed to decode is not validated again.
+func parse(file string, data []byte, getenv func(string) string) (*Config, error) {
 	c := Default()
 	c.File = file
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, Errors{fmt.Sprintf("%s:1:1: invalid YAML: %v", file, strings.TrimPrefix(err.Error(), "yaml: "))}
+		line, col, msg := yamlerr.Locate(data, err)
+		return nil, Errors{fmt.Sprintf("%s:%d:%d: invalid YAML: %s", file, line, col, msg)}
 	}
-	d := &decoder{file: file}
+	d := &decoder{file: file, failed: map[string]bool{}}
 	if len(doc.Content) > 0 {
 		d.decode(doc.Content[0], reflect.ValueOf(c).Elem(), "")
 	}
-	if len(d.errs) > 0 {
-		return nil, nil, Errors(d.errs)
+	if getenv != nil {
+		c.applyEnv(getenv)
 	}
-	return c, &doc, nil
-}
-
-// Load reads the file at path (none: the defaults), applies the environment, and
-// validates the result once, so a token from the environment counts and errors keep
-// their file positions.
-func Load(path string, getenv func(string) string) (*Config, error) {
-	c, doc, where := Default(), (*yaml.Node)(nil), "environment"
-	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		if c, doc, err = parse(path, data); err != nil {
-			return nil, err
-		}
-		where = path
+	where := file
+	if where == "" {
+		where = "environment"
 	}
-	c.applyEnv(getenv)
-	if errs := c.validate(where, doc); len(errs) > 0 {
+	errs := Errors(d.errs)
+	errs = append(errs, c.validate(where, &doc, d.failed, getenv)...)
+	if len(errs) > 0 {
+		sortErrors(errs)
 		return nil, errs
 	}
 	return c, nil
 }
+
+// envOverrides names the variable applyEnv reads for each key it overrides.
+var envOverrides = map[string]string{"data_dir": "REMEDY_DATA_DIR", "policies": "REMEDY_POLICIES",
+	"listen": "REMEDY_LISTEN", "timezone": "REMEDY_TIMEZONE", "log.format": "REMEDY_LOG_FORMAT",
+	"log.level": "REMEDY_LOG_LEVEL"}
 
 // applyEnv lets REMEDY_* variables override the file.
 func (c *Config) applyEnv(getenv func(string) string) {
@@ -221,17 +234,24 @@ func (c *Config) applyEnv(getenv func(string) string) {
 var phoneRE = regexp.MustCompile(`^\+?[0-9]{6,16}$`)
 
 // validate checks values; doc (when from a file) gives positions.
-func (c *Config) validate(file string, doc *yaml.Node) Errors {
+func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, getenv func(string) string) Errors {
 	var errs Errors
 	at := func(path string) string {
+		// A value a REMEDY_* variable set is not where the file says: name the variable.
+		if v := envOverrides[path]; v != "" && getenv != nil && getenv(v) != "" {
+			return v + " (environment)"
+		}
 		if n := find(doc, path); n != nil {
 			return fmt.Sprintf("%s:%d:%d", file, n.Line, n.Column)
 		}
 		return file
 	}
 	bad := func(path, format string, args ...any) {
-		errs = append(errs, at(path)+": "+fmt.Sprintf(format, args...))
+		if !decodeFailed(failed, path) {
+			errs = append(errs, at(path)+": "+fmt.Sprintf(format, args...))
+		}
 	}
+	c.validateValues(bad, getenv)
 	if c.Timezone != "Local" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
 			bad("timezone", "timezone: %v", err)

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,49 +19,58 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
-func TestBadConfigReportsEverythingWithPositions(t *testing.T) {
-	src := `data_dir: /var/lib/remedy
-listen: 0.0.0.0:8080
-sample_interval: fast
-timezone: Mars/Olympus
-whatsapp:
-  admins: ["+6281234567890", "call me"]
-alerts:
-  webhook: {url: "ftp://x"}
-services:
-  - name: bot
-    command: [node, bot.js]
-    restart: always
-  - name: bot
-    command: [node, other.js]
-`
-	_, err := Parse("remedy.yaml", []byte(src))
-	if err == nil {
-		t.Fatal("accepted")
+// Each bad file with every message it must produce, exactly and in order: what
+// `remedy config check` prints, and what stops `remedy run` (the same Load).
+var badFiles = map[string][]string{
+	"zero_interval": {`2:18: health_interval must be at least 1s, got 0s`},
+	"cron_words":    {`2:18: report_schedule: "every day" is not a cron schedule (minute hour day month weekday, e.g. "0 9 * * *"): expected exactly 5 fields, found 2: [every day]`},
+	"cron_range":    {`1:18: report_schedule: "61 25 * * *" is not a cron schedule (minute hour day month weekday, e.g. "0 9 * * *"): end of range (61) above maximum (59): 61`},
+	"whatsapp_values": {
+		`2:20: whatsapp.send_per_minute must be at least 1, got -3`,
+		`3:38: whatsapp.allowed_actions: unknown action "FORMAT_DISK" (known: CLEAN_DATA, CLEAR_QUEUE, EXEC, NOTIFY, RECONNECT_WA, RESET_DB, RESET_STATE, RESTART_SERVICE, WEBHOOK)`,
+	},
+	"unknown_channel": {
+		`2:26: alerts.per_minute.whatsapp must be at least 1, got 0`,
+		`2:37: alerts.per_minute: unknown channel "pigeon" (known: whatsapp, webhook, alertmanager, log, dashboard)`,
+	},
+	"unset_secret":  {`4:17: alerts.webhook.secret_env: REMEDY_TEST_UNSET_SECRET is not set in the environment (requests would go out unsigned)`},
+	"duplicate_env": {`6:7: services[0].env: key "NODE_ENV" repeated`},
+	"repeated_key":  {`2:17: check_interval must be at least 100ms`, `3:1: key "sample_interval" repeated`},
+	"invalid_yaml":  {`3:20: invalid YAML: "[" is not closed (expected ',' or ']')`},
+	"tab_indent":    {`2:1: invalid YAML: found character that cannot start any token`},
+	// Type errors and value errors in one round.
+	"one_round": {
+		`2:9: listen: 0.0.0.0:8080 is reachable from other machines; set a token (token_env or REMEDY_TOKEN) or listen on 127.0.0.1`,
+		`3:18: sample_interval: "fast" is not a duration (30s, 5m, 2h, 1d)`,
+		`4:11: timezone: unknown time zone Mars/Olympus`,
+		`6:30: whatsapp.admins: "call me" is not a phone number (digits, optional +)`,
+		`8:18: alerts.webhook.url: "ftp://x" is not an http(s) URL`,
+		`12:5: services[0]: unknown key "restart" (known: autostart, command, dir, env, grace, health_url, max_memory_mb, name, pass_env)`,
+		`13:11: services[1]: service "bot" defined twice`,
+	},
+}
+
+func TestBadFiles(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.bad.yaml")
+	if len(files) != len(badFiles) {
+		t.Errorf("%d bad files on disk, %d in the table", len(files), len(badFiles))
 	}
-	got := err.Error()
-	for _, want := range []string{
-		`remedy.yaml:3:18: sample_interval: "fast" is not a duration (30s, 5m, 2h, 1d)`,
-		`remedy.yaml:12:5: services[0]: unknown key "restart" (known: autostart, command, dir, env, grace, health_url, max_memory_mb, name, pass_env)`,
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("missing %q in:\n%s", want, got)
-		}
-	}
-	// Decoding errors come first; with them fixed, validation reports the rest.
-	src = strings.Replace(strings.Replace(src, "sample_interval: fast\n", "", 1), "    restart: always\n", "", 1)
-	_, err = Parse("remedy.yaml", []byte(src))
-	got = err.Error()
-	for _, want := range []string{
-		`remedy.yaml:3:11: timezone: unknown time zone Mars/Olympus`,
-		`remedy.yaml:2:9: listen: 0.0.0.0:8080 is reachable from other machines; set a token`,
-		`remedy.yaml:5:30: whatsapp.admins: "call me" is not a phone number`,
-		`remedy.yaml:7:18: alerts.webhook.url: "ftp://x" is not an http(s) URL`,
-		`remedy.yaml:11:11: services[1]: service "bot" defined twice`,
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("missing %q in:\n%s", want, got)
-		}
+	for name, want := range badFiles {
+		t.Run(name, func(t *testing.T) {
+			path := "testdata/" + name + ".bad.yaml"
+			_, err := Load(path, func(string) string { return "" })
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error %v (%T), want Errors", err, err)
+			}
+			var full []string
+			for _, w := range want {
+				full = append(full, path+":"+w)
+			}
+			if strings.Join(errs, "\n") != strings.Join(full, "\n") {
+				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(errs, "\n"), strings.Join(full, "\n"))
+			}
+		})
 	}
 }
 
@@ -95,10 +107,7 @@ func TestTokenFromNamedVariable(t *testing.T) {
 
 func TestExampleConfigIsValid(t *testing.T) {
 	c, err := Load("../../packaging/remedy.yaml", func(k string) string {
-		if k == "REMEDY_TOKEN" {
-			return "t"
-		}
-		return ""
+		return map[string]string{"REMEDY_TOKEN": "t", "REMEDY_WEBHOOK_SECRET": "s"}[k]
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -121,5 +130,22 @@ func TestWhatsAppOnByDefault(t *testing.T) {
 	c, err = Parse("b.yaml", []byte("whatsapp: {enabled: false}\n"))
 	if err != nil || c.WhatsApp.Enabled {
 		t.Fatalf("%v %+v", err, c.WhatsApp)
+	}
+}
+
+// An error in a value a REMEDY_* variable set names the variable, not a place in the file
+// that does not hold it (before: "r.yaml:1:1: listen: 0.0.0.0:9000 is reachable …").
+func TestEnvironmentErrorsNameTheVariable(t *testing.T) {
+	env := map[string]string{"REMEDY_LISTEN": "0.0.0.0:9000", "REMEDY_TIMEZONE": "Mars/Olympus"}
+	dir := t.TempDir()
+	path := dir + "/r.yaml"
+	if err := os.WriteFile(path, []byte("data_dir: /tmp/x\ntimezone: UTC\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, func(k string) string { return env[k] })
+	want := "REMEDY_TIMEZONE (environment): timezone: unknown time zone Mars/Olympus\n" +
+		"REMEDY_LISTEN (environment): listen: 0.0.0.0:9000 is reachable from other machines; set a token (token_env or REMEDY_TOKEN) or listen on 127.0.0.1"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
 	}
 }

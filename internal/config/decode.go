@@ -16,17 +16,29 @@ import (
 // decoder fills a struct from a yaml.Node strictly: unknown keys and mistyped values are
 // errors with their position, and every error is collected.
 type decoder struct {
-	file string
-	errs []string
+	file   string
+	errs   []string
+	failed map[string]bool // paths whose value did not decode, so validation skips them
+	path   string          // the path being decoded, for failed
 }
 
+// errorf reports a value that did not decode (validation then skips its path).
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
+	if d.failed != nil {
+		d.failed[d.path] = true
+	}
+	d.keyErrorf(n, format, args...)
+}
+
+// keyErrorf reports an unknown or repeated key; the other keys are still validated.
+func (d *decoder) keyErrorf(n *yaml.Node, format string, args ...any) {
 	d.errs = append(d.errs, fmt.Sprintf("%s:%d:%d: %s", d.file, n.Line, n.Column, fmt.Sprintf(format, args...)))
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	d.path = path
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -61,11 +73,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			k, val := n.Content[i], n.Content[i+1]
 			idx, ok := fields[k.Value]
 			if !ok {
-				d.errorf(k, "%sunknown key %q (known: %s)", prefix(path), k.Value, known(fields))
+				d.keyErrorf(k, "%sunknown key %q (known: %s)", prefix(path), k.Value, known(fields))
 				continue
 			}
 			if seen[k.Value] {
-				d.errorf(k, "%skey %q repeated", prefix(path), k.Value)
+				d.keyErrorf(k, "%skey %q repeated", prefix(path), k.Value)
 				continue
 			}
 			seen[k.Value] = true
@@ -87,7 +99,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		m := reflect.MakeMap(v.Type())
+		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; seen[k.Value] {
+				d.keyErrorf(k, "%skey %q repeated", prefix(path), k.Value)
+				continue
+			}
+			seen[n.Content[i].Value] = true
 			val := reflect.New(v.Type().Elem()).Elem()
 			d.decode(n.Content[i+1], val, join(path, n.Content[i].Value))
 			m.SetMapIndex(reflect.ValueOf(n.Content[i].Value), val)

@@ -72,6 +72,7 @@ func crashChild(dir string) int {
 	}
 	cfg := config.Default()
 	cfg.DataDir, cfg.Policies, cfg.Listen = filepath.Join(dir, "data"), filepath.Join(dir, "policies"), "127.0.0.1:0"
+	cfg.DefaultPolicies = false // its own policies alone
 	cfg.SampleInterval = time.Hour
 	cfg.Alerts.Webhook = &config.Endpoint{URL: os.Getenv("REMEDY_CRASH_HOOK")}
 	cfg.WhatsApp = config.WhatsApp{Enabled: true, Store: waStore, SendPerMinute: 1000,

@@ -111,10 +111,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d := &Daemon{cfg: cfg, log: log, started: time.Now(), hub: web.NewHub()}
 	stamp := policyStamp(cfg.Policies)
 	d.stamp.Store(&stamp)
-	set, err := policies.LoadOrDefaults(cfg.Policies)
+	set, err := cfg.LoadPolicies()
 	if err != nil {
 		return nil, err
 	}
+	log.Info("policies loaded", "policies", set.Summary())
 	d.set.Store(set)
 	d.lastReload.Store(&web.ReloadStatus{OK: true, Time: time.Now(), Files: set.Files})
 	for _, w := range set.Warnings {
@@ -128,6 +129,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, func() { d.data.Close() })
 	if d.data.ReserveErr != nil {
 		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", d.data.ReserveErr)
+	}
+	// For `remedy replay --from DATA_DIR`: the time zone and policies this run uses.
+	if err := cfg.WriteRunInfo(VersionString()); err != nil {
+		log.Warn("the run information for remedy replay was not written", "error", err)
 	}
 	if d.writers, err = newWriters(d.data, log, d.storeBacklog); err != nil {
 		return nil, err
@@ -165,7 +170,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		perMinute[k] = v
 	}
 	if d.pipeline, err = alert.New(ctx, alert.Options{DB: d.data.Main, Channels: d.channels(), PerMinute: perMinute,
-		Events: d.emit, Metrics: d.metrics, Logger: log}); err != nil {
+		Events: d.emit, Metrics: d.metrics, Logger: log, LabelNames: func() []string { return d.set.Load().LabelNames() }}); err != nil {
 		return nil, err
 	}
 	d.reporter = &alert.Reporter{DB: d.data.Main, Metrics: d.data.Metrics, Pipeline: d.pipeline, Logger: log,

@@ -73,6 +73,7 @@ func startDaemon(t *testing.T, mutate func(*config.Config), opts ...Option) *run
 	cfg := config.Default()
 	cfg.DataDir, cfg.Policies, cfg.Listen = filepath.Join(dir, "data"), pdir, "127.0.0.1:0"
 	cfg.SampleInterval = time.Hour // the tests post their own samples
+	cfg.DefaultPolicies = false    // the tests' own policies only
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -263,6 +264,9 @@ func TestAPIRefusesBadInput(t *testing.T) {
 		{"oversized", "POST", "/api/v1/events", `{"code":"X","message":"` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, "larger than the limit"},
 		{"bad sample", "POST", "/api/v1/samples", `{"values":{"CPU":1}}`, nil, 422, "lower case"},
 		{"bad silence", "POST", "/api/v1/silences", `{"matchers":{},"duration":"forever"}`, nil, 422, "duration"},
+		{"silence on no label", "POST", "/api/v1/silences", `{"matchers":{"Bad Key":"x"},"duration":"1h","author":"a"}`, nil, 422, "not a label name"},
+		{"silence on no severity", "POST", "/api/v1/silences", `{"matchers":{"severity":"critcal"},"duration":"1h","author":"a"}`, nil, 422, "severity"},
+		{"silence on nothing", "POST", "/api/v1/silences", `{"matchers":{"policy":""},"duration":"1h","author":"a"}`, nil, 422, "empty"},
 		{"unknown policy", "POST", "/api/v1/policies/nope/try", `{"event":{"code":"X"}}`, nil, 404, "no policy"},
 		{"missing token", "GET", "/api/v1/status", "", []string{"Authorization", ""}, 401, "token"},
 		{"wrong token", "GET", "/api/v1/status", "", []string{"Authorization", "Bearer nope"}, 401, "token"},

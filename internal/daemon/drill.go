@@ -160,7 +160,7 @@ type writeLock struct {
 }
 
 func holdWriteLock(ctx context.Context, path string) (*writeLock, error) {
-	db, err := sqlx.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(2000)")
+	db, err := sqlx.Open("sqlite", store.FileURI(path)+"?_pragma=busy_timeout(2000)")
 	if err != nil {
 		return nil, err
 	}

@@ -20,14 +20,14 @@ import (
 // supervised process, fast checks and a token (drills need one).
 func drillDaemon(t *testing.T) *running {
 	r, _ := startWithWhatsApp(t, true, func(c *config.Config) {
-		c.Policies, c.Token = "", "drill-token"
+		c.Policies, c.DefaultPolicies, c.Token = "", true, "drill-token"
 		c.CheckInterval = 200 * time.Millisecond
 		c.Services = []config.Service{{Name: "bot", Command: []string{"sleep", "3600"}, Grace: time.Second}}
 		c.Queues = map[string]config.Queue{"inbound": {StuckAfter: time.Second}}
 	})
 	r.eventually("the service up", func() bool {
 		_, b := r.do("GET", "/api/v1/status", "")
-		return strings.Contains(b, `"Up": true`)
+		return strings.Contains(b, `"up": true`)
 	})
 	return r
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +10,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/service"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
@@ -91,7 +96,7 @@ func (d *Daemon) reload(context.Context) web.ReloadStatus {
 	st := web.ReloadStatus{Time: time.Now()}
 	stamp := policyStamp(d.cfg.Policies)
 	d.stamp.Store(&stamp) // a failed load is not retried until the files change again
-	set, err := policies.LoadOrDefaults(d.cfg.Policies)
+	set, err := d.cfg.LoadPolicies()
 	if err != nil {
 		var errs policies.Errors
 		if errors.As(err, &errs) {
@@ -125,7 +130,7 @@ func (d *Daemon) reload(context.Context) web.ReloadStatus {
 	d.metrics.ReloadTimestamp.SetToCurrentTime()
 	out, _ := json.Marshal(diff)
 	d.writers.audit.Add(store.AuditEntry{Time: time.Now(), Action: "RELOAD", Outcome: "reloaded", Output: string(out)})
-	d.log.Info("policies reloaded", "policies", len(set.Policies), "added", diff.Added, "changed", diff.Changed, "removed", diff.Removed)
+	d.log.Info("policies reloaded", "policies", set.Summary(), "added", diff.Added, "changed", diff.Changed, "removed", diff.Removed)
 	d.inbox.push(engine.Event{Time: time.Now(), Code: "POLICY_RELOADED", Source: "daemon"})
 	d.hub.Publish("reload", st)
 	return st
@@ -176,12 +181,18 @@ func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, erro
 
 // Overview sums up the state for the dashboard.
 func (d *Daemon) Overview(ctx context.Context) web.Overview {
-	o := web.Overview{Version: Version, Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
+	o := web.Overview{Version: VersionString(), Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
 		Sample: d.sampler.Last().Values, Firing: int(d.firing.Load()), Policies: len(d.set.Load().Policies),
-		Reload: *d.lastReload.Load(), Services: d.sup.Status(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
+		Reload: *d.lastReload.Load(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
+		Services:    convert(d.sup.Status(), func(s service.Status) web.ServiceStatus { return web.ServiceStatus(s) }),
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
 	if d.wa != nil {
 		o.WhatsApp = string(d.wa.State())
+	}
+	o.ReportSchedule, o.Timezone = cmp.Or(d.cfg.ReportSchedule, alert.DefaultReportSchedule), d.cfg.Location().String()
+	if s, err := cron.ParseStandard(o.ReportSchedule); err == nil {
+		next := s.Next(time.Now().In(d.cfg.Location()))
+		o.ReportNext = &next
 	}
 	if err := d.data.Main.Check(ctx); err != nil {
 		o.Database = err.Error()

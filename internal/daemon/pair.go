@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 )
 
@@ -41,8 +42,11 @@ func (p *pairer) start() error {
 		defer cancel()
 		if err := p.d.wa.Pair(ctx, "", func(whatsapp.PairCode) {}); err != nil {
 			p.d.log.Warn("WhatsApp pairing from the dashboard failed", "error", err)
-			msg := err.Error()
+			reason, msg := whatsapp.ExplainPairError(err)
 			p.lastErr.Store(&msg)
+			// In the Events panel too, and so in the recorded history.
+			p.d.emit(engine.Event{Time: time.Now(), Code: "WA_PAIR_ERROR", Source: "whatsapp",
+				Labels: map[string]string{"reason": reason}, Message: msg})
 			return
 		}
 		p.d.log.Info("WhatsApp paired from the dashboard")

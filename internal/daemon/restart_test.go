@@ -45,6 +45,7 @@ func TestRestartChild(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen, cfg.Policies = filepath.Join(c.Dir, "data"), "127.0.0.1:0", c.Policies
+	cfg.DefaultPolicies = false // its own wa-reconnect alone
 	cfg.SampleInterval = time.Hour
 	cfg.WhatsApp = config.WhatsApp{Enabled: true, Store: c.Store, SendPerMinute: 10}
 	cfg.Alerts.Webhook = &config.Endpoint{URL: c.Hook}

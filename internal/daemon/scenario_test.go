@@ -167,7 +167,7 @@ func scenarios() []scenario {
 					Env: map[string]string{"REMEDY_SCENARIO_CHILD": filepath.Join(h.dir, "leak")}, Grace: time.Second, MaxMemoryMB: 96}}
 			},
 			before: func(h *harness) {
-				h.r.eventually("the service up", func() bool { _, b := h.r.do("GET", "/api/v1/status", ""); return strings.Contains(b, `"Up": true`) })
+				h.r.eventually("the service up", func() bool { _, b := h.r.do("GET", "/api/v1/status", ""); return strings.Contains(b, `"up": true`) })
 			},
 			run: (*harness).memoryLeak},
 		{name: "4 message flood (5,000 inbound; 1,000 under -race)", whatsapp: true, noFault: true, config: (*harness).floodConfig, run: (*harness).flood},
@@ -274,7 +274,7 @@ func TestScenarios(t *testing.T) {
 func runScenario(t *testing.T, sc scenario, recovery bool) outcome {
 	h := &harness{t: t, recovery: recovery, dir: t.TempDir()}
 	mutate := func(c *config.Config) {
-		c.Policies, c.Token = "", "scenario"
+		c.Policies, c.DefaultPolicies, c.Token = "", true, "scenario"
 		c.DataDir = filepath.Join(h.dir, "data")
 		c.CheckInterval = 200 * time.Millisecond
 		c.DryRun = !recovery

@@ -70,7 +70,7 @@ func TestSecurityForgedInternalCodesAreRefused(t *testing.T) {
 func TestSecurityAllowedCodeKeepsThePostersSource(t *testing.T) {
 	r := startDaemon(t, func(c *config.Config) {
 		c.Ingest.AllowCodes = []string{"WA_LOGGED_OUT"}
-		c.Policies = "" // the embedded defaults, wa-logged-out among them
+		c.Policies, c.DefaultPolicies = "", true // the embedded defaults, wa-logged-out among them
 	})
 	if code, body := r.do("POST", "/api/v1/events", `{"code":"WA_LOGGED_OUT","source":"bot2","labels":{"reason":"401"}}`); code != 202 {
 		t.Fatalf("%d %s", code, body)

@@ -42,7 +42,7 @@ func TestSoak(t *testing.T) {
 
 	h := &harness{t: t, recovery: true, dir: t.TempDir()}
 	mutate := func(c *config.Config) {
-		c.Policies, c.Token = "", "soak"
+		c.Policies, c.DefaultPolicies, c.Token = "", true, "soak"
 		c.DataDir = filepath.Join(h.dir, "data")
 		c.CheckInterval = 200 * time.Millisecond
 		c.Services = []config.Service{{Name: "bot", Command: []string{os.Args[0], "-test.run=^TestScenarioChild$", "-test.count=1"},

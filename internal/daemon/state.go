@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
 )
 
 // engineState persists the engine's state (engine.Snapshot) so that a restart continues
@@ -32,14 +33,19 @@ func (d *Daemon) restoreState(ctx context.Context) {
 	var body string
 	err := d.data.Main.Get(ctx, &body, `SELECT body FROM engine_state WHERE id = 1`)
 	var ds []engine.Decision
+	why := "not firing when remedy started"
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		d.log.Error("engine state not read; starting fresh", "error", err)
+		why = "engine state lost at restart (not read); the incident starts over if it still holds"
+		d.stateLost("engine state not read: " + err.Error())
 	default:
 		var snap engine.Snapshot
 		if err := json.Unmarshal([]byte(body), &snap); err != nil {
 			d.log.Error("engine state unreadable; starting fresh", "error", err)
+			why = "engine state lost at restart (unreadable); the incident starts over if it still holds"
+			d.stateLost("engine state unreadable: " + err.Error())
 			break
 		}
 		ds = d.eng.Restore(snap)
@@ -71,6 +77,7 @@ func (d *Daemon) restoreState(ctx context.Context) {
 	if len(ds) > 0 {
 		d.decide(d.eng, ds)
 	}
+	d.reconcileIncidents(ctx, ds, why)
 	d.firing.Store(int64(d.eng.Firing()))
 	for _, c := range d.eng.Counts() {
 		d.metrics.PolicyFiring.WithLabelValues(c.Name).Set(float64(c.Firing))
@@ -125,4 +132,39 @@ func (d *Daemon) saveState(ctx context.Context, snap engine.Snapshot) error {
 	_, err = d.data.Main.Exec(ctx, `INSERT INTO engine_state(id, ts, body) VALUES (1, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET ts = excluded.ts, body = excluded.body`, time.Now().UnixMilli(), string(body))
 	return err
+}
+
+// reconcileIncidents makes the alert pipeline's open incidents agree with the restored
+// engine, the owner of incident state: an incident the pipeline was told of that the
+// engine does not have firing — its state unreadable or missing, or saved (at most once
+// a second) before the firing or the resolution — is resolved with why on the channels
+// that got it, rather than left open and re-sent to Alertmanager for ever. The
+// resolutions Restore decided (ds) are on their way and left to them.
+func (d *Daemon) reconcileIncidents(ctx context.Context, ds []engine.Decision, why string) {
+	keep := map[string]bool{}
+	for _, dec := range ds {
+		if dec.Kind == engine.KindAlert {
+			keep[alert.Fingerprint(dec.Policy, dec.Labels)] = true
+		}
+	}
+	for _, st := range d.eng.Status() {
+		for _, in := range st.Instances {
+			if in.State == engine.Firing {
+				keep[alert.Fingerprint(st.Name, in.Labels)] = true
+			}
+		}
+	}
+	n, err := d.pipeline.ResolveOpenExcept(ctx, func(fp string) bool { return keep[fp] }, why)
+	if err != nil {
+		d.log.Error("open incidents not reconciled with the engine at start", "error", err)
+	}
+	if n > 0 {
+		d.log.Warn("open incidents the engine does not have firing were resolved", "count", n, "reason", why)
+	}
+}
+
+// stateLost raises POLICY_STATE_LOST, so that a start without the saved state shows in
+// the events (dashboard, replay) and policies can alert on it, not only in the log.
+func (d *Daemon) stateLost(msg string) {
+	d.inbox.push(engine.Event{Time: time.Now(), Code: "POLICY_STATE_LOST", Source: "daemon", Message: msg})
 }

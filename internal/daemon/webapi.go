@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
@@ -26,7 +28,8 @@ func (d *Daemon) webOptions() web.Options {
 	listenHost, _, _ := net.SplitHostPort(d.cfg.Listen)
 	return web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token, ReadToken: d.cfg.ReadToken,
 		ListenHost: listenHost, AllowedHosts: d.cfg.AllowedHosts, AllowCodes: d.cfg.Ingest.AllowCodes,
-		Metrics: d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
+		AllowMetrics: d.cfg.Ingest.AllowMetrics,
+		Metrics:      d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
 }
 
 // convert turns internal rows into web's rows (never nil).
@@ -101,7 +104,9 @@ func (d *Daemon) Silences(ctx context.Context) ([]web.Silence, error) {
 func (d *Daemon) Silence(ctx context.Context, s web.Silence) (web.Silence, error) {
 	got, err := d.pipeline.Silence(ctx, alert.Silence(s))
 	if errors.Is(err, alert.ErrBadSilence) {
-		err = fmt.Errorf("%w: %w", web.ErrInvalid, err)
+		// 422 with the problem itself, not "invalid: bad silence: …".
+		err = &web.Error{Status: http.StatusUnprocessableEntity, Code: "invalid",
+			Message: strings.TrimPrefix(err.Error(), alert.ErrBadSilence.Error()+": ")}
 	}
 	return web.Silence(got), err
 }

@@ -66,7 +66,7 @@ func (r *running) waitWhatsApp(state string) {
 // dashboard's state, and a dropped connection healed by the default wa-reconnect policy
 // through RECONNECT_WA.
 func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
-	r, s := startWithWhatsApp(t, true, func(c *config.Config) { c.Policies = "" }, "+6281100000001") // the embedded default policies
+	r, s := startWithWhatsApp(t, true, func(c *config.Config) { c.Policies, c.DefaultPolicies = "", true }, "+6281100000001") // the embedded default policies
 	if code, b := r.do("GET", "/readyz", ""); code != 200 {
 		t.Fatalf("readyz %d %s", code, b)
 	}
@@ -119,7 +119,7 @@ func TestDaemonPairsFromTheDashboard(t *testing.T) {
 	s.DropAll()
 	r.eventually("the attempt ends, and the page is told why", func() bool {
 		code, b := r.do("GET", "/api/v1/whatsapp/qr", "")
-		return code == 404 && strings.Contains(b, "the last pairing attempt failed: pairing timed out")
+		return code == 404 && strings.Contains(b, "The last pairing attempt failed. No phone linked this device before the codes ran out. Press Pair again")
 	})
 	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, `"whatsapp": "unpaired"`) {
 		t.Fatalf("status %s", b)

@@ -87,6 +87,9 @@ type Report struct {
 	Alerts    []Mark    `json:"alerts,omitempty"`         // alerts handed to the channels
 	Recovered *Mark     `json:"recovered,omitempty"`      // the recovery event
 	Other     []string  `json:"other_policies,omitempty"` // other policies that decided meanwhile
+	// decided counts the attempts the expected policies decided; their outcomes reach
+	// the audit separately from the events, so a report waits for them.
+	decided int
 }
 
 // Passed is true when the fault was detected and recovered from.
@@ -123,7 +126,8 @@ func (c *Client) Watch(ctx context.Context, st web.DrillStarted, o WatchOptions)
 		now := time.Now()
 		// Decisions reach the log in batches, after the audit row and the recovery event:
 		// recovered alone is not the end of the story.
-		if rep.Recovered != nil && rep.Detected != nil && (len(rep.Alerts) > 0 || now.After(st.Started.Add(rep.Recovered.After+o.AlertWait))) {
+		complete := len(rep.Actions) >= rep.decided // every decided attempt has its outcome
+		if rep.Recovered != nil && rep.Detected != nil && complete && (len(rep.Alerts) > 0 || now.After(st.Started.Add(rep.Recovered.After+o.AlertWait))) {
 			return rep, nil
 		}
 		if now.After(deadline) {
@@ -154,6 +158,9 @@ func (c *Client) Read(ctx context.Context, st web.DrillStarted) (Report, error) 
 		}
 		switch {
 		case slices.Contains(st.Policies, d.Policy):
+			if d.Kind == string(engine.KindAction) {
+				rep.decided++
+			}
 			if rep.Detected == nil {
 				rep.Detected = &Mark{What: d.Policy + " " + d.Kind + " " + d.State, After: after(d.TS)}
 			}

@@ -37,6 +37,9 @@ type Item struct {
 // remedy.db are at-least-once: use Item.ID to make them idempotent.
 type Handler func(ctx context.Context, it Item) error
 
+// DefaultStuckAfter is Options.StuckAfter's default.
+const DefaultStuckAfter = time.Minute
+
 // Options configure a queue.
 type Options struct {
 	Name        string
@@ -45,8 +48,13 @@ type Options struct {
 	ItemTimeout time.Duration // default 30 s
 	MaxAttempts int           // default 5; then the item is dead-lettered
 	RetryDelay  time.Duration // first retry delay, doubling (default 1 s, at most 5 min)
-	StuckAfter  time.Duration // the oldest item not moving this long is stuck (default 2 min)
-	Handler     Handler
+	// StuckAfter: the queue is stuck when its oldest item has not moved this long, or
+	// when items have waited this long and none completed meanwhile (handlers that time
+	// out and are retried make no progress either). Default 1 min: the default
+	// queue-stuck policy clears items older than 1m, and a chat message unanswered for a
+	// minute with nothing completing is an incident.
+	StuckAfter time.Duration
+	Handler    Handler
 	// Complete, if set, runs in the transaction that removes a processed item: effects
 	// written there happen exactly once, even across a kill -9.
 	Complete func(ctx context.Context, tx *store.Tx, it Item) error
@@ -89,7 +97,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Queue, error) {
 		opts.RetryDelay = time.Second
 	}
 	if opts.StuckAfter <= 0 {
-		opts.StuckAfter = 2 * time.Minute
+		opts.StuckAfter = DefaultStuckAfter
 	}
 	if opts.Events == nil {
 		opts.Events = func(engine.Event) {}
@@ -377,8 +385,10 @@ func deadLetter(ctx context.Context, tx *store.Tx, reason, where string, args ..
 // dead-letter table with the reason, and restarts the workers: the CLEAR_QUEUE
 // recovery. It returns how many items it moved.
 func (q *Queue) Clear(ctx context.Context, olderThan time.Duration, reason string) (int, error) {
-	const where = `queue = ? AND updated <= ? AND available_at <= ?`
-	args := []any{q.opts.Name, time.Now().Add(-olderThan).UnixMilli(), time.Now().UnixMilli()}
+	// Age counts from enqueueing: an item retried every item_timeout has been waiting
+	// all along, though each attempt touched it (before, such items never qualified).
+	const where = `queue = ? AND enqueued <= ?`
+	args := []any{q.opts.Name, time.Now().Add(-olderThan).UnixMilli()}
 	var n int
 	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		if err := tx.Get(ctx, &n, `SELECT count(*) FROM queue_items WHERE `+where, args...); err != nil {

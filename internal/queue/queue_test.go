@@ -283,3 +283,75 @@ func TestWakeSkipsTheBackoff(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+// With the default options, handlers that hang but honour their context (each attempt
+// times out and is retried) make the queue stuck before max_attempts dead-letters the
+// items, and the default queue-stuck policy's CLEAR_QUEUE (older_than: 1m) moves them.
+// Before, every retry touched the items, so the oldest never reached stuck_after (2 min),
+// QUEUE_STUCK never came and the documented queue drill failed on the defaults.
+func TestHandlersThatTimeOutMakeTheQueueStuck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		rec := &recorder{}
+		q, _ := Open(context.Background(), db, Options{Name: "inbound", Events: rec.add, Handler: func(ctx context.Context, it Item) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		go q.RunWatchdog(ctx, 15*time.Second) // the default check_interval
+		for i := range 5 {
+			q.Enqueue(ctx, fmt.Sprintf("m%d", i))
+		}
+		start := time.Now()
+		for rec.count("QUEUE_STUCK") == 0 && time.Since(start) < 10*time.Minute {
+			time.Sleep(time.Second)
+			synctest.Wait()
+		}
+		if took := time.Since(start); rec.count("QUEUE_STUCK") != 1 || took > DefaultStuckAfter+15*time.Second {
+			t.Fatalf("QUEUE_STUCK %d after %v", rec.count("QUEUE_STUCK"), took)
+		}
+		if dl, _ := DeadLetters(ctx, db, "inbound", true); len(dl) != 0 {
+			t.Fatalf("dead-lettered by attempts before the queue was reported stuck: %d", len(dl))
+		}
+		n, err := q.Clear(ctx, time.Minute, "cleared by policy queue-stuck")
+		if err != nil || n != 5 {
+			t.Fatalf("clear moved %d (%v), want 5", n, err)
+		}
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		if rec.count("QUEUE_OK") != 1 {
+			t.Fatalf("QUEUE_OK %d after clearing", rec.count("QUEUE_OK"))
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+// A queue that was idle for longer than stuck_after is not stuck the moment an item arrives.
+func TestIdleQueueIsNotStuckOnArrival(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := openDB(t)
+		rec := &recorder{}
+		release := make(chan struct{})
+		q, _ := Open(context.Background(), db, Options{Name: "inbound", Events: rec.add, Handler: func(ctx context.Context, it Item) error {
+			<-release
+			return nil
+		}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go q.Run(ctx)
+		time.Sleep(3 * DefaultStuckAfter)
+		q.Enqueue(ctx, "late")
+		if _, err := q.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rec.count("QUEUE_STUCK") != 0 {
+			t.Fatal("stuck on arrival after an idle spell")
+		}
+		close(release)
+		cancel()
+		synctest.Wait()
+	})
+}

@@ -10,6 +10,7 @@ import (
 type Stats struct {
 	Depth     int
 	Oldest    time.Duration // how long the oldest due item has not moved
+	Waiting   time.Duration // how long the longest-waiting item has been queued
 	Fill      float64       // Depth / Capacity
 	Processed int64
 	Failed    int64
@@ -18,29 +19,33 @@ type Stats struct {
 // Stats reads the queue's depth and the age of its oldest due item.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	var row struct {
-		Depth  int   `db:"depth"`
-		Oldest int64 `db:"oldest"`
+		Depth    int   `db:"depth"`
+		Oldest   int64 `db:"oldest"`
+		Enqueued int64 `db:"enqueued"`
 	}
 	now := time.Now().UnixMilli()
 	err := q.db.Get(ctx, &row, `SELECT count(*) AS depth,
-		coalesce(min(CASE WHEN available_at <= ? THEN updated END), ?) AS oldest
-		FROM queue_items WHERE queue = ?`, now, now, q.opts.Name)
+		coalesce(min(CASE WHEN available_at <= ? THEN updated END), ?) AS oldest,
+		coalesce(min(enqueued), ?) AS enqueued
+		FROM queue_items WHERE queue = ?`, now, now, now, q.opts.Name)
 	if err != nil {
 		return Stats{}, err
 	}
-	return Stats{Depth: row.Depth, Oldest: time.Duration(now-row.Oldest) * time.Millisecond,
+	return Stats{Depth: row.Depth, Oldest: time.Duration(now-row.Oldest) * time.Millisecond, Waiting: time.Duration(now-row.Enqueued) * time.Millisecond,
 		Fill: float64(row.Depth) / float64(q.opts.Capacity), Processed: q.processed.Load(), Failed: q.failed.Load()}, nil
 }
 
-// Check reports QUEUE_STUCK when the oldest due item has not moved for StuckAfter, and
-// QUEUE_OK when it moves again; QUEUE_FULL when the queue is over 90% of its capacity.
-// Each is reported once per episode.
+// Check reports QUEUE_STUCK when the oldest due item has not moved for StuckAfter, or
+// items have waited StuckAfter with none completed meanwhile, and QUEUE_OK when it moves
+// again; QUEUE_FULL when the queue is over 90% of its capacity. Each is reported once
+// per episode.
 func (q *Queue) Check(ctx context.Context) (Stats, error) {
 	st, err := q.Stats(ctx)
 	if err != nil {
 		return st, err
 	}
-	isStuck := st.Depth > 0 && st.Oldest >= q.opts.StuckAfter
+	noProgress := min(st.Waiting, time.Since(time.Unix(0, q.lastProgress.Load())))
+	isStuck := st.Depth > 0 && (st.Oldest >= q.opts.StuckAfter || noProgress >= q.opts.StuckAfter)
 	switch {
 	case isStuck && q.stuck.CompareAndSwap(false, true):
 		since := time.Since(time.Unix(0, q.lastProgress.Load())).Round(time.Second)

@@ -147,3 +147,36 @@ func TestChildEnvironmentIsClean(t *testing.T) {
 		}
 	}
 }
+
+// The same crash when the bot writes to the output remedy gave the wrapper (no log file):
+// the bot holds that pipe open, and the crash must still be seen when the wrapper exits,
+// not when the bot's output ends (it was never seen: the service stayed "up" with no
+// wrapper, and service-down never ran). The bot's lines still reach the kept output.
+func TestCrashIsSeenWhileALeftoverHoldsTheOutput(t *testing.T) {
+	cfg, dir := wrapped(t, 200*time.Millisecond)
+	os.WriteFile(cfg.Command[0], []byte("#!/bin/sh\necho wrapper up\n\"$BOT_DIR/bot.sh\"\n"), 0o755)
+	os.WriteFile(filepath.Join(dir, "bot.sh"), []byte("#!/bin/sh\necho $$ >>\"$BOT_DIR/bot.pids\"\necho bot up\ntrap '' TERM\nwhile :; do sleep 1; done\n"), 0o755)
+	ev := &events{}
+	s := NewSupervisor(ev.add, nil)
+	p := NewProcess(cfg)
+	s.Add(p)
+	if err := s.Start(context.Background(), "bot"); err != nil {
+		t.Fatal(err)
+	}
+	first := bots(t, dir, 1)[0]
+	eventually(t, "the bot's output", hasLine(p, "bot up"))
+	if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil { // the wrapper alone
+		t.Fatal(err)
+	}
+	eventually(t, "SERVICE_DOWN", func() bool { return strings.Contains(strings.Join(ev.list(), " "), "SERVICE_DOWN") })
+	if st := s.Status()[0]; st.Up {
+		t.Fatalf("status %+v after the wrapper died", st)
+	}
+	if err := s.Restart(context.Background(), "bot", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if child.Running(first) {
+		t.Fatal("the leftover bot survived the restart")
+	}
+	s.StopAll(context.Background(), 100*time.Millisecond)
+}

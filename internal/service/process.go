@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -92,11 +93,25 @@ func (p *Process) Start(ctx context.Context) error {
 	cmd := exec.Command(p.cfg.Command[0], p.cfg.Command[1:]...)
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = child.Env(environ, p.cfg.PassEnv, p.cfg.Env)
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// The output goes through a pipe of our own, read until every holder closes it:
+	// given a plain io.Writer, cmd.Wait would also wait for that, so a leftover child
+	// still writing would hide the leader's exit (no SERVICE_DOWN, never restarted).
+	pr, pw, err := os.Pipe()
+	if err != nil {
 		return fmt.Errorf("%s: %w", p.cfg.Name, err)
 	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	pw.Close() // the children hold their copies
+	if err != nil {
+		pr.Close()
+		return fmt.Errorf("%s: %w", p.cfg.Name, err)
+	}
+	go func() {
+		_, _ = io.Copy(p.out, pr)
+		pr.Close()
+	}()
 	done := make(chan struct{})
 	p.cmd, p.pgid, p.done, p.stopping, p.started = cmd, cmd.Process.Pid, done, false, time.Now()
 	go p.wait(cmd, done)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/policies"
 )
 
 // TestHelperProcess is the child process of these tests (the test binary run again):
@@ -126,6 +127,28 @@ func TestCrashIsReportedWithExitCode(t *testing.T) {
 	st := s.Status()[0]
 	if st.Up || st.LastExit != "exit status 7" || !hasLine(p, "boom")() {
 		t.Fatalf("status %+v", st)
+	}
+	ev.catalogued(t)
+}
+
+// catalogued fails unless every label of every event is listed for its code in `remedy
+// codes` (before, SERVICE_DOWN's reason was missing), so policies can rely on it.
+func (e *events) catalogued(t *testing.T) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range e.evs {
+		var listed string
+		for _, c := range policies.Codes {
+			if c.Code == ev.Code {
+				listed = ", " + c.Labels + ","
+			}
+		}
+		for k := range ev.Labels {
+			if !strings.Contains(listed, ", "+k+",") {
+				t.Errorf("%s has label %q, not listed in remedy codes (%q)", ev.Code, k, strings.Trim(listed, ", "))
+			}
+		}
 	}
 }
 
@@ -314,6 +337,7 @@ func TestKillIsACrash(t *testing.T) {
 	if got := strings.Join(ev.list(), " "); got != "SERVICE_UP SERVICE_DOWN(-1)" {
 		t.Fatalf("events %s", got)
 	}
+	ev.catalogued(t)
 	if err := s.Kill("nobody"); err == nil {
 		t.Fatal("killed an unknown service")
 	}

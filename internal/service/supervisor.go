@@ -35,12 +35,12 @@ var (
 
 // Status describes a service for the dashboard.
 type Status struct {
-	Name     string
-	Up       bool
-	Since    time.Time
-	Restarts int
-	LastExit string
-	Output   []string
+	Name     string    `json:"name"`
+	Up       bool      `json:"up"`
+	Since    time.Time `json:"since"`
+	Restarts int       `json:"restarts"`
+	LastExit string    `json:"last_exit,omitempty"`
+	Output   []string  `json:"output"`
 }
 
 type entry struct {

@@ -60,7 +60,9 @@ type DB struct {
 	busyCount atomic.Int64
 	lastBusy  atomic.Int64 // unix nanos of the last DB_BUSY emitted
 	unhealthy atomic.Bool
-	full      atomic.Pointer[string] // the last write's SQLITE_FULL, until a write succeeds
+	// openRepair is the rebuild done at open, until a Clean reports it.
+	openRepair atomic.Pointer[Report]
+	full       atomic.Pointer[string] // the last write's SQLITE_FULL, until a write succeeds
 }
 
 // Full returns why the last write failed for lack of space ("" if it did not, or a later
@@ -118,18 +120,22 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	// Damaged: refusing to start would leave the bot unwatched, so rebuild it now from
 	// what can be read (as CLEAN_DATA would), keeping the damaged file beside it.
-	db.emit("DB_CORRUPT", err.Error())
 	rep, rerr := db.Rebuild(ctx)
 	if rerr != nil {
+		db.emit("DB_CORRUPT", err.Error())
 		return nil, fmt.Errorf("%w; rebuilding it failed too: %v", err, rerr)
 	}
+	// Told after the rebuild, so the alert can say where the damaged file went and what
+	// was lost; the CLEAN_DATA it starts reports the same (see Clean).
+	db.openRepair.Store(&rep)
+	db.emit("DB_CORRUPT", fmt.Sprintf("%v; rebuilt when remedy opened it: %s", err, rep))
 	opts.Logger.Error("database was corrupt at open; rebuilt from the readable rows", "db", opts.Name, "report", rep.String())
 	return db, nil
 }
 
 func (db *DB) dsn(readOnly bool) string {
-	q := fmt.Sprintf("file:%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate",
-		db.opts.Path, db.opts.BusyTimeout.Milliseconds())
+	q := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate",
+		FileURI(db.opts.Path), db.opts.BusyTimeout.Milliseconds())
 	for _, p := range db.opts.Pragmas {
 		q += "&_pragma=" + p
 	}

@@ -21,40 +21,76 @@ type TableReport struct {
 	// Unreadable counts the row ranges that could not be read (the rows in them are
 	// lost from the rebuilt file, but are still in the backup).
 	Unreadable int
-	Errors     []string
+	// Rows is how many rows the damaged table held: its count(*), or when that cannot
+	// be read its largest rowid (an upper bound).
+	Rows   int
+	Errors []string
 }
+
+// Lost is how many rows of the table did not make it into the rebuilt file.
+func (t TableReport) Lost() int { return max(t.Rows-t.Copied-t.Quarantined, 0) }
 
 // Report is the result of a CLEAN_DATA recovery.
 type Report struct {
 	Backup string // where the damaged file was moved (empty if no rebuild was needed)
 	Tables []TableReport
+	AtOpen bool // the rebuild happened when remedy opened the file
 }
 
+// String says what the repair did, for the audit, the alert and the log: "damaged file
+// moved to remedy.db.corrupt-…; 52308 of 52369 rows kept, 61 lost (they stay in the
+// moved file); events: 61 lost, state: 2 quarantined". Only tables that lost or
+// quarantined rows are named; a healthy file says "nothing to repair".
 func (r Report) String() string {
-	var b strings.Builder
-	if r.Backup != "" {
-		fmt.Fprintf(&b, "damaged file kept as %s; ", r.Backup)
-	}
 	var parts []string
-	for _, t := range r.Tables {
-		if t.Copied == 0 && t.Quarantined == 0 && t.Unreadable == 0 {
-			continue
+	if r.Backup != "" {
+		var rows, kept, lost int
+		for _, t := range r.Tables {
+			rows, kept, lost = rows+t.Rows, kept+t.Copied+t.Quarantined, lost+t.Lost()
 		}
-		parts = append(parts, fmt.Sprintf("%s: %d copied, %d quarantined, %d unreadable ranges", t.Table, t.Copied, t.Quarantined, t.Unreadable))
+		s := fmt.Sprintf("damaged file moved to %s; %d of %d rows kept, %d lost", r.Backup, kept, rows, lost)
+		if lost > 0 {
+			s += " (they stay in the moved file)"
+		}
+		if r.AtOpen {
+			s = "rebuilt when remedy opened it: " + s
+		}
+		parts = append(parts, s)
+	}
+	for _, t := range r.Tables {
+		var what []string
+		if n := t.Lost(); n > 0 {
+			what = append(what, fmt.Sprintf("%d lost", n))
+		}
+		if t.Quarantined > 0 {
+			what = append(what, fmt.Sprintf("%d quarantined (unparseable JSON, kept in the quarantine table)", t.Quarantined))
+		}
+		if len(what) > 0 {
+			parts = append(parts, t.Table+": "+strings.Join(what, ", "))
+		}
 	}
 	if len(parts) == 0 {
-		parts = append(parts, "nothing to repair")
+		return "nothing to repair"
 	}
-	b.WriteString(strings.Join(parts, "; "))
-	return b.String()
+	return strings.Join(parts, "; ")
 }
 
 // Clean is the CLEAN_DATA recovery for a database: if the file fails its integrity
 // check it is rebuilt (Rebuild); otherwise rows with unparseable JSON are moved to the
 // quarantine table (QuarantineJSON). Nothing is ever deleted outright.
+//
+// A rebuild done at open (Options.Repair) is reported by the first Clean after it, so
+// the CLEAN_DATA that DB_CORRUPT started names the moved file and the rows lost instead
+// of "nothing to repair".
 func (db *DB) Clean(ctx context.Context) (Report, error) {
 	if err := db.IntegrityCheck(ctx); err != nil {
 		return db.Rebuild(ctx)
+	}
+	if rep := db.openRepair.Swap(nil); rep != nil {
+		more, err := db.QuarantineJSON(ctx)
+		rep.Tables = append(rep.Tables, more.Tables...)
+		rep.AtOpen = true
+		return *rep, err
 	}
 	return db.QuarantineJSON(ctx)
 }
@@ -81,7 +117,7 @@ func (db *DB) Rebuild(ctx context.Context) (Report, error) {
 	}
 	db.h = h
 	db.reopens.Add(1)
-	old, err := sqlx.Open("sqlite", "file:"+rep.Backup+"?_pragma=busy_timeout(1000)")
+	old, err := sqlx.Open("sqlite", FileURI(rep.Backup)+"?_pragma=busy_timeout(1000)")
 	if err != nil {
 		return rep, err
 	}
@@ -147,6 +183,9 @@ func (db *DB) salvage(ctx context.Context, old, fresh *sqlx.DB, t string) TableR
 	ins := fmt.Sprintf(`INSERT OR IGNORE INTO "%s" (rowid, %s) VALUES (?%s)`, t, strings.Join(quoted, ", "), strings.Repeat(", ?", len(cols)))
 	var maxRow int64
 	_ = old.GetContext(ctx, &maxRow, fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM "%s"`, t))
+	if err := old.GetContext(ctx, &tr.Rows, fmt.Sprintf(`SELECT count(*) FROM "%s"`, t)); err != nil {
+		tr.Rows = int(maxRow)
+	}
 
 	last, step, misses := int64(0), int64(1), 0
 	for misses < 48 {

@@ -353,3 +353,58 @@ func TestOpenRebuildsAnUnopenableFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A file found corrupt at open is rebuilt, and what the operator is told names the file
+// kept aside and the rows lost: the DB_CORRUPT event (the alert's text) and the CLEAN_DATA
+// it starts (the audit). Before, the event came before the rebuild and said only
+// "corrupt", and CLEAN_DATA reported "nothing to repair".
+func TestRepairAtOpenNamesTheMovedFileAndTheRowsLost(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "remedy.db")
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []engine.Event
+	for i := 0; i < 3000; i++ {
+		evs = append(evs, engine.Event{Time: time.Unix(int64(i), 0), Code: "QUEUE_STUCK", Message: strings.Repeat("x", 40)})
+	}
+	if err := db.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	corrupt(t, path, 45, 4)
+	s := newSink()
+	d, err := OpenData(ctx, dir, s.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	backups, _ := filepath.Glob(path + ".corrupt-*")
+	var msg string
+	s.mu.Lock()
+	for _, ev := range s.events {
+		if ev.Code == "DB_CORRUPT" {
+			msg = ev.Message
+		}
+	}
+	s.mu.Unlock()
+	if len(backups) != 1 {
+		t.Fatalf("backups %v", backups)
+	}
+	var kept int
+	d.Main.Get(ctx, &kept, `SELECT count(*) FROM events`)
+	lost := 3000 - kept
+	want := fmt.Sprintf("rebuilt when remedy opened it: damaged file moved to %s; %d of 3000 rows kept, %d lost (they stay in the moved file); events: %d lost", backups[0], kept, lost, lost)
+	if lost == 0 || !strings.Contains(msg, want) {
+		t.Fatalf("DB_CORRUPT message:\n%s\nwant it to contain:\n%s", msg, want)
+	}
+	rep, err := d.CleanDB(ctx) // the CLEAN_DATA that db-corrupt runs
+	if err != nil || rep != want {
+		t.Fatalf("CLEAN_DATA after the rebuild at open: %q %v\nwant %q", rep, err, want)
+	}
+	if rep, _ := d.CleanDB(ctx); rep != "nothing to repair" {
+		t.Fatalf("a second CLEAN_DATA: %q", rep)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	_ "modernc.org/sqlite" // the device store's driver
 
 	"github.com/remedy-run/remedy/engine"
+	remedystore "github.com/remedy-run/remedy/internal/store"
 )
 
 // State is the connection's state as remedy sees it.
@@ -137,7 +138,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		lock.Close()
 		return nil, fmt.Errorf("whatsapp: another remedy is using the device store %s (a second client would replace the first)", opts.StorePath)
 	}
-	dsn := "file:" + opts.StorePath + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	dsn := remedystore.FileURI(opts.StorePath) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
 	container, err := sqlstore.New(ctx, "sqlite", dsn, waLog.Noop)
 	if err != nil {
 		lock.Close()
@@ -158,7 +159,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	opts.HTTPClient = socks.wrap(opts.HTTPClient)
 	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired, socks: socks, budget: newBudget(opts.Budget),
 		lastProgress: time.Now()}
-	c.budget.load(opts.StorePath + ".logins") // the budget outlives a restart
+	c.budget.load(opts.StorePath+".logins", time.Now()) // the budget outlives a restart
 	c.bg, c.cancel = context.WithCancel(context.Background())
 	c.newClient(dev)
 	if dev.ID != nil {

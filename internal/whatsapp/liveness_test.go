@@ -88,63 +88,83 @@ func TestSilentSocketRecovers(t *testing.T) {
 
 // Issue 12 case 4 (field case 12): one good message, then 20 whose Signal MAC is
 // corrupted. Each failure is WA_DECRYPT_FAILED with the sender and the chat (never the
-// content), counted, and the burst raises wa-decrypt-failures.
+// content), counted, and the burst raises wa-decrypt-failures. In real time on loopback:
+// in a synctest bubble, whatsmeow's store writers wait for each other on a mutex while
+// SQLite's busy handler sleeps, which stops the bubble's clock.
 func TestUndecryptableMessagesAreReported(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var delivered, undecryptable atomic.Int64
-		r := newRig(t, true, 1)
-		defer r.close()
-		r.c.opts.Messages = func(id, from, chat, text string, at time.Time) { delivered.Add(1) }
-		r.c.opts.Undecryptable = func(sender, chat string) { undecryptable.Add(1) }
-		r.c.Start(context.Background())
-		if _, ok := r.waitUp(time.Minute); !ok {
-			t.Fatal("no connection")
-		}
-		phone, err := wafake.NewPhone(context.Background(), t.TempDir(), "6281100000077")
-		if err != nil {
+	s := fakeServer(t)
+	rec := newRecorder()
+	var delivered, undecryptable atomic.Int64
+	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
+		Watchdog: time.Hour, Probe: time.Hour,
+		Messages:      func(id, from, chat, text string, at time.Time) { delivered.Add(1) },
+		Undecryptable: func(sender, chat string) { undecryptable.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	l := runLoop(t, c, rec)
+	c.Start(context.Background())
+	<-l.connected
+	phone, err := wafake.NewPhone(context.Background(), t.TempDir(), "6281100000077")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	ctx := context.Background()
+	s.Each(func(fc *wafake.Conn) {
+		if _, err := phone.Send(ctx, fc, c.Client().Store, "hello"); err != nil {
 			t.Fatal(err)
 		}
-		defer phone.Close()
-		ctx := context.Background()
-		r.s.Each(func(fc *wafake.Conn) {
-			if _, err := phone.Send(ctx, fc, r.c.Client().Store, "hello"); err != nil {
+		for range 20 {
+			n, err := phone.Prepare(ctx, c.Client().Store, "order please")
+			if err == nil {
+				n, err = wafake.CorruptMAC(n)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
-			for range 20 {
-				n, err := phone.Prepare(ctx, r.c.Client().Store, "order please")
-				if err == nil {
-					n, err = wafake.CorruptMAC(n)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := fc.Send(n); err != nil {
-					t.Fatal(err)
-				}
+			if err := fc.Send(n); err != nil {
+				t.Fatal(err)
 			}
-		})
-		time.Sleep(10 * time.Second)
-		evs := r.seen("WA_DECRYPT_FAILED")
-		if delivered.Load() != 1 || undecryptable.Load() != 20 || len(evs) != 20 {
-			t.Fatalf("delivered %d, counted undecryptable %d, events %d", delivered.Load(), undecryptable.Load(), len(evs))
 		}
-		ev := evs[0]
-		if ev.Labels["sender"] != "6281100000077" || !strings.HasPrefix(ev.Labels["chat"], "6281100000077@") ||
+	})
+	// runLoop takes the events off rec's channel; read what rec kept.
+	decrypt := func() (out []engine.Event) {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, ev := range rec.evs {
+			if ev.Code == "WA_DECRYPT_FAILED" {
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	alerts := func() (n int) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, d := range l.timeline {
+			if d.Kind == engine.KindAlert && d.Policy == "wa-decrypt-failures" {
+				n++
+			}
+		}
+		return n
+	}
+	for (alerts() == 0 || delivered.Load() == 0 || len(decrypt()) < 20) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	evs := decrypt()
+	if len(evs) > 0 {
+		if ev := evs[0]; ev.Labels["sender"] != "6281100000077" || !strings.HasPrefix(ev.Labels["chat"], "6281100000077@") ||
 			strings.Contains(ev.Message, "order") {
 			t.Fatalf("%+v", ev)
 		}
-		r.mu.Lock()
-		alerts := 0
-		for _, d := range r.timeline {
-			if d.Kind == engine.KindAlert && d.Policy == "wa-decrypt-failures" {
-				alerts++
-			}
-		}
-		r.mu.Unlock()
-		if alerts != 1 {
-			t.Fatalf("%d wa-decrypt-failures alerts, want 1", alerts)
-		}
-	})
+	}
+	if delivered.Load() != 1 || undecryptable.Load() != 20 || len(evs) != 20 || alerts() != 1 {
+		t.Fatalf("delivered %d, counted undecryptable %d, events %d, wa-decrypt-failures alerts %d (want 1, 20, 20, 1)",
+			delivered.Load(), undecryptable.Load(), len(evs), alerts())
+	}
 }
 
 // A server that accepts every login and breaks the stream 1 s later, for an hour: the
@@ -229,15 +249,26 @@ func TestLoginBudgetSurvivesARestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "whatsapp.db.logins")
 	t0 := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
 	b := newBudget(LoginBudget{})
-	b.load(path)
+	b.load(path, t0)
 	for i := range 6 {
 		b.spend(t0.Add(time.Duration(i) * time.Second))
 	}
 	b.sessionEnded(t0, t0.Add(time.Second))
 	again := newBudget(LoginBudget{})
-	again.load(path)
+	again.load(path, t0.Add(10*time.Second))
 	if n := again.next(t0.Add(10 * time.Second)); !n.Equal(t0.Add(time.Minute)) || again.streak != 1 || b.err != nil {
 		t.Fatalf("after a restart: next login %v, streak %d, save error %v", n, again.streak, b.err)
+	}
+	// Restarted with the clock set back a year (saved logins "in the future"): they
+	// count as made at the start, so the budget holds logins back for a minute, not a year.
+	back := t0.AddDate(-1, 0, 0)
+	early := newBudget(LoginBudget{})
+	early.load(path, back)
+	if n := early.next(back); !n.Equal(back.Add(time.Minute)) {
+		t.Fatalf("clock set back a year: next login %v, want %v", n, back.Add(time.Minute))
+	}
+	if n := early.next(back.Add(2 * time.Minute)); !n.Equal(back.Add(2 * time.Minute)) {
+		t.Fatalf("clock set back a year, 2 minutes later: next login %v, want now", n)
 	}
 }
 
@@ -262,6 +293,31 @@ func TestStartRespectsASpentBudget(t *testing.T) {
 		took, ok := r.waitUp(5 * time.Minute)
 		if !ok || took < 9*time.Second {
 			t.Fatalf("connected %v after %v: the budget allowed the next login 10 s after the start", ok, took)
+		}
+	})
+}
+
+// The restart after pairing meets a logout (401, as in field case 06): the failure is
+// the logout, not a liveness fault, so no WA_STALE follows it — WA_STALE is only for a
+// remedy that wants to be connected.
+func TestRestartAfterPairingLoggedOutIsNotStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, 1)
+		defer r.close()
+		p := startPair(r.c, context.Background(), "")
+		pc := p.next(t)
+		r.s.OnLogin(func(fc *wafake.Conn) { fc.Failure(401, nil) })
+		r.s.Each(func(fc *wafake.Conn) { fc.PairSuccess(pc.QR, types.NewADJID("6281100000009", 0, 7)) })
+		if err := p.result(t); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if st := r.c.State(); st != LoggedOut || len(r.seen("WA_LOGGED_OUT")) == 0 {
+			t.Fatalf("state %s, WA_LOGGED_OUT %v", st, r.seen("WA_LOGGED_OUT"))
+		}
+		if stale := r.seen("WA_STALE"); len(stale) != 0 {
+			t.Fatalf("WA_STALE after a logout: %v", stale)
 		}
 	})
 }

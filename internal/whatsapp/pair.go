@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mau.fi/whatsmeow"
 )
@@ -11,6 +12,10 @@ import (
 // ErrPairTimeout means no phone scanned a code (or entered the phone code) before the
 // server stopped offering them.
 var ErrPairTimeout = errors.New("pairing timed out: no phone linked this device before the codes ran out; run remedy pair again")
+
+// ErrUnreachable means WhatsApp's servers could not be reached (network down, DNS,
+// firewall): pairing never started.
+var ErrUnreachable = errors.New("cannot reach WhatsApp")
 
 // PairCode is one thing to show the operator: a QR code, or a phone pairing code.
 type PairCode struct {
@@ -34,7 +39,7 @@ func (c *Conn) Pair(ctx context.Context, phone string, show func(PairCode)) erro
 	defer c.setQR("")
 	if err := c.cli.ConnectContext(c.bg); err != nil {
 		c.setState(Unpaired)
-		return fmt.Errorf("pairing: cannot reach WhatsApp: %w", err)
+		return fmt.Errorf("pairing: %w: %w", ErrUnreachable, err)
 	}
 	phoneShown := false
 	for {
@@ -66,7 +71,7 @@ func (c *Conn) Pair(ctx context.Context, phone string, show func(PairCode)) erro
 					if err != nil {
 						c.cli.Disconnect()
 						c.setState(Unpaired)
-						return fmt.Errorf("pairing code for %s: %w", phone, err)
+						return fmt.Errorf("pairing code for %s: %w: %w", phone, errPhoneRefused, err)
 					}
 					show(PairCode{Phone: code})
 				}
@@ -88,6 +93,37 @@ func (c *Conn) Pair(ctx context.Context, phone string, show func(PairCode)) erro
 	}
 }
 
+var errPhoneRefused = errors.New("WhatsApp refused a pairing code")
+
+// ExplainPairError says in words why a pairing ended and what to do next, for the
+// dashboard's Pair card and the Events panel; reason is a short label value
+// (unreachable, timed_out, phone_refused, outdated, failed). The Go error, with its
+// chain, belongs in the log.
+func ExplainPairError(err error) (reason, text string) {
+	switch {
+	case errors.Is(err, ErrUnreachable):
+		return "unreachable", "remedy could not reach WhatsApp's servers: this machine seems to have no internet access, or a firewall or proxy blocks it. Check the connection, then press Pair again."
+	case errors.Is(err, ErrPairTimeout):
+		return "timed_out", "No phone linked this device before the codes ran out. Press Pair again and scan the code within 20 seconds of it appearing."
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed_out", "Pairing stopped after 3 minutes without a phone linking this device. Press Pair again when the phone is at hand."
+	case errors.Is(err, errPhoneRefused):
+		return "phone_refused", "WhatsApp refused a pairing code for this number. Check it is the bot's number in international form (country code first, e.g. +49 151 …), or scan the QR code instead."
+	case strings.Contains(err.Error(), pairEventText(whatsmeow.QRChannelClientOutdated.Event)):
+		return "outdated", "WhatsApp rejected this remedy's client version. Update remedy, then pair again."
+	}
+	return "failed", "Pairing failed (" + lastCause(err) + "). Press Pair again; if it keeps failing, stop remedy and run remedy pair in a terminal to see every step."
+}
+
+// lastCause is the innermost message of an error chain ("connection refused").
+func lastCause(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		return msg[i+2:]
+	}
+	return msg
+}
+
 func pairEventText(ev string) string {
 	switch ev {
 	case whatsmeow.QRChannelClientOutdated.Event:
@@ -102,4 +138,35 @@ func (c *Conn) setQR(code string) {
 	c.mu.Lock()
 	c.qr = code
 	c.mu.Unlock()
+}
+
+// ParsePhone checks a phone number given for a pairing code and returns its digits:
+// international form, country code first, spaces, dashes, dots and brackets allowed
+// ("+44 7700 900123" → "447700900123"). E.164 numbers have at most 15 digits; fewer than
+// 7 cannot be a country code and a subscriber number. The error says how to write it.
+func ParsePhone(s string) (string, error) {
+	digits := strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '-', '.', '(', ')':
+			return -1
+		}
+		return r
+	}, strings.TrimPrefix(strings.TrimSpace(s), "+"))
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("%q is not a phone number WhatsApp can send a code to: %s; write it in international form, country code first (e.g. +49 151 23456789)", s, why)
+	}
+	for _, r := range digits {
+		if r < '0' || r > '9' {
+			return bad("only digits, spaces, dashes and a leading + are allowed")
+		}
+	}
+	switch {
+	case len(digits) < 7:
+		return bad(fmt.Sprintf("%d digits are too few", len(digits)))
+	case len(digits) > 15:
+		return bad(fmt.Sprintf("%d digits are too many (at most 15)", len(digits)))
+	case digits[0] == '0':
+		return bad("it starts with 0, a national prefix")
+	}
+	return digits, nil
 }

@@ -5,7 +5,7 @@ const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls)
 let token = localStorage.getItem("remedy-token") || "";
 const history = {}; // metric -> [[t, v]]
 const latest = {};  // metric -> its latest value (a sample may carry only some metrics)
-const MAX_POINTS = 360;
+const MAX_POINTS = 3600; // an hour at one sample a second
 
 async function api(path, opts = {}) {
   opts.headers = Object.assign({ "Content-Type": "application/json" }, opts.headers || {});
@@ -23,31 +23,119 @@ const until = (t) => { const s = Math.round((new Date(t) - Date.now()) / 1000); 
 
 function badge(sel, text, cls) { const b = $(sel); b.textContent = text; b.className = "badge " + (cls || ""); }
 
+// emptyRow says, across the whole table, that there is nothing yet and what will come.
+function emptyRow(tb, text) {
+  const td = el("td", "empty", text); td.colSpan = tb.closest("table").querySelectorAll("thead th").length;
+  const tr = el("tr", "empty-row"); tr.append(td); tb.append(tr);
+}
+
 function addSample(t, values) {
+  const cut = Date.now() - 3600 * 1000;
   for (const [k, v] of Object.entries(values)) {
-    (history[k] = history[k] || []).push([new Date(t).getTime(), v]);
-    if (history[k].length > MAX_POINTS) history[k].shift();
+    const h = (history[k] = history[k] || []);
+    h.push([new Date(t).getTime(), v]);
+    while (h.length > MAX_POINTS || (h.length && h[0][0] < cut)) h.shift();
   }
 }
 
-function drawChart(id, series) {
-  const c = document.getElementById(id); if (!c) return;
-  const g = c.getContext("2d"); g.clearRect(0, 0, c.width, c.height);
-  let pts = series.flat(); if (!pts.length) { g.fillStyle = "#6b7385"; g.fillText("no data yet", 8, 20); return; }
-  const ts = pts.map((p) => p[0]), vs = pts.map((p) => p[1]);
-  const t0 = Math.min(...ts), t1 = Math.max(...ts) || t0 + 1, vmax = Math.max(1e-9, ...vs);
-  const colors = ["#2c5282", "#c53030", "#1f8a4c", "#b7791f"];
-  series.forEach((s, i) => {
-    g.strokeStyle = colors[i % colors.length]; g.lineWidth = 1.5; g.beginPath();
-    s.forEach(([t, v], j) => { const x = 4 + (c.width - 8) * (t - t0) / Math.max(1, t1 - t0); const y = c.height - 4 - (c.height - 16) * v / vmax; j ? g.lineTo(x, y) : g.moveTo(x, y); });
-    g.stroke();
+// Charts (uPlot, embedded): the last hour on a time axis, each with its unit; percentages
+// on a fixed 0–100 scale, other values from 0, so a small wobble does not look dramatic;
+// missing samples (remedy was down, a sample was lost) are gaps, not lines.
+const WINDOW_S = 3600;
+const CHARTS = [
+  { id: "cpu", title: "CPU", unit: "%", max: 100, series: [["cpu_percent", "CPU"]] },
+  { id: "mem", title: "Memory", unit: "%", max: 100, series: [["mem_percent", "memory"]] },
+  { id: "disk", title: "Disk free", unit: "%", max: 100, series: [["disk_free_percent", "free"]] },
+  { id: "msgs", title: "Messages", unit: "/min", series: [["msgs_received_per_min", "received"], ["msgs_failed_per_min", "failed"]] },
+  { id: "errors", title: "Error rate", unit: "%", max: 100, scale: 100, series: [["error_rate", "failed"]] },
+  { id: "queues", title: "Queue depth", unit: "", caption: "items", queues: true, series: [] },
+];
+const COLORS = ["#2c5282", "#c53030", "#1f8a4c", "#b7791f"];
+const plots = {};
+
+function chartSeries(c) {
+  if (!c.queues) return c.series;
+  return Object.keys(history).filter((k) => /^queue_.*_depth$/.test(k)).sort().map((k) => [k, k.replace(/^queue_|_depth$/g, "")]);
+}
+
+// chartData aligns the series on the first one's sample times (samples carry every
+// metric at once) and puts a null wherever two samples are further apart than 2.5 times
+// the usual interval, which uPlot draws as a gap.
+function chartData(c, series) {
+  const base = history[series[0][0]] || [];
+  const byTime = series.map(([k]) => new Map((history[k] || []).map(([t, v]) => [t, v])));
+  const steps = base.slice(1).map((p, i) => p[0] - base[i][0]).sort((a, b) => a - b);
+  const gap = 2.5 * (steps.length ? steps[Math.floor(steps.length / 2)] : 10000);
+  const xs = [], ys = series.map(() => []);
+  base.forEach(([t], i) => {
+    xs.push(t / 1000);
+    byTime.forEach((m, j) => { const v = m.get(t); ys[j].push(v === undefined ? null : v * (c.scale || 1)); });
+    const next = base[i + 1];
+    if (next && next[0] - t > gap) { xs.push((t + gap / 2) / 1000); ys.forEach((y) => y.push(null)); }
   });
-  g.fillStyle = "#6b7385"; g.fillText(String(Math.round(vmax * 100) / 100), 4, 10);
+  return [xs, ...ys];
+}
+
+function fmtValue(c, v) {
+  if (v == null) return "–";
+  const r = Math.abs(v) >= 100 ? Math.round(v) : Math.round(v * 10) / 10;
+  return r + c.unit;
+}
+
+const hhmm = (s) => new Date(s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
+
+function chartOpts(c, series, width) {
+  const axis = { stroke: "#6b7385", grid: { stroke: "#eef0f4", width: 1 }, ticks: { stroke: "#e3e6ec", width: 1 }, font: "11px system-ui, sans-serif" };
+  return {
+    width, height: 150, legend: { show: series.length > 1 }, cursor: { drag: { x: false, y: false } },
+    scales: {
+      x: { time: true, range: () => [Date.now() / 1000 - WINDOW_S, Date.now() / 1000] },
+      y: { range: (u, min, max) => c.max ? [0, c.max] : [0, Math.max(1, (max || 0) * 1.15)] },
+    },
+    axes: [
+      Object.assign({}, axis, { space: 60, values: (u, splits) => splits.map(hhmm) }),
+      Object.assign({}, axis, { size: 58, space: 30, values: (u, splits) => splits.map((v) => fmtValue(c, v)) }),
+    ],
+    series: [{ label: "time", value: (u, v) => v == null ? "" : hhmm(v) },
+      ...series.map(([, label], i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false,
+        fill: series.length === 1 ? COLORS[i % COLORS.length] + "14" : undefined, value: (u, v) => fmtValue(c, v) }))],
+  };
+}
+
+function setupCharts() {
+  const box = $("#charts");
+  for (const c of CHARTS) {
+    const fig = el("figure"); fig.id = "chart-" + c.id;
+    const cap = el("figcaption"); cap.append(el("b", "", c.title), " ", el("small", "", "(" + (c.caption || c.unit) + ", last hour)"));
+    const now = el("span", "now"); now.id = "now-" + c.id; cap.append(now);
+    const plot = el("div", "plot"); plot.id = "plot-" + c.id;
+    const empty = el("p", "empty", c.queues ? "No queues: they start with WhatsApp." : "No samples yet: the first one comes within the sample interval (10 s by default).");
+    empty.id = "empty-" + c.id;
+    fig.append(cap, plot, empty); box.append(fig);
+  }
 }
 
 function drawCharts() {
-  for (const m of ["cpu_percent", "mem_percent", "disk_free_percent", "msgs_received_per_min", "error_rate"]) drawChart("c-" + m, [history[m] || []]);
-  drawChart("c-queues", Object.keys(history).filter((k) => /^queue_.*_depth$/.test(k)).map((k) => history[k]));
+  if (typeof uPlot === "undefined") return;
+  for (const c of CHARTS) {
+    const series = chartSeries(c), plot = $("#plot-" + c.id);
+    const data = series.length ? chartData(c, series) : [[]];
+    const has = data[0].length > 0;
+    $("#empty-" + c.id).classList.toggle("hidden", has);
+    plot.classList.toggle("hidden", !has);
+    const last = has ? data.slice(1).map((ys) => ys.filter((v) => v != null).pop()) : [];
+    $("#now-" + c.id).textContent = has && series.length === 1 ? "now " + fmtValue(c, last[0]) : "";
+    if (!has) continue;
+    const key = series.map((s) => s[0]).join(",");
+    let p = plots[c.id];
+    if (p && p.key !== key) { p.u.destroy(); p = null; }
+    if (!p) {
+      const width = Math.max(260, plot.clientWidth || 340);
+      p = plots[c.id] = { key, u: new uPlot(chartOpts(c, series, width), data, plot) };
+    } else {
+      p.u.setData(data);
+    }
+  }
 }
 
 function renderCards(sample) {
@@ -66,20 +154,24 @@ function renderCards(sample) {
 
 // Pairing: the card shows while the device is unpaired; during a pairing attempt the
 // QR code (a data: URL, so the token-carrying fetch can load it) is polled every 2 s.
-let pairPoll = null;
+let pairPoll = null, pairChecked = false;
 function renderPairing(state) {
   const need = state === "unpaired" || state === "pairing" || state === "logged_out";
   $("#pair-card").classList.toggle("hidden", !need);
   if (state === "pairing" && !pairPoll) pairPoll = setInterval(loadQR, 2000);
-  if (state !== "pairing" && pairPoll) { clearInterval(pairPoll); pairPoll = null; loadQR(); }
+  // After an attempt, and once on page load, ask why the last attempt ended.
+  if (state !== "pairing" && (pairPoll || (need && !pairChecked))) { clearInterval(pairPoll); pairPoll = null; pairChecked = true; loadQR(); }
 }
 async function loadQR() {
-  try { const r = await api("/api/v1/whatsapp/qr"); $("#pair-qr").src = r.png; $("#pair-qr").classList.remove("hidden"); $("#pair-msg").textContent = ""; }
-  catch (e) { $("#pair-qr").classList.add("hidden"); if (/failed/.test(e.message)) $("#pair-msg").textContent = e.message; }
+  try { const r = await api("/api/v1/whatsapp/qr"); $("#pair-qr").src = r.png; $("#pair-qr").classList.remove("hidden"); pairMsg(""); }
+  catch (e) { $("#pair-qr").classList.add("hidden"); if (/failed/.test(e.message)) pairMsg(e.message, true); }
+}
+function pairMsg(text, isError) {
+  $("#pair-msg").textContent = text; $("#pair-msg").className = isError ? "msg error" : "msg";
 }
 async function startPairing() {
-  try { await api("/api/v1/whatsapp/pair", { method: "POST" }); $("#pair-msg").textContent = "waiting for the code…"; await loadQR(); refreshOverview(); }
-  catch (e) { $("#pair-msg").textContent = e.message; }
+  try { await api("/api/v1/whatsapp/pair", { method: "POST" }); pairMsg("waiting for the code…"); await loadQR(); refreshOverview(); }
+  catch (e) { pairMsg(e.message, true); }
 }
 
 async function refreshOverview() {
@@ -105,8 +197,10 @@ async function refreshOverview() {
   if (o.sample) renderCards(Object.assign(latest, o.sample));
   $("#outbox").textContent = o.outbox ? o.outbox + " alert(s) waiting in the outbox" : "outbox empty";
   const sv = $("#services"); sv.replaceChildren();
-  for (const s of o.services || []) sv.append(el("li", "", s.Name + ": " + (s.Up ? "up" : "down") + (s.Restarts ? ", " + s.Restarts + " restart(s)" : "") + (s.LastExit && !s.Up ? " (" + s.LastExit + ")" : "")));
+  for (const s of o.services || []) sv.append(el("li", "", s.name + ": " + (s.up ? "up" : "down") + (s.restarts ? ", " + s.restarts + " restart(s)" : "") + (s.last_exit && !s.up ? " (" + s.last_exit + ")" : "")));
   if (!(o.services || []).length) sv.append(el("li", "", "no supervised services configured"));
+  if (!reportShown) $("#report").textContent = "No report yet: the next one is due " + (o.report_next ? new Date(o.report_next).toLocaleString() : "—") +
+    " (report_schedule \"" + o.report_schedule + "\", " + o.timezone + ").";
   $("#footer").textContent = "remedy " + o.version + ", up since " + new Date(o.started).toLocaleString() + " · " + o.dashboard_clients + " dashboard(s) connected";
 }
 
@@ -126,6 +220,7 @@ async function refreshRules() {
   const ps = await api("/api/v1/policies");
   $("#rules-count").textContent = ps.length + " policies";
   const tb = $("#rules tbody"); tb.replaceChildren();
+  if (!ps.length) emptyRow(tb, "No policies are loaded. Check the policies path in the configuration (remedy config check).");
   for (const p of ps) {
     const tr = el("tr"); tr.dataset.policy = p.name;
     const name = el("td"); name.append(el("b", "", p.name), el("br"), el("small", "", p.source + (p.mode === "dry_run" ? " · dry run" : "") + (p.enabled ? "" : " · disabled")));
@@ -145,12 +240,13 @@ async function refreshRules() {
   }
 }
 
+// The Test dialog opens in the middle of the screen, pre-filled with an input that wakes
+// the policy (its on: code and labels, or the metrics its condition reads).
 function openTry(p) {
-  $("#try").classList.remove("hidden"); $("#try-name").textContent = p.name; $("#try").dataset.policy = p.name;
-  const code = (p.on || [])[0] || "EVENT";
-  $("#try-input").value = code === "sample" ? JSON.stringify({ sample: { values: { cpu_percent: 95 } } }, null, 1)
-    : JSON.stringify({ event: { code: code.replace("*", ""), labels: {} } }, null, 1);
+  $("#try-name").textContent = p.name; $("#try").dataset.policy = p.name;
+  $("#try-input").value = JSON.stringify(p.example || {}, null, 2);
   $("#try-result").textContent = "";
+  $("#try").showModal();
 }
 
 async function runTry() {
@@ -165,6 +261,7 @@ async function runTry() {
 async function refreshAlerts() {
   const rows = await api("/api/v1/alerts?limit=30");
   const tb = $("#alerts tbody"); tb.replaceChildren();
+  if (!rows.length) emptyRow(tb, "No alerts yet. When a policy fires, its alert appears here and goes to the configured channels (WhatsApp admins, webhook, Alertmanager).");
   for (const a of rows) {
     const tr = el("tr");
     const acts = el("td");
@@ -175,6 +272,7 @@ async function refreshAlerts() {
     tb.append(tr);
   }
   const sl = await api("/api/v1/silences"); const ul = $("#silences"); ul.replaceChildren();
+  if (!sl.length) ul.append(el("li", "empty", "No active silences."));
   for (const s of sl) {
     const li = el("li", "", JSON.stringify(s.matchers) + " until " + new Date(s.ends).toLocaleString() + " by " + s.author + (s.reason ? " — " + s.reason : ""));
     const b = el("button", "plain", "Expire"); b.addEventListener("click", async () => { await api("/api/v1/silences/" + s.id, { method: "DELETE" }); refreshAlerts(); });
@@ -197,6 +295,7 @@ async function silence(ev) {
 
 async function refreshAudit() {
   const rows = await api("/api/v1/actions?limit=30"); const tb = $("#audit tbody"); tb.replaceChildren();
+  if (!rows.length) emptyRow(tb, "No recovery actions yet. Each attempt a policy starts (reconnect, restart, clear a queue…) is listed here with its outcome.");
   for (const a of rows) {
     const tr = el("tr");
     tr.append(el("td", "", fmtTime(a.ts)), el("td", "", a.policy + (a.instance ? " (" + a.instance + ")" : "")), el("td", "", a.action),
@@ -208,6 +307,7 @@ async function refreshAudit() {
 function addEvent(e) {
   const li = el("li", "", fmtTime(e.time) + " " + e.code + (e.labels ? " " + JSON.stringify(e.labels) : "") + (e.message ? " — " + e.message : ""));
   const ol = $("#events"); ol.prepend(li); while (ol.children.length > 200) ol.lastChild.remove();
+  $("#events-empty").classList.add("hidden");
 }
 
 async function loadInitial() {
@@ -215,7 +315,7 @@ async function loadInitial() {
   for (const s of hist) addSample(s.time, s.values);
   for (const e of evs.reverse()) addEvent(e);
   drawCharts();
-  try { const r = await api("/api/v1/report"); $("#report").textContent = r.report; } catch (e) { /* none yet */ }
+  try { const r = await api("/api/v1/report"); $("#report").textContent = r.report; reportShown = true; } catch (e) { /* none yet: the overview says when */ }
 }
 
 let refreshTimer = null;
@@ -229,11 +329,14 @@ function connect() {
     const msg = JSON.parse(m.data);
     if (msg.type === "sample") { addSample(msg.data.time, msg.data.values); renderCards(Object.assign(latest, msg.data.values)); drawCharts(); }
     else if (msg.type === "event") { addEvent(msg.data); scheduleRefresh(); }
+    else if (msg.type === "report") { $("#report").textContent = msg.data.report; reportShown = true; }
     else scheduleRefresh();
   };
 }
 
+let reportShown = false;
 async function start() {
+  if (!$("#charts").children.length) setupCharts();
   try {
     await Promise.all([refreshOverview(), refreshRules(), refreshAlerts(), refreshAudit(), loadInitial()]);
     $("#login").classList.add("hidden");
@@ -247,7 +350,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#login-form").addEventListener("submit", (ev) => { ev.preventDefault(); token = $("#token").value; localStorage.setItem("remedy-token", token); start(); });
   $("#try-run").addEventListener("click", runTry);
   $("#pair-start").addEventListener("click", startPairing);
-  $("#try-close").addEventListener("click", () => $("#try").classList.add("hidden"));
+  $("#try-close").addEventListener("click", () => $("#try").close());
   $("#silence-form").addEventListener("submit", silence);
   start();
 });

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/remedy-run/remedy/policies"
+)
+
+// `remedy config check` with no file says the built-in defaults would run (before: "open
+// remedy.yaml: no such file or directory", exit 1).
+func TestConfigCheckWithoutAFile(t *testing.T) {
+	t.Chdir(t.TempDir())
+	n := defaultCount(t)
+	code, out, _ := run(t, "", "config", "check")
+	if code != exitOK || !strings.Contains(out, "no remedy.yaml: the built-in defaults would run (listen 127.0.0.1:8080, data data)") ||
+		!strings.Contains(out, fmt.Sprintf("%d policies: %d defaults kept", n, n)) {
+		t.Fatalf("%d %s", code, out)
+	}
+	if code, out, _ := run(t, "", "config", "check", "missing.yaml"); code != exitFailed || !strings.Contains(out, "no such file") {
+		t.Fatalf("a named file that is missing: %d %s", code, out)
+	}
+}
+
+// POLICIES.md's "A first policy", exactly as the document shows it: the policy file and
+// its test, in a directory of one's own. `remedy check --strict` passes and says the
+// defaults are kept (before, such a directory silently replaced all of them, and the
+// bot's own code failed --strict), `remedy test` passes, and `remedy codes` lists the
+// declared code.
+func TestAFirstPolicy(t *testing.T) {
+	doc, err := os.ReadFile("../../POLICIES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(doc)[strings.Index(string(doc), "## A first policy"):]
+	section = section[:strings.Index(section, "\n## ")]
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(section, -1)
+	if len(blocks) != 2 {
+		t.Fatalf("%d yaml blocks in the section, want the policy file and its test", len(blocks))
+	}
+	dir := t.TempDir()
+	write(t, dir, "payments.yaml", blocks[0][1])
+	write(t, dir, "payments_test.yaml", blocks[1][1])
+	n := defaultCount(t)
+	code, out, _ := run(t, "", "check", "--strict", dir)
+	if code != exitOK || !strings.Contains(out, fmt.Sprintf("%d policies: %d defaults kept, 1 yours (payment-errors); 1 declared event code(s)", n+1, n)) {
+		t.Fatalf("check: %d %s", code, out)
+	}
+	if !strings.Contains(section, `"… defaults kept, 1 yours (payment-errors); 1 declared event code(s)"`) {
+		t.Errorf("the section's comment does not show what check prints:\n%s", out)
+	}
+	if code, out, _ := run(t, "", "test", dir); code != exitOK || !strings.Contains(out, "2 passed, 0 failed") {
+		t.Fatalf("test: %d %s", code, out)
+	}
+	code, out, _ = run(t, "", "codes", dir)
+	if code != exitOK || !strings.Contains(out, "PAYMENT_ERROR") || !strings.Contains(out, "declared in "+filepath.Join(dir, "payments.yaml")) {
+		t.Fatalf("codes: %d %s", code, out)
+	}
+	// --no-defaults checks the files alone, as default_policies: false runs them.
+	if code, out, _ := run(t, "", "check", "--no-defaults", dir); code != exitOK || !strings.Contains(out, "1 policies in 1 file(s): ok") {
+		t.Fatalf("--no-defaults: %d %s", code, out)
+	}
+}
+
+// `remedy version` prints the build's version and revision (before: no such command).
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "", "version")
+	if code != exitOK || !strings.HasPrefix(out, "remedy ") || !strings.Contains(out, " go1.") {
+		t.Fatalf("%d %q", code, out)
+	}
+}
+
+// The first log line says the listen address and data directory remedy really uses,
+// with the environment's overrides (before: fixed text "data in ./data, dashboard on
+// 127.0.0.1:8080" whatever REMEDY_LISTEN and REMEDY_DATA_DIR said).
+func TestFirstLogLineIsTrue(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "elsewhere")
+	t.Setenv("REMEDY_DATA_DIR", data)
+	cfg := write(t, dir, "remedy.yaml", "listen: 127.0.0.1:0\nwhatsapp: {enabled: false}\n")
+	_, cancel, done, stderr := startRun(t, cfg)
+	cancel()
+	<-done
+	first := strings.SplitN(stderr.String(), "\n", 2)[0]
+	for _, want := range []string{"remedy starting", "config=" + cfg, "listen=127.0.0.1:0", "data=" + data, `policies="embedded defaults"`} {
+		if !strings.Contains(first, want) {
+			t.Fatalf("first line %q lacks %q", first, want)
+		}
+	}
+	// The start log says what was loaded.
+	if n := defaultCount(t); !strings.Contains(stderr.String(), fmt.Sprintf(`msg="policies loaded" policies="%d policies: %d defaults kept"`, n, n)) {
+		t.Fatalf("no policy summary in the log:\n%s", stderr)
+	}
+}
+
+func defaultCount(t *testing.T) int {
+	t.Helper()
+	set, err := policies.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(set.Policies)
+}
