@@ -62,6 +62,7 @@ var Codes = []CodeInfo{
 	{"ACTION_TIMEOUT", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt ran out of time"},
 	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
 	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},
+	{"POLICY_STATE_LOST", "daemon", "", "the engine's saved state could not be read at start: incidents, timers, ladders, breakers and budgets start fresh; the incidents it had notified are resolved"},
 	{"POLICY_INSTANCE_LIMIT", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
 	{"STORE_BACKLOG", "store", "writer", "remedy's own rows (journal, audit, samples, alerts) wait after a failed write; value is the rows kept"},

@@ -40,7 +40,9 @@ var badFiles = map[string][]string{
 	"window_not_constant": {`4:36: policy "cpu": when: avg_over: invalid duration "5 min" (use e.g. 30s, 5m, 2h, 1d)`},
 	"breaker_incomplete":  {`5:14: policy "svc": breaker: missing within`, `5:14: policy "svc": breaker: missing open_for`},
 	"rearm_without_retry_on": {`5:5: policy "wa": rearm restarts an exhausted ladder on a retry_on event, but the policy has no retry_on`,
-		`10:20: policy "wa2": rearm.count must be at least 1, got 0`, `10:23: policy "wa2": rearm.per must be positive`},
+		`10:20: policy "wa2": rearm.count must be at least 1, got 0`, `10:28: policy "wa2": rearm.per must be positive`,
+		// A negative per is one error, at the value.
+		`15:28: policy "wa3": rearm.per: must not be negative`},
 	"backoff_order": {
 		`7:28: policy "svc": actions[0].backoff: max (1m0s) is less than initial (10m0s)`,
 		`7:50: policy "svc": actions[0].backoff.jitter must be full, equal or none, got "sometimes"`,

@@ -19,17 +19,23 @@ type Rearm struct {
 // rearm decodes `rearm: {count: N, per: DURATION}`.
 func (d *decoder) rearm(n *yaml.Node) *Rearm {
 	r := &Rearm{}
+	var per *yaml.Node // the value, set once it decoded: zero is its one remaining error
 	seen := d.fields(n, "rearm", map[string]func(k, v *yaml.Node){
 		"count": func(k, v *yaml.Node) { r.Count, _ = d.integer(v, "rearm.count", 1) },
-		"per":   func(k, v *yaml.Node) { r.Per, _ = d.dur(v, "rearm.per") },
+		"per": func(k, v *yaml.Node) {
+			var ok bool
+			if r.Per, ok = d.dur(v, "rearm.per"); ok {
+				per = v
+			}
+		},
 	})
 	if seen == nil {
 		return nil
 	}
 	if seen["count"] == nil || seen["per"] == nil {
 		d.errorf(n, "rearm needs count and per")
-	} else if r.Per == 0 {
-		d.errorf(seen["per"], "rearm.per must be positive")
+	} else if per != nil && r.Per == 0 {
+		d.errorf(per, "rearm.per must be positive")
 	}
 	return r
 }

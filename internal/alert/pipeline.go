@@ -762,14 +762,8 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 	}
 	p.handleMu.Lock()
 	defer p.handleMu.Unlock()
-	// The incident is open, and it is this alert's: no resolution of its identity since.
-	var ended int
-	if err := p.opts.DB.Get(ctx, &ended, `SELECT count(*) FROM alerts WHERE fingerprint = ? AND id >= ? AND state = 'resolved'`,
-		row.FP, alertID); err != nil {
+	if err := p.openIncidentOf(ctx, alertID, row.FP); err != nil {
 		return err
-	}
-	if p.incidents[row.FP] == nil || ended > 0 {
-		return fmt.Errorf("alert #%d: its incident is not open: %w", alertID, ErrNotFound)
 	}
 	sev := policies.Severity(row.Sev)
 	p.mu.Lock()
@@ -796,6 +790,21 @@ func (p *Pipeline) Ack(ctx context.Context, alertID int64, by string) error {
 	return nil
 }
 
+// openIncidentOf returns nil if alertID's incident (fingerprint fp) is open: the
+// identity is open and has not resolved since that alert — an alert of an earlier
+// incident of the same identity must not act on a later one (handleMu held).
+func (p *Pipeline) openIncidentOf(ctx context.Context, alertID int64, fp string) error {
+	var ended int
+	if err := p.opts.DB.Get(ctx, &ended, `SELECT count(*) FROM alerts WHERE fingerprint = ? AND id >= ? AND state = 'resolved'`,
+		fp, alertID); err != nil {
+		return err
+	}
+	if p.incidents[fp] == nil || ended > 0 {
+		return fmt.Errorf("alert #%d: its incident is not open: %w", alertID, ErrNotFound)
+	}
+	return nil
+}
+
 // Unack withdraws the ack of an alert's incident; if the incident's latest notification
 // was held by it, that notification goes out now.
 func (p *Pipeline) Unack(ctx context.Context, alertID int64) error {
@@ -803,6 +812,12 @@ func (p *Pipeline) Unack(ctx context.Context, alertID int64) error {
 	if err := p.opts.DB.Get(ctx, &fp, `SELECT fingerprint FROM alerts WHERE id = ?`, alertID); errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("no alert #%d: %w", alertID, ErrNotFound)
 	} else if err != nil {
+		return err
+	}
+	p.handleMu.Lock()
+	err := p.openIncidentOf(ctx, alertID, fp)
+	p.handleMu.Unlock()
+	if err != nil {
 		return err
 	}
 	res, err := p.opts.DB.Exec(ctx, `DELETE FROM acks WHERE fingerprint = ?`, fp)

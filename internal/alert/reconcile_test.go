@@ -39,6 +39,18 @@ func TestAckOfAnEndedIncidentIsRefused(t *testing.T) {
 	if err := p.Ack(ctx, ids[2], "op"); err != nil {
 		t.Fatalf("the open incident's alert: %v", err)
 	}
+	for _, id := range ids[:2] {
+		if err := p.Unack(ctx, id); err == nil {
+			t.Fatalf("alert #%d of the ended incident withdrew the new one's ack", id)
+		}
+	}
+	db.Get(ctx, &n, `SELECT count(*) FROM acks`)
+	if n != 1 {
+		t.Fatalf("%d acks stored, want the open incident's", n)
+	}
+	if err := p.Unack(ctx, ids[2]); err != nil {
+		t.Fatalf("unack by the open incident's alert: %v", err)
+	}
 }
 
 // An incident the pipeline remembers as open and the engine does not have firing at

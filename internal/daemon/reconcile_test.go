@@ -61,6 +61,11 @@ func TestUnreadableEngineStateResolvesWhatWasOpen(t *testing.T) {
 	if !strings.Contains(st, `"firing": 0`) {
 		t.Fatalf("status: %s", st)
 	}
+	// It says so in the events, not only in the log.
+	r2.eventually("POLICY_STATE_LOST", func() bool {
+		_, b := r2.do("GET", "/api/v1/events", "")
+		return strings.Contains(b, "POLICY_STATE_LOST")
+	})
 	// The same fault again is a new incident, notified.
 	r2.do("POST", "/api/v1/events", `{"code":"HOLD","labels":{"app":"a"}}`)
 	r2.eventually("a new firing", func() bool { a := list(r2); return len(a) == 5 && a[0].State == "firing" })

@@ -39,11 +39,13 @@ func (d *Daemon) restoreState(ctx context.Context) {
 	case err != nil:
 		d.log.Error("engine state not read; starting fresh", "error", err)
 		why = "engine state lost at restart (not read); the incident starts over if it still holds"
+		d.stateLost("engine state not read: " + err.Error())
 	default:
 		var snap engine.Snapshot
 		if err := json.Unmarshal([]byte(body), &snap); err != nil {
 			d.log.Error("engine state unreadable; starting fresh", "error", err)
 			why = "engine state lost at restart (unreadable); the incident starts over if it still holds"
+			d.stateLost("engine state unreadable: " + err.Error())
 			break
 		}
 		ds = d.eng.Restore(snap)
@@ -159,4 +161,10 @@ func (d *Daemon) reconcileIncidents(ctx context.Context, ds []engine.Decision, w
 	if n > 0 {
 		d.log.Warn("open incidents the engine does not have firing were resolved", "count", n, "reason", why)
 	}
+}
+
+// stateLost raises POLICY_STATE_LOST, so that a start without the saved state shows in
+// the events (dashboard, replay) and policies can alert on it, not only in the log.
+func (d *Daemon) stateLost(msg string) {
+	d.inbox.push(engine.Event{Time: time.Now(), Code: "POLICY_STATE_LOST", Source: "daemon", Message: msg})
 }
