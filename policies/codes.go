@@ -25,7 +25,7 @@ type MetricInfo struct {
 // API may use their own codes; `remedy check --strict` warns about codes not listed here.
 var Codes = []CodeInfo{
 	{"WA_CONNECTED", "whatsapp", "", "logged in and connected"},
-	{"WA_DISCONNECTED", "whatsapp", "reason", "the socket closed unexpectedly (network, server)"},
+	{"WA_DISCONNECTED", "whatsapp", "reason", "not connected: the socket closed unexpectedly (reason remote; after_<state> when it follows a logout, replacement or ban), or the start did not log in (connect_failed; login_budget: the budget allows no login yet)"},
 	{"WA_KEEPALIVE_TIMEOUT", "whatsapp", "error_count", "a keepalive ping went unanswered; the link is degraded"},
 	{"WA_KEEPALIVE_RESTORED", "whatsapp", "", "keepalive pings work again"},
 	{"WA_LOGGED_OUT", "whatsapp", "reason, on_connect", "the device was logged out; never reconnect, re-pair"},

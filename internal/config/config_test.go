@@ -39,6 +39,7 @@ var badFiles = map[string][]string{
 	"repeated_key":  {`2:17: check_interval must be at least 100ms`, `3:1: key "sample_interval" repeated`},
 	"invalid_yaml":  {`3:20: invalid YAML: "[" is not closed (expected ',' or ']')`},
 	"tab_indent":    {`2:1: invalid YAML: found character that cannot start any token`},
+	"no_policies":   {`2:19: default_policies: false and no policies: remedy would run no policy at all; name a policy file or directory, or keep the defaults`},
 	// Type errors and value errors in one round.
 	"one_round": {
 		`2:9: listen: 0.0.0.0:8080 is reachable from other machines; set a token (token_env or REMEDY_TOKEN) or listen on 127.0.0.1`,

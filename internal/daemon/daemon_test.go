@@ -77,6 +77,9 @@ func startDaemon(t *testing.T, mutate func(*config.Config), opts ...Option) *run
 	if mutate != nil {
 		mutate(cfg)
 	}
+	if cfg.Policies == "" {
+		cfg.DefaultPolicies = true // no policy path: the embedded defaults, as remedy run does
+	}
 	return run(t, cfg, dir, opts)
 }
 

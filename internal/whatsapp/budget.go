@@ -58,8 +58,11 @@ type budgetFile struct {
 	Streak int         `json:"short_streak"`
 }
 
-// load reads a saved budget; a missing or unreadable file starts empty.
-func (b *budget) load(path string) {
+// load reads a saved budget; a missing or unreadable file starts empty. Logins saved
+// with a later time than now (the wall clock was set back: a board without a real-time
+// clock, a corrected date) count as made now: kept as they are, they would hold every
+// login back until that later time, days or years away.
+func (b *budget) load(path string, now time.Time) {
 	b.path = path
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -67,6 +70,11 @@ func (b *budget) load(path string) {
 	}
 	var f budgetFile
 	if json.Unmarshal(data, &f) == nil {
+		for i, t := range f.Logins {
+			if t.After(now) {
+				f.Logins[i] = now
+			}
+		}
 		b.logins, b.streak = f.Logins, f.Streak
 	}
 }

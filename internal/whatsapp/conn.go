@@ -159,7 +159,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	opts.HTTPClient = socks.wrap(opts.HTTPClient)
 	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired, socks: socks, budget: newBudget(opts.Budget),
 		lastProgress: time.Now()}
-	c.budget.load(opts.StorePath + ".logins") // the budget outlives a restart
+	c.budget.load(opts.StorePath+".logins", time.Now()) // the budget outlives a restart
 	c.bg, c.cancel = context.WithCancel(context.Background())
 	c.newClient(dev)
 	if dev.ID != nil {

@@ -177,8 +177,16 @@ func (r *rig) stopped() bool {
 	if !st.terminal() && !exhausted {
 		return false
 	}
+	// An incident's latest alert decides: a critical page that has since resolved tells
+	// nobody about this stop.
+	last := map[[2]string]engine.Decision{}
 	for _, d := range r.timeline {
-		if d.Kind == engine.KindAlert && d.Severity == policies.Critical && d.State != engine.Resolved && offWhatsApp(d.Alert.Channels) {
+		if d.Kind == engine.KindAlert {
+			last[[2]string{d.Policy, d.Instance}] = d
+		}
+	}
+	for _, d := range last {
+		if d.Severity == policies.Critical && d.State != engine.Resolved && offWhatsApp(d.Alert.Channels) {
 			return true
 		}
 	}

@@ -213,7 +213,13 @@ func (c *Conn) restart() {
 		if c.state == Connecting {
 			c.setLocked(Disconnected)
 		}
+		// A logout, a replacement, a ban or a refusal that ended the restart has its own
+		// event and policy: remedy no longer wants to be connected, so nothing is stale.
+		st := c.state
 		c.mu.Unlock()
+		if st.terminal() || st == Banned || st == Refused {
+			return
+		}
 		c.emit("WA_STALE", map[string]string{"reason": reason}, "the restart the server asked for (515) failed: "+err.Error(), 0)
 	}()
 }

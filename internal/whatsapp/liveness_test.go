@@ -249,15 +249,26 @@ func TestLoginBudgetSurvivesARestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "whatsapp.db.logins")
 	t0 := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
 	b := newBudget(LoginBudget{})
-	b.load(path)
+	b.load(path, t0)
 	for i := range 6 {
 		b.spend(t0.Add(time.Duration(i) * time.Second))
 	}
 	b.sessionEnded(t0, t0.Add(time.Second))
 	again := newBudget(LoginBudget{})
-	again.load(path)
+	again.load(path, t0.Add(10*time.Second))
 	if n := again.next(t0.Add(10 * time.Second)); !n.Equal(t0.Add(time.Minute)) || again.streak != 1 || b.err != nil {
 		t.Fatalf("after a restart: next login %v, streak %d, save error %v", n, again.streak, b.err)
+	}
+	// Restarted with the clock set back a year (saved logins "in the future"): they
+	// count as made at the start, so the budget holds logins back for a minute, not a year.
+	back := t0.AddDate(-1, 0, 0)
+	early := newBudget(LoginBudget{})
+	early.load(path, back)
+	if n := early.next(back); !n.Equal(back.Add(time.Minute)) {
+		t.Fatalf("clock set back a year: next login %v, want %v", n, back.Add(time.Minute))
+	}
+	if n := early.next(back.Add(2 * time.Minute)); !n.Equal(back.Add(2 * time.Minute)) {
+		t.Fatalf("clock set back a year, 2 minutes later: next login %v, want now", n)
 	}
 }
 
@@ -282,6 +293,31 @@ func TestStartRespectsASpentBudget(t *testing.T) {
 		took, ok := r.waitUp(5 * time.Minute)
 		if !ok || took < 9*time.Second {
 			t.Fatalf("connected %v after %v: the budget allowed the next login 10 s after the start", ok, took)
+		}
+	})
+}
+
+// The restart after pairing meets a logout (401, as in field case 06): the failure is
+// the logout, not a liveness fault, so no WA_STALE follows it — WA_STALE is only for a
+// remedy that wants to be connected.
+func TestRestartAfterPairingLoggedOutIsNotStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, 1)
+		defer r.close()
+		p := startPair(r.c, context.Background(), "")
+		pc := p.next(t)
+		r.s.OnLogin(func(fc *wafake.Conn) { fc.Failure(401, nil) })
+		r.s.Each(func(fc *wafake.Conn) { fc.PairSuccess(pc.QR, types.NewADJID("6281100000009", 0, 7)) })
+		if err := p.result(t); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if st := r.c.State(); st != LoggedOut || len(r.seen("WA_LOGGED_OUT")) == 0 {
+			t.Fatalf("state %s, WA_LOGGED_OUT %v", st, r.seen("WA_LOGGED_OUT"))
+		}
+		if stale := r.seen("WA_STALE"); len(stale) != 0 {
+			t.Fatalf("WA_STALE after a logout: %v", stale)
 		}
 	})
 }
