@@ -387,21 +387,15 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"acked": id})
 }
 
-// silenceLabelRE is a label name, as in policies and Alertmanager: a matcher on
-// anything else matches no alert.
-var silenceLabelRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
 // matcherErrors refuses matchers that can match no alert, as Alertmanager refuses a
 // bad label name: a silence an operator believes in that holds nothing is worse than
-// an error. Keys are policy, severity, instance or a label name; values are non-empty;
-// a severity is one of the four (or a prefix ending in *).
+// an error. Values are non-empty; a severity is one of the four (or a prefix ending
+// in *). Unknown keys are refused by the pipeline (alert.ErrBadSilence).
 func matcherErrors(m map[string]string) []string {
 	var errs []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
 		switch {
-		case !silenceLabelRE.MatchString(k):
-			errs = append(errs, fmt.Sprintf("matchers: %q is not a label name (policy, severity, instance or a label)", k))
 		case v == "":
 			errs = append(errs, fmt.Sprintf("matchers: %s: empty; a value, or a prefix ending in *", k))
 		case k == "severity" && !strings.HasSuffix(v, "*") && policies.Severity(v).Rank() == 0:

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/remedy-run/remedy/internal/config"
@@ -131,9 +133,9 @@ func runConfig(ctx context.Context, args []string, env *cliEnv) int {
 		return exitFailed
 	}
 	if path == "" {
-		fmt.Fprintf(env.stdout, "no remedy.yaml: the built-in defaults would run (listen %s, data %s)\n", cfg.Listen, cfg.DataDir)
+		fmt.Fprintf(env.stdout, "no remedy.yaml: the built-in defaults would run (listen %s, data in %s)\n", cfg.Listen, dirName(cfg.DataDir))
 	} else {
-		fmt.Fprintf(env.stdout, "%s: ok (listen %s, data %s, %d service(s))\n", path, cfg.Listen, cfg.DataDir, len(cfg.Services))
+		fmt.Fprintf(env.stdout, "%s: ok (listen %s, data in %s, %d service(s))\n", path, cfg.Listen, dirName(cfg.DataDir), len(cfg.Services))
 	}
 	fmt.Fprintln(env.stdout, set.Summary())
 	return exitOK
@@ -153,4 +155,12 @@ func policySource(cfg *config.Config) string {
 		return cfg.Policies + " (default_policies: false)"
 	}
 	return "embedded defaults + " + cfg.Policies
+}
+
+// dirName writes a relative directory as ./data/, so "data in data" reads as a path.
+func dirName(dir string) string {
+	if !filepath.IsAbs(dir) && !strings.HasPrefix(dir, ".") {
+		dir = "./" + dir
+	}
+	return strings.TrimSuffix(dir, "/") + "/"
 }

@@ -17,7 +17,7 @@ func TestConfigCheckWithoutAFile(t *testing.T) {
 	t.Chdir(t.TempDir())
 	n := defaultCount(t)
 	code, out, _ := run(t, "", "config", "check")
-	if code != exitOK || !strings.Contains(out, "no remedy.yaml: the built-in defaults would run (listen 127.0.0.1:8080, data data)") ||
+	if code != exitOK || !strings.Contains(out, "no remedy.yaml: the built-in defaults would run (listen 127.0.0.1:8080, data in ./data/)") ||
 		!strings.Contains(out, fmt.Sprintf("%d policies: %d defaults kept", n, n)) {
 		t.Fatalf("%d %s", code, out)
 	}

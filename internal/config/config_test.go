@@ -23,6 +23,7 @@ func TestDefaultsAreValid(t *testing.T) {
 // `remedy config check` prints, and what stops `remedy run` (the same Load).
 var badFiles = map[string][]string{
 	"zero_interval": {`2:18: health_interval must be at least 1s, got 0s`},
+	"not_a_mapping": {`1:1: the configuration must be a mapping of keys (listen: …, data_dir: …), not a list or a single value`},
 	"cron_words":    {`2:18: report_schedule: "every day" is not a cron schedule (minute hour day month weekday, e.g. "0 9 * * *"): expected exactly 5 fields, found 2: [every day]`},
 	"cron_range":    {`1:18: report_schedule: "61 25 * * *" is not a cron schedule (minute hour day month weekday, e.g. "0 9 * * *"): end of range (61) above maximum (59): 61`},
 	"whatsapp_values": {
@@ -38,6 +39,7 @@ var badFiles = map[string][]string{
 	"repeated_key":  {`2:17: check_interval must be at least 100ms`, `3:1: key "sample_interval" repeated`},
 	"invalid_yaml":  {`3:20: invalid YAML: "[" is not closed (expected ',' or ']')`},
 	"tab_indent":    {`2:1: invalid YAML: found character that cannot start any token`},
+	"no_policies":   {`2:19: default_policies: false and no policies: remedy would run no policy at all; name a policy file or directory, or keep the defaults`},
 	// Type errors and value errors in one round.
 	"one_round": {
 		`2:9: listen: 0.0.0.0:8080 is reachable from other machines; set a token (token_env or REMEDY_TOKEN) or listen on 127.0.0.1`,

@@ -57,6 +57,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	switch v.Kind() {
 	case reflect.Struct:
+		if n.Kind != yaml.MappingNode && path == "" {
+			d.errorf(n, "the configuration must be a mapping of keys (listen: …, data_dir: …), not a list or a single value")
+			return
+		}
 		if n.Kind != yaml.MappingNode {
 			d.errorf(n, "%s must be a mapping", path)
 			return

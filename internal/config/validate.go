@@ -19,6 +19,10 @@ func (c *Config) validateValues(bad func(path, format string, args ...any), gete
 	if c.DataDir == "" {
 		bad("data_dir", "data_dir must not be empty")
 	}
+	if !c.DefaultPolicies && c.Policies == "" {
+		// Nothing would watch anything: no reconnect, no database or disk recovery.
+		bad("default_policies", "default_policies: false and no policies: remedy would run no policy at all; name a policy file or directory, or keep the defaults")
+	}
 	if c.HealthInterval < time.Second {
 		bad("health_interval", "health_interval must be at least 1s, got %v", c.HealthInterval)
 	}

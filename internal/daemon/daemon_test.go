@@ -77,6 +77,9 @@ func startDaemon(t *testing.T, mutate func(*config.Config), opts ...Option) *run
 	if mutate != nil {
 		mutate(cfg)
 	}
+	if cfg.Policies == "" {
+		cfg.DefaultPolicies = true // no policy path: the embedded defaults, as remedy run does
+	}
 	return run(t, cfg, dir, opts)
 }
 
@@ -264,7 +267,7 @@ func TestAPIRefusesBadInput(t *testing.T) {
 		{"oversized", "POST", "/api/v1/events", `{"code":"X","message":"` + strings.Repeat("a", 2<<20) + `"}`, nil, 413, "larger than the limit"},
 		{"bad sample", "POST", "/api/v1/samples", `{"values":{"CPU":1}}`, nil, 422, "lower case"},
 		{"bad silence", "POST", "/api/v1/silences", `{"matchers":{},"duration":"forever"}`, nil, 422, "duration"},
-		{"silence on no label", "POST", "/api/v1/silences", `{"matchers":{"Bad Key":"x"},"duration":"1h","author":"a"}`, nil, 422, "not a label name"},
+		{"silence on no label", "POST", "/api/v1/silences", `{"matchers":{"Bad Key":"x"},"duration":"1h","author":"a"}`, nil, 422, "unknown key"},
 		{"silence on no severity", "POST", "/api/v1/silences", `{"matchers":{"severity":"critcal"},"duration":"1h","author":"a"}`, nil, 422, "severity"},
 		{"silence on nothing", "POST", "/api/v1/silences", `{"matchers":{"policy":""},"duration":"1h","author":"a"}`, nil, 422, "empty"},
 		{"unknown policy", "POST", "/api/v1/policies/nope/try", `{"event":{"code":"X"}}`, nil, 404, "no policy"},
