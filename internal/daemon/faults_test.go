@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,6 +69,24 @@ var storeFaults = []storeFault{
 			t.Fatal(err)
 		}
 		return func() { r.d.data.Main.Exec(ctx, `PRAGMA query_only = 0`) }
+	}},
+	{"disk I-O error (SQLITE_IOERR_WRITE: immutable WAL)", func(t *testing.T, r *running) func() {
+		// A real fault of the operating system: the immutable attribute on remedy.db's
+		// WAL makes the kernel refuse every write to it (ext4 checks it on each write,
+		// not only at open), which SQLite reports as "disk I/O error" (778). It needs
+		// root and a file system with the attribute; elsewhere the case is skipped.
+		wal := filepath.Join(r.cfg.DataDir, store.RemedyFile) + "-wal"
+		if out, err := exec.Command("chattr", "+i", wal).CombinedOutput(); err != nil {
+			t.Skipf("cannot make %s immutable here (needs root and ext4/xfs/btrfs): %v %s", wal, err, out)
+		}
+		lift := func() { exec.Command("chattr", "-i", wal).Run() }
+		t.Cleanup(lift) // else the temporary directory cannot be removed
+		// The fault is the one named: remedy's own write probe meets SQLITE_IOERR.
+		r.eventually("readyz reporting the I/O error", func() bool {
+			_, b := r.do("GET", "/readyz", "")
+			return strings.Contains(b, "disk I/O error")
+		})
+		return lift
 	}},
 }
 

@@ -59,6 +59,8 @@ type DB struct {
 	reopens   atomic.Int64
 	busyCount atomic.Int64
 	lastBusy  atomic.Int64 // unix nanos of the last DB_BUSY emitted
+	ioErrs    atomic.Int64 // operations that met SQLITE_IOERR and retried
+	lastIOErr atomic.Int64 // unix nanos of the last DB_IOERR emitted
 	unhealthy atomic.Bool
 	// openRepair is the rebuild done at open, until a Clean reports it.
 	openRepair atomic.Pointer[Report]
@@ -347,16 +349,23 @@ func (db *DB) Stats() PoolStats {
 	return s
 }
 
-// emit sends a DB_* event. DB_BUSY is throttled to one per 100 ms per database (its
-// value counts the waits since the last one), so a contended database cannot flood the
-// engine or the event log it writes to.
+// emit sends a DB_* event. DB_BUSY and DB_IOERR are throttled to one per 100 ms per
+// database each (the value is the running count of such waits), so a contended or failing
+// database cannot flood the engine or the event log it writes to.
 func (db *DB) emit(code, msg string) {
 	value := 0.0
-	if code == "DB_BUSY" {
-		n := db.busyCount.Add(1)
+	var count, last *atomic.Int64
+	switch code {
+	case "DB_BUSY":
+		count, last = &db.busyCount, &db.lastBusy
+	case "DB_IOERR":
+		count, last = &db.ioErrs, &db.lastIOErr
+	}
+	if count != nil {
+		n := count.Add(1)
 		now := time.Now().UnixNano()
-		last := db.lastBusy.Load()
-		if now-last < int64(100*time.Millisecond) || !db.lastBusy.CompareAndSwap(last, now) {
+		prev := last.Load()
+		if now-prev < int64(100*time.Millisecond) || !last.CompareAndSwap(prev, now) {
 			return
 		}
 		value = float64(n)

@@ -77,3 +77,10 @@ func wrap(err error) error {
 	}
 	return err
 }
+
+// isIOErr reports whether err is SQLITE_IOERR (any extended code): the kernel refused a
+// read, write or sync of the file. It is retried like a lock, but reported as DB_IOERR.
+func isIOErr(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_IOERR
+}

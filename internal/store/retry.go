@@ -23,7 +23,7 @@ var DefaultRetry = Retry{Initial: 5 * time.Millisecond, Max: 250 * time.Millisec
 
 // retry runs op until it succeeds, fails with an error that is not transient, or the
 // deadline (the caller's, or the budget) passes. It reports the first wait as DB_BUSY and
-// a give-up as DB_RETRY_EXHAUSTED; a statement cut off by the deadline without any lock
+// a give-up as DB_RETRY_EXHAUSTED (the first wait on SQLITE_IOERR as DB_IOERR); a statement cut off by the deadline without any lock
 // wait is DB_TIMEOUT.
 //
 // The budget bounds the time spent waiting for locks, not a statement's own work: a long
@@ -49,7 +49,13 @@ func (db *DB) retry(ctx context.Context, what string, op func(ctx context.Contex
 		case classBusy, classTransient:
 			last = err
 			if tries == 1 {
-				db.emit("DB_BUSY", fmt.Sprintf("%s: %v", what, err))
+				// An I/O error is not a lock: telling it apart keeps the busy alert's
+				// "something holds the write lock" from sending the operator the wrong way.
+				code := "DB_BUSY"
+				if isIOErr(err) {
+					code = "DB_IOERR"
+				}
+				db.emit(code, fmt.Sprintf("%s: %v", what, err))
 			}
 			if db.opts.Retry.Off {
 				return err
