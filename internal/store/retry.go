@@ -22,9 +22,9 @@ type Retry struct {
 var DefaultRetry = Retry{Initial: 5 * time.Millisecond, Max: 250 * time.Millisecond, Budget: 10 * time.Second}
 
 // retry runs op until it succeeds, fails with an error that is not transient, or the
-// deadline (the caller's, or the budget) passes. It reports the first wait as DB_BUSY and
-// a give-up as DB_RETRY_EXHAUSTED (the first wait on SQLITE_IOERR as DB_IOERR); a statement cut off by the deadline without any lock
-// wait is DB_TIMEOUT.
+// deadline (the caller's, or the budget) passes. It reports the first wait as DB_BUSY (as
+// DB_IOERR when it is SQLITE_IOERR) and a give-up as DB_RETRY_EXHAUSTED; a statement cut
+// off by the deadline without any lock wait is DB_TIMEOUT.
 //
 // The budget bounds the time spent waiting for locks, not a statement's own work: a long
 // compaction on a slow or loaded machine is not cut off (a context deadline would make
