@@ -145,7 +145,23 @@ func (r *Runtime) Prepare(conds []*Condition) {
 
 // ObserveEvent records an event in the history and makes it the current `event`.
 func (r *Runtime) ObserveEvent(t time.Time, code, source, message string, value float64, labels map[string]string) {
-	r.hist.observeEvent(t, code)
+	r.ObserveEventRef(r.CodeRef(code), t, code, source, message, value, labels)
+}
+
+// CodeRef is a handle on an event code's history, valid until the next Prepare: a
+// caller that routes by code anyway (the engine) keeps it with its route and saves a
+// lookup per event.
+type CodeRef struct{ s *series }
+
+// CodeRef returns the handle of code (an empty one if no condition counts it).
+func (r *Runtime) CodeRef(code string) CodeRef { return CodeRef{r.hist.codes[code]} }
+
+// ObserveEventRef is ObserveEvent with the code's handle, from CodeRef after the latest
+// Prepare.
+func (r *Runtime) ObserveEventRef(ref CodeRef, t time.Time, code, source, message string, value float64, labels map[string]string) {
+	if ref.s != nil {
+		ref.s.add(t.UnixNano(), 0, false)
+	}
 	r.SetEvent(code, source, message, value, labels)
 }
 
