@@ -152,7 +152,6 @@ func keepSeries(old map[string]*series, want map[string]time.Duration) map[strin
 	return out
 }
 
-
 func (h *History) count(code string, now time.Time, w time.Duration) int {
 	return h.codes[code].count(now, w)
 }
