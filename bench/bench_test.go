@@ -55,12 +55,18 @@ type remedy struct {
 	base string
 }
 
-// start runs a daemon in this process on a fresh data directory.
+// start runs a daemon in this process on a fresh data directory, with benchPolicies.
 func start(tb testing.TB, mutate func(*config.Config), opts ...daemon.Option) *remedy {
+	tb.Helper()
+	return startWith(tb, benchPolicies, mutate, opts...)
+}
+
+// startWith runs a daemon with the given policies alone.
+func startWith(tb testing.TB, policies string, mutate func(*config.Config), opts ...daemon.Option) *remedy {
 	tb.Helper()
 	dir := tb.TempDir()
 	pol := filepath.Join(dir, "bench.yaml")
-	os.WriteFile(pol, []byte(benchPolicies), 0o644)
+	os.WriteFile(pol, []byte(policies), 0o644)
 	cfg := config.Default()
 	cfg.DataDir, cfg.Policies, cfg.Listen, cfg.Token = filepath.Join(dir, "data"), pol, "127.0.0.1:0", token
 	cfg.DefaultPolicies = false // the benchmark's policies alone

@@ -19,6 +19,13 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
+// median is the nearest-rank median.
+func median(l latencies) time.Duration {
+	s := slices.Clone(l)
+	slices.Sort(s)
+	return quantile(s, 0.5)
+}
+
 // report adds <name>_p50_ms, <name>_p99_ms and <name>_max_ms to the benchmark's figures.
 func (l latencies) report(b *testing.B, name string) {
 	if len(l) == 0 {
