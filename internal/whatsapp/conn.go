@@ -76,6 +76,9 @@ type Options struct {
 	// Messages receives incoming texts; it must only queue them (it runs inside
 	// whatsmeow's event handling, which a slow handler would stall).
 	Messages func(id, from, chat, text string, at time.Time)
+	// Receipts receives delivery and read receipts for the bot's messages (ids,
+	// chat.StatusDelivered or chat.StatusRead); it must not block.
+	Receipts func(ids []string, status string, at time.Time)
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
 	Undecryptable func(sender, chat string)
@@ -324,6 +327,8 @@ func (c *Conn) handle(evt any) {
 		if text != "" && !e.Info.IsFromMe && c.opts.Messages != nil {
 			c.opts.Messages(e.Info.ID, e.Info.Sender.User, e.Info.Chat.String(), text, e.Info.Timestamp)
 		}
+	case *events.Receipt:
+		c.receipt(e)
 	case *events.PairError:
 		c.emit("WA_PAIR_ERROR", map[string]string{"reason": "pair_error"}, e.Error.Error(), 0)
 	}
