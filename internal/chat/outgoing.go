@@ -2,14 +2,15 @@ package chat
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/types"
 
 	"github.com/remedy-run/remedy/internal/queue"
@@ -252,7 +253,7 @@ func (p *Pipeline) SendMessage(ctx context.Context, o Outgoing) (string, error) 
 	if o.IdempotencyKey != "" {
 		key = o.IdempotencyKey
 	}
-	id := string(whatsmeow.GenerateMessageID())
+	id := p.newID()
 	queued := false
 	err := p.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		queued = false
@@ -364,6 +365,14 @@ func markSent(ctx context.Context, tx *store.Tx, id string) error {
 	_, err := tx.Exec(ctx, `UPDATE outgoing SET status = ?, updated = ?, sent_at = ? WHERE id = ? AND status = ?`,
 		StatusSent, now, now, id, StatusQueued)
 	return err
+}
+
+// randomID is a message id in WhatsApp Web's shape ("3EB0" and hex), for a pipeline
+// without a client to ask (PipelineOptions.NewID).
+func randomID() string {
+	b := make([]byte, 9)
+	_, _ = rand.Read(b)
+	return "3EB0" + strings.ToUpper(hex.EncodeToString(b))
 }
 
 // statusRank orders the statuses a receipt may move a message through.

@@ -29,7 +29,9 @@ type wire struct {
 	perChat map[string][]string
 }
 
-func (w *wire) SendText(ctx context.Context, to, text string) error { return errors.New("texts only via SendMessage here") }
+func (w *wire) SendText(ctx context.Context, to, text string) error {
+	return errors.New("texts only via SendMessage here")
+}
 
 func (w *wire) SendMessage(ctx context.Context, m Outgoing, media []byte) error {
 	w.mu.Lock()

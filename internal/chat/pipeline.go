@@ -35,6 +35,7 @@ type Pipeline struct {
 	mediaDir string
 	maxMedia int64
 	receipts chan receipt
+	newID    func() string
 }
 
 // PipelineOptions configure a Pipeline.
@@ -55,6 +56,9 @@ type PipelineOptions struct {
 	MaxMedia int64
 	// Limits pace the send API's messages (DefaultSendLimits where a field is zero).
 	Limits SendLimits
+	// NewID makes a message id (the client's GenerateMessageID; default random ids of
+	// the same shape).
+	NewID func() string
 }
 
 // NewPipeline opens the "inbound" and "outbound" queues. Outbound items are tried for a
@@ -63,7 +67,10 @@ type PipelineOptions struct {
 func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
 		guard: newSendGuard(o.Limits), events: o.Events, log: o.Logger, mediaDir: o.MediaDir, maxMedia: o.MaxMedia,
-		receipts: make(chan receipt, 4096)}
+		receipts: make(chan receipt, 4096), newID: o.NewID}
+	if p.newID == nil {
+		p.newID = randomID
+	}
 	p.messages, _ = o.Sender.(MessageSender)
 	if p.counters == nil {
 		p.counters = monitor.NewCounters()
