@@ -78,6 +78,9 @@ type Options struct {
 	// acknowledged to WhatsApp (its receipt sent) only after Messages returns nil: an
 	// error leaves it unacknowledged, for the server to deliver again.
 	Messages func(id, from, chat, text string, at time.Time) error
+	// Receipts receives delivery and read receipts for the bot's messages (ids,
+	// chat.StatusDelivered or chat.StatusRead); it must not block.
+	Receipts func(ids []string, status string, at time.Time)
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
 	Undecryptable func(sender, chat string)
@@ -339,6 +342,8 @@ func (c *Conn) handle(evt any) bool {
 				return false
 			}
 		}
+	case *events.Receipt:
+		c.receipt(e)
 	case *events.PairError:
 		c.emit("WA_PAIR_ERROR", map[string]string{"reason": "pair_error"}, e.Error.Error(), 0)
 	}
