@@ -259,8 +259,16 @@ func (p *Pipeline) deliver(ctx context.Context, it queue.Item) error {
 	return serr
 }
 
-// failed reports a failed try: WA_SEND_FAILED{reason, chat}, value = the attempt.
+// failed reports a failed try: to the metric by reason (PipelineOptions.SendFailed),
+// and as WA_SEND_FAILED{reason, chat, code} (value = the try's number) unless the
+// connection is down — the connection's own events and policies cover the outage.
 func (p *Pipeline) failed(o Outgoing, it queue.Item, err *SendError) {
+	if p.sendFailed != nil {
+		p.sendFailed(err.Reason)
+	}
+	if err.Reason == ReasonNotConnected {
+		return
+	}
 	labels := map[string]string{"reason": err.Reason, "chat": o.Chat}
 	if err.Code != 0 {
 		labels["code"] = fmt.Sprint(err.Code)
