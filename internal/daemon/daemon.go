@@ -60,6 +60,7 @@ type Daemon struct {
 	hub      *web.Hub
 	wa       *whatsapp.Conn // nil when WhatsApp is off
 	chat     *chat.Pipeline // nil when WhatsApp is off
+	inbound  *inboundKeeper // nil when WhatsApp is off
 	ln       net.Listener
 
 	set        atomic.Pointer[policies.Set]
@@ -171,6 +172,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}
+		sp, err := store.OpenSpool[chat.Message](spoolFile(cfg.DataDir, "inbound"), store.SpoolSize)
+		if err != nil {
+			log.Error("inbound spool not made; a message the queue cannot take is left unacknowledged for WhatsApp to deliver again", "error", err)
+		} else {
+			d.writers.spools = append(d.writers.spools, sp)
+		}
+		d.inbound = newInboundKeeper(sp, func(ctx context.Context, m chat.Message) error {
+			_, err := d.chat.In.Enqueue(ctx, m)
+			return err
+		}, d.storeBacklog, log)
 	}
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
 		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource, d.storeSource}, Logger: log})
@@ -265,13 +276,12 @@ func (d *Daemon) compactMetrics(ctx context.Context) {
 	})
 }
 
-// receive queues an incoming WhatsApp message (called inside whatsmeow's handling).
-func (d *Daemon) receive(id, from, chatJID, text string, at time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.chat.Receive(ctx, chat.Message{ID: id, From: from, Chat: chatJID, Text: text, Time: at}); err != nil {
-		d.log.Error("incoming message not queued", "from", from, "error", err)
-	}
+// receive keeps an incoming WhatsApp message (called inside whatsmeow's handling): in
+// the inbound queue, or in its spool while the queue cannot take it. An error leaves the
+// message unacknowledged, for WhatsApp to deliver again (inboundKeeper).
+func (d *Daemon) receive(id, from, chatJID, text string, at time.Time) error {
+	d.counters.Received(1)
+	return d.inbound.receive(context.Background(), chat.Message{ID: id, From: from, Chat: chatJID, Text: text, Time: at})
 }
 
 // queues is CLEAR_QUEUE's target (nil with WhatsApp off: no queues).

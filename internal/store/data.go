@@ -18,10 +18,11 @@ const (
 	MetricsFile = "monitoring_metrics.sqlite"
 	ReserveFile = ".remedy-reserve"
 	// ReserveSize is the ballast kept for priority writes on a full disk. With the
-	// writers' spools (SpoolSize each, for the journal and the audit) remedy holds 16 MiB
-	// from its first second.
-	ReserveSize = 12 << 20
-	// SpoolSize is one writer's spool: the rows past its memory limit (see Writer).
+	// spools (SpoolSize each: the journal's, the audit's, and the inbound WhatsApp
+	// messages') remedy holds 16 MiB from its first second.
+	ReserveSize = 10 << 20
+	// SpoolSize is one spool: a writer's rows past its memory limit (see Writer), or the
+	// incoming messages the inbound queue could not take.
 	SpoolSize = 2 << 20
 )
 
