@@ -205,7 +205,11 @@ func (p *Pipeline) deliver(ctx context.Context, it queue.Item) error {
 		return queue.Permanent(fmt.Errorf("%s: unreadable item: %v", ReasonInvalid, err))
 	}
 	if o.ID == "" {
-		// A reply queued by Pipeline.Send (and items queued before the send API).
+		// A reply queued by Pipeline.Send (and items queued before the send API): paced
+		// like every message.
+		if err := p.guard.wait(ctx, o.To); err != nil {
+			return fmt.Errorf("waiting for the send rate: %w", err)
+		}
 		if err := p.sender.SendText(ctx, o.To, o.Text); err != nil {
 			return err
 		}

@@ -369,8 +369,10 @@ func (p *Pipeline) wasReplayed(ctx context.Context, id string) bool {
 // item from the queue (queue.Options.Complete): exactly once, even across a kill -9.
 func markSent(ctx context.Context, tx *store.Tx, id string) error {
 	now := time.Now().UnixMilli()
-	_, err := tx.Exec(ctx, `UPDATE outgoing SET status = ?, updated = ?, sent_at = ? WHERE id = ? AND status = ?`,
-		StatusSent, now, now, id, StatusQueued)
+	// A receipt may have come first (it races the acknowledgement's commit): then the
+	// status stays delivered or read, and only the send time is recorded.
+	_, err := tx.Exec(ctx, `UPDATE outgoing SET status = CASE status WHEN ? THEN ? ELSE status END, updated = max(updated, ?),
+		sent_at = ? WHERE id = ? AND sent_at = 0`, StatusQueued, StatusSent, now, now, id)
 	return err
 }
 
