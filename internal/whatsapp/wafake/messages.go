@@ -87,6 +87,12 @@ func (s *Server) message(c *Conn, n *waBinary.Node) {
 	s.mu.Lock()
 	s.messages = append(s.messages, m)
 	s.mu.Unlock()
+	s.out.Lock()
+	on := s.out.onMessage
+	s.out.Unlock()
+	if on != nil {
+		on(m)
+	}
 	_ = c.Send(ack)
 	s.afterAck(c, to, id, m.Participants)
 }

@@ -83,6 +83,15 @@ func (s *Server) AutoReceipts(kinds ...string) {
 	s.out.receipts = kinds
 }
 
+// OnMessage runs f for each message the server accepts, before the client gets the
+// ack (a crash test's record of what reached WhatsApp: nothing acknowledged is missing
+// from it).
+func (s *Server) OnMessage(f func(Message)) {
+	s.out.Lock()
+	defer s.out.Unlock()
+	s.out.onMessage = f
+}
+
 // refusal is the error code for a message to jid (0: accepted).
 func (s *Server) refusal(to types.JID) int {
 	s.out.Lock()
@@ -189,6 +198,7 @@ type outbound struct {
 	groups   map[string][]string
 	left     map[string]bool
 	refuse   map[string]int
-	receipts []string
-	uploads  []Upload
+	receipts  []string
+	uploads   []Upload
+	onMessage func(Message)
 }
