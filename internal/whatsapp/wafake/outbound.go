@@ -195,9 +195,9 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 // outbound is the send path's state (its own lock: the server's mu guards the rest).
 type outbound struct {
 	sync.Mutex
-	groups   map[string][]string
-	left     map[string]bool
-	refuse   map[string]int
+	groups    map[string][]string
+	left      map[string]bool
+	refuse    map[string]int
 	receipts  []string
 	uploads   []Upload
 	onMessage func(Message)
