@@ -195,6 +195,7 @@ func (c *Conn) newClient(dev *store.Device) {
 	cli.EnableDecryptedEventBuffer = true
 	cli.SetWebsocketHTTPClient(c.opts.HTTPClient)
 	cli.SetPreLoginHTTPClient(c.opts.HTTPClient)
+	cli.SetMediaHTTPClient(c.opts.HTTPClient) // uploads of the send API (send.go)
 	cli.AddEventHandlerWithSuccessStatus(c.handle)
 	c.cli = cli
 }
