@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,7 @@ type Daemon struct {
 	hub      *web.Hub
 	wa       *whatsapp.Conn // nil when WhatsApp is off
 	chat     *chat.Pipeline // nil when WhatsApp is off
+	inbound  *inboundKeeper // nil when WhatsApp is off
 	ln       net.Listener
 
 	set        atomic.Pointer[policies.Set]
@@ -127,8 +129,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	undo = append(undo, func() { d.data.Close() })
-	if d.data.ReserveErr != nil {
-		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", d.data.ReserveErr)
+	if err := d.data.ReserveErr(); err != nil {
+		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", err)
 	}
 	// For `remedy replay --from DATA_DIR`: the time zone and policies this run uses.
 	if err := cfg.WriteRunInfo(VersionString()); err != nil {
@@ -140,7 +142,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) }}); err != nil {
+			Messages: d.receive, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
+			Receipts: func(ids []string, status string, at time.Time) {
+				if d.chat != nil { // set before the connection starts
+					d.chat.Receipt(ids, status, at)
+				}
+			}}); err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { d.wa.Close() })
@@ -156,11 +163,25 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	if d.wa != nil {
 		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
-			Handler: d.drillHandler(d.chatHandler()),
-			Tune:    d.tuneQueue, Events: d.emit,
+			MediaDir: filepath.Join(cfg.DataDir, "media"), MaxMedia: cfg.WhatsApp.Send.MaxMediaBytes(), Limits: cfg.WhatsApp.Send.Limits(),
+			NewID: func() string { return string(d.wa.Client().GenerateMessageID()) },
+			// d.metrics is made below, before anything is sent.
+			SendFailed: func(reason string) { d.metrics.SendFailures.WithLabelValues(reason).Inc() },
+			Handler:    d.drillHandler(d.chatHandler()),
+			Tune:       d.tuneQueue, Events: d.emit,
 			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}
+		sp, err := store.OpenSpool[chat.Message](spoolFile(cfg.DataDir, "inbound"), store.SpoolSize)
+		if err != nil {
+			log.Error("inbound spool not made; a message the queue cannot take is left unacknowledged for WhatsApp to deliver again", "error", err)
+		} else {
+			d.writers.spools = append(d.writers.spools, sp)
+		}
+		d.inbound = newInboundKeeper(sp, func(ctx context.Context, m chat.Message) error {
+			_, err := d.chat.In.Enqueue(ctx, m)
+			return err
+		}, d.storeBacklog, log)
 	}
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
 		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource, d.storeSource}, Logger: log})
@@ -255,13 +276,12 @@ func (d *Daemon) compactMetrics(ctx context.Context) {
 	})
 }
 
-// receive queues an incoming WhatsApp message (called inside whatsmeow's handling).
-func (d *Daemon) receive(id, from, chatJID, text string, at time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.chat.Receive(ctx, chat.Message{ID: id, From: from, Chat: chatJID, Text: text, Time: at}); err != nil {
-		d.log.Error("incoming message not queued", "from", from, "error", err)
-	}
+// receive keeps an incoming WhatsApp message (called inside whatsmeow's handling): in
+// the inbound queue, or in its spool while the queue cannot take it. An error leaves the
+// message unacknowledged, for WhatsApp to deliver again (inboundKeeper).
+func (d *Daemon) receive(id, from, chatJID, text string, at time.Time) error {
+	d.counters.Received(1)
+	return d.inbound.receive(context.Background(), chat.Message{ID: id, From: from, Chat: chatJID, Text: text, Time: at})
 }
 
 // queues is CLEAR_QUEUE's target (nil with WhatsApp off: no queues).

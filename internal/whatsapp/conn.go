@@ -73,9 +73,14 @@ type Options struct {
 	Budget LoginBudget
 	// Probe is how often an unreachable server is probed (default 1 s).
 	Probe time.Duration
-	// Messages receives incoming texts; it must only queue them (it runs inside
-	// whatsmeow's event handling, which a slow handler would stall).
-	Messages func(id, from, chat, text string, at time.Time)
+	// Messages receives incoming texts; it must only keep them (it runs inside
+	// whatsmeow's event handling, which a slow handler would stall). The message is
+	// acknowledged to WhatsApp (its receipt sent) only after Messages returns nil: an
+	// error leaves it unacknowledged, for the server to deliver again.
+	Messages func(id, from, chat, text string, at time.Time) error
+	// Receipts receives delivery and read receipts for the bot's messages (ids,
+	// chat.StatusDelivered or chat.StatusRead); it must not block.
+	Receipts func(ids []string, status string, at time.Time)
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
 	Undecryptable func(sender, chat string)
@@ -138,12 +143,15 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		lock.Close()
 		return nil, fmt.Errorf("whatsapp: another remedy is using the device store %s (a second client would replace the first)", opts.StorePath)
 	}
+	// Transactions take the write lock at BEGIN (_txlock=immediate): a deferred one that
+	// reads first and then writes (decryption with its buffer) fails at once with
+	// SQLITE_BUSY when another connection wrote meanwhile, whatever busy_timeout says.
 	// synchronous=NORMAL in WAL mode: a commit is not fsynced (the checkpoint is), so a
 	// crash of remedy loses nothing and a power cut at most the last commits; with FULL
 	// every decrypted message's session update waited for the disk, in whatsmeow's one
 	// event loop. mautrix's own SQLite setup (go.mau.fi/util dbutil "sqlite3-fk-wal")
 	// uses the same.
-	dsn := remedystore.FileURI(opts.StorePath) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	dsn := remedystore.FileURI(opts.StorePath) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	container, err := sqlstore.New(ctx, "sqlite", dsn, waLog.Noop)
 	if err != nil {
 		lock.Close()
@@ -185,9 +193,15 @@ func (c *Conn) newClient(dev *store.Device) {
 	// receipts); this also asks the account's own phone for it after 5 s, which recovers
 	// messages whose sender cannot help (a broken session on their side).
 	cli.AutomaticMessageRerequestFromPhone = true
+	// A message whose handling failed gets no receipt, so the server delivers it again;
+	// the buffer keeps its plaintext, stored with the Signal session's step, so that the
+	// second delivery decrypts (the session has moved on) instead of being dropped as
+	// already seen. It is whatsmeow's at-least-once path (client.go, message.go).
+	cli.EnableDecryptedEventBuffer = true
 	cli.SetWebsocketHTTPClient(c.opts.HTTPClient)
 	cli.SetPreLoginHTTPClient(c.opts.HTTPClient)
-	cli.AddEventHandler(c.handle)
+	cli.SetMediaHTTPClient(c.opts.HTTPClient) // uploads of the send API (send.go)
+	cli.AddEventHandlerWithSuccessStatus(c.handle)
 	c.cli = cli
 }
 
@@ -233,8 +247,9 @@ func (c *Conn) setLocked(s State) {
 }
 
 // handle maps whatsmeow's events to engine events. It runs on whatsmeow's goroutines and
-// does nothing slow.
-func (c *Conn) handle(evt any) {
+// does nothing slow. It returns false only for a message that was not kept: whatsmeow
+// then sends no receipt for it.
+func (c *Conn) handle(evt any) bool {
 	switch e := evt.(type) {
 	case *events.Connected:
 		c.mu.Lock()
@@ -246,7 +261,7 @@ func (c *Conn) handle(evt any) {
 	case *events.Disconnected:
 		st := c.State()
 		if st == Pairing || c.cli.Store.ID == nil {
-			return // the end of a pairing attempt, not an outage: Pair reports it
+			return true // the end of a pairing attempt, not an outage: Pair reports it
 		}
 		reason := "remote"
 		if st.terminal() || st == Banned {
@@ -327,11 +342,18 @@ func (c *Conn) handle(evt any) {
 			text = e.Message.GetExtendedTextMessage().GetText()
 		}
 		if text != "" && !e.Info.IsFromMe && c.opts.Messages != nil {
-			c.opts.Messages(e.Info.ID, e.Info.Sender.User, e.Info.Chat.String(), text, e.Info.Timestamp)
+			if err := c.opts.Messages(e.Info.ID, e.Info.Sender.User, e.Info.Chat.String(), text, e.Info.Timestamp); err != nil {
+				c.opts.Logger.Error("incoming message not kept; left unacknowledged for WhatsApp to deliver again",
+					"id", e.Info.ID, "error", err)
+				return false
+			}
 		}
+	case *events.Receipt:
+		c.receipt(e)
 	case *events.PairError:
 		c.emit("WA_PAIR_ERROR", map[string]string{"reason": "pair_error"}, e.Error.Error(), 0)
 	}
+	return true
 }
 
 // settle answers the Reconnect calls waiting for the outcome of a connection.

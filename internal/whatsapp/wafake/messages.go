@@ -14,6 +14,7 @@ import (
 // recipient's devices, so only who, which id and how many ciphertexts are known.
 type Message struct {
 	ID, To       string
+	Type         string // the node's type: text, media, reaction
 	Ciphertexts  int
 	ReceivedAt   time.Time
 	Participants []string
@@ -24,6 +25,32 @@ func (s *Server) Messages() []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Message(nil), s.messages...)
+}
+
+// Receipts returns the ids of the messages the client sent a receipt for (acknowledged:
+// a real server would not deliver them again), in order.
+func (s *Server) Receipts() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.receipts...)
+}
+
+func (s *Server) receipt(n *waBinary.Node) {
+	if n.Attrs["type"] == "retry" {
+		return // a request to send again, not an acknowledgement
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := n.Attrs["id"].(string); ok {
+		s.receipts = append(s.receipts, id)
+	}
+	if list, ok := n.GetOptionalChildByTag("list"); ok { // several messages in one receipt
+		for _, it := range list.GetChildren() {
+			if id, ok := it.Attrs["id"].(string); ok {
+				s.receipts = append(s.receipts, id)
+			}
+		}
+	}
 }
 
 // RefuseMessages makes the server answer every message with error 500 (on) or accept
@@ -42,7 +69,13 @@ func (s *Server) message(c *Conn, n *waBinary.Node) {
 		_ = c.Send(ack)
 		return
 	}
+	if code := s.refusal(to); code != 0 {
+		ack.Attrs["error"] = strconv.Itoa(code)
+		_ = c.Send(ack)
+		return
+	}
 	m := Message{ID: id, To: to.User, ReceivedAt: time.Now()}
+	m.Type, _ = n.Attrs["type"].(string)
 	if parts, ok := n.GetOptionalChildByTag("participants"); ok {
 		for _, p := range parts.GetChildren() {
 			if jid, ok := p.Attrs["jid"].(types.JID); ok {
@@ -54,7 +87,14 @@ func (s *Server) message(c *Conn, n *waBinary.Node) {
 	s.mu.Lock()
 	s.messages = append(s.messages, m)
 	s.mu.Unlock()
+	s.out.Lock()
+	on := s.out.onMessage
+	s.out.Unlock()
+	if on != nil {
+		on(m)
+	}
 	_ = c.Send(ack)
+	s.afterAck(c, to, id, m.Participants)
 }
 
 // devices answers a usync device query: each user has only a phone (device 0).

@@ -1,0 +1,216 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/remedy-run/remedy/internal/chat"
+	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
+)
+
+// flakyQueue is an inbound queue whose enqueues fail while down.
+type flakyQueue struct {
+	mu    sync.Mutex
+	down  bool
+	items []string
+}
+
+func (q *flakyQueue) enqueue(_ context.Context, m chat.Message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.down {
+		return errors.New("database or disk is full")
+	}
+	q.items = append(q.items, m.Text)
+	return nil
+}
+
+func (q *flakyQueue) set(down bool) { q.mu.Lock(); q.down = down; q.mu.Unlock() }
+
+func (q *flakyQueue) queued() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.items...)
+}
+
+// Randomized, seeded: messages arrive while the queue fails and recovers at random, and
+// the keeper is stopped and started again (a restart, the spool kept) at random. Every
+// message receive accepted (the ones WhatsApp would be told arrived) is queued exactly
+// once, in arrival order; one refused (the spool full) is not acknowledged, and only
+// then. The backlog is reported while messages wait and cleared after.
+func TestInboundKeeperLosesNothingAcknowledged(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	synctest.Test(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(seed, 2))
+		path := filepath.Join(t.TempDir(), "spool")
+		q := &flakyQueue{}
+		var mu sync.Mutex
+		var reports []int
+		backlog := func(_ string, rows int, _ error) { mu.Lock(); reports = append(reports, rows); mu.Unlock() }
+		var acked []string
+		refused := 0
+		var k *inboundKeeper
+		var stop context.CancelFunc
+		var wg sync.WaitGroup
+		start := func() {
+			sp, err := store.OpenSpool[chat.Message](path, 2048) // small: it fills up
+			if err != nil {
+				t.Fatal(err)
+			}
+			k = newInboundKeeper(sp, q.enqueue, backlog, slog.New(slog.DiscardHandler))
+			var ctx context.Context
+			ctx, stop = context.WithCancel(context.Background())
+			wg.Go(func() { k.run(ctx) })
+		}
+		halt := func() {
+			stop()
+			wg.Wait()
+			k.spool.Close()
+		}
+		start()
+		for i := range 400 {
+			switch rng.IntN(20) {
+			case 0:
+				q.set(true)
+			case 1, 2:
+				q.set(false)
+			case 3:
+				halt()
+				start()
+			}
+			text := "m" + strconv.Itoa(i)
+			if err := k.receive(context.Background(), chat.Message{ID: text, Text: text}); err == nil {
+				acked = append(acked, text)
+			} else {
+				refused++
+			}
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		}
+		q.set(false)
+		time.Sleep(10 * time.Second) // past the longest backoff: the spool is moved
+		synctest.Wait()
+		if got := q.queued(); !slices.Equal(got, acked) {
+			t.Fatalf("seed %d: queued %d messages, %d acknowledged; first difference at %d", seed, len(got), len(acked), firstDiff(got, acked))
+		}
+		if k.len() != 0 {
+			t.Fatalf("seed %d: %d messages left in the spool", seed, k.len())
+		}
+		halt()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(reports) > 0 && reports[len(reports)-1] != 0 {
+			t.Fatalf("seed %d: the backlog was not cleared: %v", seed, reports)
+		}
+		t.Logf("%d acknowledged, %d refused with the spool full, %d backlog reports", len(acked), refused, len(reports))
+	})
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// Incoming WhatsApp messages under every store fault, with the real client against the
+// fake server: each message WhatsApp was told arrived (its receipt sent) reaches the
+// bot's handler once the fault ends; while it lasts they wait in the inbound spool.
+func TestIncomingMessagesSurviveStoreFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("holds each store fault")
+	}
+	var table []string
+	for _, f := range storeFaults {
+		t.Run(f.name, func(t *testing.T) {
+			var mu sync.Mutex
+			handled := map[string]int{}
+			bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var m struct{ Text string }
+				json.NewDecoder(r.Body).Decode(&m)
+				mu.Lock()
+				handled[m.Text]++
+				mu.Unlock()
+			}))
+			defer bot.Close()
+			r, s := startWithWhatsApp(t, true, func(c *config.Config) {
+				c.WhatsApp.Handler = &config.Endpoint{URL: bot.URL}
+			})
+			r.d.inbound.mu.Lock()
+			r.d.inbound.bound = 300 * time.Millisecond // the fault outlasts it many times
+			r.d.inbound.mu.Unlock()
+			ctx := context.Background()
+			phone, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000042")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer phone.Close()
+			texts := map[string]string{} // message id -> text
+			send := func(text string) {
+				s.Each(func(fc *wafake.Conn) {
+					id, err := phone.Send(ctx, fc, r.d.wa.Client().Store, text)
+					if err != nil {
+						t.Fatal(err)
+					}
+					texts[id] = text
+				})
+			}
+			receipted := func() []string {
+				var out []string
+				for _, id := range s.Receipts() {
+					if texts[id] != "" {
+						out = append(out, texts[id])
+					}
+				}
+				return out
+			}
+			send("before")
+			r.eventually("the first message handled", func() bool { mu.Lock(); defer mu.Unlock(); return handled["before"] > 0 })
+			clear := f.apply(t, r)
+			const during = 8
+			for i := range during {
+				send(fmt.Sprintf("during-%d", i))
+			}
+			r.eventually("every message sent during the fault kept and acknowledged", func() bool {
+				return len(receipted()) == 1+during
+			})
+			spooled := r.d.inbound.len()
+			clear()
+			send("after")
+			r.eventually("every acknowledged message handled", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				rs := receipted()
+				for _, text := range rs {
+					if handled[text] == 0 {
+						return false
+					}
+				}
+				return slices.Contains(rs, "after")
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			table = append(table, fmt.Sprintf("| %s | %d sent | %d acknowledged | %d spooled during the fault | %d handled |",
+				f.name, 2+during, len(receipted()), spooled, len(handled)))
+		})
+	}
+	t.Log("\n| fault | messages | receipts | spool | handled after |\n|---|---|---|---|---|\n" + strings.Join(table, "\n"))
+}
