@@ -129,8 +129,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	undo = append(undo, func() { d.data.Close() })
-	if d.data.ReserveErr != nil {
-		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", d.data.ReserveErr)
+	if err := d.data.ReserveErr(); err != nil {
+		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", err)
 	}
 	// For `remedy replay --from DATA_DIR`: the time zone and policies this run uses.
 	if err := cfg.WriteRunInfo(VersionString()); err != nil {

@@ -123,8 +123,8 @@ func (d *Daemon) disk() string {
 		return "full (metrics shed): " + f
 	}
 	if !d.data.Reserve.Held() {
-		if d.data.ReserveErr != nil {
-			return "reserve missing: " + d.data.ReserveErr.Error()
+		if err := d.data.ReserveErr(); err != nil {
+			return "reserve missing: " + err.Error()
 		}
 		return "reserve released (the disk was full)"
 	}

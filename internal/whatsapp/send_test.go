@@ -53,23 +53,12 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 	s := fakeServer(t)
 	rec := newRecorder()
 	got := make(chan [3]string, 4)
-	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
-		Watchdog: time.Hour, Probe: time.Hour, Messages: func(id, sender, chat, text string, at time.Time) error {
-			got <- [3]string{id, sender, text}
-			return nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.Start(context.Background())
-	rec.wait(t, "WA_CONNECTED")
-	phone, err := wafake.NewPhone(context.Background(), t.TempDir(), "6281100000009")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phone.Close()
+	c, phone := connectedWithPhone(t, s, rec, func(id, sender, chat, text string, at time.Time) error {
+		got <- [3]string{id, sender, text}
+		return nil
+	})
 	ctx := context.Background()
+	var err error
 	for _, text := range []string{"!status", "!alerts"} {
 		var id string
 		s.Each(func(fc *wafake.Conn) {
@@ -98,27 +87,15 @@ func TestMessageNotKeptIsNotAcknowledgedAndComesAgain(t *testing.T) {
 	got := make(chan string, 8)
 	refuse := make(chan bool, 1)
 	refuse <- true // the first delivery is refused
-	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
-		Watchdog: time.Hour, Probe: time.Hour, Messages: func(id, sender, chat, text string, at time.Time) error {
-			got <- text
-			select {
-			case <-refuse:
-				return errors.New("database or disk is full")
-			default:
-				return nil
-			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.Start(context.Background())
-	rec.wait(t, "WA_CONNECTED")
-	phone, err := wafake.NewPhone(context.Background(), t.TempDir(), "6281100000009")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phone.Close()
+	c, phone := connectedWithPhone(t, s, rec, func(id, sender, chat, text string, at time.Time) error {
+		got <- text
+		select {
+		case <-refuse:
+			return errors.New("database or disk is full")
+		default:
+			return nil
+		}
+	})
 	ctx := context.Background()
 	one, err := phone.Prepare(ctx, c.Client().Store, "one")
 	if err != nil {
@@ -168,4 +145,24 @@ func TestMessageNotKeptIsNotAcknowledgedAndComesAgain(t *testing.T) {
 	deliver(one) // the server's second delivery: the same stanza
 	next("one")
 	waitAcked(id1)
+}
+
+// connectedWithPhone opens a paired connection to s whose incoming texts go to messages,
+// waits until it is connected, and makes a phone (6281100000009) that can write to it.
+func connectedWithPhone(t *testing.T, s *wafake.Server, rec *recorder, messages func(id, sender, chat, text string, at time.Time) error) (*Conn, *wafake.Phone) {
+	t.Helper()
+	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
+		Watchdog: time.Hour, Probe: time.Hour, Messages: messages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.Start(context.Background())
+	rec.wait(t, "WA_CONNECTED")
+	phone, err := wafake.NewPhone(context.Background(), t.TempDir(), "6281100000009")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { phone.Close() })
+	return c, phone
 }
