@@ -217,6 +217,14 @@ func TestRefusingChatIsStoppedAndReplayable(t *testing.T) {
 		if err != nil || len(dls) != 6 {
 			t.Fatalf("dead letters %d %v", len(dls), err)
 		}
+		// A restart keeps the stop (rebuilt from the refusals among the dead letters).
+		again, err := NewPipeline(ctx, PipelineOptions{DB: db, Sender: w, Limits: SendLimits{StopFor: 2 * time.Minute}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if until := again.guard.stopped(bad, time.Now()); until.IsZero() || until.After(time.Now().Add(2*time.Minute)) {
+			t.Fatalf("after a restart the chat is stopped until %v", until)
+		}
 		// The chat is fixed (the bot was added back to it); after the stop, a replay sends all.
 		w.mu.Lock()
 		w.refuse = nil
