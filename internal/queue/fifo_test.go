@@ -38,3 +38,31 @@ func TestGroupedClaimUsesTheIndex(t *testing.T) {
 		t.Fatalf("plan:\n%s", got)
 	}
 }
+
+// A damaged payload (not JSON) neither breaks the grouped claim nor blocks the others:
+// it is its own "no group" item, claimed in turn.
+func TestGroupedClaimSurvivesADamagedPayload(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{Path: filepath.Join(t.TempDir(), "remedy.db"), Schema: store.RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := Open(ctx, db, Options{Name: "outbound", Group: "chat", Handler: func(context.Context, Item) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO queue_items(queue, payload, enqueued, updated) VALUES ('outbound', '{{', 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(ctx, map[string]string{"chat": "a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"{{", `{"chat":"a"}`} {
+		it, ok, err := q.claim(ctx)
+		if err != nil || !ok || string(it.Payload) != want {
+			t.Fatalf("claim: %s %v %v, want %s", it.Payload, ok, err, want)
+		}
+		q.complete(ctx, it)
+	}
+}
