@@ -2,11 +2,8 @@ package queue
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/remedy-run/remedy/internal/store"
 )
 
 // A grouped claim looks up earlier items of the group through the index, never by
@@ -14,11 +11,7 @@ import (
 // about a second before the index).
 func TestGroupedClaimUsesTheIndex(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{Path: filepath.Join(t.TempDir(), "remedy.db"), Schema: store.RemedySchema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	q := &Queue{opts: Options{Name: "outbound", Group: "chat"}}
 	var plan []struct {
 		ID     int    `db:"id"`
@@ -43,11 +36,7 @@ func TestGroupedClaimUsesTheIndex(t *testing.T) {
 // it is its own "no group" item, claimed in turn.
 func TestGroupedClaimSurvivesADamagedPayload(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{Path: filepath.Join(t.TempDir(), "remedy.db"), Schema: store.RemedySchema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	q, err := Open(ctx, db, Options{Name: "outbound", Group: "chat", Handler: func(context.Context, Item) error { return nil }})
 	if err != nil {
 		t.Fatal(err)
