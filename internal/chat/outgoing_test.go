@@ -131,8 +131,22 @@ func TestSendSequencesKeepOrderAndEndEverywhere(t *testing.T) {
 				w.down = false
 				w.mu.Unlock()
 				p.Out.Wake() // as the daemon does on WA_CONNECTED
-				time.Sleep(3 * time.Minute)
-				synctest.Wait()
+				// Until every message has ended (a try that times out after the wake waits
+				// out its backoff, up to 5 minutes), at most half an hour.
+				for range 30 {
+					time.Sleep(time.Minute)
+					synctest.Wait()
+					ended := true
+					for _, id := range ids {
+						if st, err := p.MessageStatus(ctx, id); err != nil || st.Status == StatusQueued {
+							ended = false
+							break
+						}
+					}
+					if ended {
+						break
+					}
+				}
 				sent, failed := 0, 0
 				for _, id := range ids {
 					st, err := p.MessageStatus(ctx, id)
