@@ -48,7 +48,7 @@ func TestGroupedClaimSurvivesADamagedPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"{{", `{"chat":"a"}`} {
-		it, ok, err := q.claim(ctx)
+		it, ok, err := q.claim(ctx, nil)
 		if err != nil || !ok || string(it.Payload) != want {
 			t.Fatalf("claim: %s %v %v, want %s", it.Payload, ok, err, want)
 		}
