@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"time"
 
 	"github.com/remedy-run/remedy/internal/chat"
@@ -35,8 +36,9 @@ func (s Send) MaxMediaBytes() int64 {
 
 // check reports the values that make no sense.
 func (s Send) check(bad func(key, format string, args ...any)) {
-	if s.PerMinute < 0 || s.Burst < 0 || s.ChatPerMinute < 0 || s.ChatBurst < 0 || s.StopAfter < 0 || s.StopWindow < 0 || s.StopFor < 0 {
-		bad("whatsapp.send", "whatsapp.send: limits are positive (0 keeps the default)")
+	finite := func(v float64) bool { return v >= 0 && !math.IsInf(v, 0) } // NaN fails too
+	if !finite(s.PerMinute) || !finite(s.ChatPerMinute) || s.Burst < 0 || s.ChatBurst < 0 || s.StopAfter < 0 || s.StopWindow < 0 || s.StopFor < 0 {
+		bad("whatsapp.send", "whatsapp.send: limits are positive numbers (0 keeps the default)")
 	}
 	if s.MaxMediaMB < 0 || s.MaxMediaMB > 100 {
 		bad("whatsapp.send.max_media_mb", "whatsapp.send.max_media_mb: 1 to 100 (WhatsApp's largest document), got %d", s.MaxMediaMB)
