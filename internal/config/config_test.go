@@ -121,6 +121,9 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if len(c.Services) != 1 || c.Alerts.Alertmanager == nil || c.Timezone != "Asia/Jakarta" {
 		t.Fatalf("%+v", c)
 	}
+	if l := c.WhatsApp.Send.Limits(); l.PerMinute != 30 || l.ChatPerMinute != 20 || l.StopFor != time.Hour || c.WhatsApp.Send.MaxMediaBytes() != 16<<20 {
+		t.Fatalf("whatsapp.send: %+v", c.WhatsApp.Send)
+	}
 }
 
 // WhatsApp is on by default (idle until paired); a file naming only some whatsapp keys
