@@ -36,6 +36,7 @@ func (s *Server) routes() {
 	api("POST /api/v1/policies/{name}/try", s.tryPolicy)
 	s.pairRoutes(api)
 	s.drillRoutes(api)
+	s.messageRoutes(api)
 	api("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
 		rows, err := b.Alerts(r.Context(), limit(r, 100))
 		respond(s, w, r, rows, err)

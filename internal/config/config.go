@@ -89,6 +89,8 @@ type WhatsApp struct {
 	SendPerMinute  int      `yaml:"send_per_minute"`
 	// Handler receives the messages that are not admin commands (JSON POST, signed).
 	Handler *Endpoint `yaml:"handler"`
+	// Send paces the bot's messages (the send API); zero values keep the defaults.
+	Send Send `yaml:"send"`
 }
 
 // Alerts configures the alert channels.

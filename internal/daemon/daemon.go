@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -141,7 +142,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) }}); err != nil {
+			Messages: d.receive, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
+			Receipts: func(ids []string, status string, at time.Time) {
+				if d.chat != nil { // set before the connection starts
+					d.chat.Receipt(ids, status, at)
+				}
+			}}); err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { d.wa.Close() })
@@ -157,8 +163,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	if d.wa != nil {
 		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
-			Handler: d.drillHandler(d.chatHandler()),
-			Tune:    d.tuneQueue, Events: d.emit,
+			MediaDir: filepath.Join(cfg.DataDir, "media"), MaxMedia: cfg.WhatsApp.Send.MaxMediaBytes(), Limits: cfg.WhatsApp.Send.Limits(),
+			NewID: func() string { return string(d.wa.Client().GenerateMessageID()) },
+			// d.metrics is made below, before anything is sent.
+			SendFailed: func(reason string) { d.metrics.SendFailures.WithLabelValues(reason).Inc() },
+			Handler:    d.drillHandler(d.chatHandler()),
+			Tune:       d.tuneQueue, Events: d.emit,
 			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -57,6 +58,7 @@ type Server struct {
 	onRegister func(*Conn) // what happens when an unpaired client connects; default PairDevice
 	linkPhone  string      // the number of the last phone-code pairing request
 	messages   []Message
+	out        outbound // groups, refusals, receipts, uploads (outbound.go)
 	receipts   []string // ids of the messages the client acknowledged, in order
 	loginTimes []time.Time
 
@@ -347,6 +349,10 @@ func (r *frameReader) next() ([]byte, error) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/mms/") && r.Method == http.MethodPost {
+		s.upload(w, r) // the media host (outbound.go)
+		return
+	}
 	s.attempts.Add(1)
 	if s.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
@@ -431,6 +437,10 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 		s.receipt(n)
 		return
 	}
+	if n.Tag == "ack" {
+		s.noteAck(n) // outbound.go
+		return
+	}
 	if n.Tag != "iq" {
 		return
 	}
@@ -448,6 +458,9 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 		return
 	}
 	res := waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"id": id, "type": "result", "from": "s.whatsapp.net"}}
+	if s.outboundIQ(c, n, res) {
+		return
+	}
 	if xmlns == "encrypt" && n.Attrs["type"] == "get" {
 		if q, ok := n.GetOptionalChildByTag("key"); ok {
 			res.Content = preKeys(q)
