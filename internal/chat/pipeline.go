@@ -64,6 +64,9 @@ type PipelineOptions struct {
 	// SendFailed is told the reason of every failed try (the failures metric); it must
 	// not block.
 	SendFailed func(reason string)
+	// Offline reports whether WhatsApp is unusable (not connected): the outbound queue
+	// then waits without being reported stuck (queue.Options.Blocked).
+	Offline func() bool
 }
 
 // NewPipeline opens the "inbound" and "outbound" queues. Outbound items are tried for a
@@ -98,7 +101,7 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	// the pace. Messages to one chat go out in order (Group), a failing one holding back
 	// the ones after it.
 	p.Out, err = queue.Open(ctx, o.DB, tune(queue.Options{Name: "outbound", Workers: 1, MaxAttempts: 200, RetryDelay: time.Second,
-		ItemTimeout: 60 * time.Second, Logger: o.Logger, Group: "chat", Handler: p.deliver, Complete: completeSend}))
+		ItemTimeout: 60 * time.Second, Logger: o.Logger, Group: "chat", Blocked: o.Offline, Handler: p.deliver, Complete: completeSend}))
 	if err != nil {
 		return nil, err
 	}

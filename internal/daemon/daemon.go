@@ -167,8 +167,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			NewID: func() string { return string(d.wa.Client().GenerateMessageID()) },
 			// d.metrics is made below, before anything is sent.
 			SendFailed: func(reason string) { d.metrics.SendFailures.WithLabelValues(reason).Inc() },
-			Handler:    d.drillHandler(d.chatHandler()),
-			Tune:       d.tuneQueue, Events: d.emit,
+			// An outage is not a stuck outbound queue: queue-stuck would dead-letter the
+			// messages waiting for the connection.
+			Offline: func() bool { return d.wa.State() != whatsapp.Connected },
+			Handler: d.drillHandler(d.chatHandler()),
+			Tune:    d.tuneQueue, Events: d.emit,
 			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}

@@ -62,8 +62,13 @@ type Options struct {
 	// same value are processed one at a time, in id order, like the message groups of
 	// a FIFO queue — a later item waits while an earlier one is retried. "" keeps the
 	// plain order (the oldest ready item first).
-	Group  string
-	Events func(engine.Event) // QUEUE_*, HANDLER_* events; must not block
+	Group string
+	// Blocked reports whether what the handler needs is down (the WhatsApp connection
+	// for the outbound queue). While it is, waiting is expected, not stuck: the watchdog
+	// reports no QUEUE_STUCK (whose default policy would dead-letter every message queued
+	// during a routine disconnect); the outage has its own events and policies.
+	Blocked func() bool
+	Events  func(engine.Event) // QUEUE_*, HANDLER_* events; must not block
 	// Audit receives the audit rows of handler panics (the daemon's audit writer, the
 	// table's owner); nil writes them directly.
 	Audit  func(store.AuditEntry)
