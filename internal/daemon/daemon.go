@@ -58,6 +58,7 @@ type Daemon struct {
 	health   *monitor.Health
 	hub      *web.Hub
 	wa       *whatsapp.Conn // nil when WhatsApp is off
+	bot      chat.Handler   // the in-process handler (WithHandler), or nil
 	chat     *chat.Pipeline // nil when WhatsApp is off
 	ln       net.Listener
 
@@ -73,6 +74,7 @@ type Daemon struct {
 type Option func(*options)
 
 type options struct {
+	handler   chat.Handler
 	waHTTP    *http.Client
 	storeTune []func(*store.Options)
 }
@@ -88,6 +90,11 @@ func withoutSelfHealing() Option {
 		})
 	}
 }
+
+// WithHandler makes h the bot's handler, in process, instead of whatsapp.handler's
+// webhook (package bot). If h is also a chat.EventHandler it gets receipts and send
+// outcomes.
+func WithHandler(h chat.Handler) Option { return func(o *options) { o.handler = h } }
 
 // WithWhatsAppHTTP makes the WhatsApp client dial through h (tests: a fake server).
 func WithWhatsAppHTTP(h *http.Client) Option { return func(o *options) { o.waHTTP = h } }
@@ -108,7 +115,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			}
 		}
 	}()
-	d := &Daemon{cfg: cfg, log: log, started: time.Now(), hub: web.NewHub()}
+	d := &Daemon{cfg: cfg, log: log, started: time.Now(), hub: web.NewHub(), bot: o.handler}
 	stamp := policyStamp(cfg.Policies)
 	d.stamp.Store(&stamp)
 	set, err := cfg.LoadPolicies()
@@ -140,7 +147,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) }}); err != nil {
+			Messages: d.receive, Receipts: d.receipt, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) }}); err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { d.wa.Close() })
@@ -156,9 +163,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	if d.wa != nil {
 		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
-			Handler: d.drillHandler(d.chatHandler()),
+			Handler: d.drillHandler(d.handler()),
 			Tune:    d.tuneQueue, Events: d.emit,
-			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
+			Commands: &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}
 	}
@@ -256,11 +263,11 @@ func (d *Daemon) compactMetrics(ctx context.Context) {
 }
 
 // receive queues an incoming WhatsApp message (called inside whatsmeow's handling).
-func (d *Daemon) receive(id, from, chatJID, text string, at time.Time) {
+func (d *Daemon) receive(m chat.Message) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := d.chat.Receive(ctx, chat.Message{ID: id, From: from, Chat: chatJID, Text: text, Time: at}); err != nil {
-		d.log.Error("incoming message not queued", "from", from, "error", err)
+	if err := d.chat.Receive(ctx, m); err != nil {
+		d.log.Error("incoming message not queued", "from", m.From, "error", err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/remedy-run/remedy/engine"
 	remedystore "github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/webhook"
 )
 
 // State is the connection's state as remedy sees it.
@@ -73,9 +75,13 @@ type Options struct {
 	Budget LoginBudget
 	// Probe is how often an unreachable server is probed (default 1 s).
 	Probe time.Duration
-	// Messages receives incoming texts; it must only queue them (it runs inside
-	// whatsmeow's event handling, which a slow handler would stall).
-	Messages func(id, from, chat, text string, at time.Time)
+	// Messages receives incoming messages (every kind: inbound.go); it must only queue
+	// them (it runs inside whatsmeow's event handling, which a slow handler would stall).
+	Messages func(webhook.Message)
+	// Receipts receives delivery and read receipts; it must only queue them.
+	Receipts  func(webhook.Receipt)
+	mediaHTTP *http.Client
+
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
 	Undecryptable func(sender, chat string)
@@ -149,6 +155,9 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		lock.Close()
 		return nil, fmt.Errorf("whatsapp: device store: %w", err)
 	}
+	if opts.HTTPClient != nil {
+		opts.mediaHTTP = opts.HTTPClient // media downloads dial where the tests point
+	}
 	if opts.HTTPClient == nil {
 		// Dials are bounded here, since the connection's context lives as long as it does.
 		opts.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
@@ -162,6 +171,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	c.budget.load(opts.StorePath+".logins", time.Now()) // the budget outlives a restart
 	c.bg, c.cancel = context.WithCancel(context.Background())
 	c.newClient(dev)
+	c.pruneMedia(time.Now())
 	if dev.ID != nil {
 		c.state = Disconnected
 	}
@@ -182,6 +192,9 @@ func (c *Conn) newClient(dev *store.Device) {
 	cli.AutomaticMessageRerequestFromPhone = true
 	cli.SetWebsocketHTTPClient(c.opts.HTTPClient)
 	cli.SetPreLoginHTTPClient(c.opts.HTTPClient)
+	if c.opts.mediaHTTP != nil {
+		cli.SetMediaHTTPClient(c.opts.mediaHTTP)
+	}
 	cli.AddEventHandler(c.handle)
 	c.cli = cli
 }
@@ -317,12 +330,10 @@ func (c *Conn) handle(evt any) {
 	case *events.UndecryptableMessage:
 		c.undecryptable(e)
 	case *events.Message:
-		text := e.Message.GetConversation()
-		if text == "" {
-			text = e.Message.GetExtendedTextMessage().GetText()
-		}
-		if text != "" && !e.Info.IsFromMe && c.opts.Messages != nil {
-			c.opts.Messages(e.Info.ID, e.Info.Sender.User, e.Info.Chat.String(), text, e.Info.Timestamp)
+		c.message(e)
+	case *events.Receipt:
+		if c.opts.Receipts != nil && !e.IsFromMe {
+			c.opts.Receipts(receipt(e))
 		}
 	case *events.PairError:
 		c.emit("WA_PAIR_ERROR", map[string]string{"reason": "pair_error"}, e.Error.Error(), 0)
@@ -428,7 +439,13 @@ func (c *Conn) SendText(ctx context.Context, to, text string) error {
 	return err
 }
 
+// normalize makes a recipient a JID: a JID ("…@g.us", "…@s.whatsapp.net", "…@lid")
+// is kept as is — a group's id must never become a phone number (b2-02) — and anything
+// else is a phone number, written any way ("+62 811-00").
 func normalize(number string) string {
+	if strings.Contains(number, "@") {
+		return number
+	}
 	out := make([]byte, 0, len(number))
 	for _, r := range number {
 		if r >= '0' && r <= '9' {

@@ -1,6 +1,8 @@
 package whatsapp
 
 import (
+	"github.com/remedy-run/remedy/webhook"
+
 	"context"
 
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
@@ -50,8 +52,8 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 	rec := newRecorder()
 	got := make(chan [3]string, 4)
 	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
-		Watchdog: time.Hour, Probe: time.Hour, Messages: func(id, sender, chat, text string, at time.Time) {
-			got <- [3]string{id, sender, text}
+		Watchdog: time.Hour, Probe: time.Hour, Messages: func(m webhook.Message) {
+			got <- [3]string{m.ID, m.From, m.Text}
 		}})
 	if err != nil {
 		t.Fatal(err)
