@@ -50,6 +50,7 @@ type Server struct {
 	attempts    atomic.Int64 // every connection attempt, refused ones included
 	registers   atomic.Int64
 	refuseMsgs  atomic.Bool
+	groups      sync.Map // group user id → []types.JID (groups.go)
 
 	mu         sync.Mutex
 	conns      map[*Conn]struct{}
@@ -449,6 +450,9 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 		} else {
 			res.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": "50"}}}
 		}
+	}
+	if xmlns == "w:g2" {
+		res.Content = s.groupInfo(n)
 	}
 	if q, ok := n.GetOptionalChildByTag("usync"); ok && xmlns == "usync" {
 		res.Content = devices(q)
