@@ -68,7 +68,7 @@ type Message struct {
 // WhatsApp's servers until it is asked for: GET URL on remedy's API (with remedy's API
 // token if it has one) downloads and decrypts it then.
 type Media struct {
-	URL      string `json:"url"`                 // remedy's API path: /api/v1/media/{message id}
+	URL      string `json:"url"`                 // remedy's API path: /api/v1/incoming/{message id}/media
 	MIME     string `json:"mime,omitempty"`      // "image/jpeg"
 	Size     uint64 `json:"size,omitempty"`      // bytes
 	FileName string `json:"file_name,omitempty"` // documents

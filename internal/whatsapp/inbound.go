@@ -13,9 +13,9 @@ import (
 	"github.com/remedy-run/remedy/webhook"
 )
 
-// MediaPath is where remedy's API serves an incoming message's media (the path of
-// webhook.Media.URL); the message id is path-escaped.
-const MediaPath = "/api/v1/media/"
+// MediaPath is where remedy's API serves an incoming message's media: webhook.Media.URL
+// is MediaPath + the path-escaped message id + "/media".
+const MediaPath = "/api/v1/incoming/"
 
 // inbound maps an incoming message to the handler's shape. ok is false for what is not
 // a message for the bot (protocol messages: history sync, key distribution, edits'
@@ -87,7 +87,7 @@ func inbound(e *events.Message) (m webhook.Message, media downloadable, ok bool)
 		m.Mentions = ctxInfo.GetMentionedJID()
 	}
 	if m.Media != nil {
-		m.Media.URL = MediaPath + url.PathEscape(m.ID)
+		m.Media.URL = MediaPath + url.PathEscape(m.ID) + "/media"
 	}
 	return m, media, true
 }

@@ -51,6 +51,7 @@ type Server struct {
 	registers   atomic.Int64
 	refuseMsgs  atomic.Bool
 	groups      sync.Map // group user id → []types.JID (groups.go)
+	media       sync.Map // path → encrypted file (media.go)
 
 	mu         sync.Mutex
 	conns      map[*Conn]struct{}
@@ -347,6 +348,9 @@ func (r *frameReader) next() ([]byte, error) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if s.serveMedia(w, r) {
+		return
+	}
 	s.attempts.Add(1)
 	if s.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)

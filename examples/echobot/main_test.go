@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/remedy-run/remedy/bot"
+	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
+)
+
+// The example bot, embedded with package bot, against the fake WhatsApp server and the
+// real whatsmeow client: an echo to a private text, an answer to the group command
+// /who in the group (not to an address made of the group's id), silence for other group
+// chatter, an answer to a location; remedy's own admin command still answered by remedy.
+func TestEchoBot(t *testing.T) {
+	s, err := wafake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "whatsapp.db")
+	if err := wafake.PairedStore(context.Background(), store); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var handled atomic.Int64
+	counted := bot.HandlerFunc(func(ctx context.Context, b *bot.Bot, m bot.Message) error {
+		err := Handler{Image: samplePNG}.HandleMessage(ctx, b, m)
+		if err == nil {
+			handled.Add(1)
+		}
+		return err
+	})
+	b, err := bot.New(ctx, bot.Config{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", Store: store,
+		Admins: []string{"+6281100000009"}, WhatsAppHTTP: s.HTTPClient(), Handler: counted,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	waitFor(t, "logged in", func() bool { return b.Client().IsLoggedIn() })
+	customer, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer customer.Close()
+	group := types.NewJID("120363000000000001", types.GroupServer)
+	s.AddGroup(group, customer.JID, types.NewJID("6281234567890", types.DefaultUserServer))
+	send := func(msg *waE2E.Message, inGroup bool) {
+		s.Each(func(fc *wafake.Conn) {
+			n, err := customer.PrepareMessage(ctx, b.Client().Store, msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inGroup {
+				n.Attrs["from"], n.Attrs["participant"] = group, customer.JID
+			}
+			if err := fc.Send(n); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	sentTo := func(to string) int {
+		n := 0
+		for _, m := range s.Messages() {
+			if m.To == to {
+				n++
+			}
+		}
+		return n
+	}
+	send(&waE2E.Message{Conversation: proto.String("hello")}, false)
+	waitFor(t, "the echo", func() bool { return sentTo(customer.JID.User) == 1 })
+	send(&waE2E.Message{Conversation: proto.String("anyone here?")}, true) // not for the bot
+	send(&waE2E.Message{Conversation: proto.String("/who")}, true)
+	waitFor(t, "the group's answer", func() bool { return sentTo(group.User) == 1 })
+	send(&waE2E.Message{LocationMessage: &waE2E.LocationMessage{DegreesLatitude: proto.Float64(-8.65), DegreesLongitude: proto.Float64(115.21)}}, false)
+	waitFor(t, "the answer to a location", func() bool { return sentTo(customer.JID.User) == 2 })
+	// Every message was handled, and every answer is at the server: the chatter got none.
+	waitFor(t, "all four handled", func() bool { return handled.Load() == 4 })
+	if n := sentTo(group.User); n != 1 || len(s.Messages()) != 3 {
+		t.Fatalf("%d messages to the group, want 1 (the /who answer); %d in all, want 3", n, len(s.Messages()))
+	}
+	// remedy's own command from the admin is remedy's: answered, never the bot's.
+	admin, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000009")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	s.Each(func(fc *wafake.Conn) {
+		if _, err := admin.Send(ctx, fc, b.Client().Store, "!status"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	waitFor(t, "remedy's answer to the admin", func() bool { return sentTo(admin.JID.User) == 1 })
+	if handled.Load() != 4 {
+		t.Fatalf("the bot was handed remedy's command")
+	}
+	for _, m := range s.Messages() {
+		if m.To == "120363000000000001" && len(m.Participants) == 0 {
+			t.Fatalf("the group answer was not encrypted for the group's members: %+v", m)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never happened", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
