@@ -40,7 +40,7 @@ type Event = webhook.Event
 
 // Handler handles the messages that are not remedy's admin commands. An error retries
 // the message later (at least once delivery); ctx ends at the inbound queue's
-// item_timeout (2 minutes by default).
+// item_timeout (60 s by default).
 type Handler interface {
 	HandleMessage(ctx context.Context, b *Bot, m Message) error
 }
