@@ -55,12 +55,18 @@ type remedy struct {
 	base string
 }
 
-// start runs a daemon in this process on a fresh data directory.
+// start runs a daemon in this process on a fresh data directory, with benchPolicies.
 func start(tb testing.TB, mutate func(*config.Config), opts ...daemon.Option) *remedy {
+	tb.Helper()
+	return startWith(tb, benchPolicies, mutate, opts...)
+}
+
+// startWith runs a daemon with the given policies alone.
+func startWith(tb testing.TB, policies string, mutate func(*config.Config), opts ...daemon.Option) *remedy {
 	tb.Helper()
 	dir := tb.TempDir()
 	pol := filepath.Join(dir, "bench.yaml")
-	os.WriteFile(pol, []byte(benchPolicies), 0o644)
+	os.WriteFile(pol, []byte(policies), 0o644)
 	cfg := config.Default()
 	cfg.DataDir, cfg.Policies, cfg.Listen, cfg.Token = filepath.Join(dir, "data"), pol, "127.0.0.1:0", token
 	cfg.DefaultPolicies = false // the benchmark's policies alone
@@ -148,8 +154,10 @@ func BenchmarkFanout200(b *testing.B) {
 		<-ready
 	}
 	deliveries := 0
+	var lat latencies
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
+		start := time.Now()
 		marker := fmt.Sprintf("fan-%d", i)
 		n := &atomic.Int64{}
 		seen.Store(marker, n)
@@ -161,9 +169,11 @@ func BenchmarkFanout200(b *testing.B) {
 			}
 			time.Sleep(100 * time.Microsecond) // measuring arrival
 		}
+		lat = append(lat, time.Since(start))
 		deliveries += clients
 	}
 	b.ReportMetric(float64(deliveries)/b.Elapsed().Seconds(), "deliveries/s")
+	lat.report(b, "all200")
 }
 
 // BenchmarkFaultToAlert: one op is a fault event posted to the API until its critical
@@ -179,10 +189,13 @@ func BenchmarkFaultToAlert(b *testing.B) {
 		c.Alerts.Webhook = &config.Endpoint{URL: hook.URL}
 		c.Alerts.PerMinute = map[string]int{"webhook": 1_000_000}
 	})
+	var lat, ack latencies
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
+		start := time.Now()
 		n := fmt.Sprintf("f%d", i)
 		r.post(b, "/api/v1/events", []byte(`[{"code":"BENCH_FAULT","labels":{"n":"`+n+`"}}]`))
+		ack = append(ack, time.Since(start))
 	wait:
 		for {
 			select {
@@ -194,7 +207,10 @@ func BenchmarkFaultToAlert(b *testing.B) {
 				b.Fatalf("no alert for %s at the webhook within a minute", n)
 			}
 		}
+		lat = append(lat, time.Since(start))
 	}
+	lat.report(b, "alert")
+	ack.report(b, "ack")
 }
 
 // rssMB is the resident memory of a process, in MB.

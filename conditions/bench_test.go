@@ -25,6 +25,23 @@ func BenchmarkEval(b *testing.B) {
 	}
 }
 
+// BenchmarkEvalExpr is BenchmarkEval's condition with the fast path turned off: expr's
+// VM over the flat map environment.
+func BenchmarkEvalExpr(b *testing.B) {
+	c := mustCompile(b, `event.code == "WA_DISCONNECTED" && event.labels.reason != "logged_out" && metrics.cpu_percent > 90`)
+	c.fast = nil
+	r := NewRuntime(nil, nil)
+	r.Prepare([]*Condition{c})
+	r.ObserveSample(t0, map[string]float64{"cpu_percent": 95})
+	r.ObserveEvent(t0, "WA_DISCONNECTED", "wa", "", 0, map[string]string{"reason": "network"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _ := r.Eval(c, t0); !ok {
+			b.Fatal("false")
+		}
+	}
+}
+
 func BenchmarkEvalHandWritten(b *testing.B) {
 	code, labels, metrics := "WA_DISCONNECTED", map[string]string{"reason": "network"}, map[string]float64{"cpu_percent": 95}
 	b.ReportAllocs()

@@ -6,7 +6,9 @@
 // snippet), then, after rewriting, into the program that runs: member paths such as
 // `event.labels.reason` become single keys of a flat map[string]any, and helper calls
 // such as `rate("x", "5m")` become typed calls with a call-site number. Both rewrites
-// keep expr on its fast paths; see BenchmarkEval.
+// keep expr on its fast paths. The common shapes (comparisons with constants, helper
+// calls, firing(), &&, ||, !) are also compiled to Go closures over typed slots, which
+// run instead of expr with identical results (fast.go; BenchmarkEval vs BenchmarkEvalExpr).
 package conditions
 
 import (
@@ -78,8 +80,10 @@ type Uses struct {
 type Condition struct {
 	Source  string
 	program *vm.Program
+	fast    boolFn // nil: expr only (fast.go)
 	sites   []*Site
 	uses    Uses
+	ids     []int // slots of uses.Keys
 	// explain holds one small program per identifier, for the reasons of decisions.
 	explain []explainer
 }
@@ -87,6 +91,7 @@ type Condition struct {
 type explainer struct {
 	text string
 	key  string // flat key, or "" for a site
+	id   int    // the key's slot
 	site int
 }
 
@@ -155,13 +160,14 @@ func Compile(src string) (*Condition, error) {
 		return nil, rw.err
 	}
 	c := &Condition{Source: src, program: prog, sites: rw.sites}
+	c.fast = (&fastCompiler{sites: rw.sites}).boolNode(prog.Node())
 	c.uses = Uses{Metrics: map[string]time.Duration{}, Codes: map[string]time.Duration{}}
 	seen := map[string]bool{}
 	for _, k := range rw.keys {
 		if !seen[k] {
 			seen[k] = true
 			c.uses.Keys = append(c.uses.Keys, k)
-			c.explain = append(c.explain, explainer{text: k, key: k})
+			c.explain = append(c.explain, explainer{text: k, key: k, id: keyID(k)})
 		}
 		if name, ok := strings.CutPrefix(k, "metrics."); ok {
 			if _, has := c.uses.Metrics[name]; !has {
@@ -184,6 +190,9 @@ func Compile(src string) (*Condition, error) {
 		}
 	}
 	sort.Strings(c.uses.Keys)
+	for _, k := range c.uses.Keys {
+		c.ids = append(c.ids, keyID(k))
+	}
 	return c, nil
 }
 
@@ -297,23 +306,27 @@ func (r *rewriter) check(tree ast.Node) {
 		if !ok || id.Value == callName {
 			return
 		}
-		parts := strings.Split(id.Value, ".")
-		if !roots[parts[0]] {
+		if !roots[strings.SplitN(id.Value, ".", 2)[0]] {
 			return
 		}
-		valid := false
-		switch parts[0] {
-		case "event":
-			valid = (len(parts) == 2 && parts[1] != "labels") || (len(parts) == 3 && parts[1] == "labels")
-		case "metrics", "labels":
-			valid = len(parts) == 2
-		}
-		if !valid {
+		if !validKey(id.Value) {
 			r.fail(id, "%s is not a value; name one field, e.g. event.labels.reason or metrics.cpu_percent", id.Value)
 			return
 		}
 		r.keys = append(r.keys, id.Value)
 	}))
+}
+
+// validKey reports whether k names one value of the flat environment.
+func validKey(k string) bool {
+	parts := strings.Split(k, ".")
+	switch parts[0] {
+	case "event":
+		return (len(parts) == 2 && parts[1] != "labels") || (len(parts) == 3 && parts[1] == "labels")
+	case "metrics", "labels":
+		return len(parts) == 2
+	}
+	return false
 }
 
 type visitFunc func(*ast.Node)

@@ -13,6 +13,26 @@ import (
 type History struct {
 	metrics map[string]*series
 	codes   map[string]*series
+	// byID holds the same series by slot number (seriesID), for the fast path.
+	byID []*series
+}
+
+// seriesID numbers a metric's or an event code's series in the process-wide key space
+// of fast.go; the prefixes keep them apart from environment keys.
+func seriesID(f Func, name string) int {
+	switch f {
+	case FuncCount, FuncSince:
+		return keyID("\x00code:" + name)
+	}
+	return keyID("\x00metric:" + name)
+}
+
+// get returns the series of a slot number, or nil.
+func (h *History) get(id int) *series {
+	if id < len(h.byID) {
+		return h.byID[id]
+	}
+	return nil
 }
 
 // series is a time-ordered buffer with its live part in [start:]. For metric series,
@@ -73,12 +93,20 @@ func (s *series) add(t int64, v float64, withValue bool) {
 }
 
 // window returns the index range of entries with now-w <= t <= now.
+// Times only grow, and the window usually ends at the latest entry and starts at the
+// oldest kept one, so both ends are checked before searching.
 func (s *series) window(now int64, w time.Duration) (int, int) {
-	live := s.ts[s.start:]
 	from := now - int64(w)
-	i := sort.Search(len(live), func(i int) bool { return live[i] >= from })
-	j := sort.Search(len(live), func(i int) bool { return live[i] > now })
-	return s.start + i, s.start + j
+	i, j := s.start, len(s.ts)
+	if j > i && s.ts[j-1] > now {
+		live := s.ts[i:j]
+		j = i + sort.Search(len(live), func(k int) bool { return live[k] > now })
+	}
+	if j > i && s.ts[i] < from {
+		live := s.ts[i:j]
+		i += sort.Search(len(live), func(k int) bool { return live[k] >= from })
+	}
+	return i, j
 }
 
 func (h *History) prepare(conds []*Condition) {
@@ -94,6 +122,19 @@ func (h *History) prepare(conds []*Condition) {
 	}
 	h.metrics = keepSeries(h.metrics, metrics)
 	h.codes = keepSeries(h.codes, codes)
+	h.byID = h.byID[:0]
+	add := func(id int, s *series) {
+		for len(h.byID) <= id {
+			h.byID = append(h.byID, nil)
+		}
+		h.byID[id] = s
+	}
+	for name, s := range h.metrics {
+		add(seriesID(FuncAvgOver, name), s)
+	}
+	for name, s := range h.codes {
+		add(seriesID(FuncCount, name), s)
+	}
 }
 
 // keepSeries carries over the series still needed (a reload must not forget the last
@@ -111,23 +152,20 @@ func keepSeries(old map[string]*series, want map[string]time.Duration) map[strin
 	return out
 }
 
-func (h *History) observeEvent(t time.Time, code string) {
-	if s := h.codes[code]; s != nil {
-		s.add(t.UnixNano(), 0, false)
-	}
-}
-
-func (h *History) observeSample(t time.Time, values map[string]float64) {
-	ns := t.UnixNano()
-	for name, s := range h.metrics {
-		if v, ok := values[name]; ok {
-			s.add(ns, v, true)
-		}
-	}
-}
-
 func (h *History) count(code string, now time.Time, w time.Duration) int {
-	s := h.codes[code]
+	return h.codes[code].count(now, w)
+}
+
+func (h *History) since(code string, now time.Time) float64 {
+	return h.codes[code].since(now)
+}
+
+func (h *History) aggregate(f Func, name string, now time.Time, w time.Duration) float64 {
+	return h.metrics[name].aggregate(f, now, w)
+}
+
+// count is the number of events in the window; s may be nil (none).
+func (s *series) count(now time.Time, w time.Duration) int {
 	if s == nil {
 		return 0
 	}
@@ -135,16 +173,16 @@ func (h *History) count(code string, now time.Time, w time.Duration) int {
 	return j - i
 }
 
-func (h *History) since(code string, now time.Time) float64 {
-	s := h.codes[code]
+// since is the time since the latest event, in seconds; +Inf if none.
+func (s *series) since(now time.Time) float64 {
 	if s == nil || !s.seen {
 		return math.Inf(1)
 	}
 	return time.Duration(now.UnixNano() - s.last).Seconds()
 }
 
-func (h *History) aggregate(f Func, name string, now time.Time, w time.Duration) float64 {
-	s := h.metrics[name]
+// aggregate is f over the window; NaN if there are no values (s may be nil).
+func (s *series) aggregate(f Func, now time.Time, w time.Duration) float64 {
 	if s == nil {
 		return math.NaN()
 	}

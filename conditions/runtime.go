@@ -10,22 +10,52 @@ import (
 	"github.com/expr-lang/expr/vm"
 )
 
-// Runtime evaluates compiled conditions. It holds the flat environment, the history
-// windows and expr's VM, all reused between evaluations. It is owned by one goroutine
-// (the engine's); it is not safe for concurrent use.
+// Runtime evaluates compiled conditions. It holds the current values in typed slots
+// (read by the fast path, fast.go), the flat environment for expr, the history windows
+// and expr's VM, all reused between evaluations. It is owned by one goroutine (the
+// engine's); it is not safe for concurrent use.
 type Runtime struct {
-	env     map[string]any
-	vm      vm.VM
-	hist    History
-	loc     *time.Location
-	now     time.Time
-	cur     *Condition
-	firing  func(policy string) bool
-	eventK  []string
-	labelK  []string
-	metricC map[string]*floatCell
+	env    map[string]any
+	vm     vm.VM
+	hist   History
+	loc    *time.Location
+	now    time.Time
+	cur    *Condition
+	firing func(policy string) bool
+	// vals are the slots by key number (keyID); sync marks the keys that an expr-only
+	// condition reads, whose env entry is kept current on every input. The others are
+	// written into env only when a fast condition falls back to expr (syncEnv).
+	vals    []value
+	sync    []bool
+	eventK  []slotKey
+	labelK  []slotKey
+	metricC map[string]*metricSlot
+	// targets are what a sample updates: metric slots and history series, one map
+	// lookup per name.
+	targets []sampleTarget
 	strs    map[string]*strBox
 	floats  map[string]*floatCell
+}
+
+// slotKey is an event or label key: its env key, slot, and field or label name.
+type slotKey struct {
+	key   string
+	id    int
+	field string // "code", "source", "message", "value", or "" for a label
+	name  string // the label name
+}
+
+// metricSlot is a metric's expr cell and slot. Cells are never dropped, so a metric that
+// a reload stops and a later one starts using again keeps its latest value.
+type metricSlot struct {
+	id   int
+	cell *floatCell
+}
+
+type sampleTarget struct {
+	name string
+	m    *metricSlot // nil: history only
+	s    *series     // nil: latest value only
 }
 
 // NewRuntime returns a runtime whose hour() and weekday() use loc (UTC if nil) and whose
@@ -37,7 +67,7 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 	if firing == nil {
 		firing = func(string) bool { return false }
 	}
-	r := &Runtime{loc: loc, firing: firing, env: map[string]any{}, metricC: map[string]*floatCell{},
+	r := &Runtime{loc: loc, firing: firing, env: map[string]any{}, metricC: map[string]*metricSlot{},
 		strs: map[string]*strBox{}, floats: map[string]*floatCell{}}
 	r.env[callName] = r.call
 	return r
@@ -48,93 +78,173 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 // kept, so a reload does not forget recent samples.
 func (r *Runtime) Prepare(conds []*Condition) {
 	r.hist.prepare(conds)
-	keys := map[string]bool{}
+	keys := map[string]int{}
+	n := len(r.vals)
 	for _, c := range conds {
-		for _, k := range c.uses.Keys {
-			keys[k] = true
+		for i, k := range c.uses.Keys {
+			keys[k] = c.ids[i]
+			n = max(n, c.ids[i]+1)
+		}
+	}
+	r.vals = append(r.vals, make([]value, n-len(r.vals))...)
+	r.sync = make([]bool, n)
+	for _, c := range conds {
+		if c.fast == nil {
+			for _, id := range c.ids {
+				r.sync[id] = true
+			}
 		}
 	}
 	r.eventK, r.labelK = r.eventK[:0], r.labelK[:0]
 	for k := range r.env {
-		if k != callName && !keys[k] {
+		if _, used := keys[k]; k != callName && !used {
 			delete(r.env, k)
 		}
 	}
-	for k := range keys {
+	for k, id := range keys {
 		switch {
 		case strings.HasPrefix(k, "event."):
-			r.eventK = append(r.eventK, k)
+			sk := slotKey{key: k, id: id, field: k[len("event."):]}
+			if name, ok := strings.CutPrefix(k, "event.labels."); ok {
+				sk.field, sk.name = "", name
+			}
+			r.eventK = append(r.eventK, sk)
 			if _, ok := r.env[k]; !ok {
 				r.env[k] = nil
 			}
 		case strings.HasPrefix(k, "labels."):
-			r.labelK = append(r.labelK, k)
+			r.labelK = append(r.labelK, slotKey{key: k, id: id, name: k[len("labels."):]})
 			if _, ok := r.env[k]; !ok {
 				r.env[k] = nil
 			}
 		case strings.HasPrefix(k, "metrics."):
 			name := k[len("metrics."):]
-			c := r.metricC[name]
-			if c == nil {
+			m := r.metricC[name]
+			if m == nil {
 				// An absent metric is NaN: every comparison with it is false, as an absent
 				// series gives no result in Prometheus.
-				c = newFloatCell(math.NaN())
-				r.metricC[name] = c
+				m = &metricSlot{id: id, cell: newFloatCell(math.NaN())}
+				r.metricC[name] = m
 			}
-			r.env[k] = c.boxed
+			r.env[k] = m.cell.boxed
+			r.vals[id] = value{k: num, f: *m.cell.v}
 		}
 	}
-	sort.Strings(r.eventK)
-	sort.Strings(r.labelK)
+	r.targets = r.targets[:0]
+	for name, m := range r.metricC {
+		r.targets = append(r.targets, sampleTarget{name: name, m: m, s: r.hist.metrics[name]})
+	}
+	for name, s := range r.hist.metrics {
+		if r.metricC[name] == nil {
+			r.targets = append(r.targets, sampleTarget{name: name, s: s})
+		}
+	}
+	sort.Slice(r.eventK, func(i, j int) bool { return r.eventK[i].key < r.eventK[j].key })
+	sort.Slice(r.labelK, func(i, j int) bool { return r.labelK[i].key < r.labelK[j].key })
 }
 
 // ObserveEvent records an event in the history and makes it the current `event`.
 func (r *Runtime) ObserveEvent(t time.Time, code, source, message string, value float64, labels map[string]string) {
-	r.hist.observeEvent(t, code)
+	r.ObserveEventRef(r.CodeRef(code), t, code, source, message, value, labels)
+}
+
+// CodeRef is a handle on an event code's history, valid until the next Prepare: a
+// caller that routes by code anyway (the engine) keeps it with its route and saves a
+// lookup per event.
+type CodeRef struct{ s *series }
+
+// CodeRef returns the handle of code (an empty one if no condition counts it).
+func (r *Runtime) CodeRef(code string) CodeRef { return CodeRef{r.hist.codes[code]} }
+
+// ObserveEventRef is ObserveEvent with the code's handle, from CodeRef after the latest
+// Prepare.
+func (r *Runtime) ObserveEventRef(ref CodeRef, t time.Time, code, source, message string, value float64, labels map[string]string) {
+	if ref.s != nil {
+		ref.s.add(t.UnixNano(), 0, false)
+	}
 	r.SetEvent(code, source, message, value, labels)
 }
 
 // SetEvent makes an event the current `event` without recording it (to re-check a
 // pending event policy when its `for` runs out).
-func (r *Runtime) SetEvent(code, source, message string, value float64, labels map[string]string) {
-	for _, k := range r.eventK {
-		switch k {
-		case "event.code":
-			r.env[k] = r.str(k, code)
-		case "event.source":
-			r.env[k] = r.str(k, source)
-		case "event.message":
-			r.env[k] = r.str(k, message)
-		case "event.value":
-			c := r.floats[k]
-			if c == nil {
-				c = newFloatCell(0)
-				r.floats[k] = c
+func (r *Runtime) SetEvent(code, source, message string, val float64, labels map[string]string) {
+	for i := range r.eventK {
+		k := &r.eventK[i]
+		var v value
+		switch k.field {
+		case "code":
+			v = value{k: str, s: code}
+		case "source":
+			v = value{k: str, s: source}
+		case "message":
+			v = value{k: str, s: message}
+		case "value":
+			v = value{k: num, f: val}
+		case "": // event.labels.<name>
+			if s, ok := labels[k.name]; ok {
+				v = value{k: str, s: s}
 			}
-			r.env[k] = c.set(value)
-		default: // event.labels.<name>
-			if v, ok := labels[k[len("event.labels."):]]; ok {
-				r.env[k] = r.str(k, v)
-			} else {
-				r.env[k] = nil
-			}
+		}
+		r.set(k, v)
+	}
+}
+
+// set writes a slot, and its env entry if expr reads it.
+func (r *Runtime) set(k *slotKey, v value) {
+	r.vals[k.id] = v
+	if r.sync[k.id] {
+		r.setEnv(k.key, v)
+	}
+}
+
+func (r *Runtime) setEnv(key string, v value) {
+	switch v.k {
+	case str:
+		r.env[key] = r.str(key, v.s)
+	case num:
+		c := r.floats[key]
+		if c == nil {
+			c = newFloatCell(0)
+			r.floats[key] = c
+		}
+		r.env[key] = c.set(v.f)
+	default:
+		r.env[key] = nil
+	}
+}
+
+// syncEnv brings c's event and label keys into env, for a fast condition that falls back
+// to expr. Metrics are always current in env (their cells).
+func (r *Runtime) syncEnv(c *Condition) {
+	for i, k := range c.uses.Keys {
+		if !strings.HasPrefix(k, "metrics.") {
+			r.setEnv(k, r.vals[c.ids[i]])
 		}
 	}
 }
 
 // ClearEvent removes the current event (for samples and ticks): event fields are nil.
 func (r *Runtime) ClearEvent() {
-	for _, k := range r.eventK {
-		r.env[k] = nil
+	for i := range r.eventK {
+		r.set(&r.eventK[i], value{})
 	}
 }
 
 // ObserveSample records a sample in the history and updates `metrics`.
 func (r *Runtime) ObserveSample(t time.Time, values map[string]float64) {
-	r.hist.observeSample(t, values)
-	for name, c := range r.metricC {
-		if v, ok := values[name]; ok {
-			c.set(v)
+	ns := t.UnixNano()
+	for i := range r.targets {
+		tg := &r.targets[i]
+		v, ok := values[tg.name]
+		if !ok {
+			continue
+		}
+		if tg.s != nil {
+			tg.s.add(ns, v, true)
+		}
+		if tg.m != nil {
+			tg.m.cell.set(v)
+			r.vals[tg.m.id] = value{k: num, f: v}
 		}
 	}
 }
@@ -145,19 +255,19 @@ func (r *Runtime) SetLabels(labels map[string]string) { r.SetInstanceLabels(labe
 // SetInstanceLabels sets `labels.<name>` for an instance that may not exist yet: the
 // names in groupBy come from the event's labels, the others from the policy's.
 func (r *Runtime) SetInstanceLabels(policy, event map[string]string, groupBy []string) {
-	for _, k := range r.labelK {
-		name := k[len("labels."):]
+	for i := range r.labelK {
+		k := &r.labelK[i]
 		src := policy
 		for _, g := range groupBy {
-			if g == name {
+			if g == k.name {
 				src = event
 			}
 		}
-		if v, ok := src[name]; ok {
-			r.env[k] = r.str(k, v)
-		} else {
-			r.env[k] = nil
+		var v value
+		if s, ok := src[k.name]; ok {
+			v = value{k: str, s: s}
 		}
+		r.set(k, v)
 	}
 }
 
@@ -175,6 +285,12 @@ func (r *Runtime) str(key, v string) any {
 // returned with a false result; the engine treats it as "condition not met".
 func (r *Runtime) Eval(c *Condition, now time.Time) (bool, error) {
 	r.cur, r.now = c, now
+	if c.fast != nil {
+		if v, ok := c.fast(r); ok {
+			return v, nil
+		}
+		r.syncEnv(c) // expr gives the error, with its message
+	}
 	out, err := r.vm.Run(c.program, r.env)
 	if err != nil {
 		return false, err
@@ -242,7 +358,7 @@ func (r *Runtime) Explain(c *Condition, now time.Time) []Value {
 	for _, e := range c.explain {
 		var v any
 		if e.key != "" {
-			v = r.env[e.key]
+			v = r.vals[e.id].boxed()
 		} else {
 			v = r.siteValue(c.sites[e.site])
 		}

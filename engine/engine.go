@@ -82,6 +82,7 @@ type globRoute struct {
 
 type route struct {
 	on, resolve, retry []*policyState
+	hist               conditions.CodeRef // the code's history, for count() and since()
 }
 
 const maxRoutes = 4096
@@ -233,7 +234,7 @@ func (e *Engine) routeFor(code string) *route {
 	if r, ok := e.routes[code]; ok {
 		return r
 	}
-	r := &route{}
+	r := &route{hist: e.rt.CodeRef(code)}
 	r.on = appendUnique(r.on, e.exact[code]...)
 	for _, g := range e.globs {
 		if strings.HasPrefix(code, g.prefix) {
@@ -349,12 +350,12 @@ func (e *Engine) isFiring(name string) bool {
 }
 
 func (e *Engine) onEvent(ev *Event) {
-	e.rt.ObserveEvent(e.now, ev.Code, ev.Source, ev.Message, ev.Value, ev.Labels)
+	r := e.routeFor(ev.Code)
+	e.rt.ObserveEventRef(r.hist, e.now, ev.Code, ev.Source, ev.Message, ev.Value, ev.Labels)
 	switch ev.Code {
 	case CodeActionSucceeded, CodeActionFailed, CodeActionTimeout:
 		e.onResult(ev)
 	}
-	r := e.routeFor(ev.Code)
 	for _, ps := range r.resolve {
 		e.resolveByEvent(ps, ev)
 	}

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,6 +23,18 @@ type Pipeline struct {
 	commands *Commands
 	handler  Handler
 	counters *monitor.Counters
+
+	// the send API (outgoing.go, deliver.go, media.go)
+	db       *store.DB
+	sender   Sender
+	messages MessageSender // nil: the sender sends texts only
+	guard    *sendGuard
+	events   func(engine.Event)
+	log      *slog.Logger
+	mediaDir string
+	maxMedia int64
+	receipts chan receipt
+	newID    func() string
 }
 
 // PipelineOptions configure a Pipeline.
@@ -38,15 +49,36 @@ type PipelineOptions struct {
 	Events func(engine.Event)
 	// Tune adjusts each queue's options before it opens (the configuration's queues).
 	Tune func(*queue.Options)
+	// MediaDir keeps the uploads of the send API (SaveMedia); "" refuses media.
+	MediaDir string
+	// MaxMedia caps an upload in bytes (default DefaultMaxMedia).
+	MaxMedia int64
+	// Limits pace the send API's messages (DefaultSendLimits where a field is zero).
+	Limits SendLimits
+	// NewID makes a message id (the client's GenerateMessageID; default random ids of
+	// the same shape).
+	NewID func() string
 }
 
 // NewPipeline opens the "inbound" and "outbound" queues. Outbound items are tried for a
 // long time (a reply must survive a long disconnect) and are dead-lettered, never
 // dropped, after that.
 func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
-	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters}
+	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
+		guard: newSendGuard(o.Limits), events: o.Events, log: o.Logger, mediaDir: o.MediaDir, maxMedia: o.MaxMedia,
+		receipts: make(chan receipt, 4096), newID: o.NewID}
+	if p.newID == nil {
+		p.newID = randomID
+	}
+	p.messages, _ = o.Sender.(MessageSender)
 	if p.counters == nil {
 		p.counters = monitor.NewCounters()
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.maxMedia <= 0 {
+		p.maxMedia = DefaultMaxMedia
 	}
 	tune := func(q queue.Options) queue.Options {
 		q.Events = o.Events
@@ -56,19 +88,11 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 		return q
 	}
 	var err error
+	// One worker: whatsmeow sends one message at a time anyway, and the rate limit is
+	// the pace. Messages to one chat go out in order (Group), a failing one holding back
+	// the ones after it.
 	p.Out, err = queue.Open(ctx, o.DB, tune(queue.Options{Name: "outbound", Workers: 1, MaxAttempts: 200, RetryDelay: time.Second,
-		ItemTimeout: 60 * time.Second, Logger: o.Logger,
-		Handler: func(ctx context.Context, it queue.Item) error {
-			var r Reply
-			if err := json.Unmarshal(it.Payload, &r); err != nil {
-				return err
-			}
-			if err := o.Sender.SendText(ctx, r.To, r.Text); err != nil {
-				return err
-			}
-			p.counters.Sent(1)
-			return nil
-		}}))
+		ItemTimeout: 60 * time.Second, Logger: o.Logger, Group: "chat", Handler: p.deliver, Complete: completeSend}))
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +110,7 @@ func (p *Pipeline) Send(ctx context.Context, to, text string) error {
 func (p *Pipeline) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.Out.Run(ctx) })
+	wg.Go(func() { p.receiptWriter(ctx) })
 	p.In.Run(ctx)
 	wg.Wait() // both queues' workers have stopped
 }

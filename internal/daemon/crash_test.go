@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
@@ -98,16 +99,40 @@ func crashChild(dir string) int {
 			return
 		}
 		defer p.Close()
+		// What was sent and what the server got a receipt for (the client told WhatsApp
+		// it has the message: it is never delivered again), one line each, written at
+		// once so that a kill loses none the parent must check.
+		sent, _ := os.OpenFile(filepath.Join(dir, "sent"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		defer sent.Close()
 		for i := 0; ctx.Err() == nil; i++ {
 			time.Sleep(20 * time.Millisecond)
 			if d.wa.State() != whatsapp.Connected {
 				continue
 			}
 			s.Each(func(fc *wafake.Conn) {
-				if _, err := p.Send(ctx, fc, d.wa.Client().Store, fmt.Sprintf("msg-%d-%d", os.Getpid(), i)); err != nil && os.Getenv("REMEDY_CRASH_DEBUG") != "" {
+				text := fmt.Sprintf("msg-%d-%d", os.Getpid(), i)
+				n, err := p.Prepare(ctx, d.wa.Client().Store, text)
+				if err == nil {
+					fmt.Fprintf(sent, "%s %s\n", n.Attrs["id"], text)
+					err = fc.Send(n)
+				}
+				if err != nil && os.Getenv("REMEDY_CRASH_DEBUG") != "" {
 					fmt.Fprintln(os.Stderr, "phone:", err)
 				}
 			})
+		}
+	}()
+	go func() { // the receipts, as the server gets them
+		f, _ := os.OpenFile(filepath.Join(dir, "receipts"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		defer f.Close()
+		seen := 0
+		for ctx.Err() == nil {
+			rs := s.Receipts()
+			for _, id := range rs[seen:] {
+				fmt.Fprintln(f, id)
+			}
+			seen = len(rs)
+			time.Sleep(5 * time.Millisecond)
 		}
 	}()
 	if err := <-done; err != nil {
@@ -270,6 +295,7 @@ type crashFacts struct {
 	queueBadState   int
 	inboundTexts    []string
 	deadTexts       []string
+	spoolTexts      []string // incoming messages waiting in the inbound spool
 	outboundPending int
 }
 
@@ -302,6 +328,16 @@ func readCrashFacts(t *testing.T, dataDir string) crashFacts {
 	must(db.Select(ctx, &f.inboundTexts, `SELECT json_extract(payload, '$.text') FROM queue_items WHERE queue = 'inbound'`))
 	must(db.Select(ctx, &f.deadTexts, `SELECT coalesce(json_extract(payload, '$.text'), '') FROM dead_letters WHERE queue = 'inbound'`))
 	must(db.Get(ctx, &f.outboundPending, `SELECT count(*) FROM queue_items WHERE queue = 'outbound'`))
+	sp, err := store.OpenSpool[chat.Message](spoolFile(dataDir, "inbound"), store.SpoolSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := sp.Peek(1 << 30)
+	sp.Close()
+	must(err)
+	for _, m := range ms {
+		f.spoolTexts = append(f.spoolTexts, m.Text)
+	}
 	mdb, err := store.OpenMetrics(ctx, store.Options{Path: filepath.Join(dataDir, store.MetricsFile)})
 	if err != nil {
 		t.Fatalf("open metrics after kill: %v", err)
@@ -309,6 +345,39 @@ func readCrashFacts(t *testing.T, dataDir string) crashFacts {
 	defer mdb.Close()
 	must(mdb.DB().Get(ctx, &f.samples, `SELECT count(*) FROM samples WHERE name = 'crash_load'`))
 	return f
+}
+
+// unkept counts the incoming messages WhatsApp was told arrived (receipted) that are
+// nowhere: not handled by the bot, not queued, not dead-lettered, not in the spool.
+func (rig *crashRig) unkept(f crashFacts) (receipted, unkept int) {
+	texts := map[string]string{}
+	if b, err := os.ReadFile(filepath.Join(rig.dir, "sent")); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if id, text, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+				texts[id] = text
+			}
+		}
+	}
+	kept := map[string]bool{}
+	for _, l := range [][]string{f.inboundTexts, f.deadTexts, f.spoolTexts} {
+		for _, s := range l {
+			kept[s] = true
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(rig.dir, "receipts"))
+	rig.mu.Lock()
+	defer rig.mu.Unlock()
+	for id := range strings.Lines(string(b)) {
+		text := texts[strings.TrimSpace(id)]
+		if text == "" {
+			continue
+		}
+		receipted++
+		if !kept[text] && !rig.handled[text] {
+			unkept++
+		}
+	}
+	return receipted, unkept
 }
 
 // Crash consistency: remedy killed with SIGKILL at seeded random moments under a mixed
@@ -366,8 +435,12 @@ func TestCrashConsistency(t *testing.T) {
 		for _, s := range f.inboundTexts {
 			seenQueued[s] = true
 		}
-		t.Logf("kill %d: %d acknowledged events, all found; %d samples; %d alerts (%d waiting); %d inbound queued, %d replies waiting",
-			k, acked, f.samples, f.alerts, f.outboxPending, len(f.inboundTexts), f.outboundPending)
+		receipted, unkept := rig.unkept(f)
+		if unkept > 0 {
+			t.Fatalf("kill %d: %d of %d incoming messages acknowledged to WhatsApp are neither handled, queued, dead-lettered nor spooled", k, unkept, receipted)
+		}
+		t.Logf("kill %d: %d acknowledged events, all found; %d samples; %d alerts (%d waiting); %d incoming messages acknowledged, all kept (%d queued, %d spooled); %d replies waiting",
+			k, acked, f.samples, f.alerts, f.outboxPending, receipted, len(f.inboundTexts), len(f.spoolTexts), f.outboundPending)
 	}
 	// A last clean run delivers what waits: every stored alert reaches the webhook.
 	cmd, base := rig.start(env)
@@ -420,8 +493,14 @@ func TestCrashConsistency(t *testing.T) {
 			missing++
 		}
 	}
-	t.Logf("kill -9 over %d kill points: %d events acknowledged, %d found (%d missing); %d samples acknowledged, %d stored; %d alerts stored, %d delivered; %d inbound messages seen queued, %d handled, %d replies waiting",
-		kills, len(rig.acked), len(rig.acked)-missing, missing, rig.samples, f.samples, f.alerts, len(rig.alerted), len(seenQueued), len(rig.handled), f.outboundPending)
+	rig.mu.Unlock()
+	receipted, unkept := rig.unkept(f)
+	rig.mu.Lock()
+	if unkept > 0 {
+		t.Fatalf("%d of %d incoming messages acknowledged to WhatsApp were lost", unkept, receipted)
+	}
+	t.Logf("kill -9 over %d kill points: %d events acknowledged, %d found (%d missing); %d samples acknowledged, %d stored; %d alerts stored, %d delivered; %d inbound messages seen queued, %d handled, %d replies waiting; %d incoming messages acknowledged to WhatsApp, %d lost",
+		kills, len(rig.acked), len(rig.acked)-missing, missing, rig.samples, f.samples, f.alerts, len(rig.alerted), len(seenQueued), len(rig.handled), f.outboundPending, receipted, unkept)
 	if missing > 0 {
 		t.Fatalf("%d acknowledged events missing", missing)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/web"
+	"github.com/remedy-run/remedy/webhook"
 )
 
 // Version is set at build time (-ldflags "-X …daemon.Version=…").
@@ -60,6 +61,7 @@ type Daemon struct {
 	wa       *whatsapp.Conn // nil when WhatsApp is off
 	bot      chat.Handler   // the in-process handler (WithHandler), or nil
 	chat     *chat.Pipeline // nil when WhatsApp is off
+	inbound  *inboundKeeper // nil when WhatsApp is off
 	ln       net.Listener
 
 	set        atomic.Pointer[policies.Set]
@@ -134,8 +136,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	undo = append(undo, func() { d.data.Close() })
-	if d.data.ReserveErr != nil {
-		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", d.data.ReserveErr)
+	if err := d.data.ReserveErr(); err != nil {
+		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", err)
 	}
 	// For `remedy replay --from DATA_DIR`: the time zone and policies this run uses.
 	if err := cfg.WriteRunInfo(VersionString()); err != nil {
@@ -147,7 +149,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive, Receipts: d.receipt, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) }}); err != nil {
+			Messages: d.receive, ReceiptDeliveries: d.receipt, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
+			Receipts: func(ids []string, status string, at time.Time) {
+				if d.chat != nil { // set before the connection starts
+					d.chat.Receipt(ids, status, at)
+				}
+			}}); err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { d.wa.Close() })
@@ -168,6 +175,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			Commands: &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}
+		sp, err := store.OpenSpool[chat.Message](spoolFile(cfg.DataDir, "inbound"), store.SpoolSize)
+		if err != nil {
+			log.Error("inbound spool not made; a message the queue cannot take is left unacknowledged for WhatsApp to deliver again", "error", err)
+		} else {
+			d.writers.spools = append(d.writers.spools, sp)
+		}
+		d.inbound = newInboundKeeper(sp, func(ctx context.Context, m chat.Message) error {
+			_, err := d.chat.In.Enqueue(ctx, webhook.NewMessage(m)) // the handler's typed delivery
+			return err
+		}, d.storeBacklog, log)
 	}
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
 		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource, d.storeSource}, Logger: log})
@@ -262,13 +279,12 @@ func (d *Daemon) compactMetrics(ctx context.Context) {
 	})
 }
 
-// receive queues an incoming WhatsApp message (called inside whatsmeow's handling).
-func (d *Daemon) receive(m chat.Message) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.chat.Receive(ctx, m); err != nil {
-		d.log.Error("incoming message not queued", "from", m.From, "error", err)
-	}
+// receive keeps an incoming WhatsApp message (called inside whatsmeow's handling): in
+// the inbound queue, or in its spool while the queue cannot take it. An error leaves the
+// message unacknowledged, for WhatsApp to deliver again (inboundKeeper).
+func (d *Daemon) receive(m chat.Message) error {
+	d.counters.Received(1)
+	return d.inbound.receive(context.Background(), m)
 }
 
 // queues is CLEAR_QUEUE's target (nil with WhatsApp off: no queues).

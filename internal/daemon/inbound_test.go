@@ -1,113 +1,216 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	waBinary "go.mau.fi/whatsmeow/binary"
-	"go.mau.fi/whatsmeow/proto/waE2E"
-
+	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
-	"github.com/remedy-run/remedy/webhook"
 )
 
-// The typed webhook end to end, through the real whatsmeow client: a customer's image
-// reaches the bot's handler signed (verified with webhook.Read, the documented check)
-// with a download URL on remedy's API; GET on it fetches the file from WhatsApp's
-// (fake) media host and decrypts it; expired media answers 410. The customer's read
-// receipt for the bot's reply reaches the handler as a "receipt" delivery. A delivery
-// with a forged signature would not verify.
-func TestTypedWebhookWithMediaAndReceipts(t *testing.T) {
-	t.Setenv("REMEDY_TEST_HANDLER_SECRET", "s3cret")
-	var mu sync.Mutex
-	var got []webhook.Event
-	var bad []error
-	handler := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e, err := webhook.Read(r, []byte("s3cret"))
+// flakyQueue is an inbound queue whose enqueues fail while down.
+type flakyQueue struct {
+	mu    sync.Mutex
+	down  bool
+	items []string
+}
+
+func (q *flakyQueue) enqueue(_ context.Context, m chat.Message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.down {
+		return errors.New("database or disk is full")
+	}
+	q.items = append(q.items, m.Text)
+	return nil
+}
+
+func (q *flakyQueue) set(down bool) { q.mu.Lock(); q.down = down; q.mu.Unlock() }
+
+func (q *flakyQueue) queued() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.items...)
+}
+
+// Randomized, seeded: messages arrive while the queue fails and recovers at random, and
+// the keeper is stopped and started again (a restart, the spool kept) at random. Every
+// message receive accepted (the ones WhatsApp would be told arrived) is queued exactly
+// once, in arrival order; one refused (the spool full) is not acknowledged, and only
+// then. The backlog is reported while messages wait and cleared after.
+func TestInboundKeeperLosesNothingAcknowledged(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	synctest.Test(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(seed, 2))
+		path := filepath.Join(t.TempDir(), "spool")
+		q := &flakyQueue{}
+		var mu sync.Mutex
+		var reports []int
+		backlog := func(_ string, rows int, _ error) { mu.Lock(); reports = append(reports, rows); mu.Unlock() }
+		var acked []string
+		refused := 0
+		var k *inboundKeeper
+		var stop context.CancelFunc
+		var wg sync.WaitGroup
+		start := func() {
+			sp, err := store.OpenSpool[chat.Message](path, 2048) // small: it fills up
+			if err != nil {
+				t.Fatal(err)
+			}
+			k = newInboundKeeper(sp, q.enqueue, backlog, slog.New(slog.DiscardHandler))
+			var ctx context.Context
+			ctx, stop = context.WithCancel(context.Background())
+			wg.Go(func() { k.run(ctx) })
+		}
+		halt := func() {
+			stop()
+			wg.Wait()
+			k.spool.Close()
+		}
+		start()
+		for i := range 400 {
+			switch rng.IntN(20) {
+			case 0:
+				q.set(true)
+			case 1, 2:
+				q.set(false)
+			case 3:
+				halt()
+				start()
+			}
+			text := "m" + strconv.Itoa(i)
+			if err := k.receive(context.Background(), chat.Message{ID: text, Text: text}); err == nil {
+				acked = append(acked, text)
+			} else {
+				refused++
+			}
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		}
+		q.set(false)
+		time.Sleep(10 * time.Second) // past the longest backoff: the spool is moved
+		synctest.Wait()
+		if got := q.queued(); !slices.Equal(got, acked) {
+			t.Fatalf("seed %d: queued %d messages, %d acknowledged; first difference at %d", seed, len(got), len(acked), firstDiff(got, acked))
+		}
+		if k.len() != 0 {
+			t.Fatalf("seed %d: %d messages left in the spool", seed, k.len())
+		}
+		halt()
 		mu.Lock()
 		defer mu.Unlock()
-		if err != nil {
-			bad = append(bad, err)
-			http.Error(w, err.Error(), http.StatusUnauthorized)
-			return
+		if len(reports) > 0 && reports[len(reports)-1] != 0 {
+			t.Fatalf("seed %d: the backlog was not cleared: %v", seed, reports)
 		}
-		got = append(got, e)
-		if e.Type == webhook.TypeMessage {
-			w.Write([]byte(`{"reply":"nice picture"}`))
-		}
-	}))
-	defer handler.Close()
-	r, s := startWithWhatsApp(t, true, func(c *config.Config) {
-		c.WhatsApp.Handler = &config.Endpoint{URL: handler.URL, SecretEnv: "REMEDY_TEST_HANDLER_SECRET"}
-	}, "+6281100000009")
-	ctx := context.Background()
-	p, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	picture := bytes.Repeat([]byte("a picture of a cat "), 300)
-	img, err := s.PutImage(picture, "image/jpeg", "my cat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Each(func(fc *wafake.Conn) {
-		n, err := p.PrepareMessage(ctx, r.d.wa.Client().Store, &waE2E.Message{ImageMessage: img})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fc.Send(n); err != nil {
-			t.Fatal(err)
-		}
+		t.Logf("%d acknowledged, %d refused with the spool full, %d backlog reports", len(acked), refused, len(reports))
 	})
-	events := func() []webhook.Event {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]webhook.Event(nil), got...)
-	}
-	r.eventually("the image at the handler and the reply at the server", func() bool {
-		return len(events()) == 1 && len(s.Messages()) == 1
-	})
-	m := events()[0].Message
-	if m == nil || m.Kind != webhook.KindImage || m.Text != "my cat" || m.Media == nil || m.Media.MIME != "image/jpeg" ||
-		m.Media.Size != uint64(len(picture)) || m.Media.URL != "/api/v1/incoming/"+m.ID+"/media" {
-		t.Fatalf("delivered %+v", m)
-	}
-	code, body := r.do("GET", m.Media.URL, "")
-	if code != 200 || body != string(picture) {
-		t.Fatalf("media download: %d, %d bytes (want %d)", code, len(body), len(picture))
-	}
-	if code, _ := r.do("GET", "/api/v1/incoming/3EB0NOTHING/media", ""); code != 404 {
-		t.Fatalf("unknown id: %d", code)
-	}
-	s.DropMedia()
-	if code, body := r.do("GET", m.Media.URL, ""); code != 410 {
-		t.Fatalf("expired media: %d %s", code, body)
-	}
-	// The customer reads the bot's reply.
-	reply := s.Messages()[0]
-	s.Each(func(fc *wafake.Conn) {
-		if err := fc.Send(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{"from": p.JID, "id": reply.ID, "type": "read",
-			"t": strconv.FormatInt(time.Now().Unix(), 10)}}); err != nil {
-			t.Fatal(err)
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
 		}
-	})
-	r.eventually("the read receipt at the handler", func() bool { return len(events()) == 2 })
-	rc := events()[1]
-	if rc.Type != webhook.TypeReceipt || rc.Receipt == nil || rc.Receipt.Status != "read" || len(rc.Receipt.MessageIDs) != 1 ||
-		rc.Receipt.MessageIDs[0] != reply.ID || rc.Receipt.From != "6281100000077" {
-		t.Fatalf("receipt delivery %+v (%+v)", rc, rc.Receipt)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(bad) != 0 {
-		t.Fatalf("deliveries that did not verify: %v", bad)
+	return min(len(a), len(b))
+}
+
+// Incoming WhatsApp messages under every store fault, with the real client against the
+// fake server: each message WhatsApp was told arrived (its receipt sent) reaches the
+// bot's handler once the fault ends; while it lasts they wait in the inbound spool.
+func TestIncomingMessagesSurviveStoreFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("holds each store fault")
 	}
+	var table []string
+	for _, f := range storeFaults {
+		t.Run(f.name, func(t *testing.T) {
+			var mu sync.Mutex
+			handled := map[string]int{}
+			bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var m struct{ Text string }
+				json.NewDecoder(r.Body).Decode(&m)
+				mu.Lock()
+				handled[m.Text]++
+				mu.Unlock()
+			}))
+			defer bot.Close()
+			r, s := startWithWhatsApp(t, true, func(c *config.Config) {
+				c.WhatsApp.Handler = &config.Endpoint{URL: bot.URL}
+			})
+			r.d.inbound.mu.Lock()
+			r.d.inbound.bound = 300 * time.Millisecond // the fault outlasts it many times
+			r.d.inbound.mu.Unlock()
+			ctx := context.Background()
+			phone, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000042")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer phone.Close()
+			texts := map[string]string{} // message id -> text
+			send := func(text string) {
+				s.Each(func(fc *wafake.Conn) {
+					id, err := phone.Send(ctx, fc, r.d.wa.Client().Store, text)
+					if err != nil {
+						t.Fatal(err)
+					}
+					texts[id] = text
+				})
+			}
+			receipted := func() []string {
+				var out []string
+				for _, id := range s.Receipts() {
+					if texts[id] != "" {
+						out = append(out, texts[id])
+					}
+				}
+				return out
+			}
+			send("before")
+			r.eventually("the first message handled", func() bool { mu.Lock(); defer mu.Unlock(); return handled["before"] > 0 })
+			clear := f.apply(t, r)
+			const during = 8
+			for i := range during {
+				send(fmt.Sprintf("during-%d", i))
+			}
+			r.eventually("every message sent during the fault kept and acknowledged", func() bool {
+				return len(receipted()) == 1+during
+			})
+			spooled := r.d.inbound.len()
+			clear()
+			send("after")
+			r.eventually("every acknowledged message handled", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				rs := receipted()
+				for _, text := range rs {
+					if handled[text] == 0 {
+						return false
+					}
+				}
+				return slices.Contains(rs, "after")
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			table = append(table, fmt.Sprintf("| %s | %d sent | %d acknowledged | %d spooled during the fault | %d handled |",
+				f.name, 2+during, len(receipted()), spooled, len(handled)))
+		})
+	}
+	t.Log("\n| fault | messages | receipts | spool | handled after |\n|---|---|---|---|---|\n" + strings.Join(table, "\n"))
 }

@@ -67,7 +67,7 @@ func (d *Daemon) Ingest(ctx context.Context, ins []engine.Input) error {
 
 // backlog is the rows waiting in every writer and the alert pipeline.
 func (d *Daemon) backlog() int {
-	n := d.pipeline.Backlog()
+	n := d.pipeline.Backlog() + d.inbound.len()
 	for _, v := range d.writers.backlog() {
 		n += v
 	}
@@ -84,6 +84,7 @@ func (d *Daemon) storeSource(ctx context.Context) map[string]float64 {
 		v["store_backlog_"+name] = float64(n)
 	}
 	v["store_backlog_alerts"] = float64(d.pipeline.Backlog())
+	v["store_backlog_inbound"] = float64(d.inbound.len())
 	v["store_reserve_held"] = 0
 	if d.data.Reserve.Held() {
 		v["store_reserve_held"] = 1
@@ -103,6 +104,9 @@ func (d *Daemon) backlogHealth(context.Context) error {
 	if d.pipeline.Backlog() > 0 {
 		failing = append(failing, "alerts")
 	}
+	if d.inbound.len() > 0 {
+		failing = append(failing, "inbound")
+	}
 	if len(failing) == 0 {
 		return nil
 	}
@@ -119,8 +123,8 @@ func (d *Daemon) disk() string {
 		return "full (metrics shed): " + f
 	}
 	if !d.data.Reserve.Held() {
-		if d.data.ReserveErr != nil {
-			return "reserve missing: " + d.data.ReserveErr.Error()
+		if err := d.data.ReserveErr(); err != nil {
+			return "reserve missing: " + err.Error()
 		}
 		return "reserve released (the disk was full)"
 	}

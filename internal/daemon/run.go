@@ -171,6 +171,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			var wg sync.WaitGroup
 			wg.Go(func() { d.chat.In.RunWatchdog(actx, d.cfg.CheckInterval) })
 			wg.Go(func() { d.chat.Out.RunWatchdog(actx, d.cfg.CheckInterval) })
+			wg.Go(func() { d.inbound.run(actx) })
 			d.chat.Run(actx)
 			wg.Wait()
 			return nil

@@ -287,7 +287,8 @@ func (h *harness) inject(kind string, d func() *Daemon, cur *atomic.Pointer[runn
 	case "flood":
 		before := h.floodHandled.Load()
 		for i := range 1000 {
-			d().chat.Receive(ctx, chatMessage(fmt.Sprintf("soak-flood-%d-%d", t0.UnixNano(), i)))
+			m := chatMessage(fmt.Sprintf("soak-flood-%d-%d", t0.UnixNano(), i))
+			d().receive(m) // whatsmeow's entry
 		}
 		done = func() bool { return h.floodHandled.Load()-before >= 1000 }
 	case "corrupt":

@@ -72,7 +72,12 @@ type Options struct {
 	// Complete, if set, runs in the transaction that removes a processed item: effects
 	// written there happen exactly once, even across a kill -9.
 	Complete func(ctx context.Context, tx *store.Tx, it Item) error
-	Events   func(engine.Event) // QUEUE_*, HANDLER_* events; must not block
+	// Group names a top-level string field of the payload (e.g. "chat"): items with the
+	// same value are processed one at a time, in id order, like the message groups of
+	// a FIFO queue — a later item waits while an earlier one is retried. "" keeps the
+	// plain order (the oldest ready item first).
+	Group  string
+	Events func(engine.Event) // QUEUE_*, HANDLER_* events; must not block
 	// Audit receives the audit rows of handler panics (the daemon's audit writer, the
 	// table's owner); nil writes them directly.
 	Audit  func(store.AuditEntry)
@@ -177,34 +182,63 @@ func (q *Queue) Enqueue(ctx context.Context, payload any) (int64, error) {
 	}
 	var id int64
 	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
-		var depth int
-		if err := tx.Get(ctx, &depth, `SELECT count(*) FROM queue_items WHERE queue = ?`, q.opts.Name); err != nil {
-			return err
-		}
-		if depth >= q.opts.Capacity {
-			return ErrFull
-		}
-		now := time.Now().UnixMilli()
-		res, err := tx.Exec(ctx, `INSERT INTO queue_items(queue, payload, enqueued, updated) VALUES (?, ?, ?, ?)`,
-			q.opts.Name, string(raw), now, now)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
+		var err error
+		id, err = q.insert(ctx, tx, raw)
 		return err
 	})
-	if errors.Is(err, ErrFull) {
-		q.reportFull(1)
-		return 0, fmt.Errorf("queue %s: %w (%d items)", q.opts.Name, ErrFull, q.opts.Capacity)
-	}
 	if err != nil {
-		return 0, err
+		return 0, q.enqueueFailed(err)
 	}
+	q.Notify()
+	return id, nil
+}
+
+// EnqueueTx stores a payload inside the caller's transaction (with the caller's own
+// rows, so both are committed or neither); call Notify after the commit. It fails
+// with ErrFull at capacity. Like every WithTx function it may run twice.
+func (q *Queue) EnqueueTx(ctx context.Context, tx *store.Tx, payload any) (int64, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: %w", q.opts.Name, err)
+	}
+	id, err := q.insert(ctx, tx, raw)
+	if err != nil {
+		return 0, q.enqueueFailed(err)
+	}
+	return id, nil
+}
+
+// Notify wakes a worker for an item committed with EnqueueTx.
+func (q *Queue) Notify() {
 	select {
 	case q.notify <- struct{}{}:
 	default:
 	}
-	return id, nil
+}
+
+func (q *Queue) enqueueFailed(err error) error {
+	if errors.Is(err, ErrFull) {
+		q.reportFull(1)
+		return fmt.Errorf("queue %s: %w (%d items)", q.opts.Name, ErrFull, q.opts.Capacity)
+	}
+	return err
+}
+
+func (q *Queue) insert(ctx context.Context, tx *store.Tx, raw []byte) (int64, error) {
+	var depth int
+	if err := tx.Get(ctx, &depth, `SELECT count(*) FROM queue_items WHERE queue = ?`, q.opts.Name); err != nil {
+		return 0, err
+	}
+	if depth >= q.opts.Capacity {
+		return 0, ErrFull
+	}
+	now := time.Now().UnixMilli()
+	res, err := tx.Exec(ctx, `INSERT INTO queue_items(queue, payload, enqueued, updated) VALUES (?, ?, ?, ?)`,
+		q.opts.Name, string(raw), now, now)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
 }
 
 func (q *Queue) reportFull(fill float64) {
@@ -273,8 +307,7 @@ func (q *Queue) claim(ctx context.Context) (Item, bool, error) {
 		}
 		now := time.Now().UnixMilli()
 		err := tx.Get(ctx, &row, `UPDATE queue_items SET state = 'working', attempts = attempts + 1, updated = ?
-			WHERE id = (SELECT id FROM queue_items WHERE queue = ? AND state = 'ready' AND available_at <= ? ORDER BY id LIMIT 1)
-			RETURNING id, payload, attempts, enqueued`, now, q.opts.Name, now)
+			WHERE id = (`+q.next()+`) RETURNING id, payload, attempts, enqueued`, now, q.opts.Name, now)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -353,9 +386,13 @@ func (q *Queue) complete(ctx context.Context, it Item) {
 }
 
 func (q *Queue) retryOrDeadLetter(ctx context.Context, it Item, cause error) {
-	if it.Attempts >= q.opts.MaxAttempts {
+	if permanent(cause) || it.Attempts >= q.opts.MaxAttempts {
+		reason := fmt.Sprintf("failed %d times: %v", it.Attempts, cause)
+		if permanent(cause) {
+			reason = cause.Error()
+		}
 		err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
-			return deadLetter(ctx, tx, fmt.Sprintf("failed %d times: %v", it.Attempts, cause),
+			return deadLetter(ctx, tx, reason,
 				`id = ? AND state = 'working'`, it.ID)
 		})
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,10 +19,11 @@ const (
 	MetricsFile = "monitoring_metrics.sqlite"
 	ReserveFile = ".remedy-reserve"
 	// ReserveSize is the ballast kept for priority writes on a full disk. With the
-	// writers' spools (SpoolSize each, for the journal and the audit) remedy holds 16 MiB
-	// from its first second.
-	ReserveSize = 12 << 20
-	// SpoolSize is one writer's spool: the rows past its memory limit (see Writer).
+	// spools (SpoolSize each: the journal's, the audit's, and the inbound WhatsApp
+	// messages') remedy holds 16 MiB from its first second.
+	ReserveSize = 10 << 20
+	// SpoolSize is one spool: a writer's rows past its memory limit (see Writer), or the
+	// incoming messages the inbound queue could not take.
 	SpoolSize = 2 << 20
 )
 
@@ -30,9 +32,9 @@ type Data struct {
 	Main    *DB
 	Metrics *Metrics
 	Reserve *Reserve
-	// ReserveErr is why the reserve could not be made (nil when it was): a disk already
-	// full at the first start. The daemon logs and shows it, and tries again.
-	ReserveErr error
+	// reserveErr is why the reserve is missing (nil while it is held): a disk already full
+	// at the first start, or one that has not had room since. See ReserveErr.
+	reserveErr atomic.Pointer[error]
 	Dir        string
 	lock       *os.File
 }
@@ -52,7 +54,9 @@ func OpenData(ctx context.Context, dir string, events func(engine.Event), tune .
 		return nil, err
 	}
 	d := &Data{Dir: dir, lock: lock}
-	if d.Reserve, d.ReserveErr = NewReserve(filepath.Join(dir, ReserveFile), ReserveSize); d.ReserveErr != nil {
+	var rerr error
+	if d.Reserve, rerr = NewReserve(filepath.Join(dir, ReserveFile), ReserveSize); rerr != nil {
+		d.setReserveErr(rerr)
 		// A disk too full for the reserve must not stop remedy from starting; the
 		// daemon shows it and tries again (RestoreReserve).
 		d.Reserve = &Reserve{path: filepath.Join(dir, ReserveFile), size: ReserveSize}
@@ -83,15 +87,35 @@ func OpenData(ctx context.Context, dir string, events func(engine.Event), tune .
 // reserve's state: nil when held.
 func (d *Data) RestoreReserve() error {
 	if d.Reserve.Held() {
-		d.ReserveErr = nil
+		d.setReserveErr(nil)
 		return nil
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(d.Dir, &st); err == nil && int64(st.Bavail)*int64(st.Bsize) < 2*ReserveSize {
-		return fmt.Errorf("reserve missing: %d MiB free, waiting for %d MiB", int64(st.Bavail)*int64(st.Bsize)>>20, 2*ReserveSize>>20)
+		err := fmt.Errorf("the disk is full or nearly: %d MiB free, the reserve waits for %d MiB", int64(st.Bavail)*int64(st.Bsize)>>20, 2*ReserveSize>>20)
+		d.setReserveErr(err)
+		return err
 	}
-	d.ReserveErr = d.Reserve.Restore()
-	return d.ReserveErr
+	err := d.Reserve.Restore()
+	d.setReserveErr(err)
+	return err
+}
+
+// ReserveErr is why the reserve is missing (nil while it is held), as of its last
+// attempt: made at open and again by RestoreReserve. Safe for concurrent use.
+func (d *Data) ReserveErr() error {
+	if p := d.reserveErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (d *Data) setReserveErr(err error) {
+	if err == nil {
+		d.reserveErr.Store(nil)
+		return
+	}
+	d.reserveErr.Store(&err)
 }
 
 // Close closes both databases.

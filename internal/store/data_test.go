@@ -19,8 +19,8 @@ func TestOpenDataMakesReserveAndLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.ReserveErr != nil || !d.Reserve.Held() {
-		t.Fatalf("reserve on a first run: %v held=%v", d.ReserveErr, d.Reserve.Held())
+	if d.ReserveErr() != nil || !d.Reserve.Held() {
+		t.Fatalf("reserve on a first run: %v held=%v", d.ReserveErr(), d.Reserve.Held())
 	}
 	if st, err := os.Stat(filepath.Join(dir, ReserveFile)); err != nil || st.Size() != ReserveSize {
 		t.Fatalf("reserve file: %v %v", st, err)
@@ -53,11 +53,20 @@ func TestReserveMissingIsShownNotFatal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if d.ReserveErr == nil || d.Reserve.Held() {
-		t.Fatalf("reserve error not kept: %v", d.ReserveErr)
+	if d.ReserveErr() == nil || d.Reserve.Held() {
+		t.Fatalf("reserve error not kept: %v", d.ReserveErr())
 	}
 	os.Remove(filepath.Join(dir, ReserveFile))
-	if err := d.RestoreReserve(); err != nil || !d.Reserve.Held() || d.ReserveErr != nil {
+	// The dashboard reads the reason while the daemon's chore makes the reserve again.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			_ = d.ReserveErr()
+		}
+	}()
+	defer func() { <-done }()
+	if err := d.RestoreReserve(); err != nil || !d.Reserve.Held() || d.ReserveErr() != nil {
 		t.Fatalf("restore: %v held=%v", err, d.Reserve.Held())
 	}
 }

@@ -119,5 +119,65 @@ func (s *Spool[T]) Take() ([]T, error) {
 	return out, nil
 }
 
+// Peek returns up to n rows from the front, oldest first, and leaves them in the spool:
+// a caller that moves rows elsewhere drops them (Drop) only once they are stored there,
+// so a crash in between finds them again (at least once, never zero times).
+func (s *Spool[T]) Peek(n int) ([]T, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	buf, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	for line := range bytes.SplitSeq(buf, []byte{'\n'}) {
+		if len(out) == n || len(line) == 0 {
+			break
+		}
+		var v T
+		if json.Unmarshal(line, &v) == nil {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// Drop removes the first n rows (those Peek returned). The rest moves to the front of
+// the file before the freed tail is zeroed, so a kill in between leaves at worst a copy
+// of rows already kept (unreadable fragments are skipped), never a gap.
+func (s *Spool[T]) Drop(n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	buf, err := s.read()
+	if err != nil {
+		return err
+	}
+	off := 0
+	for range min(n, s.n) {
+		off += bytes.IndexByte(buf[off:], '\n') + 1
+	}
+	rest := buf[off:]
+	if len(rest) > 0 {
+		if _, err := s.f.WriteAt(rest, 0); err != nil {
+			return err
+		}
+	}
+	if err := zero(s.f, int64(len(rest)), s.used); err != nil {
+		return err
+	}
+	s.used = int64(len(rest))
+	s.n = bytes.Count(rest, []byte{'\n'})
+	return nil
+}
+
+// read returns the used part of the file (s.mu held).
+func (s *Spool[T]) read() ([]byte, error) {
+	buf := make([]byte, s.used)
+	if _, err := s.f.ReadAt(buf, 0); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
 // Close closes the file (its rows stay for the next start).
 func (s *Spool[T]) Close() error { return s.f.Close() }

@@ -75,12 +75,18 @@ type Options struct {
 	Budget LoginBudget
 	// Probe is how often an unreachable server is probed (default 1 s).
 	Probe time.Duration
-	// Messages receives incoming messages (every kind: inbound.go); it must only queue
+	// Messages receives incoming messages (every kind: inbound.go); it must only keep
 	// them (it runs inside whatsmeow's event handling, which a slow handler would stall).
-	Messages func(webhook.Message)
-	// Receipts receives delivery and read receipts; it must only queue them.
-	Receipts  func(webhook.Receipt)
-	mediaHTTP *http.Client
+	// The message is acknowledged to WhatsApp (its receipt sent) only after Messages
+	// returns nil: an error leaves it unacknowledged, for the server to deliver again.
+	Messages func(webhook.Message) error
+	// Receipts receives delivery and read receipts for the bot's messages (ids,
+	// chat.StatusDelivered or chat.StatusRead); it must not block.
+	Receipts func(ids []string, status string, at time.Time)
+	// ReceiptDeliveries receives every receipt from others, for the bot's handler
+	// (webhook "receipt" deliveries); it must only queue them.
+	ReceiptDeliveries func(webhook.Receipt)
+	mediaHTTP         *http.Client
 
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
@@ -144,7 +150,10 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		lock.Close()
 		return nil, fmt.Errorf("whatsapp: another remedy is using the device store %s (a second client would replace the first)", opts.StorePath)
 	}
-	dsn := remedystore.FileURI(opts.StorePath) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)"
+	// Transactions take the write lock at BEGIN (_txlock=immediate): a deferred one that
+	// reads first and then writes (decryption with its buffer) fails at once with
+	// SQLITE_BUSY when another connection wrote meanwhile, whatever busy_timeout says.
+	dsn := remedystore.FileURI(opts.StorePath) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate"
 	container, err := sqlstore.New(ctx, "sqlite", dsn, waLog.Noop)
 	if err != nil {
 		lock.Close()
@@ -190,12 +199,17 @@ func (c *Conn) newClient(dev *store.Device) {
 	// receipts); this also asks the account's own phone for it after 5 s, which recovers
 	// messages whose sender cannot help (a broken session on their side).
 	cli.AutomaticMessageRerequestFromPhone = true
+	// A message whose handling failed gets no receipt, so the server delivers it again;
+	// the buffer keeps its plaintext, stored with the Signal session's step, so that the
+	// second delivery decrypts (the session has moved on) instead of being dropped as
+	// already seen. It is whatsmeow's at-least-once path (client.go, message.go).
+	cli.EnableDecryptedEventBuffer = true
 	cli.SetWebsocketHTTPClient(c.opts.HTTPClient)
 	cli.SetPreLoginHTTPClient(c.opts.HTTPClient)
 	if c.opts.mediaHTTP != nil {
 		cli.SetMediaHTTPClient(c.opts.mediaHTTP)
 	}
-	cli.AddEventHandler(c.handle)
+	cli.AddEventHandlerWithSuccessStatus(c.handle)
 	c.cli = cli
 }
 
@@ -241,8 +255,9 @@ func (c *Conn) setLocked(s State) {
 }
 
 // handle maps whatsmeow's events to engine events. It runs on whatsmeow's goroutines and
-// does nothing slow.
-func (c *Conn) handle(evt any) {
+// does nothing slow. It returns false only for a message that was not kept: whatsmeow
+// then sends no receipt for it.
+func (c *Conn) handle(evt any) bool {
 	switch e := evt.(type) {
 	case *events.Connected:
 		c.mu.Lock()
@@ -254,7 +269,7 @@ func (c *Conn) handle(evt any) {
 	case *events.Disconnected:
 		st := c.State()
 		if st == Pairing || c.cli.Store.ID == nil {
-			return // the end of a pairing attempt, not an outage: Pair reports it
+			return true // the end of a pairing attempt, not an outage: Pair reports it
 		}
 		reason := "remote"
 		if st.terminal() || st == Banned {
@@ -330,14 +345,16 @@ func (c *Conn) handle(evt any) {
 	case *events.UndecryptableMessage:
 		c.undecryptable(e)
 	case *events.Message:
-		c.message(e)
+		return c.message(e)
 	case *events.Receipt:
-		if c.opts.Receipts != nil && !e.IsFromMe {
-			c.opts.Receipts(receipt(e))
+		c.receipt(e)
+		if c.opts.ReceiptDeliveries != nil && !e.IsFromMe {
+			c.opts.ReceiptDeliveries(receipt(e))
 		}
 	case *events.PairError:
 		c.emit("WA_PAIR_ERROR", map[string]string{"reason": "pair_error"}, e.Error.Error(), 0)
 	}
+	return true
 }
 
 // settle answers the Reconnect calls waiting for the outcome of a connection.

@@ -119,19 +119,24 @@ func receipt(e *events.Receipt) webhook.Receipt {
 }
 
 // message hands an incoming message on: its media reference is written first (so the
-// handler's download URL works), then Messages queues it.
-func (c *Conn) message(e *events.Message) {
+// handler's download URL works), then Messages keeps it. false (Messages failed) leaves
+// the message unacknowledged, for WhatsApp to deliver again.
+func (c *Conn) message(e *events.Message) bool {
 	if e.Info.IsFromMe || c.opts.Messages == nil {
-		return
+		return true
 	}
 	m, media, ok := inbound(e)
 	if !ok {
-		return
+		return true
 	}
 	if media != nil {
 		if err := c.keepMedia(m.ID, e.Message); err != nil {
 			c.opts.Logger.Warn("incoming media: its reference was not kept; the download URL will answer 404", "id", m.ID, "error", err)
 		}
 	}
-	c.opts.Messages(m)
+	if err := c.opts.Messages(m); err != nil {
+		c.opts.Logger.Error("incoming message not kept; left unacknowledged for WhatsApp to deliver again", "id", m.ID, "error", err)
+		return false
+	}
+	return true
 }

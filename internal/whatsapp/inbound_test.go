@@ -29,7 +29,7 @@ func TestEveryMessageKindIsTyped(t *testing.T) {
 	got := make(chan webhook.Message, 16)
 	store := pairedStore(t)
 	c, err := Open(context.Background(), Options{StorePath: store, Events: rec.add, HTTPClient: s.HTTPClient(),
-		Watchdog: time.Hour, Probe: time.Hour, Messages: func(m webhook.Message) { got <- m }})
+		Watchdog: time.Hour, Probe: time.Hour, Messages: func(m webhook.Message) error { got <- m; return nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func TestUndecryptableMessagesAreReported(t *testing.T) {
 	var delivered, undecryptable atomic.Int64
 	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
 		Watchdog: time.Hour, Probe: time.Hour,
-		Messages:      func(webhook.Message) { delivered.Add(1) },
+		Messages:      func(webhook.Message) error { delivered.Add(1); return nil },
 		Undecryptable: func(sender, chat string) { undecryptable.Add(1) }})
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,14 @@ import (
 	"github.com/remedy-run/remedy/webhook"
 
 	"context"
-
-	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
+	"errors"
+	"slices"
 	"testing"
 	"time"
+
+	waBinary "go.mau.fi/whatsmeow/binary"
+
+	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
 // SendText through the real client: device list, pre-key bundle, Signal encryption,
@@ -51,22 +55,12 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 	s := fakeServer(t)
 	rec := newRecorder()
 	got := make(chan [3]string, 4)
-	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
-		Watchdog: time.Hour, Probe: time.Hour, Messages: func(m webhook.Message) {
-			got <- [3]string{m.ID, m.From, m.Text}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.Start(context.Background())
-	rec.wait(t, "WA_CONNECTED")
-	phone, err := wafake.NewPhone(context.Background(), t.TempDir(), "6281100000009")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer phone.Close()
+	c, phone := connectedWithPhone(t, s, rec, func(m webhook.Message) error {
+		got <- [3]string{m.ID, m.From, m.Text}
+		return nil
+	})
 	ctx := context.Background()
+	var err error
 	for _, text := range []string{"!status", "!alerts"} {
 		var id string
 		s.Each(func(fc *wafake.Conn) {
@@ -83,4 +77,94 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 			t.Fatalf("%q never arrived", text)
 		}
 	}
+}
+
+// A message the application could not keep (Messages returned an error) gets no receipt,
+// so a real server delivers it again; the second delivery of the same stanza decrypts
+// (the Signal session has moved on: the plaintext comes from whatsmeow's buffer), is
+// handed over again, and only then is acknowledged.
+func TestMessageNotKeptIsNotAcknowledgedAndComesAgain(t *testing.T) {
+	s := fakeServer(t)
+	rec := newRecorder()
+	got := make(chan string, 8)
+	refuse := make(chan bool, 1)
+	refuse <- true // the first delivery is refused
+	c, phone := connectedWithPhone(t, s, rec, func(m webhook.Message) error {
+		got <- m.Text
+		select {
+		case <-refuse:
+			return errors.New("database or disk is full")
+		default:
+			return nil
+		}
+	})
+	ctx := context.Background()
+	one, err := phone.Prepare(ctx, c.Client().Store, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := phone.Prepare(ctx, c.Client().Store, "two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(n waBinary.Node) {
+		t.Helper()
+		s.Each(func(fc *wafake.Conn) {
+			if err := fc.Send(n); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	next := func(want string) {
+		t.Helper()
+		select {
+		case text := <-got:
+			if text != want {
+				t.Fatalf("handed over %q, want %q", text, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q never handed over", want)
+		}
+	}
+	acked := func(id string) bool { return slices.Contains(s.Receipts(), id) }
+	waitAcked := func(id string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !acked(id); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no receipt for %s; receipts %v", id, s.Receipts())
+			}
+		}
+	}
+	id1, id2 := one.Attrs["id"].(string), two.Attrs["id"].(string)
+	deliver(one)
+	next("one") // refused
+	deliver(two)
+	next("two") // kept
+	waitAcked(id2)
+	if acked(id1) {
+		t.Fatalf("the message that was not kept was acknowledged: receipts %v", s.Receipts())
+	}
+	deliver(one) // the server's second delivery: the same stanza
+	next("one")
+	waitAcked(id1)
+}
+
+// connectedWithPhone opens a paired connection to s whose incoming texts go to messages,
+// waits until it is connected, and makes a phone (6281100000009) that can write to it.
+func connectedWithPhone(t *testing.T, s *wafake.Server, rec *recorder, messages func(webhook.Message) error) (*Conn, *wafake.Phone) {
+	t.Helper()
+	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
+		Watchdog: time.Hour, Probe: time.Hour, Messages: messages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.Start(context.Background())
+	rec.wait(t, "WA_CONNECTED")
+	phone, err := wafake.NewPhone(context.Background(), t.TempDir(), "6281100000009")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { phone.Close() })
+	return c, phone
 }

@@ -26,6 +26,32 @@ func (s *Server) Messages() []Message {
 	return append([]Message(nil), s.messages...)
 }
 
+// Receipts returns the ids of the messages the client sent a receipt for (acknowledged:
+// a real server would not deliver them again), in order.
+func (s *Server) Receipts() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.receipts...)
+}
+
+func (s *Server) receipt(n *waBinary.Node) {
+	if n.Attrs["type"] == "retry" {
+		return // a request to send again, not an acknowledgement
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := n.Attrs["id"].(string); ok {
+		s.receipts = append(s.receipts, id)
+	}
+	if list, ok := n.GetOptionalChildByTag("list"); ok { // several messages in one receipt
+		for _, it := range list.GetChildren() {
+			if id, ok := it.Attrs["id"].(string); ok {
+				s.receipts = append(s.receipts, id)
+			}
+		}
+	}
+}
+
 // RefuseMessages makes the server answer every message with error 500 (on) or accept
 // them again (off).
 func (s *Server) RefuseMessages(on bool) { s.refuseMsgs.Store(on) }

@@ -59,6 +59,7 @@ type Server struct {
 	onRegister func(*Conn) // what happens when an unpaired client connects; default PairDevice
 	linkPhone  string      // the number of the last phone-code pairing request
 	messages   []Message
+	receipts   []string // ids of the messages the client acknowledged, in order
 	loginTimes []time.Time
 
 	// CloseDelay is how long the server waits after a failure or stream error before it
@@ -429,6 +430,10 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 	}
 	if n.Tag == "message" {
 		s.message(c, n)
+		return
+	}
+	if n.Tag == "receipt" {
+		s.receipt(n)
 		return
 	}
 	if n.Tag != "iq" {

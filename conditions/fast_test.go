@@ -1,0 +1,199 @@
+package conditions
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The differential test: seeded random conditions over every kind of operand, evaluated
+// on seeded random inputs by two runtimes, one taking the fast path and one expr only.
+// Result and error must agree on every evaluation.
+
+type condGen struct{ rng *rand.Rand }
+
+func (g condGen) pick(xs ...string) string { return xs[g.rng.IntN(len(xs))] }
+
+func (g condGen) constant() string {
+	switch g.rng.IntN(6) {
+	case 0:
+		return g.pick(`"a"`, `"b"`, `""`, `"C1"`)
+	case 1:
+		return "nil"
+	case 2:
+		return g.pick("0.5", "1.5", "-2.5", "99.0")
+	default:
+		return g.pick("0", "1", "2", "3", "-1", "50", "100")
+	}
+}
+
+func (g condGen) operand() string {
+	return g.pick(
+		"event.code", "event.source", "event.message", "event.value", "event.labels.a", "event.labels.b",
+		"labels.a", "labels.team", "metrics.m0", "metrics.m1", "metrics.m2",
+		`count("C1", "1m")`, `count("C2", "10s")`, `avg_over("m0", "1m")`, `max_over("m1", "30s")`,
+		`min_over("m2", "1m")`, `rate("m0", "1m")`, `increase("m1", "1m")`, `since("C1")`, "hour()", "weekday()",
+	)
+}
+
+func (g condGen) atom() string {
+	op := g.pick("==", "!=", "<", "<=", ">", ">=")
+	switch g.rng.IntN(10) {
+	case 0:
+		return g.pick(`firing("p1")`, `firing("p2")`)
+	case 1:
+		return g.pick("true", "false")
+	case 2:
+		return g.operand() + " " + op + " " + g.operand()
+	case 3:
+		return g.constant() + " " + op + " " + g.operand()
+	case 4: // shapes left to expr, to check that mixing stays right
+		return g.pick(`event.code in ["C1", "C2"]`, `metrics.m0 + 1 > 2`, `event.labels.a matches "^a"`)
+	default:
+		return g.operand() + " " + op + " " + g.constant()
+	}
+}
+
+func (g condGen) cond(depth int) string {
+	if depth == 0 || g.rng.IntN(3) == 0 {
+		return g.atom()
+	}
+	switch g.rng.IntN(4) {
+	case 0:
+		return "!(" + g.cond(depth-1) + ")"
+	case 1:
+		return "(" + g.cond(depth-1) + ") || (" + g.cond(depth-1) + ")"
+	default:
+		return g.cond(depth-1) + " && " + g.cond(depth-1)
+	}
+}
+
+// feed applies one random input to both runtimes.
+func feedRandom(rng *rand.Rand, now time.Time, rts ...*Runtime) {
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	labels := func() map[string]string {
+		m := map[string]string{}
+		for _, k := range []string{"a", "b", "team"} {
+			if rng.IntN(3) > 0 {
+				m[k] = pick("a", "b", "", "C1")
+			}
+		}
+		return m
+	}
+	switch rng.IntN(5) {
+	case 0, 1:
+		code, src, msg, v, l := pick("C1", "C2", "C3", "a"), pick("a", "wa"), pick("", "b"), float64(rng.IntN(5))-1, labels()
+		for _, r := range rts {
+			r.ObserveEvent(now, code, src, msg, v, l)
+		}
+	case 2:
+		vals := map[string]float64{}
+		for _, m := range []string{"m0", "m1", "m2"} {
+			switch rng.IntN(4) {
+			case 0:
+			case 1:
+				vals[m] = math.NaN()
+			default:
+				vals[m] = float64(rng.IntN(6)) - 1
+			}
+		}
+		for _, r := range rts {
+			r.ObserveSample(now, vals)
+			r.ClearEvent()
+		}
+	case 3:
+		l := labels()
+		for _, r := range rts {
+			r.SetLabels(l)
+		}
+	default:
+		for _, r := range rts {
+			r.ClearEvent()
+		}
+	}
+}
+
+func TestFastPathDifferential(t *testing.T) {
+	nConds, nInputs := 400, 300
+	if testing.Short() || raceEnabled {
+		nConds, nInputs = 150, 120
+	}
+	rng := rand.New(rand.NewPCG(18, 2026))
+	g := condGen{rng}
+	var fast, slow []*Condition
+	for len(fast) < nConds {
+		src := g.cond(3)
+		c, err := Compile(src)
+		if err != nil {
+			continue // ill-typed at load time, e.g. event.code > 1
+		}
+		s := *c
+		s.fast = nil
+		fast, slow = append(fast, c), append(slow, &s)
+	}
+	covered := 0
+	for _, c := range fast {
+		if c.fast != nil {
+			covered++
+		}
+	}
+	if covered < nConds/2 {
+		t.Fatalf("only %d of %d random conditions took the fast path", covered, nConds)
+	}
+	firing := map[string]bool{}
+	isFiring := func(p string) bool { return firing[p] }
+	rf, rs := NewRuntime(nil, isFiring), NewRuntime(nil, isFiring)
+	rf.Prepare(fast)
+	rs.Prepare(slow)
+	now := t0
+	errs := 0
+	for i := 0; i < nInputs; i++ {
+		now = now.Add(time.Duration(rng.IntN(20_000)) * time.Millisecond)
+		feedRandom(rng, now, rf, rs)
+		firing["p1"], firing["p2"] = rng.IntN(2) == 0, rng.IntN(2) == 0
+		for j := range fast {
+			vf, ef := rf.Eval(fast[j], now)
+			vs, es := rs.Eval(slow[j], now)
+			if vf != vs || (ef == nil) != (es == nil) || (ef != nil && ef.Error() != es.Error()) {
+				t.Fatalf("input %d, %q: fast %v, %v; expr %v, %v", i, fast[j].Source, vf, ef, vs, es)
+			}
+			if ef != nil {
+				errs++
+			}
+			ef1, ef2 := fmt.Sprint(rf.Explain(fast[j], now)), fmt.Sprint(rs.Explain(slow[j], now))
+			if ef1 != ef2 {
+				t.Fatalf("explain %q: fast %s, expr %s", fast[j].Source, ef1, ef2)
+			}
+		}
+	}
+	if errs == 0 {
+		t.Fatal("no evaluation failed: the error paths were not exercised")
+	}
+	t.Logf("%d conditions (%d fast), %d inputs, %d evaluation errors", nConds, covered, nInputs, errs)
+}
+
+// The shapes named by the policy language's docs take the fast path.
+func TestFastPathCovers(t *testing.T) {
+	for _, src := range []string{
+		`metrics.cpu_percent > 90`,
+		`event.labels.reason != "logged_out" && event.value > 3`,
+		`count("WA_DISCONNECTED", "5m") >= 3 || avg_over("memory_percent", "10m") > 80`,
+		`!firing("db-down") && labels.team == "ops"`,
+		`since("QUEUE_DRAINED") > 600 and not (hour() < 6)`,
+	} {
+		if mustCompile(t, src).fast == nil {
+			t.Errorf("%q: not on the fast path", src)
+		}
+	}
+	for _, src := range []string{`metrics.a + 1 > 2`, `event.code in ["A", "B"]`, `event.message matches "x"`} {
+		if mustCompile(t, src).fast != nil {
+			t.Errorf("%q: on the fast path, want expr", src)
+		}
+	}
+	if s := mustCompile(t, `event.code == "A"`).Source; !strings.Contains(s, "A") {
+		t.Fatal(s)
+	}
+}

@@ -1,0 +1,333 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/queue"
+	"github.com/remedy-run/remedy/internal/store"
+)
+
+// MessageSender sends one message over WhatsApp (the connection satisfies it). media
+// is the attachment's bytes (nil without one). Its errors should be *SendError, which
+// say why and whether a retry can help.
+type MessageSender interface {
+	SendMessage(ctx context.Context, m Outgoing, media []byte) error
+}
+
+// Reasons a send fails (the reason label of WA_SEND_FAILED and of
+// remedy_whatsapp_send_failures_total).
+const (
+	ReasonNotConnected = "not_connected" // retried; the connection's policies deal with the outage
+	ReasonTimeout      = "timeout"       // no answer from the server in time; retried
+	ReasonServerError  = "server_error"  // the server answered 5xx; retried
+	ReasonRefused      = "refused"       // the server answered 4xx (not authorized, not a group member…): dead-lettered
+	ReasonInvalid      = "invalid"       // whatsmeow cannot send this at all: dead-lettered
+	ReasonMedia        = "media"         // the upload failed (retried) or the file is gone (dead-lettered)
+	ReasonChatStopped  = "chat_stopped"  // the chat keeps refusing: not tried, dead-lettered (see ChatStop)
+	ReasonUnknown      = "unknown"       // anything else; retried
+)
+
+// SendError is a failed send: Reason is one of the Reason* constants, Code the
+// server's error code if it gave one, and Permanent says a retry cannot help.
+type SendError struct {
+	Reason    string
+	Code      int
+	Permanent bool
+	Err       error
+}
+
+func (e *SendError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *SendError) Unwrap() error { return e.Err }
+
+// SendLimits protect the number: how fast messages go out, overall and per chat, and
+// when a chat that keeps refusing is no longer tried.
+//
+// The defaults (DefaultSendLimits) are a conversational bot's pace, not a broadcaster's.
+// WhatsApp publishes no limit for linked devices; what is known comes from bans
+// reported on whatsmeow's tracker: "getting banned is expected if you spam" (the
+// maintainer, issue #506), where users report that more than about 5 messages a minute
+// to numbers that never wrote first are risky, and a ban after five messages sent 5 s
+// apart to strangers (issue #465). A bot mostly answers people who wrote to it, which
+// is safer, so the defaults allow 30 a minute overall with bursts of 10 (a command
+// with a few replies), and 20 a minute to any one chat; bulk sends to strangers need
+// lower figures, not higher ones.
+type SendLimits struct {
+	PerMinute     float64 // messages a minute, overall
+	Burst         int     // sent at once before PerMinute paces them
+	ChatPerMinute float64 // messages a minute to one chat
+	ChatBurst     int
+	// A chat whose messages WhatsApp refuses StopAfter times within StopWindow is
+	// stopped for StopFor (doubling each time it trips again, up to a day): its
+	// messages are dead-lettered without being sent, so a broken bot cannot hammer
+	// WhatsApp with messages it keeps refusing (a refusal is a 4xx answer: not
+	// authorized, not a member of the group, no such user).
+	StopAfter  int
+	StopWindow time.Duration
+	StopFor    time.Duration
+}
+
+// DefaultSendLimits are the limits where a SendLimits field is zero.
+var DefaultSendLimits = SendLimits{PerMinute: 30, Burst: 10, ChatPerMinute: 20, ChatBurst: 5,
+	StopAfter: 3, StopWindow: 10 * time.Minute, StopFor: time.Hour}
+
+func (l SendLimits) withDefaults() SendLimits {
+	d := DefaultSendLimits
+	if l.PerMinute > 0 {
+		d.PerMinute = l.PerMinute
+	}
+	if l.Burst > 0 {
+		d.Burst = l.Burst
+	}
+	if l.ChatPerMinute > 0 {
+		d.ChatPerMinute = l.ChatPerMinute
+	}
+	if l.ChatBurst > 0 {
+		d.ChatBurst = l.ChatBurst
+	}
+	if l.StopAfter > 0 {
+		d.StopAfter = l.StopAfter
+	}
+	if l.StopWindow > 0 {
+		d.StopWindow = l.StopWindow
+	}
+	if l.StopFor > 0 {
+		d.StopFor = l.StopFor
+	}
+	return d
+}
+
+// sendGuard is the outbound path's pacing and the chats it has stopped; the delivery
+// handler owns it.
+type sendGuard struct {
+	limits SendLimits
+	all    *rate.Limiter
+
+	mu    sync.Mutex
+	chats map[string]*chatGuard
+}
+
+type chatGuard struct {
+	limiter  *rate.Limiter
+	refusals []time.Time // within StopWindow
+	until    time.Time   // stopped until
+	stopFor  time.Duration
+	lastUsed time.Time
+}
+
+func newSendGuard(l SendLimits) *sendGuard {
+	l = l.withDefaults()
+	return &sendGuard{limits: l, all: rate.NewLimiter(rate.Limit(l.PerMinute/60), l.Burst), chats: map[string]*chatGuard{}}
+}
+
+func (g *sendGuard) chat(jid string, now time.Time) *chatGuard {
+	c := g.chats[jid]
+	if c == nil {
+		if len(g.chats) > 10_000 {
+			g.prune(now)
+		}
+		c = &chatGuard{limiter: rate.NewLimiter(rate.Limit(g.limits.ChatPerMinute/60), g.limits.ChatBurst)}
+		g.chats[jid] = c
+	}
+	c.lastUsed = now
+	return c
+}
+
+// prune forgets chats idle for an hour that are not stopped (g.mu held).
+func (g *sendGuard) prune(now time.Time) {
+	for k, c := range g.chats {
+		if now.Sub(c.lastUsed) > time.Hour && now.After(c.until) && len(c.refusals) == 0 {
+			delete(g.chats, k)
+		}
+	}
+}
+
+// stopped says until when a chat is stopped (zero: it is not).
+func (g *sendGuard) stopped(jid string, now time.Time) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c := g.chats[jid]; c != nil && now.Before(c.until) {
+		return c.until
+	}
+	return time.Time{}
+}
+
+// wait paces a send: the chat's limiter, then the overall one.
+func (g *sendGuard) wait(ctx context.Context, jid string) error {
+	g.mu.Lock()
+	c := g.chat(jid, time.Now())
+	g.mu.Unlock()
+	if err := c.limiter.Wait(ctx); err != nil {
+		return err
+	}
+	return g.all.Wait(ctx)
+}
+
+// refused records a refusal; it returns the end of a stop it starts now.
+func (g *sendGuard) refused(jid string, now time.Time) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.chat(jid, now)
+	kept := c.refusals[:0]
+	for _, t := range c.refusals {
+		if now.Sub(t) < g.limits.StopWindow {
+			kept = append(kept, t)
+		}
+	}
+	c.refusals = append(kept, now)
+	// Once stopped, a refusal of the first message after the stop trips it again.
+	again := c.stopFor > 0 && now.Sub(c.until) < g.limits.StopWindow
+	if len(c.refusals) < g.limits.StopAfter && !again {
+		return time.Time{}
+	}
+	switch {
+	case !again:
+		c.stopFor = g.limits.StopFor
+	default:
+		c.stopFor = min(2*c.stopFor, 24*time.Hour)
+	}
+	c.until, c.refusals = now.Add(c.stopFor), nil
+	return c.until
+}
+
+// deliver is the outbound queue's handler.
+func (p *Pipeline) deliver(ctx context.Context, it queue.Item) error {
+	var o Outgoing
+	if err := json.Unmarshal(it.Payload, &o); err != nil {
+		return queue.Permanent(fmt.Errorf("%s: unreadable item: %v", ReasonInvalid, err))
+	}
+	if o.ID == "" {
+		// A reply queued by Pipeline.Send (and items queued before the send API).
+		if err := p.sender.SendText(ctx, o.To, o.Text); err != nil {
+			return err
+		}
+		p.counters.Sent(1)
+		return nil
+	}
+	if p.messages == nil {
+		return errors.New("no WhatsApp sender for messages")
+	}
+	if until := p.guard.stopped(o.Chat, time.Now()); !until.IsZero() {
+		err := &SendError{Reason: ReasonChatStopped, Permanent: true,
+			Err: fmt.Errorf("WhatsApp kept refusing messages to %s; not sending to it until %s", o.Chat, until.UTC().Format(time.RFC3339))}
+		p.failed(o, it, err)
+		return queue.Permanent(err)
+	}
+	var media []byte
+	if o.Media != nil {
+		var err error
+		if media, err = p.loadMedia(o.Media.ID); err != nil {
+			serr := &SendError{Reason: ReasonMedia, Permanent: true, Err: fmt.Errorf("the upload %s is gone: %v", o.Media.ID, err)}
+			p.failed(o, it, serr)
+			return queue.Permanent(serr)
+		}
+	}
+	if err := p.guard.wait(ctx, o.Chat); err != nil {
+		return fmt.Errorf("waiting for the send rate: %w", err)
+	}
+	err := p.messages.SendMessage(ctx, o, media)
+	if err == nil {
+		p.counters.Sent(1)
+		return nil
+	}
+	var serr *SendError
+	if !errors.As(err, &serr) {
+		serr = &SendError{Reason: ReasonUnknown, Err: err}
+		if errors.Is(err, context.DeadlineExceeded) {
+			serr.Reason = ReasonTimeout
+		}
+	}
+	p.failed(o, it, serr)
+	if serr.Reason == ReasonRefused {
+		if until := p.guard.refused(o.Chat, time.Now()); !until.IsZero() {
+			p.emit("WA_SEND_STOPPED", map[string]string{"chat": o.Chat},
+				fmt.Sprintf("WhatsApp keeps refusing messages to this chat (%v); its messages are dead-lettered unsent until %s",
+					serr.Err, until.UTC().Format(time.RFC3339)), 0)
+		}
+	}
+	if serr.Permanent {
+		return queue.Permanent(serr)
+	}
+	return serr
+}
+
+// failed reports a failed try: WA_SEND_FAILED{reason, chat}, value = the attempt.
+func (p *Pipeline) failed(o Outgoing, it queue.Item, err *SendError) {
+	labels := map[string]string{"reason": err.Reason, "chat": o.Chat}
+	if err.Code != 0 {
+		labels["code"] = fmt.Sprint(err.Code)
+	}
+	p.emit("WA_SEND_FAILED", labels, fmt.Sprintf("message %s: %v", o.ID, err.Err), float64(it.Attempts))
+}
+
+func (p *Pipeline) emit(code string, labels map[string]string, msg string, value float64) {
+	if p.events != nil {
+		p.events(engine.Event{Time: time.Now(), Code: code, Source: "whatsapp", Labels: labels, Message: msg, Value: value})
+	}
+}
+
+// completeSend marks a sent message, in the transaction that removes its item.
+func completeSend(ctx context.Context, tx *store.Tx, it queue.Item) error {
+	var o struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(it.Payload, &o) != nil || o.ID == "" {
+		return nil
+	}
+	return markSent(ctx, tx, o.ID)
+}
+
+// Receipt records receipts for sent messages (status StatusDelivered or StatusRead);
+// a status never goes back, and ids of other messages are ignored. It never blocks
+// (the WhatsApp connection calls it from its event handler): the update is written by
+// the pipeline's receipt writer.
+func (p *Pipeline) Receipt(ids []string, status string, at time.Time) {
+	if _, ok := statusRank[status]; !ok || len(ids) == 0 {
+		return
+	}
+	r := receipt{ids: ids, status: status, at: at}
+	select {
+	case p.receipts <- r:
+	default:
+		go p.applyReceipt(context.Background(), r) // a burst: written beside the writer
+	}
+}
+
+type receipt struct {
+	ids    []string
+	status string
+	at     time.Time
+}
+
+func (p *Pipeline) receiptWriter(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-p.receipts:
+			p.applyReceipt(ctx, r)
+		}
+	}
+}
+
+func (p *Pipeline) applyReceipt(ctx context.Context, r receipt) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	args := []any{r.status, r.at.UnixMilli(), statusRank[r.status]}
+	for _, id := range r.ids {
+		args = append(args, id)
+	}
+	q := `UPDATE outgoing SET status = ?, updated = ? WHERE (CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1
+		WHEN 'delivered' THEN 2 ELSE 3 END) < ? AND id IN (?` + strings.Repeat(", ?", len(r.ids)-1) + `)`
+	if _, err := p.db.Exec(ctx, q, args...); err != nil {
+		p.log.Warn("message receipt not recorded", "ids", len(r.ids), "status", r.status, "error", err)
+	}
+}

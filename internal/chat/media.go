@@ -1,0 +1,214 @@
+package chat
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Media kinds and the largest file WhatsApp takes of each, from the WhatsApp Business
+// Platform's "supported media types" table (image 5 MB, video and audio 16 MB, document
+// 100 MB, animated sticker 500 KB): a larger file fails at WhatsApp's upload, so it is
+// refused at the API instead. The whole upload is further capped by
+// PipelineOptions.MaxMedia (default DefaultMaxMedia), since whatsmeow encrypts it in
+// memory.
+var mediaLimits = map[string]int64{
+	"image":    5 << 20,
+	"video":    16 << 20,
+	"audio":    16 << 20,
+	"document": 100 << 20,
+	"sticker":  500 << 10,
+}
+
+// DefaultMaxMedia is the largest upload by default: 16 MiB (WhatsApp's limit for video
+// and audio; documents up to WhatsApp's 100 MB need a larger PipelineOptions.MaxMedia).
+const DefaultMaxMedia = 16 << 20
+
+// mediaTypes are the MIME types each kind takes (the same table); a document takes any
+// application/* or text/* type.
+var mediaTypes = map[string][]string{
+	"image":   {"image/jpeg", "image/png"},
+	"sticker": {"image/webp"},
+	"video":   {"video/mp4", "video/3gpp"},
+	"audio":   {"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"},
+}
+
+// MediaError is media refused for its size (TooLarge: the API answers 413 with Limit)
+// or its type (415).
+type MediaError struct {
+	TooLarge bool
+	Kind     string
+	Type     string
+	Size     int64
+	Limit    int64
+}
+
+func (e *MediaError) Error() string {
+	if e.TooLarge {
+		return fmt.Sprintf("media: %d bytes; a %s may have at most %d bytes", e.Size, e.Kind, e.Limit)
+	}
+	if e.Kind != "" && e.Type != "" {
+		return fmt.Sprintf("media: a %s of type %s is not sent by WhatsApp (it takes %s)", e.Kind, e.Type, strings.Join(mediaTypes[e.Kind], ", "))
+	}
+	return fmt.Sprintf("media: unknown media type %q (kind %q): images are image/jpeg or image/png, stickers image/webp, "+
+		"video video/mp4 or video/3gpp, audio audio/aac, amr, mpeg, mp4 or ogg, documents any application/* or text/*", e.Type, e.Kind)
+}
+
+// kindOf checks a media type against a kind, or finds the kind for a type.
+func kindOf(kind, typ string) (string, error) {
+	mt, _, err := mime.ParseMediaType(typ)
+	if err != nil {
+		return "", &MediaError{Kind: kind, Type: typ}
+	}
+	if kind == "" {
+		for k, ts := range mediaTypes {
+			for _, t := range ts {
+				if t == mt {
+					return k, nil
+				}
+			}
+		}
+		kind = "document"
+	}
+	if kind == "document" {
+		if strings.HasPrefix(mt, "application/") || strings.HasPrefix(mt, "text/") {
+			return kind, nil
+		}
+		return "", &MediaError{Type: typ}
+	}
+	ts, ok := mediaTypes[kind]
+	if !ok {
+		return "", &MediaError{Kind: kind, Type: typ}
+	}
+	for _, t := range ts {
+		if t == mt {
+			return kind, nil
+		}
+	}
+	return "", &MediaError{Kind: kind, Type: typ}
+}
+
+// SaveMedia stores an upload for later messages and returns its reference (Media.ID is
+// the SHA-256 of the bytes: the same file uploaded twice is stored once). The type is
+// sniffed when m.MIME is empty; the kind follows from the type when m.Kind is empty.
+// It returns a *MediaError for a size or type WhatsApp would refuse.
+func (p *Pipeline) SaveMedia(ctx context.Context, m Media) (Media, error) {
+	if p.mediaDir == "" {
+		return Media{}, invalid("media: this pipeline has no media directory")
+	}
+	if len(m.Data) == 0 {
+		return Media{}, invalid("media: empty")
+	}
+	if m.MIME == "" {
+		m.MIME = http.DetectContentType(m.Data)
+	}
+	kind, err := kindOf(m.Kind, m.MIME)
+	if err != nil {
+		return Media{}, err
+	}
+	m.Kind, m.Size = kind, int64(len(m.Data))
+	if limit := min(mediaLimits[kind], p.maxMedia); m.Size > limit {
+		return Media{}, &MediaError{TooLarge: true, Kind: kind, Size: m.Size, Limit: limit}
+	}
+	if len(m.FileName) > 255 || strings.ContainsAny(m.FileName, "/\\\x00") {
+		return Media{}, invalid("media.file_name: a file name of at most 255 characters, without / or \\")
+	}
+	sum := sha256.Sum256(m.Data)
+	m.ID = hex.EncodeToString(sum[:])
+	meta, _ := json.Marshal(Media{ID: m.ID, Kind: m.Kind, MIME: m.MIME, FileName: m.FileName, Size: m.Size})
+	if err := writeDurably(filepath.Join(p.mediaDir, m.ID), m.Data); err != nil {
+		return Media{}, err
+	}
+	// The description is per upload; the bytes are shared.
+	if err := writeDurably(filepath.Join(p.mediaDir, m.ID+".json"), meta); err != nil {
+		return Media{}, err
+	}
+	m.Data = nil
+	return m, nil
+}
+
+// resolveMedia saves inline bytes, or completes a reference from its upload's
+// description (the message's own kind, type and file name win when given).
+func (p *Pipeline) resolveMedia(ctx context.Context, m Media) (Media, error) {
+	if len(m.Data) > 0 {
+		return p.SaveMedia(ctx, m)
+	}
+	if len(m.ID) != 64 || strings.Trim(m.ID, "0123456789abcdef") != "" {
+		return Media{}, invalid("media: give the data, or the id of an upload (POST /api/v1/media)")
+	}
+	b, err := os.ReadFile(filepath.Join(p.mediaDir, m.ID+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return Media{}, invalid("media.id %s: no such upload", m.ID)
+	}
+	if err != nil {
+		return Media{}, err
+	}
+	var saved Media
+	if err := json.Unmarshal(b, &saved); err != nil {
+		return Media{}, fmt.Errorf("media %s: %w", m.ID, err)
+	}
+	if m.MIME == "" {
+		m.MIME = saved.MIME
+	}
+	if m.FileName == "" {
+		m.FileName = saved.FileName
+	}
+	if m.Kind == "" && m.MIME == saved.MIME {
+		m.Kind = saved.Kind
+	}
+	if m.Kind, err = kindOf(m.Kind, m.MIME); err != nil {
+		return Media{}, err
+	}
+	m.Size = saved.Size
+	if limit := min(mediaLimits[m.Kind], p.maxMedia); m.Size > limit {
+		return Media{}, &MediaError{TooLarge: true, Kind: m.Kind, Size: m.Size, Limit: limit}
+	}
+	return m, nil
+}
+
+// loadMedia reads an upload's bytes for sending.
+func (p *Pipeline) loadMedia(id string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(p.mediaDir, id))
+}
+
+// writeDurably writes a file so that it is on disk when it returns: a temporary file,
+// fsync, rename, fsync of the directory.
+func writeDurably(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
