@@ -18,7 +18,6 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -175,5 +174,3 @@ func (a adapter) HandleEvent(ctx context.Context, e webhook.Event) error {
 	}
 	return nil
 }
-
-var errEmpty = errors.New("bot: nothing to send (no text, media or reaction)")

@@ -2,8 +2,13 @@ package bot
 
 import (
 	"context"
-	"errors"
+	"fmt"
+
+	"github.com/remedy-run/remedy/internal/chat"
 )
+
+// ErrInvalid: the message cannot be sent as given.
+var ErrInvalid = chat.ErrInvalid
 
 // Outgoing is a message to send. To is a phone number in international format
 // ("+62 811…"), a user JID or a group JID (Message.Chat: reply where a message came
@@ -38,16 +43,18 @@ type Media struct {
 	Data     []byte
 }
 
-// Send queues a message on the durable outbound queue and returns its id once it is on
-// disk; delivery survives disconnects and restarts, keeps order per chat and respects
-// the send rate limit. Errors: ErrWhatsAppOff, an invalid message (no recipient,
-// nothing to send), a full queue, the store's.
+// Send queues a message on the durable outbound queue and returns its id (WhatsApp's
+// message id, as receipts and GET /api/v1/messages/{id} name it) once it is on disk;
+// delivery survives disconnects and restarts, keeps order per chat and respects the send
+// rate limit — the path of POST /api/v1/messages. Errors: ErrWhatsAppOff; ErrInvalid
+// (wrapped, saying what: a bad recipient, nothing to send, media over its limit or of a
+// type WhatsApp does not take); a full queue; the store's.
 func (b *Bot) Send(ctx context.Context, o Outgoing) (string, error) {
 	if o.To == "" {
-		return "", errors.New("bot: no recipient")
+		return "", fmt.Errorf("%w: no recipient", ErrInvalid)
 	}
 	if o.Text == "" && o.Media == nil && o.Reaction == nil {
-		return "", errEmpty
+		return "", fmt.Errorf("%w: nothing to send (no text, media or reaction)", ErrInvalid)
 	}
 	return b.send(ctx, o)
 }
