@@ -37,6 +37,7 @@ func (s *Server) routes() {
 	s.pairRoutes(api)
 	s.mediaRoutes(api)
 	s.drillRoutes(api)
+	s.messageRoutes(api)
 	api("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
 		rows, err := b.Alerts(r.Context(), limit(r, 100))
 		respond(s, w, r, rows, err)

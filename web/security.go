@@ -73,6 +73,8 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case err == nil && mt == "application/json":
 		return true
+	case rawUpload(r):
+		return true // POST /api/v1/media: the file's own type (messages.go)
 	case (ct == "" || err == nil && mt == "application/x-www-form-urlencoded") && !fromBrowser(r):
 		// `curl -d '{…}'` without -H (the README's example said so until this rule came),
 		// or no type at all. The body is still read as JSON; only a program that is no

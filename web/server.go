@@ -106,6 +106,10 @@ type Options struct {
 	Drill func(ctx context.Context, req DrillRequest) (DrillStarted, error)
 	// MaxBody limits request bodies (default 1 MiB).
 	MaxBody int64
+	// Messages is the send API (nil: WhatsApp is off, its routes answer 404).
+	Messages Messages
+	// MaxMedia limits an upload to the send API (default DefaultMaxMedia).
+	MaxMedia int64
 }
 
 // Server is the HTTP handler.
@@ -121,6 +125,9 @@ type Server struct {
 func NewServer(opts Options) *Server {
 	if opts.MaxBody <= 0 {
 		opts.MaxBody = 1 << 20
+	}
+	if opts.MaxMedia <= 0 {
+		opts.MaxMedia = DefaultMaxMedia
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -153,7 +160,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		}
 	}()
-	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
+	r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimit(r))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "no-referrer")

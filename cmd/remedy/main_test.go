@@ -45,7 +45,7 @@ const svcPolicy = `policies:
 
 func TestCheckDefaultsAndBadFiles(t *testing.T) {
 	code, out, _ := run(t, "", "check")
-	if code != exitOK || !strings.Contains(out, "policies in 7 file(s): ok") {
+	if code != exitOK || !strings.Contains(out, "policies in 8 file(s): ok") {
 		t.Fatalf("check defaults: %d %q", code, out)
 	}
 	code, out, _ = run(t, "", "check", "--strict", "../../policies/defaults")

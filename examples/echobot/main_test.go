@@ -62,7 +62,7 @@ func TestEchoBot(t *testing.T) {
 	}
 	defer customer.Close()
 	group := types.NewJID("120363000000000001", types.GroupServer)
-	s.AddGroup(group, customer.JID, types.NewJID("6281234567890", types.DefaultUserServer))
+	s.AddGroup(group.User, customer.JID.User, "6281234567890")
 	send := func(msg *waE2E.Message, inGroup bool) {
 		s.Each(func(fc *wafake.Conn) {
 			n, err := customer.PrepareMessage(ctx, b.Client().Store, msg)

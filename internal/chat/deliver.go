@@ -205,7 +205,11 @@ func (p *Pipeline) deliver(ctx context.Context, it queue.Item) error {
 		return queue.Permanent(fmt.Errorf("%s: unreadable item: %v", ReasonInvalid, err))
 	}
 	if o.ID == "" {
-		// A reply queued by Pipeline.Send (and items queued before the send API).
+		// A reply queued by Pipeline.Send (and items queued before the send API): paced
+		// like every message.
+		if err := p.guard.wait(ctx, o.To); err != nil {
+			return fmt.Errorf("waiting for the send rate: %w", err)
+		}
 		if err := p.sender.SendText(ctx, o.To, o.Text); err != nil {
 			return err
 		}
@@ -259,8 +263,16 @@ func (p *Pipeline) deliver(ctx context.Context, it queue.Item) error {
 	return serr
 }
 
-// failed reports a failed try: WA_SEND_FAILED{reason, chat}, value = the attempt.
+// failed reports a failed try: to the metric by reason (PipelineOptions.SendFailed),
+// and as WA_SEND_FAILED{reason, chat, code} (value = the try's number) unless the
+// connection is down — the connection's own events and policies cover the outage.
 func (p *Pipeline) failed(o Outgoing, it queue.Item, err *SendError) {
+	if p.sendFailed != nil {
+		p.sendFailed(err.Reason)
+	}
+	if err.Reason == ReasonNotConnected {
+		return
+	}
 	labels := map[string]string{"reason": err.Reason, "chat": o.Chat}
 	if err.Code != 0 {
 		labels["code"] = fmt.Sprint(err.Code)

@@ -38,7 +38,9 @@ func newPipelineEnv(t *testing.T, ctx context.Context, h Handler, tune func(*que
 	}
 	t.Cleanup(func() { db.Close() })
 	e := &pipelineEnv{ph: &phone{connected: true}, db: db, b: &fakeBackend{}}
-	e.p, err = NewPipeline(ctx, PipelineOptions{DB: db, Sender: e.ph, Handler: h, Tune: tune,
+	// The send rate limit is the outbound side's (deliver.go); here it must not pace.
+	limits := SendLimits{PerMinute: 1e6, Burst: 1000, ChatPerMinute: 1e6, ChatBurst: 1000}
+	e.p, err = NewPipeline(ctx, PipelineOptions{DB: db, Sender: e.ph, Handler: h, Tune: tune, Limits: limits,
 		Commands: &Commands{Admins: []string{"+6281100000001"}, Backend: e.b},
 		Events:   func(ev engine.Event) { e.mu.Lock(); e.events = append(e.events, ev); e.mu.Unlock() }})
 	if err != nil {

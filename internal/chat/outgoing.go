@@ -233,6 +233,13 @@ func (o *Outgoing) check() error {
 // media over its limit or of a type WhatsApp does not take, queue.ErrFull (wrapped)
 // when the outbound queue is at capacity, or the store's error.
 func (p *Pipeline) SendMessage(ctx context.Context, o Outgoing) (string, error) {
+	id, _, err := p.Enqueue(ctx, o)
+	return id, err
+}
+
+// Enqueue is SendMessage that also says whether the idempotency key was used before
+// (duplicate: nothing was queued, id is the first message's).
+func (p *Pipeline) Enqueue(ctx context.Context, o Outgoing) (id string, duplicate bool, err error) {
 	o.ID, o.Chat = "", ""
 	o.Mentions = append([]string(nil), o.Mentions...)
 	if o.Reaction != nil {
@@ -242,20 +249,20 @@ func (p *Pipeline) SendMessage(ctx context.Context, o Outgoing) (string, error) 
 	if o.Media != nil {
 		m, err := p.resolveMedia(ctx, *o.Media)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		o.Media = &m
 	}
 	if err := o.check(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	var key any // NULL: no key (UNIQUE ignores NULLs)
 	if o.IdempotencyKey != "" {
 		key = o.IdempotencyKey
 	}
-	id := p.newID()
+	id = p.newID()
 	queued := false
-	err := p.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+	err = p.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		queued = false
 		if key != nil {
 			var prev string
@@ -281,12 +288,12 @@ func (p *Pipeline) SendMessage(ctx context.Context, o Outgoing) (string, error) 
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	if queued {
 		p.Out.Notify()
 	}
-	return id, nil
+	return id, !queued, nil
 }
 
 // MessageStatus is where a message sent with SendMessage is. It returns an error
@@ -362,8 +369,10 @@ func (p *Pipeline) wasReplayed(ctx context.Context, id string) bool {
 // item from the queue (queue.Options.Complete): exactly once, even across a kill -9.
 func markSent(ctx context.Context, tx *store.Tx, id string) error {
 	now := time.Now().UnixMilli()
-	_, err := tx.Exec(ctx, `UPDATE outgoing SET status = ?, updated = ?, sent_at = ? WHERE id = ? AND status = ?`,
-		StatusSent, now, now, id, StatusQueued)
+	// A receipt may have come first (it races the acknowledgement's commit): then the
+	// status stays delivered or read, and only the send time is recorded.
+	_, err := tx.Exec(ctx, `UPDATE outgoing SET status = CASE status WHEN ? THEN ? ELSE status END, updated = max(updated, ?),
+		sent_at = ? WHERE id = ? AND sent_at = 0`, StatusQueued, StatusSent, now, now, id)
 	return err
 }
 

@@ -25,16 +25,17 @@ type Pipeline struct {
 	counters *monitor.Counters
 
 	// the send API (outgoing.go, deliver.go, media.go)
-	db       *store.DB
-	sender   Sender
-	messages MessageSender // nil: the sender sends texts only
-	guard    *sendGuard
-	events   func(engine.Event)
-	log      *slog.Logger
-	mediaDir string
-	maxMedia int64
-	receipts chan receipt
-	newID    func() string
+	db         *store.DB
+	sender     Sender
+	messages   MessageSender // nil: the sender sends texts only
+	guard      *sendGuard
+	events     func(engine.Event)
+	log        *slog.Logger
+	mediaDir   string
+	maxMedia   int64
+	receipts   chan receipt
+	newID      func() string
+	sendFailed func(reason string)
 }
 
 // PipelineOptions configure a Pipeline.
@@ -58,6 +59,9 @@ type PipelineOptions struct {
 	// NewID makes a message id (the client's GenerateMessageID; default random ids of
 	// the same shape).
 	NewID func() string
+	// SendFailed is told the reason of every failed try (the failures metric); it must
+	// not block.
+	SendFailed func(reason string)
 }
 
 // NewPipeline opens the "inbound" and "outbound" queues. Outbound items are tried for a
@@ -66,7 +70,7 @@ type PipelineOptions struct {
 func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
 		guard: newSendGuard(o.Limits), events: o.Events, log: o.Logger, mediaDir: o.MediaDir, maxMedia: o.MaxMedia,
-		receipts: make(chan receipt, 4096), newID: o.NewID}
+		receipts: make(chan receipt, 4096), newID: o.NewID, sendFailed: o.SendFailed}
 	if p.newID == nil {
 		p.newID = randomID
 	}

@@ -93,6 +93,8 @@ type WhatsApp struct {
 	// remedy's own command names from admins are remedy's; every other message, "!menu"
 	// included, goes to the bot.
 	CommandPrefix string `yaml:"command_prefix"`
+	// Send paces the bot's messages (the send API); zero values keep the defaults.
+	Send Send `yaml:"send"`
 }
 
 // Alerts configures the alert channels.

@@ -39,6 +39,7 @@ func (c *Config) validateValues(bad func(path, format string, args ...any), gete
 	if p := c.WhatsApp.CommandPrefix; p != "" && (strings.ContainsAny(p, " \t\n\r") || len(p) > 16) {
 		bad("whatsapp.command_prefix", "whatsapp.command_prefix %q: a word without spaces, at most 16 bytes (\"!\", \"/\", \"!remedy-\")", p)
 	}
+	c.WhatsApp.Send.check(bad)
 	for i, a := range c.WhatsApp.AllowedActions {
 		if _, ok := policies.LookupAction(a); !ok {
 			bad(fmt.Sprintf("whatsapp.allowed_actions[%d]", i), "whatsapp.allowed_actions: unknown action %q (known: %s)", a, actionNames())

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -170,8 +171,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	if d.wa != nil {
 		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
-			Handler: d.drillHandler(d.handler()),
-			Tune:    d.tuneQueue, Events: d.emit,
+			MediaDir: filepath.Join(cfg.DataDir, "media"), MaxMedia: cfg.WhatsApp.Send.MaxMediaBytes(), Limits: cfg.WhatsApp.Send.Limits(),
+			NewID: func() string { return string(d.wa.Client().GenerateMessageID()) },
+			// d.metrics is made below, before anything is sent.
+			SendFailed: func(reason string) { d.metrics.SendFailures.WithLabelValues(reason).Inc() },
+			Handler:    d.drillHandler(d.handler()),
+			Tune:       d.tuneQueue, Events: d.emit,
 			Commands: &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}

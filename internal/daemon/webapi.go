@@ -26,10 +26,15 @@ var _ web.Backend = (*Daemon)(nil)
 // allow-list, the codes programs may post, and the daemon as its Backend.
 func (d *Daemon) webOptions() web.Options {
 	listenHost, _, _ := net.SplitHostPort(d.cfg.Listen)
-	return web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token, ReadToken: d.cfg.ReadToken,
+	o := web.Options{Backend: d, Hub: d.hub, Token: d.cfg.Token, ReadToken: d.cfg.ReadToken,
 		ListenHost: listenHost, AllowedHosts: d.cfg.AllowedHosts, AllowCodes: d.cfg.Ingest.AllowCodes,
 		AllowMetrics: d.cfg.Ingest.AllowMetrics,
 		Metrics:      d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
+	if d.chat != nil {
+		o.Messages = messagesAPI{d.chat}
+		o.MaxMedia = d.cfg.WhatsApp.Send.MaxMediaBytes()
+	}
+	return o
 }
 
 // convert turns internal rows into web's rows (never nil).

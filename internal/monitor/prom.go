@@ -28,6 +28,9 @@ type Metrics struct {
 	OutboxPending    prometheus.Gauge
 	// Events counts every event by code: errors by code, reconnects, restarts.
 	Events *prometheus.CounterVec
+	// SendFailures counts failed tries of the send API's messages by reason
+	// (WA_SEND_FAILED's reason label).
+	SendFailures *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics with reg; last supplies the latest sample.
@@ -53,9 +56,11 @@ func NewMetrics(reg *prometheus.Registry, last func() engine.Sample) *Metrics {
 			Help: "Alerts waiting in the outbox."}),
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "remedy_events_total",
 			Help: "Events seen by the engine, by code."}, []string{"code"}),
+		SendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "remedy_whatsapp_send_failures_total",
+			Help: "Failed tries to send a bot's message, by reason (not_connected, timeout, server_error, refused, invalid, media, chat_stopped, unknown)."}, []string{"reason"}),
 	}
 	reg.MustRegister(m.PolicyFiring, m.ReloadSuccess, m.ReloadTimestamp, m.ActionOutcomes, m.ActionDuration,
-		m.AlertsSent, m.AlertsSuppressed, m.AlertsFailed, m.OutboxPending, m.Events,
+		m.AlertsSent, m.AlertsSuppressed, m.AlertsFailed, m.OutboxPending, m.Events, m.SendFailures,
 		&sampleCollector{last: last}, &engineCollector{m: m})
 	return m
 }

@@ -86,7 +86,6 @@ type Options struct {
 	// ReceiptDeliveries receives every receipt from others, for the bot's handler
 	// (webhook "receipt" deliveries); it must only queue them.
 	ReceiptDeliveries func(webhook.Receipt)
-	mediaHTTP         *http.Client
 
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
@@ -164,9 +163,6 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 		lock.Close()
 		return nil, fmt.Errorf("whatsapp: device store: %w", err)
 	}
-	if opts.HTTPClient != nil {
-		opts.mediaHTTP = opts.HTTPClient // media downloads dial where the tests point
-	}
 	if opts.HTTPClient == nil {
 		// Dials are bounded here, since the connection's context lives as long as it does.
 		opts.HTTPClient = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
@@ -206,9 +202,7 @@ func (c *Conn) newClient(dev *store.Device) {
 	cli.EnableDecryptedEventBuffer = true
 	cli.SetWebsocketHTTPClient(c.opts.HTTPClient)
 	cli.SetPreLoginHTTPClient(c.opts.HTTPClient)
-	if c.opts.mediaHTTP != nil {
-		cli.SetMediaHTTPClient(c.opts.mediaHTTP)
-	}
+	cli.SetMediaHTTPClient(c.opts.HTTPClient) // uploads of the send API (send.go), downloads (media.go)
 	cli.AddEventHandlerWithSuccessStatus(c.handle)
 	c.cli = cli
 }

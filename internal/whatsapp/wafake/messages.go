@@ -14,6 +14,7 @@ import (
 // recipient's devices, so only who, which id and how many ciphertexts are known.
 type Message struct {
 	ID, To       string
+	Type         string // the node's type: text, media, reaction
 	Ciphertexts  int
 	ReceivedAt   time.Time
 	Participants []string
@@ -68,7 +69,13 @@ func (s *Server) message(c *Conn, n *waBinary.Node) {
 		_ = c.Send(ack)
 		return
 	}
+	if code := s.refusal(to); code != 0 {
+		ack.Attrs["error"] = strconv.Itoa(code)
+		_ = c.Send(ack)
+		return
+	}
 	m := Message{ID: id, To: to.User, ReceivedAt: time.Now()}
+	m.Type, _ = n.Attrs["type"].(string)
 	if parts, ok := n.GetOptionalChildByTag("participants"); ok {
 		for _, p := range parts.GetChildren() {
 			if jid, ok := p.Attrs["jid"].(types.JID); ok {
@@ -80,7 +87,14 @@ func (s *Server) message(c *Conn, n *waBinary.Node) {
 	s.mu.Lock()
 	s.messages = append(s.messages, m)
 	s.mu.Unlock()
+	s.out.Lock()
+	on := s.out.onMessage
+	s.out.Unlock()
+	if on != nil {
+		on(m)
+	}
 	_ = c.Send(ack)
+	s.afterAck(c, to, id, m.Participants)
 }
 
 // devices answers a usync device query: each user has only a phone (device 0).

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,7 +51,6 @@ type Server struct {
 	attempts    atomic.Int64 // every connection attempt, refused ones included
 	registers   atomic.Int64
 	refuseMsgs  atomic.Bool
-	groups      sync.Map // group user id → []types.JID (groups.go)
 	media       sync.Map // path → encrypted file (media.go)
 
 	mu         sync.Mutex
@@ -59,6 +59,7 @@ type Server struct {
 	onRegister func(*Conn) // what happens when an unpaired client connects; default PairDevice
 	linkPhone  string      // the number of the last phone-code pairing request
 	messages   []Message
+	out        outbound // groups, refusals, receipts, uploads (outbound.go)
 	receipts   []string // ids of the messages the client acknowledged, in order
 	loginTimes []time.Time
 
@@ -349,7 +350,11 @@ func (r *frameReader) next() ([]byte, error) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	if s.serveMedia(w, r) {
+	if strings.HasPrefix(r.URL.Path, "/mms/") && r.Method == http.MethodPost {
+		s.upload(w, r) // the media host (outbound.go)
+		return
+	}
+	if s.serveMedia(w, r) { // downloads (media.go)
 		return
 	}
 	s.attempts.Add(1)
@@ -453,15 +458,15 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 		return
 	}
 	res := waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"id": id, "type": "result", "from": "s.whatsapp.net"}}
+	if s.outboundIQ(c, n, res) {
+		return
+	}
 	if xmlns == "encrypt" && n.Attrs["type"] == "get" {
 		if q, ok := n.GetOptionalChildByTag("key"); ok {
 			res.Content = preKeys(q)
 		} else {
 			res.Content = []waBinary.Node{{Tag: "count", Attrs: waBinary.Attrs{"value": "50"}}}
 		}
-	}
-	if xmlns == "w:g2" {
-		res.Content = s.groupInfo(n)
 	}
 	if q, ok := n.GetOptionalChildByTag("usync"); ok && xmlns == "usync" {
 		res.Content = devices(q)
