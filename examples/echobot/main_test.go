@@ -18,7 +18,8 @@ import (
 )
 
 // The example bot, embedded with package bot, against the fake WhatsApp server and the
-// real whatsmeow client: an echo to a private text, an answer to the group command
+// real whatsmeow client: an echo to a private text, an image for "photo" (uploaded to
+// the fake media host), an answer to the group command
 // /who in the group (not to an address made of the group's id), silence for other group
 // chatter, an answer to a location; remedy's own admin command still answered by remedy.
 func TestEchoBot(t *testing.T) {
@@ -93,10 +94,15 @@ func TestEchoBot(t *testing.T) {
 	waitFor(t, "the group's answer", func() bool { return sentTo(group.User) == 1 })
 	send(&waE2E.Message{LocationMessage: &waE2E.LocationMessage{DegreesLatitude: proto.Float64(-8.65), DegreesLongitude: proto.Float64(115.21)}}, false)
 	waitFor(t, "the answer to a location", func() bool { return sentTo(customer.JID.User) == 2 })
+	send(&waE2E.Message{Conversation: proto.String("photo")}, false)
+	waitFor(t, "the image reply", func() bool { return sentTo(customer.JID.User) == 3 })
+	if up := s.Uploads(); len(up) != 1 || up[0].Kind != "image" || !up[0].TokenOK {
+		t.Fatalf("uploads %+v, want the image", up)
+	}
 	// Every message was handled, and every answer is at the server: the chatter got none.
-	waitFor(t, "all four handled", func() bool { return handled.Load() == 4 })
-	if n := sentTo(group.User); n != 1 || len(s.Messages()) != 3 {
-		t.Fatalf("%d messages to the group, want 1 (the /who answer); %d in all, want 3", n, len(s.Messages()))
+	waitFor(t, "all five handled", func() bool { return handled.Load() == 5 })
+	if n := sentTo(group.User); n != 1 || len(s.Messages()) != 4 {
+		t.Fatalf("%d messages to the group, want 1 (the /who answer); %d in all, want 4", n, len(s.Messages()))
 	}
 	// remedy's own command from the admin is remedy's: answered, never the bot's.
 	admin, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000009")
@@ -110,7 +116,7 @@ func TestEchoBot(t *testing.T) {
 		}
 	})
 	waitFor(t, "remedy's answer to the admin", func() bool { return sentTo(admin.JID.User) == 1 })
-	if handled.Load() != 4 {
+	if handled.Load() != 5 {
 		t.Fatalf("the bot was handed remedy's command")
 	}
 	for _, m := range s.Messages() {
