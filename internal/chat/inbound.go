@@ -14,12 +14,13 @@ import (
 // attempt, its HTTP request included: long enough for a handler that asks a language
 // model (b2-03: 35 s answers were cut at a fixed 30 s and delivered again); longer ones
 // raise queues.inbound.item_timeout. Not longer by default: the queue counts as stuck
-// only after 1.5 × the item timeout (90 s), and a hung handler should be noticed soon. A failed attempt is retried after 1 s,
-// 2 s, 4 s, … (doubling, at most queue.MaxRetryDelay, or later if the handler answered
-// Retry-After) for InboundAttempts attempts: the retries span 511 s (8.5 minutes)
-// before the message is dead-lettered, so a bot restarting or being deployed (b2-04: 25
-// s of 503) gets it once it is back. The 10th failure moves it to the dead-letter table
-// with QUEUE_DEAD_LETTER, which the default policy queue-dead-letter alerts on.
+// only after 1.25 × the item timeout (75 s), and a hung handler should be noticed soon.
+// A failed attempt is retried after 1 s, 2 s, 4 s, … (doubling, at most
+// queue.MaxRetryDelay, or later if the handler answered Retry-After) for
+// InboundAttempts attempts: the retries span 511 s (8.5 minutes) before the message is
+// dead-lettered, so a bot restarting or being deployed (b2-04: 25 s of 503) gets it once
+// it is back. The 10th failure moves it to the dead-letter table with
+// QUEUE_DEAD_LETTER, which the default policy queue-dead-letter alerts on.
 const (
 	InboundItemTimeout = 60 * time.Second
 	InboundAttempts    = 10

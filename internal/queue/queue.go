@@ -50,7 +50,7 @@ type RetryAfterError struct {
 func (e *RetryAfterError) Error() string { return e.Err.Error() }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
-// DefaultStuckAfter is the least Options.StuckAfter's default (1.5 × ItemTimeout if
+// DefaultStuckAfter is the least Options.StuckAfter's default (1.25 × ItemTimeout if
 // that is longer).
 const DefaultStuckAfter = time.Minute
 
@@ -118,7 +118,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Queue, error) {
 	if opts.StuckAfter <= 0 {
 		// An item within its handler's time is not stuck: a queue whose handlers may
 		// take 2 minutes (an LLM-backed bot) is not reported, nor cleared, at 1.
-		opts.StuckAfter = max(DefaultStuckAfter, opts.ItemTimeout+opts.ItemTimeout/2)
+		opts.StuckAfter = max(DefaultStuckAfter, opts.ItemTimeout+opts.ItemTimeout/4)
 	}
 	if opts.Events == nil {
 		opts.Events = func(engine.Event) {}
