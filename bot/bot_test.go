@@ -3,9 +3,6 @@ package bot_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,6 +11,7 @@ import (
 	waBinary "go.mau.fi/whatsmeow/binary"
 
 	"github.com/remedy-run/remedy/bot"
+	"github.com/remedy-run/remedy/internal/bottest"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
@@ -47,35 +45,12 @@ func (r *recorder) HandleEvent(ctx context.Context, b *bot.Bot, e bot.Event) err
 // read receipt for it reaches the handler's HandleEvent, a message Send cannot send is
 // ErrInvalid, and Client is the live whatsmeow client.
 func TestSendAndReceipts(t *testing.T) {
-	s, err := wafake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	dir := t.TempDir()
-	store := filepath.Join(dir, "whatsapp.db")
-	if err := wafake.PairedStore(context.Background(), store); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
 	h := &recorder{}
-	b, err := bot.New(ctx, bot.Config{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", Store: store,
-		WhatsAppHTTP: s.HTTPClient(), Handler: h, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
+	b, s := bottest.Start(t, bot.Config{Handler: h})
+	ctx := context.Background()
+	if b.Addr() == "" {
+		t.Fatal("no address after Listen")
 	}
-	if err := b.Listen(); err != nil || b.Addr() == "" {
-		t.Fatalf("listen: %v %q", err, b.Addr())
-	}
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	eventually(t, "logged in", func() bool { return b.Client() != nil && b.Client().IsLoggedIn() })
 	if _, err := b.Send(ctx, bot.Outgoing{To: "6281100000077"}); !errors.Is(err, bot.ErrInvalid) {
 		t.Fatalf("nothing to send: %v", err)
 	}
@@ -93,7 +68,7 @@ func TestSendAndReceipts(t *testing.T) {
 		}
 	})
 	var id string
-	eventually(t, "the reply at the server", func() bool {
+	bottest.Eventually(t, "the reply at the server", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, m := range s.Messages() {
@@ -110,7 +85,7 @@ func TestSendAndReceipts(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	eventually(t, "the read receipt at HandleEvent", func() bool {
+	bottest.Eventually(t, "the read receipt at HandleEvent", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, e := range h.events {
@@ -120,15 +95,4 @@ func TestSendAndReceipts(t *testing.T) {
 		}
 		return false
 	})
-}
-
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never happened", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

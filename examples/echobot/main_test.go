@@ -2,38 +2,24 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/remedy-run/remedy/bot"
+	"github.com/remedy-run/remedy/internal/bottest"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
 // The example bot, embedded with package bot, against the fake WhatsApp server and the
 // real whatsmeow client: an echo to a private text, an image for "photo" (uploaded to
-// the fake media host), an answer to the group command
-// /who in the group (not to an address made of the group's id), silence for other group
-// chatter, an answer to a location; remedy's own admin command still answered by remedy.
+// the fake media host), an answer to the group command /who in the group (not to an
+// address made of the group's id), silence for other group chatter, an answer to a
+// location; remedy's own admin command still answered by remedy.
 func TestEchoBot(t *testing.T) {
-	s, err := wafake.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	dir := t.TempDir()
-	store := filepath.Join(dir, "whatsapp.db")
-	if err := wafake.PairedStore(context.Background(), store); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
 	var handled atomic.Int64
 	counted := bot.HandlerFunc(func(ctx context.Context, b *bot.Bot, m bot.Message) error {
 		err := Handler{Image: samplePNG}.HandleMessage(ctx, b, m)
@@ -42,21 +28,8 @@ func TestEchoBot(t *testing.T) {
 		}
 		return err
 	})
-	b, err := bot.New(ctx, bot.Config{DataDir: filepath.Join(dir, "data"), Listen: "127.0.0.1:0", Store: store,
-		Admins: []string{"+6281100000009"}, WhatsAppHTTP: s.HTTPClient(), Handler: counted,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	waitFor(t, "logged in", func() bool { return b.Client().IsLoggedIn() })
+	b, s := bottest.Start(t, bot.Config{Admins: []string{"+6281100000009"}, Handler: counted})
+	ctx := context.Background()
 	customer, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")
 	if err != nil {
 		t.Fatal(err)
@@ -88,19 +61,19 @@ func TestEchoBot(t *testing.T) {
 		return n
 	}
 	send(&waE2E.Message{Conversation: proto.String("hello")}, false)
-	waitFor(t, "the echo", func() bool { return sentTo(customer.JID.User) == 1 })
+	bottest.Eventually(t, "the echo", func() bool { return sentTo(customer.JID.User) == 1 })
 	send(&waE2E.Message{Conversation: proto.String("anyone here?")}, true) // not for the bot
 	send(&waE2E.Message{Conversation: proto.String("/who")}, true)
-	waitFor(t, "the group's answer", func() bool { return sentTo(group.User) == 1 })
+	bottest.Eventually(t, "the group's answer", func() bool { return sentTo(group.User) == 1 })
 	send(&waE2E.Message{LocationMessage: &waE2E.LocationMessage{DegreesLatitude: proto.Float64(-8.65), DegreesLongitude: proto.Float64(115.21)}}, false)
-	waitFor(t, "the answer to a location", func() bool { return sentTo(customer.JID.User) == 2 })
+	bottest.Eventually(t, "the answer to a location", func() bool { return sentTo(customer.JID.User) == 2 })
 	send(&waE2E.Message{Conversation: proto.String("photo")}, false)
-	waitFor(t, "the image reply", func() bool { return sentTo(customer.JID.User) == 3 })
+	bottest.Eventually(t, "the image reply", func() bool { return sentTo(customer.JID.User) == 3 })
 	if up := s.Uploads(); len(up) != 1 || up[0].Kind != "image" || !up[0].TokenOK {
 		t.Fatalf("uploads %+v, want the image", up)
 	}
 	// Every message was handled, and every answer is at the server: the chatter got none.
-	waitFor(t, "all five handled", func() bool { return handled.Load() == 5 })
+	bottest.Eventually(t, "all five handled", func() bool { return handled.Load() == 5 })
 	if n := sentTo(group.User); n != 1 || len(s.Messages()) != 4 {
 		t.Fatalf("%d messages to the group, want 1 (the /who answer); %d in all, want 4", n, len(s.Messages()))
 	}
@@ -115,7 +88,7 @@ func TestEchoBot(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	waitFor(t, "remedy's answer to the admin", func() bool { return sentTo(admin.JID.User) == 1 })
+	bottest.Eventually(t, "remedy's answer to the admin", func() bool { return sentTo(admin.JID.User) == 1 })
 	if handled.Load() != 5 {
 		t.Fatalf("the bot was handed remedy's command")
 	}
@@ -123,16 +96,5 @@ func TestEchoBot(t *testing.T) {
 		if m.To == "120363000000000001" && len(m.Participants) == 0 {
 			t.Fatalf("the group answer was not encrypted for the group's members: %+v", m)
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never happened", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
