@@ -295,7 +295,12 @@ func BenchmarkMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	spec, _ := json.Marshal(memoryDaemon{Trust: s.Trust(), Data: filepath.Join(dir, "data"), Store: storePath, Handler: bot.URL})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryDaemon$", "-test.count=1")
+	args := []string{"-test.run=^TestMemoryDaemon$", "-test.count=1"}
+	if prof := os.Getenv("REMEDY_BENCH_DAEMON_CPUPROFILE"); prof != "" {
+		// The daemon's own profile, to tell remedy's cost from the fake server's here.
+		args = append(args, "-test.cpuprofile="+prof)
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "REMEDY_BENCH_DAEMON="+string(spec))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -50,8 +50,9 @@ type HandlerFunc func(ctx context.Context, b *Bot, m Message) error
 // HandleMessage calls f.
 func (f HandlerFunc) HandleMessage(ctx context.Context, b *Bot, m Message) error { return f(ctx, b, m) }
 
-// EventHandler is optional: a Handler that is also an EventHandler gets receipts and
-// send outcomes too (an error retries them, as for messages).
+// EventHandler is optional: a Handler that is also an EventHandler gets the deliveries
+// that are not messages too — receipts ("receipt"), and types added later (an error
+// retries them, as for messages).
 type EventHandler interface {
 	HandleEvent(ctx context.Context, b *Bot, e Event) error
 }

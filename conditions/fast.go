@@ -167,7 +167,7 @@ func (fc *fastCompiler) operand(n ast.Node) valFn {
 			return nil
 		}
 		id := keyID(n.Value)
-		return func(r *Runtime) value { return r.vals[id] }
+		return func(r *Runtime) value { return r.val(id) }
 	case *ast.CallNode:
 		s := fc.site(n)
 		if s == nil {

@@ -197,3 +197,17 @@ func TestFastPathCovers(t *testing.T) {
 		t.Fatal(s)
 	}
 }
+
+// A condition evaluated on a runtime that was not prepared for it reads absent values,
+// as expr reads missing keys, and does not panic.
+func TestFastPathUnprepared(t *testing.T) {
+	c := mustCompile(t, `event.labels.x == "a" || metrics.zz > 1`)
+	s := *c
+	s.fast = nil
+	r := NewRuntime(nil, nil)
+	vf, ef := r.Eval(c, t0)
+	vs, es := r.Eval(&s, t0)
+	if vf != vs || (ef == nil) != (es == nil) {
+		t.Fatalf("fast %v, %v; expr %v, %v", vf, ef, vs, es)
+	}
+}

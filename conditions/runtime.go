@@ -197,6 +197,15 @@ func (r *Runtime) set(k *slotKey, v value) {
 	}
 }
 
+// val is a slot's value; absent for a key no prepared condition reads (a condition
+// evaluated without Prepare reads nothing, as expr reads a missing key as nil).
+func (r *Runtime) val(id int) value {
+	if id < len(r.vals) {
+		return r.vals[id]
+	}
+	return value{}
+}
+
 func (r *Runtime) setEnv(key string, v value) {
 	switch v.k {
 	case str:
@@ -218,7 +227,7 @@ func (r *Runtime) setEnv(key string, v value) {
 func (r *Runtime) syncEnv(c *Condition) {
 	for i, k := range c.uses.Keys {
 		if !strings.HasPrefix(k, "metrics.") {
-			r.setEnv(k, r.vals[c.ids[i]])
+			r.setEnv(k, r.val(c.ids[i]))
 		}
 	}
 }
@@ -358,7 +367,7 @@ func (r *Runtime) Explain(c *Condition, now time.Time) []Value {
 	for _, e := range c.explain {
 		var v any
 		if e.key != "" {
-			v = r.vals[e.id].boxed()
+			v = r.val(e.id).boxed()
 		} else {
 			v = r.siteValue(c.sites[e.site])
 		}

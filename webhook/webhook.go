@@ -1,5 +1,5 @@
 // Package webhook is what remedy posts to a bot's handler (whatsapp.handler): the JSON
-// payloads, one per incoming message, receipt or send outcome, and their HMAC
+// payloads, one per incoming message or receipt (more types may come), and their HMAC
 // signature. A bot written in Go verifies and decodes a delivery with Read; the Go
 // embedding (package bot) hands the same Message to its Handler. The package has no
 // dependencies outside the standard library, so a handler can import it alone.

@@ -69,7 +69,8 @@ type SendLimits struct {
 	// stopped for StopFor (doubling each time it trips again, up to a day): its
 	// messages are dead-lettered without being sent, so a broken bot cannot hammer
 	// WhatsApp with messages it keeps refusing (a refusal is a 4xx answer: not
-	// authorized, not a member of the group, no such user).
+	// authorized, not a member of the group, no such user). A restart keeps the stop
+	// (restoreStops).
 	StopAfter  int
 	StopWindow time.Duration
 	StopFor    time.Duration
@@ -196,6 +197,28 @@ func (g *sendGuard) refused(jid string, now time.Time) time.Time {
 	}
 	c.until, c.refusals = now.Add(c.stopFor), nil
 	return c.until
+}
+
+// restoreStops rebuilds the stopped chats after a restart from the refusals among the
+// dead letters (in the order they happened), so that restarting remedy never lifts a
+// stop early: a crash loop must not hammer a refusing chat either.
+func (p *Pipeline) restoreStops(ctx context.Context) error {
+	var rows []struct {
+		Chat   string `db:"chat"`
+		DeadAt int64  `db:"dead_at"`
+	}
+	// A stop lasts at most a day, after refusals within StopWindow before it.
+	since := time.Now().Add(-24*time.Hour - p.guard.limits.StopWindow).UnixMilli()
+	if err := p.db.Select(ctx, &rows, `SELECT coalesce(json_extract(payload, '$.chat'), '') AS chat, dead_at FROM dead_letters
+		WHERE queue = ? AND dead_at >= ? AND reason LIKE ? ORDER BY dead_at, id`, p.Out.Name(), since, ReasonRefused+":%"); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.Chat != "" {
+			p.guard.refused(r.Chat, time.UnixMilli(r.DeadAt))
+		}
+	}
+	return nil
 }
 
 // deliver is the outbound queue's handler.

@@ -131,8 +131,22 @@ func TestSendSequencesKeepOrderAndEndEverywhere(t *testing.T) {
 				w.down = false
 				w.mu.Unlock()
 				p.Out.Wake() // as the daemon does on WA_CONNECTED
-				time.Sleep(3 * time.Minute)
-				synctest.Wait()
+				// Until every message has ended (a try that times out after the wake waits
+				// out its backoff, up to 5 minutes), at most half an hour.
+				for range 30 {
+					time.Sleep(time.Minute)
+					synctest.Wait()
+					ended := true
+					for _, id := range ids {
+						if st, err := p.MessageStatus(ctx, id); err != nil || st.Status == StatusQueued {
+							ended = false
+							break
+						}
+					}
+					if ended {
+						break
+					}
+				}
 				sent, failed := 0, 0
 				for _, id := range ids {
 					st, err := p.MessageStatus(ctx, id)
@@ -216,6 +230,14 @@ func TestRefusingChatIsStoppedAndReplayable(t *testing.T) {
 		dls, err := queue.DeadLetters(ctx, db, "outbound", true)
 		if err != nil || len(dls) != 6 {
 			t.Fatalf("dead letters %d %v", len(dls), err)
+		}
+		// A restart keeps the stop (rebuilt from the refusals among the dead letters).
+		again, err := NewPipeline(ctx, PipelineOptions{DB: db, Sender: w, Limits: SendLimits{StopFor: 2 * time.Minute}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if until := again.guard.stopped(bad, time.Now()); until.IsZero() || until.After(time.Now().Add(2*time.Minute)) {
+			t.Fatalf("after a restart the chat is stopped until %v", until)
 		}
 		// The chat is fixed (the bot was added back to it); after the stop, a replay sends all.
 		w.mu.Lock()

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -99,6 +100,9 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 		ItemTimeout: 60 * time.Second, Logger: o.Logger, Group: "chat", Handler: p.deliver, Complete: completeSend}))
 	if err != nil {
 		return nil, err
+	}
+	if err := p.restoreStops(ctx); err != nil {
+		return nil, fmt.Errorf("outbound: stopped chats: %w", err)
 	}
 	p.In, err = queue.Open(ctx, o.DB, tune(inboundOptions(queue.Options{Logger: o.Logger, Handler: p.handle})))
 	return p, err

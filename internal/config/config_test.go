@@ -31,6 +31,10 @@ var badFiles = map[string][]string{
 		`2:20: whatsapp.send_per_minute must be at least 1, got -3`,
 		`3:38: whatsapp.allowed_actions: unknown action "FORMAT_DISK" (known: CLEAN_DATA, CLEAR_QUEUE, EXEC, NOTIFY, RECONNECT_WA, RESET_DB, RESET_STATE, RESTART_SERVICE, WEBHOOK)`,
 	},
+	"whatsapp_send": {
+		`3:5: whatsapp.send: limits are positive numbers (0 keeps the default)`,
+		`4:19: whatsapp.send.max_media_mb: 1 to 100 (WhatsApp's largest document), got 500`,
+	},
 	"unknown_channel": {
 		`2:26: alerts.per_minute.whatsapp must be at least 1, got 0`,
 		`2:37: alerts.per_minute: unknown channel "pigeon" (known: whatsapp, webhook, alertmanager, log, dashboard)`,
@@ -117,6 +121,9 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if len(c.Services) != 1 || c.Alerts.Alertmanager == nil || c.Timezone != "Asia/Jakarta" {
 		t.Fatalf("%+v", c)
+	}
+	if l := c.WhatsApp.Send.Limits(); l.PerMinute != 30 || l.ChatPerMinute != 20 || l.StopFor != time.Hour || c.WhatsApp.Send.MaxMediaBytes() != 16<<20 {
+		t.Fatalf("whatsapp.send: %+v", c.WhatsApp.Send)
 	}
 }
 

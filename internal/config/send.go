@@ -9,9 +9,9 @@ import (
 // Send is whatsapp.send: the pace of the bot's messages and the stop for a chat that
 // keeps refusing them (chat.SendLimits; its doc gives the defaults and their source).
 type Send struct {
-	PerMinute     float64       `yaml:"per_minute"`      // default 30
+	PerMinute     int           `yaml:"per_minute"`      // default 30
 	Burst         int           `yaml:"burst"`           // default 10
-	ChatPerMinute float64       `yaml:"chat_per_minute"` // default 20
+	ChatPerMinute int           `yaml:"chat_per_minute"` // default 20
 	ChatBurst     int           `yaml:"chat_burst"`      // default 5
 	StopAfter     int           `yaml:"stop_after"`      // refusals; default 3
 	StopWindow    time.Duration `yaml:"stop_window"`     // default 10m
@@ -21,7 +21,7 @@ type Send struct {
 
 // Limits are the pipeline's limits.
 func (s Send) Limits() chat.SendLimits {
-	return chat.SendLimits{PerMinute: s.PerMinute, Burst: s.Burst, ChatPerMinute: s.ChatPerMinute, ChatBurst: s.ChatBurst,
+	return chat.SendLimits{PerMinute: float64(s.PerMinute), Burst: s.Burst, ChatPerMinute: float64(s.ChatPerMinute), ChatBurst: s.ChatBurst,
 		StopAfter: s.StopAfter, StopWindow: s.StopWindow, StopFor: s.StopFor}
 }
 
@@ -35,8 +35,8 @@ func (s Send) MaxMediaBytes() int64 {
 
 // check reports the values that make no sense.
 func (s Send) check(bad func(key, format string, args ...any)) {
-	if s.PerMinute < 0 || s.Burst < 0 || s.ChatPerMinute < 0 || s.ChatBurst < 0 || s.StopAfter < 0 || s.StopWindow < 0 || s.StopFor < 0 {
-		bad("whatsapp.send", "whatsapp.send: limits are positive (0 keeps the default)")
+	if s.PerMinute < 0 || s.ChatPerMinute < 0 || s.Burst < 0 || s.ChatBurst < 0 || s.StopAfter < 0 || s.StopWindow < 0 || s.StopFor < 0 {
+		bad("whatsapp.send", "whatsapp.send: limits are positive numbers (0 keeps the default)")
 	}
 	if s.MaxMediaMB < 0 || s.MaxMediaMB > 100 {
 		bad("whatsapp.send.max_media_mb", "whatsapp.send.max_media_mb: 1 to 100 (WhatsApp's largest document), got %d", s.MaxMediaMB)

@@ -37,7 +37,7 @@ type inboundKeeper struct {
 	log     *slog.Logger
 	bound   time.Duration // how long one message may wait for the queue before it is spooled
 
-	mu      sync.Mutex // held by receive and by one move: the spool's order is the messages'
+	mu      sync.Mutex // guards the choice queue-or-spool (receive) and the spool's front (move)
 	wake    chan struct{}
 	waiting atomic.Bool // the spool holds messages; the backlog was reported
 }
@@ -146,9 +146,14 @@ func (k *inboundKeeper) move(ctx context.Context) bool {
 			}
 			return true
 		}
+		bound := k.bound
+		k.mu.Unlock()
+		// Queued without the lock, so that whatsmeow's handler is not held up by a slow
+		// database: what it appends meanwhile goes behind these rows, and only this
+		// goroutine removes rows, from the front.
 		moved := 0
 		for _, m := range ms {
-			cctx, cancel := context.WithTimeout(ctx, k.bound)
+			cctx, cancel := context.WithTimeout(ctx, bound)
 			err = k.enqueue(cctx, m)
 			cancel()
 			if err != nil {
@@ -157,11 +162,12 @@ func (k *inboundKeeper) move(ctx context.Context) bool {
 			moved++
 		}
 		if moved > 0 {
+			k.mu.Lock()
 			if derr := k.spool.Drop(moved); derr != nil {
 				k.log.Error("trimming the inbound spool (its messages may be queued twice)", "error", derr)
 			}
+			k.mu.Unlock()
 		}
-		k.mu.Unlock()
 		if err != nil {
 			k.report(err)
 			return false

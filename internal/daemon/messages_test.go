@@ -125,6 +125,8 @@ func TestSendAPIThroughTheDaemon(t *testing.T) {
 		!strings.Contains(metrics, `remedy_whatsapp_send_failures_total{reason="refused"} 1`) {
 		t.Fatalf("dead letters %s\nevents %s\nmetrics %s", dl, evs, metrics)
 	}
+	// whatsmeow acknowledges receipts on goroutines; stopping under one races inside it.
+	r.eventually("every receipt acknowledged", func() bool { sent, acked := s.ReceiptAcks(); return sent == acked })
 }
 
 // Bad requests to the send API: each gets its status and the JSON error, and nothing is

@@ -14,15 +14,18 @@ func (q *Queue) next() string {
 	}
 	// The scan goes in id order (NOT INDEXED: rowid order) and stops at the first item
 	// whose group has nothing before it, usually the first ready one; the check per
-	// candidate is one lookup in an index on (queue, json_extract(payload, '$.<Group>'),
-	// id), which a grouped queue needs (the outbound queue's: migration 0018). Through
-	// the state index instead, every ready item would be checked before the sort.
-	path := "'$." + strings.ReplaceAll(q.opts.Group, "'", "") + "'"
+	// candidate is one lookup in an index on (queue, group(payload), id), which a
+	// grouped queue needs (the outbound queue's: migrations 0018/0019). Through the
+	// state index instead, every ready item would be checked before the sort. The group
+	// expression is the index's, word for word, and never fails on a damaged payload.
+	field := strings.ReplaceAll(q.opts.Group, "'", "")
+	group := func(alias string) string {
+		return "(CASE WHEN json_valid(" + alias + ".payload) THEN json_extract(" + alias + ".payload, '$." + field + "') END)"
+	}
 	return `SELECT i.id FROM queue_items AS i NOT INDEXED WHERE i.queue = ? AND i.state = 'ready' AND i.available_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM queue_items AS e WHERE e.queue = i.queue
-			AND json_extract(e.payload, ` + path + `) = json_extract(i.payload, ` + path + `) AND e.id < i.id)
-		AND NOT EXISTS (SELECT 1 FROM queue_items AS e WHERE e.queue = i.queue AND json_extract(i.payload, ` + path + `) IS NULL
-			AND json_extract(e.payload, ` + path + `) IS NULL AND e.id < i.id)
+		AND NOT EXISTS (SELECT 1 FROM queue_items AS e WHERE e.queue = i.queue AND ` + group("e") + ` = ` + group("i") + ` AND e.id < i.id)
+		AND NOT EXISTS (SELECT 1 FROM queue_items AS e WHERE e.queue = i.queue AND ` + group("i") + ` IS NULL
+			AND ` + group("e") + ` IS NULL AND e.id < i.id)
 		ORDER BY i.id LIMIT 1`
 }
 

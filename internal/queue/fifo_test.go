@@ -2,11 +2,8 @@ package queue
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/remedy-run/remedy/internal/store"
 )
 
 // A grouped claim looks up earlier items of the group through the index, never by
@@ -14,11 +11,7 @@ import (
 // about a second before the index).
 func TestGroupedClaimUsesTheIndex(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Options{Path: filepath.Join(t.TempDir(), "remedy.db"), Schema: store.RemedySchema})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	q := &Queue{opts: Options{Name: "outbound", Group: "chat"}}
 	var plan []struct {
 		ID     int    `db:"id"`
@@ -36,5 +29,29 @@ func TestGroupedClaimUsesTheIndex(t *testing.T) {
 	got := strings.Join(lines, "\n")
 	if strings.Count(got, "INDEX queue_items_chat (queue=? AND <expr>=? AND id<?)") != 2 || !strings.HasPrefix(got, "SCAN i") {
 		t.Fatalf("plan:\n%s", got)
+	}
+}
+
+// A damaged payload (not JSON) neither breaks the grouped claim nor blocks the others:
+// it is its own "no group" item, claimed in turn.
+func TestGroupedClaimSurvivesADamagedPayload(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	q, err := Open(ctx, db, Options{Name: "outbound", Group: "chat", Handler: func(context.Context, Item) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO queue_items(queue, payload, enqueued, updated) VALUES ('outbound', '{{', 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Enqueue(ctx, map[string]string{"chat": "a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"{{", `{"chat":"a"}`} {
+		it, ok, err := q.claim(ctx, nil)
+		if err != nil || !ok || string(it.Payload) != want {
+			t.Fatalf("claim: %s %v %v, want %s", it.Payload, ok, err, want)
+		}
+		q.complete(ctx, it)
 	}
 }

@@ -274,13 +274,26 @@ func (q *Queue) Run(ctx context.Context) {
 func (q *Queue) work(ctx context.Context) {
 	idle := time.NewTimer(0)
 	defer idle.Stop()
+	var done *Item // handled, to complete in the transaction of the next claim
+	defer func() {
+		if done != nil { // the workers stop: the outcome is recorded all the same
+			octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			q.complete(octx, *done)
+		}
+	}()
 	for ctx.Err() == nil {
-		it, ok, err := q.claim(ctx)
+		it, ok, err := q.claim(ctx, done)
 		if err != nil && ctx.Err() == nil {
 			q.opts.Logger.Error("queue claim", "queue", q.opts.Name, "error", err)
 		}
+		if err == nil {
+			done = nil
+		}
 		if ok {
-			q.process(ctx, it)
+			if q.process(ctx, it) {
+				done = &it
+			}
 			continue
 		}
 		// Nothing ready: wait for an enqueue, or poll (items waiting for a retry).
@@ -294,11 +307,19 @@ func (q *Queue) work(ctx context.Context) {
 	}
 }
 
-// claim takes the next ready item and marks it working, in one transaction.
-func (q *Queue) claim(ctx context.Context) (Item, bool, error) {
+// claim takes the next ready item and marks it working, in one transaction. If done is
+// not nil, that handled item is completed in the same transaction: one commit per
+// message instead of two (a commit was a third of the queue's cost at 1,000 messages/s).
+func (q *Queue) claim(ctx context.Context, done *Item) (Item, bool, error) {
 	var it Item
 	found := false
 	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+		found = false
+		if done != nil {
+			if err := q.completeTx(ctx, tx, *done); err != nil {
+				return err
+			}
+		}
 		var row struct {
 			ID       int64  `db:"id"`
 			Payload  string `db:"payload"`
@@ -319,13 +340,17 @@ func (q *Queue) claim(ctx context.Context) (Item, bool, error) {
 			Enqueued: time.UnixMilli(row.Enqueued)}
 		return nil
 	})
+	if err == nil && done != nil {
+		q.completed()
+	}
 	return it, found, err
 }
 
 // process runs the handler with the per-item timeout and panic recovery. A handler that
 // does not return by the timeout is abandoned: its item stays "working" until the
-// watchdog reports the queue stuck and CLEAR_QUEUE dead-letters it.
-func (q *Queue) process(ctx context.Context, it Item) {
+// watchdog reports the queue stuck and CLEAR_QUEUE dead-letters it. It reports true for
+// an item handled without error, which the caller completes (see claim).
+func (q *Queue) process(ctx context.Context, it Item) bool {
 	hctx, cancel := context.WithTimeout(ctx, q.opts.ItemTimeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -348,39 +373,46 @@ func (q *Queue) process(ctx context.Context, it Item) {
 		case err = <-done: // it did return, just in time
 		case <-time.After(time.Second):
 			q.opts.Logger.Warn("handler abandoned", "queue", q.opts.Name, "item", it.ID, "timeout", q.opts.ItemTimeout)
-			return
+			return false
 		}
+	}
+	if err == nil {
+		return true
 	}
 	// The outcome is recorded even if the workers are being restarted.
 	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer ocancel()
-	if err == nil {
-		q.complete(octx, it)
-		return
-	}
 	q.failed.Add(1)
 	q.emit("HANDLER_ERROR", fmt.Sprintf("item %d attempt %d: %v", it.ID, it.Attempts, err), 0)
 	q.retryOrDeadLetter(octx, it, err)
+	return false
 }
 
+// complete removes a handled item in a transaction of its own.
 func (q *Queue) complete(ctx context.Context, it Item) {
-	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
-		res, err := tx.Exec(ctx, `DELETE FROM queue_items WHERE id = ? AND state = 'working'`, it.ID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // cleared to the dead-letter table meanwhile: it stays there
-		}
-		if q.opts.Complete != nil {
-			return q.opts.Complete(ctx, tx, it)
-		}
-		return nil
-	})
+	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error { return q.completeTx(ctx, tx, it) })
 	if err != nil {
 		q.opts.Logger.Error("queue complete", "queue", q.opts.Name, "item", it.ID, "error", err)
 		return
 	}
+	q.completed()
+}
+
+func (q *Queue) completeTx(ctx context.Context, tx *store.Tx, it Item) error {
+	res, err := tx.Exec(ctx, `DELETE FROM queue_items WHERE id = ? AND state = 'working'`, it.ID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil // cleared to the dead-letter table meanwhile: it stays there
+	}
+	if q.opts.Complete != nil {
+		return q.opts.Complete(ctx, tx, it)
+	}
+	return nil
+}
+
+func (q *Queue) completed() {
 	q.processed.Add(1)
 	q.lastProgress.Store(time.Now().UnixNano())
 }

@@ -79,6 +79,7 @@ func (db *DB) Full() string {
 type handles struct {
 	w, r     *sqlx.DB
 	dev, ino uint64
+	stmts    stmtCache // the writer's prepared statements (stmtcache.go)
 }
 
 // Open opens (creating if needed) the database at opts.Path and applies its migrations.
@@ -175,6 +176,7 @@ func (db *DB) openHandles(ctx context.Context) (*handles, error) {
 }
 
 func (h *handles) close() error {
+	h.closeStmts()
 	errR := h.r.Close()
 	errW := h.w.Close()
 	if errW != nil {
@@ -244,7 +246,11 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 	err := db.retry(ctx, "exec", func(ctx context.Context) error {
 		return db.writer(func(h *handles) error {
 			var err error
-			res, err = h.w.ExecContext(ctx, query, args...)
+			if s := h.stmt(ctx, query); s != nil {
+				res, err = s.ExecContext(ctx, args...)
+			} else {
+				res, err = h.w.ExecContext(ctx, query, args...)
+			}
 			if err == nil {
 				db.full.Store(nil)
 			}
@@ -269,20 +275,32 @@ func (db *DB) Select(ctx context.Context, dest any, query string, args ...any) e
 }
 
 // Tx is a write transaction inside WithTx.
-type Tx struct{ tx *sqlx.Tx }
+type Tx struct {
+	tx *sqlx.Tx
+	h  *handles // for prepared statements; nil runs every query directly
+}
 
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
 	return t.tx.ExecContext(ctx, query, args...)
 }
 
 // Get reads one row in the transaction.
 func (t *Tx) Get(ctx context.Context, dest any, query string, args ...any) error {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.GetContext(ctx, dest, args...)
+	}
 	return t.tx.GetContext(ctx, dest, query, args...)
 }
 
 // Select reads rows in the transaction.
 func (t *Tx) Select(ctx context.Context, dest any, query string, args ...any) error {
+	if s := t.stmt(ctx, query); s != nil {
+		return s.SelectContext(ctx, dest, args...)
+	}
 	return t.tx.SelectContext(ctx, dest, query, args...)
 }
 
@@ -308,7 +326,7 @@ func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) e
 					_ = tx.Rollback()
 				}
 			}()
-			if err := fn(ctx, &Tx{tx: tx}); err != nil {
+			if err := fn(ctx, &Tx{tx: tx, h: h}); err != nil {
 				return err
 			}
 			if err := tx.Commit(); err != nil {
@@ -316,6 +334,7 @@ func (db *DB) WithTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) e
 			}
 			committed = true
 			db.full.Store(nil)
+			h.preparePending(ctx) // the connection is free again
 			return nil
 		})
 	})

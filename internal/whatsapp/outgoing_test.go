@@ -99,6 +99,15 @@ func TestSendMessageKindsThroughTheRealClient(t *testing.T) {
 			t.Fatalf("receipts missing: %v", want)
 		}
 	}
+	// whatsmeow acknowledges receipts on goroutines; closing under one races inside it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if sent, acked := s.ReceiptAcks(); sent == acked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client did not acknowledge every receipt")
+		}
+	}
 }
 
 // Refusals come back as permanent "refused" errors with the server's code (the ack's

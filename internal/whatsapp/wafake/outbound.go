@@ -92,6 +92,24 @@ func (s *Server) OnMessage(f func(Message)) {
 	s.out.onMessage = f
 }
 
+// ReceiptAcks returns how many receipts the server sent and how many of them the
+// client acknowledged: a test closes the client only once they are equal (whatsmeow
+// sends the acks on goroutines, and a Disconnect racing one trips its own data race).
+func (s *Server) ReceiptAcks() (sent, acked int) {
+	s.out.Lock()
+	defer s.out.Unlock()
+	return s.out.receiptsSent, s.out.receiptAcks
+}
+
+// noteAck counts the client's acks of receipts.
+func (s *Server) noteAck(n *waBinary.Node) {
+	if n.Attrs["class"] == "receipt" {
+		s.out.Lock()
+		s.out.receiptAcks++
+		s.out.Unlock()
+	}
+}
+
 // refusal is the error code for a message to jid (0: accepted).
 func (s *Server) refusal(to types.JID) int {
 	s.out.Lock()
@@ -122,7 +140,11 @@ func (s *Server) afterAck(c *Conn, to types.JID, id string, participants []strin
 			if k != "" {
 				attrs["type"] = k
 			}
-			_ = c.Send(waBinary.Node{Tag: "receipt", Attrs: attrs})
+			if c.Send(waBinary.Node{Tag: "receipt", Attrs: attrs}) == nil {
+				s.out.Lock()
+				s.out.receiptsSent++
+				s.out.Unlock()
+			}
 		}
 	}
 }
@@ -201,4 +223,6 @@ type outbound struct {
 	receipts  []string
 	uploads   []Upload
 	onMessage func(Message)
+
+	receiptsSent, receiptAcks int
 }

@@ -441,6 +441,10 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 		s.receipt(n)
 		return
 	}
+	if n.Tag == "ack" {
+		s.noteAck(n) // outbound.go
+		return
+	}
 	if n.Tag != "iq" {
 		return
 	}
