@@ -12,11 +12,12 @@ import (
 )
 
 // Every `remedy drill` scenario passes on the default configuration and the default
-// policies, with their real timings (check_interval 15s, stuck_after 1m, item_timeout
-// 30s, CLEAR_QUEUE older_than 1m). Beyond the defaults only what a drill needs: a paired
-// WhatsApp (the fake server), one supervised service, a token, a temporary data
-// directory. Before, the queue drill printed FAILED on the defaults: its items timed out
-// and were retried, so the queue never counted as stuck. Takes about 90 s.
+// policies, with their real timings (check_interval 15s; inbound item_timeout 60s, so
+// stuck_after 75s; CLEAR_QUEUE older_than 1m). Beyond the defaults only what a drill
+// needs: a paired WhatsApp (the fake server), one supervised service, a token, a
+// temporary data directory. Before, the queue drill printed FAILED on the defaults: its
+// items timed out and were retried, so the queue never counted as stuck. Takes about
+// 105 s.
 func TestDrillsOnTheDefaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the queue drill waits for the real stuck_after")
