@@ -16,17 +16,28 @@ func (q *Queue) next() string {
 	// whose group has nothing before it, usually the first ready one; the check per
 	// candidate is one lookup in an index on (queue, group(payload), id), which a
 	// grouped queue needs (the outbound queue's: migrations 0018/0019). Through the
-	// state index instead, every ready item would be checked before the sort. The group
-	// expression is the index's, word for word, and never fails on a damaged payload.
-	field := strings.ReplaceAll(q.opts.Group, "'", "")
-	group := func(alias string) string {
-		return "(CASE WHEN json_valid(" + alias + ".payload) THEN json_extract(" + alias + ".payload, '$." + field + "') END)"
-	}
+	// state index instead, every ready item would be checked before the sort.
 	return `SELECT i.id FROM queue_items AS i NOT INDEXED WHERE i.queue = ? AND i.state = 'ready' AND i.available_at <= ?
-		AND NOT EXISTS (SELECT 1 FROM queue_items AS e WHERE e.queue = i.queue AND ` + group("e") + ` = ` + group("i") + ` AND e.id < i.id)
-		AND NOT EXISTS (SELECT 1 FROM queue_items AS e WHERE e.queue = i.queue AND ` + group("i") + ` IS NULL
-			AND ` + group("e") + ` IS NULL AND e.id < i.id)
-		ORDER BY i.id LIMIT 1`
+		AND ` + q.head("i") + ` ORDER BY i.id LIMIT 1`
+}
+
+// head is a condition on the queue_items row alias: it is the first of its group still
+// queued (always true without a Group).
+func (q *Queue) head(alias string) string {
+	if q.opts.Group == "" {
+		return "1"
+	}
+	g := q.groupExpr
+	return `NOT EXISTS (SELECT 1 FROM queue_items AS e WHERE e.queue = ` + alias + `.queue AND ` + g("e") + ` = ` + g(alias) + ` AND e.id < ` + alias + `.id)
+		AND NOT EXISTS (SELECT 1 FROM queue_items AS e WHERE e.queue = ` + alias + `.queue AND ` + g(alias) + ` IS NULL
+			AND ` + g("e") + ` IS NULL AND e.id < ` + alias + `.id)`
+}
+
+// groupExpr is the group of the row alias: the index's expression, word for word, which
+// never fails on a damaged payload.
+func (q *Queue) groupExpr(alias string) string {
+	field := strings.ReplaceAll(q.opts.Group, "'", "")
+	return "(CASE WHEN json_valid(" + alias + ".payload) THEN json_extract(" + alias + ".payload, '$." + field + "') END)"
 }
 
 // permanentError marks a handler's failure that a retry cannot mend.

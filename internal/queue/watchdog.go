@@ -24,10 +24,12 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		Enqueued int64 `db:"enqueued"`
 	}
 	now := time.Now().UnixMilli()
+	// Due items only; in a grouped queue only the first of each group, the one that can
+	// move (the others wait for it by design).
 	err := q.db.Get(ctx, &row, `SELECT count(*) AS depth,
-		coalesce(min(CASE WHEN available_at <= ? THEN updated END), ?) AS oldest,
+		coalesce(min(CASE WHEN available_at <= ? AND `+q.head("q")+` THEN updated END), ?) AS oldest,
 		coalesce(min(enqueued), ?) AS enqueued
-		FROM queue_items WHERE queue = ?`, now, now, now, q.opts.Name)
+		FROM queue_items AS q WHERE queue = ?`, now, now, now, q.opts.Name)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -43,6 +45,12 @@ func (q *Queue) Check(ctx context.Context) (Stats, error) {
 	st, err := q.Stats(ctx)
 	if err != nil {
 		return st, err
+	}
+	if q.opts.Blocked != nil && q.opts.Blocked() {
+		// Waiting for what the handler needs: not stuck, and the clock of progress
+		// starts again when it is back.
+		q.lastProgress.Store(time.Now().UnixNano())
+		st.Oldest = 0
 	}
 	noProgress := min(st.Waiting, time.Since(time.Unix(0, q.lastProgress.Load())))
 	isStuck := st.Depth > 0 && (st.Oldest >= q.opts.StuckAfter || noProgress >= q.opts.StuckAfter)
