@@ -53,6 +53,7 @@ var Codes = []CodeInfo{
 	{"QUEUE_STUCK", "queue", "queue", "the oldest item has not moved, or workers make no progress"},
 	{"QUEUE_FULL", "queue", "queue", "the queue is near its capacity; value is the fill ratio"},
 	{"QUEUE_OK", "queue", "queue", "the queue moves again"},
+	{"QUEUE_DEAD_LETTER", "queue", "queue", "items were moved to the dead-letter table (retries used up, or CLEAR_QUEUE); value is how many; `remedy deadletter replay` puts them back"},
 	{"SERVICE_DOWN", "service", "service, reason, exit_code", "a supervised service exited (reason exited, with exit_code) or failed its health check (reason unhealthy, or memory above max_memory_mb)"},
 	{"SERVICE_UP", "service", "service", "a supervised service is running and healthy"},
 	{"HANDLER_PANIC", "queue", "queue", "a message handler panicked; the stack is in the audit"},

@@ -98,6 +98,10 @@ type Options struct {
 	QR          func() string
 	Pair        func() error
 	PairFailure func() string // why the last pairing attempt failed ("" if it did not)
+	// IncomingMedia downloads an incoming message's media from WhatsApp now (nil when
+	// WhatsApp is off): ErrNotFound for an id without media, ErrUnavailable while
+	// WhatsApp cannot be reached, ErrGone for media WhatsApp no longer has.
+	IncomingMedia func(ctx context.Context, id string) (data []byte, mime string, err error)
 	// Drill injects a fire drill's fault (nil: no drills).
 	Drill func(ctx context.Context, req DrillRequest) (DrillStarted, error)
 	// MaxBody limits request bodies (default 1 MiB).

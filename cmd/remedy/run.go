@@ -12,8 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/remedy-run/remedy/bot"
 	"github.com/remedy-run/remedy/internal/config"
-	"github.com/remedy-run/remedy/internal/daemon"
 	"github.com/remedy-run/remedy/policies"
 )
 
@@ -58,7 +58,8 @@ func runRun(ctx context.Context, args []string, env *cliEnv) int {
 	}
 	log.Info("remedy starting", "version", versionString(), "config", source, "listen", cfg.Listen, "data", cfg.DataDir,
 		"policies", policySource(cfg))
-	d, err := daemon.New(ctx, cfg, log)
+	// remedy run is the embedding package with the configuration's webhook handler.
+	d, err := bot.New(ctx, bot.Config{File: path, DryRun: cfg.DryRun, Logger: log})
 	if err != nil {
 		var perrs policies.Errors
 		if errors.As(err, &perrs) {

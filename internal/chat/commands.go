@@ -23,14 +23,21 @@ type Backend interface {
 	Refused(ctx context.Context, from, text string)
 }
 
-// Commands answers admin commands: messages that start with the prefix ("!" by default)
-// from an admin number. The same from anyone else gets no answer and an audit record.
+// Commands answers remedy's own admin commands: a message from an admin number that is
+// the prefix ("!" by default) followed by one of remedy's command names (Names). Every
+// other message is the bot's, including a customer's "!menu" and an admin's unknown
+// "!command": many bots have "!" commands of their own, and remedy must not swallow them.
+// One of remedy's command names from a number that is not an admin is recorded
+// (Backend.Refused) and handed to the bot too.
 type Commands struct {
-	Prefix  string
+	Prefix  string   // default "!"; whatsapp.command_prefix
 	Admins  []string // phone numbers
 	Allowed []string // actions `run` may start
 	Backend Backend
 }
+
+// Names are remedy's command names; a prefixed word outside this list is the bot's.
+var Names = []string{"help", "status", "alerts", "ack", "silence", "unsilence", "run", "report", "policies"}
 
 const help = `remedy commands:
 !status — connection, database, what fires
@@ -43,29 +50,49 @@ const help = `remedy commands:
 !policies — what fires, and where
 !help — this`
 
-// Handle answers m if it is a command. handled is false for other messages, which go
-// to the bot's handler.
-func (c *Commands) Handle(ctx context.Context, m Message) (reply string, handled bool) {
+// Command returns the command name ("status", …) if text is one of remedy's commands
+// with this prefix, else "".
+func (c *Commands) Command(text string) string {
 	prefix := c.Prefix
 	if prefix == "" {
 		prefix = "!"
 	}
-	text := strings.TrimSpace(m.Text)
+	text = strings.TrimSpace(text)
 	if !strings.HasPrefix(text, prefix) {
-		return "", false
-	}
-	if !c.isAdmin(m.From) {
-		c.Backend.Refused(ctx, m.From, text)
-		return "", true // no answer at all: a stranger learns nothing
+		return ""
 	}
 	f := strings.Fields(strings.TrimPrefix(text, prefix))
 	if len(f) == 0 {
-		return help, true
+		return ""
 	}
+	name := strings.ToLower(f[0])
+	if !contains(Names, name) {
+		return ""
+	}
+	return name
+}
+
+// Handle answers m if it is one of remedy's commands from an admin. handled is false for
+// every other message, which goes to the bot's handler.
+func (c *Commands) Handle(ctx context.Context, m Message) (reply string, handled bool) {
+	if c.Command(m.Text) == "" {
+		return "", false
+	}
+	text := strings.TrimSpace(m.Text)
+	if !c.isAdmin(m.From) {
+		// Recorded (someone tried remedy's command), answered by nobody but the bot.
+		c.Backend.Refused(ctx, m.From, text)
+		return "", false
+	}
+	prefix := c.Prefix
+	if prefix == "" {
+		prefix = "!"
+	}
+	f := strings.Fields(strings.TrimPrefix(text, prefix))
 	by := "+" + Digits(m.From)
 	switch strings.ToLower(f[0]) {
 	case "help":
-		return help, true
+		return strings.ReplaceAll(help, "\n!", "\n"+prefix), true
 	case "status":
 		return c.Backend.Status(ctx), true
 	case "alerts":
@@ -127,7 +154,7 @@ func (c *Commands) Handle(ctx context.Context, m Message) (reply string, handled
 		}
 		return out, true
 	}
-	return fmt.Sprintf("unknown command %q; !help lists them", f[0]), true
+	return "", false // not reached: Command checked the name
 }
 
 func (c *Commands) isAdmin(from string) bool {

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -108,50 +107,14 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	if err := p.restoreStops(ctx); err != nil {
 		return nil, fmt.Errorf("outbound: stopped chats: %w", err)
 	}
-	p.In, err = queue.Open(ctx, o.DB, tune(queue.Options{Name: "inbound", Workers: 4, Logger: o.Logger, Handler: p.handle}))
+	p.In, err = queue.Open(ctx, o.DB, tune(inboundOptions(queue.Options{Logger: o.Logger, Handler: p.handle})))
 	return p, err
-}
-
-// Receive queues an incoming message; it only writes it down, so whatsmeow's event
-// handler is never held up by processing.
-func (p *Pipeline) Receive(ctx context.Context, m Message) error {
-	p.counters.Received(1)
-	_, err := p.In.Enqueue(ctx, m)
-	return err
 }
 
 // Send queues a reply.
 func (p *Pipeline) Send(ctx context.Context, to, text string) error {
 	_, err := p.Out.Enqueue(ctx, Reply{To: to, Text: text})
 	return err
-}
-
-func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
-	var m Message
-	if err := json.Unmarshal(it.Payload, &m); err != nil {
-		p.counters.Failed(1)
-		return err
-	}
-	reply, handled := "", false
-	if p.commands != nil {
-		reply, handled = p.commands.Handle(ctx, m)
-	}
-	if !handled && p.handler != nil {
-		var err error
-		if reply, err = p.handler.Handle(ctx, m); err != nil {
-			p.counters.Failed(1)
-			return err
-		}
-	}
-	p.counters.Processed(1)
-	if reply == "" {
-		return nil
-	}
-	to := m.Chat
-	if to == "" {
-		to = m.From
-	}
-	return p.Send(ctx, to, reply)
 }
 
 // Run runs both queues until ctx ends.

@@ -89,6 +89,10 @@ type WhatsApp struct {
 	SendPerMinute  int      `yaml:"send_per_minute"`
 	// Handler receives the messages that are not admin commands (JSON POST, signed).
 	Handler *Endpoint `yaml:"handler"`
+	// CommandPrefix starts remedy's admin commands ("!" by default: "!status"). Only
+	// remedy's own command names from admins are remedy's; every other message, "!menu"
+	// included, goes to the bot.
+	CommandPrefix string `yaml:"command_prefix"`
 	// Send paces the bot's messages (the send API); zero values keep the defaults.
 	Send Send `yaml:"send"`
 }

@@ -129,8 +129,17 @@ func (b chatBackend) Refused(ctx context.Context, from, text string) {
 		Outcome: "refused", Error: "not an admin number", Output: text})
 }
 
-// chatHandler is the configured handler for ordinary messages (nil: none).
-func (d *Daemon) chatHandler() chat.Handler {
+// handler is the bot's handler: the embedder's (WithHandler), else the configured
+// webhook (nil: none).
+func (d *Daemon) handler() chat.Handler {
+	if d.bot != nil {
+		return d.bot
+	}
+	return d.webhookHandler()
+}
+
+// webhookHandler is the configured handler for ordinary messages (nil: none).
+func (d *Daemon) webhookHandler() chat.Handler {
 	h := d.cfg.WhatsApp.Handler
 	if h == nil {
 		return nil
@@ -139,7 +148,9 @@ func (d *Daemon) chatHandler() chat.Handler {
 	if h.SecretEnv != "" {
 		secret = []byte(os.Getenv(h.SecretEnv))
 	}
-	return chat.WebhookHandler{URL: h.URL, Secret: secret, Client: &http.Client{Timeout: 30 * time.Second}}
+	// No timeout of its own: each attempt lasts the inbound queue's item_timeout (b2-03:
+	// a fixed 30 s cut 35 s answers off and had them delivered again).
+	return chat.WebhookHandler{URL: h.URL, Secret: secret, Client: &http.Client{}}
 }
 
 // tuneQueue applies the configuration's queues section (zero values keep the defaults).

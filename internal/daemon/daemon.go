@@ -30,6 +30,7 @@ import (
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/web"
+	"github.com/remedy-run/remedy/webhook"
 )
 
 // Version is set at build time (-ldflags "-X …daemon.Version=…").
@@ -59,6 +60,7 @@ type Daemon struct {
 	health   *monitor.Health
 	hub      *web.Hub
 	wa       *whatsapp.Conn // nil when WhatsApp is off
+	bot      chat.Handler   // the in-process handler (WithHandler), or nil
 	chat     *chat.Pipeline // nil when WhatsApp is off
 	inbound  *inboundKeeper // nil when WhatsApp is off
 	ln       net.Listener
@@ -75,6 +77,7 @@ type Daemon struct {
 type Option func(*options)
 
 type options struct {
+	handler   chat.Handler
 	waHTTP    *http.Client
 	storeTune []func(*store.Options)
 }
@@ -90,6 +93,11 @@ func withoutSelfHealing() Option {
 		})
 	}
 }
+
+// WithHandler makes h the bot's handler, in process, instead of whatsapp.handler's
+// webhook (package bot). If h is also a chat.EventHandler it gets receipts and send
+// outcomes.
+func WithHandler(h chat.Handler) Option { return func(o *options) { o.handler = h } }
 
 // WithWhatsAppHTTP makes the WhatsApp client dial through h (tests: a fake server).
 func WithWhatsAppHTTP(h *http.Client) Option { return func(o *options) { o.waHTTP = h } }
@@ -110,7 +118,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			}
 		}
 	}()
-	d := &Daemon{cfg: cfg, log: log, started: time.Now(), hub: web.NewHub()}
+	d := &Daemon{cfg: cfg, log: log, started: time.Now(), hub: web.NewHub(), bot: o.handler}
 	stamp := policyStamp(cfg.Policies)
 	d.stamp.Store(&stamp)
 	set, err := cfg.LoadPolicies()
@@ -142,7 +150,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
+			Messages: d.receive, ReceiptDeliveries: d.receipt, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
 			Receipts: func(ids []string, status string, at time.Time) {
 				if d.chat != nil { // set before the connection starts
 					d.chat.Receipt(ids, status, at)
@@ -170,9 +178,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			// An outage is not a stuck outbound queue: queue-stuck would dead-letter the
 			// messages waiting for the connection.
 			Offline: func() bool { return d.wa.State() != whatsapp.Connected },
-			Handler: d.drillHandler(d.chatHandler()),
+			Handler: d.drillHandler(d.handler()),
 			Tune:    d.tuneQueue, Events: d.emit,
-			Commands: &chat.Commands{Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
+			Commands: &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}
 		sp, err := store.OpenSpool[chat.Message](spoolFile(cfg.DataDir, "inbound"), store.SpoolSize)
@@ -182,7 +190,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			d.writers.spools = append(d.writers.spools, sp)
 		}
 		d.inbound = newInboundKeeper(sp, func(ctx context.Context, m chat.Message) error {
-			_, err := d.chat.In.Enqueue(ctx, m)
+			_, err := d.chat.In.Enqueue(ctx, webhook.NewMessage(m)) // the handler's typed delivery
 			return err
 		}, d.storeBacklog, log)
 	}
@@ -282,9 +290,9 @@ func (d *Daemon) compactMetrics(ctx context.Context) {
 // receive keeps an incoming WhatsApp message (called inside whatsmeow's handling): in
 // the inbound queue, or in its spool while the queue cannot take it. An error leaves the
 // message unacknowledged, for WhatsApp to deliver again (inboundKeeper).
-func (d *Daemon) receive(id, from, chatJID, text string, at time.Time) error {
+func (d *Daemon) receive(m chat.Message) error {
 	d.counters.Received(1)
-	return d.inbound.receive(context.Background(), chat.Message{ID: id, From: from, Chat: chatJID, Text: text, Time: at})
+	return d.inbound.receive(context.Background(), m)
 }
 
 // queues is CLEAR_QUEUE's target (nil with WhatsApp off: no queues).

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/remedy-run/remedy/webhook"
+
 	"cmp"
 	"context"
 	"errors"
@@ -230,26 +232,40 @@ func (d *Daemon) databaseDrill(lock *writeLock, started time.Time, hold time.Dur
 
 // drillHandler holds the queue drill's items until the stall ends (or their handler is
 // cancelled: a timeout, CLEAR_QUEUE restarting the workers) and passes every other
-// message on.
+// message, and every other delivery, on.
 func (d *Daemon) drillHandler(next chat.Handler) chat.Handler {
-	return chat.HandlerFunc(func(ctx context.Context, m chat.Message) (string, error) {
-		if m.From != drillSender {
-			if next == nil {
-				return "", nil
-			}
-			return next.Handle(ctx, m)
-		}
-		wait := time.Until(time.Unix(0, d.drill.stallUntil.Load()))
-		if wait <= 0 {
+	return drillHandler{d: d, next: next}
+}
+
+type drillHandler struct {
+	d    *Daemon
+	next chat.Handler
+}
+
+func (h drillHandler) HandleEvent(ctx context.Context, e webhook.Event) error {
+	if eh, ok := h.next.(chat.EventHandler); ok {
+		return eh.HandleEvent(ctx, e)
+	}
+	return nil
+}
+
+func (h drillHandler) Handle(ctx context.Context, m chat.Message) (string, error) {
+	if m.From != drillSender {
+		if h.next == nil {
 			return "", nil
 		}
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return "", nil
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-	})
+		return h.next.Handle(ctx, m)
+	}
+	wait := time.Until(time.Unix(0, h.d.drill.stallUntil.Load()))
+	if wait <= 0 {
+		return "", nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return "", nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }

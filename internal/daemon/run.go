@@ -217,6 +217,7 @@ func (d *Daemon) serveHTTP(runCtx context.Context) func(ctx context.Context) err
 		if d.wa != nil {
 			p := &pairer{d: d, ctx: runCtx}
 			wopts.QR, wopts.Pair, wopts.PairFailure = d.wa.QR, p.start, p.failure
+			wopts.IncomingMedia = d.incomingMedia
 		}
 		srv := &http.Server{Handler: web.NewServer(wopts),
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}

@@ -624,8 +624,8 @@ func (h *harness) flood() {
 			defer wg.Done()
 			for i := s; i < n; i += senders {
 				start := time.Now()
-				err := h.r.d.receive(fmt.Sprintf("flood-%d", i), "6281100000077", "6281100000077@s.whatsapp.net",
-					fmt.Sprintf("message %d", i), start)
+				err := h.r.d.receive(chat.Message{ID: fmt.Sprintf("flood-%d", i), From: "6281100000077", Chat: "6281100000077@s.whatsapp.net",
+					Text: fmt.Sprintf("message %d", i), Time: start, Kind: "text"})
 				if err != nil {
 					refused.Add(1)
 				}

@@ -288,7 +288,7 @@ func (h *harness) inject(kind string, d func() *Daemon, cur *atomic.Pointer[runn
 		before := h.floodHandled.Load()
 		for i := range 1000 {
 			m := chatMessage(fmt.Sprintf("soak-flood-%d-%d", t0.UnixNano(), i))
-			d().receive(m.ID, m.From, m.Chat, m.Text, m.Time) // whatsmeow's entry
+			d().receive(m) // whatsmeow's entry
 		}
 		done = func() bool { return h.floodHandled.Load()-before >= 1000 }
 	case "corrupt":

@@ -37,7 +37,21 @@ type Item struct {
 // remedy.db are at-least-once: use Item.ID to make them idempotent.
 type Handler func(ctx context.Context, it Item) error
 
-// DefaultStuckAfter is Options.StuckAfter's default.
+// MaxRetryDelay caps the doubling retry delay (and a handler's Retry-After).
+const MaxRetryDelay = 5 * time.Minute
+
+// RetryAfterError is a handler's failure that names when to try again (an HTTP 503 or
+// 429 with Retry-After): the next attempt waits at least After.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// DefaultStuckAfter is the least Options.StuckAfter's default (1.25 × ItemTimeout if
+// that is longer).
 const DefaultStuckAfter = time.Minute
 
 // Options configure a queue.
@@ -47,7 +61,7 @@ type Options struct {
 	Workers     int           // default 4
 	ItemTimeout time.Duration // default 30 s
 	MaxAttempts int           // default 5; then the item is dead-lettered
-	RetryDelay  time.Duration // first retry delay, doubling (default 1 s, at most 5 min)
+	RetryDelay  time.Duration // first retry delay, doubling (default 1 s, at most MaxRetryDelay)
 	// StuckAfter: the queue is stuck when its oldest item has not moved this long, or
 	// when items have waited this long and none completed meanwhile (handlers that time
 	// out and are retried make no progress either). Default 1 min: the default
@@ -107,7 +121,9 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Queue, error) {
 		opts.RetryDelay = time.Second
 	}
 	if opts.StuckAfter <= 0 {
-		opts.StuckAfter = DefaultStuckAfter
+		// An item within its handler's time is not stuck: a queue whose handlers may
+		// take 2 minutes (an LLM-backed bot) is not reported, nor cleared, at 1.
+		opts.StuckAfter = max(DefaultStuckAfter, opts.ItemTimeout+opts.ItemTimeout/4)
 	}
 	if opts.Events == nil {
 		opts.Events = func(engine.Event) {}
@@ -418,11 +434,17 @@ func (q *Queue) retryOrDeadLetter(ctx context.Context, it Item, cause error) {
 		})
 		if err != nil {
 			q.opts.Logger.Error("dead-letter", "queue", q.opts.Name, "item", it.ID, "error", err)
+			return
 		}
+		q.emit("QUEUE_DEAD_LETTER", fmt.Sprintf("item %d moved to the dead-letter table after %d attempts: %v", it.ID, it.Attempts, cause), 1)
 		return
 	}
 	delay := q.opts.RetryDelay << (it.Attempts - 1)
-	delay = min(delay, 5*time.Minute)
+	var ra *RetryAfterError
+	if errors.As(cause, &ra) {
+		delay = max(delay, ra.After) // the handler said when it will be back
+	}
+	delay = min(delay, MaxRetryDelay)
 	now := time.Now()
 	if _, err := q.db.Exec(ctx, `UPDATE queue_items SET state = 'ready', updated = ?, available_at = ?, last_error = ?
 		WHERE id = ? AND state = 'working'`, now.UnixMilli(), now.Add(delay).UnixMilli(), cause.Error(), it.ID); err != nil {
@@ -478,5 +500,8 @@ func (q *Queue) Clear(ctx context.Context, olderThan time.Duration, reason strin
 	default:
 	}
 	q.lastProgress.Store(time.Now().UnixNano())
+	if n > 0 {
+		q.emit("QUEUE_DEAD_LETTER", fmt.Sprintf("%d item(s) moved to the dead-letter table: %s", n, reason), float64(n))
+	}
 	return n, nil
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/remedy-run/remedy/engine"
 	remedystore "github.com/remedy-run/remedy/internal/store"
+	"github.com/remedy-run/remedy/webhook"
 )
 
 // State is the connection's state as remedy sees it.
@@ -73,14 +75,18 @@ type Options struct {
 	Budget LoginBudget
 	// Probe is how often an unreachable server is probed (default 1 s).
 	Probe time.Duration
-	// Messages receives incoming texts; it must only keep them (it runs inside
-	// whatsmeow's event handling, which a slow handler would stall). The message is
-	// acknowledged to WhatsApp (its receipt sent) only after Messages returns nil: an
-	// error leaves it unacknowledged, for the server to deliver again.
-	Messages func(id, from, chat, text string, at time.Time) error
+	// Messages receives incoming messages (every kind: inbound.go); it must only keep
+	// them (it runs inside whatsmeow's event handling, which a slow handler would stall).
+	// The message is acknowledged to WhatsApp (its receipt sent) only after Messages
+	// returns nil: an error leaves it unacknowledged, for the server to deliver again.
+	Messages func(webhook.Message) error
 	// Receipts receives delivery and read receipts for the bot's messages (ids,
 	// chat.StatusDelivered or chat.StatusRead); it must not block.
 	Receipts func(ids []string, status string, at time.Time)
+	// ReceiptDeliveries receives every receipt from others, for the bot's handler
+	// (webhook "receipt" deliveries); it must only queue them.
+	ReceiptDeliveries func(webhook.Receipt)
+
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
 	Undecryptable func(sender, chat string)
@@ -175,6 +181,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	c.budget.load(opts.StorePath+".logins", time.Now()) // the budget outlives a restart
 	c.bg, c.cancel = context.WithCancel(context.Background())
 	c.newClient(dev)
+	c.pruneMedia(time.Now())
 	if dev.ID != nil {
 		c.state = Disconnected
 	}
@@ -200,7 +207,7 @@ func (c *Conn) newClient(dev *store.Device) {
 	cli.EnableDecryptedEventBuffer = true
 	cli.SetWebsocketHTTPClient(c.opts.HTTPClient)
 	cli.SetPreLoginHTTPClient(c.opts.HTTPClient)
-	cli.SetMediaHTTPClient(c.opts.HTTPClient) // uploads of the send API (send.go)
+	cli.SetMediaHTTPClient(c.opts.HTTPClient) // uploads of the send API (send.go), downloads (media.go)
 	cli.AddEventHandlerWithSuccessStatus(c.handle)
 	c.cli = cli
 }
@@ -337,19 +344,12 @@ func (c *Conn) handle(evt any) bool {
 	case *events.UndecryptableMessage:
 		c.undecryptable(e)
 	case *events.Message:
-		text := e.Message.GetConversation()
-		if text == "" {
-			text = e.Message.GetExtendedTextMessage().GetText()
-		}
-		if text != "" && !e.Info.IsFromMe && c.opts.Messages != nil {
-			if err := c.opts.Messages(e.Info.ID, e.Info.Sender.User, e.Info.Chat.String(), text, e.Info.Timestamp); err != nil {
-				c.opts.Logger.Error("incoming message not kept; left unacknowledged for WhatsApp to deliver again",
-					"id", e.Info.ID, "error", err)
-				return false
-			}
-		}
+		return c.message(e)
 	case *events.Receipt:
 		c.receipt(e)
+		if c.opts.ReceiptDeliveries != nil && !e.IsFromMe {
+			c.opts.ReceiptDeliveries(receipt(e))
+		}
 	case *events.PairError:
 		c.emit("WA_PAIR_ERROR", map[string]string{"reason": "pair_error"}, e.Error.Error(), 0)
 	}
@@ -455,7 +455,13 @@ func (c *Conn) SendText(ctx context.Context, to, text string) error {
 	return err
 }
 
+// normalize makes a recipient a JID: a JID ("…@g.us", "…@s.whatsapp.net", "…@lid")
+// is kept as is — a group's id must never become a phone number (b2-02) — and anything
+// else is a phone number, written any way ("+62 811-00").
 func normalize(number string) string {
+	if strings.Contains(number, "@") {
+		return number
+	}
 	out := make([]byte, 0, len(number))
 	for _, r := range number {
 		if r >= '0' && r <= '9' {

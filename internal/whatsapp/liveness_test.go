@@ -1,6 +1,8 @@
 package whatsapp
 
 import (
+	"github.com/remedy-run/remedy/webhook"
+
 	"context"
 	"errors"
 	"path/filepath"
@@ -97,7 +99,7 @@ func TestUndecryptableMessagesAreReported(t *testing.T) {
 	var delivered, undecryptable atomic.Int64
 	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
 		Watchdog: time.Hour, Probe: time.Hour,
-		Messages:      func(id, from, chat, text string, at time.Time) error { delivered.Add(1); return nil },
+		Messages:      func(webhook.Message) error { delivered.Add(1); return nil },
 		Undecryptable: func(sender, chat string) { undecryptable.Add(1) }})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package whatsapp
 
 import (
+	"github.com/remedy-run/remedy/webhook"
+
 	"context"
 	"errors"
 	"slices"
@@ -53,8 +55,8 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 	s := fakeServer(t)
 	rec := newRecorder()
 	got := make(chan [3]string, 4)
-	c, phone := connectedWithPhone(t, s, rec, func(id, sender, chat, text string, at time.Time) error {
-		got <- [3]string{id, sender, text}
+	c, phone := connectedWithPhone(t, s, rec, func(m webhook.Message) error {
+		got <- [3]string{m.ID, m.From, m.Text}
 		return nil
 	})
 	ctx := context.Background()
@@ -87,8 +89,8 @@ func TestMessageNotKeptIsNotAcknowledgedAndComesAgain(t *testing.T) {
 	got := make(chan string, 8)
 	refuse := make(chan bool, 1)
 	refuse <- true // the first delivery is refused
-	c, phone := connectedWithPhone(t, s, rec, func(id, sender, chat, text string, at time.Time) error {
-		got <- text
+	c, phone := connectedWithPhone(t, s, rec, func(m webhook.Message) error {
+		got <- m.Text
 		select {
 		case <-refuse:
 			return errors.New("database or disk is full")
@@ -149,7 +151,7 @@ func TestMessageNotKeptIsNotAcknowledgedAndComesAgain(t *testing.T) {
 
 // connectedWithPhone opens a paired connection to s whose incoming texts go to messages,
 // waits until it is connected, and makes a phone (6281100000009) that can write to it.
-func connectedWithPhone(t *testing.T, s *wafake.Server, rec *recorder, messages func(id, sender, chat, text string, at time.Time) error) (*Conn, *wafake.Phone) {
+func connectedWithPhone(t *testing.T, s *wafake.Server, rec *recorder, messages func(webhook.Message) error) (*Conn, *wafake.Phone) {
 	t.Helper()
 	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
 		Watchdog: time.Hour, Probe: time.Hour, Messages: messages})

@@ -71,6 +71,11 @@ func (p *Phone) Send(ctx context.Context, c *Conn, to *store.Device, text string
 // Conn.Send (a load test encrypts ahead, so that only delivery is measured). Messages
 // must be sent in the order they were prepared: each advances the Signal session.
 func (p *Phone) Prepare(ctx context.Context, to *store.Device, text string) (waBinary.Node, error) {
+	return p.PrepareMessage(ctx, to, &waE2E.Message{Conversation: proto.String(text)})
+}
+
+// PrepareMessage is Prepare for any message (an image, a location, a reaction, a quote).
+func (p *Phone) PrepareMessage(ctx context.Context, to *store.Device, msg *waE2E.Message) (waBinary.Node, error) {
 	if to.ID == nil || to.SignedPreKey == nil {
 		return waBinary.Node{}, errors.New("the client is not paired")
 	}
@@ -86,7 +91,7 @@ func (p *Phone) Prepare(ctx context.Context, to *store.Device, text string) (waB
 			return waBinary.Node{}, err
 		}
 	}
-	plain, err := proto.Marshal(&waE2E.Message{Conversation: proto.String(text)})
+	plain, err := proto.Marshal(msg)
 	if err != nil {
 		return waBinary.Node{}, err
 	}

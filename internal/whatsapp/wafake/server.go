@@ -51,6 +51,7 @@ type Server struct {
 	attempts    atomic.Int64 // every connection attempt, refused ones included
 	registers   atomic.Int64
 	refuseMsgs  atomic.Bool
+	media       sync.Map // path → encrypted file (media.go)
 
 	mu         sync.Mutex
 	conns      map[*Conn]struct{}
@@ -351,6 +352,9 @@ func (r *frameReader) next() ([]byte, error) {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/mms/") && r.Method == http.MethodPost {
 		s.upload(w, r) // the media host (outbound.go)
+		return
+	}
+	if s.serveMedia(w, r) { // downloads (media.go)
 		return
 	}
 	s.attempts.Add(1)

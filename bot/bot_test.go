@@ -1,0 +1,98 @@
+package bot_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	waBinary "go.mau.fi/whatsmeow/binary"
+
+	"github.com/remedy-run/remedy/bot"
+	"github.com/remedy-run/remedy/internal/bottest"
+	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
+)
+
+// recorder is a Handler that is also an EventHandler: it answers each message with
+// Send, remembering the id Send returned, and records the events it is given.
+type recorder struct {
+	mu     sync.Mutex
+	sent   []string
+	events []bot.Event
+}
+
+func (r *recorder) HandleMessage(ctx context.Context, b *bot.Bot, m bot.Message) error {
+	id, err := b.Send(ctx, bot.Outgoing{To: m.Chat, Text: "got " + m.Text, ReplyTo: m.ID, IdempotencyKey: "reply-" + m.ID})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.sent = append(r.sent, id)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) HandleEvent(ctx context.Context, b *bot.Bot, e bot.Event) error {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	return nil
+}
+
+// An embedded bot: Send returns the id WhatsApp knows the message by, the customer's
+// read receipt for it reaches the handler's HandleEvent, a message Send cannot send is
+// ErrInvalid, and Client is the live whatsmeow client.
+func TestSendAndReceipts(t *testing.T) {
+	h := &recorder{}
+	b, s := bottest.Start(t, bot.Config{Handler: h})
+	ctx := context.Background()
+	if b.Addr() == "" {
+		t.Fatal("no address after Listen")
+	}
+	if _, err := b.Send(ctx, bot.Outgoing{To: "6281100000077"}); !errors.Is(err, bot.ErrInvalid) {
+		t.Fatalf("nothing to send: %v", err)
+	}
+	if _, err := b.Send(ctx, bot.Outgoing{To: "not a number", Text: "x"}); !errors.Is(err, bot.ErrInvalid) {
+		t.Fatalf("a bad recipient: %v", err)
+	}
+	p, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s.Each(func(fc *wafake.Conn) {
+		if _, err := p.Send(ctx, fc, b.Client().Store, "hello"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var id string
+	bottest.Eventually(t, "the reply at the server", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, m := range s.Messages() {
+			if len(h.sent) == 1 && m.ID == h.sent[0] {
+				id = m.ID
+				return true
+			}
+		}
+		return false
+	})
+	s.Each(func(fc *wafake.Conn) {
+		if err := fc.Send(waBinary.Node{Tag: "receipt", Attrs: waBinary.Attrs{"from": p.JID, "id": id, "type": "read",
+			"t": strconv.FormatInt(time.Now().Unix(), 10)}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	bottest.Eventually(t, "the read receipt at HandleEvent", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, e := range h.events {
+			if e.Type == "receipt" && e.Receipt.Status == "read" && len(e.Receipt.MessageIDs) == 1 && e.Receipt.MessageIDs[0] == id {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+
+	"github.com/remedy-run/remedy/internal/whatsapp"
+	"github.com/remedy-run/remedy/web"
+	"github.com/remedy-run/remedy/webhook"
+)
+
+// receipt queues a delivery or read receipt for the bot's handler (called inside
+// whatsmeow's handling: it only writes it down).
+func (d *Daemon) receipt(r webhook.Receipt) {
+	if d.cfg.WhatsApp.Handler == nil && d.bot == nil {
+		return // nobody to tell
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := webhook.New(webhook.TypeReceipt, r.Time, r)
+	if err == nil {
+		err = d.chat.Notify(ctx, e)
+	}
+	if err != nil {
+		d.log.Warn("receipt not queued for the handler", "chat", r.Chat, "error", err)
+	}
+}
+
+// Notify queues a delivery for the bot's handler (a send outcome: type and data), durably:
+// it is on disk when Notify returns nil. With WhatsApp off there is no handler: it
+// returns nil and drops it.
+func (d *Daemon) Notify(ctx context.Context, typ string, at time.Time, data any) error {
+	if d.chat == nil {
+		return nil
+	}
+	e, err := webhook.New(typ, at, data)
+	if err != nil {
+		return err
+	}
+	return d.chat.Notify(ctx, e)
+}
+
+// incomingMedia is GET /api/v1/incoming/{id}/media: the media of an incoming message,
+// downloaded from WhatsApp now and decrypted.
+func (d *Daemon) incomingMedia(ctx context.Context, id string) ([]byte, string, error) {
+	data, mime, err := d.wa.Download(ctx, id)
+	switch {
+	case err == nil:
+		return data, mime, nil
+	case errors.Is(err, whatsapp.ErrNoMedia):
+		return nil, "", fmt.Errorf("%w: no media for message %q (unknown id, not a media message, or older than 30 days)", web.ErrNotFound, id)
+	case errors.Is(err, whatsmeow.ErrNotConnected), errors.Is(err, whatsmeow.ErrNotLoggedIn):
+		return nil, "", web.ErrUnavailable
+	case errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith404), errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith410):
+		return nil, "", web.ErrGone
+	}
+	d.log.Warn("incoming media download failed", "id", id, "error", err)
+	return nil, "", &web.Error{Status: http.StatusBadGateway, Code: "download_failed", Message: "WhatsApp's media download failed: " + err.Error()}
+}

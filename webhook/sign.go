@@ -1,0 +1,96 @@
+package webhook
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The headers of a delivery.
+const (
+	// TimestampHeader is the time of the attempt, in Unix seconds.
+	TimestampHeader = "X-Remedy-Timestamp"
+	// SignatureHeader is "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)),
+	// present when a secret is configured (whatsapp.handler.secret_env).
+	SignatureHeader = "X-Remedy-Signature"
+	// DeliveryHeader is the delivery's id: the same on every retry of one delivery, so
+	// a handler that saw it already can answer 200 without acting twice.
+	DeliveryHeader = "X-Remedy-Delivery"
+)
+
+// DefaultTolerance is how far a delivery's timestamp may be from the receiver's clock
+// (Read's tolerance 0): five minutes, the window Stripe and Slack use for the same
+// replay protection.
+const DefaultTolerance = 5 * time.Minute
+
+// MaxBody is the largest delivery Read accepts (1 MiB; a message is a few KiB).
+const MaxBody = 1 << 20
+
+// Errors Read returns (wrapped).
+var (
+	ErrNoSignature  = errors.New("webhook: no signature")
+	ErrBadSignature = errors.New("webhook: signature does not match")
+	ErrStale        = errors.New("webhook: timestamp outside the tolerance")
+)
+
+// Sign returns the signature header's value for a body sent at ts.
+func Sign(secret []byte, ts time.Time, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(strconv.FormatInt(ts.Unix(), 10)))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Verify checks a signature and its timestamp header against body: the signature must
+// match (compared in constant time) and the timestamp be within tolerance of now (0:
+// DefaultTolerance), so a captured delivery cannot be replayed later.
+func Verify(secret []byte, timestamp, signature string, body []byte, now time.Time, tolerance time.Duration) error {
+	if signature == "" {
+		return ErrNoSignature
+	}
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	sec, err := strconv.ParseInt(strings.TrimSpace(timestamp), 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: %s %q is not Unix seconds", ErrStale, TimestampHeader, timestamp)
+	}
+	ts := time.Unix(sec, 0)
+	if d := now.Sub(ts); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%w: %s is %v from now", ErrStale, TimestampHeader, d.Round(time.Second))
+	}
+	if !hmac.Equal([]byte(signature), []byte(Sign(secret, ts, body))) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// Read reads and verifies a delivery from r (secret nil: no check) and decodes it.
+// Answer 401 for a signature error, 400 for a body that does not decode.
+func Read(r *http.Request, secret []byte) (Event, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return Event{}, err
+	}
+	if len(body) > MaxBody {
+		return Event{}, fmt.Errorf("webhook: body over %d bytes", MaxBody)
+	}
+	if secret != nil {
+		if err := Verify(secret, r.Header.Get(TimestampHeader), r.Header.Get(SignatureHeader), body, time.Now(), 0); err != nil {
+			return Event{}, err
+		}
+	}
+	var e Event
+	if err := e.UnmarshalJSON(body); err != nil {
+		return Event{}, fmt.Errorf("webhook: %w", err)
+	}
+	return e, nil
+}

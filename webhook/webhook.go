@@ -1,0 +1,205 @@
+// Package webhook is what remedy posts to a bot's handler (whatsapp.handler): the JSON
+// payloads, one per incoming message or receipt (more types may come), and their HMAC
+// signature. A bot written in Go verifies and decodes a delivery with Read; the Go
+// embedding (package bot) hands the same Message to its Handler. The package has no
+// dependencies outside the standard library, so a handler can import it alone.
+//
+// Every delivery is a JSON object with a "type". For "message" the message's fields are
+// at the top level (id, from, chat, text, time: the shape handlers had before types
+// existed); any other type carries its data under the key named by the type, e.g.
+// {"type":"receipt","time":…,"receipt":{…}}. Handlers ignore types they do not know:
+// new ones may be added.
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Delivery types.
+const (
+	TypeMessage = "message" // an incoming message: Message at the top level
+	TypeReceipt = "receipt" // a delivery/read receipt for messages the bot sent: Receipt
+)
+
+// Message kinds (Message.Kind).
+const (
+	KindText     = "text"
+	KindImage    = "image"
+	KindVideo    = "video"
+	KindAudio    = "audio"
+	KindDocument = "document"
+	KindSticker  = "sticker"
+	KindLocation = "location"
+	KindContact  = "contact"
+	KindReaction = "reaction"
+	KindOther    = "other" // a kind remedy does not type (polls, calls, …): only id, chat, sender
+)
+
+// Message is an incoming WhatsApp message. Times are RFC 3339 in JSON.
+type Message struct {
+	ID   string `json:"id"`   // WhatsApp's message id: quote or react to it with this
+	From string `json:"from"` // the sender's phone number, digits only ("6281100000077")
+	// Chat is where the message was received and where a reply goes: the sender's JID
+	// ("6281100000077@s.whatsapp.net") or a group's ("120363…@g.us"). Send to it as is.
+	Chat string    `json:"chat"`
+	Text string    `json:"text"` // the text, or a media caption ("" if none)
+	Time time.Time `json:"time"` // when WhatsApp says it was sent
+	Kind string    `json:"kind"` // one of the Kind* constants
+	// Sender is the sender's JID ("…@s.whatsapp.net", or "…@lid" in groups that hide
+	// numbers); SenderName the name the sender gave WhatsApp (push name; may be empty).
+	Sender     string `json:"sender,omitempty"`
+	SenderName string `json:"sender_name,omitempty"`
+	// Group is the group's JID when the message came from a group ("" otherwise).
+	Group string `json:"group,omitempty"`
+	// QuotedID is the id of the message this one replies to (quotes); "" if none.
+	QuotedID string `json:"quoted_id,omitempty"`
+	// Mentions are the JIDs the message mentions.
+	Mentions []string  `json:"mentions,omitempty"`
+	Media    *Media    `json:"media,omitempty"`
+	Location *Location `json:"location,omitempty"`
+	Contact  *Contact  `json:"contact,omitempty"`
+	Reaction *Reaction `json:"reaction,omitempty"`
+}
+
+// Media describes an image, video, audio, document or sticker. The file stays on
+// WhatsApp's servers until it is asked for: GET URL on remedy's API (with remedy's API
+// token if it has one) downloads and decrypts it then.
+type Media struct {
+	URL      string `json:"url"`                 // remedy's API path: /api/v1/incoming/{message id}/media
+	MIME     string `json:"mime,omitempty"`      // "image/jpeg"
+	Size     uint64 `json:"size,omitempty"`      // bytes
+	FileName string `json:"file_name,omitempty"` // documents
+	SHA256   string `json:"sha256,omitempty"`    // of the decrypted file, hex
+	Seconds  uint32 `json:"seconds,omitempty"`   // audio and video length
+}
+
+// Location is a shared place.
+type Location struct {
+	Latitude  float64 `json:"latitude"`
+	Longitude float64 `json:"longitude"`
+	Name      string  `json:"name,omitempty"`
+	Address   string  `json:"address,omitempty"`
+}
+
+// Contact is a shared contact card.
+type Contact struct {
+	Name  string `json:"name"`
+	VCard string `json:"vcard"`
+}
+
+// Reaction is an emoji put on (or, with Emoji "", taken off) an earlier message.
+type Reaction struct {
+	MessageID string `json:"message_id"` // the message reacted to
+	Emoji     string `json:"emoji"`
+}
+
+// Receipt says that messages were delivered to or read by a recipient.
+type Receipt struct {
+	MessageIDs []string  `json:"message_ids"`
+	Chat       string    `json:"chat"`
+	From       string    `json:"from"`   // whose device sent the receipt, digits only
+	Status     string    `json:"status"` // delivered, read, played, sender (another of the account's devices), or WhatsApp's own word
+	Time       time.Time `json:"time"`
+}
+
+// Event is one delivery, decoded: Type, and the data of that type (Message for
+// "message", Receipt for "receipt"; for other types Data holds the raw JSON under the
+// type's key).
+type Event struct {
+	Type    string
+	Time    time.Time
+	Message *Message
+	Receipt *Receipt
+	Data    json.RawMessage
+}
+
+// NewMessage is the delivery of an incoming message.
+func NewMessage(m Message) Event { return Event{Type: TypeMessage, Time: m.Time, Message: &m} }
+
+// New is a delivery of another type with its data (JSON-encodable).
+func New(typ string, at time.Time, data any) (Event, error) {
+	if typ == "" || typ == TypeMessage {
+		return Event{}, fmt.Errorf("webhook: type %q needs its own constructor", typ)
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return Event{}, err
+	}
+	e := Event{Type: typ, Time: at, Data: b}
+	if typ == TypeReceipt {
+		var r Receipt
+		if err := json.Unmarshal(b, &r); err != nil {
+			return Event{}, err
+		}
+		e.Receipt = &r
+	}
+	return e, nil
+}
+
+// MarshalJSON writes the wire shape (see the package comment).
+func (e Event) MarshalJSON() ([]byte, error) {
+	if e.Type == TypeMessage {
+		if e.Message == nil {
+			return nil, errors.New("webhook: a message event without its message")
+		}
+		type plain Message // no methods: no recursion
+		return json.Marshal(struct {
+			Type string `json:"type"`
+			plain
+		}{e.Type, plain(*e.Message)})
+	}
+	data := e.Data
+	if data == nil && e.Receipt != nil {
+		b, err := json.Marshal(e.Receipt)
+		if err != nil {
+			return nil, err
+		}
+		data = b
+	}
+	if data == nil {
+		data = json.RawMessage("null")
+	}
+	t, _ := json.Marshal(e.Time)
+	return json.Marshal(map[string]json.RawMessage{"type": mustJSON(e.Type), "time": t, e.Type: data})
+}
+
+// UnmarshalJSON reads the wire shape.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var head map[string]json.RawMessage
+	if err := json.Unmarshal(b, &head); err != nil {
+		return err
+	}
+	var typ string
+	if err := json.Unmarshal(head["type"], &typ); err != nil || typ == "" {
+		return errors.New("webhook: a delivery without a type")
+	}
+	*e = Event{Type: typ}
+	if typ == TypeMessage {
+		var m Message
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		e.Message, e.Time = &m, m.Time
+		return nil
+	}
+	if t, ok := head["time"]; ok {
+		_ = json.Unmarshal(t, &e.Time)
+	}
+	e.Data = head[typ]
+	if typ == TypeReceipt && e.Data != nil {
+		var r Receipt
+		if err := json.Unmarshal(e.Data, &r); err != nil {
+			return err
+		}
+		e.Receipt = &r
+	}
+	return nil
+}
+
+func mustJSON(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
