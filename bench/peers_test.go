@@ -61,7 +61,7 @@ var (
 // -benchtime 1x).
 func BenchmarkPeersTuned(b *testing.B) { benchPeers(b, peersTuned) }
 
-// BenchmarkPeersDefault runs the peers with default intervals: about 12 minutes, so it
+// BenchmarkPeersDefault runs the peers with default intervals: about 16 minutes, so it
 // runs only with `bench/run --peers-default`.
 func BenchmarkPeersDefault(b *testing.B) { benchPeers(b, peersDefault) }
 
