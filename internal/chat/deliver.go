@@ -164,18 +164,42 @@ func (g *sendGuard) stopped(jid string, now time.Time) time.Time {
 
 // wait paces a send. A chat over its own rate is not waited for: the item comes back
 // when the chat may send again (queue.Later) and the worker moves on to other chats;
-// then the overall limiter, which every message waits for.
+// the overall limiter is waited for. The chat's token is taken when the message
+// leaves, after that wait: taken before it, a message delayed by the overall limit
+// left closer to the chat's next one than the chat's rate allows
+// (TestSendRateHoldsForAnyArrivalPattern).
 func (g *sendGuard) wait(ctx context.Context, jid string) error {
 	now := time.Now()
 	g.mu.Lock()
 	c := g.chat(jid, now)
 	g.mu.Unlock()
-	r := c.limiter.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
+	all := g.all.ReserveN(now, 1)
+	d := all.DelayFrom(now)
+	if tokens := c.limiter.TokensAt(now.Add(d)); tokens < 1 {
+		all.CancelAt(now)
+		return queue.Later(d + time.Duration((1-tokens)/float64(c.limiter.Limit())*float64(time.Second)))
+	}
+	if d > 0 {
+		if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
+			all.CancelAt(now)
+			return fmt.Errorf("the send rate's wait of %v would outlast the try's deadline", d)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			all.Cancel()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	now = time.Now()
+	if r := c.limiter.ReserveN(now, 1); r.DelayFrom(now) > 0 { // another worker sent to the chat meanwhile
+		d := r.DelayFrom(now)
 		r.CancelAt(now)
 		return queue.Later(d)
 	}
-	return g.all.Wait(ctx)
+	return nil
 }
 
 // refused records a refusal; it returns the end of a stop it starts now.
