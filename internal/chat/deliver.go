@@ -431,7 +431,10 @@ func (p *Pipeline) receiptWriter(ctx context.Context) {
 			case <-ctx.Done():
 			case <-time.After(receiptRetry):
 			}
-			p.receipts.wake <- struct{}{} // the writer's own slot: nobody else drains it
+			select { // try again (Receipt may have filled the slot meanwhile)
+			case p.receipts.wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -50,4 +51,44 @@ func TestReceiptsBurstWrittenByTheirOwner(t *testing.T) {
 	if fmt.Sprint(got) != "[{delivered 4900} {read 100}]" {
 		t.Fatalf("after Run: %v", got)
 	}
+}
+
+// A receipt that cannot be written (the store refuses writes) is kept and written once
+// the store is back; receipts arriving meanwhile join it, and the writer still stops
+// when Run ends. (The retry once blocked the writer on its own wake-up slot, which a
+// receipt given meanwhile had filled: Run never returned.)
+func TestReceiptsKeptThroughAFailedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		p, db := sendPipeline(t, ctx, &wire{}, &eventLog{}, SendLimits{})
+		for _, id := range []string{"3EB0A", "3EB0B"} {
+			if _, err := db.Exec(ctx, `INSERT INTO outgoing(id, chat, status, created, updated, sent_at) VALUES (?, 'c', 'sent', 1, 1, 1)`, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.Exec(ctx, `PRAGMA query_only = 1`); err != nil { // the writer is one connection
+			t.Fatal(err)
+		}
+		stopped := make(chan struct{})
+		go func() { p.Run(ctx); close(stopped) }()
+		p.Receipt([]string{"3EB0A"}, StatusDelivered, time.Now())
+		synctest.Wait()
+		p.Receipt([]string{"3EB0B"}, StatusRead, time.Now())
+		time.Sleep(3 * receiptRetry)
+		synctest.Wait()
+		if _, err := db.Exec(ctx, `PRAGMA query_only = 0`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * receiptRetry)
+		synctest.Wait()
+		var got []string
+		if err := db.Select(ctx, &got, `SELECT status FROM outgoing ORDER BY id`); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != "[delivered read]" {
+			t.Fatalf("after the fault: %v", got)
+		}
+		cancel()
+		<-stopped
+	})
 }
