@@ -161,13 +161,18 @@ func (g *sendGuard) stopped(jid string, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// wait paces a send: the chat's limiter, then the overall one.
+// wait paces a send. A chat over its own rate is not waited for: the item comes back
+// when the chat may send again (queue.Later) and the worker moves on to other chats;
+// then the overall limiter, which every message waits for.
 func (g *sendGuard) wait(ctx context.Context, jid string) error {
+	now := time.Now()
 	g.mu.Lock()
-	c := g.chat(jid, time.Now())
+	c := g.chat(jid, now)
 	g.mu.Unlock()
-	if err := c.limiter.Wait(ctx); err != nil {
-		return err
+	r := c.limiter.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return queue.Later(d)
 	}
 	return g.all.Wait(ctx)
 }
@@ -231,7 +236,7 @@ func (p *Pipeline) deliver(ctx context.Context, it queue.Item) error {
 		// A reply queued by Pipeline.Send (and items queued before the send API): paced
 		// like every message.
 		if err := p.guard.wait(ctx, o.To); err != nil {
-			return fmt.Errorf("waiting for the send rate: %w", err)
+			return err // queue.Later: the chat's rate; or the item's deadline
 		}
 		if err := p.sender.SendText(ctx, o.To, o.Text); err != nil {
 			return err
@@ -258,7 +263,7 @@ func (p *Pipeline) deliver(ctx context.Context, it queue.Item) error {
 		}
 	}
 	if err := p.guard.wait(ctx, o.Chat); err != nil {
-		return fmt.Errorf("waiting for the send rate: %w", err)
+		return err // queue.Later: the chat's rate; or the item's deadline
 	}
 	err := p.messages.SendMessage(ctx, o, media)
 	if err == nil {

@@ -260,3 +260,43 @@ func TestRefusingChatIsStoppedAndReplayable(t *testing.T) {
 		}
 	})
 }
+
+// The default send limits pace a burst: one chat gets its burst at once and then 20 a
+// minute; the overall limit (30 a minute after a burst of 10) holds across chats.
+func TestDefaultSendRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w := &wire{}
+		p, _ := sendPipeline(t, ctx, w, &eventLog{}, SendLimits{})
+		stopped := make(chan struct{})
+		go func() { p.Run(ctx); close(stopped) }()
+		defer func() { cancel(); <-stopped }() // the worker is busy when the test ends
+		for i := range 30 {
+			if _, err := p.SendMessage(ctx, Outgoing{To: "6281100000001", Text: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 30 {
+			if _, err := p.SendMessage(ctx, Outgoing{To: fmt.Sprintf("62811000001%02d", i), Text: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		count := func() (one, all int) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return len(w.perChat["6281100000001@s.whatsapp.net"]), len(w.sent)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if one, all := count(); one != DefaultSendLimits.ChatBurst || all != DefaultSendLimits.Burst {
+			t.Fatalf("at once: %d to the chat, %d in all; want the bursts %d and %d", one, all, DefaultSendLimits.ChatBurst, DefaultSendLimits.Burst)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		// A minute later: the overall burst plus 30 a minute, give or take the one in flight.
+		if one, all := count(); all < 39 || all > 41 || one > DefaultSendLimits.ChatBurst+21 {
+			t.Fatalf("after a minute: %d to the chat, %d in all", one, all)
+		}
+	})
+}

@@ -1,8 +1,11 @@
 package queue
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 )
 
 // next is the query for the id of the next item to claim (parameters: queue, now).
@@ -38,6 +41,34 @@ func (q *Queue) head(alias string) string {
 func (q *Queue) groupExpr(alias string) string {
 	field := strings.ReplaceAll(q.opts.Group, "'", "")
 	return "(CASE WHEN json_valid(" + alias + ".payload) THEN json_extract(" + alias + ".payload, '$." + field + "') END)"
+}
+
+// laterError is a handler's "not now": the item was not tried.
+type laterError struct{ after time.Duration }
+
+func (e laterError) Error() string { return fmt.Sprintf("not now; again in %v", e.after) }
+
+// Later is what a handler returns for an item it did not try yet and wants back after d
+// (a rate limit's wait): the item is ready again then, the try is not counted, and no
+// HANDLER_ERROR is reported. In a grouped queue the other groups move meanwhile — a
+// handler that waited instead would hold up every group behind one.
+func Later(d time.Duration) error { return laterError{after: max(d, time.Millisecond)} }
+
+func later(err error) (time.Duration, bool) {
+	var l laterError
+	if errors.As(err, &l) {
+		return l.after, true
+	}
+	return 0, false
+}
+
+// postpone makes an item ready again after d without counting the try.
+func (q *Queue) postpone(ctx context.Context, it Item, d time.Duration) {
+	now := time.Now()
+	if _, err := q.db.Exec(ctx, `UPDATE queue_items SET state = 'ready', attempts = max(attempts - 1, 0), updated = ?, available_at = ?
+		WHERE id = ? AND state = 'working'`, now.UnixMilli(), now.Add(d).UnixMilli(), it.ID); err != nil {
+		q.opts.Logger.Error("queue postpone", "queue", q.opts.Name, "item", it.ID, "error", err)
+	}
 }
 
 // permanentError marks a handler's failure that a retry cannot mend.

@@ -387,6 +387,10 @@ func (q *Queue) process(ctx context.Context, it Item) bool {
 	// The outcome is recorded even if the workers are being restarted.
 	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer ocancel()
+	if d, ok := later(err); ok {
+		q.postpone(octx, it, d)
+		return false
+	}
 	q.failed.Add(1)
 	q.emit("HANDLER_ERROR", fmt.Sprintf("item %d attempt %d: %v", it.ID, it.Attempts, err), 0)
 	q.retryOrDeadLetter(octx, it, err)
