@@ -163,7 +163,7 @@ func TestReporterNextAgreesWithSchedule(t *testing.T) {
 	if _, err := db.Exec(ctx, `INSERT INTO reports(ts, since, body) VALUES (?, 0, 'x')`, at(10, 9).UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
-	check(at(10, 10), at(11, 9)) // today's is out
+	check(at(10, 10), at(11, 9))  // today's is out
 	check(at(11, 10), at(11, 10)) // 11th's was missed: due now, not on the 12th
 	if _, err := r.Next(ctx, "61 * * * *", loc, at(10, 8)); err == nil {
 		t.Fatal("a bad spec gave no error")

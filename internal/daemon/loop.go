@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/service"
