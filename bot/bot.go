@@ -34,8 +34,14 @@ import (
 // reaction; quote, group, sender name). See package webhook for the fields.
 type Message = webhook.Message
 
-// Event is a delivery that is not a message: a receipt ("receipt"), a send outcome.
+// Event is a delivery that is not a message: a receipt (Type "receipt", Event.Receipt)
+// or a send outcome ("send_outcome", Event.SendOutcome). See package webhook.
 type Event = webhook.Event
+
+// SendOutcome is how a message sent with Send or Reply ended: Status "sent" once
+// WhatsApp's server acknowledged it, or "failed" with Reason once it was dead-lettered
+// (a replay that succeeds is then "sent"). Delivered and read come as receipts.
+type SendOutcome = webhook.SendOutcome
 
 // Handler handles the messages that are not remedy's admin commands. An error retries
 // the message later (at least once delivery); ctx ends at the inbound queue's
@@ -51,8 +57,10 @@ type HandlerFunc func(ctx context.Context, b *Bot, m Message) error
 func (f HandlerFunc) HandleMessage(ctx context.Context, b *Bot, m Message) error { return f(ctx, b, m) }
 
 // EventHandler is optional: a Handler that is also an EventHandler gets the deliveries
-// that are not messages too — receipts ("receipt"), and types added later (an error
-// retries them, as for messages).
+// that are not messages too — receipts ("receipt"), the outcome of each message it sent
+// ("send_outcome": sent, or failed with a reason), and types added later; it should
+// ignore types it does not know. They are durable and retried as messages are (an
+// error retries them: at least once).
 type EventHandler interface {
 	HandleEvent(ctx context.Context, b *Bot, e Event) error
 }
