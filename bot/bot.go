@@ -66,21 +66,28 @@ type EventHandler interface {
 }
 
 // Config configures a Bot. File is read first (remedy.yaml: every key of README's
-// table), then the REMEDY_* variables, then the fields set here override.
+// table), then the REMEDY_* variables, then the fields set here override; a zero field
+// keeps what the file and variables say.
 type Config struct {
-	File    string // "" for the built-in defaults
-	DataDir string // default ./data
+	// File is the configuration file; it must exist ("" runs on the built-in defaults,
+	// unlike `remedy run`, which reads ./remedy.yaml when there is one).
+	File    string
+	DataDir string // remedy's databases and spools (default ./data)
 	// Listen is the dashboard and API address (default 127.0.0.1:8080; ":0" picks a free
 	// port: Addr says which).
 	Listen string
 	// Store is WhatsApp's device store (default DATA_DIR/whatsapp.db); pair it with
 	// `remedy pair` or the dashboard's Pair button.
 	Store string
-	// Admins are the numbers allowed remedy's admin commands and told of alerts.
+	// Admins are the numbers allowed remedy's admin commands and told of alerts, in
+	// international format ("+6281100000009").
 	Admins []string
-	// CommandPrefix of remedy's admin commands (default "!").
+	// CommandPrefix of remedy's admin commands (default "!"): only remedy's command
+	// names after it, from Admins, are remedy's; every other message goes to Handler.
 	CommandPrefix string
-	Handler       Handler
+	// Handler gets every message that is not remedy's (nil: remedy answers only its
+	// admin commands). If it is also an EventHandler it gets receipts and send outcomes.
+	Handler Handler
 	Logger        *slog.Logger // default: text on stderr
 	DryRun        bool         // decide and record every recovery action, run none
 	// WhatsAppHTTP dials WhatsApp (tests: a fake server on loopback); nil: the network.
@@ -139,11 +146,13 @@ func New(ctx context.Context, c Config) (*Bot, error) {
 }
 
 // Run runs remedy until ctx ends, then stops in order (intake first, the queues finish
-// what they hold, WhatsApp disconnects, the databases close). It listens first if
-// Listen was not called.
+// what they hold, WhatsApp disconnects, the databases close) and returns nil. It
+// listens first if Listen was not called; its error is the listener's (the address in
+// use) or a failure to start.
 func (b *Bot) Run(ctx context.Context) error { return b.d.Run(ctx) }
 
-// Listen opens the API's listener before Run, so Addr is known (":0").
+// Listen opens the API's listener before Run, so Addr is known (":0"). Its error is
+// the listener's (the address in use, a non-loopback address without an API token).
 func (b *Bot) Listen() error { return b.d.Listen() }
 
 // Addr is the API and dashboard address ("" before Listen or Run).

@@ -58,6 +58,14 @@ func TestSendAndReceipts(t *testing.T) {
 	if _, err := b.Send(ctx, bot.Outgoing{To: "not a number", Text: "x"}); !errors.Is(err, bot.ErrInvalid) {
 		t.Fatalf("a bad recipient: %v", err)
 	}
+	// Media WhatsApp does not take (the API's 415 and 413) is invalid too, as Send's
+	// doc says; before, it was an internal type a bot could not test for.
+	if _, err := b.Send(ctx, bot.Outgoing{To: "6281100000077", Media: &bot.Media{Kind: "image", MIME: "image/gif", Data: []byte("GIF89a")}}); !errors.Is(err, bot.ErrInvalid) {
+		t.Fatalf("a GIF as an image: %v", err)
+	}
+	if _, err := b.Send(ctx, bot.Outgoing{To: "6281100000077", Media: &bot.Media{Kind: "sticker", MIME: "image/webp", Data: make([]byte, 600<<10)}}); !errors.Is(err, bot.ErrInvalid) {
+		t.Fatalf("a sticker over its limit: %v", err)
+	}
 	p, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")
 	if err != nil {
 		t.Fatal(err)
