@@ -88,8 +88,8 @@ type Config struct {
 	// Handler gets every message that is not remedy's (nil: remedy answers only its
 	// admin commands). If it is also an EventHandler it gets receipts and send outcomes.
 	Handler Handler
-	Logger        *slog.Logger // default: text on stderr
-	DryRun        bool         // decide and record every recovery action, run none
+	Logger  *slog.Logger // default: text on stderr
+	DryRun  bool         // decide and record every recovery action, run none
 	// WhatsAppHTTP dials WhatsApp (tests: a fake server on loopback); nil: the network.
 	WhatsAppHTTP *http.Client
 }
