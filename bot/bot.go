@@ -152,7 +152,7 @@ func New(ctx context.Context, c Config) (*Bot, error) {
 func (b *Bot) Run(ctx context.Context) error { return b.d.Run(ctx) }
 
 // Listen opens the API's listener before Run, so Addr is known (":0"). Its error is
-// the listener's (the address in use, a non-loopback address without an API token).
+// the listener's (the address in use, say).
 func (b *Bot) Listen() error { return b.d.Listen() }
 
 // Addr is the API and dashboard address ("" before Listen or Run).
