@@ -102,7 +102,8 @@ type Bot struct {
 
 // New reads the configuration, opens the data directory and WhatsApp's device store,
 // and builds remedy; nothing runs until Run. Errors: the configuration's (every one,
-// "file:line:col: …"), the policies' (likewise), a data directory another remedy
+// "file:line:col: …"; "bot.Config: key: …" for a field set here, checked by the same
+// rules, e.g. a Listen other machines reach without a token), the policies' (likewise), a data directory another remedy
 // holds, a device store in use.
 func New(ctx context.Context, c Config) (*Bot, error) {
 	cfg, err := config.Load(c.File, os.Getenv)
@@ -126,6 +127,11 @@ func New(ctx context.Context, c Config) (*Bot, error) {
 	}
 	if c.DryRun {
 		cfg.DryRun = true
+	}
+	// The fields are held to the file's rules: a Listen other machines reach needs a
+	// token, a CommandPrefix is one word, an admin is a number.
+	if err := cfg.Check("bot.Config"); err != nil {
+		return nil, err
 	}
 	log := c.Logger
 	if log == nil {
