@@ -18,8 +18,16 @@ const (
 	// TimestampHeader is the time of the attempt, in Unix seconds.
 	TimestampHeader = "X-Remedy-Timestamp"
 	// SignatureHeader is "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)),
-	// present when a secret is configured (whatsapp.handler.secret_env).
-	SignatureHeader = "X-Remedy-Signature"
+	// present when a secret is configured: remedy's one signature scheme, on every
+	// webhook it posts (whatsapp.handler, alerts.webhook, the WEBHOOK action), so Read
+	// and Verify check any of them.
+	SignatureHeader = "X-Remedy-Signature-V2"
+	// LegacySignatureHeader is the first scheme, "sha256=" + hex(HMAC-SHA256(secret,
+	// body)) without a timestamp (a captured request can be replayed at any time). The
+	// alert webhook and the WEBHOOK action still send it beside SignatureHeader, for
+	// receivers written before; the handler's deliveries never carry it. Verify does not
+	// accept it.
+	LegacySignatureHeader = "X-Remedy-Signature"
 	// DeliveryHeader is the delivery's id: the same on every retry of one delivery, so
 	// a handler that saw it already can answer 200 without acting twice.
 	DeliveryHeader = "X-Remedy-Delivery"
