@@ -35,6 +35,16 @@ type Runtime struct {
 	targets []sampleTarget
 	strs    map[string]*strBox
 	floats  map[string]*floatCell
+	// sites are the cells that helper calls' results are boxed in. They belong to the
+	// runtime, not to the compiled Condition, because a Condition is shared by engines
+	// (the daemon's, the policy tester's) that run on different goroutines.
+	sites map[*Site]*siteCell
+}
+
+// siteCell boxes one helper call's result: an int for count(), a float otherwise.
+type siteCell struct {
+	f *floatCell
+	i *intCell
 }
 
 // slotKey is an event or label key: its env key, slot, and field or label name.
@@ -68,7 +78,7 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 		firing = func(string) bool { return false }
 	}
 	r := &Runtime{loc: loc, firing: firing, env: map[string]any{}, metricC: map[string]*metricSlot{},
-		strs: map[string]*strBox{}, floats: map[string]*floatCell{}}
+		strs: map[string]*strBox{}, floats: map[string]*floatCell{}, sites: map[*Site]*siteCell{}}
 	r.env[callName] = r.call
 	return r
 }
@@ -78,6 +88,13 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 // kept, so a reload does not forget recent samples.
 func (r *Runtime) Prepare(conds []*Condition) {
 	r.hist.prepare(conds)
+	sites := make(map[*Site]*siteCell, len(r.sites))
+	for _, c := range conds {
+		for _, s := range c.sites {
+			sites[s] = r.siteCell(s)
+		}
+	}
+	r.sites = sites // cells of conditions no longer prepared are dropped
 	keys := map[string]int{}
 	n := len(r.vals)
 	for _, c := range conds {
@@ -313,12 +330,27 @@ func (r *Runtime) call(arg any) any {
 	return r.siteValue(s)
 }
 
+// siteCell returns s's cell, made on first use (a condition evaluated without Prepare).
+func (r *Runtime) siteCell(s *Site) *siteCell {
+	if c := r.sites[s]; c != nil {
+		return c
+	}
+	c := &siteCell{}
+	if s.Func == FuncCount {
+		c.i = newIntCell()
+	} else {
+		c.f = newFloatCell(math.NaN())
+	}
+	r.sites[s] = c
+	return c
+}
+
 func (r *Runtime) siteValue(s *Site) any {
 	switch s.Func {
 	case FuncCount:
-		return s.int.set(r.hist.count(s.Name, r.now, s.Window))
+		return r.siteCell(s).i.set(r.hist.count(s.Name, r.now, s.Window))
 	case FuncSince:
-		return s.float.set(r.hist.since(s.Name, r.now))
+		return r.siteCell(s).f.set(r.hist.since(s.Name, r.now))
 	case FuncFiring:
 		return r.firing(s.Name)
 	case FuncHour:
@@ -326,7 +358,7 @@ func (r *Runtime) siteValue(s *Site) any {
 	case FuncWeekday:
 		return int(r.now.In(r.loc).Weekday())
 	default:
-		return s.float.set(r.hist.aggregate(s.Func, s.Name, r.now, s.Window))
+		return r.siteCell(s).f.set(r.hist.aggregate(s.Func, s.Name, r.now, s.Window))
 	}
 }
 
