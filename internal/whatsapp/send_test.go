@@ -61,6 +61,7 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 	})
 	ctx := context.Background()
 	var err error
+	var ids []string
 	for _, text := range []string{"!status", "!alerts"} {
 		var id string
 		s.Each(func(fc *wafake.Conn) {
@@ -75,6 +76,14 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%q never arrived", text)
+		}
+		ids = append(ids, id)
+	}
+	// The handler returns before whatsmeow sends the receipt; closing the client while it
+	// does trips whatsmeow's own race between a frame's send and the socket's close.
+	for deadline := time.Now().Add(10 * time.Second); len(s.Receipts()) < len(ids); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("receipts %v for messages %v", s.Receipts(), ids)
 		}
 	}
 }
