@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
+	remedyhook "github.com/remedy-run/remedy/webhook"
 )
 
 func execExecutor(t *testing.T, deps Deps) (*Executor, chan engine.Event, *audit) {
@@ -98,6 +99,7 @@ func TestSplitWords(t *testing.T) {
 func TestWebhookSignsAndReports(t *testing.T) {
 	var mu sync.Mutex
 	var gotSig, gotBody string
+	var verr error
 	status := http.StatusOK
 	setStatus := func(s int) { mu.Lock(); status = s; mu.Unlock() }
 	got := func() (string, string) { mu.Lock(); defer mu.Unlock(); return gotBody, gotSig }
@@ -106,6 +108,7 @@ func TestWebhookSignsAndReports(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		gotBody, gotSig = string(b), r.Header.Get(SignatureHeader)
+		verr = remedyhook.Verify([]byte("s3cret"), r.Header.Get(remedyhook.TimestampHeader), r.Header.Get(remedyhook.SignatureHeader), b, time.Now(), 0)
 		st := status
 		mu.Unlock()
 		if st == 0 {
@@ -131,6 +134,11 @@ func TestWebhookSignsAndReports(t *testing.T) {
 	if !hmac.Equal([]byte(sig), []byte(Sign([]byte("s3cret"), []byte(body)))) {
 		t.Fatalf("signature %s does not match the body", sig)
 	}
+	mu.Lock()
+	if verr != nil { // the one scheme, as the bot's handler deliveries are checked
+		t.Fatalf("webhook.Verify: %v", verr)
+	}
+	mu.Unlock()
 	setStatus(http.StatusInternalServerError)
 	if ev := runOne(t, x, results, decision(2, "WEBHOOK", p, 5*time.Second)); ev.Code != engine.CodeActionFailed || !strings.Contains(ev.Message, "500") {
 		t.Fatalf("%v", ev)

@@ -10,17 +10,31 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
+
+	remedyhook "github.com/remedy-run/remedy/webhook"
 )
 
-// SignatureHeader carries the HMAC-SHA256 of a webhook's body: "sha256=<hex>".
-const SignatureHeader = "X-Remedy-Signature"
+// SignatureHeader carries the first scheme's HMAC-SHA256 of a webhook's body alone:
+// "sha256=<hex>" (webhook.LegacySignatureHeader), kept for receivers written before.
+const SignatureHeader = remedyhook.LegacySignatureHeader
 
-// Sign returns the signature header value for body.
+// Sign returns the first scheme's signature header value for body.
 func Sign(secret, body []byte) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// SignHeaders signs a webhook's body as every remedy webhook is signed:
+// X-Remedy-Timestamp with webhook.SignatureHeader (HMAC over timestamp.body, checked by
+// webhook.Verify, bounded replays), and the first scheme's body-only SignatureHeader
+// beside it, so receivers written for either verify.
+func SignHeaders(h http.Header, secret, body []byte, now time.Time) {
+	h.Set(remedyhook.TimestampHeader, strconv.FormatInt(now.Unix(), 10))
+	h.Set(remedyhook.SignatureHeader, remedyhook.Sign(secret, now, body))
+	h.Set(SignatureHeader, Sign(secret, body))
 }
 
 // webhookPayload is what WEBHOOK posts.
@@ -59,7 +73,7 @@ func webhook(ctx context.Context, d Deps, p Params) error {
 		if secret == "" {
 			return fmt.Errorf("secret_env %s is empty", name)
 		}
-		req.Header.Set(SignatureHeader, Sign([]byte(secret), body))
+		SignHeaders(req.Header, []byte(secret), body, time.Now())
 	}
 	resp, err := d.HTTP.Do(req)
 	if err != nil {

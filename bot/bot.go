@@ -34,8 +34,14 @@ import (
 // reaction; quote, group, sender name). See package webhook for the fields.
 type Message = webhook.Message
 
-// Event is a delivery that is not a message: a receipt ("receipt"), a send outcome.
+// Event is a delivery that is not a message: a receipt (Type "receipt", Event.Receipt)
+// or a send outcome ("send_outcome", Event.SendOutcome). See package webhook.
 type Event = webhook.Event
+
+// SendOutcome is how a message sent with Send or Reply ended: Status "sent" once
+// WhatsApp's server acknowledged it, or "failed" with Reason once it was dead-lettered
+// (a replay that succeeds is then "sent"). Delivered and read come as receipts.
+type SendOutcome = webhook.SendOutcome
 
 // Handler handles the messages that are not remedy's admin commands. An error retries
 // the message later (at least once delivery); ctx ends at the inbound queue's
@@ -51,30 +57,39 @@ type HandlerFunc func(ctx context.Context, b *Bot, m Message) error
 func (f HandlerFunc) HandleMessage(ctx context.Context, b *Bot, m Message) error { return f(ctx, b, m) }
 
 // EventHandler is optional: a Handler that is also an EventHandler gets the deliveries
-// that are not messages too — receipts ("receipt"), and types added later (an error
-// retries them, as for messages).
+// that are not messages too — receipts ("receipt"), the outcome of each message it sent
+// ("send_outcome": sent, or failed with a reason), and types added later; it should
+// ignore types it does not know. They are durable and retried as messages are (an
+// error retries them: at least once).
 type EventHandler interface {
 	HandleEvent(ctx context.Context, b *Bot, e Event) error
 }
 
 // Config configures a Bot. File is read first (remedy.yaml: every key of README's
-// table), then the REMEDY_* variables, then the fields set here override.
+// table), then the REMEDY_* variables, then the fields set here override; a zero field
+// keeps what the file and variables say.
 type Config struct {
-	File    string // "" for the built-in defaults
-	DataDir string // default ./data
+	// File is the configuration file; it must exist ("" runs on the built-in defaults,
+	// unlike `remedy run`, which reads ./remedy.yaml when there is one).
+	File    string
+	DataDir string // remedy's databases and spools (default ./data)
 	// Listen is the dashboard and API address (default 127.0.0.1:8080; ":0" picks a free
 	// port: Addr says which).
 	Listen string
 	// Store is WhatsApp's device store (default DATA_DIR/whatsapp.db); pair it with
 	// `remedy pair` or the dashboard's Pair button.
 	Store string
-	// Admins are the numbers allowed remedy's admin commands and told of alerts.
+	// Admins are the numbers allowed remedy's admin commands and told of alerts, in
+	// international format ("+6281100000009").
 	Admins []string
-	// CommandPrefix of remedy's admin commands (default "!").
+	// CommandPrefix of remedy's admin commands (default "!"): only remedy's command
+	// names after it, from Admins, are remedy's; every other message goes to Handler.
 	CommandPrefix string
-	Handler       Handler
-	Logger        *slog.Logger // default: text on stderr
-	DryRun        bool         // decide and record every recovery action, run none
+	// Handler gets every message that is not remedy's (nil: remedy answers only its
+	// admin commands). If it is also an EventHandler it gets receipts and send outcomes.
+	Handler Handler
+	Logger  *slog.Logger // default: text on stderr
+	DryRun  bool         // decide and record every recovery action, run none
 	// WhatsAppHTTP dials WhatsApp (tests: a fake server on loopback); nil: the network.
 	WhatsAppHTTP *http.Client
 }
@@ -87,7 +102,8 @@ type Bot struct {
 
 // New reads the configuration, opens the data directory and WhatsApp's device store,
 // and builds remedy; nothing runs until Run. Errors: the configuration's (every one,
-// "file:line:col: …"), the policies' (likewise), a data directory another remedy
+// "file:line:col: …"; "bot.Config: key: …" for a field set here, checked by the same
+// rules, e.g. a Listen other machines reach without a token), the policies' (likewise), a data directory another remedy
 // holds, a device store in use.
 func New(ctx context.Context, c Config) (*Bot, error) {
 	cfg, err := config.Load(c.File, os.Getenv)
@@ -112,6 +128,11 @@ func New(ctx context.Context, c Config) (*Bot, error) {
 	if c.DryRun {
 		cfg.DryRun = true
 	}
+	// The fields are held to the file's rules: a Listen other machines reach needs a
+	// token, a CommandPrefix is one word, an admin is a number.
+	if err := cfg.Check("bot.Config"); err != nil {
+		return nil, err
+	}
 	log := c.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -131,11 +152,13 @@ func New(ctx context.Context, c Config) (*Bot, error) {
 }
 
 // Run runs remedy until ctx ends, then stops in order (intake first, the queues finish
-// what they hold, WhatsApp disconnects, the databases close). It listens first if
-// Listen was not called.
+// what they hold, WhatsApp disconnects, the databases close) and returns nil. It
+// listens first if Listen was not called; its error is the listener's (the address in
+// use) or a failure to start.
 func (b *Bot) Run(ctx context.Context) error { return b.d.Run(ctx) }
 
-// Listen opens the API's listener before Run, so Addr is known (":0").
+// Listen opens the API's listener before Run, so Addr is known (":0"). Its error is
+// the listener's (the address in use, say).
 func (b *Bot) Listen() error { return b.d.Listen() }
 
 // Addr is the API and dashboard address ("" before Listen or Run).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,14 @@ func TestSendAndReceipts(t *testing.T) {
 	if _, err := b.Send(ctx, bot.Outgoing{To: "not a number", Text: "x"}); !errors.Is(err, bot.ErrInvalid) {
 		t.Fatalf("a bad recipient: %v", err)
 	}
+	// Media WhatsApp does not take (the API's 415 and 413) is invalid too, as Send's
+	// doc says; before, it was an internal type a bot could not test for.
+	if _, err := b.Send(ctx, bot.Outgoing{To: "6281100000077", Media: &bot.Media{Kind: "image", MIME: "image/gif", Data: []byte("GIF89a")}}); !errors.Is(err, bot.ErrInvalid) {
+		t.Fatalf("a GIF as an image: %v", err)
+	}
+	if _, err := b.Send(ctx, bot.Outgoing{To: "6281100000077", Media: &bot.Media{Kind: "sticker", MIME: "image/webp", Data: make([]byte, 600<<10)}}); !errors.Is(err, bot.ErrInvalid) {
+		t.Fatalf("a sticker over its limit: %v", err)
+	}
 	p, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")
 	if err != nil {
 		t.Fatal(err)
@@ -95,4 +104,52 @@ func TestSendAndReceipts(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// The end of every message the bot sends reaches HandleEvent as a typed send_outcome,
+// through the real client and the fake server: "sent" once the server acknowledged it
+// (with its id, chat, key and attempts), "failed" with the reason once WhatsApp refused
+// it (403: not authorized) and it was dead-lettered. Before, nothing called Notify: the
+// bot never heard of either.
+func TestSendOutcomesReachTheHandler(t *testing.T) {
+	h := &recorder{}
+	b, s := bottest.Start(t, bot.Config{Handler: h})
+	ctx := context.Background()
+	s.RefuseTo("6281100000099@s.whatsapp.net", 403)
+	okID, err := b.Send(ctx, bot.Outgoing{To: "+6281100000088", Text: "hi", IdempotencyKey: "k-ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badID, err := b.Send(ctx, bot.Outgoing{To: "+6281100000099", Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcome := func(id string) *bot.SendOutcome {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, e := range h.events {
+			if e.Type == "send_outcome" && e.SendOutcome != nil && e.SendOutcome.ID == id {
+				return e.SendOutcome
+			}
+		}
+		return nil
+	}
+	bottest.Eventually(t, "both outcomes at HandleEvent", func() bool { return outcome(okID) != nil && outcome(badID) != nil })
+	if o := outcome(okID); o.Status != "sent" || o.Chat != "6281100000088@s.whatsapp.net" || o.IdempotencyKey != "k-ok" || o.Attempts != 1 || o.Reason != "" {
+		t.Fatalf("sent: %+v", o)
+	}
+	if o := outcome(badID); o.Status != "failed" || !strings.HasPrefix(o.Reason, "refused") || o.Chat != "6281100000099@s.whatsapp.net" {
+		t.Fatalf("failed: %+v", o)
+	}
+	h.mu.Lock()
+	n := 0
+	for _, e := range h.events {
+		if e.Type == "send_outcome" {
+			n++
+		}
+	}
+	h.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d outcomes for 2 messages", n)
+	}
 }

@@ -2,8 +2,11 @@ package bot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/remedy-run/remedy/internal/chat"
+	"github.com/remedy-run/remedy/internal/queue"
 )
 
 // send queues o through the send API's path (the same checks, statuses, rate limit and
@@ -17,5 +20,14 @@ func (b *Bot) send(ctx context.Context, o Outgoing) (string, error) {
 	if m := o.Media; m != nil {
 		out.Media = &chat.Media{Kind: m.Kind, MIME: m.MIME, FileName: m.FileName, Size: int64(len(m.Data)), Data: m.Data}
 	}
-	return b.d.SendMessage(ctx, out)
+	id, err := b.d.SendMessage(ctx, out)
+	var me *chat.MediaError
+	switch {
+	case errors.As(err, &me):
+		// The API answers these 413/415; to a Go caller they are invalid input like the rest.
+		return "", fmt.Errorf("%w: %v", ErrInvalid, err)
+	case errors.Is(err, queue.ErrFull):
+		return "", fmt.Errorf("%w: %v", ErrQueueFull, err)
+	}
+	return id, err
 }

@@ -2,13 +2,20 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/remedy-run/remedy/internal/chat"
 )
 
-// ErrInvalid: the message cannot be sent as given.
+// ErrInvalid is returned (wrapped, saying what) by Send and Reply for a message that
+// cannot be sent as given: fix the message, do not retry it.
 var ErrInvalid = chat.ErrInvalid
+
+// ErrQueueFull is returned (wrapped) by Send and Reply when the outbound queue holds its
+// capacity (queues.outbound.capacity, 10,000 by default): nothing was queued; retry
+// later (the HTTP API answers 429 with Retry-After).
+var ErrQueueFull = errors.New("the outbound queue is full")
 
 // Outgoing is a message to send. To is a phone number in international format
 // ("+62 811…"), a user JID or a group JID (Message.Chat: reply where a message came
@@ -48,7 +55,7 @@ type Media struct {
 // delivery survives disconnects and restarts, keeps order per chat and respects the send
 // rate limit — the path of POST /api/v1/messages. Errors: ErrWhatsAppOff; ErrInvalid
 // (wrapped, saying what: a bad recipient, nothing to send, media over its limit or of a
-// type WhatsApp does not take); a full queue; the store's.
+// type WhatsApp does not take); ErrQueueFull; the store's (retry later).
 func (b *Bot) Send(ctx context.Context, o Outgoing) (string, error) {
 	if o.To == "" {
 		return "", fmt.Errorf("%w: no recipient", ErrInvalid)
@@ -59,7 +66,9 @@ func (b *Bot) Send(ctx context.Context, o Outgoing) (string, error) {
 	return b.send(ctx, o)
 }
 
-// Reply answers m in its chat (a group's for a group message), quoting it.
+// Reply answers m in its chat (a group's for a group message), quoting it, through
+// Send (the same queue and errors). A handler that returns Reply's error has m
+// delivered again, so a reply that failed to queue is tried again.
 func (b *Bot) Reply(ctx context.Context, m Message, text string) error {
 	_, err := b.Send(ctx, Outgoing{To: m.Chat, Text: text, ReplyTo: m.ID, ReplyToSender: m.Sender})
 	return err

@@ -13,7 +13,6 @@ package conditions
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -63,8 +62,6 @@ type Site struct {
 	Name   string        // metric name, event code or policy name
 	Window time.Duration // for windowed functions
 	Text   string        // the call as written, for explanations
-	float  *floatCell
-	int    *intCell
 }
 
 // Uses lists what an expression reads, so the engine keeps only the history it needs.
@@ -284,13 +281,6 @@ func (r *rewriter) call(node *ast.Node, n *ast.CallNode) {
 			return
 		}
 		s.Window = w
-	}
-	switch fn {
-	case FuncCount:
-		s.int = newIntCell()
-	case FuncFiring, FuncHour, FuncWeekday:
-	default:
-		s.float = newFloatCell(math.NaN())
 	}
 	r.sites = append(r.sites, s)
 	ast.Patch(node, &ast.CallNode{

@@ -27,6 +27,7 @@ type Runtime struct {
 	// written into env only when a fast condition falls back to expr (syncEnv).
 	vals    []value
 	sync    []bool
+	used    []bool // the slots of the keys the prepared conditions read
 	eventK  []slotKey
 	labelK  []slotKey
 	metricC map[string]*metricSlot
@@ -35,6 +36,16 @@ type Runtime struct {
 	targets []sampleTarget
 	strs    map[string]*strBox
 	floats  map[string]*floatCell
+	// sites are the cells that helper calls' results are boxed in. They belong to the
+	// runtime, not to the compiled Condition, because a Condition is shared by engines
+	// (the daemon's, the policy tester's) that run on different goroutines.
+	sites map[*Site]*siteCell
+}
+
+// siteCell boxes one helper call's result: an int for count(), a float otherwise.
+type siteCell struct {
+	f *floatCell
+	i *intCell
 }
 
 // slotKey is an event or label key: its env key, slot, and field or label name.
@@ -68,7 +79,7 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 		firing = func(string) bool { return false }
 	}
 	r := &Runtime{loc: loc, firing: firing, env: map[string]any{}, metricC: map[string]*metricSlot{},
-		strs: map[string]*strBox{}, floats: map[string]*floatCell{}}
+		strs: map[string]*strBox{}, floats: map[string]*floatCell{}, sites: map[*Site]*siteCell{}}
 	r.env[callName] = r.call
 	return r
 }
@@ -78,6 +89,13 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 // kept, so a reload does not forget recent samples.
 func (r *Runtime) Prepare(conds []*Condition) {
 	r.hist.prepare(conds)
+	sites := make(map[*Site]*siteCell, len(r.sites))
+	for _, c := range conds {
+		for _, s := range c.sites {
+			sites[s] = r.siteCell(s)
+		}
+	}
+	r.sites = sites // cells of conditions no longer prepared are dropped
 	keys := map[string]int{}
 	n := len(r.vals)
 	for _, c := range conds {
@@ -87,6 +105,19 @@ func (r *Runtime) Prepare(conds []*Condition) {
 		}
 	}
 	r.vals = append(r.vals, make([]value, n-len(r.vals))...)
+	// A key that comes into use or goes out of use starts absent, as expr reads a key
+	// that its environment did not have (a label seen before a reload that stopped
+	// reading it is not the current one after the reload that reads it again).
+	used := make([]bool, n)
+	for _, id := range keys {
+		used[id] = true
+	}
+	for id := range r.vals {
+		if id < len(r.used) && r.used[id] != used[id] || id >= len(r.used) && used[id] {
+			r.vals[id] = value{}
+		}
+	}
+	r.used = used
 	r.sync = make([]bool, n)
 	for _, c := range conds {
 		if c.fast == nil {
@@ -128,6 +159,13 @@ func (r *Runtime) Prepare(conds []*Condition) {
 			}
 			r.env[k] = m.cell.boxed
 			r.vals[id] = value{k: num, f: *m.cell.v}
+		}
+	}
+	// Keys that expr now reads get their current values: while only the fast path read
+	// them, their env entries were not kept up to date.
+	for k, id := range keys {
+		if r.sync[id] && !strings.HasPrefix(k, "metrics.") {
+			r.setEnv(k, r.vals[id])
 		}
 	}
 	r.targets = r.targets[:0]
@@ -313,12 +351,27 @@ func (r *Runtime) call(arg any) any {
 	return r.siteValue(s)
 }
 
+// siteCell returns s's cell, made on first use (a condition evaluated without Prepare).
+func (r *Runtime) siteCell(s *Site) *siteCell {
+	if c := r.sites[s]; c != nil {
+		return c
+	}
+	c := &siteCell{}
+	if s.Func == FuncCount {
+		c.i = newIntCell()
+	} else {
+		c.f = newFloatCell(math.NaN())
+	}
+	r.sites[s] = c
+	return c
+}
+
 func (r *Runtime) siteValue(s *Site) any {
 	switch s.Func {
 	case FuncCount:
-		return s.int.set(r.hist.count(s.Name, r.now, s.Window))
+		return r.siteCell(s).i.set(r.hist.count(s.Name, r.now, s.Window))
 	case FuncSince:
-		return s.float.set(r.hist.since(s.Name, r.now))
+		return r.siteCell(s).f.set(r.hist.since(s.Name, r.now))
 	case FuncFiring:
 		return r.firing(s.Name)
 	case FuncHour:
@@ -326,7 +379,7 @@ func (r *Runtime) siteValue(s *Site) any {
 	case FuncWeekday:
 		return int(r.now.In(r.loc).Weekday())
 	default:
-		return s.float.set(r.hist.aggregate(s.Func, s.Name, r.now, s.Window))
+		return r.siteCell(s).f.set(r.hist.aggregate(s.Func, s.Name, r.now, s.Window))
 	}
 }
 

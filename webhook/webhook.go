@@ -1,5 +1,5 @@
 // Package webhook is what remedy posts to a bot's handler (whatsapp.handler): the JSON
-// payloads, one per incoming message or receipt (more types may come), and their HMAC
+// payloads, one per incoming message, receipt or send outcome (more types may come), and their HMAC
 // signature. A bot written in Go verifies and decodes a delivery with Read; the Go
 // embedding (package bot) hands the same Message to its Handler. The package has no
 // dependencies outside the standard library, so a handler can import it alone.
@@ -22,6 +22,15 @@ import (
 const (
 	TypeMessage = "message" // an incoming message: Message at the top level
 	TypeReceipt = "receipt" // a delivery/read receipt for messages the bot sent: Receipt
+	// TypeSendOutcome is the end of a message the bot sent (sent, or failed with a
+	// reason): SendOutcome. Delivered and read come as receipts.
+	TypeSendOutcome = "send_outcome"
+)
+
+// Send outcomes (SendOutcome.Status).
+const (
+	OutcomeSent   = "sent"   // WhatsApp's server acknowledged the message
+	OutcomeFailed = "failed" // dead-lettered, not sent: Reason says why; a replay queues it again
 )
 
 // Message kinds (Message.Kind).
@@ -105,15 +114,31 @@ type Receipt struct {
 	Time       time.Time `json:"time"`
 }
 
+// SendOutcome is how a message the bot sent through the send API (POST
+// /api/v1/messages, bot.Send, bot.Reply) ended: "sent" when WhatsApp's server
+// acknowledged it, or "failed" when it was dead-lettered (a replay that then succeeds is followed by "sent"). Receipts
+// ("receipt" deliveries) report delivered and read afterwards.
+type SendOutcome struct {
+	ID       string `json:"id"`     // the message's id, as the send API (or bot.Send) answered it
+	Chat     string `json:"chat"`   // the recipient's JID
+	Status   string `json:"status"` // OutcomeSent or OutcomeFailed
+	Reason   string `json:"reason,omitempty"`
+	Attempts int    `json:"attempts"` // tries it took (1: the first)
+	// IdempotencyKey is the key the message was sent with, if any.
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	Time           time.Time `json:"time"`
+}
+
 // Event is one delivery, decoded: Type, and the data of that type (Message for
-// "message", Receipt for "receipt"; for other types Data holds the raw JSON under the
-// type's key).
+// "message", Receipt for "receipt", SendOutcome for "send_outcome"; for other types
+// Data holds the raw JSON under the type's key).
 type Event struct {
-	Type    string
-	Time    time.Time
-	Message *Message
-	Receipt *Receipt
-	Data    json.RawMessage
+	Type        string
+	Time        time.Time
+	Message     *Message
+	Receipt     *Receipt
+	SendOutcome *SendOutcome
+	Data        json.RawMessage
 }
 
 // NewMessage is the delivery of an incoming message.
@@ -129,14 +154,32 @@ func New(typ string, at time.Time, data any) (Event, error) {
 		return Event{}, err
 	}
 	e := Event{Type: typ, Time: at, Data: b}
-	if typ == TypeReceipt {
-		var r Receipt
-		if err := json.Unmarshal(b, &r); err != nil {
-			return Event{}, err
-		}
-		e.Receipt = &r
+	if err := e.decodeData(); err != nil {
+		return Event{}, err
 	}
 	return e, nil
+}
+
+// decodeData fills the typed field of a known type from Data.
+func (e *Event) decodeData() error {
+	if e.Data == nil {
+		return nil
+	}
+	switch e.Type {
+	case TypeReceipt:
+		var r Receipt
+		if err := json.Unmarshal(e.Data, &r); err != nil {
+			return err
+		}
+		e.Receipt = &r
+	case TypeSendOutcome:
+		var o SendOutcome
+		if err := json.Unmarshal(e.Data, &o); err != nil {
+			return err
+		}
+		e.SendOutcome = &o
+	}
+	return nil
 }
 
 // MarshalJSON writes the wire shape (see the package comment).
@@ -152,8 +195,15 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		}{e.Type, plain(*e.Message)})
 	}
 	data := e.Data
-	if data == nil && e.Receipt != nil {
-		b, err := json.Marshal(e.Receipt)
+	var typed any
+	switch {
+	case e.Receipt != nil:
+		typed = e.Receipt
+	case e.SendOutcome != nil:
+		typed = e.SendOutcome
+	}
+	if data == nil && typed != nil {
+		b, err := json.Marshal(typed)
 		if err != nil {
 			return nil, err
 		}
@@ -189,14 +239,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		_ = json.Unmarshal(t, &e.Time)
 	}
 	e.Data = head[typ]
-	if typ == TypeReceipt && e.Data != nil {
-		var r Receipt
-		if err := json.Unmarshal(e.Data, &r); err != nil {
-			return err
-		}
-		e.Receipt = &r
-	}
-	return nil
+	return e.decodeData()
 }
 
 func mustJSON(s string) json.RawMessage {

@@ -65,7 +65,12 @@ func TestDeliveriesRoundTrip(t *testing.T) {
 		Text: "look", Time: at, Kind: KindImage, SenderName: "Budi", QuotedID: "3EB09", Media: &Media{URL: "/api/v1/incoming/3EB0A/media", MIME: "image/jpeg", Size: 10}})
 	rc, _ := New(TypeReceipt, at, Receipt{MessageIDs: []string{"X"}, Chat: "6281100000077@s.whatsapp.net", From: "6281100000077", Status: "read", Time: at})
 	other, _ := New("message_status", at, map[string]any{"id": "42", "status": "failed", "reason": "not on WhatsApp"})
-	for _, e := range []Event{msg, rc, other} {
+	so, err := New(TypeSendOutcome, at, SendOutcome{ID: "3EB0B", Chat: "6281100000077@s.whatsapp.net", Status: OutcomeFailed,
+		Reason: "refused: 403", Attempts: 1, Time: at})
+	if err != nil || so.SendOutcome == nil || so.SendOutcome.Reason != "refused: 403" {
+		t.Fatalf("send outcome: %+v %v", so, err)
+	}
+	for _, e := range []Event{msg, rc, other, so} {
 		b, err := json.Marshal(e)
 		if err != nil {
 			t.Fatal(err)
@@ -82,6 +87,9 @@ func TestDeliveriesRoundTrip(t *testing.T) {
 		back, err := Read(req, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if e.Type == TypeSendOutcome && (back.SendOutcome == nil || *back.SendOutcome != *e.SendOutcome) {
+			t.Fatalf("send outcome read back as %+v", back.SendOutcome)
 		}
 		b2, _ := json.Marshal(back)
 		if !bytes.Equal(b, b2) {

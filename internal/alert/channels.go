@@ -42,7 +42,8 @@ func (DashboardChannel) Name() string { return "dashboard" }
 func (DashboardChannel) Send(context.Context, []Alert) error { return nil }
 
 // WebhookChannel POSTs {"alerts":[…]} as JSON, signed with HMAC-SHA256 when a secret is
-// set (header X-Remedy-Signature: sha256=<hex>).
+// set (actions.SignHeaders: X-Remedy-Timestamp and X-Remedy-Signature-V2, checked by
+// webhook.Verify; the body-only X-Remedy-Signature beside them).
 type WebhookChannel struct {
 	URL    string
 	Secret []byte
@@ -60,7 +61,7 @@ func (c WebhookChannel) Send(ctx context.Context, alerts []Alert) error {
 	}
 	h := http.Header{"Content-Type": {"application/json"}}
 	if len(c.Secret) > 0 {
-		h.Set(actions.SignatureHeader, actions.Sign(c.Secret, body))
+		actions.SignHeaders(h, c.Secret, body, time.Now())
 	}
 	return post(ctx, c.Client, c.URL, h, body)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remedy-run/remedy/actions"
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/webhook"
 )
 
 // phone is a WhatsApp sender that can be disconnected.
@@ -112,11 +113,18 @@ func TestAlertmanagerPayload(t *testing.T) {
 	}
 }
 
+// The alert webhook is signed with remedy's one scheme — the code that verifies the
+// bot's handler deliveries (webhook.Read: timestamp.body) verifies it too; before, it
+// carried only the body-only signature under the same header name, and that code failed
+// on it — and with the body-only X-Remedy-Signature beside it, unchanged for receivers
+// written before.
 func TestWebhookChannelSigns(t *testing.T) {
 	var body, sig string
+	var verr error
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		body, sig = string(b), r.Header.Get(actions.SignatureHeader)
+		verr = webhook.Verify([]byte("k"), r.Header.Get(webhook.TimestampHeader), r.Header.Get(webhook.SignatureHeader), b, time.Now(), 0)
 	}))
 	defer srv.Close()
 	c := WebhookChannel{URL: srv.URL, Secret: []byte("k")}
@@ -125,6 +133,9 @@ func TestWebhookChannelSigns(t *testing.T) {
 	}
 	if sig != actions.Sign([]byte("k"), []byte(body)) || !strings.Contains(body, `"alerts":[{`) {
 		t.Fatalf("%s %s", sig, body)
+	}
+	if verr != nil {
+		t.Fatalf("the one scheme: %v", verr)
 	}
 }
 

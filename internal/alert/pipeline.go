@@ -435,7 +435,7 @@ func (p *Pipeline) Deliver(ctx context.Context) {
 	p.retryNow = nil
 	p.mu.Unlock()
 	for ch := range due {
-		if _, err := p.opts.DB.Exec(ctx, `UPDATE alert_outbox SET next_attempt = 0 WHERE delivered = 0 AND channel = ?`, ch); err != nil {
+		if _, err := p.opts.DB.Exec(ctx, `UPDATE alert_outbox SET next_attempt = 0 WHERE delivered = 0 AND channel = ?`, ch); err != nil && ctx.Err() == nil {
 			p.opts.Logger.Error("alert outbox", "error", err)
 		}
 	}
@@ -596,7 +596,11 @@ func (p *Pipeline) send(ctx context.Context, ch Channel, items []outboxItem, kee
 	cancel()
 	now := time.Now()
 	if err == nil {
-		_, derr := p.opts.DB.Exec(ctx, `UPDATE alert_outbox SET delivered = ? WHERE id IN (`+in+`)`, append([]any{now.UnixMilli()}, ids...)...)
+		// Recorded even when shutdown has begun: the alerts are out, and an unrecorded
+		// delivery is sent again after the restart.
+		mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, derr := p.opts.DB.Exec(mctx, `UPDATE alert_outbox SET delivered = ? WHERE id IN (`+in+`)`, append([]any{now.UnixMilli()}, ids...)...)
+		mcancel()
 		if derr != nil {
 			p.opts.Logger.Error("alert outbox", "error", derr)
 		}

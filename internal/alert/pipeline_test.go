@@ -277,3 +277,36 @@ policies:
 		t.Fatalf("%+v", ch.got)
 	}
 }
+
+// cancelChannel delivers, and shutdown begins while it does (it cancels the context).
+type cancelChannel struct {
+	fakeChannel
+	cancel context.CancelFunc
+}
+
+func (c *cancelChannel) Send(ctx context.Context, alerts []Alert) error {
+	c.cancel()
+	return c.fakeChannel.Send(ctx, alerts)
+}
+
+// A delivery that succeeded while shutdown began is recorded, so the restart does not
+// send it again.
+func TestDeliveryDuringShutdownIsRecorded(t *testing.T) {
+	db := openDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	hook := &cancelChannel{fakeChannel: fakeChannel{name: "webhook"}, cancel: cancel}
+	p, err := New(context.Background(), Options{DB: db, Channels: []Channel{hook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Handle(context.Background(), alertDecision("queue-stuck", "inbound", engine.Firing, "error", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	p.Deliver(ctx)
+	if got := strings.Join(hook.delivered(), ","); got != "queue-stuck:firing" {
+		t.Fatalf("webhook got %q", got)
+	}
+	if pending, err := p.Pending(context.Background()); err != nil || len(pending) != 0 {
+		t.Fatalf("after a delivery during shutdown, still pending (would be sent again): %+v %v", pending, err)
+	}
+}

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -199,6 +200,20 @@ func (r *Reporter) Schedule(ctx context.Context, spec string, loc *time.Location
 		}
 		last = now
 	}
+}
+
+// Next is when Schedule will send the next report, seen at now: Daily.Next after the
+// newest stored report (zero time: none yet). It returns an error only for a bad spec.
+func (r *Reporter) Next(ctx context.Context, spec string, loc *time.Location, now time.Time) (time.Time, error) {
+	daily, err := ParseDaily(cmp.Or(spec, DefaultReportSchedule), cmp.Or(loc, time.Local))
+	if err != nil {
+		return time.Time{}, err
+	}
+	last, _, err := Latest(ctx, r.DB)
+	if err != nil {
+		last = time.Time{} // no report yet
+	}
+	return daily.Next(now, last), nil
 }
 
 // Latest returns the newest stored report.

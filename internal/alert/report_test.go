@@ -140,3 +140,32 @@ func TestOutboxSurvivesKill(t *testing.T) {
 		t.Fatalf("after the restart: %q", got)
 	}
 }
+
+// Next answers what Schedule will do: due now after a missed day (remedy was down at
+// 09:00), tomorrow once today's report is stored, and the first 09:00 with none stored.
+func TestReporterNextAgreesWithSchedule(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	r := &Reporter{DB: db}
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no tzdata:", err)
+	}
+	at := func(d, h int) time.Time { return time.Date(2026, 11, d, h, 0, 0, 0, loc) }
+	check := func(now, want time.Time) {
+		t.Helper()
+		got, err := r.Next(ctx, "0 9 * * *", loc, now)
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("Next at %v = %v, %v; want %v", now, got, err, want)
+		}
+	}
+	check(at(10, 8), at(10, 9)) // none stored yet
+	if _, err := db.Exec(ctx, `INSERT INTO reports(ts, since, body) VALUES (?, 0, 'x')`, at(10, 9).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	check(at(10, 10), at(11, 9))  // today's is out
+	check(at(11, 10), at(11, 10)) // 11th's was missed: due now, not on the 12th
+	if _, err := r.Next(ctx, "61 * * * *", loc, at(10, 8)); err == nil {
+		t.Fatal("a bad spec gave no error")
+	}
+}

@@ -181,7 +181,9 @@ func TestPipelineKeepsRepliesAcrossADisconnect(t *testing.T) {
 func TestWebhookHandler(t *testing.T) {
 	var got webhook.Event
 	var verr error
+	var legacy string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		legacy = r.Header.Get(webhook.LegacySignatureHeader)
 		got, verr = webhook.Read(r, []byte("k"))
 		json.NewEncoder(w).Encode(map[string]string{"reply": "got it"})
 	}))
@@ -190,6 +192,12 @@ func TestWebhookHandler(t *testing.T) {
 	reply, err := h.Handle(context.Background(), Message{From: "62811", Text: "order 12", Kind: webhook.KindText})
 	if err != nil || reply != "got it" || verr != nil || got.Message == nil || got.Message.Text != "order 12" || got.Type != "message" {
 		t.Fatalf("%q %v %v %+v", reply, err, verr, got)
+	}
+	// X-Remedy-Signature means one thing, the alert webhook's body-only HMAC: a
+	// handler delivery does not carry it, so the alerts' check fails loudly (no header)
+	// on one instead of comparing a different HMAC.
+	if legacy != "" {
+		t.Fatalf("a handler delivery carries %s: %s", webhook.LegacySignatureHeader, legacy)
 	}
 	bad := WebhookHandler{URL: srv.URL + "/x?key=QUERYSECRET", Client: &http.Client{Transport: failing{}}}
 	if _, err := bad.Handle(context.Background(), Message{}); err == nil {

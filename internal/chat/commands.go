@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Backend is what the admin commands act on (the daemon).
@@ -57,14 +59,12 @@ func (c *Commands) Command(text string) string {
 	if prefix == "" {
 		prefix = "!"
 	}
-	text = strings.TrimSpace(text)
-	if !strings.HasPrefix(text, prefix) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(text), prefix)
+	if r, _ := utf8.DecodeRuneInString(rest); !ok || rest == "" || unicode.IsSpace(r) {
+		// The name follows the prefix directly: "! status" and a bare "!" are the bot's.
 		return ""
 	}
-	f := strings.Fields(strings.TrimPrefix(text, prefix))
-	if len(f) == 0 {
-		return ""
-	}
+	f := strings.Fields(rest)
 	name := strings.ToLower(f[0])
 	if !contains(Names, name) {
 		return ""

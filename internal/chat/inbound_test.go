@@ -12,6 +12,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode"
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/queue"
@@ -104,7 +105,7 @@ func TestEveryMessageIsRemedysOrTheBots(t *testing.T) {
 			}
 			var all []sent
 			senders := []string{"6281100000001", "+62 811-0000-0001", "6289999999999", "6282200000002"}
-			words := []string{"status", "STATUS", "help", "menu", "price", "run RECONNECT_WA", "ack 3", "frobnicate", ""}
+			words := []string{"status", "STATUS", "help", "menu", "price", "run RECONNECT_WA", "ack 3", "frobnicate", "", " status", "statusx", "status\u00a0now"}
 			for i := range n {
 				from := senders[rng.IntN(len(senders))]
 				var text string
@@ -126,8 +127,13 @@ func TestEveryMessageIsRemedysOrTheBots(t *testing.T) {
 					m.Chat = Digits(from) + "@s.whatsapp.net"
 				}
 				admin := Digits(from) == "6281100000001"
-				f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(text), p))
-				isCmd := strings.HasPrefix(strings.TrimSpace(text), p) && len(f) > 0 && slices.Contains(Names, strings.ToLower(f[0]))
+				// remedy's: the prefix, then at once one of its names, then a space or the end.
+				rest, ok := strings.CutPrefix(strings.TrimSpace(text), p)
+				name := rest
+				if i := strings.IndexFunc(rest, unicode.IsSpace); i >= 0 {
+					name = rest[:i]
+				}
+				isCmd := ok && slices.Contains(Names, strings.ToLower(name))
 				all = append(all, sent{m, admin && isCmd})
 				if err := e.p.Receive(ctx, m); err != nil {
 					t.Fatal(err)

@@ -37,6 +37,7 @@ type Pipeline struct {
 	receipts   *receipts
 	newID      func() string
 	sendFailed func(reason string)
+	outcomes   bool // queue send outcomes for the handler (outcome.go)
 }
 
 // PipelineOptions configure a Pipeline.
@@ -66,6 +67,9 @@ type PipelineOptions struct {
 	// Offline reports whether WhatsApp is unusable (not connected): the outbound queue
 	// then waits without being reported stuck (queue.Options.Blocked).
 	Offline func() bool
+	// SendOutcomes queues a "send_outcome" delivery for the handler when a message of
+	// the send API is sent or fails (set it when a handler takes events).
+	SendOutcomes bool
 }
 
 // NewPipeline opens the "inbound" and "outbound" queues. Outbound items are tried for a
@@ -74,7 +78,7 @@ type PipelineOptions struct {
 func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
 		guard: newSendGuard(o.Limits), events: o.Events, log: o.Logger, mediaDir: o.MediaDir, maxMedia: o.MaxMedia,
-		receipts: newReceipts(), newID: o.NewID, sendFailed: o.SendFailed}
+		receipts: newReceipts(), newID: o.NewID, sendFailed: o.SendFailed, outcomes: o.SendOutcomes}
 	if p.newID == nil {
 		p.newID = randomID
 	}
@@ -100,7 +104,7 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	// the pace. Messages to one chat go out in order (Group), a failing one holding back
 	// the ones after it.
 	p.Out, err = queue.Open(ctx, o.DB, tune(queue.Options{Name: "outbound", Workers: 1, MaxAttempts: 200, RetryDelay: time.Second,
-		ItemTimeout: 60 * time.Second, Logger: o.Logger, Group: "chat", Blocked: o.Offline, Handler: p.deliver, Complete: completeSend}))
+		ItemTimeout: 60 * time.Second, Logger: o.Logger, Group: "chat", Blocked: o.Offline, Handler: p.deliver, Complete: p.sendComplete, DeadLettered: p.sendDeadLettered}))
 	if err != nil {
 		return nil, err
 	}

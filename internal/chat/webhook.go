@@ -28,8 +28,10 @@ type WebhookHandler struct {
 	Client *http.Client
 }
 
-// maxAnswer bounds what is read of the handler's answer.
-const maxAnswer = 64 << 10
+// maxAnswer bounds the handler's answer: 1 MiB holds a reply of WhatsApp's longest text
+// (65,536 characters, up to 256 KiB of UTF-8) even with every character escaped. A
+// longer answer fails the attempt rather than be cut and dropped.
+const maxAnswer = 1 << 20
 
 // Handle posts a message and returns the handler's reply.
 func (h WebhookHandler) Handle(ctx context.Context, m Message) (string, error) {
@@ -73,22 +75,38 @@ func (h WebhookHandler) post(ctx context.Context, e webhook.Event, delivery stri
 	if len(h.Secret) > 0 {
 		req.Header.Set(webhook.SignatureHeader, webhook.Sign(h.Secret, now, body))
 	}
-	client := h.Client
-	if client == nil {
-		client = http.DefaultClient
+	client := http.DefaultClient
+	if h.Client != nil {
+		client = h.Client
 	}
-	resp, err := client.Do(req)
+	// Redirects are not followed: a 301/302 would become a GET without the body (a
+	// page answering it 200 would acknowledge a message the bot never saw), and the
+	// signature would go to whatever host the redirect names.
+	noRedirect := *client
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		return nil, actions.HideURLError(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return nil, fmt.Errorf("handler answered %s; remedy does not follow redirects: set whatsapp.handler.url to the address it redirects to", resp.Status)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		err := fmt.Errorf("handler answered %s", resp.Status)
 		if after := retryAfter(resp.Header.Get("Retry-After"), now); after > 0 {
 			return nil, &queue.RetryAfterError{Err: err, After: after}
 		}
 		return nil, err
+	}
+	// The answer must be read whole: a reply cut by the item's deadline or a dropped
+	// connection is an attempt that failed, not an answer without a reply.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the handler's answer: %w", actions.HideURLError(err))
+	}
+	if len(b) > maxAnswer {
+		return nil, fmt.Errorf("the handler's answer is over %d bytes (a reply is at most %d characters)", maxAnswer, MaxText)
 	}
 	return b, nil
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/robfig/cron/v3"
 
@@ -36,7 +38,8 @@ func (c *Config) validateValues(bad func(path, format string, args ...any), gete
 	if c.WhatsApp.SendPerMinute < 1 {
 		bad("whatsapp.send_per_minute", "whatsapp.send_per_minute must be at least 1, got %d", c.WhatsApp.SendPerMinute)
 	}
-	if p := c.WhatsApp.CommandPrefix; p != "" && (strings.ContainsAny(p, " \t\n\r") || len(p) > 16) {
+	if p := c.WhatsApp.CommandPrefix; p != "" && (strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 ||
+		!utf8.ValidString(p) || len(p) > 16) {
 		bad("whatsapp.command_prefix", "whatsapp.command_prefix %q: a word without spaces, at most 16 bytes (\"!\", \"/\", \"!remedy-\")", p)
 	}
 	c.WhatsApp.Send.check(bad)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -130,19 +129,7 @@ func TestCrashSends(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a child process")
 	}
-	kills := 4
-	if raceEnabled {
-		kills = 2 // each start of the child costs seconds under the race detector
-	}
-	if v, err := strconv.Atoi(os.Getenv("REMEDY_CRASH_KILLS")); err == nil && v > 0 {
-		kills = v
-	}
-	seed := uint64(time.Now().UnixNano())
-	if v, err := strconv.ParseUint(os.Getenv("REMEDY_CRASH_SEED"), 10, 64); err == nil {
-		seed = v
-	}
-	t.Logf("seed %d (REMEDY_CRASH_SEED=%d to repeat)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	kills, rng := crashPlan(t, 4, 2) // each start of the child costs seconds under -race
 	rig, env := newCrashRig(t)
 	dataDir := filepath.Join(rig.dir, "data")
 	sr := &sendRig{acked: map[string]string{}, pending: map[string]bool{},

@@ -395,21 +395,9 @@ func TestCrashConsistency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a child process 20 times")
 	}
-	kills := 20
-	if raceEnabled {
-		// A race-built child starts several times slower; .ci/run runs the 20 kill points
-		// again without -race, so -race keeps the package within go test's 10 minutes.
-		kills = 6
-	}
-	if v, err := strconv.Atoi(os.Getenv("REMEDY_CRASH_KILLS")); err == nil && v > 0 {
-		kills = v
-	}
-	seed := uint64(time.Now().UnixNano())
-	if v, err := strconv.ParseUint(os.Getenv("REMEDY_CRASH_SEED"), 10, 64); err == nil {
-		seed = v
-	}
-	t.Logf("seed %d (REMEDY_CRASH_SEED=%d to repeat)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed))
+	// A race-built child starts several times slower; .ci/run runs the 20 kill points
+	// again without -race, so -race keeps the package within go test's 10 minutes.
+	kills, rng := crashPlan(t, 20, 6)
 	rig, env := newCrashRig(t)
 	dataDir := filepath.Join(rig.dir, "data")
 	seenQueued := map[string]bool{}
@@ -514,4 +502,22 @@ func TestCrashConsistency(t *testing.T) {
 	if missing > 0 {
 		t.Fatalf("%d acknowledged events missing", missing)
 	}
+}
+
+// crashPlan is a crash test's number of kills (normal, or raceKills under -race;
+// REMEDY_CRASH_KILLS overrides both) and its random source, seeded from the clock unless
+// REMEDY_CRASH_SEED repeats a run (the seed is logged).
+func crashPlan(t *testing.T, kills, raceKills int) (int, *rand.Rand) {
+	if raceEnabled {
+		kills = raceKills
+	}
+	if v, err := strconv.Atoi(os.Getenv("REMEDY_CRASH_KILLS")); err == nil && v > 0 {
+		kills = v
+	}
+	seed := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("REMEDY_CRASH_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	t.Logf("seed %d (REMEDY_CRASH_SEED=%d to repeat)", seed, seed)
+	return kills, rand.New(rand.NewPCG(seed, seed))
 }

@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			// messages waiting for the connection.
 			Offline: func() bool { return d.wa.State() != whatsapp.Connected },
 			Handler: d.drillHandler(d.handler()),
-			Tune:    d.tuneQueue, Events: d.emit,
+			Tune:    d.tuneQueue, Events: d.emit, SendOutcomes: cfg.WhatsApp.Handler != nil || d.bot != nil,
 			Commands: &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}

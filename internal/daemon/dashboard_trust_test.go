@@ -149,7 +149,7 @@ func TestDashboardWithData(t *testing.T) {
 		t.Fatalf("dialog at %v..%v of %v, input %s", b.Top, b.Bottom, b.Height, b.Input)
 	}
 	if err := chromedp.Do(ctx, chromedp.Click(`#try-run`),
-		chromedp.Poll[chromedp.Void](`document.querySelector("#try-result").textContent.includes("condition true")`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		chromedp.Poll[chromedp.Void](`document.querySelector("#try-result").textContent.includes("condition true")`, chromedp.WithPollingTimeout(browserWait))); err != nil {
 		res, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#try-result").textContent`))
 		t.Fatalf("the example does not fire memory-high: %v\n%s", err, res)
 	}
@@ -184,7 +184,7 @@ func TestDashboardFullDisk(t *testing.T) {
 		return strings.Contains(b, `"disk": "full: `)
 	})
 	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(`#disk`),
-		chromedp.Poll[chromedp.Void](`document.querySelector("#disk").textContent.includes("full")`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		chromedp.Poll[chromedp.Void](`document.querySelector("#disk").textContent.includes("full")`, chromedp.WithPollingTimeout(browserWait))); err != nil {
 		t.Fatal(err)
 	}
 	// The viewport at once (the badges), then the whole page: the reserve's release lets

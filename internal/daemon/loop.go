@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/service"
@@ -190,8 +188,10 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		o.WhatsApp = string(d.wa.State())
 	}
 	o.ReportSchedule, o.Timezone = cmp.Or(d.cfg.ReportSchedule, alert.DefaultReportSchedule), d.cfg.Location().String()
-	if s, err := cron.ParseStandard(o.ReportSchedule); err == nil {
-		next := s.Next(time.Now().In(d.cfg.Location()))
+	// The reporter's own answer (Daily, after the newest stored report), so the page
+	// agrees with what Schedule does across clock changes and restarts.
+	if next, err := d.reporter.Next(ctx, o.ReportSchedule, d.cfg.Location(), time.Now()); err == nil && !next.IsZero() {
+		next = next.In(d.cfg.Location())
 		o.ReportNext = &next
 	}
 	if err := d.data.Main.Check(ctx); err != nil {

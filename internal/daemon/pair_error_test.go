@@ -3,7 +3,6 @@ package daemon
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -35,11 +34,11 @@ func TestPairingErrorInWords(t *testing.T) {
 		t.Helper()
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const m = document.querySelector("#pair-msg");
 			return m.classList.contains("error") && m.textContent.includes("could not reach WhatsApp's servers") && m.offsetHeight > 0; })()`,
-			chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			chromedp.WithPollingTimeout(browserWait))); err != nil {
 			t.Fatalf("%s: the Pair card does not show the failure: %v", when, err)
 		}
 		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#events").textContent.includes("WA_PAIR_ERROR")`,
-			chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			chromedp.WithPollingTimeout(browserWait))); err != nil {
 			t.Fatalf("%s: not in the Events panel: %v", when, err)
 		}
 	}

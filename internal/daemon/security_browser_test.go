@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -118,7 +117,7 @@ func TestChromiumCrossSitePageChangesNothing(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`#rules tbody tr`),
 			chromedp.SendKeys(`#s-policy`, "custom-*"), chromedp.SendKeys(`#s-author`, author),
 			chromedp.Click(`#silence-form button`),
-			chromedp.Poll[chromedp.Void](`document.querySelector("#silences").textContent.includes("`+author+`")`, chromedp.WithPollingTimeout(5*time.Second)),
+			chromedp.Poll[chromedp.Void](`document.querySelector("#silences").textContent.includes("`+author+`")`, chromedp.WithPollingTimeout(browserWait)),
 		); err != nil {
 			t.Fatalf("dashboard through %s: %v", base, err)
 		}

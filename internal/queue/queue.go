@@ -72,6 +72,10 @@ type Options struct {
 	// Complete, if set, runs in the transaction that removes a processed item: effects
 	// written there happen exactly once, even across a kill -9.
 	Complete func(ctx context.Context, tx *store.Tx, it Item) error
+	// DeadLettered, if set, runs in the transaction that moves an item to the
+	// dead-letter table (after its last attempt, a permanent failure, or Clear), with the
+	// reason: like Complete, effects written there happen exactly once.
+	DeadLettered func(ctx context.Context, tx *store.Tx, it Item, reason string) error
 	// Group names a top-level string field of the payload (e.g. "chat"): items with the
 	// same value are processed one at a time, in id order, like the message groups of
 	// a FIFO queue — a later item waits while an earlier one is retried. "" keeps the
@@ -433,7 +437,7 @@ func (q *Queue) retryOrDeadLetter(ctx context.Context, it Item, cause error) {
 			reason = cause.Error()
 		}
 		err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
-			return deadLetter(ctx, tx, reason,
+			return q.deadLetter(ctx, tx, reason,
 				`id = ? AND state = 'working'`, it.ID)
 		})
 		if err != nil {
@@ -469,8 +473,29 @@ func (q *Queue) auditPanic(it Item, p any, stack string) {
 }
 
 // deadLetter moves the queue_items rows matching where (with its args) to dead_letters
-// with a reason.
-func deadLetter(ctx context.Context, tx *store.Tx, reason, where string, args ...any) error {
+// with a reason, telling Options.DeadLettered of each first.
+func (q *Queue) deadLetter(ctx context.Context, tx *store.Tx, reason, where string, args ...any) error {
+	if q.opts.DeadLettered != nil {
+		var rows []struct {
+			ID       int64  `db:"id"`
+			Payload  string `db:"payload"`
+			Attempts int    `db:"attempts"`
+			Enqueued int64  `db:"enqueued"`
+		}
+		if err := tx.Select(ctx, &rows, `SELECT id, payload, attempts, enqueued FROM queue_items WHERE `+where, args...); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			it := Item{ID: r.ID, Queue: q.opts.Name, Payload: json.RawMessage(r.Payload), Attempts: r.Attempts, Enqueued: time.UnixMilli(r.Enqueued)}
+			if err := q.opts.DeadLettered(ctx, tx, it, reason); err != nil {
+				return err
+			}
+		}
+	}
+	return moveToDeadLetters(ctx, tx, reason, where, args...)
+}
+
+func moveToDeadLetters(ctx context.Context, tx *store.Tx, reason, where string, args ...any) error {
 	now := time.Now().UnixMilli()
 	if _, err := tx.Exec(ctx, `INSERT INTO dead_letters(queue, item_id, payload, reason, attempts, enqueued, dead_at)
 		SELECT queue, id, payload, ?, attempts, enqueued, ? FROM queue_items WHERE `+where,
@@ -494,7 +519,7 @@ func (q *Queue) Clear(ctx context.Context, olderThan time.Duration, reason strin
 		if err := tx.Get(ctx, &n, `SELECT count(*) FROM queue_items WHERE `+where, args...); err != nil {
 			return err
 		}
-		return deadLetter(ctx, tx, reason, where, args...)
+		return q.deadLetter(ctx, tx, reason, where, args...)
 	})
 	if err != nil {
 		return 0, err

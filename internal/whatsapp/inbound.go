@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"encoding/hex"
+	"math"
 	"net/url"
 	"strings"
 
@@ -82,6 +83,11 @@ func inbound(e *events.Message) (m webhook.Message, media downloadable, ok bool)
 	default:
 		m.Kind = webhook.KindOther
 	}
+	if l := m.Location; l != nil && !(finite(l.Latitude) && finite(l.Longitude)) {
+		// NaN or ±Inf degrees (a sender may write any double) cannot be JSON: the message
+		// could never be queued and WhatsApp would deliver it again on every connect.
+		m.Kind, m.Location = webhook.KindOther, nil
+	}
 	if ctxInfo != nil {
 		m.QuotedID = ctxInfo.GetStanzaID()
 		m.Mentions = ctxInfo.GetMentionedJID()
@@ -91,6 +97,8 @@ func inbound(e *events.Message) (m webhook.Message, media downloadable, ok bool)
 	}
 	return m, media, true
 }
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // msgFields lists the fields set on a message (to tell a bare key distribution, which
 // precedes a sender's first group message, from a message that carries one).

@@ -46,10 +46,18 @@ func (s *Server) PutImage(plain []byte, mime, caption string) (*waE2E.ImageMessa
 // DropMedia forgets every media file: a download answers 404, as for expired media.
 func (s *Server) DropMedia() { s.media.Clear() }
 
+// FailMedia makes media downloads answer the HTTP status code (a media host's 5xx; 0:
+// serve them again).
+func (s *Server) FailMedia(code int) { s.mediaFail.Store(int32(code)) }
+
 // serveMedia answers a media download; false for any other request.
 func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) bool {
 	if !strings.HasPrefix(r.URL.Path, mediaPrefix) {
 		return false
+	}
+	if code := s.mediaFail.Load(); code != 0 {
+		http.Error(w, "media host failing", int(code))
+		return true
 	}
 	v, ok := s.media.Load(r.URL.Path)
 	if !ok {

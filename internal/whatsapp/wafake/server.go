@@ -52,6 +52,7 @@ type Server struct {
 	registers   atomic.Int64
 	refuseMsgs  atomic.Bool
 	media       sync.Map // path → encrypted file (media.go)
+	mediaFail   atomic.Int32
 
 	mu         sync.Mutex
 	conns      map[*Conn]struct{}
