@@ -28,10 +28,10 @@ func TestSendsThroughStoreFaults(t *testing.T) {
 			r, s := startWithWhatsApp(t, true, fastSend)
 			s.AutoReceipts("")
 			var (
-				mu       sync.Mutex
-				acked    = map[string][]string{} // chat → message ids, in acknowledgement order
-				refused  int
-				others   []string
+				mu      sync.Mutex
+				acked   = map[string][]string{} // chat → message ids, in acknowledgement order
+				refused int
+				others  []string
 			)
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
