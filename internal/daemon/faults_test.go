@@ -1,11 +1,9 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -173,14 +171,10 @@ func TestStoreFaults(t *testing.T) {
 						n := seq
 						mu.Unlock()
 						body := fmt.Sprintf(`{"code":"ORDER_FAILED","labels":{"seq":"%d","alert":"no"}}`, n)
-						req, _ := http.NewRequest("POST", r.base+"/api/v1/events", bytes.NewReader([]byte(body)))
-						req.Header.Set("Content-Type", "application/json")
-						resp, err := client.Do(req)
+						resp, b, err := postJSON(client, r.base+"/api/v1/events", body)
 						if err != nil {
 							continue
 						}
-						b, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
 						mu.Lock()
 						switch {
 						case resp.StatusCode == 202:

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,14 +45,10 @@ func TestSendsThroughStoreFaults(t *testing.T) {
 						case <-time.After(20 * time.Millisecond): // a bot's pace, not a flood
 						}
 						body := fmt.Sprintf(`{"to": %q, "text": "m%d"}`, chat, i)
-						req, _ := http.NewRequest("POST", r.base+"/api/v1/messages", bytes.NewReader([]byte(body)))
-						req.Header.Set("Content-Type", "application/json")
-						resp, err := client.Do(req)
+						resp, b, err := postJSON(client, r.base+"/api/v1/messages", body)
 						if err != nil {
 							continue
 						}
-						b, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
 						var a struct{ ID string }
 						json.Unmarshal(b, &a)
 						mu.Lock()
@@ -114,4 +109,15 @@ func TestSendsThroughStoreFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// postJSON posts a JSON body and reads the whole answer (the stream tests' clients).
+func postJSON(client *http.Client, url, body string) (*http.Response, []byte, error) {
+	resp, err := client.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
 }
