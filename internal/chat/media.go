@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Media kinds and the largest file WhatsApp takes of each, from the WhatsApp Business
@@ -147,10 +148,13 @@ func (p *Pipeline) resolveMedia(ctx context.Context, m Media) (Media, error) {
 	if len(m.ID) != 64 || strings.Trim(m.ID, "0123456789abcdef") != "" {
 		return Media{}, invalid("media: give the data, or the id of an upload (POST /api/v1/media)")
 	}
-	b, err := os.ReadFile(filepath.Join(p.mediaDir, m.ID+".json"))
+	desc := filepath.Join(p.mediaDir, m.ID+".json")
+	b, err := os.ReadFile(desc)
 	if errors.Is(err, os.ErrNotExist) {
 		return Media{}, invalid("media.id %s: no such upload", m.ID)
 	}
+	now := time.Now()
+	_ = os.Chtimes(desc, now, now) // used: kept another MediaRetention (pruneMedia)
 	if err != nil {
 		return Media{}, err
 	}
@@ -214,4 +218,65 @@ func writeDurably(path string, data []byte) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// MediaRetention is how long an upload is kept after it was last uploaded or referred
+// to, unless a queued or failed (not yet replayed) message still needs it: uploads
+// would otherwise fill DATA_DIR/media, one file per inline media message.
+const MediaRetention = 7 * 24 * time.Hour
+
+// pruneMedia deletes the uploads last used before cutoff that no queued message and
+// no pending dead letter of the outbound queue refers to; it returns how many.
+func (p *Pipeline) pruneMedia(ctx context.Context, cutoff time.Time) (int, error) {
+	if p.mediaDir == "" {
+		return 0, nil
+	}
+	entries, err := os.ReadDir(p.mediaDir)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		info, err := e.Info()
+		if !ok || err != nil || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		var used bool
+		err = p.db.Get(ctx, &used, `SELECT EXISTS(SELECT 1 FROM queue_items WHERE queue = ?1 AND json_valid(payload)
+			AND json_extract(payload, '$.media.id') = ?2) OR EXISTS(SELECT 1 FROM dead_letters WHERE queue = ?1 AND replayed = 0
+			AND json_valid(payload) AND json_extract(payload, '$.media.id') = ?2)`, p.Out.Name(), id)
+		if err != nil {
+			return removed, err
+		}
+		if used {
+			continue
+		}
+		if err := os.Remove(filepath.Join(p.mediaDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, err
+		}
+		if err := os.Remove(filepath.Join(p.mediaDir, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+// mediaPruner prunes the uploads at start and hourly until ctx ends.
+func (p *Pipeline) mediaPruner(ctx context.Context) {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		if n, err := p.pruneMedia(ctx, time.Now().Add(-MediaRetention)); err != nil {
+			p.log.Warn("old uploads not pruned", "error", err)
+		} else if n > 0 {
+			p.log.Info("old uploads pruned", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -126,6 +126,7 @@ func (p *Pipeline) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { p.Out.Run(ctx) })
 	wg.Go(func() { p.receiptWriter(ctx) })
+	wg.Go(func() { p.mediaPruner(ctx) })
 	p.In.Run(ctx)
 	wg.Wait() // both queues' workers have stopped
 }
