@@ -38,8 +38,9 @@ type OutgoingMessage struct {
 	Mentions      []string    `json:"mentions,omitempty"`
 	Reaction      *ReactionIn `json:"reaction,omitempty"`
 	Media         *MediaIn    `json:"media,omitempty"`
-	// IdempotencyKey (or the Idempotency-Key header): a repeat queues nothing and
-	// answers the first message's id.
+	// IdempotencyKey (or the Idempotency-Key header): the same message again queues
+	// nothing and answers the first message's id; a different message with the key is
+	// refused (422, code idempotency_key_reused).
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 

@@ -40,8 +40,9 @@ type Outgoing struct {
 	Mentions []string  `json:"mentions,omitempty"`
 	Reaction *Reaction `json:"reaction,omitempty"`
 	Media    *Media    `json:"media,omitempty"`
-	// IdempotencyKey: a second SendMessage with the same key queues nothing and returns
-	// the first one's id (Stripe's Idempotency-Key, kept for as long as the message's row).
+	// IdempotencyKey: a second SendMessage of the same message with the same key queues
+	// nothing and returns the first one's id (Stripe's Idempotency-Key, kept for as long
+	// as the message's row); of a different message, ErrKeyReused.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
