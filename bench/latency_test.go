@@ -53,3 +53,30 @@ func TestQuantile(t *testing.T) {
 		t.Errorf("one value: %v", got)
 	}
 }
+
+// The nearest-rank definition, checked on every size up to 200 and awkward quantiles:
+// the q-quantile is the smallest value with at least q·n values at or below it.
+func TestQuantileIsNearestRank(t *testing.T) {
+	for n := 1; n <= 200; n++ {
+		s := make([]time.Duration, n)
+		for i := range s {
+			s[i] = time.Duration(i + 1) // distinct, so the rank is the value
+		}
+		for _, q := range []float64{0.01, 0.1, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1} {
+			want := time.Duration(n)
+			for r := 1; r <= n; r++ {
+				if float64(r) >= q*float64(n)-1e-9 {
+					want = time.Duration(r)
+					break
+				}
+			}
+			if got := quantile(s, q); got != want {
+				t.Fatalf("n %d, q %v: %v, want %v", n, q, got, want)
+			}
+		}
+	}
+	l := latencies{3, 1, 2}
+	if m := median(l); m != 2 || l[0] != 3 {
+		t.Fatalf("median %v of %v (the input must stay unsorted)", m, l)
+	}
+}

@@ -24,7 +24,7 @@ func (g condGen) constant() string {
 	case 1:
 		return "nil"
 	case 2:
-		return g.pick("0.5", "1.5", "-2.5", "99.0")
+		return g.pick("0.5", "1.5", "-2.5", "99.0", "-0.0", "9007199254740993", "-9007199254740991")
 	default:
 		return g.pick("0", "1", "2", "3", "-1", "50", "100")
 	}
@@ -32,7 +32,7 @@ func (g condGen) constant() string {
 
 func (g condGen) operand() string {
 	return g.pick(
-		"event.code", "event.source", "event.message", "event.value", "event.labels.a", "event.labels.b",
+		"event.code", "event.source", "event.message", "event.value", "event.labels.a", "event.labels.b", `event.labels["é"]`,
 		"labels.a", "labels.team", "metrics.m0", "metrics.m1", "metrics.m2",
 		`count("C1", "1m")`, `count("C2", "10s")`, `avg_over("m0", "1m")`, `max_over("m1", "30s")`,
 		`min_over("m2", "1m")`, `rate("m0", "1m")`, `increase("m1", "1m")`, `since("C1")`, "hour()", "weekday()",
@@ -61,9 +61,11 @@ func (g condGen) cond(depth int) string {
 	if depth == 0 || g.rng.IntN(3) == 0 {
 		return g.atom()
 	}
-	switch g.rng.IntN(4) {
+	switch g.rng.IntN(5) {
 	case 0:
 		return "!(" + g.cond(depth-1) + ")"
+	case 4:
+		return "not (" + g.cond(depth-1) + ") and " + g.cond(depth-1)
 	case 1:
 		return "(" + g.cond(depth-1) + ") || (" + g.cond(depth-1) + ")"
 	default:
@@ -76,7 +78,7 @@ func feedRandom(rng *rand.Rand, now time.Time, rts ...*Runtime) {
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	labels := func() map[string]string {
 		m := map[string]string{}
-		for _, k := range []string{"a", "b", "team"} {
+		for _, k := range []string{"a", "b", "team", "é"} {
 			if rng.IntN(3) > 0 {
 				m[k] = pick("a", "b", "", "C1")
 			}
@@ -95,7 +97,7 @@ func feedRandom(rng *rand.Rand, now time.Time, rts ...*Runtime) {
 			switch rng.IntN(4) {
 			case 0:
 			case 1:
-				vals[m] = math.NaN()
+				vals[m] = []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1)}[rng.IntN(4)]
 			default:
 				vals[m] = float64(rng.IntN(6)) - 1
 			}
@@ -149,12 +151,35 @@ func TestFastPathDifferential(t *testing.T) {
 	rf.Prepare(fast)
 	rs.Prepare(slow)
 	now := t0
-	errs := 0
+	errs, reloads := 0, 0
+	prepared := make([]bool, len(fast))
+	for j := range prepared {
+		prepared[j] = true
+	}
 	for i := 0; i < nInputs; i++ {
+		// Now and then a reload to a random subset (Prepare keeps slots and history of
+		// the keys still read). The prepared conditions are evaluated, and the others
+		// that have a fast path: they read absent values, as expr reads missing keys.
+		// (An expr-only condition is evaluated only after Prepare, as the engine does.)
+		if i > 0 && rng.IntN(12) == 0 {
+			var sf, ss []*Condition
+			for j := range fast {
+				prepared[j] = rng.IntN(3) > 0
+				if prepared[j] {
+					sf, ss = append(sf, fast[j]), append(ss, slow[j])
+				}
+			}
+			rf.Prepare(sf)
+			rs.Prepare(ss)
+			reloads++
+		}
 		now = now.Add(time.Duration(rng.IntN(20_000)) * time.Millisecond)
 		feedRandom(rng, now, rf, rs)
 		firing["p1"], firing["p2"] = rng.IntN(2) == 0, rng.IntN(2) == 0
 		for j := range fast {
+			if !prepared[j] && fast[j].fast == nil {
+				continue
+			}
 			vf, ef := rf.Eval(fast[j], now)
 			vs, es := rs.Eval(slow[j], now)
 			if vf != vs || (ef == nil) != (es == nil) || (ef != nil && ef.Error() != es.Error()) {
@@ -172,7 +197,7 @@ func TestFastPathDifferential(t *testing.T) {
 	if errs == 0 {
 		t.Fatal("no evaluation failed: the error paths were not exercised")
 	}
-	t.Logf("%d conditions (%d fast), %d inputs, %d evaluation errors", nConds, covered, nInputs, errs)
+	t.Logf("%d conditions (%d fast), %d inputs, %d reloads, %d evaluation errors", nConds, covered, nInputs, reloads, errs)
 }
 
 // The shapes named by the policy language's docs take the fast path.

@@ -27,6 +27,7 @@ type Runtime struct {
 	// written into env only when a fast condition falls back to expr (syncEnv).
 	vals    []value
 	sync    []bool
+	used    []bool // the slots of the keys the prepared conditions read
 	eventK  []slotKey
 	labelK  []slotKey
 	metricC map[string]*metricSlot
@@ -104,6 +105,19 @@ func (r *Runtime) Prepare(conds []*Condition) {
 		}
 	}
 	r.vals = append(r.vals, make([]value, n-len(r.vals))...)
+	// A key that comes into use or goes out of use starts absent, as expr reads a key
+	// that its environment did not have (a label seen before a reload that stopped
+	// reading it is not the current one after the reload that reads it again).
+	used := make([]bool, n)
+	for _, id := range keys {
+		used[id] = true
+	}
+	for id := range r.vals {
+		if id < len(r.used) && r.used[id] != used[id] || id >= len(r.used) && used[id] {
+			r.vals[id] = value{}
+		}
+	}
+	r.used = used
 	r.sync = make([]bool, n)
 	for _, c := range conds {
 		if c.fast == nil {
@@ -145,6 +159,13 @@ func (r *Runtime) Prepare(conds []*Condition) {
 			}
 			r.env[k] = m.cell.boxed
 			r.vals[id] = value{k: num, f: *m.cell.v}
+		}
+	}
+	// Keys that expr now reads get their current values: while only the fast path read
+	// them, their env entries were not kept up to date.
+	for k, id := range keys {
+		if r.sync[id] && !strings.HasPrefix(k, "metrics.") {
+			r.setEnv(k, r.vals[id])
 		}
 	}
 	r.targets = r.targets[:0]

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -163,18 +164,42 @@ func (g *sendGuard) stopped(jid string, now time.Time) time.Time {
 
 // wait paces a send. A chat over its own rate is not waited for: the item comes back
 // when the chat may send again (queue.Later) and the worker moves on to other chats;
-// then the overall limiter, which every message waits for.
+// the overall limiter is waited for. The chat's token is taken when the message
+// leaves, after that wait: taken before it, a message delayed by the overall limit
+// left closer to the chat's next one than the chat's rate allows
+// (TestSendRateHoldsForAnyArrivalPattern).
 func (g *sendGuard) wait(ctx context.Context, jid string) error {
 	now := time.Now()
 	g.mu.Lock()
 	c := g.chat(jid, now)
 	g.mu.Unlock()
-	r := c.limiter.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
+	all := g.all.ReserveN(now, 1)
+	d := all.DelayFrom(now)
+	if tokens := c.limiter.TokensAt(now.Add(d)); tokens < 1 {
+		all.CancelAt(now)
+		return queue.Later(d + time.Duration((1-tokens)/float64(c.limiter.Limit())*float64(time.Second)))
+	}
+	if d > 0 {
+		if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
+			all.CancelAt(now)
+			return fmt.Errorf("the send rate's wait of %v would outlast the try's deadline", d)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			all.Cancel()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	now = time.Now()
+	if r := c.limiter.ReserveN(now, 1); r.DelayFrom(now) > 0 { // another worker sent to the chat meanwhile
+		d := r.DelayFrom(now)
 		r.CancelAt(now)
 		return queue.Later(d)
 	}
-	return g.all.Wait(ctx)
+	return nil
 }
 
 // refused records a refusal; it returns the end of a stop it starts now.
@@ -327,47 +352,121 @@ func completeSend(ctx context.Context, tx *store.Tx, it queue.Item) error {
 
 // Receipt records receipts for sent messages (status StatusDelivered or StatusRead);
 // a status never goes back, and ids of other messages are ignored. It never blocks
-// (the WhatsApp connection calls it from its event handler): the update is written by
-// the pipeline's receipt writer.
+// (the WhatsApp connection calls it from its event handler) and starts nothing: the
+// receipt joins the pending ones (per id, the furthest status wins), which the
+// pipeline's receipt writer — their one owner — writes, and writes again after a
+// failed write, until Run returns.
 func (p *Pipeline) Receipt(ids []string, status string, at time.Time) {
 	if _, ok := statusRank[status]; !ok || len(ids) == 0 {
 		return
 	}
-	r := receipt{ids: ids, status: status, at: at}
-	select {
-	case p.receipts <- r:
-	default:
-		go p.applyReceipt(context.Background(), r) // a burst: written beside the writer
-	}
+	p.receipts.add(ids, status, at)
+}
+
+// receipts are the receipts not yet written: memory bounded by the ids of sent
+// messages awaiting a receipt (a burst coalesces), not by how many receipts came.
+type receipts struct {
+	mu      sync.Mutex
+	pending map[string]receipt // by message id
+	wake    chan struct{}      // 1 slot: something is pending
 }
 
 type receipt struct {
-	ids    []string
 	status string
 	at     time.Time
 }
 
+func newReceipts() *receipts {
+	return &receipts{pending: map[string]receipt{}, wake: make(chan struct{}, 1)}
+}
+
+func (rs *receipts) add(ids []string, status string, at time.Time) {
+	rs.mu.Lock()
+	for _, id := range ids {
+		if old, ok := rs.pending[id]; !ok || statusRank[status] > statusRank[old.status] {
+			rs.pending[id] = receipt{status: status, at: at}
+		}
+	}
+	rs.mu.Unlock()
+	select {
+	case rs.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (rs *receipts) len() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.pending)
+}
+
+// take removes and returns everything pending.
+func (rs *receipts) take() map[string]receipt {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.pending) == 0 {
+		return nil
+	}
+	m := rs.pending
+	rs.pending = map[string]receipt{}
+	return m
+}
+
+// receiptRetry is how long the writer waits after a failed write (a locked or full
+// store) before it tries the kept receipts again.
+const receiptRetry = time.Second
+
+// receiptWriter writes the pending receipts until ctx ends, then once more, so a
+// receipt given before Run returns is on disk (or logged as not recorded) when it does.
 func (p *Pipeline) receiptWriter(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			p.writeReceipts(ctx)
 			return
-		case r := <-p.receipts:
-			p.applyReceipt(ctx, r)
+		case <-p.receipts.wake:
+		}
+		if !p.writeReceipts(ctx) {
+			select {
+			case <-ctx.Done():
+			case <-time.After(receiptRetry):
+			}
+			p.receipts.wake <- struct{}{} // the writer's own slot: nobody else drains it
 		}
 	}
 }
 
-func (p *Pipeline) applyReceipt(ctx context.Context, r receipt) {
+// writeReceipts writes what is pending, in batches of one status and time (whatsmeow
+// gives receipts in such batches); what fails is kept for the next try. It reports
+// whether everything was written.
+func (p *Pipeline) writeReceipts(ctx context.Context) bool {
+	m := p.receipts.take()
+	batches := map[receipt][]string{}
+	for id, r := range m {
+		batches[r] = append(batches[r], id)
+	}
+	ok := true
+	for r, ids := range batches {
+		for chunk := range slices.Chunk(ids, 500) { // SQLite's default limit is 32,766 variables
+			if err := p.applyReceipt(ctx, r, chunk); err != nil {
+				p.log.Warn("message receipt not recorded yet; kept for the next try", "ids", len(chunk), "status", r.status, "error", err)
+				p.receipts.add(chunk, r.status, r.at)
+				ok = false
+			}
+		}
+	}
+	return ok
+}
+
+func (p *Pipeline) applyReceipt(ctx context.Context, r receipt, ids []string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	args := []any{r.status, r.at.UnixMilli(), statusRank[r.status]}
-	for _, id := range r.ids {
+	for _, id := range ids {
 		args = append(args, id)
 	}
 	q := `UPDATE outgoing SET status = ?, updated = ? WHERE (CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1
-		WHEN 'delivered' THEN 2 ELSE 3 END) < ? AND id IN (?` + strings.Repeat(", ?", len(r.ids)-1) + `)`
-	if _, err := p.db.Exec(ctx, q, args...); err != nil {
-		p.log.Warn("message receipt not recorded", "ids", len(r.ids), "status", r.status, "error", err)
-	}
+		WHEN 'delivered' THEN 2 ELSE 3 END) < ? AND id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+	_, err := p.db.Exec(ctx, q, args...)
+	return err
 }

@@ -138,6 +138,9 @@ func (p *Pipeline) SaveMedia(ctx context.Context, m Media) (Media, error) {
 // resolveMedia saves inline bytes, or completes a reference from its upload's
 // description (the message's own kind, type and file name win when given).
 func (p *Pipeline) resolveMedia(ctx context.Context, m Media) (Media, error) {
+	if len(m.Data) > 0 && m.ID != "" {
+		return Media{}, invalid("media: give the data or the id of an upload, not both")
+	}
 	if len(m.Data) > 0 {
 		return p.SaveMedia(ctx, m)
 	}

@@ -3,8 +3,10 @@ package chat
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -92,6 +94,9 @@ var (
 	ErrInvalid = errors.New("invalid message")
 	// ErrNotFound: no message with that id (404).
 	ErrNotFound = errors.New("no such message")
+	// ErrKeyReused: the idempotency key was used before for a different message (422,
+	// as the IETF Idempotency-Key draft answers a key reused with another payload).
+	ErrKeyReused = fmt.Errorf("%w: idempotency key already used for a different message", ErrInvalid)
 )
 
 // Limits of a message (WhatsApp's own: a text of at most 65,536 characters).
@@ -116,8 +121,8 @@ func ParseRecipient(to string) (types.JID, error) {
 	}
 	if !strings.Contains(to, "@") {
 		d := Digits(to)
-		if strings.Trim(to, "+0123456789 -().") != "" {
-			return types.JID{}, invalid("to %q: a phone number has only digits, spaces, + - ( ) and .", to)
+		if strings.Trim(to, "+0123456789 -().") != "" || strings.Contains(strings.TrimPrefix(to, "+"), "+") {
+			return types.JID{}, invalid("to %q: a phone number has only digits, spaces, - ( ) and . (and + first)", to)
 		}
 		// E.164: at most 15 digits; the shortest numbers in use have 7 or so.
 		if len(d) < 7 || len(d) > 15 || d[0] == '0' {
@@ -134,15 +139,26 @@ func ParseRecipient(to string) (types.JID, error) {
 		return types.JID{}, invalid("to %q: a device JID; send to the user (without :device)", to)
 	case jid.Server == types.DefaultUserServer && (Digits(jid.User) != jid.User || len(jid.User) < 7 || len(jid.User) > 15):
 		return types.JID{}, invalid("to %q: the user of a …@%s JID is a phone number's digits", to, types.DefaultUserServer)
-	case jid.Server == types.GroupServer && (jid.User == "" || strings.Trim(jid.User, "0123456789-") != ""):
-		return types.JID{}, invalid("to %q: a group JID is digits (and -) before @%s", to, types.GroupServer)
-	case jid.Server == types.HiddenUserServer && (jid.User == "" || Digits(jid.User) != jid.User):
-		return types.JID{}, invalid("to %q: a …@%s JID is digits", to, types.HiddenUserServer)
+	case jid.Server == types.GroupServer && !groupUser(jid.User):
+		return types.JID{}, invalid("to %q: a group JID is digits (or the creator's number, -, a time) before @%s, at most %d characters",
+			to, types.GroupServer, maxJIDUser)
+	case jid.Server == types.HiddenUserServer && (jid.User == "" || Digits(jid.User) != jid.User || len(jid.User) > maxJIDUser):
+		return types.JID{}, invalid("to %q: a …@%s JID is digits, at most %d", to, types.HiddenUserServer, maxJIDUser)
 	case jid.Server != types.DefaultUserServer && jid.Server != types.GroupServer && jid.Server != types.HiddenUserServer:
 		return types.JID{}, invalid("to %q: remedy sends to users (@%s, @%s) and groups (@%s), not @%s", to,
 			types.DefaultUserServer, types.HiddenUserServer, types.GroupServer, jid.Server)
 	}
 	return jid, nil
+}
+
+// maxJIDUser bounds a group's or a LID's user part: group ids are 18 digits today
+// ("120363…"), older ones a number, "-" and a Unix time (at most 26); LIDs about 15.
+const maxJIDUser = 40
+
+// groupUser reports whether s is a group JID's user: digits, or digits-digits.
+func groupUser(s string) bool {
+	a, b, two := strings.Cut(s, "-")
+	return len(s) <= maxJIDUser && a != "" && Digits(a) == a && (!two || b != "" && Digits(b) == b)
 }
 
 // check validates a message and fills in Chat and the mentions' JIDs. Media must have
@@ -162,14 +178,14 @@ func (o *Outgoing) check() error {
 		add("text: %d characters, WhatsApp takes at most %d", n, MaxText)
 	}
 	kinds := 0
-	for _, set := range []bool{o.Text != "" && o.Media == nil, o.Media != nil, o.Reaction != nil} {
+	for _, set := range []bool{strings.TrimSpace(o.Text) != "" && o.Media == nil, o.Media != nil, o.Reaction != nil} {
 		if set {
 			kinds++
 		}
 	}
 	switch {
 	case kinds == 0:
-		add("give text, media (with text as its caption) or a reaction")
+		add("give text (not only spaces), media (with text as its caption) or a reaction")
 	case o.Reaction != nil && kinds > 1 || o.Reaction != nil && o.Text != "":
 		add("a reaction is a message of its own: no text or media with it")
 	}
@@ -223,13 +239,29 @@ func (o *Outgoing) check() error {
 	return nil
 }
 
+// fingerprint is the SHA-256 of what a checked message sends (not its id or key):
+// the same message posted again has the same one, whatever the recipient's spelling
+// ("+62 811…" or the JID) or whether its media came inline or as the upload's id.
+func (o *Outgoing) fingerprint() string {
+	c := *o
+	c.ID, c.To, c.IdempotencyKey = "", "", ""
+	if c.Media != nil {
+		m := *c.Media
+		m.Data = nil
+		c.Media = &m
+	}
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 // SendMessage queues a message for sending and returns its id once it is on disk: the
 // message row and its queue item are committed in one transaction (with inline media
 // saved before). The outbound queue then delivers it in order per chat, at the send
 // rate, across disconnects and restarts; MessageStatus follows it.
 //
-// With an IdempotencyKey already used, nothing is queued and the first message's id
-// is returned. Errors: ErrInvalid (wrapped, with every problem), a *MediaError for
+// With an IdempotencyKey already used for the same message, nothing is queued and the
+// first message's id is returned; used for a different message, ErrKeyReused. Errors: ErrInvalid (wrapped, with every problem), a *MediaError for
 // media over its limit or of a type WhatsApp does not take, queue.ErrFull (wrapped)
 // when the outbound queue is at capacity, or the store's error.
 func (p *Pipeline) SendMessage(ctx context.Context, o Outgoing) (string, error) {
@@ -257,18 +289,25 @@ func (p *Pipeline) Enqueue(ctx context.Context, o Outgoing) (id string, duplicat
 		return "", false, err
 	}
 	var key any // NULL: no key (UNIQUE ignores NULLs)
+	fp := ""
 	if o.IdempotencyKey != "" {
-		key = o.IdempotencyKey
+		key, fp = o.IdempotencyKey, o.fingerprint()
 	}
 	id = p.newID()
 	queued := false
 	err = p.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		queued = false
 		if key != nil {
-			var prev string
-			err := tx.Get(ctx, &prev, `SELECT id FROM outgoing WHERE idem_key = ?`, key)
+			var prev struct {
+				ID          string `db:"id"`
+				Fingerprint string `db:"fingerprint"`
+			}
+			err := tx.Get(ctx, &prev, `SELECT id, fingerprint FROM outgoing WHERE idem_key = ?`, key)
+			if err == nil && prev.Fingerprint != "" && prev.Fingerprint != fp {
+				return fmt.Errorf("%w: %q is message %s", ErrKeyReused, o.IdempotencyKey, prev.ID)
+			}
 			if err == nil {
-				id = prev
+				id = prev.ID
 				return nil
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
@@ -277,8 +316,8 @@ func (p *Pipeline) Enqueue(ctx context.Context, o Outgoing) (id string, duplicat
 		}
 		o.ID = id
 		now := time.Now().UnixMilli()
-		if _, err := tx.Exec(ctx, `INSERT INTO outgoing(id, idem_key, chat, status, created, updated) VALUES (?, ?, ?, ?, ?, ?)`,
-			id, key, o.Chat, StatusQueued, now, now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO outgoing(id, idem_key, fingerprint, chat, status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			id, key, fp, o.Chat, StatusQueued, now, now); err != nil {
 			return err
 		}
 		if _, err := p.Out.EnqueueTx(ctx, tx, o); err != nil {

@@ -34,7 +34,7 @@ type Pipeline struct {
 	log        *slog.Logger
 	mediaDir   string
 	maxMedia   int64
-	receipts   chan receipt
+	receipts   *receipts
 	newID      func() string
 	sendFailed func(reason string)
 	outcomes   bool // queue send outcomes for the handler (outcome.go)
@@ -78,7 +78,7 @@ type PipelineOptions struct {
 func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
 		guard: newSendGuard(o.Limits), events: o.Events, log: o.Logger, mediaDir: o.MediaDir, maxMedia: o.MaxMedia,
-		receipts: make(chan receipt, 4096), newID: o.NewID, sendFailed: o.SendFailed, outcomes: o.SendOutcomes}
+		receipts: newReceipts(), newID: o.NewID, sendFailed: o.SendFailed, outcomes: o.SendOutcomes}
 	if p.newID == nil {
 		p.newID = randomID
 	}

@@ -61,6 +61,8 @@ func apiError(err error) error {
 		return &web.Error{Status: 413, Code: "too_large", Message: me.Error()}
 	case errors.As(err, &me):
 		return &web.Error{Status: 415, Code: "unsupported_media_type", Message: me.Error()}
+	case errors.Is(err, chat.ErrKeyReused):
+		return &web.Error{Status: 422, Code: "idempotency_key_reused", Message: err.Error()}
 	case errors.Is(err, chat.ErrInvalid):
 		return fmt.Errorf("%w: %s", web.ErrInvalid, strings.TrimPrefix(err.Error(), chat.ErrInvalid.Error()+": "))
 	case errors.Is(err, chat.ErrNotFound):

@@ -104,6 +104,11 @@ func TestSendAPIThroughTheDaemon(t *testing.T) {
 	if accepted(t, again, b2) != id || !strings.Contains(b2, `"duplicate": true`) {
 		t.Fatalf("repeat: %s / %s", b1, b2)
 	}
+	// The key reused for another message: refused, nothing queued.
+	if code, b := r.do("POST", "/api/v1/messages", `{"to": "6281100000002", "text": "twice"}`, "Idempotency-Key", "order-42"); code != 422 ||
+		!strings.Contains(b, `"idempotency_key_reused"`) || !strings.Contains(b, id) {
+		t.Fatalf("key reused: %d %s", code, b)
+	}
 	r.messageStatus(id, "read")
 	count := 0
 	for _, m := range s.Messages() {
@@ -146,7 +151,11 @@ func TestSendAPIRefusesBadInput(t *testing.T) {
 		{`{"to": "0811-000-000", "text": "x"}`, 422, "international format"},
 		{`{"to": "status@broadcast", "text": "x"}`, 422, "not @broadcast"},
 		{`{"to": "6281100000002:3@s.whatsapp.net", "text": "x"}`, 422, "device JID"},
-		{`{"to": "6281100000002"}`, 422, "give text, media"},
+		{`{"to": "6281100000002"}`, 422, "give text"},
+		{`{"to": "6281100000002", "text": " \t "}`, 422, "not only spaces"},
+		{`{"to": "62+81100000002", "text": "x"}`, 422, "+ first"},
+		{`{"to": "` + strings.Repeat("1", 5000) + `@g.us", "text": "x"}`, 422, "at most 40"},
+		{`{"to": "6281100000002", "text": "x", "media": {"id": "` + strings.Repeat("ab", 32) + `", "data": "AAAA"}}`, 422, "not both"},
 		{`{"to": "6281100000002", "text": "x", "reaction": {"message_id": "A", "emoji": "x"}}`, 422, "reaction is a message of its own"},
 		{`{"to": "6281100000002", "text": "x", "mentions": ["120363000000000001@g.us"]}`, 422, "mentions[0]"},
 		{`{"to": "6281100000002", "media": {"data": "AAAA", "mime": "video/x-msvideo"}}`, 415, "unknown media type"},

@@ -95,8 +95,10 @@ func TestEveryMessageKindIsTyped(t *testing.T) {
 		{"group text", &waE2E.Message{Conversation: proto.String("/who")}, true,
 			`{"kind":"text","text":"/who","group":"120363000000000001@g.us"}`},
 	}
+	var ids []string
 	for _, tc := range cases {
 		id := send(tc.msg, tc.inGroup)
+		ids = append(ids, id)
 		m := receive()
 		if m.ID != id || m.From != "6281100000077" || m.Sender != "6281100000077@s.whatsapp.net" || m.SenderName != "Admin" || m.Time.IsZero() {
 			t.Fatalf("%s: header %+v", tc.name, m)
@@ -140,6 +142,7 @@ func TestEveryMessageKindIsTyped(t *testing.T) {
 	if m := receive(); m.Text != "after" {
 		t.Fatalf("a protocol message was handed on: %+v", m)
 	}
+	waitReceipts(t, s, ids...)
 	// An unknown id has no media; a known one is looked up (the fake server has no media
 	// host, so the download itself fails after remedy found the reference).
 	if _, _, err := c.Download(ctx, "nope"); !errors.Is(err, ErrNoMedia) {

@@ -61,6 +61,7 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 	})
 	ctx := context.Background()
 	var err error
+	var ids []string
 	for _, text := range []string{"!status", "!alerts"} {
 		var id string
 		s.Each(func(fc *wafake.Conn) {
@@ -75,6 +76,30 @@ func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%q never arrived", text)
+		}
+		ids = append(ids, id)
+	}
+	waitReceipts(t, s, ids...)
+}
+
+// waitReceipts waits until the client has sent its receipt for each of ids. A test that
+// hands messages over waits for it before it ends: the handler returns before whatsmeow
+// sends the receipt, and closing the client while it does trips whatsmeow's own race
+// between a frame's send and the socket's close.
+func waitReceipts(t *testing.T, s *wafake.Server, ids ...string) {
+	t.Helper()
+	missing := func() []string {
+		var out []string
+		for _, id := range ids {
+			if !slices.Contains(s.Receipts(), id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(missing()) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no receipt for %v; receipts %v", missing(), s.Receipts())
 		}
 	}
 }
