@@ -10,6 +10,7 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
@@ -55,7 +56,8 @@ func TestIncomingMediaUnavailable(t *testing.T) {
 	}
 
 	s.Down()
-	r.eventually("WhatsApp disconnected", func() bool { return !r.d.wa.Client().IsConnected() })
+	// remedy's own state (not the client's IsConnected, which races whatsmeow's socket close).
+	r.eventually("WhatsApp disconnected", func() bool { return r.d.wa.State() != whatsapp.Connected })
 	resp, err := http.Get(r.base + url)
 	if err != nil {
 		t.Fatal(err)
