@@ -3,7 +3,9 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/internal/queue"
@@ -89,7 +91,7 @@ func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
 			p.counters.Processed(1)
 			// remedy's answer goes to the admin who asked, privately, also for a command
 			// typed in a group: the group's other members are not admins.
-			return p.reply(ctx, m.From, reply)
+			return p.reply(ctx, m.From, reply, commandKeyPrefix+m.ID)
 		}
 	}
 	if p.handler == nil {
@@ -106,12 +108,42 @@ func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
 	if to == "" {
 		to = m.From
 	}
-	return p.reply(ctx, to, reply)
+	return p.reply(ctx, to, reply, ReplyKeyPrefix+m.ID)
 }
 
-func (p *Pipeline) reply(ctx context.Context, to, text string) error {
-	if text == "" {
+// ReplyKeyPrefix starts the idempotency key of the bot's answer to an incoming message
+// (its handler's {"reply": …}): the key is ReplyKeyPrefix + the incoming message's id.
+// commandKeyPrefix is the same for remedy's own answers to admin commands, which are not
+// the bot's messages: the bot's handler gets no send_outcome for them.
+const (
+	ReplyKeyPrefix   = "reply:"
+	commandKeyPrefix = "remedy-command:"
+)
+
+// reply queues text to `to` as an answer, through the send path (an id, a status, the
+// send limits) under the idempotency key `key`, made of the incoming message's id.
+// Delivery of incoming messages is at least once (a crash between the handler's answer and
+// the item's completion hands the message over again), and the key makes the answer go
+// out once: the first answer stands, also when the handler answers differently the second
+// time. An answer the send path refuses (too long) dead-letters the incoming message at
+// once, with its reason, instead of retrying it.
+func (p *Pipeline) reply(ctx context.Context, to, text, key string) error {
+	if strings.TrimSpace(text) == "" {
 		return nil
 	}
-	return p.Send(ctx, to, text)
+	if p.messages == nil {
+		return p.Send(ctx, to, text) // a text-only Sender: no send path to dedupe on
+	}
+	o := Outgoing{To: to, Text: text}
+	if !strings.HasSuffix(key, ":") { // an incoming message without an id: no key
+		o.IdempotencyKey = key
+	}
+	_, _, err := p.Enqueue(ctx, o)
+	switch {
+	case errors.Is(err, ErrKeyReused):
+		return nil // answered before this delivery
+	case errors.Is(err, ErrInvalid):
+		return queue.Permanent(fmt.Errorf("the answer cannot be sent: %w", err))
+	}
+	return err
 }

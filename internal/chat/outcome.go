@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/internal/queue"
@@ -29,8 +30,9 @@ func (p *Pipeline) sendDeadLettered(ctx context.Context, tx *store.Tx, it queue.
 	return p.queueOutcome(ctx, tx, it, webhook.OutcomeFailed, reason)
 }
 
-// queueOutcome queues a send outcome for a message of the send API (an item with an id;
-// the replies queued by Send, remedy's own answers among them, have none). A full
+// queueOutcome queues a send outcome for a message of the send path (an item with an id:
+// the send API's and the handler's replies; not remedy's own answers to admin commands,
+// nor texts queued by Send). A full
 // inbound queue drops the outcome rather than undo the send's record: the message's
 // status (GET /api/v1/messages/{id}) still says it.
 func (p *Pipeline) queueOutcome(ctx context.Context, tx *store.Tx, it queue.Item, status, reason string) error {
@@ -38,7 +40,7 @@ func (p *Pipeline) queueOutcome(ctx context.Context, tx *store.Tx, it queue.Item
 		return nil
 	}
 	var o Outgoing
-	if json.Unmarshal(it.Payload, &o) != nil || o.ID == "" {
+	if json.Unmarshal(it.Payload, &o) != nil || o.ID == "" || strings.HasPrefix(o.IdempotencyKey, commandKeyPrefix) {
 		return nil
 	}
 	now := time.Now()
