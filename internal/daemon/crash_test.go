@@ -330,7 +330,7 @@ func readCrashFacts(t *testing.T, dataDir string) crashFacts {
 	must(db.Get(ctx, &f.outboxPending, `SELECT count(*) FROM alert_outbox WHERE delivered = 0`))
 	must(db.Get(ctx, &f.alertsNoOutbox, `SELECT count(*) FROM alerts a WHERE held = '' AND NOT EXISTS (SELECT 1 FROM alert_outbox o WHERE o.alert_id = a.id)`))
 	must(db.Get(ctx, &f.queueBadState, `SELECT count(*) FROM queue_items WHERE state NOT IN ('ready', 'working')`))
-	must(db.Select(ctx, &f.inboundTexts, `SELECT json_extract(payload, '$.text') FROM queue_items WHERE queue = 'inbound'`))
+	must(db.Select(ctx, &f.inboundTexts, `SELECT coalesce(json_extract(payload, '$.text'), '') FROM queue_items WHERE queue = 'inbound'`))
 	must(db.Select(ctx, &f.deadTexts, `SELECT coalesce(json_extract(payload, '$.text'), '') FROM dead_letters WHERE queue = 'inbound'`))
 	must(db.Get(ctx, &f.outboundPending, `SELECT count(*) FROM queue_items WHERE queue = 'outbound'`))
 	sp, err := store.OpenSpool[chat.Message](spoolFile(dataDir, "inbound"), store.SpoolSize)

@@ -72,10 +72,19 @@ func TestTypedWebhookWithMediaAndReceipts(t *testing.T) {
 		defer mu.Unlock()
 		return append([]webhook.Event(nil), got...)
 	}
+	ofType := func(typ string) []webhook.Event {
+		var out []webhook.Event
+		for _, e := range events() {
+			if e.Type == typ {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
 	r.eventually("the image at the handler and the reply at the server", func() bool {
-		return len(events()) == 1 && len(s.Messages()) == 1
+		return len(ofType(webhook.TypeMessage)) == 1 && len(s.Messages()) == 1
 	})
-	m := events()[0].Message
+	m := ofType(webhook.TypeMessage)[0].Message
 	if m == nil || m.Kind != webhook.KindImage || m.Text != "my cat" || m.Media == nil || m.Media.MIME != "image/jpeg" ||
 		m.Media.Size != uint64(len(picture)) || m.Media.URL != "/api/v1/incoming/"+m.ID+"/media" {
 		t.Fatalf("delivered %+v", m)
@@ -99,8 +108,13 @@ func TestTypedWebhookWithMediaAndReceipts(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	r.eventually("the read receipt at the handler", func() bool { return len(events()) == 2 })
-	rc := events()[1]
+	r.eventually("the read receipt at the handler", func() bool { return len(ofType(webhook.TypeReceipt)) == 1 })
+	rc := ofType(webhook.TypeReceipt)[0]
+	// The reply went through the send path: its outcome reaches the handler too.
+	r.eventually("the reply's send_outcome at the handler", func() bool { return len(ofType(webhook.TypeSendOutcome)) == 1 })
+	if so := ofType(webhook.TypeSendOutcome)[0].SendOutcome; so == nil || so.ID != reply.ID || so.Status != webhook.OutcomeSent {
+		t.Fatalf("send outcome %+v, want sent for %s", so, reply.ID)
+	}
 	if rc.Type != webhook.TypeReceipt || rc.Receipt == nil || rc.Receipt.Status != "read" || len(rc.Receipt.MessageIDs) != 1 ||
 		rc.Receipt.MessageIDs[0] != reply.ID || rc.Receipt.From != "6281100000077" {
 		t.Fatalf("receipt delivery %+v (%+v)", rc, rc.Receipt)
