@@ -139,10 +139,12 @@ func (r *running) do(method, path, body string, hdr ...string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// eventually polls the running daemon until cond holds.
+// eventually polls the running daemon until cond holds. Its 30 s bound only catches
+// "never": a recovery that waits out a retry backoff grown during a fault took more than
+// 10 s under -race on a loaded machine.
 func (r *running) eventually(what string, cond func() bool) {
 	r.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("timed out waiting for %s", what)
