@@ -91,7 +91,7 @@ func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
 			p.counters.Processed(1)
 			// remedy's answer goes to the admin who asked, privately, also for a command
 			// typed in a group: the group's other members are not admins.
-			return p.reply(ctx, m.From, reply, commandKeyPrefix+m.ID)
+			return p.reply(ctx, m.From, reply, commandKeyPrefix, m.ID)
 		}
 	}
 	if p.handler == nil {
@@ -108,7 +108,7 @@ func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
 	if to == "" {
 		to = m.From
 	}
-	return p.reply(ctx, to, reply, ReplyKeyPrefix+m.ID)
+	return p.reply(ctx, to, reply, ReplyKeyPrefix, m.ID)
 }
 
 // ReplyKeyPrefix starts the idempotency key of the bot's answer to an incoming message
@@ -121,13 +121,14 @@ const (
 )
 
 // reply queues text to `to` as an answer, through the send path (an id, a status, the
-// send limits) under the idempotency key `key`, made of the incoming message's id.
+// send limits) under the idempotency key prefix+inReplyTo (none when the incoming message
+// has no id).
 // Delivery of incoming messages is at least once (a crash between the handler's answer and
 // the item's completion hands the message over again), and the key makes the answer go
 // out once: the first answer stands, also when the handler answers differently the second
 // time. An answer the send path refuses (too long) dead-letters the incoming message at
 // once, with its reason, instead of retrying it.
-func (p *Pipeline) reply(ctx context.Context, to, text, key string) error {
+func (p *Pipeline) reply(ctx context.Context, to, text, prefix, inReplyTo string) error {
 	if strings.TrimSpace(text) == "" {
 		return nil
 	}
@@ -135,8 +136,8 @@ func (p *Pipeline) reply(ctx context.Context, to, text, key string) error {
 		return p.Send(ctx, to, text) // a text-only Sender: no send path to dedupe on
 	}
 	o := Outgoing{To: to, Text: text}
-	if !strings.HasSuffix(key, ":") { // an incoming message without an id: no key
-		o.IdempotencyKey = key
+	if inReplyTo != "" {
+		o.IdempotencyKey = prefix + inReplyTo
 	}
 	_, _, err := p.Enqueue(ctx, o)
 	switch {
