@@ -13,6 +13,7 @@ package conditions
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -62,6 +63,23 @@ type Site struct {
 	Name   string        // metric name, event code or policy name
 	Window time.Duration // for windowed functions
 	Text   string        // the call as written, for explanations
+	// By and Match are the selector of count() and since() (selector.go): the labels
+	// that tie an event to the instance (the policy's group_by unless the call writes
+	// `by (…)`) and the label matchers an event must pass.
+	By    []string
+	Match []Matcher
+	view  string // the history the call reads (viewKey)
+}
+
+// Option adjusts how an expression is compiled.
+type Option func(*options)
+
+type options struct{ groupBy []string }
+
+// GroupBy gives the policy's group_by labels: count() and since() then see, by default,
+// the events whose values of these labels equal the instance's.
+func GroupBy(labels []string) Option {
+	return func(o *options) { o.groupBy = slices.Clone(labels) }
 }
 
 // Uses lists what an expression reads, so the engine keeps only the history it needs.
@@ -122,21 +140,26 @@ func checkOptions() []expr.Option {
 		expr.Function("avg_over", stub, new(func(string, string) float64)),
 		expr.Function("max_over", stub, new(func(string, string) float64)),
 		expr.Function("min_over", stub, new(func(string, string) float64)),
-		expr.Function("count", stub, new(func(string, string) int)),
-		expr.Function("since", stub, new(func(string) float64)),
+		expr.Function("count", stub, new(func(string, string) int), new(func(string, string, string) int)),
+		expr.Function("since", stub, new(func(string) float64), new(func(string, string) float64)),
 		expr.Function("firing", stub, new(func(string) bool)),
 		expr.Function("hour", stub, new(func() int)),
 		expr.Function("weekday", stub, new(func() int)),
 	}
 }
 
-// Compile type-checks src and builds its runtime program.
-func Compile(src string) (*Condition, error) {
+// Compile type-checks src and builds its runtime program. Errors are *Error, with the
+// position inside src.
+func Compile(src string, opts ...Option) (*Condition, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	if _, err := expr.Compile(src, checkOptions()...); err != nil {
 		return nil, convertErr(err)
 	}
-	rw := &rewriter{src: file.NewSource(src)}
-	opts := []expr.Option{
+	rw := &rewriter{src: file.NewSource(src), groupBy: o.groupBy}
+	eopts := []expr.Option{
 		expr.Env(map[string]any{callName: func(any) any { return nil }}),
 		expr.AllowUndefinedVariables(), expr.AsBool(), expr.DisableBuiltin("now"), expr.DisableBuiltin("count"),
 		expr.Patch(rw),
@@ -144,9 +167,9 @@ func Compile(src string) (*Condition, error) {
 	// Declared so the parser reads them as calls (count is also an expr builtin); every
 	// call is rewritten before it could run.
 	for name := range funcNames {
-		opts = append(opts, expr.Function(name, stub))
+		eopts = append(eopts, expr.Function(name, stub))
 	}
-	prog, err := expr.Compile(src, opts...)
+	prog, err := expr.Compile(src, eopts...)
 	if rw.err != nil {
 		return nil, rw.err
 	}
@@ -207,10 +230,11 @@ func convertErr(err error) error {
 // rewriter flattens member paths and numbers helper calls. ast.Walk visits children
 // before parents, so `event.labels` is already an identifier when `.reason` is seen.
 type rewriter struct {
-	src   file.Source
-	keys  []string
-	sites []*Site
-	err   error
+	src     file.Source
+	groupBy []string
+	keys    []string
+	sites   []*Site
+	err     error
 }
 
 var roots = map[string]bool{"event": true, "metrics": true, "labels": true}
@@ -270,7 +294,29 @@ func (r *rewriter) call(node *ast.Node, n *ast.CallNode) {
 	if len(strs) > 0 {
 		s.Name = strs[0]
 	}
-	if len(strs) > 1 {
+	sel := 0 // the selector's argument, if the function takes one
+	switch fn {
+	case FuncCount:
+		sel = 2
+	case FuncSince:
+		sel = 1
+	}
+	if sel > 0 {
+		var parsed selector
+		if len(strs) > sel {
+			var err error
+			if parsed, err = parseSelector(strs[sel], r.groupBy); err != nil {
+				r.fail(n.Arguments[sel], "%s: %v", id.Value, err)
+				return
+			}
+		}
+		s.By, s.Match = parsed.by, parsed.match
+		if !parsed.byGiven {
+			s.By = r.groupBy
+		}
+		s.view = viewKey(s.Name, s.By, s.Match)
+	}
+	if len(strs) > 1 && fn != FuncSince {
 		w, err := ParseDuration(strs[1])
 		if err != nil {
 			r.fail(n.Arguments[1], "%s: %v", id.Value, err)

@@ -173,12 +173,12 @@ func (fc *fastCompiler) operand(n ast.Node) valFn {
 		if s == nil {
 			return nil
 		}
-		id, w := seriesID(s.Func, s.Name), s.Window
+		id, w := seriesID(s), s.Window
 		switch s.Func {
 		case FuncCount:
-			return func(r *Runtime) value { return value{k: num, f: float64(r.hist.get(id).count(r.now, w))} }
+			return func(r *Runtime) value { return value{k: num, f: float64(r.hist.getView(id).pick(r).count(r.now, w))} }
 		case FuncSince:
-			return func(r *Runtime) value { return value{k: num, f: r.hist.get(id).since(r.now)} }
+			return func(r *Runtime) value { return value{k: num, f: r.hist.getView(id).pick(r).since(r.now)} }
 		case FuncHour:
 			return func(r *Runtime) value { return value{k: num, f: float64(r.now.In(r.loc).Hour())} }
 		case FuncWeekday:

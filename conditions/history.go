@@ -7,30 +7,41 @@ import (
 )
 
 // History keeps the windows that helper functions read: recent values of the metrics
-// named in rate/increase/*_over, and recent times of the event codes named in
-// count/since. It keeps only what the loaded expressions need, for as long as their
+// named in rate/increase/*_over, and recent times of the events that count/since select
+// (views.go). It keeps only what the loaded expressions need, for as long as their
 // longest window. Buffers are reused, so steady state does not allocate.
 type History struct {
 	metrics map[string]*series
-	codes   map[string]*series
-	// byID holds the same series by slot number (seriesID), for the fast path.
-	byID []*series
+	codes   map[string]*codeHist
+	views   map[string]*view
+	// byID and viewID hold the same series and views by slot number (seriesID), for the
+	// fast path.
+	byID   []*series
+	viewID []*view
 }
 
-// seriesID numbers a metric's or an event code's series in the process-wide key space
-// of fast.go; the prefixes keep them apart from environment keys.
-func seriesID(f Func, name string) int {
-	switch f {
+// seriesID numbers a metric's series or an event view in the process-wide key space of
+// fast.go; the prefixes keep them apart from environment keys.
+func seriesID(s *Site) int {
+	switch s.Func {
 	case FuncCount, FuncSince:
-		return keyID("\x00code:" + name)
+		return keyID("\x00view:" + s.view)
 	}
-	return keyID("\x00metric:" + name)
+	return keyID("\x00metric:" + s.Name)
 }
 
 // get returns the series of a slot number, or nil.
 func (h *History) get(id int) *series {
 	if id < len(h.byID) {
 		return h.byID[id]
+	}
+	return nil
+}
+
+// getView returns the view of a slot number, or nil.
+func (h *History) getView(id int) *view {
+	if id < len(h.viewID) {
+		return h.viewID[id]
 	}
 	return nil
 }
@@ -111,29 +122,37 @@ func (s *series) window(now int64, w time.Duration) (int, int) {
 
 func (h *History) prepare(conds []*Condition) {
 	metrics := map[string]time.Duration{}
-	codes := map[string]time.Duration{}
+	views := map[string]*Site{}
+	keep := map[string]time.Duration{}
+	since := map[string]bool{}
 	for _, c := range conds {
 		for m, w := range c.uses.Metrics {
 			metrics[m] = max(metrics[m], w)
 		}
-		for code, w := range c.uses.Codes {
-			codes[code] = max(codes[code], w)
+		for _, s := range c.sites {
+			if s.Func == FuncCount || s.Func == FuncSince {
+				views[s.view] = s
+				keep[s.view] = max(keep[s.view], s.Window)
+				since[s.view] = since[s.view] || s.Func == FuncSince
+			}
 		}
 	}
 	h.metrics = keepSeries(h.metrics, metrics)
-	h.codes = keepSeries(h.codes, codes)
-	h.byID = h.byID[:0]
-	add := func(id int, s *series) {
+	h.views, h.codes = keepViews(h.views, views, keep, since)
+	h.byID, h.viewID = h.byID[:0], h.viewID[:0]
+	for name, s := range h.metrics {
+		id := keyID("\x00metric:" + name)
 		for len(h.byID) <= id {
 			h.byID = append(h.byID, nil)
 		}
 		h.byID[id] = s
 	}
-	for name, s := range h.metrics {
-		add(seriesID(FuncAvgOver, name), s)
-	}
-	for name, s := range h.codes {
-		add(seriesID(FuncCount, name), s)
+	for _, s := range views {
+		id := seriesID(s)
+		for len(h.viewID) <= id {
+			h.viewID = append(h.viewID, nil)
+		}
+		h.viewID[id] = h.views[s.view]
 	}
 }
 
@@ -150,14 +169,6 @@ func keepSeries(old map[string]*series, want map[string]time.Duration) map[strin
 		out[name] = s
 	}
 	return out
-}
-
-func (h *History) count(code string, now time.Time, w time.Duration) int {
-	return h.codes[code].count(now, w)
-}
-
-func (h *History) since(code string, now time.Time) float64 {
-	return h.codes[code].since(now)
 }
 
 func (h *History) aggregate(f Func, name string, now time.Time, w time.Duration) float64 {
@@ -226,8 +237,8 @@ func (h *History) longest() time.Duration {
 	for _, s := range h.metrics {
 		m = max(m, s.keep)
 	}
-	for _, s := range h.codes {
-		m = max(m, s.keep)
+	for _, v := range h.views {
+		m = max(m, v.keep)
 	}
 	return m
 }

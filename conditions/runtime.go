@@ -40,6 +40,11 @@ type Runtime struct {
 	// runtime, not to the compiled Condition, because a Condition is shared by engines
 	// (the daemon's, the policy tester's) that run on different goroutines.
 	sites map[*Site]*siteCell
+	// The instance being evaluated, for count() and since() (views.go): the labels in
+	// grpBy come from grpEvent, the others from grpPolicy (SetInstanceLabels).
+	grpPolicy, grpEvent map[string]string
+	grpBy               []string
+	keyBuf              []byte
 }
 
 // siteCell boxes one helper call's result: an int for count(), a float otherwise.
@@ -189,16 +194,20 @@ func (r *Runtime) ObserveEvent(t time.Time, code, source, message string, value 
 // CodeRef is a handle on an event code's history, valid until the next Prepare: a
 // caller that routes by code anyway (the engine) keeps it with its route and saves a
 // lookup per event.
-type CodeRef struct{ s *series }
+type CodeRef struct{ h *codeHist }
 
 // CodeRef returns the handle of code (an empty one if no condition counts it).
 func (r *Runtime) CodeRef(code string) CodeRef { return CodeRef{r.hist.codes[code]} }
 
 // ObserveEventRef is ObserveEvent with the code's handle, from CodeRef after the latest
-// Prepare.
+// Prepare. The event goes into every view of its code that its labels pass, under its
+// group (views.go).
 func (r *Runtime) ObserveEventRef(ref CodeRef, t time.Time, code, source, message string, value float64, labels map[string]string) {
-	if ref.s != nil {
-		ref.s.add(t.UnixNano(), 0, false)
+	if ref.h != nil {
+		ns := t.UnixNano()
+		for _, v := range ref.h.views {
+			v.observe(ns, labels, &r.keyBuf)
+		}
 	}
 	r.SetEvent(code, source, message, value, labels)
 }
@@ -300,8 +309,11 @@ func (r *Runtime) ObserveSample(t time.Time, values map[string]float64) {
 func (r *Runtime) SetLabels(labels map[string]string) { r.SetInstanceLabels(labels, nil, nil) }
 
 // SetInstanceLabels sets `labels.<name>` for an instance that may not exist yet: the
-// names in groupBy come from the event's labels, the others from the policy's.
+// names in groupBy come from the event's labels, the others from the policy's. count()
+// and since() read the events of this instance's group until the next call. The maps
+// are read, not copied: they must stay unchanged until then.
 func (r *Runtime) SetInstanceLabels(policy, event map[string]string, groupBy []string) {
+	r.grpPolicy, r.grpEvent, r.grpBy = policy, event, groupBy
 	for i := range r.labelK {
 		k := &r.labelK[i]
 		src := policy
@@ -316,6 +328,17 @@ func (r *Runtime) SetInstanceLabels(policy, event map[string]string, groupBy []s
 		}
 		r.set(k, v)
 	}
+}
+
+// groupValue is the instance's value of a group_by label ("" if it has none, as an
+// event without the label is grouped).
+func (r *Runtime) groupValue(name string) string {
+	for _, g := range r.grpBy {
+		if g == name {
+			return r.grpEvent[name]
+		}
+	}
+	return r.grpPolicy[name]
 }
 
 func (r *Runtime) str(key, v string) any {
@@ -369,9 +392,9 @@ func (r *Runtime) siteCell(s *Site) *siteCell {
 func (r *Runtime) siteValue(s *Site) any {
 	switch s.Func {
 	case FuncCount:
-		return r.siteCell(s).i.set(r.hist.count(s.Name, r.now, s.Window))
+		return r.siteCell(s).i.set(r.hist.views[s.view].pick(r).count(r.now, s.Window))
 	case FuncSince:
-		return r.siteCell(s).f.set(r.hist.since(s.Name, r.now))
+		return r.siteCell(s).f.set(r.hist.views[s.view].pick(r).since(r.now))
 	case FuncFiring:
 		return r.firing(s.Name)
 	case FuncHour:

@@ -173,7 +173,7 @@ func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 		d.checkCodes(p.On, onItems, "on", true)
 	}
 	if whenNode != nil {
-		c, err := conditions.Compile(p.When)
+		c, err := conditions.Compile(p.When, conditions.GroupBy(p.GroupBy))
 		if err != nil {
 			d.exprError(src, whenNode, err)
 		} else {
