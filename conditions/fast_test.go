@@ -36,6 +36,9 @@ func (g condGen) operand() string {
 		"labels.a", "labels.team", "metrics.m0", "metrics.m1", "metrics.m2",
 		`count("C1", "1m")`, `count("C2", "10s")`, `avg_over("m0", "1m")`, `max_over("m1", "30s")`,
 		`min_over("m2", "1m")`, `rate("m0", "1m")`, `increase("m1", "1m")`, `since("C1")`, "hour()", "weekday()",
+		// selectors (history per instance): by the instance's labels, across, matched
+		"count(\"C1\", \"1m\", `by ()`)", "count(\"C1\", \"30s\", `{b=\"a\"}`)", "count(\"C2\", \"1m\", `by (a) {team!~\"C.*\"}`)",
+		"since(\"C1\", `by ()`)", "since(\"C2\", `{a!=\"\"}`)",
 	)
 }
 
@@ -107,9 +110,16 @@ func feedRandom(rng *rand.Rand, now time.Time, rts ...*Runtime) {
 			r.ClearEvent()
 		}
 	case 3:
-		l := labels()
+		// An instance's labels, or a new instance's: group labels from an event.
+		l, ev := labels(), labels()
+		by := [][]string{nil, {"a"}, {"a", "team"}}[rng.IntN(3)]
+		whole := rng.IntN(2) == 0
 		for _, r := range rts {
-			r.SetLabels(l)
+			if whole {
+				r.SetLabels(l)
+			} else {
+				r.SetInstanceLabels(l, ev, by)
+			}
 		}
 	default:
 		for _, r := range rts {
@@ -126,9 +136,10 @@ func TestFastPathDifferential(t *testing.T) {
 	rng := rand.New(rand.NewPCG(18, 2026))
 	g := condGen{rng}
 	var fast, slow []*Condition
+	groupBys := [][]string{nil, {"a"}, {"a", "team"}}
 	for len(fast) < nConds {
 		src := g.cond(3)
-		c, err := Compile(src)
+		c, err := Compile(src, GroupBy(groupBys[rng.IntN(len(groupBys))]))
 		if err != nil {
 			continue // ill-typed at load time, e.g. event.code > 1
 		}

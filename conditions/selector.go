@@ -163,15 +163,15 @@ func (sc *selScanner) matcher() (Matcher, error) {
 		return m, fmt.Errorf("matchers: want =, !=, =~ or !~ after %s", m.Label)
 	}
 	sc.skip()
-	q, err := strconv.QuotedPrefix(sc.rest())
-	if err != nil || q[0] == '`' {
+	q := sc.quoted()
+	if q == "" {
 		return m, fmt.Errorf("matchers: %s%s wants a quoted value (\"…\" or '…')", m.Label, m.Op)
 	}
-	sc.i += len(q)
 	if q[0] == '\'' {
 		// Go reads '…' as one rune; PromQL allows single-quoted strings.
 		q = `"` + strings.ReplaceAll(strings.ReplaceAll(q[1:len(q)-1], `\'`, `'`), `"`, `\"`) + `"`
 	}
+	var err error
 	if m.Value, err = strconv.Unquote(q); err != nil {
 		return m, fmt.Errorf("matchers: %s: %v", q, err)
 	}
@@ -181,6 +181,25 @@ func (sc *selScanner) matcher() (Matcher, error) {
 		}
 	}
 	return m, nil
+}
+
+// quoted reads a "…" or '…' string with its quotes and backslash escapes, or "".
+func (sc *selScanner) quoted() string {
+	if sc.i >= len(sc.s) || sc.s[sc.i] != '"' && sc.s[sc.i] != '\'' {
+		return ""
+	}
+	quote := sc.s[sc.i]
+	for j := sc.i + 1; j < len(sc.s); j++ {
+		switch sc.s[j] {
+		case '\\':
+			j++
+		case quote:
+			q := sc.s[sc.i : j+1]
+			sc.i = j + 1
+			return q
+		}
+	}
+	return ""
 }
 
 // viewKey names the history a code, by-list and matchers share: two calls that select
