@@ -10,8 +10,9 @@ import (
 
 // Each bad file with every message it must produce, exactly and in order.
 var badFiles = map[string][]string{
-	"unknown_key":  {`4:5: policy "cpu": unknown key "severty" (known: actions, alert, annotations, breaker, description, enabled, escalate, for, group_by, inhibits, keep_firing_for, labels, max_instances, mode, name, on, rearm, resolve_on, retry_on, severity, stable_for, when)`},
-	"missing_name": {`2:5: policy without a name`},
+	"unknown_key":    {`4:5: policy "cpu": unknown key "severty" (known: actions, alert, annotations, breaker, description, enabled, escalate, for, group_by, inhibits, keep_firing_for, labels, max_instances, mode, name, on, rearm, resolve_on, retry_on, severity, stable_for, when)`},
+	"missing_name":   {`2:5: policy without a name`},
+	"by_not_grouped": {`5:35: policy "by-zone": when: count: by (zone): zone is not in the policy's group_by [db], so the instance has no value for it; match it with {zone="…"} instead`},
 	"inhibits": {
 		`5:20: policy "logged-out": inhibits[0].policies: "Wa-Reconnect" is not a policy name or a prefix ending in *`,
 		`6:17: policy "logged-out": inhibits[0].equal: "bad-label" is not a label name`,

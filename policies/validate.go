@@ -5,7 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/remedy-run/remedy/conditions"
 
 	"gopkg.in/yaml.v3"
 )
@@ -156,6 +159,7 @@ func lint(p *Policy, declared []DeclaredCode) []Diagnostic {
 				warn(p.WhenPos, "unknown metric %q (see remedy codes)", m)
 			}
 		}
+		lintHistory(p, declared, warn)
 		if strings.TrimSpace(p.When) == "false" {
 			warn(p.WhenPos, "can never fire: when is false")
 		}
@@ -176,4 +180,65 @@ func dedupe(ds []Diagnostic) []Diagnostic {
 		}
 	}
 	return out
+}
+
+// lintHistory warns about a count() or since() that reads a label its code does not
+// carry (the catalogue or the codes: declaration says which it does): with the policy's
+// group_by, every event of such a code falls in the group where that label is "", so
+// the instances named by the label never see one — the policy can never fire for them,
+// or counts the wrong thing.
+func lintHistory(p *Policy, declared []DeclaredCode, warn func(Pos, string, ...any)) {
+	for _, s := range p.Cond.Sites() {
+		if s.Func != conditions.FuncCount && s.Func != conditions.FuncSince {
+			continue
+		}
+		carried, known := codeLabels(s.Name, declared)
+		if !known {
+			continue
+		}
+		for _, l := range s.By {
+			if !slices.Contains(carried, l) {
+				warn(p.WhenPos, "%s: %s events carry no label %s (their labels: %s), so no instance of group_by %v sees its own; count across instances with by (), or group by a label the code has",
+					s.Text, s.Name, l, labelList(carried), p.GroupBy)
+			}
+		}
+		for _, m := range s.Match {
+			if !slices.Contains(carried, m.Label) {
+				warn(p.WhenPos, "%s: %s events carry no label %s (their labels: %s), so the matcher %s reads \"\" on every one",
+					s.Text, s.Name, m.Label, labelList(carried), m)
+			}
+		}
+	}
+}
+
+// codeLabels returns the labels a catalogued or declared code carries; known is false
+// for a code neither lists.
+func codeLabels(code string, declared []DeclaredCode) (labels []string, known bool) {
+	split := func(list string) []string {
+		var out []string
+		for _, l := range strings.Split(list, ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for _, c := range Codes {
+		if c.Code == code {
+			return split(c.Labels), true
+		}
+	}
+	for _, c := range declared {
+		if c.Code == code {
+			return split(c.Labels), true
+		}
+	}
+	return nil, false
+}
+
+func labelList(ls []string) string {
+	if len(ls) == 0 {
+		return "none"
+	}
+	return strings.Join(ls, ", ")
 }
