@@ -317,3 +317,40 @@ policies:
 		})
 	}
 }
+
+// BenchmarkCountPerInstance: events of 100 groups through a group_by policy whose count()
+// reads each instance's own events (issue 25), and one that counts across them. Steady
+// state allocates nothing per input.
+func BenchmarkCountPerInstance(b *testing.B) {
+	e := New(loadSet(b, `
+policies:
+  - name: own
+    on: [DB_TIMEOUT]
+    when: 'count("DB_TIMEOUT", "5m") > 100000'
+    group_by: [db]
+  - name: across
+    on: [DB_TIMEOUT]
+    when: 'count("DB_TIMEOUT", "5m", "by ()") > 100000'
+    group_by: [db]
+`), Options{Seed: 1})
+	evs := make([]Event, 100)
+	for i := range evs {
+		evs[i] = Event{Code: "DB_TIMEOUT", Labels: map[string]string{"db": "db" + strconv.Itoa(i)}}
+	}
+	now := t0
+	for i := range 60_000 { // fill the windows (5 min at 100 events a second)
+		now = now.Add(10 * time.Millisecond)
+		evs[i%len(evs)].Time = now
+		e.Process(&evs[i%len(evs)])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		now = now.Add(10 * time.Millisecond)
+		ev := &evs[i%len(evs)]
+		ev.Time = now
+		if len(e.Process(ev)) != 0 {
+			b.Fatal("fired")
+		}
+	}
+}
