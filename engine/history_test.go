@@ -247,3 +247,26 @@ policies:
 	}
 	t.Logf("%d seeds: %d events fired, %d did not", seeds, fires, quiet)
 }
+
+// A decision's reason shows its own instance's counts, also when the input that made it
+// (a resolve_on event without labels, which ends every instance) was evaluated for none.
+func TestReasonShowsTheInstancesOwnCount(t *testing.T) {
+	h := newHarness(t, `
+policies:
+  - name: q
+    on: [E]
+    when: 'count("E", "10m") >= 1'
+    group_by: [q]
+    resolve_on: [OK]
+    alert: {notify_on: []}
+`)
+	h.event(0, "E", "q", "a")
+	h.event(time.Second, "E", "q", "b")
+	h.event(2*time.Second, "E", "q", "b")
+	for _, d := range h.event(3*time.Second, "OK") {
+		want := map[string]string{"a": "1", "b": "2"}[d.Instance]
+		if got := fmt.Sprint(d.Reason.Values); !strings.Contains(got, `count("E", "10m")=`+want) {
+			t.Errorf("%s resolved with %s, want count %s", d.Instance, got, want)
+		}
+	}
+}

@@ -381,6 +381,9 @@ func (e *Engine) decision(ps *policyState, inst *instance, k Kind, why string) D
 	// Values are shown for decisions made on an input; on a timer the environment
 	// belongs to whatever was evaluated last.
 	if ps.p.Cond != nil && e.cur != nil {
+		// The instance's own counts (a resolve_on event may end instances other than the
+		// one last evaluated).
+		e.rt.SetLabels(inst.labels)
 		r.Values = e.rt.Explain(ps.p.Cond, e.now)
 	}
 	return Decision{ID: e.seq, Time: e.now, Kind: k, Policy: ps.p.Name, Instance: inst.key,
