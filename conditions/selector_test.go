@@ -78,12 +78,12 @@ func TestSelectorCounts(t *testing.T) {
 	}
 	main1 := map[string]string{"db": "main", "host": "h1"}
 	for src, want := range map[string]int{
-		`count("E", "1m") == 0`:                                             2,
-		"count(\"E\", \"1m\", `by ()`) == 0":                                5,
-		"count(\"E\", \"1m\", `by (host)`) == 0":                            3,
-		"count(\"E\", \"1m\", `{reason=~\"time\"}`) == 0":                   1,
+		`count("E", "1m") == 0`:                                               2,
+		"count(\"E\", \"1m\", `by ()`) == 0":                                  5,
+		"count(\"E\", \"1m\", `by (host)`) == 0":                              3,
+		"count(\"E\", \"1m\", `{reason=~\"time\"}`) == 0":                     1,
 		"count(\"E\", \"1m\", `by () {reason!~'time.*', reason!=\"\"}`) == 0": 2,
-		"count(\"E\", \"1m\", `{}`) == 0":                                   2,
+		"count(\"E\", \"1m\", `{}`) == 0":                                     2,
 	} {
 		if got := count(src, main1); got != want {
 			t.Errorf("%s for db=main,host=h1: %d, want %d", src, got, want)
