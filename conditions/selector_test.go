@@ -2,6 +2,7 @@ package conditions
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,39 @@ func TestSelectorEvalDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per evaluation", allocs)
+	}
+}
+
+// since() remembers a group past the window, up to maxGroups of them; the least
+// recently seen are forgotten first. Groups inside a count() window are never dropped.
+func TestSinceGroupsAreBounded(t *testing.T) {
+	c, err := Compile(`since("E") < 5 || count("E", "1h") > 1`, GroupBy([]string{"id"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRuntime(nil, nil)
+	r.Prepare([]*Condition{c})
+	now := t0
+	n := 3 * maxGroups
+	for i := range n {
+		now = now.Add(100 * time.Millisecond)
+		r.ObserveEvent(now, "E", "", "", 0, map[string]string{"id": strconv.Itoa(i)})
+	}
+	// All inside the hour: every group kept, every count right.
+	v := r.hist.views[c.sites[0].view]
+	if len(v.parts) != n {
+		t.Fatalf("%d groups kept, want all %d inside the window", len(v.parts), n)
+	}
+	now = now.Add(2 * time.Hour)
+	for i := range n {
+		now = now.Add(time.Millisecond)
+		r.ObserveEvent(now, "E", "", "", 0, map[string]string{"id": "new" + strconv.Itoa(i)})
+	}
+	if len(v.parts) > n+maxGroups {
+		t.Fatalf("%d groups kept; past the window at most %d should remain", len(v.parts), maxGroups)
+	}
+	r.SetLabels(map[string]string{"id": "new" + strconv.Itoa(n-1)})
+	if ok, _ := r.Eval(c, now); !ok {
+		t.Fatal("the latest group was forgotten")
 	}
 }

@@ -22,8 +22,8 @@ type view struct {
 	sweepAt int
 }
 
-// maxGroups bounds the groups a view keeps (the default max_instances is far below it);
-// past it, the least recently seen are forgotten first.
+// maxGroups bounds the groups past its window that a view read by since() keeps (the
+// default max_instances is far below it).
 const maxGroups = 4096
 
 // codeHist lists the views of one event code: what an event of that code updates.
@@ -92,26 +92,35 @@ func (v *view) observe(t int64, labels map[string]string, buf *[]byte) {
 	s.add(t, 0, false)
 }
 
-// sweep drops the groups that no window reaches any more and, past maxGroups, the least
-// recently seen. Called when the number of groups doubles, so it is amortised O(1).
+// sweep drops the groups that no window reaches any more. since() needs a group's latest
+// time past the window, so a view it reads keeps those; once the view holds maxGroups,
+// they are cut to the maxGroups/2 seen most recently (since() reads +Inf for the others
+// again). Groups
+// inside a window are never dropped: their number is bounded by the events in the
+// window, as is the series of a view without by. Called when the number of groups
+// doubles, so it is amortised O(1).
 func (v *view) sweep(now int64) {
+	cutoff := now - int64(v.keep)
 	if !v.since {
 		for k, s := range v.parts {
-			if s.last < now-int64(v.keep) {
+			if s.last < cutoff {
 				delete(v.parts, k)
 			}
 		}
-	}
-	if len(v.parts) >= maxGroups {
-		lasts := make([]int64, 0, len(v.parts))
+	} else if len(v.parts) >= maxGroups {
+		var old []int64
 		for _, s := range v.parts {
-			lasts = append(lasts, s.last)
+			if s.last < cutoff {
+				old = append(old, s.last)
+			}
 		}
-		slices.Sort(lasts)
-		cut := lasts[len(lasts)/4]
-		for k, s := range v.parts {
-			if s.last <= cut {
-				delete(v.parts, k)
+		if drop := len(old) - maxGroups/2; drop > 0 {
+			slices.Sort(old)
+			last := old[drop-1]
+			for k, s := range v.parts {
+				if s.last <= last && s.last < cutoff {
+					delete(v.parts, k)
+				}
 			}
 		}
 	}
