@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -140,6 +141,24 @@ func refCount(hist []refEvent, code string, now, w time.Duration, by []string, i
 	return n
 }
 
+// refSince is since() written plainly: seconds since the latest such event, +Inf if none.
+func refSince(hist []refEvent, code string, now time.Duration, by []string, inst map[string]string, match func(map[string]string) bool) float64 {
+	best := math.Inf(1)
+	for _, e := range hist {
+		if e.code != code || e.at > now || !match(e.labels) {
+			continue
+		}
+		same := true
+		for _, l := range by {
+			same = same && e.labels[l] == inst[l]
+		}
+		if same {
+			best = min(best, (now - e.at).Seconds())
+		}
+	}
+	return best
+}
+
 // The engine's fired instances against a reference implementation of the counting
 // rules, on seeded random events with random labels, group_by, windows and selectors.
 // Instant policies (no actions) fire on each event whose condition holds, so the
@@ -166,6 +185,7 @@ func TestHistoryPerInstanceDifferential(t *testing.T) {
 		}
 		window := time.Duration(1+rng.IntN(120)) * time.Second
 		k := 1 + rng.IntN(4)
+		recent := 1 + rng.IntN(30) // since("C3") < recent, in seconds
 		by := groupBy
 		sel := ""
 		var parts []string
@@ -205,8 +225,8 @@ func TestHistoryPerInstanceDifferential(t *testing.T) {
 policies:
   - name: p
     on: [C1]
-    when: 'count("C1", "%s"%s) + count("C2", "%s"%s) >= %d'
-%s`, window, sel, window, sel, k, groupYAML)
+    when: 'count("C1", "%s"%s) + count("C2", "%s"%s) >= %d || since("C3"%s) < %d'
+%s`, window, sel, window, sel, k, sel, recent, groupYAML)
 		h := newHarness(t, src)
 		var hist []refEvent
 		now := time.Duration(0)
@@ -228,7 +248,8 @@ policies:
 			h.event(now, code, kv...)
 			fired := firedInstances(h, "p")[before:]
 			var want []string
-			if code == "C1" && refCount(hist, "C1", now, window, by, labels, match)+refCount(hist, "C2", now, window, by, labels, match) >= k {
+			if code == "C1" && (refCount(hist, "C1", now, window, by, labels, match)+refCount(hist, "C2", now, window, by, labels, match) >= k ||
+				refSince(hist, "C3", now, by, labels, match) < float64(recent)) {
 				want = []string{h.e.key(h.e.set.Policies[0], labels)}
 			}
 			if code == "C1" && len(want) > 0 {
