@@ -194,20 +194,22 @@ func (r *Runtime) ObserveEvent(t time.Time, code, source, message string, value 
 // CodeRef is a handle on an event code's history, valid until the next Prepare: a
 // caller that routes by code anyway (the engine) keeps it with its route and saves a
 // lookup per event.
-type CodeRef struct{ h *codeHist }
+type CodeRef struct{ views []*view }
 
 // CodeRef returns the handle of code (an empty one if no condition counts it).
-func (r *Runtime) CodeRef(code string) CodeRef { return CodeRef{r.hist.codes[code]} }
+func (r *Runtime) CodeRef(code string) CodeRef {
+	if h := r.hist.codes[code]; h != nil {
+		return CodeRef{h.views}
+	}
+	return CodeRef{}
+}
 
 // ObserveEventRef is ObserveEvent with the code's handle, from CodeRef after the latest
 // Prepare. The event goes into every view of its code that its labels pass, under its
 // group (views.go).
 func (r *Runtime) ObserveEventRef(ref CodeRef, t time.Time, code, source, message string, value float64, labels map[string]string) {
-	if ref.h != nil {
-		ns := t.UnixNano()
-		for _, v := range ref.h.views {
-			v.observe(ns, labels, &r.keyBuf)
-		}
+	for _, v := range ref.views {
+		v.observe(t.UnixNano(), labels, &r.keyBuf)
 	}
 	r.SetEvent(code, source, message, value, labels)
 }

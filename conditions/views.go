@@ -67,6 +67,10 @@ func keepViews(old map[string]*view, want map[string]*Site, keep map[string]time
 // observe records an event of the view's code at t (ns) if its labels pass the matchers.
 // buf is scratch space for the group key; only a group seen for the first time allocates.
 func (v *view) observe(t int64, labels map[string]string, buf *[]byte) {
+	if len(v.by) == 0 && len(v.match) == 0 { // a policy without group_by: the common case
+		v.all.add(t, 0, false)
+		return
+	}
 	for i := range v.match {
 		if !v.match[i].matches(labels) {
 			return
@@ -135,6 +139,11 @@ func (v *view) pick(r *Runtime) *series {
 	if len(v.by) == 0 {
 		return v.all
 	}
+	return v.group(r)
+}
+
+// group is pick for a view with by labels (kept apart so that pick inlines).
+func (v *view) group(r *Runtime) *series {
 	b := r.keyBuf[:0]
 	for _, l := range v.by {
 		b = append(append(b, r.groupValue(l)...), 0)
