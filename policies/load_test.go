@@ -10,14 +10,14 @@ import (
 
 // Each bad file with every message it must produce, exactly and in order.
 var badFiles = map[string][]string{
-	"unknown_key":    {`4:5: policy "cpu": unknown key "severty" (known: actions, alert, annotations, breaker, description, enabled, escalate, for, group_by, inhibits, keep_firing_for, labels, max_instances, mode, name, on, rearm, resolve_on, retry_on, severity, stable_for, when)`},
-	"missing_name":   {`2:5: policy without a name`},
-	"by_not_grouped": {`5:35: policy "by-zone": when: count: by (zone): zone is not in the policy's group_by [db], so the instance has no value for it; match it with {zone="…"} instead`},
+	"unknown_key":  {`4:5: policy "cpu": unknown key "severty" (known: actions, alert, annotations, breaker, description, enabled, escalate, for, group_by, inhibits, keep_firing_for, labels, max_instances, mode, name, on, rearm, resolve_on, retry_on, severity, stable_for, when)`},
+	"missing_name": {`2:5: policy without a name`},
 	"inhibits": {
 		`5:20: policy "logged-out": inhibits[0].policies: "Wa-Reconnect" is not a policy name or a prefix ending in *`,
 		`6:17: policy "logged-out": inhibits[0].equal: "bad-label" is not a label name`,
 		`7:9: policy "logged-out": inhibits[1]: policies: must name at least one policy`,
 	},
+	"by_not_grouped":      {`5:35: policy "by-zone": when: count: by (zone): zone is not in the policy's group_by [db], so the instance has no value for it; match it with {zone="…"} instead`},
 	"bad_name":            {`2:11: policy "High CPU": name "High CPU": use lower case letters, digits, '.', '_' and '-', starting with a letter or digit`},
 	"duplicate_name":      {`4:5: policy "cpu": duplicate name (first defined at testdata/duplicate_name.bad.yaml:2:5)`},
 	"unknown_action":      {`5:9: policy "svc": actions[0]: unknown action "REBOOT_HOST" (known: CLEAN_DATA, CLEAR_QUEUE, EXEC, NOTIFY, RECONNECT_WA, RESET_DB, RESET_STATE, RESTART_SERVICE, WEBHOOK)`},
