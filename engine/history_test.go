@@ -127,32 +127,28 @@ type refEvent struct {
 func refCount(hist []refEvent, code string, now, w time.Duration, by []string, inst map[string]string, match func(map[string]string) bool) int {
 	n := 0
 	for _, e := range hist {
-		if e.code != code || e.at < now-w || e.at > now || !match(e.labels) {
-			continue
-		}
-		same := true
-		for _, l := range by {
-			same = same && e.labels[l] == inst[l]
-		}
-		if same {
+		if e.code == code && e.at >= now-w && e.at <= now && match(e.labels) && sameGroup(e, by, inst) {
 			n++
 		}
 	}
 	return n
 }
 
+// sameGroup: the event's values of by are the instance's (a missing label is "").
+func sameGroup(e refEvent, by []string, inst map[string]string) bool {
+	for _, l := range by {
+		if e.labels[l] != inst[l] {
+			return false
+		}
+	}
+	return true
+}
+
 // refSince is since() written plainly: seconds since the latest such event, +Inf if none.
 func refSince(hist []refEvent, code string, now time.Duration, by []string, inst map[string]string, match func(map[string]string) bool) float64 {
 	best := math.Inf(1)
 	for _, e := range hist {
-		if e.code != code || e.at > now || !match(e.labels) {
-			continue
-		}
-		same := true
-		for _, l := range by {
-			same = same && e.labels[l] == inst[l]
-		}
-		if same {
+		if e.code == code && e.at <= now && match(e.labels) && sameGroup(e, by, inst) {
 			best = min(best, (now - e.at).Seconds())
 		}
 	}
