@@ -34,6 +34,12 @@ const (
 	BreakerOpen   State = "breaker_open"   // automatic recovery paused
 	BreakerClosed State = "breaker_closed" // automatic recovery allowed again
 	InstanceLimit State = "instance_limit" // max_instances reached; new group_by values share one instance
+	// Provisional: an action reported success; the incident stays firing until the fault
+	// is seen gone (verify.go). NotHeld: such a success was proved wrong (the fault was
+	// reported again, or its evidence did not come in time) and counts as a failed
+	// attempt. Both are moments for the timeline and the recovery-actions view.
+	Provisional State = "provisional"
+	NotHeld     State = "not_held"
 )
 
 // Decision is what the engine decided, with why.
