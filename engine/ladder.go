@@ -117,6 +117,11 @@ func (e *Engine) onResult(ev *Event) {
 		return
 	}
 	why := "attempt failed"
+	if ev.Labels[LabelOutcome] == OutcomeRefused {
+		// The action cannot apply to its target: its other attempts would be refused too.
+		why = "attempt refused"
+		inst.attempt = ps.p.Actions[inst.inflightStep].Attempts
+	}
 	if ev.Code == CodeActionTimeout {
 		why = "attempt timed out"
 	}
@@ -138,8 +143,8 @@ func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
 		// fault reported again before that means the success did not hold.
 		inst.provisional, inst.verifyAt = true, e.now.Add(timeout)
 		e.touch(ps, inst)
-		e.emitState(ps, inst, Provisional, "recovery action succeeded; resolves once the fault is seen gone "+
-			"(no event matching the condition, and the condition false, "+timeout.String()+" from now)")
+		e.emitState(ps, inst, Provisional, "recovery action succeeded; provisional until the fault is seen gone "+
+			"(checked again in "+timeout.String()+"; a report of it meanwhile means it did not hold)")
 		return
 	}
 	// With resolve_on only the resolving event ends the incident, and for a sample
