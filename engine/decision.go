@@ -42,6 +42,14 @@ const (
 	NotHeld     State = "not_held"
 )
 
+// AttemptRef names one attempt of a recovery step: its action decision's ID, the action,
+// and its step and attempt numbers (from 1).
+type AttemptRef struct {
+	ID            uint64
+	Do            string
+	Step, Attempt int
+}
+
 // Decision is what the engine decided, with why.
 type Decision struct {
 	ID       uint64
@@ -53,7 +61,10 @@ type Decision struct {
 	Severity policies.Severity
 	// State is the new state for KindState, and what the alert is about for KindAlert
 	// (firing, escalated, resolved).
-	State  State
+	State State
+	// Of is, for the provisional and not_held moments, the attempt whose success they are
+	// about (the audit and the dashboard fold them into that attempt's row); nil otherwise.
+	Of     *AttemptRef `json:",omitempty"`
 	Action *ActionCall
 	Alert  *AlertNote
 	Reason Reason

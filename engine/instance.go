@@ -29,10 +29,11 @@ type instance struct {
 	nextAttempt   time.Time // zero: none scheduled
 	inflight      uint64    // decision ID of the attempt awaiting its result
 	inflightStep  int
-	inflightDue   time.Time // the attempt's timeout
-	awaitUntil    time.Time // after a success: how long resolve_on has to arrive
-	verifyAt      time.Time // event policy without resolve_on: next re-check of the condition (verify.go)
-	provisional   bool      // such a policy's last attempt succeeded and awaits confirmation
+	inflightDue   time.Time  // the attempt's timeout
+	awaitUntil    time.Time  // after a success: how long resolve_on has to arrive
+	verifyAt      time.Time  // event policy without resolve_on: next re-check of the condition (verify.go)
+	provisional   bool       // such a policy's last attempt succeeded and awaits confirmation
+	succeeded     AttemptRef // the last attempt that reported success, for provisional and not_held
 	exhausted     bool
 	escalated     bool
 	severity      policies.Severity

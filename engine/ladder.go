@@ -133,17 +133,19 @@ func (e *Engine) onResult(ev *Event) {
 
 func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
 	p := ps.p
+	id := inst.inflight
 	inst.inflight = 0
 	e.touch(ps, inst)
 	// A success is a step, not the end: the failure chain is broken by the resolution,
 	// not by a success that the fault may still prove wrong.
 	timeout := p.Actions[inst.inflightStep].Timeout
+	inst.succeeded = AttemptRef{ID: id, Do: p.Actions[inst.inflightStep].Do, Step: inst.inflightStep + 1, Attempt: inst.attempt}
 	if len(p.ResolveOn) == 0 && !p.IsSample() {
 		// verify.go: the condition is checked again after the step's timeout, and the
 		// fault reported again before that means the success did not hold.
 		inst.provisional, inst.verifyAt = true, e.now.Add(timeout)
 		e.touch(ps, inst)
-		e.emitState(ps, inst, Provisional, "recovery action succeeded; provisional until the fault is seen gone "+
+		e.emitOf(ps, inst, Provisional, "recovery action succeeded; provisional until the fault is seen gone "+
 			"(checked again in "+timeout.String()+"; a report of it meanwhile means it did not hold)")
 		return
 	}
@@ -155,7 +157,7 @@ func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
 	if p.IsSample() {
 		what = "the condition to turn false"
 	}
-	e.emitState(ps, inst, Provisional, "recovery action succeeded; waiting "+timeout.String()+" for "+what)
+	e.emitOf(ps, inst, Provisional, "recovery action succeeded; waiting "+timeout.String()+" for "+what)
 }
 
 func (e *Engine) attemptFailed(ps *policyState, inst *instance, code, why string) {

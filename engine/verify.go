@@ -81,6 +81,15 @@ func (e *Engine) verify(ps *policyState, inst *instance) {
 // as failed.
 func (e *Engine) notHeld(ps *policyState, inst *instance, why string) {
 	inst.provisional, inst.verifyAt, inst.awaitUntil = false, time.Time{}, time.Time{}
-	e.emitState(ps, inst, NotHeld, why)
+	e.emitOf(ps, inst, NotHeld, why)
 	e.attemptFailed(ps, inst, CodeActionFailed, why)
+}
+
+// emitOf records a moment about the attempt that last reported success.
+func (e *Engine) emitOf(ps *policyState, inst *instance, s State, why string) {
+	d := e.decision(ps, inst, KindState, why)
+	d.State = s
+	ref := inst.succeeded
+	d.Of = &ref
+	e.out = append(e.out, d)
 }

@@ -249,7 +249,7 @@ func runEpisodes(t *testing.T, kind, src string, seed uint64) {
 				switch {
 				case d.Kind == KindAction && d.Action.Skipped == "":
 					// The executor: succeed, fail, time out (late result) or lose the result.
-					delay := dur(rng, 20 * time.Second)
+					delay := dur(rng, 20*time.Second)
 					code := CodeActionSucceeded
 					switch rng.IntN(4) {
 					case 0:
