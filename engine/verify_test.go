@@ -296,3 +296,18 @@ func runEpisodes(t *testing.T, kind, src string, seed uint64) {
 
 // dur draws a duration in [0, d) from rng (seeded: the sequence is reproducible).
 func dur(rng *rand.Rand, d time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(d))) }
+
+// The rule view shows a success awaiting confirmation, and until when.
+func TestStatusShowsAProvisionalSuccess(t *testing.T) {
+	h := newHarness(t, dbFullSrc)
+	a := pick(h.feed(Event{Time: t0, Code: "DB_FULL", Source: "store", Labels: map[string]string{"db": "x"}}), KindAction)[0]
+	h.result(a, CodeActionSucceeded, time.Second)
+	inst := h.e.Status()[0].Instances[0]
+	if inst.State != Firing || inst.ProvisionalUntil == nil || !inst.ProvisionalUntil.Equal(t0.Add(5*time.Minute+time.Second)) {
+		t.Fatalf("status %+v, want firing with a provisional success until +5m1s", inst)
+	}
+	h.feed(Event{Time: t0.Add(2 * time.Second), Code: "DB_FULL", Source: "store", Labels: map[string]string{"db": "x"}})
+	if inst := h.e.Status()[0].Instances[0]; inst.ProvisionalUntil != nil {
+		t.Fatalf("still provisional after the fault came again: %+v", inst)
+	}
+}

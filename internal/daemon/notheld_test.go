@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/remedy-run/remedy/internal/config"
 )
 
@@ -33,6 +35,15 @@ func TestSuccessThatDidNotHoldShowsOnce(t *testing.T) {
 		!strings.Contains(b, "none of resolve_on arrived") {
 		t.Fatalf("each attempt once, with its reason:\n%s", b)
 	}
+	// The dashboard's Recovery actions, in Chromium: one row per attempt, with the reason.
+	ctx := browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/"), chromedp.WaitReady(`#audit tbody`)); err != nil {
+		t.Fatal(err)
+	}
+	r.eventually("the dashboard's Recovery actions", func() bool {
+		txt, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#audit tbody").textContent`))
+		return err == nil && strings.Count(txt, "succeeded, did not hold") == 2 && strings.Contains(txt, "none of resolve_on arrived")
+	})
 	r.eventually("the incident exhausted", func() bool {
 		_, b := r.do("GET", "/api/v1/decisions?policy=hold-fault", "")
 		return strings.Contains(b, `"state": "exhausted"`) && strings.Count(b, `"state": "not_held"`) == 2
