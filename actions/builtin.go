@@ -26,6 +26,9 @@ type (
 	// workers, returning how many items it moved (internal/queue).
 	QueueClearer interface {
 		Clear(ctx context.Context, queue string, olderThan time.Duration, reason string) (int, error)
+		// Has reports whether remedy has a queue of that name (CLEAR_QUEUE refuses one
+		// it does not have before it runs).
+		Has(queue string) bool
 	}
 	// ServiceRestarter stops a supervised service gracefully and starts it again
 	// (internal/service).
@@ -85,31 +88,44 @@ func Builtins(d Deps) *Registry {
 			panic(err) // a built-in missing from the catalogue is a programming error
 		}
 	}
+	mustChecked := func(name string, check, run ActionFunc) {
+		if err := r.Register(name, checked{check: check, run: run}); err != nil {
+			panic(err)
+		}
+	}
 	must("RECONNECT_WA", func(ctx context.Context, p Params) error {
 		if d.WhatsApp == nil {
 			return fmt.Errorf("WhatsApp %w", ErrNotConfigured)
 		}
 		return d.WhatsApp.Reconnect(ctx)
 	})
-	must("RESET_DB", func(ctx context.Context, p Params) error {
-		name := p.get("db", "remedy")
-		db, ok := d.DBs[name]
-		if !ok {
-			return fmt.Errorf("database %q %w", name, ErrNotConfigured)
+	mustChecked("RESET_DB", func(ctx context.Context, p Params) error {
+		if name := p.get("db", "remedy"); d.DBs[name] == nil {
+			return fmt.Errorf("remedy has no database %q: %w", name, ErrNotApplicable)
 		}
-		return db.Reopen(ctx)
+		return nil
+	}, func(ctx context.Context, p Params) error {
+		return d.DBs[p.get("db", "remedy")].Reopen(ctx)
 	})
-	must("CLEAR_QUEUE", func(ctx context.Context, p Params) error {
+	mustChecked("CLEAR_QUEUE", func(ctx context.Context, p Params) error {
 		if d.Queues == nil {
 			return fmt.Errorf("queues %w", ErrNotConfigured)
 		}
+		if !d.Queues.Has(p["queue"]) {
+			return fmt.Errorf("remedy has no queue named %q (a program's own queue is its own to clear): %w", p["queue"], ErrNotApplicable)
+		}
+		return nil
+	}, func(ctx context.Context, p Params) error {
 		older, err := p.duration("older_than", 0)
 		if err != nil {
 			return err
 		}
 		n, err := d.Queues.Clear(ctx, p["queue"], older, "cleared by policy "+policyOf(ctx))
+		if err != nil {
+			return err
+		}
 		fmt.Fprintf(Output(ctx), "moved %d item(s) of queue %s to the dead-letter table\n", n, p["queue"])
-		return err
+		return nil
 	})
 	must("RESTART_SERVICE", func(ctx context.Context, p Params) error {
 		if d.Services == nil {

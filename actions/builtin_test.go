@@ -46,6 +46,7 @@ func (f *fake) Reopen(ctx context.Context) error    { return f.do(ctx) }
 func (f *fake) Clear(ctx context.Context, q string, older time.Duration, reason string) (int, error) {
 	return 3, f.do(ctx)
 }
+func (f *fake) Has(q string) bool                                                   { return q != "jobs" }
 func (f *fake) Restart(ctx context.Context, name string, grace time.Duration) error { return f.do(ctx) }
 func (f *fake) ResetState(ctx context.Context, scope string, ttl time.Duration) (int, error) {
 	return 2, f.do(ctx)

@@ -24,7 +24,7 @@ type Attempt struct {
 	Params           Params
 	Start            time.Time
 	Duration         time.Duration
-	Outcome          string // succeeded, failed, timeout, skipped: …, dry_run
+	Outcome          string // succeeded, failed, timeout, refused, skipped: …, dry_run
 	Error            string
 	Output           string
 }
@@ -163,6 +163,16 @@ func (x *Executor) run(parent context.Context, d engine.Decision) {
 		x.finish(parent, d, start, engine.CodeActionFailed, err, "")
 		return
 	}
+	if ap, ok := action.(Applier); ok {
+		if err := ap.Applies(ctx, a.Params); err != nil {
+			if refused(err) {
+				x.refuse(parent, d, start, err)
+			} else {
+				x.finish(parent, d, start, engine.CodeActionFailed, err, "")
+			}
+			return
+		}
+	}
 	out := &limitedBuffer{max: x.opts.MaxOutput}
 	actx := context.WithValue(context.WithValue(ctx, outputKey{}, out), decisionKey{}, d)
 	done := make(chan error, 1)
@@ -226,6 +236,13 @@ func (x *Executor) finish(ctx context.Context, d engine.Decision, start time.Tim
 	x.report(d, code, msg, dur)
 }
 
+// refuse records an attempt that cannot apply to its target: outcome "refused", not
+// run, reported as failed with outcome=refused so the engine does not retry the step.
+func (x *Executor) refuse(ctx context.Context, d engine.Decision, start time.Time, err error) {
+	x.record(ctx, x.attempt(d, start, 0, "refused", err, ""))
+	x.report(d, engine.CodeActionFailed, "refused: "+firstLine(err.Error()), 0, engine.OutcomeRefused)
+}
+
 func (x *Executor) attempt(d engine.Decision, start time.Time, dur time.Duration, outcome string, err error, output string) Attempt {
 	a := Attempt{Policy: d.Policy, Instance: d.Instance, DecisionID: d.ID, Action: d.Action.Do, Step: d.Action.Step,
 		Attempt: d.Action.Attempt, Params: d.Action.Params, Start: start, Duration: dur, Outcome: outcome, Output: output}
@@ -249,12 +266,15 @@ func (x *Executor) record(ctx context.Context, a Attempt) {
 	}
 }
 
-func (x *Executor) report(d engine.Decision, code, msg string, dur time.Duration) {
-	x.opts.Results(engine.Event{Time: x.opts.Now(), Code: code, Source: "executor", Message: msg, Value: dur.Seconds(),
-		Labels: map[string]string{
-			engine.LabelPolicy: d.Policy, engine.LabelInstance: d.Instance, engine.LabelDecision: strconv.FormatUint(d.ID, 10),
-			engine.LabelAction: d.Action.Do, engine.LabelStep: strconv.Itoa(d.Action.Step), engine.LabelAttempt: strconv.Itoa(d.Action.Attempt),
-		}})
+func (x *Executor) report(d engine.Decision, code, msg string, dur time.Duration, outcome ...string) {
+	labels := map[string]string{
+		engine.LabelPolicy: d.Policy, engine.LabelInstance: d.Instance, engine.LabelDecision: strconv.FormatUint(d.ID, 10),
+		engine.LabelAction: d.Action.Do, engine.LabelStep: strconv.Itoa(d.Action.Step), engine.LabelAttempt: strconv.Itoa(d.Action.Attempt),
+	}
+	if len(outcome) > 0 {
+		labels[engine.LabelOutcome] = outcome[0]
+	}
+	x.opts.Results(engine.Event{Time: x.opts.Now(), Code: code, Source: "executor", Message: msg, Value: dur.Seconds(), Labels: labels})
 }
 
 func firstLine(s string) string {

@@ -34,7 +34,21 @@ const (
 	BreakerOpen   State = "breaker_open"   // automatic recovery paused
 	BreakerClosed State = "breaker_closed" // automatic recovery allowed again
 	InstanceLimit State = "instance_limit" // max_instances reached; new group_by values share one instance
+	// Provisional: an action reported success; the incident stays firing until the fault
+	// is seen gone (verify.go). NotHeld: such a success was proved wrong (the fault was
+	// reported again, or its evidence did not come in time) and counts as a failed
+	// attempt. Both are moments for the timeline and the recovery-actions view.
+	Provisional State = "provisional"
+	NotHeld     State = "not_held"
 )
+
+// AttemptRef names one attempt of a recovery step: its action decision's ID, the action,
+// and its step and attempt numbers (from 1).
+type AttemptRef struct {
+	ID            uint64
+	Do            string
+	Step, Attempt int
+}
 
 // Decision is what the engine decided, with why.
 type Decision struct {
@@ -47,7 +61,10 @@ type Decision struct {
 	Severity policies.Severity
 	// State is the new state for KindState, and what the alert is about for KindAlert
 	// (firing, escalated, resolved).
-	State  State
+	State State
+	// Of is, for the provisional and not_held moments, the attempt whose success they are
+	// about (the audit and the dashboard fold them into that attempt's row); nil otherwise.
+	Of     *AttemptRef `json:",omitempty"`
 	Action *ActionCall
 	Alert  *AlertNote
 	Reason Reason

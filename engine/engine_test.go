@@ -187,8 +187,19 @@ func TestLadderBackoffEscalationExhaustion(t *testing.T) {
 	if out[1].Severity != "critical" {
 		t.Fatalf("exhausted severity %s", out[1].Severity)
 	}
-	if d := h.e.NextDeadline(); !d.IsZero() {
-		t.Fatalf("nothing should be scheduled after exhaustion, got %v", d)
+	// No attempt is scheduled after exhaustion, only the check that the fault is gone:
+	// the last step's timeout (10s) without a SERVICE_DOWN.
+	if d := h.e.NextDeadline(); !d.Equal(t0.Add(20 * time.Second)) {
+		t.Fatalf("only the re-check should be scheduled after exhaustion, got %v", d)
+	}
+	if got := states(h.event(15*time.Second, "SERVICE_DOWN", "service", "bot")); got != "" {
+		t.Fatalf("a report while exhausted: %q", got)
+	}
+	if got := states(h.feed(Tick{Time: t0.Add(20 * time.Second)})); got != "" {
+		t.Fatalf("resolved 5s after a report of the fault: %q", got)
+	}
+	if got := states(h.feed(Tick{Time: t0.Add(25 * time.Second)})); got != "resolved alert:resolved" {
+		t.Fatalf("not resolved after 10s without a report: %q", got)
 	}
 }
 
@@ -222,10 +233,17 @@ func TestBackoffCapsAtMax(t *testing.T) {
 	}
 }
 
-func TestSuccessResolvesUnlessResolveOn(t *testing.T) {
+func TestSuccessResolvesOnceTheFaultIsSeenGone(t *testing.T) {
 	h := newHarness(t, ladderSrc)
 	a := pick(h.event(0, "SERVICE_DOWN", "service", "bot"), KindAction)[0]
-	if got := states(h.result(a, CodeActionSucceeded, time.Second)); got != "resolved alert:resolved" {
+	if got := states(h.result(a, CodeActionSucceeded, time.Second)); got != "provisional" {
+		t.Fatalf("got %q, want a provisional success (the incident stays firing)", got)
+	}
+	// No SERVICE_DOWN for the step's timeout (10s) after the success: the fault is gone.
+	if d := h.e.NextDeadline(); !d.Equal(t0.Add(11 * time.Second)) {
+		t.Fatalf("re-check at %v, want +11s", d)
+	}
+	if got := states(h.feed(Tick{Time: t0.Add(11 * time.Second)})); got != "resolved alert:resolved" {
 		t.Fatalf("got %q (firing was notified, so resolved is too)", got)
 	}
 
@@ -238,7 +256,7 @@ policies:
     alert: {notify_on: []}
 `)
 	a = pick(h.event(0, "WA_DISCONNECTED"), KindAction)[0]
-	if got := states(h.result(a, CodeActionSucceeded, time.Second)); got != "" {
+	if got := states(h.result(a, CodeActionSucceeded, time.Second)); got != "provisional" {
 		t.Fatalf("success with resolve_on: %q, want still firing", got)
 	}
 	// The resolving event has the step's timeout (5s) to arrive.
@@ -557,7 +575,7 @@ policies:
 	a := pick(h.event(0, "WA_DISCONNECTED"), KindAction)[0]
 	h.result(a, CodeActionSucceeded, time.Second)
 	out := h.feed(Tick{Time: t0.Add(6 * time.Second)})
-	if got := states(out); got != "escalated alert:escalated" {
+	if got := states(out); got != "not_held escalated alert:escalated" {
 		t.Fatalf("at the end of the wait: %q\n%s", got, h.dump())
 	}
 	if d := h.e.NextDeadline(); !d.Equal(t0.Add(16 * time.Second)) {
@@ -577,7 +595,7 @@ policies:
     alert: {notify_on: []}
 `)
 	a := pick(h.event(0, "WA_DISCONNECTED"), KindAction)[0]
-	if got := states(h.result(a, CodeActionSucceeded, time.Second)); got != "" {
+	if got := states(h.result(a, CodeActionSucceeded, time.Second)); got != "provisional" {
 		t.Fatalf("the next step ran at once after a success: %q", got)
 	}
 	if d := h.e.NextDeadline(); !d.Equal(t0.Add(6 * time.Second)) {

@@ -57,7 +57,14 @@ const (
 	LabelAction   = "action"
 	LabelStep     = "step"
 	LabelAttempt  = "attempt"
+	// LabelOutcome is set to OutcomeRefused on an ACTION_FAILED whose action could not
+	// apply to its target and did not run: the engine counts the step used up (retrying
+	// cannot help) and goes to the next one.
+	LabelOutcome = "outcome"
 )
+
+// OutcomeRefused is LabelOutcome's value for an attempt refused before it ran.
+const OutcomeRefused = "refused"
 
 // NotAfter returns the input with its time moved back to now if it is later: remedy's
 // clock is the engine's, and a source whose clock runs ahead (a client posting its own

@@ -29,8 +29,11 @@ type instance struct {
 	nextAttempt   time.Time // zero: none scheduled
 	inflight      uint64    // decision ID of the attempt awaiting its result
 	inflightStep  int
-	inflightDue   time.Time // the attempt's timeout
-	awaitUntil    time.Time // after a success: how long resolve_on has to arrive
+	inflightDue   time.Time  // the attempt's timeout
+	awaitUntil    time.Time  // after a success: how long resolve_on has to arrive
+	verifyAt      time.Time  // event policy without resolve_on: next re-check of the condition (verify.go)
+	provisional   bool       // such a policy's last attempt succeeded and awaits confirmation
+	succeeded     AttemptRef // the last attempt that reported success, for provisional and not_held
 	exhausted     bool
 	escalated     bool
 	severity      policies.Severity
@@ -114,6 +117,7 @@ func (inst *instance) deadline(p *policies.Policy, grace time.Duration, now time
 		} else {
 			consider(inst.nextAttempt)
 			consider(inst.awaitUntil)
+			consider(inst.verifyAt)
 		}
 		if p.Alert.Repeat > 0 && inst.notifiedFiring {
 			consider(inst.lastNotified.Add(p.Alert.Repeat))
@@ -209,8 +213,11 @@ func (e *Engine) advance(ps *policyState, inst *instance) {
 				if p.IsSample() {
 					msg = "the action reported success, but the condition still holds after its timeout"
 				}
-				e.attemptFailed(ps, inst, CodeActionFailed, msg)
+				e.notHeld(ps, inst, msg)
 			}
+		}
+		if inst.state == Firing && inst.inflight == 0 && !inst.verifyAt.IsZero() && !now.Before(inst.verifyAt) {
+			e.verify(ps, inst)
 		}
 		if inst.state == Firing && inst.inflight == 0 && !inst.nextAttempt.IsZero() && !now.Before(inst.nextAttempt) {
 			e.attempt(ps, inst)
@@ -232,6 +239,15 @@ func (e *Engine) trigger(ps *policyState, inst *instance, ev *Event) {
 		if !inst.clearAt.IsZero() {
 			inst.clearAt = time.Time{}
 			e.touch(ps, inst)
+		}
+		if inst.exhausted && e.verifies(p) {
+			// The fault is still reported: the quiet that would resolve it starts again.
+			inst.verifyAt = e.now.Add(verifyEvery(p, inst))
+			e.touch(ps, inst)
+		}
+		if inst.provisional {
+			e.notHeld(ps, inst, "the action reported success, but "+ev.Code+" came again "+
+				e.now.Sub(inst.lastAttempt).String()+" after the attempt started")
 		}
 	default:
 		inst.trigger, inst.hasTrigger = *ev, true
@@ -355,6 +371,7 @@ func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
 	inst.resolvedAt = e.now
 	inst.consecFails = 0
 	inst.inflight, inst.nextAttempt, inst.clearAt, inst.awaitUntil = 0, time.Time{}, time.Time{}, time.Time{}
+	inst.verifyAt, inst.provisional = time.Time{}, false
 	e.setState(ps, inst, Resolved, why)
 	e.end(ps, inst, why)
 	inst.notifiedFiring, inst.inhibited = false, false

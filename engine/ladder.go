@@ -77,6 +77,7 @@ func (e *Engine) attempt(ps *policyState, inst *instance) {
 	d.Action = &ActionCall{Do: step.Do, Params: step.RenderParams(e.templateData(ps, inst)),
 		Step: inst.step + 1, Attempt: inst.attempt + 1, Timeout: step.Timeout}
 	inst.nextAttempt, inst.awaitUntil = time.Time{}, time.Time{}
+	inst.verifyAt, inst.provisional = time.Time{}, false
 	e.touch(ps, inst)
 	if !inst.breakerUntil.IsZero() && e.now.Before(inst.breakerUntil) {
 		// Recorded once, then retried when the breaker closes.
@@ -116,6 +117,11 @@ func (e *Engine) onResult(ev *Event) {
 		return
 	}
 	why := "attempt failed"
+	if ev.Labels[LabelOutcome] == OutcomeRefused {
+		// The action cannot apply to its target: its other attempts would be refused too.
+		why = "attempt refused"
+		inst.attempt = ps.p.Actions[inst.inflightStep].Attempts
+	}
 	if ev.Code == CodeActionTimeout {
 		why = "attempt timed out"
 	}
@@ -127,18 +133,31 @@ func (e *Engine) onResult(ev *Event) {
 
 func (e *Engine) attemptSucceeded(ps *policyState, inst *instance) {
 	p := ps.p
+	id := inst.inflight
 	inst.inflight = 0
 	e.touch(ps, inst)
-	// The failure chain is broken by the resolution, not by a success that the resolving
-	// event or condition may still prove wrong.
+	// A success is a step, not the end: the failure chain is broken by the resolution,
+	// not by a success that the fault may still prove wrong.
+	timeout := p.Actions[inst.inflightStep].Timeout
+	inst.succeeded = AttemptRef{ID: id, Do: p.Actions[inst.inflightStep].Do, Step: inst.inflightStep + 1, Attempt: inst.attempt}
 	if len(p.ResolveOn) == 0 && !p.IsSample() {
-		e.resolve(ps, inst, "recovery action succeeded")
+		// verify.go: the condition is checked again after the step's timeout, and the
+		// fault reported again before that means the success did not hold.
+		inst.provisional, inst.verifyAt = true, e.now.Add(timeout)
+		e.touch(ps, inst)
+		e.emitOf(ps, inst, Provisional, "recovery action succeeded; provisional until the fault is seen gone "+
+			"(checked again in "+timeout.String()+"; a report of it meanwhile means it did not hold)")
 		return
 	}
 	// With resolve_on only the resolving event ends the incident, and for a sample
 	// policy only its condition turning false. Either gets the step's timeout to happen;
 	// if it does not, the attempt counts as failed.
-	inst.awaitUntil = e.now.Add(p.Actions[inst.inflightStep].Timeout)
+	inst.awaitUntil = e.now.Add(timeout)
+	what := "a resolve_on event"
+	if p.IsSample() {
+		what = "the condition to turn false"
+	}
+	e.emitOf(ps, inst, Provisional, "recovery action succeeded; waiting "+timeout.String()+" for "+what)
 }
 
 func (e *Engine) attemptFailed(ps *policyState, inst *instance, code, why string) {
@@ -203,6 +222,10 @@ func (e *Engine) exhaust(ps *policyState, inst *instance) {
 	inst.nextAttempt = time.Time{}
 	inst.escalated = true
 	inst.severity = policies.Critical
+	if e.verifies(ps.p) {
+		// The fault may still go away by itself (verify.go).
+		inst.verifyAt = e.now.Add(verifyEvery(ps.p, inst))
+	}
 	e.touch(ps, inst)
 	msg := "every recovery step failed; manual action needed"
 	e.emitState(ps, inst, Exhausted, msg)

@@ -55,6 +55,9 @@ type InstanceSnapshot struct {
 	InflightStep     int               `json:"inflight_step,omitempty"`
 	InflightDue      time.Time         `json:"inflight_due,omitzero"`
 	AwaitUntil       time.Time         `json:"await_until,omitzero"`
+	VerifyAt         time.Time         `json:"verify_at,omitzero"`
+	Provisional      bool              `json:"provisional,omitempty"`
+	Succeeded        AttemptRef        `json:"succeeded,omitzero"`
 	Exhausted        bool              `json:"exhausted,omitempty"`
 	Escalated        bool              `json:"escalated,omitempty"`
 	Severity         policies.Severity `json:"severity"`
@@ -90,7 +93,7 @@ func (inst *instance) snapshot() InstanceSnapshot {
 		PendingSince: inst.pendingSince, Occurrences: inst.occurrences, ClearAt: inst.clearAt, ResolvedAt: inst.resolvedAt,
 		Step: inst.step, Attempt: inst.attempt, ConsecFails: inst.consecFails, LastAttempt: inst.lastAttempt,
 		NextAttempt: inst.nextAttempt, Inflight: inst.inflight, InflightStep: inst.inflightStep, InflightDue: inst.inflightDue,
-		AwaitUntil: inst.awaitUntil, Exhausted: inst.exhausted, Escalated: inst.escalated, Severity: inst.severity,
+		AwaitUntil: inst.awaitUntil, VerifyAt: inst.verifyAt, Provisional: inst.provisional, Succeeded: inst.succeeded, Exhausted: inst.exhausted, Escalated: inst.escalated, Severity: inst.severity,
 		Failures: append([]time.Time(nil), inst.failures...), BreakerUntil: inst.breakerUntil, Suppressed: inst.suppressed,
 		Rearms:         append([]time.Time(nil), inst.rearms...),
 		NotifiedFiring: inst.notifiedFiring, NotifiedSeverity: inst.notifiedSeverity, LastNotified: inst.lastNotified,
@@ -111,7 +114,7 @@ func (is InstanceSnapshot) instance() *instance {
 		pendingSince: is.PendingSince, occurrences: is.Occurrences, clearAt: is.ClearAt, resolvedAt: is.ResolvedAt,
 		step: is.Step, attempt: is.Attempt, consecFails: is.ConsecFails, lastAttempt: is.LastAttempt,
 		nextAttempt: is.NextAttempt, inflight: is.Inflight, inflightStep: is.InflightStep, inflightDue: is.InflightDue,
-		awaitUntil: is.AwaitUntil, exhausted: is.Exhausted, escalated: is.Escalated, severity: is.Severity,
+		awaitUntil: is.AwaitUntil, verifyAt: is.VerifyAt, provisional: is.Provisional, succeeded: is.Succeeded, exhausted: is.Exhausted, escalated: is.Escalated, severity: is.Severity,
 		failures: is.Failures, breakerUntil: is.BreakerUntil, suppressed: is.Suppressed, rearms: is.Rearms, notifiedFiring: is.NotifiedFiring,
 		notifiedSeverity: is.NotifiedSeverity, lastNotified: is.LastNotified, lastWord: is.LastWord, inhibited: is.Inhibited}
 	if inst.labels == nil {

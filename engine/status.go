@@ -48,6 +48,10 @@ type InstanceStatus struct {
 	InhibitedBy  string            `json:"inhibited_by,omitempty"` // a firing instance whose notifications an inhibit rule holds
 	Rearmed      int               `json:"rearmed,omitempty"`      // re-arms of an exhausted ladder still within rearm.per
 	BreakerUntil *time.Time        `json:"breaker_until,omitempty"`
+	// ProvisionalUntil is set while an action's reported success awaits confirmation: by
+	// then the resolve_on event must have come, the condition turned false, or the fault
+	// gone unreported (verify.go); otherwise the success did not hold.
+	ProvisionalUntil *time.Time `json:"provisional_until,omitempty"`
 }
 
 func ptr(t time.Time) *time.Time {
@@ -89,6 +93,11 @@ func (e *Engine) Status() []PolicyStatus {
 			}
 			if inst.state == Pending {
 				is.PendingUntil = ptr(inst.pendingSince.Add(p.For))
+			}
+			if inst.state == Firing && inst.provisional {
+				is.ProvisionalUntil = ptr(inst.verifyAt)
+			} else if inst.state == Firing && !inst.awaitUntil.IsZero() {
+				is.ProvisionalUntil = ptr(inst.awaitUntil)
 			}
 			if inst.state == Firing && len(p.Actions) > 0 && !inst.exhausted {
 				is.Step = inst.step + 1

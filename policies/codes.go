@@ -61,7 +61,7 @@ var Codes = []CodeInfo{
 	{"HEALTH_CHECK_FAILED", "monitor", "check", "a scheduled health probe failed"},
 	{"HEALTH_CHECK_OK", "monitor", "check", "a scheduled health probe passed"},
 	{"ACTION_SUCCEEDED", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt succeeded"},
-	{"ACTION_FAILED", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt failed"},
+	{"ACTION_FAILED", "executor", "policy, instance, action, step, attempt, decision, outcome", "a recovery attempt failed (outcome=refused: it could not apply to its target and did not run)"},
 	{"ACTION_TIMEOUT", "executor", "policy, instance, action, step, attempt, decision", "a recovery attempt ran out of time"},
 	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
 	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},

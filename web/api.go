@@ -85,7 +85,7 @@ func (s *Server) routes() {
 	})
 	api("GET /api/v1/actions", func(w http.ResponseWriter, r *http.Request) {
 		rows, err := b.Actions(r.Context(), limit(r, 100))
-		respond(s, w, r, rows, err)
+		respond(s, w, r, foldNotHeld(rows), err)
 	})
 	api("GET /api/v1/deadletters", func(w http.ResponseWriter, r *http.Request) {
 		dls, err := b.DeadLetters(r.Context(), r.URL.Query().Get("queue"), r.URL.Query().Get("all") == "")

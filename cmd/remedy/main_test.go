@@ -228,8 +228,8 @@ func TestReplayFromDataDirectory(t *testing.T) {
 	}
 	t0 := time.Date(2026, 1, 5, 3, 0, 0, 0, time.UTC)
 	d.Main.InsertEvents(ctx, []engine.Event{
-		{Time: t0, Code: "QUEUE_STUCK", Labels: map[string]string{"queue": "inbound"}},
-		{Time: t0.Add(time.Minute), Code: "QUEUE_OK", Labels: map[string]string{"queue": "inbound"}},
+		{Time: t0, Code: "QUEUE_STUCK", Source: "queue", Labels: map[string]string{"queue": "inbound"}},
+		{Time: t0.Add(time.Minute), Code: "QUEUE_OK", Source: "queue", Labels: map[string]string{"queue": "inbound"}},
 	})
 	for i := 0; i < 30; i++ { // disk below 3% for five minutes
 		d.Metrics.InsertSample(ctx, engine.Sample{Time: t0.Add(time.Duration(i) * 10 * time.Second), Values: map[string]float64{"disk_free_percent": 2}})

@@ -38,6 +38,9 @@ func (d *Daemon) effects(eng *engine.Engine, it item, decisions []engine.Decisio
 		}
 		if x.Code == engine.CodeActionSucceeded || x.Code == engine.CodeActionFailed || x.Code == engine.CodeActionTimeout {
 			outcome := map[string]string{engine.CodeActionSucceeded: "succeeded", engine.CodeActionFailed: "failed", engine.CodeActionTimeout: "timeout"}[x.Code]
+			if x.Labels[engine.LabelOutcome] == engine.OutcomeRefused {
+				outcome = engine.OutcomeRefused
+			}
 			d.metrics.ActionOutcomes.WithLabelValues(x.Labels[engine.LabelAction], outcome).Inc()
 			d.metrics.ActionDuration.WithLabelValues(x.Labels[engine.LabelAction]).Observe(x.Value)
 		}
@@ -69,6 +72,14 @@ func (d *Daemon) decide(eng *engine.Engine, decisions []engine.Decision) {
 		case engine.KindAlert:
 			d.pipeline.Submit(dec)
 		case engine.KindState:
+			if dec.State == engine.NotHeld && dec.Of != nil {
+				// The attempt's audit row says "succeeded"; this row, with the same
+				// decision ID, says that the success did not hold and why (the dashboard
+				// folds the two into one).
+				d.writers.audit.Add(store.AuditEntry{Time: dec.Time, Policy: dec.Policy, Instance: dec.Instance,
+					DecisionID: dec.Of.ID, Action: dec.Of.Do, Step: dec.Of.Step, Attempt: dec.Of.Attempt,
+					Outcome: web.OutcomeNotHeld, Error: dec.Reason.Text})
+			}
 			if dec.State == engine.InstanceLimit {
 				d.inbox.push(engine.Event{Time: dec.Time, Code: "POLICY_INSTANCE_LIMIT", Source: "daemon",
 					Labels: map[string]string{"policy": dec.Policy}, Message: dec.Reason.Text})

@@ -99,6 +99,9 @@ func NewManager(qs ...*Queue) *Manager {
 // Get returns a queue by name.
 func (m *Manager) Get(name string) (*Queue, bool) { q, ok := m.queues[name]; return q, ok }
 
+// Has reports whether the manager has a queue of that name.
+func (m *Manager) Has(name string) bool { _, ok := m.queues[name]; return ok }
+
 // Clear is CLEAR_QUEUE for the named queue.
 func (m *Manager) Clear(ctx context.Context, queue string, olderThan time.Duration, reason string) (int, error) {
 	q, ok := m.queues[queue]

@@ -208,6 +208,7 @@ function instanceText(i) {
   let t = i.state;
   if (i.key) t = i.key + ": " + t;
   if (i.state === "pending" && i.pending_until) t += " (fires " + until(i.pending_until) + ")";
+  if (i.provisional_until) t += " — action reported success; resolves once the fault is seen gone (checked " + until(i.provisional_until) + ")";
   if (i.exhausted) t += " — every step failed";
   if (i.rearmed) t += " — re-armed " + i.rearmed + "×";
   else if (i.escalated) t += " — escalated";
