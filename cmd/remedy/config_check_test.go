@@ -43,7 +43,7 @@ func TestConfigCheckBind(t *testing.T) {
 		t.Fatalf("without --bind: %d %s", code, out)
 	}
 	code, out, _ := run(t, "", "config", "check", "--bind", cfg)
-	if code != exitFailed || !strings.Contains(out, "cannot listen on "+ln.Addr().String()) || !strings.Contains(out, "address already in use") {
+	if code != exitFailed || !strings.Contains(out, "remedy.yaml:2:9: listen: cannot listen on "+ln.Addr().String()) || !strings.Contains(out, "address already in use") {
 		t.Fatalf("--bind on a port in use: %d %s", code, out)
 	}
 	free := write(t, dir, "free.yaml", "data_dir: "+filepath.Join(dir, "data")+"\nlisten: 127.0.0.1:0\n")

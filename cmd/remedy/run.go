@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -146,7 +145,7 @@ func runConfig(ctx context.Context, args []string, env *cliEnv) int {
 	}
 	if *bind && len(cerrs) == 0 {
 		if err := config.BindListen(cfg.Listen); err != nil {
-			fmt.Fprintf(env.stdout, "%s: listen: %v\n", cmp.Or(path, "environment"), err)
+			fmt.Fprintf(env.stdout, "%s: listen: %v\n", cfg.Position("listen"), err)
 			failed = true
 		}
 	}

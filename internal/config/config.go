@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/url"
@@ -61,6 +62,9 @@ type Config struct {
 	Queues         map[string]Queue `yaml:"queues"`
 
 	File string `yaml:"-"` // where it was read from ("" for defaults)
+	// at gives a key's position ("file:line:col", or the variable that set it), for
+	// errors found after loading (Position).
+	at func(path string) string
 }
 
 // Ingest rules the events posted to the API.
@@ -282,6 +286,7 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 		}
 		return file
 	}
+	c.at = at
 	bad := func(path, format string, args ...any) {
 		if !decodeFailed(failed, path) {
 			errs = append(errs, at(path)+": "+fmt.Sprintf(format, args...))
@@ -357,6 +362,16 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 		}
 	}
 	return errs
+}
+
+// Position is where a key's value came from, as errors print it: "file:line:col", the
+// variable that set it ("REMEDY_LISTEN (environment)"), or the file's name when the file
+// does not set it. For a problem found after loading (config check --bind).
+func (c *Config) Position(key string) string {
+	if c.at == nil {
+		return cmp.Or(c.File, "environment")
+	}
+	return c.at(key)
 }
 
 // IsLoopback reports whether host is a loopback name or address.
