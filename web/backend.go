@@ -66,6 +66,10 @@ type Alert struct {
 	AckedBy     string `json:"acked_by"`
 	AckedAt     int64  `json:"acked_at"`
 	Reason      string `json:"reason"`
+	// Ackable says whether POST alerts/{id}/ack can work: the row's incident is still
+	// open (not resolved since). A resolved row, or a row of an incident that resolved
+	// later, is not.
+	Ackable bool `json:"ackable"`
 }
 
 // DecisionRecord is one recorded engine decision (time in Unix milliseconds).

@@ -105,37 +105,71 @@ func newLogger(env *cliEnv, c config.Log) *slog.Logger {
 }
 
 func runConfig(ctx context.Context, args []string, env *cliEnv) int {
-	if len(args) == 0 || args[0] != "check" || len(args) > 2 {
-		fmt.Fprintln(env.stderr, "Usage: remedy config check [FILE]\n\nValidates a configuration file (default ./remedy.yaml; with none, the built-in defaults)\nand the environment, as `remedy run` would; every error is reported as file:line:col.")
+	usage := "Usage: remedy config check [--bind] [FILE]\n\nValidates a configuration file (default ./remedy.yaml; with none, the built-in defaults),\nthe environment and the policies it names, as `remedy run` would; every error of every\nstage is reported at once, as file:line:col. --bind also checks that the listen address\ncan be bound now (it fails while a remedy runs there)."
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(env.stderr, usage)
 		return exitBadInput
 	}
-	flagPath := ""
-	if len(args) > 1 {
-		flagPath = args[1]
+	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	bind := fs.Bool("bind", false, "also bind the listen address and close it at once")
+	fs.Usage = func() { fmt.Fprintln(env.stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(args[1:]); err != nil {
+		return flagExit(err)
 	}
-	cfg, path, err := loadConfig(flagPath)
-	if err != nil {
-		fmt.Fprintln(env.stdout, err)
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return exitBadInput
+	}
+	flagPath := fs.Arg(0)
+	path := flagPath
+	if path == "" {
+		if _, err := os.Stat("remedy.yaml"); err == nil {
+			path = "remedy.yaml"
+		}
+	}
+	// Every stage's errors in one report: the configuration's, then the policies' it
+	// names (loaded even when the configuration has errors, from what did decode).
+	cfg, cerr := config.LoadAll(path, os.Getenv)
+	var cerrs config.Errors
+	if cerr != nil && !errors.As(cerr, &cerrs) {
+		fmt.Fprintln(env.stdout, cerr) // unreadable or not YAML: nothing more to check
 		return exitFailed
 	}
-	set, err := loadPolicies(cfg)
-	name := path
-	if name == "" {
-		name = "no remedy.yaml"
+	for _, e := range cerrs {
+		fmt.Fprintln(env.stdout, e)
 	}
+	failed := len(cerrs) > 0
+	if cfg == nil {
+		return exitFailed
+	}
+	if *bind && len(cerrs) == 0 {
+		if err := config.BindListen(cfg.Listen); err != nil {
+			fmt.Fprintf(env.stdout, "%s: listen: %v\n", cfg.Position("listen"), err)
+			failed = true
+		}
+	}
+	set, err := loadPolicies(cfg)
 	if err != nil {
-		fmt.Fprintf(env.stdout, "%s: configuration ok, but its policies are not:\n", name)
 		var perrs policies.Errors
 		if errors.As(err, &perrs) {
 			printDiags(env.stdout, perrs)
 		} else {
 			fmt.Fprintln(env.stdout, err)
 		}
-		return exitFailed
+		failed = true
 	}
-	if path == "" {
+	name := path
+	if name == "" {
+		name = "no remedy.yaml"
+	}
+	switch {
+	case failed:
+		fmt.Fprintf(env.stdout, "%s: not valid: remedy run would refuse it\n", name)
+		return exitFailed
+	case path == "":
 		fmt.Fprintf(env.stdout, "no remedy.yaml: the built-in defaults would run (listen %s, data in %s)\n", cfg.Listen, dirName(cfg.DataDir))
-	} else {
+	default:
 		fmt.Fprintf(env.stdout, "%s: ok (listen %s, data in %s, %d service(s))\n", path, cfg.Listen, dirName(cfg.DataDir), len(cfg.Services))
 	}
 	fmt.Fprintln(env.stdout, set.Summary())

@@ -809,6 +809,14 @@ func (p *Pipeline) openIncidentOf(ctx context.Context, alertID int64, fp string)
 	return nil
 }
 
+// CanAck says whether Ack(alertID) would find the alert's incident open: the dashboard
+// offers the Ack button only then (a button that answers 404 is a dead button).
+func (p *Pipeline) CanAck(ctx context.Context, alertID int64, fp string) bool {
+	p.handleMu.Lock()
+	defer p.handleMu.Unlock()
+	return p.openIncidentOf(ctx, alertID, fp) == nil
+}
+
 // Unack withdraws the ack of an alert's incident; if the incident's latest notification
 // was held by it, that notification goes out now.
 func (p *Pipeline) Unack(ctx context.Context, alertID int64) error {

@@ -232,6 +232,9 @@ func (p *Pipeline) pruneMedia(ctx context.Context, cutoff time.Time) (int, error
 		return 0, nil
 	}
 	entries, err := os.ReadDir(p.mediaDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil // no upload yet: SaveMedia makes the directory with the first one
+	}
 	if err != nil {
 		return 0, err
 	}

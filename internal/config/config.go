@@ -4,6 +4,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/url"
@@ -61,6 +62,9 @@ type Config struct {
 	Queues         map[string]Queue `yaml:"queues"`
 
 	File string `yaml:"-"` // where it was read from ("" for defaults)
+	// at gives a key's position ("file:line:col", or the variable that set it), for
+	// errors found after loading (Position).
+	at func(path string) string
 }
 
 // Ingest rules the events posted to the API.
@@ -171,9 +175,42 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	return parse(path, data, getenv)
 }
 
+// LoadAll is Load for a checker that goes on past the configuration's errors: it returns
+// the configuration as decoded (the defaults where a value failed) together with every
+// error, so `remedy config check` can also load the policies it names and report every
+// stage's errors at once. The configuration is nil only when the file cannot be read or
+// is not YAML. Never run a configuration that came with errors.
+func LoadAll(path string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	c, errs := decodeAndValidate(path, data, getenv)
+	if len(errs) > 0 {
+		return c, errs
+	}
+	return c, nil
+}
+
 // parse decodes data (none: the defaults), applies the environment when getenv is given,
 // and validates; a value that failed to decode is not validated again.
 func parse(file string, data []byte, getenv func(string) string) (*Config, error) {
+	c, errs := decodeAndValidate(file, data, getenv)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// decodeAndValidate is parse's work: the configuration as decoded, and every error
+// (sorted by position). The configuration is nil after a YAML syntax error.
+func decodeAndValidate(file string, data []byte, getenv func(string) string) (*Config, Errors) {
 	c := Default()
 	c.File = file
 	var doc yaml.Node
@@ -194,11 +231,8 @@ func parse(file string, data []byte, getenv func(string) string) (*Config, error
 	}
 	errs := Errors(d.errs)
 	errs = append(errs, c.validate(where, &doc, d.failed, getenv)...)
-	if len(errs) > 0 {
-		sortErrors(errs)
-		return nil, errs
-	}
-	return c, nil
+	sortErrors(errs)
+	return c, errs
 }
 
 // envOverrides names the variable applyEnv reads for each key it overrides.
@@ -252,6 +286,7 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 		}
 		return file
 	}
+	c.at = at
 	bad := func(path, format string, args ...any) {
 		if !decodeFailed(failed, path) {
 			errs = append(errs, at(path)+": "+fmt.Sprintf(format, args...))
@@ -263,9 +298,10 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 			bad("timezone", "timezone: %v", err)
 		}
 	}
-	host, _, err := net.SplitHostPort(c.Listen)
+	host, _, _ := net.SplitHostPort(c.Listen)
+	err := CheckListen(c.Listen) // the address run binds, checked as it will bind it
 	if err != nil {
-		bad("listen", "listen: %q is not host:port", c.Listen)
+		bad("listen", "listen: %v", err)
 	} else if !IsLoopback(host) && c.Token == "" {
 		bad("listen", "listen: %s is reachable from other machines; set a token (token_env or REMEDY_TOKEN) or listen on 127.0.0.1", c.Listen)
 	}
@@ -326,6 +362,16 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 		}
 	}
 	return errs
+}
+
+// Position is where a key's value came from, as errors print it: "file:line:col", the
+// variable that set it ("REMEDY_LISTEN (environment)"), or the file's name when the file
+// does not set it. For a problem found after loading (config check --bind).
+func (c *Config) Position(key string) string {
+	if c.at == nil {
+		return cmp.Or(c.File, "environment")
+	}
+	return c.at(key)
 }
 
 // IsLoopback reports whether host is a loopback name or address.

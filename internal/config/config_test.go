@@ -44,6 +44,8 @@ var badFiles = map[string][]string{
 	"repeated_key":  {`2:17: check_interval must be at least 100ms`, `3:1: key "sample_interval" repeated`},
 	"invalid_yaml":  {`3:20: invalid YAML: "[" is not closed (expected ',' or ']')`},
 	"tab_indent":    {`2:1: invalid YAML: found character that cannot start any token`},
+	"listen_port":   {`1:9: listen: "127.0.0.1:99999": port "99999" is not a number from 0 to 65535`},
+	"listen_host":   {`2:9: listen: "remedy.internal:8080": host "remedy.internal" is not an IP address or localhost (remedy binds one address; a name could resolve to another)`},
 	"no_policies":   {`2:19: default_policies: false and no policies: remedy would run no policy at all; name a policy file or directory, or keep the defaults`},
 	// Type errors and value errors in one round.
 	"one_round": {

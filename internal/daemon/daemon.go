@@ -222,11 +222,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Audit: auditSink{d.writers.audit}, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
 	})
 	d.health = monitor.NewHealth()
-	d.health.Add("database_writable", func(ctx context.Context) error {
-		_, err := d.data.Main.Exec(ctx, `INSERT INTO state(key, kind, data, updated) VALUES ('remedy.health', 'remedy', '{}', ?)
-			ON CONFLICT(key) DO UPDATE SET updated = excluded.updated`, time.Now().UnixMilli())
-		return err
-	})
+	d.health.Add("database_writable", d.databaseHealth)
 	d.health.Add("engine", func(ctx context.Context) error {
 		if n := d.inbox.len(); n > 10_000 {
 			return fmt.Errorf("%d inputs waiting", n)
@@ -240,17 +236,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	})
 	d.health.Add("store_backlog", d.backlogHealth)
 	d.restoreState(ctx)
-	d.health.Add("whatsapp", func(ctx context.Context) error {
-		if d.wa == nil {
-			return nil // off: deliberate
-		}
-		switch st := d.wa.State(); st {
-		case whatsapp.Connected, whatsapp.Unpaired: // unpaired is deliberate until someone pairs
-			return nil
-		default:
-			return fmt.Errorf("whatsapp %s", st)
-		}
-	})
+	d.health.AddState("whatsapp", d.whatsAppReady)
+	d.registry.MustRegister(d.whatsAppStateSet())
 	return d, nil
 }
 

@@ -190,14 +190,11 @@ func (d *Daemon) TryPolicy(name string, in engine.Input) (engine.TryResult, erro
 
 // Overview sums up the state for the dashboard.
 func (d *Daemon) Overview(ctx context.Context) web.Overview {
-	o := web.Overview{Version: VersionString(), Started: d.started, Now: time.Now(), WhatsApp: "off", Database: "ok",
+	o := web.Overview{Version: VersionString(), Started: d.started, Now: time.Now(), WhatsApp: d.whatsAppState(), Database: "ok",
 		Sample: d.sampler.Last().Values, Firing: int(d.firing.Load()), Policies: len(d.set.Load().Policies),
 		Reload: *d.lastReload.Load(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
 		Services:    convert(d.sup.Status(), func(s service.Status) web.ServiceStatus { return web.ServiceStatus(s) }),
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
-	if d.wa != nil {
-		o.WhatsApp = string(d.wa.State())
-	}
 	o.ReportSchedule, o.Timezone = cmp.Or(d.cfg.ReportSchedule, alert.DefaultReportSchedule), d.cfg.Location().String()
 	// The reporter's own answer (Daily, after the newest stored report), so the page
 	// agrees with what Schedule does across clock changes and restarts.
@@ -207,8 +204,8 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	}
 	if err := d.data.Main.Check(ctx); err != nil {
 		o.Database = err.Error()
-	} else if f := d.data.Main.Full(); f != "" {
-		o.Database = "full: " + f // readable, but refusing writes
+	} else if err := d.databaseHealth(ctx); err != nil {
+		o.Database = err.Error() // the same probe as /readyz's database_writable
 	}
 	if p, err := d.pipeline.Pending(ctx); err == nil {
 		o.Outbox = len(p)

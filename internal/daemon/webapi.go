@@ -81,7 +81,14 @@ func (d *Daemon) Report(ctx context.Context) (web.Report, error) {
 // Alerts returns the newest alerts.
 func (d *Daemon) Alerts(ctx context.Context, limit int) ([]web.Alert, error) {
 	rows, err := d.data.Main.Alerts(ctx, limit)
-	return convert(rows, func(r store.AlertRow) web.Alert { return web.Alert(r) }), err
+	// Ackable through the pipeline's own rule (Ack's), so the button is offered exactly
+	// where the ack can work.
+	return convert(rows, func(r store.AlertRow) web.Alert {
+		return web.Alert{ID: r.ID, Fingerprint: r.Fingerprint, TS: r.TS, Policy: r.Policy, Instance: r.Instance,
+			Severity: r.Severity, State: r.State, Summary: r.Summary, Suppressed: r.Suppressed, Held: r.Held,
+			AckedBy: r.AckedBy, AckedAt: r.AckedAt, Reason: r.Reason,
+			Ackable: r.State != "resolved" && d.pipeline.CanAck(ctx, r.ID, r.Fingerprint)}
+	}), err
 }
 
 // Outbox lists the alerts waiting for a channel.

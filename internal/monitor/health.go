@@ -1,10 +1,11 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -14,19 +15,30 @@ import (
 // Check is one readiness probe.
 type Check func(ctx context.Context) error
 
+// StateCheck is a readiness probe that also names the state it found ("connected",
+// "unpaired", "off"): /readyz shows that word for it while it passes, so a probe that
+// passes for a deliberate reason says which (an unpaired WhatsApp is ready, but not "ok").
+type StateCheck func(ctx context.Context) (state string, err error)
+
 // Health answers /healthz and /readyz and runs the scheduled health check.
 type Health struct {
 	mu     sync.Mutex
-	checks map[string]Check
+	checks map[string]StateCheck
 	failed map[string]bool
 }
 
 // NewHealth returns a health endpoint with no checks.
-func NewHealth() *Health { return &Health{checks: map[string]Check{}, failed: map[string]bool{}} }
+func NewHealth() *Health { return &Health{checks: map[string]StateCheck{}, failed: map[string]bool{}} }
 
-// Add registers a readiness probe (WhatsApp connected or deliberately unpaired, database
-// writable, engine keeping up, …).
+// Add registers a readiness probe (database writable, engine keeping up, …); /readyz
+// shows "ok" for it while it passes.
 func (h *Health) Add(name string, c Check) {
+	h.AddState(name, func(ctx context.Context) (string, error) { return "ok", c(ctx) })
+}
+
+// AddState registers a readiness probe that names its state (WhatsApp: "connected",
+// "unpaired", "off").
+func (h *Health) AddState(name string, c StateCheck) {
 	h.mu.Lock()
 	h.checks[name] = c
 	h.mu.Unlock()
@@ -34,13 +46,20 @@ func (h *Health) Add(name string, c Check) {
 
 // Run runs every probe with a timeout and returns the failures by name.
 func (h *Health) Run(ctx context.Context) map[string]string {
+	_, fails := h.run(ctx)
+	return fails
+}
+
+// run runs every probe (5 s each, concurrently) and returns each one's state while it
+// passes and its error when it fails.
+func (h *Health) run(ctx context.Context) (states, fails map[string]string) {
 	h.mu.Lock()
-	checks := make(map[string]Check, len(h.checks))
+	checks := make(map[string]StateCheck, len(h.checks))
 	for k, v := range h.checks {
 		checks[k] = v
 	}
 	h.mu.Unlock()
-	out := map[string]string{}
+	states, fails = map[string]string{}, map[string]string{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for name, c := range checks {
@@ -49,15 +68,18 @@ func (h *Health) Run(ctx context.Context) map[string]string {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			if err := c(cctx); err != nil {
-				mu.Lock()
-				out[name] = err.Error()
-				mu.Unlock()
+			st, err := c(cctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fails[name] = err.Error()
+			} else {
+				states[name] = cmp.Or(st, "ok")
 			}
 		}()
 	}
 	wg.Wait()
-	return out
+	return states, fails
 }
 
 // Live serves /healthz: the process answers.
@@ -66,24 +88,14 @@ func (h *Health) Live(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// Ready serves /readyz: 200 if every probe passes, 503 with the failures otherwise.
+// Ready serves /readyz: 200 if every probe passes, 503 with the failures otherwise;
+// "checks" holds each probe's state ("ok", or the word a StateCheck gave) or its error.
 func (h *Health) Ready(w http.ResponseWriter, r *http.Request) {
-	fails := h.Run(r.Context())
+	states, fails := h.run(r.Context())
 	w.Header().Set("Content-Type", "application/json")
-	names := make([]string, 0, len(h.checks))
-	h.mu.Lock()
-	for n := range h.checks {
-		names = append(names, n)
-	}
-	h.mu.Unlock()
-	sort.Strings(names)
 	status := map[string]string{}
-	for _, n := range names {
-		status[n] = "ok"
-		if e, bad := fails[n]; bad {
-			status[n] = e
-		}
-	}
+	maps.Copy(status, states)
+	maps.Copy(status, fails)
 	if len(fails) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}

@@ -58,22 +58,32 @@ function chartSeries(c) {
   return Object.keys(history).filter((k) => /^queue_.*_depth$/.test(k)).sort().map((k) => [k, k.replace(/^queue_|_depth$/g, "")]);
 }
 
-// chartData aligns the series on the first one's sample times (samples carry every
-// metric at once) and puts a null wherever two samples are further apart than 2.5 times
-// the usual interval, which uPlot draws as a gap.
+// chartData puts the series on the union of their sample times: remedy samples its own
+// metrics together, but a bot posts its own (queue_jobs_depth) at its own times, so no
+// series' times may stand for another's. At another series' time a series has no value
+// (undefined, which uPlot spans); it has a null, drawn as a gap, where two of its own
+// samples are further apart than 2.5 times its usual interval.
 function chartData(c, series) {
-  const base = history[series[0][0]] || [];
-  const byTime = series.map(([k]) => new Map((history[k] || []).map(([t, v]) => [t, v])));
-  const steps = base.slice(1).map((p, i) => p[0] - base[i][0]).sort((a, b) => a - b);
-  const gap = 2.5 * (steps.length ? steps[Math.floor(steps.length / 2)] : 10000);
-  const xs = [], ys = series.map(() => []);
-  base.forEach(([t], i) => {
-    xs.push(t / 1000);
-    byTime.forEach((m, j) => { const v = m.get(t); ys[j].push(v === undefined ? null : v * (c.scale || 1)); });
-    const next = base[i + 1];
-    if (next && next[0] - t > gap) { xs.push((t + gap / 2) / 1000); ys.forEach((y) => y.push(null)); }
+  const points = series.map(([k]) => withGaps(history[k] || []));
+  const xs = [...new Set(points.flatMap((p) => p.map(([t]) => t)))].sort((a, b) => a - b);
+  const ys = points.map((p) => {
+    const m = new Map(p);
+    return xs.map((t) => { const v = m.get(t); return v == null ? v : v * (c.scale || 1); });
   });
-  return [xs, ...ys];
+  return [xs.map((t) => t / 1000), ...ys];
+}
+
+// withGaps returns a series' points with a null point in each gap (see chartData).
+function withGaps(h) {
+  const steps = h.slice(1).map((p, i) => p[0] - h[i][0]).sort((a, b) => a - b);
+  const gap = 2.5 * (steps.length ? steps[Math.floor(steps.length / 2)] : 10000);
+  const out = [];
+  h.forEach(([t, v], i) => {
+    out.push([t, v]);
+    const next = h[i + 1];
+    if (next && next[0] - t > gap) out.push([t + gap / 2, null]);
+  });
+  return out;
 }
 
 function fmtValue(c, v) {
@@ -266,10 +276,19 @@ async function refreshAlerts() {
   for (const a of rows) {
     const tr = el("tr");
     const acts = el("td");
-    if (!a.acked_by && a.state !== "resolved") { const b = el("button", "plain", "Ack"); b.addEventListener("click", () => ack(a.id)); acts.append(b); }
+    // Ack only where the server would take it (the incident is still open): no dead buttons.
+    if (a.ackable && !a.acked_by) { const b = el("button", "plain", "Ack"); b.addEventListener("click", () => ack(a.id)); acts.append(b); }
     const s = el("button", "plain", "Silence"); s.addEventListener("click", () => { $("#s-policy").value = a.policy; $("#s-author").focus(); }); acts.append(s);
-    tr.append(el("td", "", fmtTime(a.ts)), el("td", "sev-" + a.severity, a.severity), el("td", "", a.policy + (a.instance ? " (" + a.instance + ")" : "")),
-      el("td", "", a.state), el("td", "", a.summary + (a.suppressed ? " (+" + a.suppressed + " suppressed)" : "")), el("td", "", a.held || (a.acked_by ? "acked by " + a.acked_by : "")), acts);
+    // A resolution reads as one (green, "resolved"), not as the firing it ends; the
+    // severity it had stays in the text.
+    const resolved = a.state === "resolved";
+    const sev = resolved ? el("td", "sev-resolved", "resolved") : el("td", "sev-" + a.severity, a.severity);
+    const text = (resolved ? "Resolved (was " + a.severity + "): " : "") + a.summary + (resolved && a.reason ? " — " + a.reason : "") +
+      (a.suppressed ? " (+" + a.suppressed + " suppressed)" : "");
+    const st = el("td"); st.append(el("span", "state " + a.state, a.state));
+    tr.className = resolved ? "alert-resolved" : "";
+    tr.append(el("td", "", fmtTime(a.ts)), sev, el("td", "", a.policy + (a.instance ? " (" + a.instance + ")" : "")),
+      st, el("td", "", text), el("td", "", a.held || (a.acked_by ? "acked by " + a.acked_by : "")), acts);
     tb.append(tr);
   }
   const sl = await api("/api/v1/silences"); const ul = $("#silences"); ul.replaceChildren();
@@ -281,9 +300,16 @@ async function refreshAlerts() {
   }
 }
 
+// ack acknowledges an alert's incident; a refusal (the incident resolved meanwhile: 404)
+// is shown above the table, never swallowed.
 async function ack(id) {
   const by = prompt("Acknowledge as (your name):"); if (!by) return;
-  await api("/api/v1/alerts/" + id + "/ack", { method: "POST", body: JSON.stringify({ by }) }); refreshAlerts();
+  try { await api("/api/v1/alerts/" + id + "/ack", { method: "POST", body: JSON.stringify({ by }) }); alertsMsg(""); }
+  catch (e) { alertsMsg("Could not acknowledge alert #" + id + ": " + e.message, true); }
+  refreshAlerts();
+}
+function alertsMsg(text, isError) {
+  $("#alerts-msg").textContent = text; $("#alerts-msg").className = isError ? "msg error" : "msg";
 }
 
 async function silence(ev) {

@@ -1,0 +1,123 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/remedy-run/remedy/internal/config"
+)
+
+// probeView is what each probe and screen says about WhatsApp and the database.
+type probeView struct {
+	readyWhatsApp, readyDB string // /readyz checks
+	metricState            string // the remedy_whatsapp_state series at 1
+	metricOnes             int    // how many series are at 1
+	statusWhatsApp         string // GET status
+	statusDB               string
+}
+
+var stateSeries = regexp.MustCompile(`(?m)^remedy_whatsapp_state\{state="([a-z_]+)"\} ([01])$`)
+
+func (r *running) probes() probeView {
+	r.t.Helper()
+	var v probeView
+	_, b := r.do("GET", "/readyz", "")
+	var ready struct{ Checks map[string]string }
+	if err := json.Unmarshal([]byte(b), &ready); err != nil {
+		r.t.Fatalf("readyz: %v: %s", err, b)
+	}
+	v.readyWhatsApp, v.readyDB = ready.Checks["whatsapp"], ready.Checks["database_writable"]
+	_, b = r.do("GET", "/metrics", "")
+	for _, m := range stateSeries.FindAllStringSubmatch(b, -1) {
+		if m[2] == "1" {
+			v.metricState = m[1]
+			v.metricOnes++
+		}
+	}
+	_, b = r.do("GET", "/api/v1/status", "")
+	var st struct{ WhatsApp, Database string }
+	if err := json.Unmarshal([]byte(b), &st); err != nil {
+		r.t.Fatalf("status: %v: %s", err, b)
+	}
+	v.statusWhatsApp, v.statusDB = st.WhatsApp, st.Database
+	return v
+}
+
+// agree checks the rule the probes were broken against: every probe and screen says the
+// same WhatsApp state (one series at 1, naming it), and the database is "ok" on the
+// status exactly when readiness says it is.
+func (v probeView) agree(t *testing.T, wantWhatsApp string) {
+	t.Helper()
+	if v.metricOnes != 1 || v.metricState != wantWhatsApp || v.statusWhatsApp != wantWhatsApp || v.readyWhatsApp != wantWhatsApp {
+		t.Fatalf("whatsapp %s: readyz %q, metrics %q (%d series at 1), status %q", wantWhatsApp, v.readyWhatsApp, v.metricState, v.metricOnes, v.statusWhatsApp)
+	}
+	if (v.statusDB == "ok") != (v.readyDB == "ok") {
+		t.Fatalf("database: status %q, readyz %q", v.statusDB, v.readyDB)
+	}
+}
+
+// Issue 25: unpaired, /readyz said "whatsapp":"ok" and /metrics had no WhatsApp series,
+// so a fleet's Prometheus could not tell a never-paired remedy from a working one. Each
+// state is on every probe: off, unpaired, connected.
+func TestWhatsAppStateOnEveryProbe(t *testing.T) {
+	t.Run("off", func(t *testing.T) {
+		r := startDaemon(t, func(c *config.Config) { c.WhatsApp.Enabled = false })
+		r.probes().agree(t, "off")
+	})
+	t.Run("unpaired", func(t *testing.T) {
+		r, _ := startWithWhatsApp(t, false, nil)
+		v := r.probes()
+		v.agree(t, "unpaired")
+		if code, b := r.do("GET", "/readyz", ""); code != 200 {
+			t.Fatalf("unpaired is deliberate until someone pairs: readyz %d %s", code, b)
+		}
+		_, b := r.do("GET", "/metrics", "")
+		if !strings.Contains(b, `remedy_whatsapp_state{state="connected"} 0`) {
+			t.Fatalf("every state has its series from the first scrape:\n%s", b)
+		}
+	})
+	t.Run("connected", func(t *testing.T) {
+		r, _ := startWithWhatsApp(t, true, nil)
+		r.probes().agree(t, "connected")
+	})
+}
+
+// Issue 25: GET status said the database was "ok" (green badge) while /readyz said it was
+// read-only or full. Both derive it from one probe now; over seeded sequences of faults
+// coming and going, they agree after every step.
+func TestStatusAndReadyzAgreeOnTheDatabase(t *testing.T) {
+	r := startDaemon(t, nil)
+	ctx := context.Background()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 25))
+	readOnly, sawBad := false, false
+	for step := range 12 {
+		if rng.IntN(2) == 0 {
+			readOnly = !readOnly
+			if _, err := r.d.data.Main.Exec(ctx, fmt.Sprintf(`PRAGMA query_only = %t`, readOnly)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v := r.probes()
+		if readOnly != (v.statusDB != "ok") {
+			t.Fatalf("seed %d step %d: read-only %v, status says %q", seed, step, readOnly, v.statusDB)
+		}
+		sawBad = sawBad || readOnly
+		v.agree(t, "unpaired")
+	}
+	if !sawBad { // the named case, whatever the seed drew
+		r.d.data.Main.Exec(ctx, `PRAGMA query_only = 1`)
+		v := r.probes()
+		v.agree(t, "unpaired")
+		if v.statusDB == "ok" {
+			t.Fatalf("read-only database: status %q", v.statusDB)
+		}
+	}
+	r.d.data.Main.Exec(ctx, `PRAGMA query_only = 0`)
+}
