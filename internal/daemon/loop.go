@@ -186,6 +186,9 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
 	if d.wa != nil {
 		o.WhatsApp = string(d.wa.State())
+		if r := d.wa.StoreReset(); r != nil {
+			o.WhatsAppNote = r.Explain()
+		}
 	}
 	o.ReportSchedule, o.Timezone = cmp.Or(d.cfg.ReportSchedule, alert.DefaultReportSchedule), d.cfg.Location().String()
 	// The reporter's own answer (Daily, after the newest stored report), so the page
