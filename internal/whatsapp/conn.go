@@ -86,6 +86,11 @@ type Options struct {
 	// ReceiptDeliveries receives every receipt from others, for the bot's handler
 	// (webhook "receipt" deliveries); it must only queue them.
 	ReceiptDeliveries func(webhook.Receipt)
+	// Changes receives edits and deletions for everyone of earlier messages, as
+	// webhook "edit" and "delete" deliveries; like Messages it must only keep them, and
+	// an error leaves the change unacknowledged, for the server to deliver again. Nil:
+	// they are dropped.
+	Changes func(webhook.Event) error
 
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
