@@ -11,7 +11,8 @@ import (
 )
 
 // CheckFile reads the SQLite file at path as a database and runs SQLite's quick_check
-// over it, without writing to it. It returns nil when the file is missing (a fresh
+// over it (O(size): about what reading the file costs), with no write of its own
+// (SQLite may checkpoint a WAL a crash left behind when it closes). It returns nil when the file is missing (a fresh
 // start) or whole; an error wrapping ErrCorrupt when the file is not a database (a bad
 // header, another kind of file) or its pages are damaged; any other error (permissions,
 // I/O) as it is, which the caller must not take for corruption. It is for files remedy
