@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/store"
 )
 
 // behaviour is what a scripted channel does with one Send.
@@ -225,4 +227,46 @@ func TestHangingChannelDelaysOnlyItself(t *testing.T) {
 			t.Fatalf("the log waited for the hung webhook: has a %v, b %v after %s", logc.has("a"), logc.has("b"), time.Since(start))
 		}
 	})
+}
+
+// signalChannel tells of each delivery on a channel.
+type signalChannel struct {
+	name string
+	got  chan struct{}
+}
+
+func (c *signalChannel) Name() string { return c.name }
+func (c *signalChannel) Send(_ context.Context, alerts []Alert) error {
+	for range alerts {
+		c.got <- struct{}{}
+	}
+	return nil
+}
+
+// BenchmarkDeliveryBesideAHungChannel: one alert from Submit to the log channel while
+// the webhook never answers (real time, a real SQLite file): the time is storing plus
+// the log's own delivery, with no 30 s try of the webhook in it.
+func BenchmarkDeliveryBesideAHungChannel(b *testing.B) {
+	db, err := store.Open(context.Background(), store.Options{Path: filepath.Join(b.TempDir(), "remedy.db"), Schema: store.RemedySchema})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	hung := newScripted("hook")
+	hung.set(hang)
+	logc := &signalChannel{name: "log", got: make(chan struct{}, 1)}
+	p, err := New(context.Background(), Options{DB: db, Channels: []Channel{hung, logc}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	i := 0
+	for b.Loop() {
+		i++
+		p.Submit(alertDecision("queue-stuck", "q"+strconv.Itoa(i), engine.Firing, "error", time.Now()))
+		<-logc.got
+	}
 }
