@@ -34,8 +34,10 @@ import (
 // reaction; quote, group, sender name). See package webhook for the fields.
 type Message = webhook.Message
 
-// Event is a delivery that is not a message: a receipt (Type "receipt", Event.Receipt)
-// or a send outcome ("send_outcome", Event.SendOutcome). See package webhook.
+// Event is a delivery that is not a message: a receipt (Type "receipt", Event.Receipt),
+// a send outcome ("send_outcome", Event.SendOutcome), or an earlier message edited
+// ("edit", Event.Edit) or deleted for everyone ("delete", Event.Delete). See package
+// webhook.
 type Event = webhook.Event
 
 // SendOutcome is how a message sent with Send or Reply ended: Status "sent" once
@@ -58,7 +60,8 @@ func (f HandlerFunc) HandleMessage(ctx context.Context, b *Bot, m Message) error
 
 // EventHandler is optional: a Handler that is also an EventHandler gets the deliveries
 // that are not messages too — receipts ("receipt"), the outcome of each message it sent
-// ("send_outcome": sent, or failed with a reason), and types added later; it should
+// ("send_outcome": sent, or failed with a reason), edits ("edit") and deletions for
+// everyone ("delete") of earlier messages, and types added later; it should
 // ignore types it does not know. They are durable and retried as messages are (an
 // error retries them: at least once).
 type EventHandler interface {

@@ -28,7 +28,7 @@ var Codes = []CodeInfo{
 	{"WA_DISCONNECTED", "whatsapp", "reason", "not connected: the socket closed unexpectedly (reason remote; after_<state> when it follows a logout, replacement or ban), or the start did not log in (connect_failed; login_budget: the budget allows no login yet)"},
 	{"WA_KEEPALIVE_TIMEOUT", "whatsapp", "error_count", "a keepalive ping went unanswered; the link is degraded"},
 	{"WA_KEEPALIVE_RESTORED", "whatsapp", "", "keepalive pings work again"},
-	{"WA_LOGGED_OUT", "whatsapp", "reason, on_connect", "the device was logged out; never reconnect, re-pair"},
+	{"WA_LOGGED_OUT", "whatsapp", "reason, on_connect", "the device was logged out (reason: the server's code, or store_corrupt: the session store was unreadable at start and moved aside); never reconnect, re-pair"},
 	{"WA_STREAM_REPLACED", "whatsapp", "", "another client took over the session; do not reconnect"},
 	{"WA_STREAM_ERROR", "whatsapp", "code", "unknown stream error from the server"},
 	{"WA_TEMP_BAN", "whatsapp", "code, expire", "temporarily banned; value is the seconds until expiry"},

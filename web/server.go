@@ -20,20 +20,23 @@ var staticFS embed.FS
 
 // Overview is the dashboard's summary.
 type Overview struct {
-	Version     string             `json:"version"`
-	Started     time.Time          `json:"started"`
-	Now         time.Time          `json:"now"`
-	WhatsApp    string             `json:"whatsapp"` // connected, disconnected, unpaired, off
-	Database    string             `json:"database"` // ok, or the problem
-	Sample      map[string]float64 `json:"sample"`
-	Firing      int                `json:"firing"`
-	Policies    int                `json:"policies"`
-	Reload      ReloadStatus       `json:"reload"`
-	Services    []ServiceStatus    `json:"services"`
-	Outbox      int                `json:"outbox"`
-	Clients     int                `json:"dashboard_clients"`
-	DryRun      bool               `json:"dry_run"`
-	InputsQueue int                `json:"inputs_queued"`
+	Version  string    `json:"version"`
+	Started  time.Time `json:"started"`
+	Now      time.Time `json:"now"`
+	WhatsApp string    `json:"whatsapp"` // connected, disconnected, unpaired, off
+	// WhatsAppNote says why WhatsApp is unpaired when remedy knows more than the state:
+	// its session store was unreadable and moved aside at start (a sentence, or "").
+	WhatsAppNote string             `json:"whatsapp_note,omitempty"`
+	Database     string             `json:"database"` // ok, or the problem
+	Sample       map[string]float64 `json:"sample"`
+	Firing       int                `json:"firing"`
+	Policies     int                `json:"policies"`
+	Reload       ReloadStatus       `json:"reload"`
+	Services     []ServiceStatus    `json:"services"`
+	Outbox       int                `json:"outbox"`
+	Clients      int                `json:"dashboard_clients"`
+	DryRun       bool               `json:"dry_run"`
+	InputsQueue  int                `json:"inputs_queued"`
 	// StoreBacklog counts the rows remedy's writers hold that are not on disk yet
 	// (journal, audit, samples, alerts); above 0 after a failed write.
 	StoreBacklog int `json:"store_backlog"`

@@ -1,5 +1,5 @@
 // Package webhook is what remedy posts to a bot's handler (whatsapp.handler): the JSON
-// payloads, one per incoming message, receipt or send outcome (more types may come), and their HMAC
+// payloads, one per incoming message, receipt, send outcome, edit or deletion (more types may come), and their HMAC
 // signature. A bot written in Go verifies and decodes a delivery with Read; the Go
 // embedding (package bot) hands the same Message to its Handler. The package has no
 // dependencies outside the standard library, so a handler can import it alone.
@@ -25,6 +25,12 @@ const (
 	// TypeSendOutcome is the end of a message the bot sent (sent, or failed with a
 	// reason): SendOutcome. Delivered and read come as receipts.
 	TypeSendOutcome = "send_outcome"
+	// TypeEdit is an earlier message edited by its sender: Edit. It is not a new
+	// message: no reply is sent for it.
+	TypeEdit = "edit"
+	// TypeDelete is an earlier message deleted for everyone by its sender (or a group
+	// admin): Delete. A bot that keeps messages should forget or hide it.
+	TypeDelete = "delete"
 )
 
 // Send outcomes (SendOutcome.Status).
@@ -129,15 +135,42 @@ type SendOutcome struct {
 	Time           time.Time `json:"time"`
 }
 
+// Edit is a message its sender edited: the new content of message MessageID. Kind and
+// Text are the edited message's, as in Message.
+type Edit struct {
+	ID        string    `json:"id"`         // the edit's own id
+	MessageID string    `json:"message_id"` // the message edited
+	Chat      string    `json:"chat"`
+	From      string    `json:"from"` // the sender's number, digits only
+	Sender    string    `json:"sender,omitempty"`
+	Group     string    `json:"group,omitempty"`
+	Kind      string    `json:"kind"`
+	Text      string    `json:"text"`
+	Time      time.Time `json:"time"` // when the edit was made
+}
+
+// Delete is a message deleted for everyone ("This message was deleted").
+type Delete struct {
+	ID        string    `json:"id"`         // the deletion's own id
+	MessageID string    `json:"message_id"` // the message deleted
+	Chat      string    `json:"chat"`
+	From      string    `json:"from"` // who deleted it, digits only
+	Sender    string    `json:"sender,omitempty"`
+	Group     string    `json:"group,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
 // Event is one delivery, decoded: Type, and the data of that type (Message for
-// "message", Receipt for "receipt", SendOutcome for "send_outcome"; for other types
-// Data holds the raw JSON under the type's key).
+// "message", Receipt for "receipt", SendOutcome for "send_outcome", Edit for "edit",
+// Delete for "delete"; for other types Data holds the raw JSON under the type's key).
 type Event struct {
 	Type        string
 	Time        time.Time
 	Message     *Message
 	Receipt     *Receipt
 	SendOutcome *SendOutcome
+	Edit        *Edit
+	Delete      *Delete
 	Data        json.RawMessage
 }
 
@@ -178,6 +211,18 @@ func (e *Event) decodeData() error {
 			return err
 		}
 		e.SendOutcome = &o
+	case TypeEdit:
+		var x Edit
+		if err := json.Unmarshal(e.Data, &x); err != nil {
+			return err
+		}
+		e.Edit = &x
+	case TypeDelete:
+		var x Delete
+		if err := json.Unmarshal(e.Data, &x); err != nil {
+			return err
+		}
+		e.Delete = &x
 	}
 	return nil
 }
@@ -201,6 +246,10 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		typed = e.Receipt
 	case e.SendOutcome != nil:
 		typed = e.SendOutcome
+	case e.Edit != nil:
+		typed = e.Edit
+	case e.Delete != nil:
+		typed = e.Delete
 	}
 	if data == nil && typed != nil {
 		b, err := json.Marshal(typed)

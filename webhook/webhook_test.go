@@ -70,7 +70,13 @@ func TestDeliveriesRoundTrip(t *testing.T) {
 	if err != nil || so.SendOutcome == nil || so.SendOutcome.Reason != "refused: 403" {
 		t.Fatalf("send outcome: %+v %v", so, err)
 	}
-	for _, e := range []Event{msg, rc, other, so} {
+	ed, _ := New(TypeEdit, at, Edit{ID: "3EB0E", MessageID: "3EB0A", Chat: "6281100000077@s.whatsapp.net", From: "6281100000077",
+		Kind: KindText, Text: "look again", Time: at})
+	del, _ := New(TypeDelete, at, Delete{ID: "3EB0F", MessageID: "3EB0A", Chat: "6281100000077@s.whatsapp.net", From: "6281100000077", Time: at})
+	if ed.Edit == nil || ed.Edit.MessageID != "3EB0A" || del.Delete == nil || del.Delete.MessageID != "3EB0A" {
+		t.Fatalf("edit %+v, delete %+v", ed, del)
+	}
+	for _, e := range []Event{msg, rc, other, so, ed, del} {
 		b, err := json.Marshal(e)
 		if err != nil {
 			t.Fatal(err)

@@ -152,30 +152,44 @@ type refresher interface {
 
 // refresh re-sends the open, delivered incidents to each refreshing channel that is due.
 func (p *Pipeline) refresh(ctx context.Context) {
-	now := time.Now()
 	for _, name := range sortedKeys(p.channels) {
-		r, ok := p.channels[name].(refresher)
-		if !ok || r.RefreshEvery() <= 0 || now.Sub(p.refreshed[name]) < r.RefreshEvery() {
-			continue
-		}
-		p.refreshed[name] = now
-		var alerts []Alert
-		p.handleMu.Lock()
-		for _, fp := range sortedKeys(p.incidents) {
-			if inc := p.incidents[fp]; inc.held == "" && len(inc.posted[name]) > 0 {
-				alerts = append(alerts, inc.last)
-			}
-		}
-		p.handleMu.Unlock()
-		if len(alerts) == 0 {
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if err := p.channels[name].Send(sctx, alerts); err != nil {
-			p.opts.Logger.Warn("refresh of open incidents failed; tried again next time", "channel", name, "error", err)
-		}
-		cancel()
+		p.refreshChannel(ctx, name)
 	}
+}
+
+// refreshChannel re-sends the open, delivered incidents to one channel if it refreshes
+// and is due; its channel's worker calls it, so a slow refresh delays only that channel.
+func (p *Pipeline) refreshChannel(ctx context.Context, name string) {
+	now := time.Now()
+	r, ok := p.channels[name].(refresher)
+	if !ok || r.RefreshEvery() <= 0 {
+		return
+	}
+	p.mu.Lock()
+	due := now.Sub(p.refreshed[name]) >= r.RefreshEvery()
+	if due {
+		p.refreshed[name] = now
+	}
+	p.mu.Unlock()
+	if !due {
+		return
+	}
+	var alerts []Alert
+	p.handleMu.Lock()
+	for _, fp := range sortedKeys(p.incidents) {
+		if inc := p.incidents[fp]; inc.held == "" && len(inc.posted[name]) > 0 {
+			alerts = append(alerts, inc.last)
+		}
+	}
+	p.handleMu.Unlock()
+	if len(alerts) == 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, SendTimeout)
+	if err := p.channels[name].Send(sctx, alerts); err != nil {
+		p.opts.Logger.Warn("refresh of open incidents failed; tried again next time", "channel", name, "error", err)
+	}
+	cancel()
 }
 
 // loadIncidents rebuilds the open incidents and the acks from the database at start:

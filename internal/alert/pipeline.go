@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,20 +55,22 @@ type Pipeline struct {
 	opts     Options
 	channels map[string]Channel
 	limits   map[string]*rate.Limiter
-	wake     chan struct{}
+	wake     chan struct{}      // Run's: store what was submitted
+	workers  map[string]*worker // one delivery loop per channel (deliver.go)
 
 	// handleMu makes storing an alert and updating the incidents one step (Handle,
 	// the release of held incidents, acks).
 	handleMu  sync.Mutex
 	incidents map[string]*incident // open incidents by fingerprint (incidents.go)
-	refreshed map[string]time.Time // when each refreshing channel was last given the open incidents
 
-	mu       sync.Mutex
-	acks     map[string]policies.Severity // fingerprint -> the acknowledged severity
-	recent   map[string]time.Time         // dedupe: fingerprint|state|severity -> when handled
-	failing  map[string]bool              // channels currently reported undelivered
-	retryNow map[string]bool              // channels whose waiting alerts are due at once
-	silences []Silence
+	mu        sync.Mutex
+	refreshed map[string]time.Time         // when each refreshing channel was last given the open incidents
+	acks      map[string]policies.Severity // fingerprint -> the acknowledged severity
+	recent    map[string]time.Time         // dedupe: fingerprint|state|severity -> when handled
+	failing   map[string]bool              // channels currently reported undelivered
+	retryNow  map[string]bool              // channels whose waiting alerts are due at once
+	silences  []Silence
+	direct    []*pendingAlert // not stored yet: the workers send them directly, once
 
 	submitted []engine.Decision // Submit's, not yet taken by Run
 	// Guarded by handleMu; unstoredN is its length, for Backlog.
@@ -97,6 +98,7 @@ func New(ctx context.Context, opts Options) (*Pipeline, error) {
 			p.limits[c.Name()] = rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)
 		}
 	}
+	p.workers = newWorkers(p.channels)
 	if err := p.loadSilences(ctx); err != nil {
 		return nil, err
 	}
@@ -135,9 +137,13 @@ type pendingAlert struct {
 	a    Alert
 	held string
 	out  []delivery
-	sent map[string]time.Time // channels it was delivered on before it could be stored
-	// tried: direct delivery was attempted
-	tried bool
+
+	// While it cannot be stored, the channels' workers send it directly (sendDirect).
+	direct  bool            // in Pipeline.direct (handleMu)
+	mu      sync.Mutex      // guards the rest; store holds it through its transaction
+	triedOn map[string]bool // channels a direct send was tried on
+	sent    map[string]time.Time
+	id      int64 // its alerts row once stored
 }
 
 // prepare applies dedupe, the engine's hold, silences and acks, decides the channels
@@ -166,13 +172,17 @@ func (p *Pipeline) plan(a Alert, held string) *pendingAlert {
 		}
 	}
 	p.track(a, held, out)
-	return &pendingAlert{a: a, held: held, out: out}
+	return &pendingAlert{a: a, held: held, out: out, triedOn: map[string]bool{}, sent: map[string]time.Time{}}
 }
 
 // store writes the alert and its outbox rows in one transaction; channels it was
 // already delivered on are recorded as delivered. A resolution deletes the incident's
 // ack in the same transaction.
 func (p *Pipeline) store(ctx context.Context, pa *pendingAlert) error {
+	// Held through the transaction: a direct send that ends meanwhile either is in
+	// sent before the rows are written, or sees the id after and marks its row.
+	pa.mu.Lock()
+	defer pa.mu.Unlock()
 	a := pa.a
 	labels, _ := json.Marshal(a.Labels)
 	annotations, _ := json.Marshal(a.Annotations)
@@ -210,21 +220,30 @@ func (p *Pipeline) store(ctx context.Context, pa *pendingAlert) error {
 	if err != nil {
 		return fmt.Errorf("alert %s: %w", a.Policy, err)
 	}
+	pa.id = a.ID
 	return nil
 }
 
+// stored ends a stored alert's way in: it leaves the direct sends, and its channels'
+// workers look at their outbox (handleMu held).
 func (p *Pipeline) stored(pa *pendingAlert) {
+	if pa.direct {
+		pa.direct = false
+		p.mu.Lock()
+		p.direct = slices.DeleteFunc(p.direct, func(x *pendingAlert) bool { return x == pa })
+		p.mu.Unlock()
+	}
 	if pa.held != "" {
 		p.count(strings.SplitN(pa.held, " ", 2)[0])
 		return
 	}
-	p.Wake()
+	p.wakeChannels(pa.out)
 }
 
 // Submit hands an alert decision to the pipeline without waiting: the engine loop's way
-// in, so that no SQLite write happens on the loop. Run stores submitted alerts in order;
-// one that cannot be stored (a full disk, a held lock) is delivered at once on every
-// channel that does not need the disk, kept in memory, and stored (its deliveries
+// in, so that no SQLite write happens on the loop. Run stores submitted alerts in order
+// and never waits for a delivery; one that cannot be stored (a full disk, a held lock)
+// is delivered at once by every channel's worker that does not need the disk, kept in memory, and stored (its deliveries
 // recorded) when the database takes writes again. Backlog counts them.
 func (p *Pipeline) Submit(d engine.Decision) {
 	if d.Kind != engine.KindAlert {
@@ -275,9 +294,19 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 				p.opts.Events(engine.Event{Time: time.Now(), Code: "STORE_BACKLOG", Source: "alert",
 					Labels: map[string]string{"writer": "alerts"}, Message: err.Error(), Value: float64(len(p.unstored))})
 			}
+			// Handed to the channels' workers, which send them without holding up the
+			// next try to store them (nor each other).
+			var woken []delivery
+			p.mu.Lock()
 			for _, pa := range p.unstored {
-				p.deliverDirect(ctx, pa)
+				if !pa.direct && pa.held == "" {
+					pa.direct = true
+					p.direct = append(p.direct, pa)
+					woken = append(woken, pa.out...)
+				}
 			}
+			p.mu.Unlock()
+			p.wakeChannels(woken)
 			return false
 		}
 		p.unstored = p.unstored[1:]
@@ -289,39 +318,6 @@ func (p *Pipeline) storeSubmitted(ctx context.Context) bool {
 		p.opts.Logger.Info("alerts stored again")
 	}
 	return true
-}
-
-// deliverDirect sends an alert that is not stored on every channel that does not need
-// the disk (all but the dashboard, which reads the alerts table), once.
-func (p *Pipeline) deliverDirect(ctx context.Context, pa *pendingAlert) {
-	if pa.tried || pa.held != "" {
-		return
-	}
-	pa.tried = true
-	pa.sent = map[string]time.Time{}
-	for _, dl := range pa.out {
-		name := dl.channel
-		ch, ok := p.channels[name]
-		if !ok || name == (DashboardChannel{}).Name() {
-			continue
-		}
-		if lim := p.limits[name]; lim != nil && !lim.Allow() {
-			continue // over the channel's budget: it goes through the outbox once stored
-		}
-		b := pa.a
-		b.Ends = dl.ends
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := ch.Send(sctx, []Alert{b})
-		cancel()
-		if err != nil {
-			p.opts.Logger.Warn("alert not stored and not delivered; kept", "channel", name, "policy", pa.a.Policy, "error", err)
-			continue
-		}
-		pa.sent[name] = time.Now()
-		if p.opts.Metrics != nil {
-			p.opts.Metrics.AlertsSent.WithLabelValues(name).Inc()
-		}
-	}
 }
 
 func (p *Pipeline) count(reason string) {
@@ -366,275 +362,6 @@ func (p *Pipeline) hold(a Alert) string {
 		return "acknowledged"
 	}
 	return ""
-}
-
-// Wake makes the dispatcher look at the outbox now (for example after WhatsApp
-// reconnects).
-func (p *Pipeline) Wake() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-// RetryNow makes a channel's waiting alerts due at once, without waiting out their retry
-// delay (up to 5 min), and wakes the sender: WhatsApp is connected again.
-func (p *Pipeline) RetryNow(channel string) {
-	p.mu.Lock()
-	if p.retryNow == nil {
-		p.retryNow = map[string]bool{}
-	}
-	p.retryNow[channel] = true
-	p.mu.Unlock()
-	p.Wake()
-}
-
-// Run delivers the outbox until ctx ends: at once when woken, and every second for
-// retries that fell due.
-func (p *Pipeline) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		p.storeSubmitted(ctx)
-		p.Deliver(ctx)
-		p.checkSilences(ctx)
-		p.refresh(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.wake:
-		case <-t.C:
-		}
-	}
-}
-
-// Flush stores what was submitted and delivers what is due, once: the shutdown's last
-// step for the pipeline, after Run returned and the engine loop stopped.
-func (p *Pipeline) Flush(ctx context.Context) {
-	p.storeSubmitted(ctx)
-	p.Deliver(ctx)
-}
-
-type outboxRow struct {
-	ID          int64  `db:"id"`
-	Channel     string `db:"channel"`
-	Payload     string `db:"payload"`
-	Attempts    int    `db:"attempts"`
-	NextAttempt int64  `db:"next_attempt"`
-}
-
-// Deliver sends what waits in the outbox, per channel in batches, most severe incident
-// first (an incident's alerts stay together, oldest first, so its resolution never
-// overtakes its firing); see order. A failed batch is retried with a growing delay
-// (1 s doubling to 5 min) and holds the channel's later alerts back meanwhile, so a
-// channel never receives an incident's alerts out of order. After three failed tries
-// the channel is reported with ALERT_UNDELIVERED.
-func (p *Pipeline) Deliver(ctx context.Context) {
-	p.mu.Lock()
-	due := p.retryNow
-	p.retryNow = nil
-	p.mu.Unlock()
-	for ch := range due {
-		if _, err := p.opts.DB.Exec(ctx, `UPDATE alert_outbox SET next_attempt = 0 WHERE delivered = 0 AND channel = ?`, ch); err != nil && ctx.Err() == nil {
-			p.opts.Logger.Error("alert outbox", "error", err)
-		}
-	}
-	var rows []outboxRow
-	if err := p.opts.DB.Select(ctx, &rows, `SELECT id, channel, payload, attempts, next_attempt FROM alert_outbox
-		WHERE delivered = 0 ORDER BY id LIMIT 2000`); err != nil {
-		if ctx.Err() == nil {
-			p.opts.Logger.Error("alert outbox", "error", err)
-		}
-		return
-	}
-	byChan := map[string][]outboxRow{}
-	for _, r := range rows {
-		byChan[r.Channel] = append(byChan[r.Channel], r)
-	}
-	now := time.Now().UnixMilli()
-	for _, name := range sortedKeys(byChan) {
-		ch, ok := p.channels[name]
-		if !ok {
-			continue
-		}
-		pending := byChan[name]
-		waiting := false
-		for _, r := range pending {
-			waiting = waiting || r.NextAttempt > now
-		}
-		if waiting {
-			continue // a failed batch waits for its retry; nothing overtakes it
-		}
-		items := order(pending)
-		for len(items) > 0 && ctx.Err() == nil {
-			lim := p.limits[name]
-			if lim != nil && !lim.Allow() {
-				break // this channel's per-minute budget is spent; the rest waits
-			}
-			n := min(len(items), p.opts.Batch)
-			var batch []outboxItem
-			if lim != nil && p.folds(name) && len(items) > n && lim.Tokens() < 1 {
-				// A flood on a limited channel that a person reads: the most severe
-				// first, the rest folded into one summary line, instead of minutes of
-				// messages that bury the one that matters.
-				batch, items = items, nil
-			} else {
-				batch, items = items[:n], items[n:]
-			}
-			if !p.send(ctx, ch, batch, n) {
-				break
-			}
-		}
-	}
-	if p.opts.Metrics != nil {
-		var n int
-		if err := p.opts.DB.Get(ctx, &n, `SELECT count(*) FROM alert_outbox WHERE delivered = 0`); err == nil {
-			p.opts.Metrics.OutboxPending.Set(float64(n))
-		}
-	}
-}
-
-// folds reports whether a channel takes a flood as a summary (a channel people read).
-func (p *Pipeline) folds(channel string) bool {
-	fold := p.opts.Fold
-	if fold == nil {
-		fold = []string{"whatsapp"}
-	}
-	for _, f := range fold {
-		if f == channel {
-			return true
-		}
-	}
-	return false
-}
-
-// outboxItem is an outbox row with its alert.
-type outboxItem struct {
-	row   outboxRow
-	alert Alert
-}
-
-// order sorts a channel's waiting alerts: incidents by their most severe waiting alert
-// (rank), then by their oldest; within an incident, oldest first.
-func order(rows []outboxRow) []outboxItem {
-	items := make([]outboxItem, 0, len(rows))
-	rank := map[string]int{}
-	first := map[string]int64{}
-	for _, r := range rows {
-		var a Alert
-		_ = json.Unmarshal([]byte(r.Payload), &a)
-		items = append(items, outboxItem{r, a})
-		key := a.Fingerprint
-		if a.Instant || key == "" {
-			key = "#" + strconv.FormatInt(r.ID, 10)
-		}
-		rank[key] = max(rank[key], a.Severity.Rank())
-		if _, ok := first[key]; !ok {
-			first[key] = r.ID
-		}
-	}
-	keyOf := func(it outboxItem) string {
-		if it.alert.Instant || it.alert.Fingerprint == "" {
-			return "#" + strconv.FormatInt(it.row.ID, 10)
-		}
-		return it.alert.Fingerprint
-	}
-	sort.SliceStable(items, func(i, j int) bool {
-		ki, kj := keyOf(items[i]), keyOf(items[j])
-		if rank[ki] != rank[kj] {
-			return rank[ki] > rank[kj]
-		}
-		if first[ki] != first[kj] {
-			return first[ki] < first[kj]
-		}
-		return items[i].row.ID < items[j].row.ID
-	})
-	return items
-}
-
-// summary folds alerts into one: counts per policy, state and severity.
-func summary(items []outboxItem) Alert {
-	type k struct{ policy, state, sev string }
-	n := map[k]int{}
-	var keys []k
-	for _, it := range items {
-		key := k{it.alert.Policy, it.alert.State, string(it.alert.Severity)}
-		if n[key] == 0 {
-			keys = append(keys, key)
-		}
-		n[key]++
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d more alerts, folded (the dashboard lists each):", len(items))
-	for _, key := range keys {
-		fmt.Fprintf(&b, "\n- %s %s (%s) ×%d", key.policy, key.state, key.sev, n[key])
-	}
-	last := items[len(items)-1].alert
-	return Alert{Time: last.Time, Policy: "remedy-summary", Severity: items[0].alert.Severity, State: "firing", Instant: true,
-		Summary: b.String()}
-}
-
-// send delivers a batch: its first keep alerts, and the rest (if more than one) folded
-// into a summary.
-func (p *Pipeline) send(ctx context.Context, ch Channel, items []outboxItem, keep int) bool {
-	alerts := make([]Alert, 0, keep+1)
-	ids := make([]any, 0, len(items))
-	batch := make([]outboxRow, 0, len(items))
-	for i, it := range items {
-		if i < keep || len(items) == keep+1 {
-			alerts = append(alerts, it.alert)
-		}
-		ids = append(ids, it.row.ID)
-		batch = append(batch, it.row)
-	}
-	if len(items) > keep+1 {
-		alerts = append(alerts, summary(items[keep:]))
-	}
-	in := "?" + strings.Repeat(",?", len(ids)-1)
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := ch.Send(sctx, alerts)
-	cancel()
-	now := time.Now()
-	if err == nil {
-		// Recorded even when shutdown has begun: the alerts are out, and an unrecorded
-		// delivery is sent again after the restart.
-		mctx, mcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, derr := p.opts.DB.Exec(mctx, `UPDATE alert_outbox SET delivered = ? WHERE id IN (`+in+`)`, append([]any{now.UnixMilli()}, ids...)...)
-		mcancel()
-		if derr != nil {
-			p.opts.Logger.Error("alert outbox", "error", derr)
-		}
-		if p.opts.Metrics != nil {
-			p.opts.Metrics.AlertsSent.WithLabelValues(ch.Name()).Add(float64(len(batch)))
-		}
-		p.mu.Lock()
-		recovered := p.failing[ch.Name()]
-		p.failing[ch.Name()] = false
-		p.mu.Unlock()
-		if recovered {
-			p.opts.Logger.Info("alert channel delivers again", "channel", ch.Name())
-		}
-		return true
-	}
-	attempts := batch[0].Attempts + 1
-	delay := min(time.Second<<min(attempts-1, 20), 5*time.Minute)
-	_, _ = p.opts.DB.Exec(ctx, `UPDATE alert_outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? WHERE id IN (`+in+`)`,
-		append([]any{now.Add(delay).UnixMilli(), err.Error()}, ids...)...)
-	if p.opts.Metrics != nil {
-		p.opts.Metrics.AlertsFailed.WithLabelValues(ch.Name()).Inc()
-	}
-	p.opts.Logger.Warn("alert delivery failed; kept in the outbox", "channel", ch.Name(), "alerts", len(batch), "attempt", attempts, "error", err)
-	p.mu.Lock()
-	report := attempts >= 3 && !p.failing[ch.Name()]
-	if report {
-		p.failing[ch.Name()] = true
-	}
-	p.mu.Unlock()
-	if report {
-		p.opts.Events(engine.Event{Time: now, Code: "ALERT_UNDELIVERED", Source: "alert",
-			Labels: map[string]string{"channel": ch.Name()}, Message: err.Error(), Value: float64(len(batch))})
-	}
-	return false
 }
 
 // OutboxEntry is an alert waiting for a channel, for the dashboard.

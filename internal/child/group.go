@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -58,21 +57,8 @@ func Running(pid int) bool {
 // stat reads a process's group from /proc/PID/stat; ok is false when it is gone or a
 // zombie.
 func stat(pid int) (pgrp int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false // exited meanwhile
-	}
-	// "pid (comm) state ppid pgrp …": comm may hold spaces and parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-		return 0, false
-	}
-	g, _ := strconv.Atoi(f[2])
-	return g, true
+	_, pgrp, ok = statFields(pid)
+	return pgrp, ok
 }
 
 // Stop ends the process group pgid as systemd stops a unit (KillMode=control-group):

@@ -150,7 +150,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	undo = append(undo, d.writers.close)
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive, ReceiptDeliveries: d.receipt, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
+			Messages: d.receive, ReceiptDeliveries: d.receipt, Changes: d.change, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
 			Receipts: func(ids []string, status string, at time.Time) {
 				if d.chat != nil { // set before the connection starts
 					d.chat.Receipt(ids, status, at)

@@ -31,6 +31,18 @@ func (d *Daemon) receipt(r webhook.Receipt) {
 	}
 }
 
+// change keeps an edit or a deletion of an earlier message for the bot's handler, on
+// disk before WhatsApp gets its receipt (an error leaves it for WhatsApp to deliver
+// again), as incoming messages are kept.
+func (d *Daemon) change(e webhook.Event) error {
+	if d.chat == nil || (d.cfg.WhatsApp.Handler == nil && d.bot == nil) {
+		return nil // nobody to tell
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return d.chat.Notify(ctx, e)
+}
+
 // Notify queues a delivery for the bot's handler (a send outcome: type and data), durably:
 // it is on disk when Notify returns nil. With WhatsApp off there is no handler: it
 // returns nil and drops it.

@@ -195,6 +195,11 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		Reload: *d.lastReload.Load(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
 		Services:    convert(d.sup.Status(), func(s service.Status) web.ServiceStatus { return web.ServiceStatus(s) }),
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
+	if d.wa != nil {
+		if r := d.wa.StoreReset(); r != nil {
+			o.WhatsAppNote = r.Explain()
+		}
+	}
 	o.ReportSchedule, o.Timezone = cmp.Or(d.cfg.ReportSchedule, alert.DefaultReportSchedule), d.cfg.Location().String()
 	// The reporter's own answer (Daily, after the newest stored report), so the page
 	// agrees with what Schedule does across clock changes and restarts.

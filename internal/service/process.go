@@ -33,7 +33,8 @@ type ProcessConfig struct {
 	Grace     time.Duration
 	Lines     int // output lines kept (default 200)
 	// MaxMemoryMB makes a resident size above it a failed health check (0: no limit),
-	// so that a leaking process is restarted by the service-down policy.
+	// so that a leaking process is restarted by the service-down policy. The size is
+	// the whole process tree's (RSSMB), as systemd's MemoryMax= is the cgroup's.
 	MaxMemoryMB int
 }
 
@@ -210,21 +211,40 @@ func (p *Process) PID() int {
 	return p.cmd.Process.Pid
 }
 
-// RSSMB is the process's resident memory in MB.
+// RSSMB is the service's resident memory in MB (MiB): the sum over its whole process
+// tree (child.Tree: the process group and the leader's descendants), as systemd's
+// MemoryMax= counts a unit's cgroup and Monit's totalmem counts children, so a leak
+// behind a wrapper script (`sh start-bot.sh`, `npm start`) counts. Pages shared between
+// members (a fork's copy-on-write) are counted once per member, so the figure errs
+// high, never low. It returns an error when the service does not run.
 func (p *Process) RSSMB(ctx context.Context) (float64, error) {
-	pid := p.PID()
+	p.mu.Lock()
+	pid, pgid := 0, p.pgid
+	if p.cmd != nil {
+		pid = p.cmd.Process.Pid
+	}
+	p.mu.Unlock()
 	if pid == 0 {
 		return 0, errors.New("not running")
 	}
-	proc, err := process.NewProcessWithContext(ctx, int32(pid))
-	if err != nil {
-		return 0, err
+	var sum uint64
+	seen := 0
+	for _, m := range child.Tree(pgid, pid) {
+		proc, err := process.NewProcessWithContext(ctx, int32(m))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		mi, err := proc.MemoryInfoWithContext(ctx)
+		if err != nil {
+			continue
+		}
+		sum += mi.RSS
+		seen++
 	}
-	mi, err := proc.MemoryInfoWithContext(ctx)
-	if err != nil {
-		return 0, err
+	if seen == 0 {
+		return 0, errors.New("not running")
 	}
-	return float64(mi.RSS) / (1 << 20), nil
+	return float64(sum) / (1 << 20), nil
 }
 
 // Kill sends SIGKILL to the process group, as a crash or the OOM killer would (the fire

@@ -57,6 +57,8 @@ func TestHelperProcess(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		select {}
+	case "tree":
+		holdTree(os.Getenv("REMEDY_TREE"))
 	}
 }
 

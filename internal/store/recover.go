@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -105,11 +104,10 @@ func (db *DB) Rebuild(ctx context.Context) (Report, error) {
 		_ = db.h.close()
 		db.h = nil
 	}
-	rep := Report{Backup: db.opts.Path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000Z")}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Rename(db.opts.Path+suffix, rep.Backup+suffix); err != nil && !os.IsNotExist(err) {
-			return rep, fmt.Errorf("rebuild %s: move aside: %w", db.opts.Name, err)
-		}
+	backup, err := MoveAside(db.opts.Path, time.Now())
+	rep := Report{Backup: backup}
+	if err != nil {
+		return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
 	}
 	h, err := db.openHandles(ctx)
 	if err != nil {

@@ -86,6 +86,11 @@ type Options struct {
 	// ReceiptDeliveries receives every receipt from others, for the bot's handler
 	// (webhook "receipt" deliveries); it must only queue them.
 	ReceiptDeliveries func(webhook.Receipt)
+	// Changes receives edits and deletions for everyone of earlier messages, as
+	// webhook "edit" and "delete" deliveries; like Messages it must only keep them, and
+	// an error leaves the change unacknowledged, for the server to deliver again. Nil:
+	// they are dropped.
+	Changes func(webhook.Event) error
 
 	// Undecryptable is told about each incoming message that could not be decrypted
 	// (for the message counters); it must not block.
@@ -112,6 +117,7 @@ type Conn struct {
 	waiters     []chan error // Reconnect calls waiting for Connected or a failure
 	unreachable bool         // a probe failed during this outage
 	qr          string
+	reset       *StoreReset // the device store was moved aside at open; nil once paired
 
 	// liveness (see liveness.go)
 	budget       *budget
@@ -158,12 +164,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	// event loop. mautrix's own SQLite setup (go.mau.fi/util dbutil "sqlite3-fk-wal")
 	// uses the same.
 	dsn := remedystore.FileURI(opts.StorePath) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	container, err := sqlstore.New(ctx, "sqlite", dsn, waLog.Noop)
-	if err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("whatsapp: device store: %w", err)
-	}
-	dev, err := container.GetFirstDevice(ctx)
+	container, dev, reset, err := openStore(ctx, opts.StorePath, dsn, time.Now)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("whatsapp: device store: %w", err)
@@ -184,6 +185,10 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	c.pruneMedia(time.Now())
 	if dev.ID != nil {
 		c.state = Disconnected
+	}
+	if reset != nil {
+		c.reset = reset
+		c.reportReset(reset)
 	}
 	return c, nil
 }
@@ -337,6 +342,7 @@ func (c *Conn) handle(evt any) bool {
 		c.mu.Lock()
 		c.setLocked(Connecting)
 		c.afterPair, c.lastProgress = true, time.Now()
+		c.reset = nil // a new session: the old store's story is over
 		c.mu.Unlock()
 		c.emit("WA_PAIR_SUCCESS", nil, e.ID.String(), 0)
 	case *events.ManualLoginReconnect:

@@ -1,10 +1,12 @@
 package whatsapp
 
 import (
+	"cmp"
 	"encoding/hex"
 	"math"
 	"net/url"
 	"strings"
+	"time"
 
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
@@ -133,6 +135,21 @@ func (c *Conn) message(e *events.Message) bool {
 	if e.Info.IsFromMe || c.opts.Messages == nil {
 		return true
 	}
+	if isStatus(e.Info.Chat) {
+		// A contact's status update (a "story"): not a chat with the bot, and an answer
+		// to it would be posted as the bot's own status to all its contacts (b3-01).
+		return true
+	}
+	if ch, ok := change(e); ok {
+		if c.opts.Changes == nil {
+			return true
+		}
+		if err := c.opts.Changes(ch); err != nil {
+			c.opts.Logger.Error("incoming edit or deletion not kept; left unacknowledged for WhatsApp to deliver again", "id", e.Info.ID, "error", err)
+			return false
+		}
+		return true
+	}
 	m, media, ok := inbound(e)
 	if !ok {
 		return true
@@ -147,4 +164,46 @@ func (c *Conn) message(e *events.Message) bool {
 		return false
 	}
 	return true
+}
+
+// isStatus reports whether a chat is WhatsApp's status broadcast (status@broadcast),
+// where contacts' status updates arrive.
+func isStatus(chat types.JID) bool {
+	return chat.Server == types.BroadcastServer && chat.User == types.StatusBroadcastJID.User
+}
+
+// change maps an edit or a deletion for everyone of an earlier message (protocol
+// messages) to its delivery; ok is false for anything else.
+func change(e *events.Message) (webhook.Event, bool) {
+	pm := e.Message.GetProtocolMessage()
+	if pm == nil {
+		return webhook.Event{}, false
+	}
+	info := e.Info
+	from := info.Sender.User
+	if info.Sender.Server == types.HiddenUserServer && !info.SenderAlt.IsEmpty() {
+		from = info.SenderAlt.User
+	}
+	group := ""
+	if info.IsGroup {
+		group = info.Chat.String()
+	}
+	at := info.Timestamp
+	if ms := pm.GetTimestampMS(); ms > 0 {
+		at = time.UnixMilli(ms).UTC()
+	}
+	switch pm.GetType() {
+	case waE2E.ProtocolMessage_MESSAGE_EDIT:
+		// The new content is a message like any other: the same mapping gives its kind
+		// and text.
+		m, _, _ := inbound(&events.Message{Info: info, Message: pm.GetEditedMessage()})
+		ev, err := webhook.New(webhook.TypeEdit, at, webhook.Edit{ID: info.ID, MessageID: pm.GetKey().GetID(), Chat: info.Chat.String(),
+			From: from, Sender: info.Sender.ToNonAD().String(), Group: group, Kind: cmp.Or(m.Kind, webhook.KindOther), Text: m.Text, Time: at})
+		return ev, err == nil
+	case waE2E.ProtocolMessage_REVOKE:
+		ev, err := webhook.New(webhook.TypeDelete, at, webhook.Delete{ID: info.ID, MessageID: pm.GetKey().GetID(), Chat: info.Chat.String(),
+			From: from, Sender: info.Sender.ToNonAD().String(), Group: group, Time: at})
+		return ev, err == nil
+	}
+	return webhook.Event{}, false
 }

@@ -192,6 +192,8 @@ async function refreshOverview() {
     (smp.wa_login_wait_seconds > 0 ? ", next in " + Math.ceil(smp.wa_login_wait_seconds) + " s" : "");
   badge("#wa", "WhatsApp " + o.whatsapp + budget, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
   renderPairing(o.whatsapp);
+  $("#pair-why").textContent = o.whatsapp_note || "";
+  $("#pair-why").classList.toggle("hidden", !o.whatsapp_note);
   badge("#db", "database " + o.database, o.database === "ok" ? "ok" : "bad");
   // The disk badge shows only when something is wrong (full, reserve missing); the
   // backlog badge while remedy's own writes wait (runbook: Store backlog).
