@@ -34,6 +34,8 @@ const (
 	BreakerOpen   State = "breaker_open"   // automatic recovery paused
 	BreakerClosed State = "breaker_closed" // automatic recovery allowed again
 	InstanceLimit State = "instance_limit" // max_instances reached; new group_by values share one instance
+	Flapping      State = "flapping"       // alert.flapping's threshold reached: notifications held (flap.go)
+	FlapEnded     State = "flapping_ended" // the state held for alert.flapping.settle
 )
 
 // Decision is what the engine decided, with why.
