@@ -466,7 +466,7 @@ func (d *decoder) alert(n *yaml.Node, a *Alert) {
 			}
 			a.RateLimit = rl
 		},
-		"repeat": func(k, v *yaml.Node) { a.Repeat, _ = d.dur(v, "alert.repeat") },
+		"repeat":   func(k, v *yaml.Node) { a.Repeat, _ = d.dur(v, "alert.repeat") },
 		"flapping": func(k, v *yaml.Node) { d.flapping(v, &a.Flapping) },
 		"channels": func(k, v *yaml.Node) {
 			chans, items, ok := d.list(v, "alert.channels")
