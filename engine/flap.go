@@ -24,7 +24,7 @@ import (
 //     one). Then one notification tells the settled state if it is not what the last one
 //     said, with the held count, so the last word delivered is always the current state;
 //   - the changes are then forgotten: a new flap needs threshold new changes.
-// So a flap costs at most threshold+1 notifications, however long it lasts.
+// So a burst of changes costs at most threshold+1 notifications, however long it lasts.
 
 // flapState is one instance's flap detection; its fields are exported for the snapshot.
 type flapState struct {
