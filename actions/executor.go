@@ -50,12 +50,17 @@ type ExecutorOptions struct {
 
 // Executor runs the action decisions of the engine, one attempt each, and reports the
 // outcome as an event. It never retries: the engine decides what follows. It is safe for
-// concurrent use; Wait lets in-flight attempts finish.
+// concurrent use; Wait lets in-flight attempts finish, InFlight says which they are, and
+// Interrupt abandons them (at a shutdown's bound).
 type Executor struct {
 	opts ExecutorOptions
 	mu   sync.Mutex
 	busy map[string]chan struct{} // target -> closed when its recovery ends
 	wg   sync.WaitGroup
+
+	running map[uint64]Running // by decision ID; guarded by mu
+	halt    context.Context    // ends when Interrupt is called
+	stop    context.CancelFunc
 }
 
 // NewExecutor returns an executor.
@@ -72,7 +77,8 @@ func NewExecutor(opts ExecutorOptions) *Executor {
 	if opts.Results == nil {
 		opts.Results = func(engine.Event) {}
 	}
-	return &Executor{opts: opts, busy: map[string]chan struct{}{}}
+	halt, stop := context.WithCancel(context.Background())
+	return &Executor{opts: opts, busy: map[string]chan struct{}{}, running: map[uint64]Running{}, halt: halt, stop: stop}
 }
 
 // Target is what an attempt works on: the action and its target parameter. Two attempts
@@ -145,10 +151,16 @@ func (x *Executor) run(parent context.Context, d engine.Decision) {
 	}
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
+	defer context.AfterFunc(x.halt, cancel)()
+	defer x.track(d, start)()
 	// One recovery per target: wait for the one running, within this attempt's time.
 	target := Target(a.Do, a.Params)
 	release, err := x.lock(ctx, target)
 	if err != nil {
+		if x.halt.Err() != nil {
+			x.interrupted(parent, d, start, "")
+			return
+		}
 		x.finish(parent, d, start, engine.CodeActionTimeout, fmt.Errorf("target %s busy with another recovery: %w", target, err), "")
 		return
 	}
@@ -186,6 +198,10 @@ func (x *Executor) run(parent context.Context, d engine.Decision) {
 	}()
 	select {
 	case err = <-done:
+		if err != nil && x.halt.Err() != nil {
+			x.interrupted(parent, d, start, out.String())
+			return
+		}
 		code := engine.CodeActionSucceeded
 		switch {
 		case err != nil && (errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil):
@@ -195,6 +211,10 @@ func (x *Executor) run(parent context.Context, d engine.Decision) {
 		}
 		x.finish(parent, d, start, code, err, out.String())
 	case <-ctx.Done():
+		if x.halt.Err() != nil {
+			x.interrupted(parent, d, start, out.String())
+			return
+		}
 		// The action ignores its deadline: report the timeout now; it is abandoned.
 		x.finish(parent, d, start, engine.CodeActionTimeout, fmt.Errorf("no result within %v", timeout), out.String())
 	}

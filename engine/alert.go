@@ -41,14 +41,21 @@ func (e *Engine) notify(ps *policyState, inst *instance, s State, repeat bool, w
 			return
 		}
 	}
+	held, first := e.flapHold(inst)
+	if held {
+		return // told when the flapping ends (flap.go)
+	}
 	worse := inst.severity.Rank() > recent.Rank()
 	contradicts := s != Resolved && inst.lastWord == Resolved && !p.IsInstant()
-	if inst.limiter != nil && !inst.limiter.take(e.now) && s != Resolved && !worse && !contradicts {
+	if inst.limiter != nil && !inst.limiter.take(e.now) && s != Resolved && !worse && !contradicts && !first {
 		inst.suppressed++
 		e.stats.Suppressed++
 		return
 	}
 	d := e.alertDecision(ps, inst, s, repeat, why)
+	if first {
+		annotate(&d, "flapping", "started: notifications are held until it settles")
+	}
 	inst.suppressed = 0
 	inst.inhibited = false
 	inst.lastNotified = e.now

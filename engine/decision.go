@@ -40,6 +40,8 @@ const (
 	// attempt. Both are moments for the timeline and the recovery-actions view.
 	Provisional State = "provisional"
 	NotHeld     State = "not_held"
+	Flapping    State = "flapping"       // alert.flapping's threshold reached: notifications held (flap.go)
+	FlapEnded   State = "flapping_ended" // the state held for alert.flapping.settle
 )
 
 // AttemptRef names one attempt of a recovery step: its action decision's ID, the action,

@@ -96,6 +96,7 @@ type policyState struct {
 	lastFired time.Time
 	example   map[string]any // Example(p), made on the first Status
 	limitHit  bool           // the instance limit was reached since the overflow instance was collected
+	flapping  int            // instances flapping (flap.go)
 }
 
 // sortedKeys are the instance keys in order, for every walk over instances whose
@@ -149,7 +150,7 @@ func (e *Engine) Swap(set *policies.Set) Diff {
 		ps := &policyState{p: p, idx: len(e.pols), instances: map[string]*instance{}}
 		if o := old[p.Name]; o != nil {
 			if o.p.Hash == p.Hash {
-				ps.instances, ps.firing, ps.lastFired = o.instances, o.firing, o.lastFired
+				ps.instances, ps.firing, ps.lastFired, ps.flapping = o.instances, o.firing, o.lastFired, o.flapping
 				d.Kept = append(d.Kept, p.Name)
 			} else {
 				d.Changed = append(d.Changed, p.Name)
@@ -323,6 +324,7 @@ func (e *Engine) Firing() int {
 type PolicyCount struct {
 	Name              string
 	Firing, Instances int
+	Flapping          int // instances whose notifications are held as flapping
 }
 
 // Counts are the per-policy counts, in set order, without walking instances (cheap
@@ -330,7 +332,7 @@ type PolicyCount struct {
 func (e *Engine) Counts() []PolicyCount {
 	out := make([]PolicyCount, len(e.pols))
 	for i, ps := range e.pols {
-		out[i] = PolicyCount{Name: ps.p.Name, Firing: ps.firing, Instances: len(ps.instances)}
+		out[i] = PolicyCount{Name: ps.p.Name, Firing: ps.firing, Instances: len(ps.instances), Flapping: ps.flapping}
 	}
 	return out
 }

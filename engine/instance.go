@@ -49,6 +49,7 @@ type instance struct {
 	lastNotified     time.Time
 	lastWord         State // what the last notification delivered said (firing, escalated, resolved)
 	inhibited        bool  // the last notification was held by an inhibiting policy
+	flap             flapState
 
 	// the timer heap's bookkeeping (timers.go)
 	due    time.Time
@@ -124,6 +125,7 @@ func (inst *instance) deadline(p *policies.Policy, grace time.Duration, now time
 		}
 	}
 	consider(inst.breakerUntil)
+	consider(inst.flapEndAt(p))
 	if inst.suppressed > 0 && inst.limiter != nil && inst.state == Firing {
 		// The rate limit's window passes: the firing it held is told then.
 		consider(inst.limiter.tokenAt(now))
@@ -156,18 +158,26 @@ func (inst *instance) forgetAt(p *policies.Policy, now time.Time) time.Time {
 	if inst.limiter != nil {
 		later(inst.limiter.fullAt(now))
 	}
+	if n := len(inst.flap.Changes); n > 0 && len(p.Alert.NotifyOn) > 0 {
+		// A flap's changes count for its window (flap.go); without notifications there
+		// is nothing to fold, and nothing to keep the instance for.
+		later(inst.flap.Changes[n-1].Add(p.Alert.Flapping.Window))
+	}
 	return t
 }
 
 // collectible reports whether the instance can be forgotten at now.
 func (inst *instance) collectible(p *policies.Policy, now time.Time) bool {
 	return (inst.state == Inactive || inst.state == Resolved) && inst.inflight == 0 && inst.breakerUntil.IsZero() &&
-		inst.suppressed == 0 && !now.Before(inst.forgetAt(p, now))
+		inst.suppressed == 0 && !inst.flap.Flapping && !now.Before(inst.forgetAt(p, now))
 }
 
 // advance handles whatever of the instance's timers are due at e.now.
 func (e *Engine) advance(ps *policyState, inst *instance) {
 	p, now := ps.p, e.now
+	if end := inst.flapEndAt(p); !end.IsZero() && !now.Before(end) {
+		e.flapEnd(ps, inst)
+	}
 	if inst.suppressed > 0 && inst.limiter != nil && inst.state == Firing && inst.limiter.hasToken(now) {
 		e.notify(ps, inst, inst.lastFiringState(), true, "still firing; held back by the rate limit until now")
 	}
@@ -349,6 +359,7 @@ func (e *Engine) fire(ps *policyState, inst *instance, why string) {
 	ps.firing++
 	ps.lastFired = e.now
 	e.setState(ps, inst, Firing, why)
+	e.flapChange(ps, inst)
 	if p.Alert.Notifies("firing") {
 		e.notify(ps, inst, Firing, false, why)
 	}
@@ -373,6 +384,7 @@ func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
 	inst.inflight, inst.nextAttempt, inst.clearAt, inst.awaitUntil = 0, time.Time{}, time.Time{}, time.Time{}
 	inst.verifyAt, inst.provisional = time.Time{}, false
 	e.setState(ps, inst, Resolved, why)
+	e.flapChange(ps, inst)
 	e.end(ps, inst, why)
 	inst.notifiedFiring, inst.inhibited = false, false
 	if ps.firing == 0 {

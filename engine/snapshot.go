@@ -71,6 +71,7 @@ type InstanceSnapshot struct {
 	LastNotified     time.Time         `json:"last_notified,omitzero"`
 	LastWord         State             `json:"last_word,omitempty"`
 	Inhibited        bool              `json:"inhibited,omitempty"`
+	Flap             *flapState        `json:"flap,omitempty"`
 }
 
 // Snapshot returns the engine's state, policies in set order and instances by key.
@@ -102,6 +103,11 @@ func (inst *instance) snapshot() InstanceSnapshot {
 		tr := inst.trigger
 		is.Trigger = &tr
 	}
+	if len(inst.flap.Changes) > 0 {
+		f := inst.flap
+		f.Changes = append([]time.Time(nil), f.Changes...)
+		is.Flap = &f
+	}
 	if inst.limiter != nil {
 		b := *inst.limiter
 		is.Limiter = &b
@@ -122,6 +128,9 @@ func (is InstanceSnapshot) instance() *instance {
 	}
 	if is.Trigger != nil {
 		inst.trigger, inst.hasTrigger = *is.Trigger, true
+	}
+	if is.Flap != nil {
+		inst.flap = *is.Flap
 	}
 	if is.Limiter != nil {
 		b := *is.Limiter
@@ -153,12 +162,15 @@ func (e *Engine) Restore(s Snapshot) []Decision {
 		ps := e.named[pss.Name]
 		if ps != nil && ps.p.Hash == pss.Hash {
 			ps.instances = make(map[string]*instance, len(pss.Instances))
-			ps.firing, ps.lastFired, ps.limitHit = 0, pss.LastFired, pss.LimitHit
+			ps.firing, ps.lastFired, ps.limitHit, ps.flapping = 0, pss.LastFired, pss.LimitHit, 0
 			for _, is := range pss.Instances {
 				inst := is.instance()
 				ps.instances[inst.key] = inst
 				if inst.state == Firing {
 					ps.firing++
+				}
+				if inst.flap.Flapping {
+					ps.flapping++
 				}
 			}
 			continue

@@ -24,6 +24,7 @@ type PolicyStatus struct {
 	// " where equal queue" when labels must match).
 	Inhibits  []string         `json:"inhibits,omitempty"`
 	Firing    int              `json:"firing"`
+	Flapping  int              `json:"flapping,omitempty"` // instances flapping
 	LastFired *time.Time       `json:"last_fired,omitempty"`
 	Instances []InstanceStatus `json:"instances"`
 	// Example is an input that wakes the policy (see Example), for the Test box.
@@ -52,6 +53,11 @@ type InstanceStatus struct {
 	// then the resolve_on event must have come, the condition turned false, or the fault
 	// gone unreported (verify.go); otherwise the success did not hold.
 	ProvisionalUntil *time.Time `json:"provisional_until,omitempty"`
+	// FlappingSince is set while the instance flaps (alert.flapping): its notifications
+	// are held (FlapHeld of them so far) until FlappingEnds, if no change comes first.
+	FlappingSince *time.Time `json:"flapping_since,omitempty"`
+	FlappingEnds  *time.Time `json:"flapping_ends,omitempty"`
+	FlapHeld      int        `json:"flap_held,omitempty"`
 }
 
 func ptr(t time.Time) *time.Time {
@@ -68,7 +74,7 @@ func (e *Engine) Status() []PolicyStatus {
 	for _, ps := range e.pols {
 		p := ps.p
 		st := PolicyStatus{Name: p.Name, Description: p.Description, Source: p.Pos.String(), On: p.On, When: p.When,
-			Severity: p.Severity, Mode: p.Mode, Enabled: p.Enabled, Firing: ps.firing, LastFired: ptr(ps.lastFired),
+			Severity: p.Severity, Mode: p.Mode, Enabled: p.Enabled, Firing: ps.firing, Flapping: ps.flapping, LastFired: ptr(ps.lastFired),
 			Instances: []InstanceStatus{}}
 		for _, a := range p.Actions {
 			st.Actions = append(st.Actions, a.Do)
@@ -90,6 +96,9 @@ func (e *Engine) Status() []PolicyStatus {
 				Exhausted: inst.exhausted, BreakerUntil: ptr(inst.breakerUntil), Rearmed: len(inst.rearms)}
 			if inst.state == Firing && inst.inhibited {
 				is.InhibitedBy = e.inhibitedBy(ps, inst)
+			}
+			if inst.flap.Flapping {
+				is.FlappingSince, is.FlappingEnds, is.FlapHeld = ptr(inst.flap.Since), ptr(inst.flapEndAt(p)), inst.flap.Held
 			}
 			if inst.state == Pending {
 				is.PendingUntil = ptr(inst.pendingSince.Add(p.For))

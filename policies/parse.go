@@ -74,7 +74,7 @@ func yamlSyntaxDiag(file string, data []byte, err error) Diagnostic {
 
 func parsePolicy(d0 *decoder, src []byte, n *yaml.Node) *Policy {
 	p := &Policy{Severity: Warning, Mode: Enforce, Enabled: true, Pos: d0.pos(n),
-		Alert: Alert{NotifyOn: DefaultNotifyOn, RateLimit: DefaultRateLimit}}
+		Alert: Alert{NotifyOn: DefaultNotifyOn, RateLimit: DefaultRateLimit, Flapping: DefaultFlapping}}
 	d := &decoder{file: d0.file, diags: d0.diags}
 	// Name first, so every other message can say which policy it is about.
 	if n.Kind == yaml.MappingNode {
@@ -466,7 +466,8 @@ func (d *decoder) alert(n *yaml.Node, a *Alert) {
 			}
 			a.RateLimit = rl
 		},
-		"repeat": func(k, v *yaml.Node) { a.Repeat, _ = d.dur(v, "alert.repeat") },
+		"repeat":   func(k, v *yaml.Node) { a.Repeat, _ = d.dur(v, "alert.repeat") },
+		"flapping": func(k, v *yaml.Node) { d.flapping(v, &a.Flapping) },
 		"channels": func(k, v *yaml.Node) {
 			chans, items, ok := d.list(v, "alert.channels")
 			if !ok {
@@ -480,6 +481,20 @@ func (d *decoder) alert(n *yaml.Node, a *Alert) {
 			a.Channels = chans
 		},
 	})
+}
+
+func (d *decoder) flapping(n *yaml.Node, f *Flapping) {
+	seen := d.fields(n, "alert.flapping", map[string]func(k, v *yaml.Node){
+		"window":    func(k, v *yaml.Node) { f.Window, _ = d.dur(v, "alert.flapping.window") },
+		"threshold": func(k, v *yaml.Node) { f.Threshold, _ = d.integer(v, "alert.flapping.threshold", 0) },
+		"settle":    func(k, v *yaml.Node) { f.Settle, _ = d.dur(v, "alert.flapping.settle") },
+	})
+	if w := seen["window"]; w != nil && f.Window <= 0 {
+		d.errorf(w, "alert.flapping.window must be positive")
+	}
+	if f.Threshold == 1 {
+		d.errorf(seen["threshold"], "alert.flapping.threshold must be 0 (off) or at least 2 state changes")
+	}
 }
 
 func (d *decoder) labels(n *yaml.Node) map[string]string {

@@ -163,7 +163,29 @@ type Alert struct {
 	RateLimit RateLimit
 	Repeat    time.Duration
 	Channels  []string
+	Flapping  Flapping
 }
+
+// Flapping is flap detection for one policy's instances (Icinga's flapping thresholds,
+// counted in time because a policy's inputs are events, not checks at a fixed
+// interval): an instance whose state changed (fired or resolved) Threshold times
+// within Window is flapping; its notifications are held until its state has held for
+// Settle, and then one notification tells the state it settled in, if that differs from
+// the last one sent. Threshold 0 turns detection off.
+type Flapping struct {
+	Window    time.Duration // default 5m, Alertmanager's group_interval
+	Threshold int           // state changes within Window; default 6, three fire/resolve cycles
+	// Settle is how long the state must hold to end flapping; 0 (the default) is twice
+	// the longest a state held while flapping, within [DefaultFlapSettleMin, Window]:
+	// a slow flap needs a longer quiet spell to be over than a fast one.
+	Settle time.Duration
+}
+
+// DefaultFlapping is alert.flapping when absent.
+var DefaultFlapping = Flapping{Window: 5 * time.Minute, Threshold: 6}
+
+// DefaultFlapSettleMin is the least quiet spell that ends flapping when settle is 0.
+const DefaultFlapSettleMin = 5 * time.Second
 
 // Notifies reports whether state is in notify_on.
 func (a Alert) Notifies(state string) bool {

@@ -61,6 +61,12 @@ type Config struct {
 	Services       []Service        `yaml:"services"`
 	Queues         map[string]Queue `yaml:"queues"`
 
+	// StopTimeout bounds how long a shutdown waits for recovery actions in flight before
+	// it abandons them (each recorded as interrupted), as systemd's TimeoutStopSec bounds
+	// a unit's stop. Default 10s, so the whole stop fits packaging/remedy.service's
+	// TimeoutStopSec=30s.
+	StopTimeout time.Duration `yaml:"stop_timeout"`
+
 	File string `yaml:"-"` // where it was read from ("" for defaults)
 	// at gives a key's position ("file:line:col", or the variable that set it), for
 	// errors found after loading (Position).
@@ -144,6 +150,7 @@ type Queue struct {
 func Default() *Config {
 	return &Config{DataDir: "data", Listen: "127.0.0.1:8080", DefaultPolicies: true, Timezone: "Local", Log: Log{Format: "text", Level: "info"},
 		SampleInterval: 10 * time.Second, HealthInterval: 5 * time.Minute, CheckInterval: 15 * time.Second, ReportSchedule: "0 9 * * *",
+		StopTimeout: 10 * time.Second,
 		// WhatsApp is on but does nothing on the network until the device is paired, so a
 		// first `remedy run` shows the Pair card instead of asking for a config file.
 		WhatsApp: WhatsApp{Enabled: true, SendPerMinute: 10}}
@@ -319,6 +326,9 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 	}
 	if c.CheckInterval < 100*time.Millisecond {
 		bad("check_interval", "check_interval must be at least 100ms")
+	}
+	if c.StopTimeout < 0 {
+		bad("stop_timeout", "stop_timeout must not be negative")
 	}
 	for i, a := range c.WhatsApp.Admins {
 		if !phoneRE.MatchString(strings.TrimSpace(a)) {

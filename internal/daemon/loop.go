@@ -92,6 +92,7 @@ func (d *Daemon) decide(eng *engine.Engine, decisions []engine.Decision) {
 	if len(decisions) > 0 {
 		for _, c := range eng.Counts() {
 			d.metrics.PolicyFiring.WithLabelValues(c.Name).Set(float64(c.Firing))
+			d.metrics.PolicyFlapping.WithLabelValues(c.Name).Set(float64(c.Flapping))
 		}
 		d.firing.Store(int64(eng.Firing()))
 	}

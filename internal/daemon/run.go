@@ -98,7 +98,8 @@ func (d *Daemon) Listen() error {
 
 // Run runs remedy until ctx ends, then shuts down in order (each step waits for the ones
 // before it): the HTTP server and the monitors stop taking input; the engine processes
-// what its inbox holds, lets in-flight actions finish (up to 20 s) and stops; the
+// what its inbox holds, lets in-flight actions finish (up to stop_timeout, then abandons
+// them as interrupted) and stops; the
 // services, the drills, the message queues and the alert pipeline stop (the pipeline
 // stores and delivers what it was given); WhatsApp disconnects; the writers write
 // everything they hold; then the databases close. The errors of every step are joined.
@@ -139,19 +140,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		{name: "engine", after: intake, run: func(actx context.Context) error {
 			d.loop(actx) // returns after processing what the inbox held
 			d.stopping.Store(true)
-			wctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			err := d.exec.Wait(wctx) // in-flight attempts finish and write their audit
-			d.drain()                // their results are recorded (no new action starts)
+			err := d.stopActions() // in-flight attempts finish (or are interrupted at stop_timeout) and write their audit
+			d.drain()              // their results are recorded (no new action starts)
 			d.stopActs()
 			return err
 		}},
 		{name: "engine state", after: []string{"engine"}, run: d.runStateWriter},
 		{name: "services", after: []string{"engine"}, run: func(actx context.Context) error {
 			<-actx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			return d.sup.StopAll(sctx, 5*time.Second)
+			return waitStep(d.log, "services", 20*time.Second, d.servicesUp, func(sctx context.Context) error {
+				return d.sup.StopAll(sctx, 5*time.Second)
+			})
 		}},
 		{name: "drills", after: []string{"engine"}, run: func(actx context.Context) error {
 			<-actx.Done()
@@ -160,9 +159,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}},
 		{name: "alerts", after: []string{"engine"}, run: func(actx context.Context) error {
 			d.pipeline.Run(actx)
-			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			d.pipeline.Flush(fctx)
+			what := func() string { return "the alert pipeline to store and deliver what it holds" }
+			_ = waitStep(d.log, "alerts", 10*time.Second, what, func(fctx context.Context) error { d.pipeline.Flush(fctx); return nil })
 			return nil
 		}},
 	}

@@ -81,6 +81,7 @@ func (d *Daemon) restoreState(ctx context.Context) {
 	d.firing.Store(int64(d.eng.Firing()))
 	for _, c := range d.eng.Counts() {
 		d.metrics.PolicyFiring.WithLabelValues(c.Name).Set(float64(c.Firing))
+		d.metrics.PolicyFlapping.WithLabelValues(c.Name).Set(float64(c.Flapping))
 	}
 }
 

@@ -18,6 +18,7 @@ type Metrics struct {
 	engine   atomic.Pointer[engine.Stats]
 
 	PolicyFiring     *prometheus.GaugeVec
+	PolicyFlapping   *prometheus.GaugeVec
 	ReloadSuccess    prometheus.Gauge
 	ReloadTimestamp  prometheus.Gauge
 	ActionOutcomes   *prometheus.CounterVec
@@ -38,6 +39,8 @@ func NewMetrics(reg *prometheus.Registry, last func() engine.Sample) *Metrics {
 	m := &Metrics{gatherer: reg,
 		PolicyFiring: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "remedy_policy_firing_instances",
 			Help: "Instances of a policy that are firing."}, []string{"policy"}),
+		PolicyFlapping: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "remedy_policy_flapping_instances",
+			Help: "Instances of a policy that are flapping (alert.flapping): their notifications are held until they settle."}, []string{"policy"}),
 		ReloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "remedy_policy_reload_success",
 			Help: "Whether the last policy reload succeeded (1) or failed (0)."}),
 		ReloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "remedy_policy_reload_timestamp_seconds",
@@ -59,7 +62,7 @@ func NewMetrics(reg *prometheus.Registry, last func() engine.Sample) *Metrics {
 		SendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "remedy_whatsapp_send_failures_total",
 			Help: "Failed tries to send a bot's message, by reason (not_connected, timeout, server_error, refused, invalid, media, chat_stopped, unknown)."}, []string{"reason"}),
 	}
-	reg.MustRegister(m.PolicyFiring, m.ReloadSuccess, m.ReloadTimestamp, m.ActionOutcomes, m.ActionDuration,
+	reg.MustRegister(m.PolicyFiring, m.PolicyFlapping, m.ReloadSuccess, m.ReloadTimestamp, m.ActionOutcomes, m.ActionDuration,
 		m.AlertsSent, m.AlertsSuppressed, m.AlertsFailed, m.OutboxPending, m.Events, m.SendFailures,
 		&sampleCollector{last: last}, &engineCollector{m: m})
 	return m

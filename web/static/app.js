@@ -226,6 +226,7 @@ function instanceText(i) {
   else if (i.escalated) t += " — escalated";
   if (i.breaker_until) t += " — breaker open " + until(i.breaker_until);
   if (i.inhibited_by) t += " — held: inhibited by " + i.inhibited_by;
+  if (i.flapping_since) t += " — flapping: " + (i.flap_held || 0) + " notification(s) held until it settles" + (i.flapping_ends ? " (" + until(i.flapping_ends) + ")" : "");
   return t;
 }
 
