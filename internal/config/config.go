@@ -59,6 +59,8 @@ type Config struct {
 	Alerts         Alerts           `yaml:"alerts"`
 	Services       []Service        `yaml:"services"`
 	Queues         map[string]Queue `yaml:"queues"`
+	// Retention is how long remedy.db keeps each table's rows (retention.go).
+	Retention Retention `yaml:"retention"`
 
 	File string `yaml:"-"` // where it was read from ("" for defaults)
 }

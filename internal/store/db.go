@@ -65,6 +65,7 @@ type DB struct {
 	// openRepair is the rebuild done at open, until a Clean reports it.
 	openRepair atomic.Pointer[Report]
 	full       atomic.Pointer[string] // the last write's SQLITE_FULL, until a write succeeds
+	hs         healthState            // what the checks found (integrity.go)
 }
 
 // Full returns why the last write failed for lack of space ("" if it did not, or a later
