@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/store"
@@ -115,5 +117,35 @@ func TestCleanDataPrunesHistorySooner(t *testing.T) {
 	rep, err := dataCleaner{r.d.data, r.d.pruner}.PruneMetrics(ctx)
 	if err != nil || count() != 0 || !strings.Contains(rep, "retention shortened") {
 		t.Fatalf("CLEAN_DATA metrics: %q, %v; %d old events left", rep, err, count())
+	}
+}
+
+// The dashboard's Database card shows the retention of every table and the integrity
+// check's last result (from GET status, in Chromium).
+func TestDashboardShowsRetentionAndIntegrity(t *testing.T) {
+	ctx := browser(t)
+	r := startDaemon(t, nil)
+	if err := r.d.data.Main.InsertEvents(context.Background(), []engine.Event{{Time: time.Now().Add(-2 * time.Hour), Code: "BOT_NOTE"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.d.pruner.Prune(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.data.Main.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/"),
+		chromedp.Poll[chromedp.Void](`document.querySelectorAll("#retention tbody tr").length === `+fmt.Sprint(len(store.RetainedTables())),
+			chromedp.WithPollingTimeout(browserWait))); err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#integrity").textContent + "|" + document.querySelector("#retention").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"integrity check: ok", "events30 d2 h old0", "alert_outbox"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the Database card lacks %q:\n%s", want, text)
+		}
 	}
 }
