@@ -110,8 +110,10 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		if !opts.Repair {
 			return db, nil
 		}
+		start := time.Now()
 		err = db.check(ctx) // a file damaged while remedy was down is repaired before use
 		if err == nil {
+			db.noteIntegrity(start, nil) // status shows it until the first scheduled check
 			return db, nil
 		}
 		if !errors.Is(err, ErrCorrupt) {
