@@ -49,6 +49,7 @@ var Codes = []CodeInfo{
 	{"DB_CONN_LOST", "store", "db, reason", "the database handle is gone or broken (file replaced, I/O error)"},
 	{"DB_CORRUPT", "store", "db", "SQLITE_CORRUPT, SQLITE_NOTADB or a failed integrity check"},
 	{"DB_FULL", "store", "db", "SQLITE_FULL: the disk or the page limit is full"},
+	{"DB_CHECK_UNFINISHED", "store", "db", "the scheduled integrity check (quick_check, every page) did not end within its 10-minute budget: the pages are unchecked"},
 	{"DB_OK", "store", "db", "the health check passed again"},
 	{"QUEUE_STUCK", "queue", "queue", "the oldest item has not moved, or workers make no progress"},
 	{"QUEUE_FULL", "queue", "queue", "the queue is near its capacity; value is the fill ratio"},

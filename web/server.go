@@ -47,6 +47,41 @@ type Overview struct {
 	ReportSchedule string     `json:"report_schedule"`
 	ReportNext     *time.Time `json:"report_next,omitempty"`
 	Timezone       string     `json:"timezone"`
+	// Integrity is the last full integrity check of remedy.db (run on the health loop's
+	// schedule, never by this request); Retention what the hourly pruning keeps and did.
+	Integrity Integrity `json:"integrity"`
+	Retention Retention `json:"retention"`
+}
+
+// Integrity is the last full integrity check (PRAGMA quick_check) of remedy.db: its
+// result ("ok", the corruption found, "integrity check unfinished: …", "" before the
+// first), when it ended and how old that is (seconds), how long it read (ms), and
+// whether one is running now.
+type Integrity struct {
+	Result     string    `json:"result"`
+	Checked    time.Time `json:"checked"`
+	AgeSeconds float64   `json:"age_seconds"`
+	TookMS     int64     `json:"took_ms"`
+	Running    bool      `json:"running"`
+}
+
+// Retention is remedy.db's retention as of its last pruning pass (hourly): per table,
+// the configured time (seconds), rows deleted since remedy started and the oldest
+// row's age (seconds; 0 for an empty table); the file's free bytes (pages pruning freed,
+// not yet given back to the disk), and the pass's error ("" if it completed).
+type Retention struct {
+	Tables    []RetentionTable `json:"tables"`
+	LastRun   time.Time        `json:"last_run"`
+	Error     string           `json:"error,omitempty"`
+	FreeBytes int64            `json:"free_bytes"`
+}
+
+// RetentionTable is one table under retention.
+type RetentionTable struct {
+	Table            string  `json:"table"`
+	KeepSeconds      float64 `json:"keep_seconds"`
+	Pruned           int64   `json:"pruned"`
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
 }
 
 // ServiceStatus is one supervised service as the dashboard shows it (the JSON keys are

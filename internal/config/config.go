@@ -60,6 +60,8 @@ type Config struct {
 	Alerts         Alerts           `yaml:"alerts"`
 	Services       []Service        `yaml:"services"`
 	Queues         map[string]Queue `yaml:"queues"`
+	// Retention is how long remedy.db keeps each table's rows (retention.go).
+	Retention Retention `yaml:"retention"`
 
 	// StopTimeout bounds how long a shutdown waits for recovery actions in flight before
 	// it abandons them (each recorded as interrupted), as systemd's TimeoutStopSec bounds

@@ -22,11 +22,12 @@ func TestDefaultsAreValid(t *testing.T) {
 // Each bad file with every message it must produce, exactly and in order: what
 // `remedy config check` prints, and what stops `remedy run` (the same Load).
 var badFiles = map[string][]string{
-	"zero_interval":  {`2:18: health_interval must be at least 1s, got 0s`},
-	"not_a_mapping":  {`1:1: the configuration must be a mapping of keys (listen: …, data_dir: …), not a list or a single value`},
-	"cron_words":     {`2:18: report_schedule: "every day" is not a cron schedule (minute hour day month weekday, e.g. "0 9 * * *"): expected exactly 5 fields, found 2: [every day]`},
-	"cron_range":     {`1:18: report_schedule: "61 25 * * *" is not a cron schedule (minute hour day month weekday, e.g. "0 9 * * *"): end of range (61) above maximum (59): 61`},
-	"command_prefix": {`2:19: whatsapp.command_prefix "remedy ": a word without spaces, at most 16 bytes ("!", "/", "!remedy-")`},
+	"zero_interval":   {`2:18: health_interval must be at least 1s, got 0s`},
+	"retention_short": {`3:10: retention.audit must be at least 1h0m0s (or absent for the default, 4320h0m0s), got 30m0s`},
+	"not_a_mapping":   {`1:1: the configuration must be a mapping of keys (listen: …, data_dir: …), not a list or a single value`},
+	"cron_words":      {`2:18: report_schedule: "every day" is not a cron schedule (minute hour day month weekday, e.g. "0 9 * * *"): expected exactly 5 fields, found 2: [every day]`},
+	"cron_range":      {`1:18: report_schedule: "61 25 * * *" is not a cron schedule (minute hour day month weekday, e.g. "0 9 * * *"): end of range (61) above maximum (59): 61`},
+	"command_prefix":  {`2:19: whatsapp.command_prefix "remedy ": a word without spaces, at most 16 bytes ("!", "/", "!remedy-")`},
 	"whatsapp_values": {
 		`2:20: whatsapp.send_per_minute must be at least 1, got -3`,
 		`3:38: whatsapp.allowed_actions: unknown action "FORMAT_DISK" (known: CLEAN_DATA, CLEAR_QUEUE, EXEC, NOTIFY, RECONNECT_WA, RESET_DB, RESET_STATE, RESTART_SERVICE, WEBHOOK)`,

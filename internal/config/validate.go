@@ -18,6 +18,7 @@ import (
 // the daemon hands to a ticker, a rate limiter, the report's cron or a channel. bad
 // reports a problem at a dotted path. getenv (nil: not checked) resolves secret_env.
 func (c *Config) validateValues(bad func(path, format string, args ...any), getenv func(string) string) {
+	c.validateRetention(bad)
 	if c.DataDir == "" {
 		bad("data_dir", "data_dir must not be empty")
 	}

@@ -46,6 +46,7 @@ type Daemon struct {
 	started time.Time
 
 	data     *store.Data
+	pruner   *store.Pruner // remedy.db's retention (retention.go)
 	writers  *writers
 	exec     *actions.Executor
 	actCtx   context.Context // actions' parent; cancelled when the engine stops
@@ -136,6 +137,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if d.data, err = store.OpenData(ctx, cfg.DataDir, d.emit, o.storeTune...); err != nil {
 		return nil, err
 	}
+	d.pruner = store.NewPruner(d.data.Main, cfg.Retention.Keep())
 	undo = append(undo, func() { d.data.Close() })
 	if err := d.data.ReserveErr(); err != nil {
 		log.Error("the disk reserve could not be made; a full disk will refuse events and alerts until it is", "error", err)
@@ -197,6 +199,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
 		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource, d.storeSource}, Logger: log})
 	d.metrics = monitor.NewMetrics(d.registry, d.sampler.Last)
+	d.registry.MustRegister(retentionCollector{d.pruner})
 	perMinute := map[string]int{"whatsapp": cfg.WhatsApp.SendPerMinute}
 	for k, v := range cfg.Alerts.PerMinute {
 		perMinute[k] = v
@@ -215,7 +218,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			DBs:      map[string]actions.DBResetter{"remedy": d.data.Main, "metrics": d.data.Metrics.DB()},
 			Services: d.sup,
 			State:    []actions.StateResetter{d.data.Main},
-			Cleaner:  d.data,
+			Cleaner:  dataCleaner{d.data, d.pruner},
 			Notifier: notifier{d},
 			ExecEnv:  child.Env(os.Environ(), cfg.ExecPassEnv, nil),
 		}),

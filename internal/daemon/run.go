@@ -244,6 +244,7 @@ func (d *Daemon) runMonitors(ctx context.Context) error {
 	goRun(func(ctx context.Context) { d.health.RunScheduled(ctx, d.cfg.HealthInterval, d.emit) })
 	goRun(func(ctx context.Context) { d.sampler.Run(ctx, func(s engine.Sample) { d.inbox.push(s) }) })
 	goRun(d.compactMetrics)
+	goRun(d.prune)
 	goRun(d.keepReserve)
 	goRun(func(ctx context.Context) {
 		if err := d.reporter.Schedule(ctx, d.cfg.ReportSchedule, d.cfg.Location()); err != nil {

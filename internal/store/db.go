@@ -65,6 +65,7 @@ type DB struct {
 	// openRepair is the rebuild done at open, until a Clean reports it.
 	openRepair atomic.Pointer[Report]
 	full       atomic.Pointer[string] // the last write's SQLITE_FULL, until a write succeeds
+	hs         healthState            // what the checks found (integrity.go)
 }
 
 // Full returns why the last write failed for lack of space ("" if it did not, or a later
@@ -109,8 +110,10 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		if !opts.Repair {
 			return db, nil
 		}
+		start := time.Now()
 		err = db.check(ctx) // a file damaged while remedy was down is repaired before use
 		if err == nil {
+			db.noteIntegrity(start, nil) // status shows it until the first scheduled check
 			return db, nil
 		}
 		if !errors.Is(err, ErrCorrupt) {

@@ -17,21 +17,39 @@ var ErrConnLost = errors.New("database connection lost")
 var errInconclusive = errors.New("health check inconclusive: the database is busy")
 
 // Check probes the database: the file is still the one opened, the writer answers, and
-// PRAGMA quick_check passes. A failure is reported as DB_CONN_LOST or DB_CORRUPT; the
-// first success after a failure as DB_OK.
+// PRAGMA quick_check passes (a read of every page: seconds on a file of gigabytes, so
+// callers on a request path read Health instead). A failure is reported as DB_CONN_LOST
+// or DB_CORRUPT; the first success after a failure as DB_OK. Its result is the one
+// Integrity returns.
 func (db *DB) Check(ctx context.Context) error {
+	start := time.Now()
 	err := db.check(ctx)
+	if !errors.Is(err, errInconclusive) {
+		db.noteIntegrity(start, err)
+	}
+	return db.report(err, true)
+}
+
+// report turns a check's error into DB_* events and the health state Health returns;
+// full says the check read the pages (a probe's pass does not clear what one found).
+func (db *DB) report(err error, full bool) error {
 	switch {
 	case errors.Is(err, errInconclusive):
 		return nil
 	case err == nil:
+		if !full && db.pagesSuspect() {
+			return nil // a probe that passes says nothing about the pages
+		}
+		db.setHealth(nil)
 		if db.unhealthy.CompareAndSwap(true, false) {
 			db.emit("DB_OK", "health check passed")
 		}
 	case errors.Is(err, ErrCorrupt):
+		db.setHealth(err)
 		db.unhealthy.Store(true)
 		db.emit("DB_CORRUPT", err.Error())
 	default:
+		db.setHealth(err)
 		db.unhealthy.Store(true)
 		db.emitLost(err)
 	}
@@ -47,6 +65,15 @@ func (db *DB) emitLost(err error) {
 }
 
 func (db *DB) check(ctx context.Context) error {
+	if err := db.probe(ctx); err != nil {
+		return err
+	}
+	return db.quickCheck(ctx)
+}
+
+// probe checks that the file is the one opened and the writer answers: a few system
+// calls and no page read, whatever the file's size.
+func (db *DB) probe(ctx context.Context) error {
 	var replaced bool
 	if err := db.with(func(h *handles) error { replaced = db.replaced(h); return nil }); err != nil {
 		return fmt.Errorf("%w: closed", ErrConnLost)
@@ -57,13 +84,20 @@ func (db *DB) check(ctx context.Context) error {
 	if replaced {
 		return fmt.Errorf("%w: file replaced", ErrConnLost)
 	}
-	err := db.with(func(h *handles) error {
+	return db.with(func(h *handles) error {
 		if err := h.w.PingContext(ctx); err != nil {
 			if ctx.Err() != nil {
 				return errInconclusive
 			}
 			return fmt.Errorf("%w: %v", ErrConnLost, err)
 		}
+		return nil
+	})
+}
+
+// quickCheck runs PRAGMA quick_check on a reader: every page is read.
+func (db *DB) quickCheck(ctx context.Context) error {
+	return db.with(func(h *handles) error {
 		var res []string
 		if err := h.r.SelectContext(ctx, &res, `PRAGMA quick_check`); err != nil {
 			if classify(err) == classCorrupt {
@@ -79,23 +113,6 @@ func (db *DB) check(ctx context.Context) error {
 		}
 		return nil
 	})
-	return err
-}
-
-// RunHealth checks the database every interval until ctx ends.
-func (db *DB) RunHealth(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			cctx, cancel := context.WithTimeout(ctx, every)
-			_ = db.Check(cctx)
-			cancel()
-		}
-	}
 }
 
 // Reopen replaces the connection pools with new ones on the file at Path (the RESET_DB

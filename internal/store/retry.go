@@ -40,6 +40,7 @@ func (db *DB) retry(ctx context.Context, what string, op func(ctx context.Contex
 	var last error
 	for {
 		tries++
+		db.hs.queries.Add(1)
 		err := op(ctx)
 		if err == nil {
 			return nil

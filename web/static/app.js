@@ -213,7 +213,29 @@ async function refreshOverview() {
   if (!(o.services || []).length) sv.append(el("li", "", "no supervised services configured"));
   if (!reportShown) $("#report").textContent = "No report yet: the next one is due " + (o.report_next ? new Date(o.report_next).toLocaleString() : "—") +
     " (report_schedule \"" + o.report_schedule + "\", " + o.timezone + ").";
+  renderDatabase(o.integrity || {}, o.retention || {});
   $("#footer").textContent = "remedy " + o.version + ", up since " + new Date(o.started).toLocaleString() + " · " + o.dashboard_clients + " dashboard(s) connected";
+}
+
+// A duration in seconds as the largest whole unit (45 s, 12 min, 3 h, 30 d).
+function span(sec) {
+  for (const [n, u] of [[86400, "d"], [3600, "h"], [60, "min"]]) if (sec >= n) return Math.floor(sec / n) + " " + u;
+  return Math.floor(sec) + " s";
+}
+
+// The Database card: the scheduled integrity check's last result and age (status never
+// runs it), and what retention keeps of each table as of its last pass.
+function renderDatabase(ic, ret) {
+  $("#integrity").textContent = !ic.result ? "integrity check: not run yet" + (ic.running ? " (running)" : "") :
+    "integrity check: " + ic.result + ", " + span(ic.age_seconds) + " ago (took " + (ic.took_ms / 1000).toFixed(1) + " s)" + (ic.running ? "; another is running" : "");
+  const tb = $("#retention tbody"); tb.replaceChildren();
+  for (const t of ret.tables || []) {
+    const tr = el("tr");
+    tr.append(el("td", "", t.table), el("td", "", span(t.keep_seconds)), el("td", "", t.oldest_age_seconds ? span(t.oldest_age_seconds) + " old" : "—"), el("td", "", String(t.pruned)));
+    tb.append(tr);
+  }
+  $("#retention-note").textContent = (ret.last_run && !ret.last_run.startsWith("0001") ? "pruned hourly; last pass " + new Date(ret.last_run).toLocaleString() : "no pruning pass yet") +
+    (ret.free_bytes ? " · " + (ret.free_bytes / 1048576).toFixed(1) + " MiB free inside the file (reused for new rows)" : "") + (ret.error ? " · last pass failed: " + ret.error : "");
 }
 
 function instanceText(i) {
