@@ -47,6 +47,9 @@ type Options struct {
 	// or opening it as it is. The daemon's data directory sets it (OpenData); tools that
 	// open a file another process may be using (remedy deadletter, replay) must not.
 	Repair bool
+	// Progress, if set, is told how a rebuild goes after every batch it copies (see
+	// RebuildProgress); it must not block. The daemon logs it and tells systemd.
+	Progress func(RebuildProgress)
 }
 
 // DB is one SQLite database file with a writer connection and a reader pool. It is safe
@@ -62,6 +65,9 @@ type DB struct {
 	ioErrs    atomic.Int64 // operations that met SQLITE_IOERR and retried
 	lastIOErr atomic.Int64 // unix nanos of the last DB_IOERR emitted
 	unhealthy atomic.Bool
+	// rebuildMu is held by the running Rebuild; progress is its progress (nil: none).
+	rebuildMu sync.Mutex
+	progress  atomic.Pointer[RebuildProgress]
 	// openRepair is the rebuild done at open, until a Clean reports it.
 	openRepair atomic.Pointer[Report]
 	full       atomic.Pointer[string] // the last write's SQLITE_FULL, until a write succeeds
@@ -103,6 +109,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Name, err)
 	}
 	db := &DB{opts: opts}
+	// A rebuild interrupted after its copy was complete is swapped in; one interrupted
+	// before is thrown away (the damaged file is still at Path and is rebuilt again).
+	if err := finishSwap(opts.Path); err != nil {
+		return nil, fmt.Errorf("open %s: finish an interrupted rebuild: %w", opts.Name, err)
+	}
 	h, err := db.openHandles(ctx)
 	if err == nil {
 		db.h = h
