@@ -85,6 +85,7 @@ func (db *DB) Full() string {
 type handles struct {
 	w, r     *sqlx.DB
 	dev, ino uint64
+	wal      walID     // the PATH-wal the connections opened (wal.go)
 	stmts    stmtCache // the writer's prepared statements (stmtcache.go)
 }
 
@@ -187,6 +188,7 @@ func (db *DB) openHandles(ctx context.Context) (*handles, error) {
 	r.SetMaxIdleConns(db.opts.Readers)
 	h := &handles{w: w, r: r}
 	h.dev, h.ino = fileID(db.opts.Path)
+	db.walGone(h) // records the WAL's identity
 	return h, nil
 }
 
@@ -245,11 +247,11 @@ func (db *DB) writer(f func(h *handles) error) error {
 	})
 }
 
-// replaced reports whether the file at Path is no longer the one the handles hold
-// (replaced, or deleted).
+// replaced reports whether the file at Path, or its WAL, is no longer the one the
+// handles hold (replaced, or deleted).
 func (db *DB) replaced(h *handles) bool {
 	d, i := fileID(db.opts.Path)
-	return d != h.dev || i != h.ino
+	return d != h.dev || i != h.ino || db.walGone(h)
 }
 
 // errReplaced is a write refused because the file was replaced; it is retried.

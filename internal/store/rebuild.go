@@ -210,8 +210,15 @@ func (db *DB) swap(tmp, backup string) error {
 	if err := writeSynced(db.opts.Path+doneSuffix, []byte(backup+"\n")); err != nil {
 		return err
 	}
+	if err := crashPoint(); err != nil {
+		return err
+	}
 	return finishSwap(db.opts.Path)
 }
+
+// crashPoint lets tests stop a swap between its marker and its renames, as a crash
+// there would (it returns nil in remedy).
+var crashPoint = func() error { return nil }
 
 // finishSwap completes a swap whose marker is at PATH.rebuild-done, or, without a marker,
 // deletes an interrupted copy at PATH.rebuild. Open runs it first.
