@@ -194,7 +194,9 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		next = next.In(d.cfg.Location())
 		o.ReportNext = &next
 	}
-	if err := d.data.Main.Check(ctx); err != nil {
+	if p, ok := d.data.Main.Rebuilding(); ok {
+		o.Database = "rebuilding (" + p.String() + "); the damaged file serves until the copy is complete"
+	} else if err := d.data.Main.Check(ctx); err != nil {
 		o.Database = err.Error()
 	} else if f := d.data.Main.Full(); f != "" {
 		o.Database = "full: " + f // readable, but refusing writes
