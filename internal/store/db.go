@@ -65,8 +65,10 @@ type DB struct {
 	ioErrs    atomic.Int64 // operations that met SQLITE_IOERR and retried
 	lastIOErr atomic.Int64 // unix nanos of the last DB_IOERR emitted
 	unhealthy atomic.Bool
-	// rebuildMu is held by the running Rebuild; progress is its progress (nil: none).
+	// rebuild is the running Rebuild (nil: none), under rebuildMu; progress is its
+	// progress.
 	rebuildMu sync.Mutex
+	rebuild   *rebuildRun
 	progress  atomic.Pointer[RebuildProgress]
 	// openRepair is the rebuild done at open, until a Clean reports it.
 	openRepair atomic.Pointer[Report]

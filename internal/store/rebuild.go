@@ -24,9 +24,13 @@ const (
 	doneSuffix    = ".rebuild-done"
 )
 
-// ErrRebuilding is a Rebuild asked for while another one runs; the caller may wait for
-// the running one's DB_OK or try again later.
-var ErrRebuilding = errors.New("a rebuild is already running")
+// rebuildRun is one running Rebuild; callers that ask for a rebuild meanwhile wait for
+// it and share its result.
+type rebuildRun struct {
+	done chan struct{}
+	rep  Report
+	err  error
+}
 
 // criticalTables are copied first, in this order: the small tables a restart needs to
 // carry on (bot state, engine state, the durable queues, sent messages and their
@@ -89,14 +93,33 @@ func (db *DB) setProgress(p RebuildProgress) {
 // Readers and writers keep using the damaged file during the copy; they wait only
 // during the swap, which copies again the small tables and the history tables' new rows.
 // When ctx ends first, nothing is swapped: PATH is still the damaged file, and the
-// next Rebuild (or the next Open) starts over. Errors: ErrRebuilding when a rebuild
-// is already running; ctx's error; an I/O error writing the new file.
+// next Rebuild (or the next Open) starts over. A Rebuild asked for while one runs (the
+// health check keeps finding the damaged file) waits for it and returns its result.
+// Errors: ctx's error; an I/O error writing the new file.
 func (db *DB) Rebuild(ctx context.Context) (Report, error) {
-	if !db.rebuildMu.TryLock() {
-		return Report{}, ErrRebuilding
+	db.rebuildMu.Lock()
+	if r := db.rebuild; r != nil {
+		db.rebuildMu.Unlock()
+		select {
+		case <-r.done:
+			return r.rep, r.err
+		case <-ctx.Done():
+			return Report{}, fmt.Errorf("rebuild %s: waiting for the running rebuild: %w", db.opts.Name, ctx.Err())
+		}
 	}
-	defer db.rebuildMu.Unlock()
-	defer db.progress.Store(nil)
+	r := &rebuildRun{done: make(chan struct{})}
+	db.rebuild = r
+	db.rebuildMu.Unlock()
+	r.rep, r.err = db.rebuildOnce(ctx)
+	db.progress.Store(nil)
+	db.rebuildMu.Lock()
+	db.rebuild = nil
+	db.rebuildMu.Unlock()
+	close(r.done)
+	return r.rep, r.err
+}
+
+func (db *DB) rebuildOnce(ctx context.Context) (Report, error) {
 	rep := Report{Backup: db.opts.Path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000Z")}
 	tmp := db.opts.Path + rebuildSuffix
 	removeFile(tmp)
