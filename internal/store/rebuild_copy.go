@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -13,6 +14,7 @@ type copier struct {
 	db         *DB
 	old, fresh *sqlx.DB
 	prog       RebuildProgress
+	attached   bool // the damaged file is attached to fresh as "src" (the fast path)
 	// quarantined is the rows this rebuild moved to the quarantine table, by table, so a
 	// table copied again at the swap does not quarantine them twice.
 	quarantined map[string]map[int64]bool
@@ -28,20 +30,30 @@ func (c *copier) count(ctx context.Context, t string) int {
 	return n
 }
 
-// salvage copies the rows of t after rowid `after`, reading in rowid order in chunks
-// (one transaction each) and skipping ahead, by growing steps, past ranges that cannot
-// be read. It returns the last rowid it read.
-func (c *copier) salvage(ctx context.Context, t string, after int64, tr *TableReport) int64 {
+// tableCopy is one table's statements for a copy.
+type tableCopy struct {
+	t        string
+	cols     []string
+	jsonCols map[int]bool
+	sel, ins string // the careful path: read in Go, row by row
+	// fast copies a rowid range inside SQLite (INSERT … SELECT from the attached damaged
+	// file) when every row in it reads and its JSON parses; badJSON counts the rows in a
+	// range whose JSON does not ("" when the table has no JSON columns).
+	fast, badJSON string
+}
+
+func (c *copier) tableCopy(ctx context.Context, t string) (*tableCopy, error) {
 	cols, err := columns(ctx, c.fresh, t)
 	if err != nil || len(cols) == 0 {
-		tr.Errors = append(tr.Errors, fmt.Sprintf("columns: %v", err))
-		return after
+		return nil, fmt.Errorf("columns: %v", err)
 	}
-	jsonCols := map[int]bool{}
+	tc := &tableCopy{t: t, cols: cols, jsonCols: map[int]bool{}}
+	var valid []string
 	for i, col := range cols {
 		for _, jc := range c.db.opts.Schema.JSON[t] {
 			if col == jc {
-				jsonCols[i] = true
+				tc.jsonCols[i] = true
+				valid = append(valid, fmt.Sprintf(`("%s" IS NULL OR json_valid("%s"))`, col, col))
 			}
 		}
 	}
@@ -49,29 +61,91 @@ func (c *copier) salvage(ctx context.Context, t string, after int64, tr *TableRe
 	for i, col := range cols {
 		quoted[i] = `"` + col + `"`
 	}
-	sel := fmt.Sprintf(`SELECT rowid, %s FROM "%s" WHERE rowid > ? ORDER BY rowid LIMIT %d`, strings.Join(quoted, ", "), t, rebuildBatch)
-	ins := fmt.Sprintf(`INSERT OR IGNORE INTO "%s" (rowid, %s) VALUES (?%s)`, t, strings.Join(quoted, ", "), strings.Repeat(", ?", len(cols)))
+	list := strings.Join(quoted, ", ")
+	tc.sel = fmt.Sprintf(`SELECT rowid, %s FROM "%s" WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT %d`, list, t, rebuildBatch)
+	tc.ins = fmt.Sprintf(`INSERT OR IGNORE INTO "%s" (rowid, %s) VALUES (?%s)`, t, list, strings.Repeat(", ?", len(cols)))
 	if t == "quarantine" {
 		// Rows this rebuild quarantines are already there under new rowids: the old
 		// ones get new rowids too rather than collide with them.
-		ins = fmt.Sprintf(`INSERT INTO quarantine (%s) VALUES (?%s)`, strings.Join(quoted, ", "), strings.Repeat(", ?", len(cols)-1))
+		tc.ins = fmt.Sprintf(`INSERT INTO quarantine (%s) VALUES (?%s)`, list, strings.Repeat(", ?", len(cols)-1))
+		return tc, nil
+	}
+	cond := "1"
+	if len(valid) > 0 {
+		cond = strings.Join(valid, " AND ")
+		tc.badJSON = fmt.Sprintf(`SELECT count(*) FROM src."%s" WHERE rowid > ? AND rowid <= ? AND NOT (%s)`, t, cond)
+	}
+	tc.fast = fmt.Sprintf(`INSERT OR IGNORE INTO main."%s" (rowid, %s) SELECT rowid, %s FROM src."%s" WHERE rowid > ? AND rowid <= ? AND %s`,
+		t, list, list, t, cond)
+	return tc, nil
+}
+
+// salvage copies the rows of t after rowid `after`: range by range inside SQLite while
+// the ranges read cleanly, and otherwise in Go (careful), which quarantines rows whose
+// JSON no longer parses and skips past ranges that cannot be read. It returns the last
+// rowid it got to.
+func (c *copier) salvage(ctx context.Context, t string, after int64, tr *TableReport) int64 {
+	tc, err := c.tableCopy(ctx, t)
+	if err != nil {
+		tr.Errors = append(tr.Errors, err.Error())
+		return after
 	}
 	var maxRow int64
 	_ = c.old.GetContext(ctx, &maxRow, fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM "%s"`, t))
 	c.prog.Table = t
+	last := after
+	for c.attached && tc.fast != "" && last < maxRow && ctx.Err() == nil {
+		hi := min(last+rebuildBatch, maxRow)
+		n, ok := c.fastRange(ctx, tc, last, hi)
+		tr.Copied += int(n)
+		c.prog.Copied += n
+		if !ok {
+			c.careful(ctx, tc, last, hi, tr)
+		}
+		c.db.setProgress(c.prog)
+		last = hi
+	}
+	// The rest (all of it without the fast path; rows past maxRow when it could not be
+	// read, or were added since) the careful way.
+	return max(last, c.careful(ctx, tc, last, math.MaxInt64, tr))
+}
+
+// fastRange copies the rows of (lo, hi] inside SQLite; ok is false when some could not be
+// copied that way (a read error, or JSON that no longer parses): the caller then goes
+// over the range carefully (rows already copied are ignored there).
+func (c *copier) fastRange(ctx context.Context, tc *tableCopy, lo, hi int64) (int64, bool) {
+	res, err := c.fresh.ExecContext(ctx, tc.fast, lo, hi)
+	if err != nil {
+		return 0, false
+	}
+	n, _ := res.RowsAffected()
+	if tc.badJSON != "" {
+		var bad int
+		if err := c.fresh.GetContext(ctx, &bad, tc.badJSON, lo, hi); err != nil || bad > 0 {
+			return n, false
+		}
+	}
+	return n, true
+}
+
+// careful copies the rows of (after, hi] in Go, chunk by chunk (one transaction each),
+// skipping ahead by growing steps past ranges that cannot be read. It returns the last
+// rowid it got to.
+func (c *copier) careful(ctx context.Context, tc *tableCopy, after, hi int64, tr *TableReport) int64 {
+	var maxRow int64
+	_ = c.old.GetContext(ctx, &maxRow, fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM "%s"`, tc.t))
 	last, step, misses := after, int64(1), 0
-	for misses < 48 && ctx.Err() == nil {
-		got, lastRead, err := c.chunk(ctx, sel, ins, t, last, cols, jsonCols, tr)
+	for misses < 48 && ctx.Err() == nil && last < hi {
+		got, lastRead, err := c.chunk(ctx, tc, last, hi, tr)
 		if got > 0 {
 			last, step, misses = lastRead, 1, 0
-			c.prog.Copied += int64(got)
 			c.db.setProgress(c.prog)
 			if err == nil {
 				continue
 			}
 		}
 		if err == nil {
-			break // end of table
+			break // end of the range
 		}
 		if ctx.Err() != nil {
 			break
@@ -93,9 +167,9 @@ func (c *copier) salvage(ctx context.Context, t string, after int64, tr *TableRe
 // chunk copies up to rebuildBatch rows after rowid `after` in one transaction; it
 // returns how many it read, the last rowid read, and the error that stopped the read
 // (nil at a clean end).
-func (c *copier) chunk(ctx context.Context, sel, ins, t string, after int64, cols []string,
-	jsonCols map[int]bool, tr *TableReport) (int, int64, error) {
-	rows, err := c.old.QueryContext(ctx, sel, after)
+func (c *copier) chunk(ctx context.Context, tc *tableCopy, after, hi int64, tr *TableReport) (int, int64, error) {
+	t, cols, jsonCols := tc.t, tc.cols, tc.jsonCols
+	rows, err := c.old.QueryContext(ctx, tc.sel, after, hi)
 	if err != nil {
 		return 0, after, err
 	}
@@ -105,7 +179,7 @@ func (c *copier) chunk(ctx context.Context, sel, ins, t string, after int64, col
 		return 0, after, err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, ins)
+	stmt, err := tx.PrepareContext(ctx, tc.ins)
 	if err != nil {
 		return 0, after, err
 	}
@@ -154,13 +228,16 @@ func (c *copier) chunk(ctx context.Context, sel, ins, t string, after int64, col
 		if t == "quarantine" {
 			args = vals[1:]
 		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+		res, err := stmt.ExecContext(ctx, args...)
+		if err != nil {
 			if len(tr.Errors) < 5 {
 				tr.Errors = append(tr.Errors, fmt.Sprintf("row %d: %v", rowid, err))
 			}
 			continue
 		}
-		copied++
+		if n, _ := res.RowsAffected(); n > 0 { // 0: the fast path copied it already
+			copied++
+		}
 	}
 	if readErr == nil {
 		readErr = rows.Err()
@@ -169,5 +246,6 @@ func (c *copier) chunk(ctx context.Context, sel, ins, t string, after int64, col
 		return 0, after, err
 	}
 	tr.Copied += copied
+	c.prog.Copied += int64(copied)
 	return n, last, readErr
 }
