@@ -40,7 +40,7 @@ func TestKillDuringRebuild(t *testing.T) {
 	}
 	t.Logf("seed %d (REBUILD_SEED=%d reproduces it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	const n = 30000
+	const n = 20000
 	src := rebuildFixture(t, n)
 	damagedBytes, err := os.ReadFile(src)
 	if err != nil {

@@ -98,7 +98,7 @@ func cancelAfter(after int64, cancel context.CancelFunc) func(RebuildProgress) {
 // events, and the state table, gone. Now the next start finds the damaged file still at
 // PATH and rebuilds it whole.
 func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
-	path := rebuildFixture(t, 40000)
+	path := rebuildFixture(t, 20000)
 	damaged := fileSum(t, path)
 	ctx, cancel := context.WithCancel(context.Background())
 	_, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Repair: true, Progress: cancelAfter(10000, cancel)})
@@ -120,8 +120,8 @@ func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
 	var states, events int
 	db.Get(context.Background(), &states, `SELECT count(*) FROM state`)
 	db.Get(context.Background(), &events, `SELECT count(*) FROM events`)
-	if states != 5 || events < 30000 {
-		t.Fatalf("after the second start: %d state rows (want 5), %d events (want most of 40000)", states, events)
+	if states != 5 || events < 15000 {
+		t.Fatalf("after the second start: %d state rows (want 5), %d events (want most of 20000)", states, events)
 	}
 }
 
