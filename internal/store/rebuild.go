@@ -209,6 +209,11 @@ func (db *DB) rebuildOnce(ctx context.Context) (Report, error) {
 	db.h = h
 	db.reopens.Add(1)
 	rep.Tables = reports
+	// Rows in the swapped file (the progress counted twice the tables copied again at the swap).
+	c.prog.Copied = 0
+	for _, tr := range reports {
+		c.prog.Copied += int64(tr.Copied + tr.Quarantined)
+	}
 	c.prog.Done = true
 	db.setProgress(c.prog)
 	// The next health check confirms the repair and reports DB_OK.
