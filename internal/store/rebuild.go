@@ -264,11 +264,18 @@ func finishSwap(path string) error {
 	}
 	backup := string(b[:max(len(b)-1, 0)])
 	if _, err := os.Stat(path + rebuildSuffix); err == nil {
-		if _, err := os.Stat(backup); errors.Is(err, os.ErrNotExist) {
-			for _, suffix := range []string{"", "-wal", "-shm"} {
-				if err := os.Rename(path+suffix, backup+suffix); err != nil && !os.IsNotExist(err) {
-					return fmt.Errorf("move the damaged file aside: %w", err)
-				}
+		// Each of the damaged file's parts on its own: a crash may have moved some. A WAL
+		// left at PATH-wal would be applied to the new file.
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if _, err := os.Stat(path + suffix); err != nil {
+				continue
+			}
+			to := backup + suffix
+			if _, err := os.Stat(to); err == nil {
+				to += ".2" // never over what is already kept
+			}
+			if err := os.Rename(path+suffix, to); err != nil {
+				return fmt.Errorf("move the damaged file aside: %w", err)
 			}
 		}
 		if err := os.Rename(path+rebuildSuffix, path); err != nil {

@@ -218,6 +218,14 @@ func TestCompleteRebuildIsSwappedInAfterACrash(t *testing.T) {
 	if err := writeSynced(path+doneSuffix, []byte(backup+"\n")); err != nil {
 		t.Fatal(err)
 	}
+	// The crash came after the damaged file was moved, before its WAL was: that WAL
+	// must not be applied to the copy.
+	if err := os.Rename(path, backup); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+"-wal", []byte("the damaged file's WAL"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	db, err = Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true})
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +237,9 @@ func TestCompleteRebuildIsSwappedInAfterACrash(t *testing.T) {
 	}
 	if fileSum(t, backup) != damaged {
 		t.Fatal("the damaged file was not kept at the marker's name")
+	}
+	if b, err := os.ReadFile(backup + "-wal"); err != nil || string(b) != "the damaged file's WAL" {
+		t.Fatalf("the damaged file's WAL was not kept beside it: %q %v", b, err)
 	}
 	for _, p := range []string{path + doneSuffix, path + rebuildSuffix} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
