@@ -134,7 +134,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	d.runner = newRunner(engine.New(set, engine.Options{Seed: uint64(time.Now().UnixNano()), Location: cfg.Location()}))
 	d.runner.effects, d.runner.reload = d.effects, d.reload
-	if d.data, err = store.OpenData(ctx, cfg.DataDir, d.emit, o.storeTune...); err != nil {
+	tune := append([]func(*store.Options){func(so *store.Options) { so.Progress = rebuildProgress(log, so.Name) }}, o.storeTune...)
+	if d.data, err = store.OpenData(ctx, cfg.DataDir, d.emit, tune...); err != nil {
 		return nil, err
 	}
 	d.pruner = store.NewPruner(d.data.Main, cfg.Retention.Keep())

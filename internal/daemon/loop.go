@@ -212,7 +212,9 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	// page and runs on the health loop's schedule, never per request (B3).
 	o.Integrity = integrityView(d.data.Main.Integrity(), o.Now)
 	o.Retention = retentionView(d.pruner.Status(), o.Now)
-	if h := d.data.Main.Health(); h != "ok" {
+	if p, ok := d.data.Main.Rebuilding(); ok {
+		o.Database = "rebuilding (" + p.String() + "); the damaged file serves until the copy is complete"
+	} else if h := d.data.Main.Health(); h != "ok" {
 		o.Database = h
 	} else if err := d.databaseHealth(ctx); err != nil {
 		o.Database = err.Error() // the same probe as /readyz's database_writable: one row, no page scan

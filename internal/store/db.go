@@ -47,6 +47,9 @@ type Options struct {
 	// or opening it as it is. The daemon's data directory sets it (OpenData); tools that
 	// open a file another process may be using (remedy deadletter, replay) must not.
 	Repair bool
+	// Progress, if set, is told how a rebuild goes after every batch it copies (see
+	// RebuildProgress); it must not block. The daemon logs it and tells systemd.
+	Progress func(RebuildProgress)
 }
 
 // DB is one SQLite database file with a writer connection and a reader pool. It is safe
@@ -62,6 +65,11 @@ type DB struct {
 	ioErrs    atomic.Int64 // operations that met SQLITE_IOERR and retried
 	lastIOErr atomic.Int64 // unix nanos of the last DB_IOERR emitted
 	unhealthy atomic.Bool
+	// rebuild is the running Rebuild (nil: none), under rebuildMu; progress is its
+	// progress.
+	rebuildMu sync.Mutex
+	rebuild   *rebuildRun
+	progress  atomic.Pointer[RebuildProgress]
 	// openRepair is the rebuild done at open, until a Clean reports it.
 	openRepair atomic.Pointer[Report]
 	full       atomic.Pointer[string] // the last write's SQLITE_FULL, until a write succeeds
@@ -80,6 +88,7 @@ func (db *DB) Full() string {
 type handles struct {
 	w, r     *sqlx.DB
 	dev, ino uint64
+	wal      walID     // the PATH-wal the connections opened (wal.go)
 	stmts    stmtCache // the writer's prepared statements (stmtcache.go)
 }
 
@@ -104,6 +113,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", opts.Name, err)
 	}
 	db := &DB{opts: opts}
+	// A rebuild interrupted after its copy was complete is swapped in; one interrupted
+	// before is thrown away (the damaged file is still at Path and is rebuilt again).
+	if err := finishSwap(opts.Path); err != nil {
+		return nil, fmt.Errorf("open %s: finish an interrupted rebuild: %w", opts.Name, err)
+	}
 	h, err := db.openHandles(ctx)
 	if err == nil {
 		db.h = h
@@ -179,6 +193,7 @@ func (db *DB) openHandles(ctx context.Context) (*handles, error) {
 	r.SetMaxIdleConns(db.opts.Readers)
 	h := &handles{w: w, r: r}
 	h.dev, h.ino = fileID(db.opts.Path)
+	db.walGone(h) // records the WAL's identity
 	return h, nil
 }
 
@@ -237,11 +252,11 @@ func (db *DB) writer(f func(h *handles) error) error {
 	})
 }
 
-// replaced reports whether the file at Path is no longer the one the handles hold
-// (replaced, or deleted).
+// replaced reports whether the file at Path, or its WAL, is no longer the one the
+// handles hold (replaced, or deleted).
 func (db *DB) replaced(h *handles) bool {
 	d, i := fileID(db.opts.Path)
-	return d != h.dev || i != h.ino
+	return d != h.dev || i != h.ino || db.walGone(h)
 }
 
 // errReplaced is a write refused because the file was replaced; it is retried.

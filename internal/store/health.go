@@ -71,15 +71,18 @@ func (db *DB) check(ctx context.Context) error {
 	return db.quickCheck(ctx)
 }
 
-// probe checks that the file is the one opened and the writer answers: a few system
-// calls and no page read, whatever the file's size.
+// probe checks that the file is the one opened, its WAL is still its own, and the writer
+// answers: a few system calls and no page read, whatever the file's size.
 func (db *DB) probe(ctx context.Context) error {
-	var replaced bool
-	if err := db.with(func(h *handles) error { replaced = db.replaced(h); return nil }); err != nil {
+	var replaced, walGone bool
+	if err := db.with(func(h *handles) error { replaced, walGone = db.replaced(h), db.walGone(h); return nil }); err != nil {
 		return fmt.Errorf("%w: closed", ErrConnLost)
 	}
 	if _, err := os.Stat(db.opts.Path); err != nil {
 		return fmt.Errorf("%w: file deleted", ErrConnLost)
+	}
+	if walGone {
+		return fmt.Errorf("%w: write-ahead log %s-wal deleted or replaced (commits since are only in the open file; reopening saves them)", ErrConnLost, db.opts.Path)
 	}
 	if replaced {
 		return fmt.Errorf("%w: file replaced", ErrConnLost)
@@ -129,6 +132,11 @@ func (db *DB) Reopen(ctx context.Context) error {
 	if db.h != nil {
 		dev, ino := fileID(db.opts.Path)
 		replaced = dev != db.h.dev || ino != db.h.ino
+		if !replaced && db.walGone(db.h) {
+			// The WAL was unlinked: fold what only the open descriptor still holds
+			// into the file before the connections close.
+			_, _ = db.h.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+		}
 		if replaced {
 			// The WAL at PATH-wal belongs to the old file: fold it into the old inode.
 			_, _ = db.h.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)

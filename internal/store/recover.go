@@ -82,7 +82,7 @@ func (r Report) String() string {
 // the CLEAN_DATA that DB_CORRUPT started names the moved file and the rows lost instead
 // of "nothing to repair".
 func (db *DB) Clean(ctx context.Context) (Report, error) {
-	if err := db.IntegrityCheck(ctx); err != nil {
+	if err := db.readerIntegrityCheck(ctx); err != nil {
 		return db.Rebuild(ctx)
 	}
 	if rep := db.openRepair.Swap(nil); rep != nil {
@@ -92,44 +92,6 @@ func (db *DB) Clean(ctx context.Context) (Report, error) {
 		return *rep, err
 	}
 	return db.QuarantineJSON(ctx)
-}
-
-// Rebuild moves the damaged file (with its WAL) aside as PATH.corrupt-TIME, creates a
-// fresh database at PATH, and copies every row it can read back, table by table; rows
-// whose JSON columns no longer parse go to the quarantine table.
-func (db *DB) Rebuild(ctx context.Context) (Report, error) {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.h != nil {
-		_ = db.h.close()
-		db.h = nil
-	}
-	backup, err := MoveAside(db.opts.Path, time.Now())
-	rep := Report{Backup: backup}
-	if err != nil {
-		return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
-	}
-	h, err := db.openHandles(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
-	}
-	db.h = h
-	db.reopens.Add(1)
-	old, err := sqlx.Open("sqlite", FileURI(rep.Backup)+"?_pragma=busy_timeout(1000)")
-	if err != nil {
-		return rep, err
-	}
-	defer old.Close()
-	old.SetMaxOpenConns(1)
-	tables, err := userTables(ctx, h.w)
-	if err != nil {
-		return rep, err
-	}
-	for _, t := range tables {
-		rep.Tables = append(rep.Tables, db.salvage(ctx, old, h.w, t))
-	}
-	// The next health check confirms the repair and reports DB_OK.
-	return rep, nil
 }
 
 func userTables(ctx context.Context, w *sqlx.DB) ([]string, error) {
@@ -154,106 +116,6 @@ func columns(ctx context.Context, w *sqlx.DB, table string) ([]string, error) {
 		cols = append(cols, c)
 	}
 	return cols, rows.Err()
-}
-
-// salvage copies table t from the damaged database, reading in rowid order in chunks and
-// skipping ahead (by growing steps) past ranges that cannot be read.
-func (db *DB) salvage(ctx context.Context, old, fresh *sqlx.DB, t string) TableReport {
-	tr := TableReport{Table: t}
-	cols, err := columns(ctx, fresh, t)
-	if err != nil || len(cols) == 0 {
-		tr.Errors = append(tr.Errors, fmt.Sprintf("columns: %v", err))
-		return tr
-	}
-	jsonCols := map[int]bool{}
-	for i, c := range cols {
-		for _, jc := range db.opts.Schema.JSON[t] {
-			if c == jc {
-				jsonCols[i] = true
-			}
-		}
-	}
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = `"` + c + `"`
-	}
-	sel := fmt.Sprintf(`SELECT rowid, %s FROM "%s" WHERE rowid > ? ORDER BY rowid LIMIT 256`, strings.Join(quoted, ", "), t)
-	ins := fmt.Sprintf(`INSERT OR IGNORE INTO "%s" (rowid, %s) VALUES (?%s)`, t, strings.Join(quoted, ", "), strings.Repeat(", ?", len(cols)))
-	var maxRow int64
-	_ = old.GetContext(ctx, &maxRow, fmt.Sprintf(`SELECT coalesce(max(rowid), 0) FROM "%s"`, t))
-	if err := old.GetContext(ctx, &tr.Rows, fmt.Sprintf(`SELECT count(*) FROM "%s"`, t)); err != nil {
-		tr.Rows = int(maxRow)
-	}
-
-	last, step, misses := int64(0), int64(1), 0
-	for misses < 48 {
-		got, lastRead, err := db.readChunk(ctx, old, fresh, sel, ins, t, last, cols, jsonCols, &tr)
-		if got > 0 {
-			last, step, misses = lastRead, 1, 0
-			if err == nil {
-				continue
-			}
-		}
-		if err == nil {
-			break // end of table
-		}
-		if len(tr.Errors) < 5 {
-			tr.Errors = append(tr.Errors, fmt.Sprintf("after row %d: %v", last, err))
-		}
-		tr.Unreadable++
-		last += step
-		step *= 2
-		misses++
-		if maxRow > 0 && last > maxRow {
-			break
-		}
-	}
-	return tr
-}
-
-// readChunk copies up to one chunk of rows after rowid `after`; it returns how many it
-// read, the last rowid read, and the error that stopped it (nil at a clean end).
-func (db *DB) readChunk(ctx context.Context, old, fresh *sqlx.DB, sel, ins, t string, after int64, cols []string,
-	jsonCols map[int]bool, tr *TableReport) (int, int64, error) {
-	rows, err := old.QueryContext(ctx, sel, after)
-	if err != nil {
-		return 0, after, err
-	}
-	defer rows.Close()
-	n, last := 0, after
-	for rows.Next() {
-		vals := make([]any, len(cols)+1)
-		ptrs := make([]any, len(vals))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return n, last, err
-		}
-		rowid, _ := vals[0].(int64)
-		last = rowid
-		n++
-		bad := ""
-		for i := range cols {
-			if jsonCols[i] && !validJSON(vals[i+1]) {
-				bad = "column " + cols[i] + ": invalid JSON"
-			}
-		}
-		if bad != "" {
-			if err := quarantine(ctx, fresh, t, rowid, cols, vals[1:], bad); err != nil {
-				tr.Errors = append(tr.Errors, err.Error())
-			} else {
-				tr.Quarantined++
-			}
-			continue
-		}
-		if _, err := fresh.ExecContext(ctx, ins, vals...); err != nil {
-			tr.Errors = append(tr.Errors, fmt.Sprintf("row %d: %v", rowid, err))
-			continue
-		}
-		tr.Copied++
-	}
-	return n, last, rows.Err()
 }
 
 func validJSON(v any) bool {

@@ -14,7 +14,7 @@ import (
 )
 
 // corrupt overwrites n pages in the middle of a closed database file with garbage.
-func corrupt(t *testing.T, path string, firstPage, n int) {
+func corrupt(t testing.TB, path string, firstPage, n int) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
