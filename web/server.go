@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -116,6 +117,8 @@ type Options struct {
 type Server struct {
 	opts        Options
 	ingestSlots chan struct{} // limitIngest's
+	reading     atomic.Int64  // ingest bodies being read (readBody)
+	buffered    atomic.Int64  // bytes they hold, against maxIngestBuffered
 	mux         *http.ServeMux
 	upgrader    websocket.Upgrader
 	cop         *http.CrossOriginProtection
