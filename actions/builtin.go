@@ -37,10 +37,12 @@ type (
 	StateResetter interface {
 		ResetState(ctx context.Context, scope string, ttl time.Duration) (int, error)
 	}
-	// DataCleaner repairs a database or prunes the metrics; it returns a report.
+	// DataCleaner repairs a database, prunes the metrics, or deletes the uploads no
+	// message needs; it returns a report.
 	DataCleaner interface {
 		CleanDB(ctx context.Context) (string, error)
 		PruneMetrics(ctx context.Context) (string, error)
+		PruneMedia(ctx context.Context) (string, error)
 	}
 	// Notifier raises an alert with a custom text (the alert pipeline).
 	Notifier interface {
@@ -143,9 +145,12 @@ func Builtins(d Deps) *Registry {
 		}
 		var rep string
 		var err error
-		if p.get("target", "db") == "metrics" {
+		switch p.get("target", "db") {
+		case "metrics":
 			rep, err = d.Cleaner.PruneMetrics(ctx)
-		} else {
+		case "media":
+			rep, err = d.Cleaner.PruneMedia(ctx)
+		default:
 			rep, err = d.Cleaner.CleanDB(ctx)
 		}
 		fmt.Fprintln(Output(ctx), rep)

@@ -50,6 +50,7 @@ var Codes = []CodeInfo{
 	{"DB_CORRUPT", "store", "db", "SQLITE_CORRUPT, SQLITE_NOTADB or a failed integrity check"},
 	{"DB_FULL", "store", "db", "SQLITE_FULL: the disk or the page limit is full"},
 	{"DB_OK", "store", "db", "the health check passed again"},
+	{"WA_MEDIA_FULL", "whatsapp", "dir", "an upload to the send API was refused (507): DATA_DIR/media is at whatsapp.send.media_total_mb or the disk below media_min_free_mb; value is the directory's bytes"},
 	{"QUEUE_STUCK", "queue", "queue", "the oldest item has not moved, or workers make no progress"},
 	{"QUEUE_FULL", "queue", "queue", "the queue is near its capacity; value is the fill ratio"},
 	{"QUEUE_OK", "queue", "queue", "the queue moves again"},

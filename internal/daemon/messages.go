@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/queue"
+	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/web"
 )
 
@@ -61,6 +63,8 @@ func apiError(err error) error {
 		return &web.Error{Status: 413, Code: "too_large", Message: me.Error()}
 	case errors.As(err, &me):
 		return &web.Error{Status: 415, Code: "unsupported_media_type", Message: me.Error()}
+	case errors.Is(err, chat.ErrMediaFull):
+		return &web.Error{Status: http.StatusInsufficientStorage, Code: "media_full", Message: err.Error()}
 	case errors.Is(err, chat.ErrKeyReused):
 		return &web.Error{Status: 422, Code: "idempotency_key_reused", Message: err.Error()}
 	case errors.Is(err, chat.ErrInvalid):
@@ -72,3 +76,12 @@ func apiError(err error) error {
 	}
 	return fmt.Errorf("%w: %v", web.ErrNotStored, err)
 }
+
+// cleaner is CLEAN_DATA's dependency: the databases' repairs and pruning, and the send
+// API's uploads (none when WhatsApp is off).
+type cleaner struct {
+	*store.Data
+	d *Daemon
+}
+
+func (c cleaner) PruneMedia(ctx context.Context) (string, error) { return c.d.chat.PruneMedia(ctx) }
