@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	}
 	if d.wa != nil {
 		mediaTotal, mediaFree := cfg.WhatsApp.Send.MediaBounds()
-		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{MediaMaxTotal: mediaTotal, MediaMinFree: mediaFree,DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
+		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{MediaMaxTotal: mediaTotal, MediaMinFree: mediaFree, DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
 			MediaDir: filepath.Join(cfg.DataDir, "media"), MaxMedia: cfg.WhatsApp.Send.MaxMediaBytes(), Limits: cfg.WhatsApp.Send.Limits(),
 			NewID: func() string { return string(d.wa.Client().GenerateMessageID()) },
 			// d.metrics is made below, before anything is sent.
