@@ -61,6 +61,10 @@ type Deps struct {
 	Cleaner  DataCleaner
 	Notifier Notifier
 	HTTP     *http.Client        // for WEBHOOK; a client with no timeout of its own is fine
+	// WebhookHosts are the hosts a WEBHOOK may post to when its url is a template
+	// (the configuration's webhook_hosts; ".example.com" allows its subdomains too).
+	// None: a templated url is refused (ErrURLNotAllowed), as EXEC refuses templates.
+	WebhookHosts []string
 	Getenv   func(string) string // for WEBHOOK's secret_env; os.Getenv by default
 	// ExecEnv is the whole environment EXEC commands get ("NAME=value"); by default
 	// child.Env's clean base from remedy's environment, so no secret of remedy's passes.

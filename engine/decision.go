@@ -55,11 +55,14 @@ type Decision struct {
 
 // ActionCall is one attempt of a recovery step.
 type ActionCall struct {
-	Do      string
-	Params  map[string]string
-	Step    int // from 1
-	Attempt int // from 1, within the step
-	Timeout time.Duration
+	Do     string
+	Params map[string]string
+	// Templated names the Params rendered from templates (event data): an action checks
+	// them again before it uses them (WEBHOOK's url against its allowed hosts).
+	Templated []string `json:",omitempty"`
+	Step      int      // from 1
+	Attempt   int      // from 1, within the step
+	Timeout   time.Duration
 	// Skipped says why the attempt is recorded but must not run ("dry_run",
 	// "breaker open until …"); empty means run it.
 	Skipped string

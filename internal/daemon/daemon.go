@@ -211,14 +211,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d.actCtx, d.stopActs = context.WithCancel(context.Background())
 	d.exec = actions.NewExecutor(actions.ExecutorOptions{
 		Registry: actions.Builtins(actions.Deps{
-			WhatsApp: d.reconnector(),
-			Queues:   d.queues(),
-			DBs:      map[string]actions.DBResetter{"remedy": d.data.Main, "metrics": d.data.Metrics.DB()},
-			Services: d.sup,
-			State:    []actions.StateResetter{d.data.Main},
-			Cleaner:  cleaner{d.data, d},
-			Notifier: notifier{d},
-			ExecEnv:  child.Env(os.Environ(), cfg.ExecPassEnv, nil),
+			WhatsApp:     d.reconnector(),
+			Queues:       d.queues(),
+			DBs:          map[string]actions.DBResetter{"remedy": d.data.Main, "metrics": d.data.Metrics.DB()},
+			Services:     d.sup,
+			State:        []actions.StateResetter{d.data.Main},
+			Cleaner:      cleaner{d.data, d},
+			Notifier:     notifier{d},
+			ExecEnv:      child.Env(os.Environ(), cfg.ExecPassEnv, nil),
+			WebhookHosts: cfg.WebhookHosts,
 		}),
 		Audit: auditSink{d.writers.audit}, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
 	})
