@@ -60,12 +60,12 @@ type Deps struct {
 	State    []StateResetter
 	Cleaner  DataCleaner
 	Notifier Notifier
-	HTTP     *http.Client        // for WEBHOOK; a client with no timeout of its own is fine
+	HTTP     *http.Client // for WEBHOOK; a client with no timeout of its own is fine
 	// WebhookHosts are the hosts a WEBHOOK may post to when its url is a template
 	// (the configuration's webhook_hosts; ".example.com" allows its subdomains too).
 	// None: a templated url is refused (ErrURLNotAllowed), as EXEC refuses templates.
 	WebhookHosts []string
-	Getenv   func(string) string // for WEBHOOK's secret_env; os.Getenv by default
+	Getenv       func(string) string // for WEBHOOK's secret_env; os.Getenv by default
 	// ExecEnv is the whole environment EXEC commands get ("NAME=value"); by default
 	// child.Env's clean base from remedy's environment, so no secret of remedy's passes.
 	ExecEnv []string

@@ -82,4 +82,3 @@ func allowedHostOf(raw string) (string, bool) {
 	h := strings.TrimSuffix(strings.ToLower(req.URL.Hostname()), ".")
 	return h, h == "hooks.example.com" || strings.HasSuffix(h, ".shops.example.com")
 }
-
