@@ -40,6 +40,8 @@ type Runtime struct {
 	// runtime, not to the compiled Condition, because a Condition is shared by engines
 	// (the daemon's, the policy tester's) that run on different goroutines.
 	sites map[*Site]*siteCell
+	// spent is the current evaluation's work against EvalBudget (budget.go).
+	spent int
 }
 
 // siteCell boxes one helper call's result: an int for count(), a float otherwise.
@@ -81,6 +83,7 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 	r := &Runtime{loc: loc, firing: firing, env: map[string]any{}, metricC: map[string]*metricSlot{},
 		strs: map[string]*strBox{}, floats: map[string]*floatCell{}, sites: map[*Site]*siteCell{}}
 	r.env[callName] = r.call
+	r.env[stepName] = r.step
 	return r
 }
 
@@ -128,7 +131,7 @@ func (r *Runtime) Prepare(conds []*Condition) {
 	}
 	r.eventK, r.labelK = r.eventK[:0], r.labelK[:0]
 	for k := range r.env {
-		if _, used := keys[k]; k != callName && !used {
+		if _, used := keys[k]; k != callName && k != stepName && !used {
 			delete(r.env, k)
 		}
 	}
@@ -338,6 +341,7 @@ func (r *Runtime) Eval(c *Condition, now time.Time) (bool, error) {
 		}
 		r.syncEnv(c) // expr gives the error, with its message
 	}
+	r.spent = 0
 	out, err := r.vm.Run(c.program, r.env)
 	if err != nil {
 		return false, err
