@@ -34,6 +34,9 @@ const (
 	BreakerOpen   State = "breaker_open"   // automatic recovery paused
 	BreakerClosed State = "breaker_closed" // automatic recovery allowed again
 	InstanceLimit State = "instance_limit" // max_instances reached; new group_by values share one instance
+	// EvalBudget: the condition stopped at its evaluation budget (conditions.EvalBudget)
+	// and counts as not met; decided once until an evaluation answers again.
+	EvalBudget State = "eval_budget"
 )
 
 // Decision is what the engine decided, with why.

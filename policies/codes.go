@@ -67,6 +67,7 @@ var Codes = []CodeInfo{
 	{"POLICY_RELOAD_FAILED", "daemon", "", "a reload found errors; the old policies keep running"},
 	{"POLICY_RELOADED", "daemon", "", "a new policy set was swapped in"},
 	{"POLICY_STATE_LOST", "daemon", "", "the engine's saved state could not be read at start: incidents, timers, ladders, breakers and budgets start fresh; the incidents it had notified are resolved"},
+	{"POLICY_EVAL_BUDGET", "daemon", "policy", "a policy's condition stopped at its evaluation budget (counted work: loop runs and the bytes they build) and was skipped as not met; raised once until it answers again"},
 	{"POLICY_INSTANCE_LIMIT", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
 	{"STORE_BACKLOG", "store", "writer", "remedy's own rows (journal, audit, samples, alerts) wait after a failed write; value is the rows kept"},

@@ -69,8 +69,12 @@ func (d *Daemon) decide(eng *engine.Engine, decisions []engine.Decision) {
 		case engine.KindAlert:
 			d.pipeline.Submit(dec)
 		case engine.KindState:
-			if dec.State == engine.InstanceLimit {
+			switch dec.State {
+			case engine.InstanceLimit:
 				d.inbox.push(engine.Event{Time: dec.Time, Code: "POLICY_INSTANCE_LIMIT", Source: "daemon",
+					Labels: map[string]string{"policy": dec.Policy}, Message: dec.Reason.Text})
+			case engine.EvalBudget:
+				d.inbox.push(engine.Event{Time: dec.Time, Code: "POLICY_EVAL_BUDGET", Source: "daemon",
 					Labels: map[string]string{"policy": dec.Policy}, Message: dec.Reason.Text})
 			}
 		}
