@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // pngBytes is the start of a PNG file (what DetectContentType recognises).
@@ -186,4 +187,36 @@ func TestMediaStopsAtItsCapAndFloor(t *testing.T) {
 	if _, err := p.SaveMedia(ctx, Media{Data: []byte("%PDF-1.7 floor"), MIME: "application/pdf"}); !errors.Is(err, ErrMediaFull) || !strings.Contains(err.Error(), "free") {
 		t.Fatalf("below the floor: %v, want ErrMediaFull naming the free space", err)
 	}
+}
+
+// FuzzUploadChecks: for any file name, declared type and bytes, an accepted name has no
+// control or format character, no separator, is valid UTF-8 of at most 255 bytes; an
+// accepted image is what it says; nothing accepted hides HTML under another type.
+// go test -fuzz FuzzUploadChecks ./internal/chat/
+func FuzzUploadChecks(f *testing.F) {
+	f.Add("inv\n\u202efdp.exe", "image/png", []byte("<!doctype html>"))
+	f.Add("invoice.pdf", "application/pdf", []byte("%PDF-1.7"))
+	f.Add("a\u2066b", "text/plain", pngBytes)
+	f.Fuzz(func(t *testing.T, name, typ string, data []byte) {
+		if err := checkFileName(name); err == nil {
+			if len(name) > 255 || strings.ContainsAny(name, "/\\") || !utf8.ValidString(name) ||
+				strings.ContainsFunc(name, func(r rune) bool { return unicode.In(r, unicode.Cc, unicode.Cf) }) {
+				t.Fatalf("accepted name %q", name)
+			}
+		}
+		kind, err := kindOf("", typ)
+		if err != nil || len(data) == 0 {
+			return
+		}
+		if checkSniffed(kind, typ, data) == nil {
+			sniffed := strings.SplitN(http.DetectContentType(data), ";", 2)[0]
+			mt := strings.SplitN(strings.ToLower(strings.TrimSpace(typ)), ";", 2)[0]
+			if kind == "image" && sniffed != mt {
+				t.Fatalf("accepted %q as %s (sniffed %s)", data, typ, sniffed)
+			}
+			if sniffed == "text/html" && !strings.Contains(mt, "html") {
+				t.Fatalf("accepted HTML as %s", typ)
+			}
+		}
+	})
 }
