@@ -63,3 +63,39 @@ func TestStreamDropsAClientThatAnswersNoPing(t *testing.T) {
 		}
 	})
 }
+
+// Issue 26, A22's deadline: an ingest body that stops arriving is cut at
+// ingestBodyTimeout plus 1 s per ingestBodyRate bytes it declared (10 s for the field
+// case's 100,000 bytes), on synctest's clock; nothing is ingested.
+func TestSlowIngestBodyIsCutAtItsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &ingestBackend{}
+		ln := pipeListener{conns: make(chan net.Conn)}
+		srv := &http.Server{Handler: NewServer(Options{Backend: b, Hub: NewHub(), ListenHost: "127.0.0.1"})}
+		go srv.Serve(ln)
+		client, server := net.Pipe()
+		ln.conns <- server
+		start := time.Now()
+		go io.Copy(io.Discard, client) // the answer, if any
+		_, err := io.WriteString(client, "POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"+
+			"Content-Length: 100000\r\n\r\n[{\"code\":")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Then nothing more: the next write fails once the server has closed the
+		// connection (bounded far past the deadline).
+		client.SetWriteDeadline(start.Add(10 * ingestBodyTimeout))
+		for err == nil {
+			time.Sleep(time.Second) // the slow client's pace, on the bubble's clock
+			_, err = io.WriteString(client, " ")
+		}
+		got := time.Since(start)
+		client.Close()
+		close(ln.conns)
+		srv.Close()
+		want := ingestBodyTimeout // + 100000/ingestBodyRate = 0 s
+		if got < want || got > want+time.Second || len(b.got) != 0 {
+			t.Fatalf("slow body cut after %v (%v), want %v; ingested %d", got, err, want, len(b.got))
+		}
+	})
+}
