@@ -40,10 +40,12 @@ type (
 	StateResetter interface {
 		ResetState(ctx context.Context, scope string, ttl time.Duration) (int, error)
 	}
-	// DataCleaner repairs a database or prunes the metrics; it returns a report.
+	// DataCleaner repairs a database, prunes the metrics, or deletes the uploads no
+	// message needs; it returns a report.
 	DataCleaner interface {
 		CleanDB(ctx context.Context) (string, error)
 		PruneMetrics(ctx context.Context) (string, error)
+		PruneMedia(ctx context.Context) (string, error)
 	}
 	// Notifier raises an alert with a custom text (the alert pipeline).
 	Notifier interface {
@@ -61,8 +63,12 @@ type Deps struct {
 	State    []StateResetter
 	Cleaner  DataCleaner
 	Notifier Notifier
-	HTTP     *http.Client        // for WEBHOOK; a client with no timeout of its own is fine
-	Getenv   func(string) string // for WEBHOOK's secret_env; os.Getenv by default
+	HTTP     *http.Client // for WEBHOOK; a client with no timeout of its own is fine
+	// WebhookHosts are the hosts a WEBHOOK may post to when its url is a template
+	// (the configuration's webhook_hosts; ".example.com" allows its subdomains too).
+	// None: a templated url is refused (ErrURLNotAllowed), as EXEC refuses templates.
+	WebhookHosts []string
+	Getenv       func(string) string // for WEBHOOK's secret_env; os.Getenv by default
 	// ExecEnv is the whole environment EXEC commands get ("NAME=value"); by default
 	// child.Env's clean base from remedy's environment, so no secret of remedy's passes.
 	ExecEnv []string
@@ -159,9 +165,12 @@ func Builtins(d Deps) *Registry {
 		}
 		var rep string
 		var err error
-		if p.get("target", "db") == "metrics" {
+		switch p.get("target", "db") {
+		case "metrics":
 			rep, err = d.Cleaner.PruneMetrics(ctx)
-		} else {
+		case "media":
+			rep, err = d.Cleaner.PruneMedia(ctx)
+		default:
 			rep, err = d.Cleaner.CleanDB(ctx)
 		}
 		fmt.Fprintln(Output(ctx), rep)

@@ -53,6 +53,7 @@ func (f *fake) ResetState(ctx context.Context, scope string, ttl time.Duration) 
 }
 func (f *fake) CleanDB(ctx context.Context) (string, error)      { return "rebuilt", f.do(ctx) }
 func (f *fake) PruneMetrics(ctx context.Context) (string, error) { return "pruned", f.do(ctx) }
+func (f *fake) PruneMedia(ctx context.Context) (string, error)   { return "uploads deleted", f.do(ctx) }
 func (f *fake) Notify(ctx context.Context, sev, text string, d engine.Decision) error {
 	return f.do(ctx)
 }
@@ -105,6 +106,7 @@ func TestBuiltinsSucceedFailAndTimeOut(t *testing.T) {
 		{"RESET_STATE", Params{"scope": "sessions", "ttl": "1h"}},
 		{"CLEAN_DATA", Params{"target": "db"}},
 		{"CLEAN_DATA", Params{"target": "metrics"}},
+		{"CLEAN_DATA", Params{"target": "media"}},
 		{"NOTIFY", Params{"text": "hello", "severity": "info"}},
 	}
 	want := map[string]string{"ok": engine.CodeActionSucceeded, "fail": engine.CodeActionFailed, "hang": engine.CodeActionTimeout}

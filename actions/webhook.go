@@ -7,10 +7,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	remedyhook "github.com/remedy-run/remedy/webhook"
@@ -49,7 +53,34 @@ type webhookPayload struct {
 	Reason   string            `json:"reason,omitempty"`
 }
 
+// ErrURLNotAllowed is a WEBHOOK whose url came from a template (event data) and names
+// a host outside Deps.WebhookHosts, or is not http(s): refused before anything is sent
+// (issue 26, A16: an event's label made remedy post to 127.0.0.1's admin API). The
+// audit records the attempt as failed with this error.
+var ErrURLNotAllowed = errors.New("webhook url not allowed")
+
+// checkTemplatedURL checks a WEBHOOK url rendered from a template against allowed.
+func checkTemplatedURL(raw string, allowed []string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("%w: the url comes from a template and is not a plain http(s) URL; nothing was sent", ErrURLNotAllowed)
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	for _, a := range allowed {
+		a = strings.ToLower(a)
+		if a == host || (strings.HasPrefix(a, ".") && strings.HasSuffix(host, a)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the url comes from a template and its host %q is not in webhook_hosts (remedy.yaml); nothing was sent", ErrURLNotAllowed, host)
+}
+
 func webhook(ctx context.Context, d Deps, p Params) error {
+	if dec, ok := DecisionFrom(ctx); ok && dec.Action != nil && slices.Contains(dec.Action.Templated, "url") {
+		if err := checkTemplatedURL(p["url"], d.WebhookHosts); err != nil {
+			return err
+		}
+	}
 	pl := webhookPayload{Time: time.Now().UTC()}
 	if dec, ok := DecisionFrom(ctx); ok {
 		pl.Time, pl.Policy, pl.Instance, pl.Severity, pl.Labels = dec.Time.UTC(), dec.Policy, dec.Instance, string(dec.Severity), dec.Labels

@@ -160,7 +160,7 @@ func Compile(src string, opts ...Option) (*Condition, error) {
 	}
 	rw := &rewriter{src: file.NewSource(src), groupBy: o.groupBy}
 	eopts := []expr.Option{
-		expr.Env(map[string]any{callName: func(any) any { return nil }}),
+		expr.Env(map[string]any{callName: func(any) any { return nil }, stepName: func(v any) any { return v }}),
 		expr.AllowUndefinedVariables(), expr.AsBool(), expr.DisableBuiltin("now"), expr.DisableBuiltin("count"),
 		expr.Patch(rw),
 	}
@@ -264,6 +264,8 @@ func (r *rewriter) Visit(node *ast.Node) {
 		// Checked after the walk: only complete paths may remain.
 	case *ast.CallNode:
 		r.call(node, n)
+	case *ast.BuiltinNode:
+		wrapPredicates(n)
 	}
 }
 

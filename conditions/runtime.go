@@ -45,6 +45,8 @@ type Runtime struct {
 	grpPolicy, grpEvent map[string]string
 	grpBy               []string
 	keyBuf              []byte
+	// spent is the current evaluation's work against EvalBudget (budget.go).
+	spent int
 }
 
 // siteCell boxes one helper call's result: an int for count(), a float otherwise.
@@ -86,6 +88,7 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 	r := &Runtime{loc: loc, firing: firing, env: map[string]any{}, metricC: map[string]*metricSlot{},
 		strs: map[string]*strBox{}, floats: map[string]*floatCell{}, sites: map[*Site]*siteCell{}}
 	r.env[callName] = r.call
+	r.env[stepName] = r.step
 	return r
 }
 
@@ -133,7 +136,7 @@ func (r *Runtime) Prepare(conds []*Condition) {
 	}
 	r.eventK, r.labelK = r.eventK[:0], r.labelK[:0]
 	for k := range r.env {
-		if _, used := keys[k]; k != callName && !used {
+		if _, used := keys[k]; k != callName && k != stepName && !used {
 			delete(r.env, k)
 		}
 	}
@@ -363,6 +366,7 @@ func (r *Runtime) Eval(c *Condition, now time.Time) (bool, error) {
 		}
 		r.syncEnv(c) // expr gives the error, with its message
 	}
+	r.spent = 0
 	out, err := r.vm.Run(c.program, r.env)
 	if err != nil {
 		return false, err

@@ -42,6 +42,9 @@ const (
 	NotHeld     State = "not_held"
 	Flapping    State = "flapping"       // alert.flapping's threshold reached: notifications held (flap.go)
 	FlapEnded   State = "flapping_ended" // the state held for alert.flapping.settle
+	// EvalBudget: the condition stopped at its evaluation budget (conditions.EvalBudget)
+	// and counts as not met; decided once until an evaluation answers again.
+	EvalBudget State = "eval_budget"
 )
 
 // AttemptRef names one attempt of a recovery step: its action decision's ID, the action,
@@ -74,11 +77,14 @@ type Decision struct {
 
 // ActionCall is one attempt of a recovery step.
 type ActionCall struct {
-	Do      string
-	Params  map[string]string
-	Step    int // from 1
-	Attempt int // from 1, within the step
-	Timeout time.Duration
+	Do     string
+	Params map[string]string
+	// Templated names the Params rendered from templates (event data): an action checks
+	// them again before it uses them (WEBHOOK's url against its allowed hosts).
+	Templated []string `json:",omitempty"`
+	Step      int      // from 1
+	Attempt   int      // from 1, within the step
+	Timeout   time.Duration
 	// Skipped says why the attempt is recorded but must not run ("dry_run",
 	// "breaker open until …"); empty means run it.
 	Skipped string

@@ -97,6 +97,10 @@ type policyState struct {
 	example   map[string]any // Example(p), made on the first Status
 	limitHit  bool           // the instance limit was reached since the overflow instance was collected
 	flapping  int            // instances flapping (flap.go)
+	// overBudget is when the condition last stopped at its evaluation budget (zero:
+	// never, or it answered since); budgetErr says how.
+	overBudget time.Time
+	budgetErr  string
 }
 
 // sortedKeys are the instance keys in order, for every walk over instances whose
@@ -414,6 +418,7 @@ func (e *Engine) eval(ps *policyState, key string) bool {
 	if err != nil {
 		e.stats.EvalErrors++
 	}
+	e.budget(ps, key, err)
 	if e.opts.Trace != nil {
 		e.opts.Trace(Trace{Time: e.now, Policy: ps.p.Name, Instance: key, Input: e.describeInput(),
 			Result: ok, Err: err, Values: e.rt.Explain(ps.p.Cond, e.now)})

@@ -74,7 +74,7 @@ func (e *Engine) attempt(ps *policyState, inst *instance) {
 	p := ps.p
 	step := &p.Actions[inst.step]
 	d := e.decision(ps, inst, KindAction, "recovery step "+strconv.Itoa(inst.step+1)+" of "+strconv.Itoa(len(p.Actions)))
-	d.Action = &ActionCall{Do: step.Do, Params: step.RenderParams(e.templateData(ps, inst)),
+	d.Action = &ActionCall{Do: step.Do, Params: step.RenderParams(e.templateData(ps, inst)), Templated: step.TemplatedParams(),
 		Step: inst.step + 1, Attempt: inst.attempt + 1, Timeout: step.Timeout}
 	inst.nextAttempt, inst.awaitUntil = time.Time{}, time.Time{}
 	inst.verifyAt, inst.provisional = time.Time{}, false

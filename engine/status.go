@@ -22,11 +22,15 @@ type PolicyStatus struct {
 	Actions     []string          `json:"actions,omitempty"`
 	// Inhibits describes the policy's inhibit rules ("wa-*, alert-undelivered", with
 	// " where equal queue" when labels must match).
-	Inhibits  []string         `json:"inhibits,omitempty"`
-	Firing    int              `json:"firing"`
-	Flapping  int              `json:"flapping,omitempty"` // instances flapping
-	LastFired *time.Time       `json:"last_fired,omitempty"`
-	Instances []InstanceStatus `json:"instances"`
+	Inhibits  []string   `json:"inhibits,omitempty"`
+	Firing    int        `json:"firing"`
+	Flapping  int        `json:"flapping,omitempty"` // instances flapping
+	LastFired *time.Time `json:"last_fired,omitempty"`
+	// OverBudget is when the condition last stopped at its evaluation budget and
+	// BudgetError why (absent once an evaluation answers again).
+	OverBudget  *time.Time       `json:"over_budget,omitempty"`
+	BudgetError string           `json:"budget_error,omitempty"`
+	Instances   []InstanceStatus `json:"instances"`
 	// Example is an input that wakes the policy (see Example), for the Test box.
 	Example map[string]any `json:"example"`
 }
@@ -75,6 +79,7 @@ func (e *Engine) Status() []PolicyStatus {
 		p := ps.p
 		st := PolicyStatus{Name: p.Name, Description: p.Description, Source: p.Pos.String(), On: p.On, When: p.When,
 			Severity: p.Severity, Mode: p.Mode, Enabled: p.Enabled, Firing: ps.firing, Flapping: ps.flapping, LastFired: ptr(ps.lastFired),
+			OverBudget: ptr(ps.overBudget), BudgetError: ps.budgetErr,
 			Instances: []InstanceStatus{}}
 		for _, a := range p.Actions {
 			st.Actions = append(st.Actions, a.Do)

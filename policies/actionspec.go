@@ -118,8 +118,8 @@ var builtinActions = []ActionSpec{
 			{Name: "scope", Description: "which state: sessions, conversations or all", Check: oneOf("sessions", "conversations", "all")},
 			{Name: "ttl", Description: "state untouched for this long is reset", Check: isDuration},
 		}},
-	{Name: "CLEAN_DATA", Description: "Quarantine corrupted data and rebuild, or free space: prune old metric samples, then history sooner than its retention.", Target: "target",
-		Params: []ParamSpec{{Name: "target", Description: "what to clean: db (corruption) or metrics (space: samples, then remedy.db's history down to a floor)", Check: oneOf("db", "metrics")}}},
+	{Name: "CLEAN_DATA", Description: "Quarantine corrupted data and rebuild, free space (prune old metric samples, then history sooner than its retention), or delete the uploads no message needs.", Target: "target",
+		Params: []ParamSpec{{Name: "target", Description: "what to clean: db (corruption), metrics (space: samples, then remedy.db's history down to a floor) or media (uploads no queued message needs)", Check: oneOf("db", "metrics", "media")}}},
 	{Name: "NOTIFY", Description: "Raise an alert with a custom text.", Target: "",
 		Params: []ParamSpec{
 			{Name: "text", Required: true, Description: "the message; templates allowed"},

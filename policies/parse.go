@@ -347,6 +347,9 @@ func (d *decoder) actionParams(spec ActionSpec, with map[string]string, withNode
 				continue
 			}
 			tmpls[name] = t
+			if spec.Name == "WEBHOOK" && name == "url" {
+				d.warnf(nodes[name], "%s.with.url: a template: remedy posts it only to a host listed in webhook_hosts (remedy.yaml), and refuses any other before sending", what)
+			}
 			continue
 		}
 		if ps.Check != nil {

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"slices"
 	"strings"
 	"text/template"
 )
@@ -34,6 +35,20 @@ func (p *Policy) RenderAnnotations(data TemplateData) map[string]string {
 	for k, v := range p.Annotations {
 		out[k] = render(p.annotations[k], data, v)
 	}
+	return out
+}
+
+// TemplatedParams are the names of the step's parameters written as templates, sorted:
+// their values come from event data, so an action may check them again (WEBHOOK's url
+// against webhook_hosts).
+func (s *Step) TemplatedParams() []string {
+	var out []string
+	for k, t := range s.params {
+		if t != nil {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

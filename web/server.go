@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -154,6 +155,8 @@ type Options struct {
 type Server struct {
 	opts        Options
 	ingestSlots chan struct{} // limitIngest's
+	reading     atomic.Int64  // ingest bodies being read (readBody)
+	buffered    atomic.Int64  // bytes they hold, against maxIngestBuffered
 	mux         *http.ServeMux
 	upgrader    websocket.Upgrader
 	cop         *http.CrossOriginProtection
@@ -269,6 +272,16 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// Bounds of the live stream's reads (as gorilla's chat example): the largest message
+// a client may send (the dashboard sends none; 4 KiB leaves room for a close frame's
+// reason), how long the server waits for a pong, and how often it pings (before the
+// wait ends, so a live client always answers in time).
+const (
+	streamReadLimit = 4 << 10
+	streamPongWait  = 60 * time.Second
+	streamPingEvery = 30 * time.Second
+)
+
 // stream serves the live updates over a WebSocket.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	conn, err := s.upgrader.Upgrade(w, r, nil)
@@ -278,6 +291,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	c := s.opts.Hub.subscribe()
 	defer s.opts.Hub.unsubscribe(c)
 	defer conn.Close()
+	// The dashboard sends nothing but control frames: a larger message closes the
+	// connection (1009) instead of being read into memory, and a client that answers no
+	// ping within streamPongWait is dropped (a half-open connection).
+	conn.SetReadLimit(streamReadLimit)
+	conn.SetReadDeadline(time.Now().Add(streamPongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(streamPongWait)) })
 	go func() { // reads only to notice the close
 		for {
 			if _, _, err := conn.ReadMessage(); err != nil {
@@ -286,7 +305,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	ping := time.NewTicker(30 * time.Second)
+	ping := time.NewTicker(streamPingEvery)
 	defer ping.Stop()
 	for {
 		select {

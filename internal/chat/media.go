@@ -2,8 +2,6 @@ package chat
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,15 +44,20 @@ var mediaTypes = map[string][]string{
 // or its type (415).
 type MediaError struct {
 	TooLarge bool
-	Kind     string
-	Type     string
-	Size     int64
-	Limit    int64
+	// Sniffed is what the bytes are when they are not the declared Type (checkSniffed).
+	Sniffed string
+	Kind    string
+	Type    string
+	Size    int64
+	Limit   int64
 }
 
 func (e *MediaError) Error() string {
 	if e.TooLarge {
 		return fmt.Sprintf("media: %d bytes; a %s may have at most %d bytes", e.Size, e.Kind, e.Limit)
+	}
+	if e.Sniffed != "" {
+		return fmt.Sprintf("media: declared %s, but the bytes are %s; declare the file's real type", e.Type, e.Sniffed)
 	}
 	if e.Kind != "" && e.Type != "" {
 		return fmt.Sprintf("media: a %s of type %s is not sent by WhatsApp (it takes %s)", e.Kind, e.Type, strings.Join(mediaTypes[e.Kind], ", "))
@@ -97,10 +100,13 @@ func kindOf(kind, typ string) (string, error) {
 	return "", &MediaError{Kind: kind, Type: typ}
 }
 
-// SaveMedia stores an upload for later messages and returns its reference (Media.ID is
-// the SHA-256 of the bytes: the same file uploaded twice is stored once). The type is
-// sniffed when m.MIME is empty; the kind follows from the type when m.Kind is empty.
-// It returns a *MediaError for a size or type WhatsApp would refuse.
+// SaveMedia stores an upload for later messages and returns its reference: Media.ID
+// names this upload's description (see upload), so every upload keeps its own kind,
+// type and file name. The type is sniffed when m.MIME is empty, and checked against the
+// bytes when given; the kind follows from the type when m.Kind is empty. It returns a
+// *MediaError for a size or type WhatsApp would refuse or a type the bytes are not
+// (415), an error wrapping ErrInvalid for a bad file name, and ErrMediaFull (507) when
+// the media directory is at its cap or the disk at its free-space floor.
 func (p *Pipeline) SaveMedia(ctx context.Context, m Media) (Media, error) {
 	if p.mediaDir == "" {
 		return Media{}, invalid("media: this pipeline has no media directory")
@@ -119,20 +125,24 @@ func (p *Pipeline) SaveMedia(ctx context.Context, m Media) (Media, error) {
 	if limit := min(mediaLimits[kind], p.maxMedia); m.Size > limit {
 		return Media{}, &MediaError{TooLarge: true, Kind: kind, Size: m.Size, Limit: limit}
 	}
-	if len(m.FileName) > 255 || strings.ContainsAny(m.FileName, "/\\\x00") {
-		return Media{}, invalid("media.file_name: a file name of at most 255 characters, without / or \\")
-	}
-	sum := sha256.Sum256(m.Data)
-	m.ID = hex.EncodeToString(sum[:])
-	meta, _ := json.Marshal(Media{ID: m.ID, Kind: m.Kind, MIME: m.MIME, FileName: m.FileName, Size: m.Size})
-	if err := writeDurably(filepath.Join(p.mediaDir, m.ID), m.Data); err != nil {
+	if err := checkSniffed(kind, m.MIME, m.Data); err != nil {
 		return Media{}, err
 	}
-	// The description is per upload; the bytes are shared.
-	if err := writeDurably(filepath.Join(p.mediaDir, m.ID+".json"), meta); err != nil {
+	if err := checkFileName(m.FileName); err != nil {
 		return Media{}, err
 	}
-	m.Data = nil
+	u := describe(m, m.Data)
+	if err := p.mediaRoom(u); err != nil {
+		return Media{}, err
+	}
+	meta, _ := json.Marshal(u)
+	if err := writeDurably(filepath.Join(p.mediaDir, u.blob()), m.Data); err != nil {
+		return Media{}, err
+	}
+	if err := writeDurably(filepath.Join(p.mediaDir, u.ID+".json"), meta); err != nil {
+		return Media{}, err
+	}
+	m.ID, m.Data = u.ID, nil
 	return m, nil
 }
 
@@ -145,23 +155,21 @@ func (p *Pipeline) resolveMedia(ctx context.Context, m Media) (Media, error) {
 	if len(m.Data) > 0 {
 		return p.SaveMedia(ctx, m)
 	}
-	if len(m.ID) != 64 || strings.Trim(m.ID, "0123456789abcdef") != "" {
+	if !isHexID(m.ID) {
 		return Media{}, invalid("media: give the data, or the id of an upload (POST /api/v1/media)")
 	}
-	desc := filepath.Join(p.mediaDir, m.ID+".json")
-	b, err := os.ReadFile(desc)
-	if errors.Is(err, os.ErrNotExist) {
-		return Media{}, invalid("media.id %s: no such upload", m.ID)
+	if err := checkFileName(m.FileName); err != nil {
+		return Media{}, err
 	}
-	now := time.Now()
-	_ = os.Chtimes(desc, now, now) // used: kept another MediaRetention (pruneMedia)
+	saved, err := p.readUpload(m.ID)
+	if errors.Is(err, os.ErrNotExist) {
+		return Media{}, invalid("media.id %s: %v", m.ID, errNoUpload)
+	}
 	if err != nil {
 		return Media{}, err
 	}
-	var saved Media
-	if err := json.Unmarshal(b, &saved); err != nil {
-		return Media{}, fmt.Errorf("media %s: %w", m.ID, err)
-	}
+	now := time.Now()
+	_ = os.Chtimes(filepath.Join(p.mediaDir, m.ID+".json"), now, now) // used: kept another MediaRetention (pruneMedia)
 	if m.MIME == "" {
 		m.MIME = saved.MIME
 	}
@@ -174,6 +182,16 @@ func (p *Pipeline) resolveMedia(ctx context.Context, m Media) (Media, error) {
 	if m.Kind, err = kindOf(m.Kind, m.MIME); err != nil {
 		return Media{}, err
 	}
+	if m.MIME != saved.MIME || m.Kind != saved.Kind {
+		// Another type than the upload's: checked against the bytes as an upload is.
+		data, err := os.ReadFile(filepath.Join(p.mediaDir, saved.blob()))
+		if err != nil {
+			return Media{}, invalid("media.id %s: %v", m.ID, errNoUpload)
+		}
+		if err := checkSniffed(m.Kind, m.MIME, data); err != nil {
+			return Media{}, err
+		}
+	}
 	m.Size = saved.Size
 	if limit := min(mediaLimits[m.Kind], p.maxMedia); m.Size > limit {
 		return Media{}, &MediaError{TooLarge: true, Kind: m.Kind, Size: m.Size, Limit: limit}
@@ -183,7 +201,11 @@ func (p *Pipeline) resolveMedia(ctx context.Context, m Media) (Media, error) {
 
 // loadMedia reads an upload's bytes for sending.
 func (p *Pipeline) loadMedia(id string) ([]byte, error) {
-	return os.ReadFile(filepath.Join(p.mediaDir, id))
+	u, err := p.readUpload(id)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(filepath.Join(p.mediaDir, u.blob()))
 }
 
 // writeDurably writes a file so that it is on disk when it returns: a temporary file,
@@ -226,7 +248,9 @@ func writeDurably(path string, data []byte) error {
 const MediaRetention = 7 * 24 * time.Hour
 
 // pruneMedia deletes the uploads last used before cutoff that no queued message and
-// no pending dead letter of the outbound queue refers to; it returns how many.
+// no pending dead letter of the outbound queue refers to, then the bytes no remaining
+// upload refers to (not those written in the last blobGrace: an upload being saved
+// writes its bytes before its description); it returns how many uploads it deleted.
 func (p *Pipeline) pruneMedia(ctx context.Context, cutoff time.Time) (int, error) {
 	if p.mediaDir == "" {
 		return 0, nil
@@ -239,10 +263,17 @@ func (p *Pipeline) pruneMedia(ctx context.Context, cutoff time.Time) (int, error
 		return 0, err
 	}
 	removed := 0
+	kept := map[string]bool{}
 	for _, e := range entries {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
 		info, err := e.Info()
-		if !ok || err != nil || !info.ModTime().Before(cutoff) {
+		if err != nil || !info.ModTime().Before(cutoff) {
+			if u, err := p.readUpload(id); err == nil {
+				kept[u.blob()] = true
+			}
 			continue
 		}
 		var used bool
@@ -253,17 +284,41 @@ func (p *Pipeline) pruneMedia(ctx context.Context, cutoff time.Time) (int, error
 			return removed, err
 		}
 		if used {
+			if u, err := p.readUpload(id); err == nil {
+				kept[u.blob()] = true
+			}
 			continue
 		}
 		if err := os.Remove(filepath.Join(p.mediaDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return removed, err
 		}
-		if err := os.Remove(filepath.Join(p.mediaDir, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return removed, err
-		}
 		removed++
 	}
+	grace := time.Now().Add(-blobGrace)
+	for _, e := range entries {
+		info, err := e.Info()
+		if !isHexID(e.Name()) || kept[e.Name()] || err != nil || !info.ModTime().Before(grace) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(p.mediaDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return removed, err
+		}
+	}
 	return removed, nil
+}
+
+// blobGrace is how long the bytes of an upload without a description are kept: the
+// time SaveMedia may take between writing the bytes and the description.
+const blobGrace = 10 * time.Minute
+
+// PruneMedia is CLEAN_DATA with target media: it deletes every upload that no queued
+// or pending dead-lettered message needs, however recent, and reports what is left.
+func (p *Pipeline) PruneMedia(ctx context.Context) (string, error) {
+	if p == nil || p.mediaDir == "" {
+		return "no media directory (WhatsApp is off)", nil
+	}
+	n, err := p.pruneMedia(ctx, time.Now().Add(time.Second))
+	return fmt.Sprintf("deleted %d uploads no message needs; %s left", n, mediaUsage(p.mediaDir)), err
 }
 
 // mediaPruner prunes the uploads at start and hourly until ctx ends.

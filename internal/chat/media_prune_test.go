@@ -33,8 +33,17 @@ func TestOldUploadsArePrunedUnlessNeeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-MediaRetention - time.Hour)
-	for _, id := range []string{unused, queued, dead, reused} {
-		os.Chtimes(filepath.Join(p.mediaDir, id+".json"), old, old)
+	blobs := map[string]string{}
+	for _, id := range []string{unused, queued, dead, fresh, reused} {
+		u, err := p.readUpload(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs[id] = u.blob()
+		os.Chtimes(filepath.Join(p.mediaDir, u.blob()), old, old)
+		if id != fresh {
+			os.Chtimes(filepath.Join(p.mediaDir, id+".json"), old, old)
+		}
 	}
 	// Referring to an upload is a use: it is kept another MediaRetention.
 	if _, err := p.SendMessage(ctx, Outgoing{To: "6281100000002", Media: &Media{ID: reused}}); err != nil {
@@ -48,7 +57,7 @@ func TestOldUploadsArePrunedUnlessNeeded(t *testing.T) {
 		t.Fatalf("pruned %d, %v; want 1", n, err)
 	}
 	for id, want := range map[string]bool{unused: false, queued: true, dead: true, fresh: true, reused: true} {
-		_, e1 := os.Stat(filepath.Join(p.mediaDir, id))
+		_, e1 := os.Stat(filepath.Join(p.mediaDir, blobs[id]))
 		_, e2 := os.Stat(filepath.Join(p.mediaDir, id+".json"))
 		if (e1 == nil) != want || (e2 == nil) != want {
 			t.Errorf("upload %.8s kept %v/%v, want %v", id, e1 == nil, e2 == nil, want)

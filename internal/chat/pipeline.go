@@ -26,18 +26,20 @@ type Pipeline struct {
 	counters *monitor.Counters
 
 	// the send API (outgoing.go, deliver.go, media.go)
-	db         *store.DB
-	sender     Sender
-	messages   MessageSender // nil: the sender sends texts only
-	guard      *sendGuard
-	events     func(engine.Event)
-	log        *slog.Logger
-	mediaDir   string
-	maxMedia   int64
-	receipts   *receipts
-	newID      func() string
-	sendFailed func(reason string)
-	outcomes   bool // queue send outcomes for the handler (outcome.go)
+	db       *store.DB
+	sender   Sender
+	messages MessageSender // nil: the sender sends texts only
+	guard    *sendGuard
+	events   func(engine.Event)
+	log      *slog.Logger
+	mediaDir string
+	maxMedia int64
+	// the media directory's bounds (mediaroom.go)
+	mediaMaxTotal, mediaMinFree int64
+	receipts                    *receipts
+	newID                       func() string
+	sendFailed                  func(reason string)
+	outcomes                    bool // queue send outcomes for the handler (outcome.go)
 }
 
 // PipelineOptions configure a Pipeline.
@@ -56,6 +58,11 @@ type PipelineOptions struct {
 	MediaDir string
 	// MaxMedia caps an upload in bytes (default DefaultMaxMedia).
 	MaxMedia int64
+	// MediaMaxTotal caps the media directory in bytes (default DefaultMediaMaxTotal);
+	// MediaMinFree is the free space below which uploads are refused (default
+	// DefaultMediaMinFree; negative: no floor). Past either, SaveMedia returns
+	// ErrMediaFull and raises WA_MEDIA_FULL.
+	MediaMaxTotal, MediaMinFree int64
 	// Limits pace the send API's messages (DefaultSendLimits where a field is zero).
 	Limits SendLimits
 	// NewID makes a message id (the client's GenerateMessageID; default random ids of
@@ -78,6 +85,7 @@ type PipelineOptions struct {
 func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
 		guard: newSendGuard(o.Limits), events: o.Events, log: o.Logger, mediaDir: o.MediaDir, maxMedia: o.MaxMedia,
+		mediaMaxTotal: o.MediaMaxTotal, mediaMinFree: o.MediaMinFree,
 		receipts: newReceipts(), newID: o.NewID, sendFailed: o.SendFailed, outcomes: o.SendOutcomes}
 	if p.newID == nil {
 		p.newID = randomID
@@ -91,6 +99,12 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	}
 	if p.maxMedia <= 0 {
 		p.maxMedia = DefaultMaxMedia
+	}
+	if p.mediaMaxTotal <= 0 {
+		p.mediaMaxTotal = DefaultMediaMaxTotal
+	}
+	if p.mediaMinFree == 0 {
+		p.mediaMinFree = DefaultMediaMinFree
 	}
 	tune := func(q queue.Options) queue.Options {
 		q.Events = o.Events

@@ -48,6 +48,11 @@ type Config struct {
 	// ExecPassEnv are the names of remedy's environment variables EXEC actions get, on
 	// top of the clean base (PATH, HOME, LANG, TZ, …).
 	ExecPassEnv []string `yaml:"exec_pass_env"`
+	// WebhookHosts are the hosts a policy's WEBHOOK may post to when its url is a
+	// template ("x.example.com", or ".example.com" for its subdomains too); a templated
+	// url naming another host is refused before it is sent. Empty: templated urls are
+	// refused; urls written out in the policy file are never checked.
+	WebhookHosts []string `yaml:"webhook_hosts"`
 	// DryRun records every action without running it.
 	DryRun         bool          `yaml:"dry_run"`
 	Log            Log           `yaml:"log"`

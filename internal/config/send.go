@@ -17,6 +17,11 @@ type Send struct {
 	StopWindow    time.Duration `yaml:"stop_window"`     // default 10m
 	StopFor       time.Duration `yaml:"stop_for"`        // default 1h, doubling up to a day
 	MaxMediaMB    int           `yaml:"max_media_mb"`    // largest upload; default 16
+	// MediaTotalMB caps DATA_DIR/media (default 1024); MediaMinFreeMB is the free disk
+	// space below which uploads are refused (default 512; -1: no floor). Past either an
+	// upload is answered 507 and WA_MEDIA_FULL is raised (chat.ErrMediaFull).
+	MediaTotalMB   int `yaml:"media_total_mb"`
+	MediaMinFreeMB int `yaml:"media_min_free_mb"`
 }
 
 // Limits are the pipeline's limits.
@@ -33,6 +38,15 @@ func (s Send) MaxMediaBytes() int64 {
 	return int64(s.MaxMediaMB) << 20
 }
 
+// MediaBounds are the media directory's cap and free-space floor in bytes (0: the
+// pipeline's defaults, negative floor: none).
+func (s Send) MediaBounds() (total, minFree int64) {
+	if s.MediaMinFreeMB < 0 {
+		minFree = -1
+	}
+	return int64(s.MediaTotalMB) << 20, max(minFree, int64(s.MediaMinFreeMB)<<20)
+}
+
 // check reports the values that make no sense.
 func (s Send) check(bad func(key, format string, args ...any)) {
 	if s.PerMinute < 0 || s.ChatPerMinute < 0 || s.Burst < 0 || s.ChatBurst < 0 || s.StopAfter < 0 || s.StopWindow < 0 || s.StopFor < 0 {
@@ -40,5 +54,8 @@ func (s Send) check(bad func(key, format string, args ...any)) {
 	}
 	if s.MaxMediaMB < 0 || s.MaxMediaMB > 100 {
 		bad("whatsapp.send.max_media_mb", "whatsapp.send.max_media_mb: 1 to 100 (WhatsApp's largest document), got %d", s.MaxMediaMB)
+	}
+	if s.MediaTotalMB < 0 || s.MediaMinFreeMB < -1 {
+		bad("whatsapp.send.media_total_mb", "whatsapp.send.media_total_mb: a size in MiB (0 keeps 1024); media_min_free_mb: a size in MiB (0 keeps 512, -1 turns the floor off)")
 	}
 }

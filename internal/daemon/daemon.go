@@ -173,7 +173,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 	}
 	if d.wa != nil {
-		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
+		mediaTotal, mediaFree := cfg.WhatsApp.Send.MediaBounds()
+		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{MediaMaxTotal: mediaTotal, MediaMinFree: mediaFree, DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
 			MediaDir: filepath.Join(cfg.DataDir, "media"), MaxMedia: cfg.WhatsApp.Send.MaxMediaBytes(), Limits: cfg.WhatsApp.Send.Limits(),
 			NewID: func() string { return string(d.wa.Client().GenerateMessageID()) },
 			// d.metrics is made below, before anything is sent.
@@ -214,14 +215,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	d.actCtx, d.stopActs = context.WithCancel(context.Background())
 	d.exec = actions.NewExecutor(actions.ExecutorOptions{
 		Registry: actions.Builtins(actions.Deps{
-			WhatsApp: d.reconnector(),
-			Queues:   d.queues(),
-			DBs:      map[string]actions.DBResetter{"remedy": d.data.Main, "metrics": d.data.Metrics.DB()},
-			Services: d.sup,
-			State:    []actions.StateResetter{d.data.Main},
-			Cleaner:  dataCleaner{d.data, d.pruner},
-			Notifier: notifier{d},
-			ExecEnv:  child.Env(os.Environ(), cfg.ExecPassEnv, nil),
+			WhatsApp:     d.reconnector(),
+			Queues:       d.queues(),
+			DBs:          map[string]actions.DBResetter{"remedy": d.data.Main, "metrics": d.data.Metrics.DB()},
+			Services:     d.sup,
+			State:        []actions.StateResetter{d.data.Main},
+			Cleaner:      dataCleaner{d.data, d.pruner, d},
+			Notifier:     notifier{d},
+			ExecEnv:      child.Env(os.Environ(), cfg.ExecPassEnv, nil),
+			WebhookHosts: cfg.WebhookHosts,
 		}),
 		Audit: auditSink{d.writers.audit}, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
 	})

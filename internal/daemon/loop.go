@@ -72,16 +72,22 @@ func (d *Daemon) decide(eng *engine.Engine, decisions []engine.Decision) {
 		case engine.KindAlert:
 			d.pipeline.Submit(dec)
 		case engine.KindState:
-			if dec.State == engine.NotHeld && dec.Of != nil {
+			switch dec.State {
+			case engine.NotHeld:
+				if dec.Of == nil {
+					break
+				}
 				// The attempt's audit row says "succeeded"; this row, with the same
 				// decision ID, says that the success did not hold and why (the dashboard
 				// folds the two into one).
 				d.writers.audit.Add(store.AuditEntry{Time: dec.Time, Policy: dec.Policy, Instance: dec.Instance,
 					DecisionID: dec.Of.ID, Action: dec.Of.Do, Step: dec.Of.Step, Attempt: dec.Of.Attempt,
 					Outcome: web.OutcomeNotHeld, Error: dec.Reason.Text})
-			}
-			if dec.State == engine.InstanceLimit {
+			case engine.InstanceLimit:
 				d.inbox.push(engine.Event{Time: dec.Time, Code: "POLICY_INSTANCE_LIMIT", Source: "daemon",
+					Labels: map[string]string{"policy": dec.Policy}, Message: dec.Reason.Text})
+			case engine.EvalBudget:
+				d.inbox.push(engine.Event{Time: dec.Time, Code: "POLICY_EVAL_BUDGET", Source: "daemon",
 					Labels: map[string]string{"policy": dec.Policy}, Message: dec.Reason.Text})
 			}
 		}

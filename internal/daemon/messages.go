@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/remedy-run/remedy/internal/chat"
@@ -61,6 +62,8 @@ func apiError(err error) error {
 		return &web.Error{Status: 413, Code: "too_large", Message: me.Error()}
 	case errors.As(err, &me):
 		return &web.Error{Status: 415, Code: "unsupported_media_type", Message: me.Error()}
+	case errors.Is(err, chat.ErrMediaFull):
+		return &web.Error{Status: http.StatusInsufficientStorage, Code: "media_full", Message: err.Error()}
 	case errors.Is(err, chat.ErrKeyReused):
 		return &web.Error{Status: 422, Code: "idempotency_key_reused", Message: err.Error()}
 	case errors.Is(err, chat.ErrInvalid):
@@ -72,3 +75,7 @@ func apiError(err error) error {
 	}
 	return fmt.Errorf("%w: %v", web.ErrNotStored, err)
 }
+
+// PruneMedia is CLEAN_DATA target media: the send API's uploads no queued message needs
+// (none when WhatsApp is off).
+func (c dataCleaner) PruneMedia(ctx context.Context) (string, error) { return c.d.chat.PruneMedia(ctx) }

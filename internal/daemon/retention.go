@@ -16,10 +16,12 @@ const pruneEvery = time.Hour
 // dataCleaner is CLEAN_DATA's subsystem: target db repairs remedy.db; target metrics
 // (db-full, disk-low) prunes the samples and then remedy.db sooner than its retention
 // (store.Pruner.Sooner, down to store.FloorKeep), so a full disk gets back what
-// retention allows and not only the metrics' share.
+// retention allows and not only the metrics' share; target media deletes the uploads
+// no queued message needs.
 type dataCleaner struct {
 	*store.Data
 	pruner *store.Pruner
+	d      *Daemon
 }
 
 // PruneMetrics frees space: the metrics' samples, then remedy.db's history early.

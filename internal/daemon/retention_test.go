@@ -114,7 +114,7 @@ func TestCleanDataPrunesHistorySooner(t *testing.T) {
 	if _, err := r.d.pruner.Prune(ctx, time.Now()); err != nil || count() != 1 {
 		t.Fatalf("the hourly pass deleted a 20-day-old event (30 days kept): %v", err)
 	}
-	rep, err := dataCleaner{r.d.data, r.d.pruner}.PruneMetrics(ctx)
+	rep, err := dataCleaner{r.d.data, r.d.pruner, r.d}.PruneMetrics(ctx)
 	if err != nil || count() != 0 || !strings.Contains(rep, "retention shortened") {
 		t.Fatalf("CLEAN_DATA metrics: %q, %v; %d old events left", rep, err, count())
 	}

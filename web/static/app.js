@@ -261,6 +261,7 @@ async function refreshRules() {
     const tr = el("tr"); tr.dataset.policy = p.name;
     const name = el("td"); name.append(el("b", "", p.name), el("br"), el("small", "", p.source + (p.mode === "dry_run" ? " · dry run" : "") + (p.enabled ? "" : " · disabled")));
     const when = el("td"); if (p.when) when.append(el("code", "", p.when));
+    if (p.over_budget) { when.append(el("br"), el("span", "badge warn", "over its evaluation budget " + ago(p.over_budget) + ": skipped")); when.title = p.budget_error || ""; }
     const state = el("td", "states");
     const active = (p.instances || []).filter((i) => i.state !== "inactive");
     if (!active.length) state.append(el("span", "state", "inactive"));
