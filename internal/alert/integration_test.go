@@ -179,7 +179,7 @@ func TestEscalatedIncidentEndsInAlertmanager(t *testing.T) {
 				t.Fatal(err)
 			}
 			if d.Kind == engine.KindAction {
-				// CLEAR_QUEUE fails: there is no such queue here.
+				// CLEAR_QUEUE fails (the watchdog's queue could not be cleared).
 				defer feed(engine.Event{Time: d.Time.Add(time.Second), Code: engine.CodeActionFailed, Source: "executor",
 					Labels: map[string]string{engine.LabelPolicy: d.Policy, engine.LabelInstance: d.Instance,
 						engine.LabelDecision: strconv.FormatUint(d.ID, 10), engine.LabelAction: d.Action.Do}})
@@ -187,7 +187,7 @@ func TestEscalatedIncidentEndsInAlertmanager(t *testing.T) {
 		}
 		p.Deliver(ctx)
 	}
-	feed(engine.Event{Time: now, Code: "QUEUE_STUCK", Source: "node-bot", Labels: map[string]string{"queue": "orders"}})
+	feed(engine.Event{Time: now, Code: "QUEUE_STUCK", Source: "queue", Labels: map[string]string{"queue": "orders"}})
 	for i := 0; i < 10 && e.Firing() > 0; i++ {
 		if d := e.NextDeadline(); !d.IsZero() && d.Before(now.Add(10*time.Minute)) {
 			feed(engine.Tick{Time: d})
@@ -215,6 +215,6 @@ func TestEscalatedIncidentEndsInAlertmanager(t *testing.T) {
 	getJSON(t, "the escalated alert", base+"/api/v2/alerts?active=true", func(any) bool {
 		return strings.Join(active(), ",") == "queue-stuck/critical"
 	})
-	feed(engine.Event{Time: e.Now().Add(time.Second), Code: "QUEUE_OK", Source: "node-bot", Labels: map[string]string{"queue": "orders"}})
+	feed(engine.Event{Time: e.Now().Add(time.Second), Code: "QUEUE_OK", Source: "queue", Labels: map[string]string{"queue": "orders"}})
 	getJSON(t, "no remedy alert active", base+"/api/v2/alerts?active=true", func(any) bool { return len(active()) == 0 })
 }
