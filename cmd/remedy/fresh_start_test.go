@@ -33,7 +33,7 @@ func TestFreshStartLogsNoWarning(t *testing.T) {
 			continue // the "dashboard on" line
 		}
 		if (rec.Level == "WARN" || rec.Level == "ERROR") && !strings.HasPrefix(rec.Msg, "WhatsApp is not paired: use the Pair button") {
-			t.Errorf("a fresh start logged: %s", line)
+			t.Errorf("a fresh start logged: %s\n%s", line, stderr.String())
 		}
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -62,6 +63,9 @@ func (db *DB) retry(ctx context.Context, what string, op func(ctx context.Contex
 				return err
 			}
 		case classDeadline:
+			if callerGone(ctx) {
+				return err // the caller stopped waiting (shutdown, a client gone): not a fault of the database
+			}
 			if last != nil {
 				db.emit("DB_RETRY_EXHAUSTED", fmt.Sprintf("%s: gave up after %d tries: %v", what, tries, last))
 				return fmt.Errorf("%s: gave up after %d tries: %w", what, tries, last)
@@ -90,10 +94,21 @@ func (db *DB) retry(ctx context.Context, what string, op func(ctx context.Contex
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if callerGone(ctx) {
+				return fmt.Errorf("%s: %w after %d tries: %w", what, ctx.Err(), tries, last)
+			}
 			db.emit("DB_RETRY_EXHAUSTED", fmt.Sprintf("%s: gave up after %d tries: %v", what, tries, last))
 			return fmt.Errorf("%s: gave up after %d tries: %w", what, tries, last)
 		case <-t.C:
 		}
 		delay = min(delay*2, db.opts.Retry.Max)
 	}
+}
+
+// callerGone reports whether ctx was canceled by its caller rather than cut off by a
+// deadline: a query abandoned at shutdown or by a client that went away says nothing
+// about the database, so it raises no DB_TIMEOUT or DB_RETRY_EXHAUSTED (three of them
+// at a stop under load paged db-retry-exhausted on a healthy database).
+func callerGone(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
 }

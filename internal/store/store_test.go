@@ -175,6 +175,36 @@ func TestRetryGivesUpAtTheDeadline(t *testing.T) {
 	}
 }
 
+// A query whose caller stops waiting (remedy stopping, a client gone) is not a database
+// fault: three such at a stop under load paged db-retry-exhausted on a healthy database.
+// A deadline still is (TestRetryGivesUpAtTheDeadline).
+func TestCanceledCallerIsNotADatabaseFault(t *testing.T) {
+	s := newSink()
+	db := openTest(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('gone', '{}', 1)`); err == nil {
+		t.Fatal("a canceled insert succeeded")
+	}
+	// Canceled while it waits out a lock.
+	release := lockHolder(t, db.Path())
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('mine', '{}', 2)`)
+		done <- err
+	}()
+	s.wait(t, "DB_BUSY")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled while retrying: %v", err)
+	}
+	release()
+	if s.has("DB_TIMEOUT") || s.has("DB_RETRY_EXHAUSTED") {
+		t.Fatalf("a caller's cancellation reported as a database fault: %v", s.codes())
+	}
+}
+
 func TestNonTransientErrorsAreNotRetried(t *testing.T) {
 	s := newSink()
 	db := openTest(t, s)
