@@ -418,7 +418,9 @@ func (e *Engine) eval(ps *policyState, key string) bool {
 	if err != nil {
 		e.stats.EvalErrors++
 	}
-	e.budget(ps, key, err)
+	if err != nil || !ps.overBudget.IsZero() { // the common case costs one test per evaluation
+		e.budget(ps, key, err)
+	}
 	if e.opts.Trace != nil {
 		e.opts.Trace(Trace{Time: e.now, Policy: ps.p.Name, Instance: key, Input: e.describeInput(),
 			Result: ok, Err: err, Values: e.rt.Explain(ps.p.Cond, e.now)})
