@@ -390,13 +390,16 @@ function connect() {
 let reportShown = false;
 async function start() {
   if (!$("#charts").children.length) setupCharts();
-  try {
-    await Promise.all([refreshOverview(), refreshRules(), refreshAlerts(), refreshAudit(), loadInitial()]);
-    $("#login").classList.add("hidden");
-    connect();
-    setInterval(() => refreshOverview().catch(() => {}), 5000);
-    setInterval(() => refreshRules().catch(() => {}), 5000);
-  } catch (e) { if (e.message !== "token needed") console.error(e); }
+  // Every panel loads on its own: one that fails (shown in its place) must not keep the
+  // login over a dashboard the token opened; only a refused token keeps it.
+  const results = await Promise.allSettled([refreshOverview(), refreshRules(), refreshAlerts(), refreshAudit(), loadInitial()]);
+  const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason);
+  if (failed.some((e) => e && e.message === "token needed")) return;
+  failed.forEach((e) => console.error(e));
+  $("#login").classList.add("hidden");
+  connect();
+  setInterval(() => refreshOverview().catch(() => {}), 5000);
+  setInterval(() => refreshRules().catch(() => {}), 5000);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
