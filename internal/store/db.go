@@ -58,6 +58,12 @@ type DB struct {
 	opts Options
 	mu   sync.RWMutex // held for writing only while the handles are replaced
 	h    *handles
+	// closed is set by Close (under mu): only then do nil handles stay nil. Otherwise
+	// nil handles were lost to a reopen that could not open new ones, and restore opens
+	// them again, at most once per restoreEvery (restoreNext, restoreErr, under mu).
+	closed      bool
+	restoreNext time.Time
+	restoreErr  error
 
 	reopens   atomic.Int64
 	busyCount atomic.Int64
@@ -211,6 +217,7 @@ func (h *handles) close() error {
 func (db *DB) Close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	db.closed = true
 	if db.h == nil {
 		return nil
 	}
@@ -225,14 +232,50 @@ func (db *DB) Path() string { return db.opts.Path }
 // Name is the database's name in events.
 func (db *DB) Name() string { return db.opts.Name }
 
-// with runs f with the current handles held, so a reopen waits for it to finish.
+// with runs f with the current handles held, so a reopen waits for it to finish. Handles
+// lost to a reopen that could not open new ones (RESET_DB or a rebuild's swap while
+// another process held the write lock) are opened again first (restore).
 func (db *DB) with(f func(h *handles) error) error {
 	db.mu.RLock()
+	if db.h == nil {
+		db.mu.RUnlock()
+		if err := db.restore(); err != nil {
+			return err
+		}
+		db.mu.RLock()
+	}
 	defer db.mu.RUnlock()
 	if db.h == nil {
 		return sql.ErrConnDone
 	}
 	return f(db.h)
+}
+
+// restoreEvery is how often restore tries to open lost handles again.
+const restoreEvery = time.Second
+
+// restore opens the handles again when a reopen closed the old ones and failed to open
+// new ones: without it the database would answer "connection is already closed" until
+// remedy restarts. A closed DB stays closed. It returns the open's error (transient:
+// callers retry), the last one while it waits for its next try.
+func (db *DB) restore() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.h != nil || db.closed {
+		return nil
+	}
+	if time.Now().Before(db.restoreNext) {
+		return fmt.Errorf("%w: %v", sql.ErrConnDone, db.restoreErr)
+	}
+	h, err := db.openHandles(context.Background())
+	if err != nil {
+		db.restoreNext, db.restoreErr = time.Now().Add(restoreEvery), err
+		return err
+	}
+	db.h, db.restoreNext, db.restoreErr = h, time.Time{}, nil
+	db.reopens.Add(1)
+	db.opts.Logger.Info("database handles opened again after a failed reopen", "db", db.opts.Name)
+	return nil
 }
 
 // writer is with for writes: it first makes sure the file at Path is still the one the

@@ -124,7 +124,10 @@ func (db *DB) quickCheck(ctx context.Context) error {
 //
 // The old handles are closed before the new ones open: closing checkpoints the old
 // WAL and removes PATH-wal, which would otherwise be applied on top of a file that
-// replaced the old one.
+// replaced the old one. If the new ones cannot open (another process holds the write
+// lock: the open sets pragmas that wait for it), Reopen returns that error and the next
+// use of the database opens them again (restore), so a failed RESET_DB never leaves the
+// database without connections.
 func (db *DB) Reopen(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()

@@ -333,3 +333,33 @@ func TestEventsRoundTrip(t *testing.T) {
 		t.Fatalf("%v %+v", err, out)
 	}
 }
+
+// RESET_DB while another process holds the write lock: remedy.db's open sets
+// auto_vacuum, which waits for the lock, so the new pool cannot open and Reopen fails
+// after closing the old one. The next use opens the handles again once the lock is gone
+// (before: every query answered "connection is already closed" until remedy restarted,
+// and db-conn-lost's ladder ran out on it). A closed DB stays closed.
+func TestAFailedReopenIsOpenedAgainAtNextUse(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), RemedyFile), Name: "remedy", Schema: RemedySchema,
+		Events: newSink().add, Pragmas: []string{retentionPragma}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := lockHolder(t, db.Path())
+	if err := db.Reopen(ctx); err == nil {
+		t.Fatal("reopen under another process's write lock succeeded; this test needs it to fail")
+	}
+	release()
+	if _, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('after', '{}', 1)`); err != nil {
+		t.Fatalf("write after the lock was released: %v", err)
+	}
+	var n int
+	if err := db.Get(ctx, &n, `SELECT count(*) FROM state WHERE key = 'after'`); err != nil || n != 1 {
+		t.Fatalf("%d rows (%v)", n, err)
+	}
+	db.Close()
+	if err := db.restore(); err != nil || db.h != nil {
+		t.Fatalf("a closed database was opened again (%v)", err)
+	}
+}
