@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/remedy-run/remedy/engine"
 )
 
 // ErrConnLost means the handle no longer reaches the file at Path: it was deleted or
@@ -56,12 +59,31 @@ func (db *DB) report(err error, full bool) error {
 	return err
 }
 
+// emitLost reports DB_CONN_LOST with the labels the code catalogue gives it: db and
+// reason, a short word for why (db-conn-lost's summary shows it); the message has the
+// whole error.
 func (db *DB) emitLost(err error) {
 	if db.opts.Events == nil {
 		return
 	}
-	reason := err.Error()
-	db.emit("DB_CONN_LOST", reason)
+	db.opts.Logger.Debug("store event", "db", db.opts.Name, "code", "DB_CONN_LOST", "message", err.Error())
+	db.opts.Events(engine.Event{Time: time.Now(), Code: "DB_CONN_LOST", Source: "store",
+		Labels: map[string]string{"db": db.opts.Name, "reason": lostReason(err)}, Message: err.Error()})
+}
+
+// lostReason is DB_CONN_LOST's reason label: closed, file deleted, file replaced, wal
+// deleted or replaced, or connection broken.
+func lostReason(err error) string {
+	why := strings.TrimPrefix(err.Error(), ErrConnLost.Error()+": ")
+	for _, r := range []string{"closed", "file deleted", "file replaced"} {
+		if why == r {
+			return r
+		}
+	}
+	if strings.HasPrefix(why, "write-ahead log ") {
+		return "wal deleted or replaced"
+	}
+	return "connection broken"
 }
 
 func (db *DB) check(ctx context.Context) error {
