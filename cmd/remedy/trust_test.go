@@ -106,3 +106,25 @@ func defaultCount(t *testing.T) int {
 	}
 	return len(set.Policies)
 }
+
+// POLICIES.md's example test file ("Testing a policy before deploying it") passes
+// against the default policies it names (before: it expected a success to resolve
+// wa-reconnect with no WA_CONNECTED, as it did before a success became provisional, so
+// RESTART_SERVICE ran and the alert escalated twice).
+func TestPoliciesDocTestExamplePasses(t *testing.T) {
+	doc, err := os.ReadFile("../../POLICIES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(doc)[strings.Index(string(doc), "## Testing a policy before deploying it"):]
+	block := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(section)
+	if block == nil || !strings.HasPrefix(block[1], "policy_files: [../policies/*.yaml]") {
+		t.Fatalf("the section's first yaml block is not the example test file: %q", block)
+	}
+	body := strings.Replace(block[1], "[../policies/*.yaml]", "[embedded:defaults]", 1)
+	dir := t.TempDir()
+	write(t, dir, "example_test.yaml", body)
+	if code, out, _ := run(t, "", "test", dir); code != exitOK || !strings.Contains(out, "1 passed, 0 failed") {
+		t.Fatalf("test: %d %s", code, out)
+	}
+}
