@@ -112,3 +112,34 @@ func TestShutdownAbandonsAHungActionAtItsBound(t *testing.T) {
 		return strings.Contains(b, `"outcome": "interrupted"`)
 	})
 }
+
+// stop_timeout: 0s with no action running: the stop abandons nothing, so it does not
+// warn that it does (before: "abandoning recovery actions still running at stop_timeout"
+// with actions="").
+func TestShutdownWithNothingRunningAbandonsNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = filepath.Join(dir, "data"), "127.0.0.1:0"
+	cfg.SampleInterval, cfg.DefaultPolicies, cfg.WhatsApp.Enabled = time.Hour, false, false
+	cfg.StopTimeout = 0
+	for range 5 { // the bound and the executor's Wait race: try it a few times
+		var buf lockedBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(buf.String(), "abandoning") {
+			t.Fatalf("a stop with nothing running warned:\n%s", buf.String())
+		}
+	}
+}
