@@ -92,3 +92,35 @@ func (d *Daemon) servicesUp() string {
 	}
 	return "services to stop: " + strings.Join(up, ", ")
 }
+
+// writerDrain is how long a writer may take, at shutdown, to write the rows it holds.
+const writerDrain = 10 * time.Second
+
+// rowWriter is a store writer as the shutdown runs it.
+type rowWriter interface {
+	Run(ctx context.Context, drain time.Duration) error
+	Len() int
+}
+
+// runWriter runs w until ctx ends, then lets it write what it holds for up to drain,
+// saying meanwhile how many rows wait ("stopping: waiting for 49 journal rows to be
+// written (9s left)"), as the other shutdown steps do: a held write lock would otherwise
+// keep the stop silent for the whole drain.
+func runWriter(ctx context.Context, log *slog.Logger, name string, w rowWriter, drain time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, drain) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	what := func() string {
+		if n := w.Len(); n > 0 {
+			return fmt.Sprintf("%d %s rows to be written", n, name)
+		}
+		return ""
+	}
+	var err error
+	waitStep(log, "writer "+name, drain, what, func(context.Context) error { err = <-done; return nil }) // Run's drain bounds it
+	return err
+}

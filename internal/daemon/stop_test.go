@@ -143,3 +143,34 @@ func TestShutdownWithNothingRunningAbandonsNothing(t *testing.T) {
 		}
 	}
 }
+
+// stuckWriter holds rows it cannot write (a held write lock) until its drain ends.
+type stuckWriter struct{ rows int }
+
+func (w stuckWriter) Run(ctx context.Context, drain time.Duration) error {
+	<-ctx.Done()
+	time.Sleep(drain) // the final flush failing for its whole drain (synctest's clock)
+	return nil
+}
+
+func (w stuckWriter) Len() int { return w.rows }
+
+// The writers' final flush says what it waits for, as the other steps do (before: a stop
+// under a held write lock went silent for the writers' 10 s).
+func TestWriterFlushSaysWhatItWaitsFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf lockedBuffer
+		log := slog.New(slog.NewTextHandler(&buf, nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- runWriter(ctx, log, "journal", stuckWriter{rows: 49}, 10*time.Second) }()
+		cancel()
+		start := time.Now()
+		if err := <-done; err != nil || time.Since(start) != 10*time.Second {
+			t.Fatalf("err %v after %v", err, time.Since(start))
+		}
+		if want := `"stopping: waiting for 49 journal rows to be written (9s left)" step="writer journal"`; !strings.Contains(buf.String(), want) {
+			t.Fatalf("log lacks %s:\n%s", want, buf.String())
+		}
+	})
+}
