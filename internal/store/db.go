@@ -35,8 +35,12 @@ type Options struct {
 	// 200 ms); longer waits go through Retry, which reports them.
 	BusyTimeout time.Duration
 	Retry       Retry
-	// Pragmas are extra pragmas run on every connection, e.g. "auto_vacuum(2)".
-	Pragmas []string
+	// CreatePragmas are pragmas the writer runs when it creates the file, before the
+	// first table, e.g. "auto_vacuum(2)": properties of the file, which an existing file
+	// keeps. They are not run on an existing file, where setting them would wait for the
+	// write lock: no connection, and no RESET_DB, would open while another process holds
+	// it.
+	CreatePragmas []string
 	// Events receives DB_* events; it must not block.
 	Events func(engine.Event)
 	// OnFull is called when a write fails with SQLITE_FULL; if it frees space (returns
@@ -163,11 +167,15 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 // so an input answered 202 survives a power cut too, not only a crash of remedy
 // (sqlite.org/pragma.html#pragma_synchronous). Group commit keeps the cost to one sync
 // per transaction, about 0.1 ms on these machines' disks.
-func (db *DB) dsn(readOnly bool) string {
+// dsn is a connection's data source name; create adds CreatePragmas (the writer of a
+// file that does not exist yet).
+func (db *DB) dsn(readOnly, create bool) string {
 	q := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate",
 		FileURI(db.opts.Path), db.opts.BusyTimeout.Milliseconds())
-	for _, p := range db.opts.Pragmas {
-		q += "&_pragma=" + p
+	if create {
+		for _, p := range db.opts.CreatePragmas {
+			q += "&_pragma=" + p
+		}
 	}
 	if readOnly {
 		q += "&_pragma=query_only(1)"
@@ -176,7 +184,9 @@ func (db *DB) dsn(readOnly bool) string {
 }
 
 func (db *DB) openHandles(ctx context.Context) (*handles, error) {
-	w, err := sqlx.Open("sqlite", db.dsn(false))
+	st, err := os.Stat(db.opts.Path)
+	create := err != nil || st.Size() == 0
+	w, err := sqlx.Open("sqlite", db.dsn(false, create))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", db.opts.Name, err)
 	}
@@ -190,7 +200,7 @@ func (db *DB) openHandles(ctx context.Context) (*handles, error) {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", db.opts.Name, wrap(err))
 	}
-	r, err := sqlx.Open("sqlite", db.dsn(true))
+	r, err := sqlx.Open("sqlite", db.dsn(true, false))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", db.opts.Name, err)

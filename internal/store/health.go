@@ -144,12 +144,14 @@ func (db *DB) quickCheck(ctx context.Context) error {
 // recovery). Operations in flight finish first; operations retrying wait and then use
 // the new handles, so their writes are not lost.
 //
-// The old handles are closed before the new ones open: closing checkpoints the old
-// WAL and removes PATH-wal, which would otherwise be applied on top of a file that
-// replaced the old one. If the new ones cannot open (another process holds the write
-// lock: the open sets pragmas that wait for it), Reopen returns that error and the next
-// use of the database opens them again (restore), so a failed RESET_DB never leaves the
-// database without connections.
+// On the same file and WAL, the new handles open beside the old ones, which close only
+// once they did: a reopen that cannot open (another process holds the write lock, and
+// the open sets pragmas that wait for it) returns that error and leaves the database as
+// it was, readable. When the file or its WAL was replaced, the old handles are closed
+// before the new ones open: closing checkpoints the old WAL and removes PATH-wal, which
+// would otherwise be applied on top of a file that replaced the old one; if the new ones
+// then cannot open, the next use of the database opens them again (restore), so a failed
+// RESET_DB never leaves the database without connections.
 func (db *DB) Reopen(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -157,7 +159,18 @@ func (db *DB) Reopen(ctx context.Context) error {
 	if db.h != nil {
 		dev, ino := fileID(db.opts.Path)
 		replaced = dev != db.h.dev || ino != db.h.ino
-		if !replaced && db.walGone(db.h) {
+		walGone := !replaced && db.walGone(db.h)
+		if !replaced && !walGone {
+			h, err := db.openHandles(ctx)
+			if err != nil {
+				return err
+			}
+			_ = db.h.close()
+			db.h = h
+			db.reopens.Add(1)
+			return nil
+		}
+		if walGone {
 			// The WAL was unlinked: fold what only the open descriptor still holds
 			// into the file before the connections close.
 			_, _ = db.h.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)

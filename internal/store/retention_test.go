@@ -162,7 +162,7 @@ func retentionRun(t *testing.T, seed uint64, weeks int) {
 		}()
 		rng := rand.New(rand.NewPCG(seed, 26))
 		path := filepath.Join(t.TempDir(), "remedy.db")
-		db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Pragmas: []string{retentionPragma}})
+		db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma}})
 		if err != nil {
 			t.Fatal(err)
 		}
