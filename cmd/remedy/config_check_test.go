@@ -51,3 +51,18 @@ func TestConfigCheckBind(t *testing.T) {
 		t.Fatalf("--bind on a free port: %d %s", code, out)
 	}
 }
+
+// `config check --config FILE` takes the file as `remedy run --config FILE` does (before:
+// "flag provided but not defined: -config", exit 2, for the command a new user types
+// after `remedy run --config`); FILE and --config together are refused.
+func TestConfigCheckTakesConfigAsRunDoes(t *testing.T) {
+	dir := t.TempDir()
+	cfg := write(t, dir, "remedy.yaml", "data_dir: "+filepath.Join(dir, "data")+"\nlisten: 127.0.0.1:99999\n")
+	code, out, _ := run(t, "", "config", "check", "--config", cfg)
+	if code != exitFailed || !strings.Contains(out, `remedy.yaml:2:9: listen: "127.0.0.1:99999"`) {
+		t.Fatalf("--config: %d %s", code, out)
+	}
+	if code, _, _ := run(t, "", "config", "check", "--config", cfg, cfg); code != exitBadInput {
+		t.Fatalf("--config and FILE: exit %d, want %d", code, exitBadInput)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -105,7 +106,7 @@ func newLogger(env *cliEnv, c config.Log) *slog.Logger {
 }
 
 func runConfig(ctx context.Context, args []string, env *cliEnv) int {
-	usage := "Usage: remedy config check [--bind] [FILE]\n\nValidates a configuration file (default ./remedy.yaml; with none, the built-in defaults),\nthe environment and the policies it names, as `remedy run` would; every error of every\nstage is reported at once, as file:line:col. --bind also checks that the listen address\ncan be bound now (it fails while a remedy runs there)."
+	usage := "Usage: remedy config check [--bind] [FILE | --config FILE]\n\nValidates a configuration file (default ./remedy.yaml; with none, the built-in defaults),\nthe environment and the policies it names, as `remedy run` would; every error of every\nstage is reported at once, as file:line:col. --bind also checks that the listen address\ncan be bound now (it fails while a remedy runs there)."
 	if len(args) == 0 || args[0] != "check" {
 		fmt.Fprintln(env.stderr, usage)
 		return exitBadInput
@@ -113,15 +114,16 @@ func runConfig(ctx context.Context, args []string, env *cliEnv) int {
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	bind := fs.Bool("bind", false, "also bind the listen address and close it at once")
+	configFlag := fs.String("config", "", "the configuration file, as remedy run --config takes it (or give it as FILE)")
 	fs.Usage = func() { fmt.Fprintln(env.stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args[1:]); err != nil {
 		return flagExit(err)
 	}
-	if fs.NArg() > 1 {
+	if fs.NArg() > 1 || (fs.NArg() == 1 && *configFlag != "") {
 		fs.Usage()
 		return exitBadInput
 	}
-	flagPath := fs.Arg(0)
+	flagPath := cmp.Or(*configFlag, fs.Arg(0))
 	path := flagPath
 	if path == "" {
 		if _, err := os.Stat("remedy.yaml"); err == nil {

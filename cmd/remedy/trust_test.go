@@ -106,3 +106,69 @@ func defaultCount(t *testing.T) int {
 	}
 	return len(set.Policies)
 }
+
+// POLICIES.md's example test file ("Testing a policy before deploying it") passes
+// against the default policies it names (before: it expected a success to resolve
+// wa-reconnect with no WA_CONNECTED, as it did before a success became provisional, so
+// RESTART_SERVICE ran and the alert escalated twice).
+func TestPoliciesDocTestExamplePasses(t *testing.T) {
+	doc, err := os.ReadFile("../../POLICIES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(doc)[strings.Index(string(doc), "## Testing a policy before deploying it"):]
+	block := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(section)
+	if block == nil || !strings.HasPrefix(block[1], "policy_files: [../policies/*.yaml]") {
+		t.Fatalf("the section's first yaml block is not the example test file: %q", block)
+	}
+	body := strings.Replace(block[1], "[../policies/*.yaml]", "[embedded:defaults]", 1)
+	dir := t.TempDir()
+	write(t, dir, "example_test.yaml", body)
+	if code, out, _ := run(t, "", "test", dir); code != exitOK || !strings.Contains(out, "1 passed, 0 failed") {
+		t.Fatalf("test: %d %s", code, out)
+	}
+}
+
+// `remedy replay -h` says the rule the engine follows (before: that a report of the fault
+// after a success fails the attempt for every policy — not so with resolve_on, where only
+// the resolving event's absence within the step's timeout does). The engine's side, on a
+// policy with resolve_on: the fault reported again after the success, then the resolving
+// event within the timeout: resolved, never not_held.
+func TestReplayHelpSaysTheResolveRule(t *testing.T) {
+	_, _, stderr := run(t, "", "replay", "-h")
+	help := strings.Join(strings.Fields(stderr), " ")
+	for _, want := range []string{
+		"With resolve_on, that is a resolve_on event, which must come within the step's timeout after the success (else the attempt counts as failed)",
+		"otherwise, the condition false again, or no report of the fault for the step's timeout, and a report of the fault before then counts the attempt as failed",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("replay -h lacks %q:\n%s", want, stderr)
+		}
+	}
+	dir := t.TempDir()
+	write(t, dir, "gw.yaml", `codes:
+  - {code: GW_DOWN, description: the gateway is down}
+  - {code: GW_UP, description: the gateway is up}
+policies:
+  - name: gw-down
+    on: [GW_DOWN]
+    resolve_on: [GW_UP]
+    actions:
+      - {do: EXEC, with: {command: "true"}, timeout: 30s}
+`)
+	write(t, dir, "gw_test.yaml", `policy_files: [gw.yaml]
+tests:
+  - name: a report after the success does not fail a resolve_on step
+    input:
+      - {at: 0s, event: {code: GW_DOWN}}
+      - {at: 5s, event: {code: GW_DOWN}}
+      - {at: 10s, event: {code: GW_UP}}
+    expect:
+      - {at: 10s, state: resolved, policy: gw-down}
+    expect_none:
+      - {state: not_held, policy: gw-down}
+`)
+	if code, out, _ := run(t, "", "test", dir); code != exitOK || !strings.Contains(out, "1 passed, 0 failed") {
+		t.Fatalf("test: %d %s", code, out)
+	}
+}

@@ -188,12 +188,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	for _, w := range []struct {
 		name string
-		w    interface {
-			Run(context.Context, time.Duration) error
-		}
+		w    rowWriter
 	}{{"journal", d.writers.journal}, {"audit", d.writers.audit}, {"samples", d.writers.samples}} {
 		actors = append(actors, actor{name: "writer " + w.name, after: producers, run: func(actx context.Context) error {
-			return w.w.Run(actx, 10*time.Second)
+			return runWriter(actx, d.log, w.name, w.w, writerDrain)
 		}})
 	}
 	d.log.Info("remedy running", "listen", d.Addr(), "data", d.cfg.DataDir, "policies", len(d.set.Load().Policies), "dry_run", d.cfg.DryRun)

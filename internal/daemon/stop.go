@@ -51,7 +51,9 @@ func waitStep(log *slog.Logger, step string, bound time.Duration, what func() st
 // is only for attempts that did not even report after being interrupted.
 func (d *Daemon) stopActions() error {
 	inFlight := func() string { return describeRunning(d.exec.InFlight()) }
-	if waitStep(d.log, "engine", d.cfg.StopTimeout, inFlight, d.exec.Wait) == nil {
+	if waitStep(d.log, "engine", d.cfg.StopTimeout, inFlight, d.exec.Wait) == nil || inFlight() == "" {
+		// Nothing to abandon: with stop_timeout 0s the bound can end before Wait sees
+		// that no action runs.
 		return nil
 	}
 	d.log.Warn("stopping: abandoning recovery actions still running at stop_timeout; each is recorded as interrupted",
@@ -89,4 +91,36 @@ func (d *Daemon) servicesUp() string {
 		return ""
 	}
 	return "services to stop: " + strings.Join(up, ", ")
+}
+
+// writerDrain is how long a writer may take, at shutdown, to write the rows it holds.
+const writerDrain = 10 * time.Second
+
+// rowWriter is a store writer as the shutdown runs it.
+type rowWriter interface {
+	Run(ctx context.Context, drain time.Duration) error
+	Len() int
+}
+
+// runWriter runs w until ctx ends, then lets it write what it holds for up to drain,
+// saying meanwhile how many rows wait ("stopping: waiting for 49 journal rows to be
+// written (9s left)"), as the other shutdown steps do: a held write lock would otherwise
+// keep the stop silent for the whole drain.
+func runWriter(ctx context.Context, log *slog.Logger, name string, w rowWriter, drain time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, drain) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	what := func() string {
+		if n := w.Len(); n > 0 {
+			return fmt.Sprintf("%d %s rows to be written", n, name)
+		}
+		return ""
+	}
+	var err error
+	waitStep(log, "writer "+name, drain, what, func(context.Context) error { err = <-done; return nil }) // Run's drain bounds it
+	return err
 }

@@ -112,3 +112,65 @@ func TestShutdownAbandonsAHungActionAtItsBound(t *testing.T) {
 		return strings.Contains(b, `"outcome": "interrupted"`)
 	})
 }
+
+// stop_timeout: 0s with no action running: the stop abandons nothing, so it does not
+// warn that it does (before: "abandoning recovery actions still running at stop_timeout"
+// with actions="").
+func TestShutdownWithNothingRunningAbandonsNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = filepath.Join(dir, "data"), "127.0.0.1:0"
+	cfg.SampleInterval, cfg.DefaultPolicies, cfg.WhatsApp.Enabled = time.Hour, false, false
+	cfg.StopTimeout = 0
+	for range 5 { // the bound and the executor's Wait race: try it a few times
+		var buf lockedBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(buf.String(), "abandoning") {
+			t.Fatalf("a stop with nothing running warned:\n%s", buf.String())
+		}
+	}
+}
+
+// stuckWriter holds rows it cannot write (a held write lock) until its drain ends.
+type stuckWriter struct{ rows int }
+
+func (w stuckWriter) Run(ctx context.Context, drain time.Duration) error {
+	<-ctx.Done()
+	time.Sleep(drain) // the final flush failing for its whole drain (synctest's clock)
+	return nil
+}
+
+func (w stuckWriter) Len() int { return w.rows }
+
+// The writers' final flush says what it waits for, as the other steps do (before: a stop
+// under a held write lock went silent for the writers' 10 s).
+func TestWriterFlushSaysWhatItWaitsFor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf lockedBuffer
+		log := slog.New(slog.NewTextHandler(&buf, nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- runWriter(ctx, log, "journal", stuckWriter{rows: 49}, 10*time.Second) }()
+		cancel()
+		start := time.Now()
+		if err := <-done; err != nil || time.Since(start) != 10*time.Second {
+			t.Fatalf("err %v after %v", err, time.Since(start))
+		}
+		if want := `"stopping: waiting for 49 journal rows to be written (9s left)" step="writer journal"`; !strings.Contains(buf.String(), want) {
+			t.Fatalf("log lacks %s:\n%s", want, buf.String())
+		}
+	})
+}

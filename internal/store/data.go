@@ -70,7 +70,7 @@ func OpenData(ctx context.Context, dir string, events func(engine.Event), tune .
 		return o
 	}
 	if d.Main, err = Open(ctx, apply(Options{Path: filepath.Join(dir, RemedyFile), Name: "remedy", Schema: RemedySchema,
-		Events: events, OnFull: onFull, Pragmas: []string{retentionPragma}})); err != nil {
+		Events: events, OnFull: onFull, CreatePragmas: []string{retentionPragma}})); err != nil {
 		lock.Close()
 		return nil, err
 	}

@@ -35,8 +35,12 @@ type Options struct {
 	// 200 ms); longer waits go through Retry, which reports them.
 	BusyTimeout time.Duration
 	Retry       Retry
-	// Pragmas are extra pragmas run on every connection, e.g. "auto_vacuum(2)".
-	Pragmas []string
+	// CreatePragmas are pragmas the writer runs when it creates the file, before the
+	// first table, e.g. "auto_vacuum(2)": properties of the file, which an existing file
+	// keeps. They are not run on an existing file, where setting them would wait for the
+	// write lock: no connection, and no RESET_DB, would open while another process holds
+	// it.
+	CreatePragmas []string
 	// Events receives DB_* events; it must not block.
 	Events func(engine.Event)
 	// OnFull is called when a write fails with SQLITE_FULL; if it frees space (returns
@@ -58,6 +62,12 @@ type DB struct {
 	opts Options
 	mu   sync.RWMutex // held for writing only while the handles are replaced
 	h    *handles
+	// closed is set by Close (under mu): only then do nil handles stay nil. Otherwise
+	// nil handles were lost to a reopen that could not open new ones, and restore opens
+	// them again, at most once per restoreEvery (restoreNext, restoreErr, under mu).
+	closed      bool
+	restoreNext time.Time
+	restoreErr  error
 
 	reopens   atomic.Int64
 	busyCount atomic.Int64
@@ -157,11 +167,15 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 // so an input answered 202 survives a power cut too, not only a crash of remedy
 // (sqlite.org/pragma.html#pragma_synchronous). Group commit keeps the cost to one sync
 // per transaction, about 0.1 ms on these machines' disks.
-func (db *DB) dsn(readOnly bool) string {
+// dsn is a connection's data source name; create adds CreatePragmas (the writer of a
+// file that does not exist yet).
+func (db *DB) dsn(readOnly, create bool) string {
 	q := fmt.Sprintf("%s?_pragma=busy_timeout(%d)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)&_txlock=immediate",
 		FileURI(db.opts.Path), db.opts.BusyTimeout.Milliseconds())
-	for _, p := range db.opts.Pragmas {
-		q += "&_pragma=" + p
+	if create {
+		for _, p := range db.opts.CreatePragmas {
+			q += "&_pragma=" + p
+		}
 	}
 	if readOnly {
 		q += "&_pragma=query_only(1)"
@@ -170,7 +184,9 @@ func (db *DB) dsn(readOnly bool) string {
 }
 
 func (db *DB) openHandles(ctx context.Context) (*handles, error) {
-	w, err := sqlx.Open("sqlite", db.dsn(false))
+	st, err := os.Stat(db.opts.Path)
+	create := err != nil || st.Size() == 0
+	w, err := sqlx.Open("sqlite", db.dsn(false, create))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", db.opts.Name, err)
 	}
@@ -184,7 +200,7 @@ func (db *DB) openHandles(ctx context.Context) (*handles, error) {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", db.opts.Name, wrap(err))
 	}
-	r, err := sqlx.Open("sqlite", db.dsn(true))
+	r, err := sqlx.Open("sqlite", db.dsn(true, false))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", db.opts.Name, err)
@@ -211,6 +227,7 @@ func (h *handles) close() error {
 func (db *DB) Close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	db.closed = true
 	if db.h == nil {
 		return nil
 	}
@@ -225,14 +242,50 @@ func (db *DB) Path() string { return db.opts.Path }
 // Name is the database's name in events.
 func (db *DB) Name() string { return db.opts.Name }
 
-// with runs f with the current handles held, so a reopen waits for it to finish.
+// with runs f with the current handles held, so a reopen waits for it to finish. Handles
+// lost to a reopen that could not open new ones (RESET_DB or a rebuild's swap while
+// another process held the write lock) are opened again first (restore).
 func (db *DB) with(f func(h *handles) error) error {
 	db.mu.RLock()
+	if db.h == nil {
+		db.mu.RUnlock()
+		if err := db.restore(); err != nil {
+			return err
+		}
+		db.mu.RLock()
+	}
 	defer db.mu.RUnlock()
 	if db.h == nil {
 		return sql.ErrConnDone
 	}
 	return f(db.h)
+}
+
+// restoreEvery is how often restore tries to open lost handles again.
+const restoreEvery = time.Second
+
+// restore opens the handles again when a reopen closed the old ones and failed to open
+// new ones: without it the database would answer "connection is already closed" until
+// remedy restarts. A closed DB stays closed. It returns the open's error (transient:
+// callers retry), the last one while it waits for its next try.
+func (db *DB) restore() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.h != nil || db.closed {
+		return nil
+	}
+	if time.Now().Before(db.restoreNext) {
+		return fmt.Errorf("%w: %v", sql.ErrConnDone, db.restoreErr)
+	}
+	h, err := db.openHandles(context.Background())
+	if err != nil {
+		db.restoreNext, db.restoreErr = time.Now().Add(restoreEvery), err
+		return err
+	}
+	db.h, db.restoreNext, db.restoreErr = h, time.Time{}, nil
+	db.reopens.Add(1)
+	db.opts.Logger.Info("database handles opened again after a failed reopen", "db", db.opts.Name)
+	return nil
 }
 
 // writer is with for writes: it first makes sure the file at Path is still the one the

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/remedy-run/remedy/engine"
 )
 
 // ErrConnLost means the handle no longer reaches the file at Path: it was deleted or
@@ -56,12 +59,31 @@ func (db *DB) report(err error, full bool) error {
 	return err
 }
 
+// emitLost reports DB_CONN_LOST with the labels the code catalogue gives it: db and
+// reason, a short word for why (db-conn-lost's summary shows it); the message has the
+// whole error.
 func (db *DB) emitLost(err error) {
 	if db.opts.Events == nil {
 		return
 	}
-	reason := err.Error()
-	db.emit("DB_CONN_LOST", reason)
+	db.opts.Logger.Debug("store event", "db", db.opts.Name, "code", "DB_CONN_LOST", "message", err.Error())
+	db.opts.Events(engine.Event{Time: time.Now(), Code: "DB_CONN_LOST", Source: "store",
+		Labels: map[string]string{"db": db.opts.Name, "reason": lostReason(err)}, Message: err.Error()})
+}
+
+// lostReason is DB_CONN_LOST's reason label: closed, file deleted, file replaced, wal
+// deleted or replaced, or connection broken.
+func lostReason(err error) string {
+	why := strings.TrimPrefix(err.Error(), ErrConnLost.Error()+": ")
+	for _, r := range []string{"closed", "file deleted", "file replaced"} {
+		if why == r {
+			return r
+		}
+	}
+	if strings.HasPrefix(why, "write-ahead log ") {
+		return "wal deleted or replaced"
+	}
+	return "connection broken"
 }
 
 func (db *DB) check(ctx context.Context) error {
@@ -122,9 +144,14 @@ func (db *DB) quickCheck(ctx context.Context) error {
 // recovery). Operations in flight finish first; operations retrying wait and then use
 // the new handles, so their writes are not lost.
 //
-// The old handles are closed before the new ones open: closing checkpoints the old
-// WAL and removes PATH-wal, which would otherwise be applied on top of a file that
-// replaced the old one.
+// On the same file and WAL, the new handles open beside the old ones, which close only
+// once they did: a reopen that cannot open (another process holds the write lock, and
+// the open sets pragmas that wait for it) returns that error and leaves the database as
+// it was, readable. When the file or its WAL was replaced, the old handles are closed
+// before the new ones open: closing checkpoints the old WAL and removes PATH-wal, which
+// would otherwise be applied on top of a file that replaced the old one; if the new ones
+// then cannot open, the next use of the database opens them again (restore), so a failed
+// RESET_DB never leaves the database without connections.
 func (db *DB) Reopen(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -132,7 +159,18 @@ func (db *DB) Reopen(ctx context.Context) error {
 	if db.h != nil {
 		dev, ino := fileID(db.opts.Path)
 		replaced = dev != db.h.dev || ino != db.h.ino
-		if !replaced && db.walGone(db.h) {
+		walGone := !replaced && db.walGone(db.h)
+		if !replaced && !walGone {
+			h, err := db.openHandles(ctx)
+			if err != nil {
+				return err
+			}
+			_ = db.h.close()
+			db.h = h
+			db.reopens.Add(1)
+			return nil
+		}
+		if walGone {
 			// The WAL was unlinked: fold what only the open descriptor still holds
 			// into the file before the connections close.
 			_, _ = db.h.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)

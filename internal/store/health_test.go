@@ -154,3 +154,32 @@ func TestWriteToAReplacedFileWaitsForReopen(t *testing.T) {
 		t.Fatalf("rows in the new file: %v", keys)
 	}
 }
+
+// DB_CONN_LOST carries the reason label the code catalogue promises (before: db only, so
+// db-conn-lost's summary read "connection lost (); reopening").
+func TestConnLostSaysWhy(t *testing.T) {
+	ctx := context.Background()
+	s := newSink()
+	db := openTest(t, s)
+	copyPath := db.Path() + ".restored"
+	if _, err := db.Exec(ctx, `VACUUM INTO ?`, copyPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(copyPath, db.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Probe(ctx); err == nil {
+		t.Fatal("probe passed on a replaced file")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range s.events {
+		if ev.Code == "DB_CONN_LOST" {
+			if ev.Labels["reason"] != "file replaced" || ev.Labels["db"] != "remedy" {
+				t.Fatalf("labels %v", ev.Labels)
+			}
+			return
+		}
+	}
+	t.Fatal("no DB_CONN_LOST")
+}

@@ -42,7 +42,7 @@ func OpenMetrics(ctx context.Context, opts Options) (*Metrics, error) {
 	if opts.Name == "" {
 		opts.Name = "metrics"
 	}
-	opts.Pragmas = append(opts.Pragmas, "auto_vacuum(2)")
+	opts.CreatePragmas = append(opts.CreatePragmas, "auto_vacuum(2)")
 	db, err := Open(ctx, opts)
 	if err != nil {
 		return nil, err

@@ -47,7 +47,8 @@ var FloorKeep = Keep{
 
 // retentionPragma makes a new remedy.db give pruned pages back to the disk
 // (incremental_vacuum after each pass). It must be set before the first table is made;
-// on an older file it changes nothing until a VACUUM (see RetentionStatus.FreeBytes).
+// on an older file it changes nothing until a VACUUM run after setting it (see
+// RetentionStatus.FreeBytes).
 const retentionPragma = "auto_vacuum(2)"
 
 // MinKeep is the shortest retention a configuration may set for any table.
@@ -151,7 +152,8 @@ type RetentionStatus struct {
 	// freed that SQLite reuses for new rows. With auto_vacuum incremental (files created
 	// since retention came) the pass gives it back to the file system, so it stays
 	// near 0; older files keep it (converting needs a full VACUUM, which rewrites the
-	// file under one write lock: run `sqlite3 remedy.db VACUUM` with remedy stopped).
+	// file under one write lock: run `sqlite3 remedy.db 'PRAGMA auto_vacuum=INCREMENTAL;
+	// VACUUM;'` with remedy stopped; a plain VACUUM keeps the old setting).
 	FreeBytes   int64
 	Incremental bool // auto_vacuum is incremental: freed pages go back to the disk
 }

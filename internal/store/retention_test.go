@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -162,7 +165,7 @@ func retentionRun(t *testing.T, seed uint64, weeks int) {
 		}()
 		rng := rand.New(rand.NewPCG(seed, 26))
 		path := filepath.Join(t.TempDir(), "remedy.db")
-		db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Pragmas: []string{retentionPragma}})
+		db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,4 +312,38 @@ func retentionRun(t *testing.T, seed uint64, weeks int) {
 		<-done
 		<-done
 	})
+}
+
+// MONITORING_GUIDE's command that converts a file made before retention to incremental
+// auto_vacuum does convert it (before: a plain VACUUM, which keeps auto_vacuum off).
+func TestGuideConvertsAnOldFileToIncrementalVacuum(t *testing.T) {
+	guide, err := os.ReadFile("../../MONITORING_GUIDE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("`sqlite3 data/remedy.db '([^']*VACUUM[^']*)'`").FindSubmatch(guide)
+	if m == nil {
+		t.Fatal("MONITORING_GUIDE.md has no `sqlite3 data/remedy.db '…'` command for older files")
+	}
+	path := filepath.Join(t.TempDir(), RemedyFile)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)                                                             // one session, as the sqlite3 shell's
+	if _, err := db.Exec(`CREATE TABLE t(x); INSERT INTO t VALUES (1)`); err != nil { // auto_vacuum off, as before retention
+		t.Fatal(err)
+	}
+	for _, stmt := range strings.Split(string(m[1]), ";") {
+		if stmt = strings.TrimSpace(stmt); stmt != "" {
+			if _, err := db.Exec(stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+	}
+	var mode int
+	if err := db.QueryRow(`PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != 2 {
+		t.Fatalf("auto_vacuum %d after the guide's command %q (%v), want 2", mode, m[1], err)
+	}
 }

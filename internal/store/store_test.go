@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -361,5 +362,73 @@ func TestEventsRoundTrip(t *testing.T) {
 	out, err := db.Events(ctx, t0, t0.Add(time.Minute))
 	if err != nil || len(out) != 2 || out[0].Labels["reason"] != "network" || out[1].Value != 1.5 || !out[1].Time.Equal(in[1].Time) {
 		t.Fatalf("%v %+v", err, out)
+	}
+}
+
+// RESET_DB while another process holds the write lock (a 30 s lock, the write-lock
+// field case): before, remedy.db's open set auto_vacuum on every connection, which
+// waited for the lock, so Reopen closed the old pool, could not open a new one, and
+// every query answered "connection is already closed" until remedy restarted (and no
+// reader could open during any lock). Now the pragma is set only when the file is
+// created: the reopen succeeds under the lock, and reads go on.
+func TestReopenUnderAWriteLock(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), RemedyFile)
+	db, err := Open(ctx, Options{Path: path, Name: "remedy", Schema: RemedySchema,
+		Events: newSink().add, CreatePragmas: []string{retentionPragma}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode int
+	if err := db.Get(ctx, &mode, `PRAGMA auto_vacuum`); err != nil || mode != 2 {
+		t.Fatalf("a new file's auto_vacuum: %d (%v), want 2 (incremental)", mode, err)
+	}
+	release := lockHolder(t, path)
+	if err := db.Reopen(ctx); err != nil {
+		t.Fatalf("reopen under another process's write lock: %v", err)
+	}
+	var n int
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := db.Get(rctx, &n, `SELECT count(*) FROM schema_migrations`); err != nil || n == 0 {
+		t.Fatalf("read during the lock after the reopen: %d (%v)", n, err)
+	}
+	release()
+	if _, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('after', '{}', 1)`); err != nil {
+		t.Fatalf("write after the lock was released: %v", err)
+	}
+}
+
+// A reopen whose new pool cannot open loses no handles for good. On the same file the
+// old handles stay until the new ones are open; when the file was replaced they must
+// close first, and if the new file cannot be opened (here: not a database, until a good
+// copy is put back) the next use opens it again. A closed DB stays closed.
+func TestAFailedReopenIsOpenedAgainAtNextUse(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, newSink())
+	good := db.Path() + ".good"
+	if _, err := db.Exec(ctx, `VACUUM INTO ?`, good); err != nil {
+		t.Fatal(err)
+	}
+	bad := db.Path() + ".bad"
+	if err := os.WriteFile(bad, bytes.Repeat([]byte("not a database "), 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bad, db.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Reopen(ctx); err == nil {
+		t.Fatal("reopen on a file that is not a database succeeded")
+	}
+	if err := os.Rename(good, db.Path()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('after', '{}', 1)`); err != nil {
+		t.Fatalf("write once a good file is back: %v", err)
+	}
+	db.Close()
+	if err := db.restore(); err != nil || db.h != nil {
+		t.Fatalf("a closed database was opened again (%v)", err)
 	}
 }
