@@ -236,11 +236,16 @@ func (db *DB) readerIntegrityCheck(ctx context.Context) error {
 	})
 }
 
-// openFresh creates the new file with the schema. It is written without a journal and
-// without syncs: an interrupted copy is thrown away, and the whole file is synced once
-// before the swap.
+// openFresh creates the new file with the schema and the Options' pragmas (auto_vacuum
+// is fixed when the first table is made: a copy without it would keep retention's freed
+// pages from the disk). It is written without a journal and without syncs: an
+// interrupted copy is thrown away, and the whole file is synced once before the swap.
 func (db *DB) openFresh(ctx context.Context, path string) (*sqlx.DB, error) {
-	w, err := sqlx.Open("sqlite", FileURI(path)+"?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=foreign_keys(0)")
+	dsn := FileURI(path) + "?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=foreign_keys(0)"
+	for _, p := range db.opts.Pragmas {
+		dsn += "&_pragma=" + p
+	}
+	w, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}

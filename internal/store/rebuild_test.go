@@ -353,3 +353,39 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// A rebuilt file is made as Open makes a new one: with the Options' pragmas. remedy.db's
+// auto_vacuum incremental (retention gives freed pages back to the disk) must survive a
+// repair; the copy was made without it, so after the first rebuild retention's deletes
+// no longer showed in the disk's free space (attack-2026-12 re-run).
+func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "remedy.db")
+	opts := Options{Path: path, Schema: RemedySchema, Pragmas: []string{retentionPragma}}
+	db, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]engine.Event, 0, 20000)
+	for j := 0; j < 20000; j++ {
+		evs = append(evs, engine.Event{Time: time.Unix(int64(j), 0), Code: "USER_MSG", Message: "event " + fmt.Sprint(j)})
+	}
+	if err := db.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, _ := os.Stat(path)
+	corrupt(t, path, int(st.Size()/4096/2), 1)
+	db, err = Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mode int
+	if err := db.Get(ctx, &mode, `PRAGMA auto_vacuum`); err != nil || mode != 2 {
+		t.Fatalf("auto_vacuum of the rebuilt file: %d %v (want 2, incremental)", mode, err)
+	}
+}
