@@ -216,6 +216,15 @@ func (db *DB) rebuildOnce(ctx context.Context) (Report, error) {
 	}
 	c.prog.Done = true
 	db.setProgress(c.prog)
+	// Rows that could not be copied are an alert of their own: the report is otherwise
+	// only in CLEAN_DATA's audit row, and DB_OK resolves db-corrupt.
+	lost := 0
+	for _, tr := range reports {
+		lost += tr.Lost()
+	}
+	if lost > 0 {
+		db.emitValue("DB_ROWS_LOST", rep.String(), float64(lost))
+	}
 	// The next health check confirms the repair and reports DB_OK.
 	return rep, nil
 }

@@ -389,3 +389,58 @@ func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
 		t.Fatalf("auto_vacuum of the rebuilt file: %d %v (want 2, incremental)", mode, err)
 	}
 }
+
+// Issue 26: "the loss, if any, is counted and alerted". A rebuild at runtime wrote its
+// report ("… 184 lost (they stay in the moved file)") only into the CLEAN_DATA audit
+// row; the alerts the operator got were db-corrupt firing and then resolved by DB_OK. A
+// rebuild that could not copy every row now raises DB_ROWS_LOST, its value the rows lost
+// and its message the report; one that lost nothing raises nothing.
+func TestRebuildThatLosesRowsSaysSo(t *testing.T) {
+	ctx := context.Background()
+	path := rebuildFixture(t, 20000)
+	var mu sync.Mutex
+	var got []engine.Event
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Events: func(e engine.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, e)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rep, err := db.Rebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, tr := range rep.Tables {
+		lost += tr.Lost()
+	}
+	if lost == 0 {
+		t.Fatalf("the fixture's garbage pages lost no rows: %s", rep)
+	}
+	lostEvents := func() []engine.Event {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []engine.Event
+		for _, e := range got {
+			if e.Code == "DB_ROWS_LOST" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	ev := lostEvents()
+	if len(ev) != 1 || ev[0].Value != float64(lost) || ev[0].Labels["db"] != db.opts.Name ||
+		!strings.Contains(ev[0].Message, rep.Backup) || !strings.Contains(ev[0].Message, fmt.Sprintf("%d lost", lost)) {
+		t.Fatalf("DB_ROWS_LOST events %+v; want one, value %d, naming %s", ev, lost, rep.Backup)
+	}
+	// The rebuilt file is whole: rebuilding it again loses nothing and says nothing.
+	if _, err := db.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ev := lostEvents(); len(ev) != 1 {
+		t.Fatalf("a rebuild that lost nothing raised DB_ROWS_LOST: %+v", ev)
+	}
+}
