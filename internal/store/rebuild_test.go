@@ -444,3 +444,48 @@ func TestRebuildThatLosesRowsSaysSo(t *testing.T) {
 		t.Fatalf("a rebuild that lost nothing raised DB_ROWS_LOST: %+v", ev)
 	}
 }
+
+// The progress the log, systemd, the status and /readyz show never counts a row twice:
+// the tables copied again whole at the swap were added a second time, so a runtime
+// rebuild with a large outgoing table reported "outgoing: 3876475 of 3000038 rows
+// (100%)" (attack-2026-12 re-run). With nothing written meanwhile, Copied stays within
+// Rows at every report.
+func TestRebuildProgressCountsEachRowOnce(t *testing.T) {
+	ctx := context.Background()
+	// A whole file (a rebuild copies any file): no row is lost, so Rows is exact.
+	path := filepath.Join(t.TempDir(), "remedy.db")
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES (?, '{}', 1)`, fmt.Sprint("k", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.InsertEvents(ctx, []engine.Event{{Time: time.Unix(1, 0), Code: "USER_MSG"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var mu sync.Mutex
+	var over []RebuildProgress
+	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Progress: func(p RebuildProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Copied > p.Rows {
+			over = append(over, p)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(over) > 0 {
+		t.Fatalf("progress past the rows it counts: %v (and %d more)", over[0], len(over)-1)
+	}
+}
