@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -20,20 +19,13 @@ import (
 // changeLog is the temporary table the triggers write to.
 const changeLog = "remedy_rebuild_changed"
 
-var errNotFollowing = errors.New("no writer connection to follow")
-
 // swapCopied is told how many rows the swap copied again (tests).
 var swapCopied = func(int64) {}
 
 // followChanges installs the triggers on the writer connection for tables (the ones
-// not in historyTables). An error leaves the swap to copy them whole.
+// not in historyTables). An error (no connection: a file that could not be opened,
+// rebuilt at Open, where nothing else writes) leaves the swap to copy them whole.
 func (db *DB) followChanges(ctx context.Context, tables []string) error {
-	db.mu.RLock()
-	open := db.h != nil
-	db.mu.RUnlock()
-	if !open { // a file that could not be opened, rebuilt at Open: nothing else writes
-		return errNotFollowing
-	}
 	stmts := []string{
 		`CREATE TEMP TABLE IF NOT EXISTS ` + changeLog + `(tbl TEXT NOT NULL, rid INTEGER NOT NULL)`,
 		`DELETE FROM temp.` + changeLog,
@@ -51,13 +43,20 @@ func (db *DB) followChanges(ctx context.Context, tables []string) error {
 				op.name, t, op.event, t, changeLog, op.rows))
 		}
 	}
-	for _, q := range stmts {
-		if _, err := db.Exec(ctx, q); err != nil {
-			db.unfollowChanges(tables)
-			return err
+	// On the connection itself, not through Exec: nothing here writes the file (no retry,
+	// and no write's success to clear the database's full state).
+	err := db.with(func(h *handles) error {
+		for _, q := range stmts {
+			if _, err := h.w.ExecContext(ctx, q); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		db.unfollowChanges(tables)
 	}
-	return nil
+	return err
 }
 
 // unfollowChanges drops the triggers and the log (a rebuild that stopped before its swap
