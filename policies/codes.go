@@ -49,6 +49,7 @@ var Codes = []CodeInfo{
 	{"DB_CONN_LOST", "store", "db, reason", "the database handle is gone or broken (file replaced, I/O error)"},
 	{"DB_CORRUPT", "store", "db", "SQLITE_CORRUPT, SQLITE_NOTADB or a failed integrity check"},
 	{"DB_FULL", "store", "db", "SQLITE_FULL: the disk or the page limit is full"},
+	{"DB_ROWS_LOST", "store", "db", "a rebuild of a damaged database could not copy every row: value is the rows lost, the message the report (they stay in the moved remedy.db.corrupt-… file)"},
 	{"DB_CHECK_UNFINISHED", "store", "db", "the scheduled integrity check (quick_check, every page) did not end within its 10-minute budget: the pages are unchecked"},
 	{"DB_OK", "store", "db", "the health check passed again"},
 	{"WA_MEDIA_FULL", "whatsapp", "dir", "an upload to the send API was refused (507): DATA_DIR/media is at whatsapp.send.media_total_mb or the disk below media_min_free_mb; value is the directory's bytes"},

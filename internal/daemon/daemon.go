@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Audit: auditSink{d.writers.audit}, Results: d.emit, DryRun: cfg.DryRun, Logger: log,
 	})
 	d.health = monitor.NewHealth()
-	d.health.Add("database_writable", d.databaseHealth)
+	d.health.AddState("database_writable", d.databaseReady)
 	d.health.Add("engine", func(ctx context.Context) error {
 		if n := d.inbox.len(); n > 10_000 {
 			return fmt.Errorf("%d inputs waiting", n)

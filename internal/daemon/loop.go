@@ -218,8 +218,8 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 	// page and runs on the health loop's schedule, never per request (B3).
 	o.Integrity = integrityView(d.data.Main.Integrity(), o.Now)
 	o.Retention = retentionView(d.pruner.Status(), o.Now)
-	if p, ok := d.data.Main.Rebuilding(); ok {
-		o.Database = "rebuilding (" + p.String() + "); the damaged file serves until the copy is complete"
+	if s, ok := d.rebuilding(); ok {
+		o.Database = s
 	} else if h := d.data.Main.Health(); h != "ok" {
 		o.Database = h
 	} else if err := d.databaseHealth(ctx); err != nil {

@@ -44,6 +44,28 @@ func (d *Daemon) whatsAppStateSet() *monitor.StateSet {
 		"state", states, d.whatsAppState)
 }
 
+// databaseReady is /readyz's database_writable: databaseHealth, and while a rebuild runs
+// (the damaged file serves, so it passes) the words the status shows for it, with its
+// progress (issue 26: progress in the log, on the dashboard and on /readyz).
+func (d *Daemon) databaseReady(ctx context.Context) (string, error) {
+	if err := d.databaseHealth(ctx); err != nil {
+		return "", err
+	}
+	if s, ok := d.rebuilding(); ok {
+		return s, nil
+	}
+	return "ok", nil
+}
+
+// rebuilding says how far a rebuild of remedy.db is, and false when none runs.
+func (d *Daemon) rebuilding() (string, bool) {
+	p, ok := d.data.Main.Rebuilding()
+	if !ok {
+		return "", false
+	}
+	return "rebuilding (" + p.String() + "); the damaged file serves until the copy is complete", true
+}
+
 // databaseHealth is the main database's health as /readyz ("database_writable") and the
 // status (database) both show it, so the two never disagree: a write goes through (the
 // probe row in state, within 5 s), and no write was refused for lack of space since the

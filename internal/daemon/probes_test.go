@@ -7,9 +7,13 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/store"
 )
 
 // probeView is what each probe and screen says about WhatsApp and the database.
@@ -120,4 +124,62 @@ func TestStatusAndReadyzAgreeOnTheDatabase(t *testing.T) {
 		}
 	}
 	r.d.data.Main.Exec(ctx, `PRAGMA query_only = 0`)
+}
+
+// withStoreTune changes the store's options after the daemon's own (tests only).
+func withStoreTune(f func(*store.Options)) Option {
+	return func(o *options) { o.storeTune = append(o.storeTune, f) }
+}
+
+// Issue 26 asked for a rebuild's progress "in the log, on the dashboard and /readyz":
+// the status's database field said "rebuilding (events: … rows)", while /readyz said
+// database_writable "ok" for the whole copy. Held mid-copy, every probe names the
+// rebuild and its progress, readiness stays 200 (the damaged file serves), and ingest
+// answers 202.
+func TestRebuildProgressOnEveryProbe(t *testing.T) {
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	r := startDaemon(t, nil, withStoreTune(func(so *store.Options) {
+		next := so.Progress
+		so.Progress = func(p store.RebuildProgress) {
+			if p.Table == "events" && !p.Done {
+				once.Do(func() { close(paused); <-resume })
+			}
+			if next != nil {
+				next(p)
+			}
+		}
+	}))
+	ctx := context.Background()
+	evs := make([]engine.Event, 10000)
+	for i := range evs {
+		evs[i] = engine.Event{Time: time.Now(), Code: "USER_MSG", Message: fmt.Sprint("event ", i)}
+	}
+	if err := r.d.data.Main.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.d.data.Main.Rebuild(ctx)
+		done <- err
+	}()
+	<-paused
+	v := r.probes()
+	code, _ := r.do("GET", "/readyz", "")
+	ingest, _ := r.do("POST", "/api/v1/events", `[{"code":"CANARY"}]`)
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"readyz database_writable": v.readyDB, "status database": v.statusDB} {
+		if !strings.Contains(s, "rebuilding") || !strings.Contains(s, "events: ") || !strings.Contains(s, " rows") {
+			t.Errorf("%s during a rebuild: %q; want the rebuild and its progress", name, s)
+		}
+	}
+	if code != 200 || ingest != 202 {
+		t.Errorf("during a rebuild: readyz %d (want 200: the damaged file serves), POST events %d (want 202)", code, ingest)
+	}
+	if v := r.probes(); v.readyDB != "ok" || v.statusDB != "ok" {
+		t.Errorf("after the swap: readyz %q, status %q", v.readyDB, v.statusDB)
+	}
 }

@@ -464,6 +464,11 @@ func (db *DB) emit(code, msg string) {
 		}
 		value = float64(n)
 	}
+	db.emitValue(code, msg, value)
+}
+
+// emitValue sends one DB_* event with its value (no rate limit).
+func (db *DB) emitValue(code, msg string, value float64) {
 	db.opts.Logger.Debug("store event", "db", db.opts.Name, "code", code, "message", msg)
 	if db.opts.Events != nil {
 		db.opts.Events(engine.Event{Time: time.Now(), Code: code, Source: "store",

@@ -144,6 +144,12 @@ func (db *DB) rebuildOnce(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
 	}
+	// Rows of the tables updated in place that change from now on are logged, so the swap
+	// copies only those again (rebuild_changes.go).
+	following := db.followChanges(ctx, tables) == nil
+	if following {
+		defer db.unfollowChanges(tables) // registered before the swap's lock: runs after its unlock
+	}
 	c := &copier{db: db, old: old, fresh: fresh, prog: RebuildProgress{Started: time.Now()}}
 	// Ranges that read cleanly are copied inside SQLite, without a round trip per row.
 	_, err = fresh.ExecContext(ctx, `ATTACH DATABASE ? AS src`, FileURI(db.opts.Path)+"?mode=ro")
@@ -170,18 +176,38 @@ func (db *DB) rebuildOnce(ctx context.Context) (Report, error) {
 	if db.h != nil {
 		_, _ = db.h.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	}
+	changed, logged := db.changedRows(ctx)
+	logged = logged && following
+	var recopied int64
 	for i, t := range tables {
 		if isHistory(t) {
 			c.salvage(ctx, t, last[i], &reports[i])
 			continue
 		}
-		// Small and updated in place: copied again whole, as it is now.
+		if logged {
+			// Only the rows changed since the copy began.
+			before, prog := reports[i].Copied, c.prog.Copied
+			if err := c.recopyRows(ctx, t, changed[t], &reports[i]); err != nil {
+				return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
+			}
+			var n int
+			_ = fresh.GetContext(ctx, &n, fmt.Sprintf(`SELECT count(*) FROM main."%s"`, t))
+			reports[i].Rows, reports[i].Copied = c.count(ctx, t), n
+			c.prog.Copied = prog - int64(before) + int64(n)
+			recopied += int64(len(changed[t]))
+			continue
+		}
+		// Updated in place and not followed: copied again whole, as it is now (its first
+		// copy leaves the progress, so no row counts twice).
 		if _, err := fresh.ExecContext(ctx, fmt.Sprintf(`DELETE FROM "%s"`, t)); err != nil {
 			return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
 		}
+		c.prog.Copied -= int64(reports[i].Copied)
 		reports[i] = TableReport{Table: t, Rows: c.count(ctx, t)}
 		c.salvage(ctx, t, 0, &reports[i])
+		recopied += int64(reports[i].Copied)
 	}
+	swapCopied(recopied)
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
 	}
@@ -216,6 +242,15 @@ func (db *DB) rebuildOnce(ctx context.Context) (Report, error) {
 	}
 	c.prog.Done = true
 	db.setProgress(c.prog)
+	// Rows that could not be copied are an alert of their own: the report is otherwise
+	// only in CLEAN_DATA's audit row, and DB_OK resolves db-corrupt.
+	lost := 0
+	for _, tr := range reports {
+		lost += tr.Lost()
+	}
+	if lost > 0 {
+		db.emitValue("DB_ROWS_LOST", rep.String(), float64(lost))
+	}
 	// The next health check confirms the repair and reports DB_OK.
 	return rep, nil
 }
@@ -236,11 +271,16 @@ func (db *DB) readerIntegrityCheck(ctx context.Context) error {
 	})
 }
 
-// openFresh creates the new file with the schema. It is written without a journal and
-// without syncs: an interrupted copy is thrown away, and the whole file is synced once
-// before the swap.
+// openFresh creates the new file with the schema and the Options' pragmas (auto_vacuum
+// is fixed when the first table is made: a copy without it would keep retention's freed
+// pages from the disk). It is written without a journal and without syncs: an
+// interrupted copy is thrown away, and the whole file is synced once before the swap.
 func (db *DB) openFresh(ctx context.Context, path string) (*sqlx.DB, error) {
-	w, err := sqlx.Open("sqlite", FileURI(path)+"?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=foreign_keys(0)")
+	dsn := FileURI(path) + "?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=foreign_keys(0)"
+	for _, p := range db.opts.Pragmas {
+		dsn += "&_pragma=" + p
+	}
+	w, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}

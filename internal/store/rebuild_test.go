@@ -353,3 +353,213 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// A rebuilt file is made as Open makes a new one: with the Options' pragmas. remedy.db's
+// auto_vacuum incremental (retention gives freed pages back to the disk) must survive a
+// repair; the copy was made without it, so after the first rebuild retention's deletes
+// no longer showed in the disk's free space (attack-2026-12 re-run).
+func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "remedy.db")
+	opts := Options{Path: path, Schema: RemedySchema, Pragmas: []string{retentionPragma}}
+	db, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]engine.Event, 0, 20000)
+	for j := 0; j < 20000; j++ {
+		evs = append(evs, engine.Event{Time: time.Unix(int64(j), 0), Code: "USER_MSG", Message: "event " + fmt.Sprint(j)})
+	}
+	if err := db.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, _ := os.Stat(path)
+	corrupt(t, path, int(st.Size()/4096/2), 1)
+	db, err = Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mode int
+	if err := db.Get(ctx, &mode, `PRAGMA auto_vacuum`); err != nil || mode != 2 {
+		t.Fatalf("auto_vacuum of the rebuilt file: %d %v (want 2, incremental)", mode, err)
+	}
+}
+
+// Issue 26: "the loss, if any, is counted and alerted". A rebuild at runtime wrote its
+// report ("… 184 lost (they stay in the moved file)") only into the CLEAN_DATA audit
+// row; the alerts the operator got were db-corrupt firing and then resolved by DB_OK. A
+// rebuild that could not copy every row now raises DB_ROWS_LOST, its value the rows lost
+// and its message the report; one that lost nothing raises nothing.
+func TestRebuildThatLosesRowsSaysSo(t *testing.T) {
+	ctx := context.Background()
+	path := rebuildFixture(t, 20000)
+	var mu sync.Mutex
+	var got []engine.Event
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Events: func(e engine.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, e)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rep, err := db.Rebuild(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, tr := range rep.Tables {
+		lost += tr.Lost()
+	}
+	if lost == 0 {
+		t.Fatalf("the fixture's garbage pages lost no rows: %s", rep)
+	}
+	lostEvents := func() []engine.Event {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []engine.Event
+		for _, e := range got {
+			if e.Code == "DB_ROWS_LOST" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	ev := lostEvents()
+	if len(ev) != 1 || ev[0].Value != float64(lost) || ev[0].Labels["db"] != db.opts.Name ||
+		!strings.Contains(ev[0].Message, rep.Backup) || !strings.Contains(ev[0].Message, fmt.Sprintf("%d lost", lost)) {
+		t.Fatalf("DB_ROWS_LOST events %+v; want one, value %d, naming %s", ev, lost, rep.Backup)
+	}
+	// The rebuilt file is whole: rebuilding it again loses nothing and says nothing.
+	if _, err := db.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ev := lostEvents(); len(ev) != 1 {
+		t.Fatalf("a rebuild that lost nothing raised DB_ROWS_LOST: %+v", ev)
+	}
+}
+
+// The progress the log, systemd, the status and /readyz show never counts a row twice:
+// the tables copied again whole at the swap were added a second time, so a runtime
+// rebuild with a large outgoing table reported "outgoing: 3876475 of 3000038 rows
+// (100%)" (attack-2026-12 re-run). With nothing written meanwhile, Copied stays within
+// Rows at every report.
+func TestRebuildProgressCountsEachRowOnce(t *testing.T) {
+	ctx := context.Background()
+	// A whole file (a rebuild copies any file): no row is lost, so Rows is exact.
+	path := filepath.Join(t.TempDir(), "remedy.db")
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES (?, '{}', 1)`, fmt.Sprint("k", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.InsertEvents(ctx, []engine.Event{{Time: time.Unix(1, 0), Code: "USER_MSG"}}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var mu sync.Mutex
+	var over []RebuildProgress
+	db, err = Open(ctx, Options{Path: path, Schema: RemedySchema, Progress: func(p RebuildProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Copied > p.Rows {
+			over = append(over, p)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Rebuild(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(over) > 0 {
+		t.Fatalf("progress past the rows it counts: %v (and %d more)", over[0], len(over)-1)
+	}
+}
+
+// The swap holds every writer, so its work must not grow with the file: the tables
+// updated in place (outgoing, alerts, queue_items, …) were copied again whole under the
+// lock, and a runtime rebuild with 1M outgoing rows held ingest for 13 s (two POSTs 503
+// after 5 s; attack-2026-12 re-run). Now the writer connection records the rows changed
+// since the copy began, and the swap copies only those again. Changes made during the
+// copy (an update, an insert, a delete) are all in the swapped-in file.
+func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "remedy.db")
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var swapRows []int64
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Progress: func(p RebuildProgress) {
+		if p.Table == "events" {
+			once.Do(func() { close(paused); <-resume })
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n = 20000
+	err = db.WithTx(ctx, func(ctx context.Context, tx *Tx) error {
+		for i := range n {
+			if _, err := tx.Exec(ctx, `INSERT INTO outgoing(id, chat, status, created, updated) VALUES (?, 'c', 'sent', 1, 1)`, fmt.Sprint("m", i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InsertEvents(ctx, []engine.Event{{Time: time.Unix(1, 0), Code: "USER_MSG"}}); err != nil {
+		t.Fatal(err)
+	}
+	swapCopied = func(rows int64) { swapRows = append(swapRows, rows) }
+	defer func() { swapCopied = func(int64) {} }()
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Rebuild(ctx)
+		done <- err
+	}()
+	<-paused
+	for _, q := range []string{
+		`UPDATE outgoing SET status = 'read', updated = 2 WHERE id = 'm7'`,
+		`DELETE FROM outgoing WHERE id = 'm8'`,
+		`INSERT INTO outgoing(id, chat, status, created, updated) VALUES ('new', 'c', 'queued', 3, 3)`,
+		`INSERT INTO state(key, data, updated) VALUES ('during', '{}', 2)`,
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var status string
+	var count, gone, added, state int
+	db.Get(ctx, &status, `SELECT status FROM outgoing WHERE id = 'm7'`)
+	db.Get(ctx, &count, `SELECT count(*) FROM outgoing`)
+	db.Get(ctx, &gone, `SELECT count(*) FROM outgoing WHERE id = 'm8'`)
+	db.Get(ctx, &added, `SELECT count(*) FROM outgoing WHERE id = 'new'`)
+	db.Get(ctx, &state, `SELECT count(*) FROM state WHERE key = 'during'`)
+	if status != "read" || count != n || gone != 0 || added != 1 || state != 1 {
+		t.Fatalf("after the swap: m7 %q (want read), %d outgoing rows (want %d), m8 %d (want 0), new %d, state 'during' %d",
+			status, count, n, gone, added, state)
+	}
+	if len(swapRows) != 1 || swapRows[0] > 10 {
+		t.Fatalf("rows copied again at the swap: %v; want the few changed since the copy began, not the %d outgoing rows", swapRows, n)
+	}
+}
