@@ -271,13 +271,13 @@ func (db *DB) readerIntegrityCheck(ctx context.Context) error {
 	})
 }
 
-// openFresh creates the new file with the schema and the Options' pragmas (auto_vacuum
+// openFresh creates the new file with the schema and the Options' CreatePragmas (auto_vacuum
 // is fixed when the first table is made: a copy without it would keep retention's freed
 // pages from the disk). It is written without a journal and without syncs: an
 // interrupted copy is thrown away, and the whole file is synced once before the swap.
 func (db *DB) openFresh(ctx context.Context, path string) (*sqlx.DB, error) {
 	dsn := FileURI(path) + "?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=foreign_keys(0)"
-	for _, p := range db.opts.Pragmas {
+	for _, p := range db.opts.CreatePragmas { // a new file: set before its first table
 		dsn += "&_pragma=" + p
 	}
 	w, err := sqlx.Open("sqlite", dsn)

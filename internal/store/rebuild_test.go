@@ -361,7 +361,7 @@ func BenchmarkRebuild(b *testing.B) {
 func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
-	opts := Options{Path: path, Schema: RemedySchema, Pragmas: []string{retentionPragma}}
+	opts := Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma}}
 	db, err := Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
