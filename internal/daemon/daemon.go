@@ -47,6 +47,7 @@ type Daemon struct {
 
 	data     *store.Data
 	pruner   *store.Pruner // remedy.db's retention (retention.go)
+	dbProbe  probeMemo     // the last database probe, shared by /readyz and the status (probes.go)
 	writers  *writers
 	exec     *actions.Executor
 	actCtx   context.Context // actions' parent; cancelled when the engine stops

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/remedy-run/remedy/internal/monitor"
@@ -70,7 +71,40 @@ func (d *Daemon) rebuilding() (string, bool) {
 // status (database) both show it, so the two never disagree: a write goes through (the
 // probe row in state, within 5 s), and no write was refused for lack of space since the
 // last one that succeeded. Errors: "full: …" or "not writable: …".
+//
+// Callers within probeShare of the last probe share its result (one write a second
+// however many dashboards, scrapers and !status ask: issue 26's "status costs nothing per
+// call"); a caller that comes while a probe runs waits for it.
 func (d *Daemon) databaseHealth(ctx context.Context) error {
+	return d.dbProbe.do(time.Now, func() error { return d.probeDatabase(ctx) })
+}
+
+// probeShare is how long one database probe answers for: short beside /readyz's usual
+// scrape interval (Prometheus's default is 1 m), long beside a dashboard's 5 s refresh
+// with many tabs open.
+const probeShare = time.Second
+
+// probeMemo is the last database probe (databaseHealth).
+type probeMemo struct {
+	mu  sync.Mutex
+	at  time.Time // when the last probe ended; zero: none yet
+	err error
+}
+
+// do returns the last probe's result if it ended less than probeShare ago (by now),
+// and otherwise runs probe; callers wait for a probe that runs.
+func (m *probeMemo) do(now func() time.Time, probe func() error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t := now(); !m.at.IsZero() && !t.Before(m.at) && t.Sub(m.at) < probeShare {
+		return m.err
+	}
+	err := probe()
+	m.at, m.err = now(), err
+	return err
+}
+
+func (d *Daemon) probeDatabase(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := d.data.Main.Exec(ctx, `INSERT INTO state(key, kind, data, updated) VALUES ('remedy.health', 'remedy', '{}', ?)

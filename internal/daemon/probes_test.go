@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -107,6 +108,7 @@ func TestStatusAndReadyzAgreeOnTheDatabase(t *testing.T) {
 			if _, err := r.d.data.Main.Exec(ctx, fmt.Sprintf(`PRAGMA query_only = %t`, readOnly)); err != nil {
 				t.Fatal(err)
 			}
+			r.d.dbProbe.forget() // the next probe, not one shared from before the change
 		}
 		v := r.probes()
 		if readOnly != (v.statusDB != "ok") {
@@ -117,6 +119,7 @@ func TestStatusAndReadyzAgreeOnTheDatabase(t *testing.T) {
 	}
 	if !sawBad { // the named case, whatever the seed drew
 		r.d.data.Main.Exec(ctx, `PRAGMA query_only = 1`)
+		r.d.dbProbe.forget()
 		v := r.probes()
 		v.agree(t, "unpaired")
 		if v.statusDB == "ok" {
@@ -182,4 +185,48 @@ func TestRebuildProgressOnEveryProbe(t *testing.T) {
 	if v := r.probes(); v.readyDB != "ok" || v.statusDB != "ok" {
 		t.Errorf("after the swap: readyz %q, status %q", v.readyDB, v.statusDB)
 	}
+}
+
+// Issue 26: status and readyz cost nothing per call. Their one database probe (a write)
+// is shared by every caller within probeShare of it, a failure as much as a pass, and a
+// clock that went back never keeps an old answer.
+func TestDatabaseProbeIsSharedWithinASecond(t *testing.T) {
+	var m probeMemo
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	now := t0
+	clock := func() time.Time { return now }
+	probes := 0
+	var result error
+	probe := func() error { probes++; return result }
+	ask := func(at time.Duration) error { now = t0.Add(at); return m.do(clock, probe) }
+
+	for i := range 100 {
+		if err := ask(time.Duration(i) * time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if probes != 1 {
+		t.Fatalf("100 callers within 100 ms made %d probes, want 1", probes)
+	}
+	result = errors.New("not writable: disk I/O error")
+	if err := ask(999 * time.Millisecond); err != nil || probes != 1 {
+		t.Fatalf("inside the second: %v after %d probes", err, probes)
+	}
+	if err := ask(time.Second); err == nil || probes != 2 {
+		t.Fatalf("a second later the fault was not probed: %v after %d probes", err, probes)
+	}
+	if err := ask(1500 * time.Millisecond); err == nil || probes != 2 {
+		t.Fatalf("the failure was not shared: %v after %d probes", err, probes)
+	}
+	result = nil
+	if err := ask(0); err != nil || probes != 3 {
+		t.Fatalf("a clock that went back kept the old answer: %v after %d probes", err, probes)
+	}
+}
+
+// forget drops the shared probe result, so the next caller probes.
+func (m *probeMemo) forget() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.at = time.Time{}
 }
