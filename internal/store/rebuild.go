@@ -255,22 +255,6 @@ func (db *DB) rebuildOnce(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// readerIntegrityCheck is PRAGMA integrity_check on a reader connection: on a large file
-// it reads for many seconds, and on the writer it would hold every write (and so ingest)
-// that long.
-func (db *DB) readerIntegrityCheck(ctx context.Context) error {
-	return db.with(func(h *handles) error {
-		var res []string
-		if err := h.r.SelectContext(ctx, &res, `PRAGMA integrity_check`); err != nil {
-			return wrap(err)
-		}
-		if len(res) != 1 || res[0] != "ok" {
-			return fmt.Errorf("%w: integrity_check: %v", ErrCorrupt, res)
-		}
-		return nil
-	})
-}
-
 // openFresh creates the new file with the schema and the Options' CreatePragmas (auto_vacuum
 // is fixed when the first table is made: a copy without it would keep retention's freed
 // pages from the disk). It is written without a journal and without syncs: an

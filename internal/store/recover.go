@@ -82,7 +82,7 @@ func (r Report) String() string {
 // the CLEAN_DATA that DB_CORRUPT started names the moved file and the rows lost instead
 // of "nothing to repair".
 func (db *DB) Clean(ctx context.Context) (Report, error) {
-	if err := db.readerIntegrityCheck(ctx); err != nil {
+	if err := db.IntegrityCheck(ctx); err != nil {
 		return db.Rebuild(ctx)
 	}
 	if rep := db.openRepair.Swap(nil); rep != nil {
