@@ -99,6 +99,8 @@ type Condition struct {
 	sites   []*Site
 	uses    Uses
 	ids     []int // slots of uses.Keys
+	// instance: the condition reads the instance's labels (ReadsInstance).
+	instance bool
 	// explain holds one small program per identifier, for the reasons of decisions.
 	explain []explainer
 }
@@ -212,9 +214,19 @@ func Compile(src string, opts ...Option) (*Condition, error) {
 	sort.Strings(c.uses.Keys)
 	for _, k := range c.uses.Keys {
 		c.ids = append(c.ids, keyID(k))
+		c.instance = c.instance || strings.HasPrefix(k, "labels.")
+	}
+	for _, s := range rw.sites {
+		c.instance = c.instance || (s.Func == FuncCount || s.Func == FuncSince) && len(s.By) > 0
 	}
 	return c, nil
 }
+
+// ReadsInstance reports whether the condition reads the instance it is evaluated for:
+// a `labels.<name>` key, or count() or since() of the instance's own events (a selector
+// with by labels). Nothing else reads what SetLabels and SetInstanceLabels set, so a
+// caller may skip them before evaluating a condition that does not.
+func (c *Condition) ReadsInstance() bool { return c.instance }
 
 // callName is the typed function all helper calls are rewritten to; expr calls a
 // func(any) any without building an argument slice.

@@ -220,6 +220,9 @@ func (fc *fastCompiler) compare(n *ast.BinaryNode) boolFn {
 			return nil
 		}
 	}
+	if f := fc.compareKey(n, op, rc, rconst); f != nil {
+		return f
+	}
 	switch {
 	case lconst && rconst:
 		return nil // expr folds these; nothing to gain
@@ -250,6 +253,39 @@ func (fc *fastCompiler) compare(n *ast.BinaryNode) boolFn {
 		}
 		return compareValues(op, a, b)
 	}
+}
+
+// compareKey is compare for a key on the left and a number or string constant on the
+// right, the commonest shape by far (`metrics.cpu > 90`, `event.labels.reason !=
+// "logged_out"`): the closure reads the slot itself instead of calling an operand
+// closure, one indirect call less per comparison. nil if n has another shape.
+func (fc *fastCompiler) compareKey(n *ast.BinaryNode, op string, rc value, rconst bool) boolFn {
+	id, ok := n.Left.(*ast.IdentifierNode)
+	if !ok || !rconst || !validKey(id.Value) {
+		return nil
+	}
+	k := keyID(id.Value)
+	switch {
+	case rc.k == num:
+		c := rc.f
+		switch op {
+		case ">":
+			return func(r *Runtime) (bool, bool) { v := r.val(k); return v.f > c, v.k == num }
+		case ">=":
+			return func(r *Runtime) (bool, bool) { v := r.val(k); return v.f >= c, v.k == num }
+		case "<":
+			return func(r *Runtime) (bool, bool) { v := r.val(k); return v.f < c, v.k == num }
+		case "<=":
+			return func(r *Runtime) (bool, bool) { v := r.val(k); return v.f <= c, v.k == num }
+		}
+	case rc.k == str && op == "==":
+		c := rc.s
+		return func(r *Runtime) (bool, bool) { v := r.val(k); return v.k == str && v.s == c, true }
+	case rc.k == str && op == "!=":
+		c := rc.s
+		return func(r *Runtime) (bool, bool) { v := r.val(k); return v.k != str || v.s != c, true }
+	}
+	return nil
 }
 
 // compareValues is expr's Equal/Less/… for the kinds a slot holds; ok is false where

@@ -196,6 +196,10 @@ func TestFastPathDifferential(t *testing.T) {
 			if vf != vs || (ef == nil) != (es == nil) || (ef != nil && ef.Error() != es.Error()) {
 				t.Fatalf("input %d, %q: fast %v, %v; expr %v, %v", i, fast[j].Source, vf, ef, vs, es)
 			}
+			// EvalFast answers as Eval does, or leaves it to Eval where expr fails.
+			if v, ok := rf.EvalFast(fast[j], now); ok && (v != vf || ef != nil) || !ok && fast[j].fast != nil && ef == nil {
+				t.Fatalf("input %d, %q: EvalFast %v, %v; Eval %v, %v", i, fast[j].Source, v, ok, vf, ef)
+			}
 			if ef != nil {
 				errs++
 			}
@@ -245,5 +249,61 @@ func TestFastPathUnprepared(t *testing.T) {
 	vs, es := r.Eval(&s, t0)
 	if vf != vs || (ef == nil) != (es == nil) {
 		t.Fatalf("fast %v, %v; expr %v, %v", vf, ef, vs, es)
+	}
+}
+
+// A condition that ReadsInstance says does not read the instance gives the same result
+// and error whatever instance labels are set: the engine skips setting them for it.
+func TestReadsInstance(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 2026))
+	g := condGen{rng}
+	groupBys := [][]string{nil, {"a"}, {"a", "team"}}
+	var conds []*Condition
+	for len(conds) < 300 {
+		c, err := Compile(g.cond(3), GroupBy(groupBys[rng.IntN(len(groupBys))]))
+		if err == nil {
+			conds = append(conds, c)
+		}
+	}
+	r := NewRuntime(nil, nil)
+	r.Prepare(conds)
+	labels := func() map[string]string {
+		m := map[string]string{}
+		for _, k := range []string{"a", "b", "team"} {
+			if rng.IntN(3) > 0 {
+				m[k] = []string{"a", "b", "", "C1"}[rng.IntN(4)]
+			}
+		}
+		return m
+	}
+	now := t0
+	reading, differ := 0, 0
+	for _, c := range conds {
+		if c.ReadsInstance() {
+			reading++
+		}
+	}
+	for i := range 200 {
+		now = now.Add(time.Duration(rng.IntN(20_000)) * time.Millisecond)
+		feedRandom(rng, now, r)
+		by := groupBys[rng.IntN(len(groupBys))]
+		p1, e1, p2, e2 := labels(), labels(), labels(), labels()
+		for _, c := range conds {
+			r.SetInstanceLabels(p1, e1, by)
+			v1, err1 := r.Eval(c, now)
+			r.SetInstanceLabels(p2, e2, by)
+			v2, err2 := r.Eval(c, now)
+			same := v1 == v2 && fmt.Sprint(err1) == fmt.Sprint(err2)
+			if !same && !c.ReadsInstance() {
+				t.Fatalf("input %d, %q: %v, %v with labels %v/%v; %v, %v with %v/%v", i, c.Source, v1, err1, p1, e1, v2, err2, p2, e2)
+			}
+			if !same {
+				differ++
+			}
+		}
+	}
+	// The generator must make conditions of both kinds, and labels that matter.
+	if reading < 50 || reading > len(conds)-50 || differ == 0 {
+		t.Fatalf("%d of %d conditions read the instance, %d evaluations differed by it", reading, len(conds), differ)
 	}
 }

@@ -59,9 +59,23 @@ type siteCell struct {
 type slotKey struct {
 	key   string
 	id    int
-	field string // "code", "source", "message", "value", or "" for a label
-	name  string // the label name
+	field eventField // event keys: which field (SetEvent switches on it for every event)
+	name  string     // the label name
 }
+
+// eventField is the field of `event` a key reads.
+type eventField uint8
+
+const (
+	fieldLabel   eventField = iota // event.labels.<name>
+	fieldCode                      // event.code
+	fieldSource                    // event.source
+	fieldMessage                   // event.message
+	fieldValue                     // event.value
+	fieldNone                      // anything else (the type check rejects it): absent
+)
+
+var eventFields = map[string]eventField{"code": fieldCode, "source": fieldSource, "message": fieldMessage, "value": fieldValue}
 
 // metricSlot is a metric's expr cell and slot. Cells are never dropped, so a metric that
 // a reload stops and a later one starts using again keeps its latest value.
@@ -143,9 +157,12 @@ func (r *Runtime) Prepare(conds []*Condition) {
 	for k, id := range keys {
 		switch {
 		case strings.HasPrefix(k, "event."):
-			sk := slotKey{key: k, id: id, field: k[len("event."):]}
+			sk := slotKey{key: k, id: id, field: fieldNone}
+			if f, ok := eventFields[k[len("event."):]]; ok {
+				sk.field = f
+			}
 			if name, ok := strings.CutPrefix(k, "event.labels."); ok {
-				sk.field, sk.name = "", name
+				sk.field, sk.name = fieldLabel, name
 			}
 			r.eventK = append(r.eventK, sk)
 			if _, ok := r.env[k]; !ok {
@@ -224,15 +241,15 @@ func (r *Runtime) SetEvent(code, source, message string, val float64, labels map
 		k := &r.eventK[i]
 		var v value
 		switch k.field {
-		case "code":
+		case fieldCode:
 			v = value{k: str, s: code}
-		case "source":
+		case fieldSource:
 			v = value{k: str, s: source}
-		case "message":
+		case fieldMessage:
 			v = value{k: str, s: message}
-		case "value":
+		case fieldValue:
 			v = value{k: num, f: val}
-		case "": // event.labels.<name>
+		case fieldLabel:
 			if s, ok := labels[k.name]; ok {
 				v = value{k: str, s: s}
 			}
@@ -311,7 +328,12 @@ func (r *Runtime) ObserveSample(t time.Time, values map[string]float64) {
 }
 
 // SetLabels sets the instance's labels (`labels.<name>`).
-func (r *Runtime) SetLabels(labels map[string]string) { r.SetInstanceLabels(labels, nil, nil) }
+func (r *Runtime) SetLabels(labels map[string]string) {
+	r.grpPolicy, r.grpEvent, r.grpBy = labels, nil, nil
+	if len(r.labelK) > 0 {
+		r.setLabelSlots(labels, nil, nil)
+	}
+}
 
 // SetInstanceLabels sets `labels.<name>` for an instance that may not exist yet: the
 // names in groupBy come from the event's labels, the others from the policy's. count()
@@ -319,6 +341,12 @@ func (r *Runtime) SetLabels(labels map[string]string) { r.SetInstanceLabels(labe
 // are read, not copied: they must stay unchanged until then.
 func (r *Runtime) SetInstanceLabels(policy, event map[string]string, groupBy []string) {
 	r.grpPolicy, r.grpEvent, r.grpBy = policy, event, groupBy
+	if len(r.labelK) > 0 { // kept small enough to inline: the engine calls it per policy woken
+		r.setLabelSlots(policy, event, groupBy)
+	}
+}
+
+func (r *Runtime) setLabelSlots(policy, event map[string]string, groupBy []string) {
 	for i := range r.labelK {
 		k := &r.labelK[i]
 		src := policy
@@ -373,6 +401,19 @@ func (r *Runtime) Eval(c *Condition, now time.Time) (bool, error) {
 	}
 	b, _ := out.(bool)
 	return b, nil
+}
+
+// EvalFast evaluates c at time now on the fast path (fast.go) alone, for a caller that
+// evaluates many conditions per input (the engine): it is small enough to inline, so
+// such a caller pays one call per evaluation, the condition's own. ok is false when c
+// is not on the fast path or expr would report an error here; Eval then gives the
+// result and the error. When ok, v is what Eval returns, with a nil error.
+func (r *Runtime) EvalFast(c *Condition, now time.Time) (v, ok bool) {
+	if f := c.fast; f != nil {
+		r.now = now
+		v, ok = f(r)
+	}
+	return
 }
 
 func (r *Runtime) call(arg any) any {

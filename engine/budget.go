@@ -14,12 +14,12 @@ import (
 func (e *Engine) budget(ps *policyState, key string, err error) {
 	if !errors.Is(err, conditions.ErrEvalBudget) {
 		if err == nil {
-			ps.overBudget, ps.budgetErr = time.Time{}, ""
+			ps.overBudget, ps.budgetErr, ps.budgetHit = time.Time{}, "", false
 		}
 		return
 	}
 	first := ps.overBudget.IsZero()
-	ps.overBudget, ps.budgetErr = e.now, err.Error()
+	ps.overBudget, ps.budgetErr, ps.budgetHit = e.now, err.Error(), true
 	if first {
 		d := e.decision(ps, &instance{key: key}, KindState, err.Error())
 		d.State = EvalBudget

@@ -89,9 +89,21 @@ const maxRoutes = 4096
 
 // policyState is a policy with the state of its instances.
 type policyState struct {
+	// What the hot loops (onEvent, onSample) read for every input that wakes the policy
+	// comes first, together: cond, groupBy and labels are p's, copied so that those
+	// loops do not reach into the large Policy for them.
+	cond      *conditions.Condition
+	groupBy   []string
+	labels    map[string]string
+	instances map[string]*instance
+	// budgetHit is !overBudget.IsZero(), tested on every evaluation.
+	budgetHit bool
+	// ownLabels: the condition reads the instance's labels (ReadsInstance); the hot
+	// loops set them in the runtime only then.
+	ownLabels bool
+
 	p         *policies.Policy
 	idx       int // position in the set: the order of timers due together
-	instances map[string]*instance
 	firing    int
 	lastFired time.Time
 	example   map[string]any // Example(p), made on the first Status
@@ -151,7 +163,8 @@ func (e *Engine) Swap(set *policies.Set) Diff {
 	e.named = map[string]*policyState{}
 	var conds []*conditions.Condition
 	for _, p := range set.Policies {
-		ps := &policyState{p: p, idx: len(e.pols), instances: map[string]*instance{}}
+		ps := &policyState{p: p, idx: len(e.pols), instances: map[string]*instance{},
+			cond: p.Cond, groupBy: p.GroupBy, labels: p.Labels, ownLabels: p.Cond != nil && p.Cond.ReadsInstance()}
 		if o := old[p.Name]; o != nil {
 			if o.p.Hash == p.Hash {
 				ps.instances, ps.firing, ps.lastFired, ps.flapping = o.instances, o.firing, o.lastFired, o.flapping
@@ -280,7 +293,9 @@ func (e *Engine) Process(in Input) []Decision {
 	e.out = e.out[:0]
 	e.stats.Inputs++
 	t := in.At()
-	e.runTimers(t)
+	if len(e.timers) > 0 || len(e.dirty) > 0 { // nothing scheduled (steady state): no call
+		e.runTimers(t)
+	}
 	if t.After(e.now) {
 		e.now = t
 	}
@@ -371,14 +386,27 @@ func (e *Engine) onEvent(ev *Event) {
 		}
 	}
 	for _, ps := range r.on {
-		key := e.key(ps.p, ev.Labels)
-		inst := ps.instances[key]
-		if inst != nil {
-			e.rt.SetLabels(inst.labels)
-		} else {
-			e.rt.SetInstanceLabels(ps.p.Labels, ev.Labels, ps.p.GroupBy)
+		key := e.key(ps, ev.Labels)
+		var inst *instance
+		if len(ps.instances) > 0 {
+			inst = ps.instances[key]
 		}
-		if !e.eval(ps, key) {
+		switch {
+		case !ps.ownLabels:
+		case inst != nil:
+			e.rt.SetLabels(inst.labels)
+		default:
+			e.rt.SetInstanceLabels(ps.labels, ev.Labels, ps.groupBy)
+		}
+		ok := true
+		if c := ps.cond; c != nil { // eval, by hand as in onSample
+			e.stats.Evaluations++
+			var fast bool
+			if ok, fast = e.rt.EvalFast(c, e.now); !fast || ps.budgetHit || e.opts.Trace != nil {
+				ok = e.evalSlow(ps, key, ok, fast)
+			}
+		}
+		if !ok {
 			continue
 		}
 		if inst == nil {
@@ -392,13 +420,25 @@ func (e *Engine) onSample(s *Sample) {
 	e.rt.ObserveSample(e.now, s.Values)
 	e.rt.ClearEvent()
 	for _, ps := range e.samplers {
-		inst := ps.instances[""]
-		if inst != nil {
-			e.rt.SetLabels(inst.labels)
-		} else {
-			e.rt.SetLabels(ps.p.Labels)
+		var inst *instance
+		if len(ps.instances) > 0 { // most sample policies are quiet: no instance, no lookup
+			inst = ps.instances[""]
 		}
-		ok := e.eval(ps, "")
+		switch {
+		case !ps.ownLabels:
+		case inst != nil:
+			e.rt.SetLabels(inst.labels)
+		default:
+			e.rt.SetLabels(ps.labels)
+		}
+		ok := true
+		if c := ps.cond; c != nil { // eval, by hand: Go does not inline it, and this runs per policy
+			e.stats.Evaluations++
+			var fast bool
+			if ok, fast = e.rt.EvalFast(c, e.now); !fast || ps.budgetHit || e.opts.Trace != nil {
+				ok = e.evalSlow(ps, "", ok, fast)
+			}
+		}
 		if inst == nil {
 			if !ok {
 				continue
@@ -409,16 +449,33 @@ func (e *Engine) onSample(s *Sample) {
 	}
 }
 
+// eval evaluates ps's condition for the instance key (whose labels are set).
 func (e *Engine) eval(ps *policyState, key string) bool {
-	if ps.p.Cond == nil {
+	c := ps.cond
+	if c == nil {
 		return true
 	}
 	e.stats.Evaluations++
-	ok, err := e.rt.Eval(ps.p.Cond, e.now)
+	// The fast path answers almost every evaluation, with no error to record; the rest
+	// (expr, a budget to clear, a trace) is evalSlow's.
+	v, ok := e.rt.EvalFast(c, e.now)
+	if !ok || ps.budgetHit || e.opts.Trace != nil {
+		v = e.evalSlow(ps, key, v, ok)
+	}
+	return v
+}
+
+// evalSlow finishes an evaluation that EvalFast did not settle: fast says whether it
+// answered (with v), else the condition runs through Eval.
+func (e *Engine) evalSlow(ps *policyState, key string, v, fast bool) bool {
+	ok, err := v, error(nil)
+	if !fast {
+		ok, err = e.rt.Eval(ps.cond, e.now)
+	}
 	if err != nil {
 		e.stats.EvalErrors++
 	}
-	if err != nil || !ps.overBudget.IsZero() { // the common case costs one test per evaluation
+	if err != nil || ps.budgetHit { // the common case costs one test per evaluation
 		e.budget(ps, key, err)
 	}
 	if e.opts.Trace != nil {
@@ -428,23 +485,28 @@ func (e *Engine) eval(ps *policyState, key string) bool {
 	return ok
 }
 
-// key is the instance key: the group_by label values joined by ",". It allocates only
-// for a new multi-label instance.
-func (e *Engine) key(p *policies.Policy, labels map[string]string) string {
-	switch len(p.GroupBy) {
+// key is the instance key of ps: the group_by label values joined by ",". It allocates
+// only for a new multi-label instance.
+func (e *Engine) key(ps *policyState, labels map[string]string) string {
+	switch len(ps.groupBy) {
 	case 0:
 		return ""
 	case 1:
-		return labels[p.GroupBy[0]]
+		return labels[ps.groupBy[0]]
 	}
+	return e.multiKey(ps, labels)
+}
+
+// multiKey is key for two or more group_by labels (apart, so that key inlines).
+func (e *Engine) multiKey(ps *policyState, labels map[string]string) string {
 	e.keyBuf = e.keyBuf[:0]
-	for i, g := range p.GroupBy {
+	for i, g := range ps.groupBy {
 		if i > 0 {
 			e.keyBuf = append(e.keyBuf, ',')
 		}
 		e.keyBuf = append(e.keyBuf, labels[g]...)
 	}
-	if inst, ok := e.named[p.Name].instances[string(e.keyBuf)]; ok {
+	if inst, ok := ps.instances[string(e.keyBuf)]; ok {
 		return inst.key
 	}
 	return string(e.keyBuf)

@@ -246,7 +246,7 @@ policies:
 			var want []string
 			if code == "C1" && (refCount(hist, "C1", now, window, by, labels, match)+refCount(hist, "C2", now, window, by, labels, match) >= k ||
 				refSince(hist, "C3", now, by, labels, match) < float64(recent)) {
-				want = []string{h.e.key(h.e.set.Policies[0], labels)}
+				want = []string{h.e.key(h.e.pols[0], labels)}
 			}
 			if code == "C1" && len(want) > 0 {
 				fires++

@@ -319,7 +319,7 @@ func (e *Engine) resolveByEvent(ps *policyState, ev *Event) {
 		has = has || ok
 	}
 	if has || len(p.GroupBy) == 0 {
-		if inst := ps.instances[e.key(p, ev.Labels)]; inst != nil {
+		if inst := ps.instances[e.key(ps, ev.Labels)]; inst != nil {
 			e.clear(ps, inst, "resolved by "+ev.Code)
 		}
 		return
