@@ -54,6 +54,18 @@ type Options struct {
 	// Progress, if set, is told how a rebuild goes after every batch it copies (see
 	// RebuildProgress); it must not block. The daemon logs it and tells systemd.
 	Progress func(RebuildProgress)
+	// rebuildBatch overrides rebuildBatch (0: the default). Tests only: a small batch
+	// gives a small file as many batches, and so as many interruption points, as a large
+	// one, at a fraction of the cost under the race detector.
+	rebuildBatch int
+}
+
+// batch is the rows a rebuild copies per transaction.
+func (o Options) batch() int64 {
+	if o.rebuildBatch > 0 {
+		return int64(o.rebuildBatch)
+	}
+	return rebuildBatch
 }
 
 // DB is one SQLite database file with a writer connection and a reader pool. It is safe
