@@ -165,7 +165,10 @@ func retentionRun(t *testing.T, seed uint64, weeks int) {
 		}()
 		rng := rand.New(rand.NewPCG(seed, 26))
 		path := filepath.Join(t.TempDir(), "remedy.db")
-		db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma}})
+		// Synced at checkpoints only: thousands of commits each waited for the disk
+		// (most of the test's time without -race), and durability is not what it tests.
+		db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma},
+			syncAtCheckpoints: true})
 		if err != nil {
 			t.Fatal(err)
 		}
