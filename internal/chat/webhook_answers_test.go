@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,8 +91,20 @@ func TestSlowHandlerBodyEndsWithTheAttempt(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
+	// The item's deadline comes once the answer has begun (its first bytes are in), so
+	// the body is what the attempt waits for when its context ends.
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { time.Sleep(50 * time.Millisecond); cancel() }() // the item's deadline, early
+	answering := make(chan struct{})
+	var once sync.Once
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotFirstResponseByte: func() { once.Do(func() { close(answering) }) }})
+	defer cancel()
+	go func() {
+		select {
+		case <-answering:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
 	_, err := WebhookHandler{URL: srv.URL, Client: &http.Client{}}.Handle(ctx, Message{ID: "x", Kind: "text"})
 	if !errors.Is(err, context.Canceled) && (err == nil || !strings.Contains(err.Error(), "canceled")) {
 		t.Fatalf("a slow body: %v", err)

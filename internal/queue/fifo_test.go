@@ -72,7 +72,9 @@ func TestBlockedQueueIsNotStuck(t *testing.T) {
 		rec := &recorder{}
 		var down atomic.Bool
 		down.Store(true)
-		q, _ := Open(context.Background(), db, Options{Name: "outbound", Group: "chat", Events: rec.add, Blocked: down.Load, MaxAttempts: 200,
+		// The outbound queue's options (one worker, as chat.Pipeline opens it): each idle
+		// worker claims every 250 ms, and four made 11,520 claims in the 12 minutes.
+		q, _ := Open(context.Background(), db, Options{Name: "outbound", Group: "chat", Workers: 1, Events: rec.add, Blocked: down.Load, MaxAttempts: 200,
 			Handler: func(ctx context.Context, it Item) error { return errors.New("websocket not connected") }})
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -27,7 +27,7 @@ func TestRunHealthOnSchedule(t *testing.T) {
 		done := make(chan struct{})
 		go func() { db.RunHealth(ctx, 30*time.Second); close(done) }()
 
-		time.Sleep(31 * time.Second)
+		time.Sleep(31 * time.Second) // past the first check, on the bubble's clock
 		synctest.Wait()
 		if s.has("DB_CONN_LOST") {
 			t.Fatal("a healthy database was reported lost")
@@ -94,9 +94,7 @@ func TestBusyDatabaseIsNotLost(t *testing.T) {
 		_, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('waiting', '{}', 1)`)
 		done <- err
 	}()
-	for !s.has("DB_BUSY") { // the write is waiting on the lock, holding the writer
-		time.Sleep(time.Millisecond)
-	}
+	s.wait(t, "DB_BUSY") // the write is waiting on the lock, holding the writer
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := db.Check(ctx); err != nil || s.has("DB_CONN_LOST") {
@@ -132,9 +130,7 @@ func TestWriteToAReplacedFileWaitsForReopen(t *testing.T) {
 		_, err := db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('after', '{}', 2)`)
 		done <- err
 	}()
-	for !s.has("DB_CONN_LOST") {
-		time.Sleep(time.Millisecond)
-	}
+	s.wait(t, "DB_CONN_LOST")
 	select {
 	case err := <-done:
 		t.Fatalf("the write went through before the reopen: %v", err)

@@ -62,7 +62,7 @@ func (c *copier) tableCopy(ctx context.Context, t string) (*tableCopy, error) {
 		quoted[i] = `"` + col + `"`
 	}
 	list := strings.Join(quoted, ", ")
-	tc.sel = fmt.Sprintf(`SELECT rowid, %s FROM "%s" WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT %d`, list, t, rebuildBatch)
+	tc.sel = fmt.Sprintf(`SELECT rowid, %s FROM "%s" WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT %d`, list, t, c.db.opts.batch())
 	tc.ins = fmt.Sprintf(`INSERT OR IGNORE INTO "%s" (rowid, %s) VALUES (?%s)`, t, list, strings.Repeat(", ?", len(cols)))
 	if t == "quarantine" {
 		// Rows this rebuild quarantines are already there under new rowids: the old
@@ -95,7 +95,7 @@ func (c *copier) salvage(ctx context.Context, t string, after int64, tr *TableRe
 	c.prog.Table = t
 	last := after
 	for c.attached && tc.fast != "" && last < maxRow && ctx.Err() == nil {
-		hi := min(last+rebuildBatch, maxRow)
+		hi := min(last+c.db.opts.batch(), maxRow)
 		n, ok := c.fastRange(ctx, tc, last, hi)
 		tr.Copied += int(n)
 		c.prog.Copied += n
@@ -164,7 +164,7 @@ func (c *copier) careful(ctx context.Context, tc *tableCopy, after, hi int64, tr
 	return last
 }
 
-// chunk copies up to rebuildBatch rows after rowid `after` in one transaction; it
+// chunk copies up to a batch of rows after rowid `after` in one transaction; it
 // returns how many it read, the last rowid read, and the error that stopped the read
 // (nil at a clean end).
 func (c *copier) chunk(ctx context.Context, tc *tableCopy, after, hi int64, tr *TableReport) (int, int64, error) {

@@ -21,7 +21,7 @@ func TestHelperRebuilder(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process for TestKillDuringRebuild")
 	}
-	db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true,
+	db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true, rebuildBatch: testBatch,
 		Progress: func(p RebuildProgress) { fmt.Printf("copied %d\n", p.Copied) }})
 	if err != nil {
 		fmt.Println("open:", err)
@@ -40,7 +40,7 @@ func TestKillDuringRebuild(t *testing.T) {
 	}
 	t.Logf("seed %d (REBUILD_SEED=%d reproduces it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	const n = 20000
+	const n = fixtureEvents
 	src := rebuildFixture(t, n)
 	damagedBytes, err := os.ReadFile(src)
 	if err != nil {
@@ -78,7 +78,7 @@ func TestKillDuringRebuild(t *testing.T) {
 				t.Fatalf("seed %d round %d: swapped file has %d state rows", seed, round, got)
 			}
 		}
-		db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true})
+		db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true, rebuildBatch: testBatch})
 		if err != nil {
 			t.Fatalf("seed %d round %d: restart after kill -9: %v", seed, round, err)
 		}

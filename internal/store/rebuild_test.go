@@ -18,12 +18,49 @@ import (
 	"github.com/remedy-run/remedy/engine"
 )
 
-// rebuildFixture makes a closed remedy.db with n events, a few rows in every critical
-// table, and four garbage pages among the events' data pages; it returns the file's path.
+// The rebuild tests' damaged file has fixtureEvents events, and their rebuilds copy
+// testBatch rows per transaction: more batches (interruption points; 27 progress
+// reports) than 20,000 events at the production batch of 4,096 made (15), at a quarter
+// of the rows. Under the race detector SQLite's cost is per row: with 20,000 these
+// tests took 10–60 s each.
+const (
+	fixtureEvents = 5000
+	testBatch     = 256
+)
+
+// fixtures holds each size of rebuildFixture's file, made once per process.
+var fixtures struct {
+	sync.Mutex
+	files map[int][]byte
+}
+
+// rebuildFixture returns the path of a copy (in t's temporary directory) of a closed
+// remedy.db with n events, a few rows in every critical table, and four garbage pages
+// among the events' data pages. The file is made once per n and copied: it is the same
+// bytes every time.
 func rebuildFixture(t testing.TB, n int) string {
 	t.Helper()
-	ctx := context.Background()
+	fixtures.Lock()
+	b, ok := fixtures.files[n]
+	if !ok {
+		b = makeRebuildFixture(t, n)
+		if fixtures.files == nil {
+			fixtures.files = map[int][]byte{}
+		}
+		fixtures.files[n] = b
+	}
+	fixtures.Unlock()
 	path := filepath.Join(t.TempDir(), "remedy.db")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func makeRebuildFixture(t testing.TB, n int) []byte {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fixture.db")
 	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +95,11 @@ func rebuildFixture(t testing.TB, n int) string {
 	for _, at := range []float64{0.3, 0.45, 0.6, 0.75} {
 		corrupt(t, path, int(float64(pages)*at), 1)
 	}
-	return path
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func fileSum(t testing.TB, path string) [32]byte {
@@ -98,10 +139,11 @@ func cancelAfter(after int64, cancel context.CancelFunc) func(RebuildProgress) {
 // events, and the state table, gone. Now the next start finds the damaged file still at
 // PATH and rebuilds it whole.
 func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
-	path := rebuildFixture(t, 20000)
+	const n = fixtureEvents
+	path := rebuildFixture(t, n)
 	damaged := fileSum(t, path)
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Repair: true, Progress: cancelAfter(10000, cancel)})
+	_, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Repair: true, rebuildBatch: testBatch, Progress: cancelAfter(n/2, cancel)})
 	cancel()
 	if err == nil {
 		t.Fatal("an interrupted rebuild opened the database")
@@ -112,7 +154,7 @@ func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
 	if _, err := os.Stat(path + rebuildSuffix); err == nil {
 		t.Fatal("the partial copy was left behind")
 	}
-	db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true})
+	db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true, rebuildBatch: testBatch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,8 +162,8 @@ func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
 	var states, events int
 	db.Get(context.Background(), &states, `SELECT count(*) FROM state`)
 	db.Get(context.Background(), &events, `SELECT count(*) FROM events`)
-	if states != 5 || events < 15000 {
-		t.Fatalf("after the second start: %d state rows (want 5), %d events (want most of 20000)", states, events)
+	if states != 5 || events < n*3/4 {
+		t.Fatalf("after the second start: %d state rows (want 5), %d events (want most of %d)", states, events, n)
 	}
 }
 
@@ -136,7 +178,7 @@ func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
 	}
 	t.Logf("seed %d (REBUILD_SEED=%d reproduces it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	const n = 20000
+	const n = fixtureEvents
 	fixture := rebuildFixture(t, n)
 	damagedBytes, err := os.ReadFile(fixture)
 	if err != nil {
@@ -151,7 +193,7 @@ func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
 		swapped := false
 		for attempt := 0; attempt < 4 && !swapped; attempt++ {
 			ctx, cancel := context.WithCancel(context.Background())
-			opts := Options{Path: path, Schema: RemedySchema, Repair: true}
+			opts := Options{Path: path, Schema: RemedySchema, Repair: true, rebuildBatch: testBatch}
 			switch rng.IntN(3) {
 			case 0: // stopped (SIGTERM, a timeout) after a random number of rows
 				opts.Progress = cancelAfter(int64(rng.IntN(n+100)), cancel)
@@ -187,7 +229,7 @@ func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
 		}
 		if !swapped {
 			// Every attempt was interrupted: one more, uninterrupted, must finish.
-			db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true})
+			db, err := Open(context.Background(), Options{Path: path, Schema: RemedySchema, Repair: true, rebuildBatch: testBatch})
 			if err != nil {
 				t.Fatalf("seed %d round %d: %v", seed, round, err)
 			}
@@ -202,7 +244,7 @@ func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
 // A crash after the copy was complete (the marker written) but before the renames: the
 // next Open finishes the swap instead of rebuilding again or serving the copy half-moved.
 func TestCompleteRebuildIsSwappedInAfterACrash(t *testing.T) {
-	path := rebuildFixture(t, 5000)
+	path := rebuildFixture(t, fixtureEvents)
 	damaged := fileSum(t, path)
 	// What Rebuild leaves at the instant before its renames.
 	db, err := Open(context.Background(), Options{Path: path + "-src", Schema: RemedySchema})
@@ -254,10 +296,10 @@ func TestCompleteRebuildIsSwappedInAfterACrash(t *testing.T) {
 // 503, status and readyz hung).
 func TestRebuildAtRuntimeKeepsServing(t *testing.T) {
 	ctx := context.Background()
-	path := rebuildFixture(t, 20000)
+	path := rebuildFixture(t, fixtureEvents)
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Progress: func(p RebuildProgress) {
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, rebuildBatch: testBatch, Progress: func(p RebuildProgress) {
 		if p.Table == "events" {
 			once.Do(func() {
 				close(paused)
@@ -275,7 +317,7 @@ func TestRebuildAtRuntimeKeepsServing(t *testing.T) {
 		done <- err
 	}()
 	<-paused
-	if p, ok := db.Rebuilding(); !ok || p.Table != "events" || p.Rows < 20000 {
+	if p, ok := db.Rebuilding(); !ok || p.Table != "events" || p.Rows < fixtureEvents {
 		t.Fatalf("progress during the rebuild: %+v %v", p, ok)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -361,13 +403,13 @@ func BenchmarkRebuild(b *testing.B) {
 func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
-	opts := Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma}}
+	opts := Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma}, rebuildBatch: testBatch}
 	db, err := Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs := make([]engine.Event, 0, 20000)
-	for j := 0; j < 20000; j++ {
+	evs := make([]engine.Event, 0, fixtureEvents)
+	for j := 0; j < fixtureEvents; j++ {
 		evs = append(evs, engine.Event{Time: time.Unix(int64(j), 0), Code: "USER_MSG", Message: "event " + fmt.Sprint(j)})
 	}
 	if err := db.InsertEvents(ctx, evs); err != nil {
@@ -397,10 +439,10 @@ func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
 // and its message the report; one that lost nothing raises nothing.
 func TestRebuildThatLosesRowsSaysSo(t *testing.T) {
 	ctx := context.Background()
-	path := rebuildFixture(t, 20000)
+	path := rebuildFixture(t, fixtureEvents)
 	var mu sync.Mutex
 	var got []engine.Event
-	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Events: func(e engine.Event) {
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, rebuildBatch: testBatch, Events: func(e engine.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, e)
@@ -502,7 +544,7 @@ func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	var swapRows []int64
-	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Progress: func(p RebuildProgress) {
+	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, rebuildBatch: testBatch, Progress: func(p RebuildProgress) {
 		if p.Table == "events" {
 			once.Do(func() { close(paused); <-resume })
 		}
@@ -511,16 +553,11 @@ func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	const n = 20000
-	err = db.WithTx(ctx, func(ctx context.Context, tx *Tx) error {
-		for i := range n {
-			if _, err := tx.Exec(ctx, `INSERT INTO outgoing(id, chat, status, created, updated) VALUES (?, 'c', 'sent', 1, 1)`, fmt.Sprint("m", i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	// 2,000 rows, four batches of the copy, are 200 times what may be copied again;
+	// under the race detector SQLite's cost is per row (20,000 took 10 s).
+	const n = 2000
+	if _, err := db.Exec(ctx, `WITH RECURSIVE i(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM i WHERE x + 1 < ?)
+		INSERT INTO outgoing(id, chat, status, created, updated) SELECT 'm' || x, 'c', 'sent', 1, 1 FROM i`, n); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.InsertEvents(ctx, []engine.Event{{Time: time.Unix(1, 0), Code: "USER_MSG"}}); err != nil {

@@ -80,7 +80,7 @@ func TestWriterKeepsFailedRowsInOrder(t *testing.T) {
 					}
 					w.Add(vs...)
 				}
-				time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+				time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond) // the arrival pattern, on the bubble's clock
 			}
 			synctest.Wait()
 			cancel()
@@ -140,7 +140,7 @@ func TestWriterCommit(t *testing.T) {
 		}
 		tab.setDown(false)
 		synctest.Wait()
-		time.Sleep(10 * time.Second)
+		time.Sleep(10 * time.Second) // past the writer's retry delay (1 s at most), on the bubble's clock
 		cancel()
 		<-done
 		got := tab.written()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -56,6 +57,13 @@ func (r *recorder) wait(t *testing.T, code string) engine.Event {
 			t.Fatalf("no %s; saw %v", code, r.codes())
 		}
 	}
+}
+
+// events returns what was recorded so far.
+func (r *recorder) events() []engine.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]engine.Event(nil), r.evs...)
 }
 
 func (r *recorder) codes() []string {
@@ -161,23 +169,31 @@ func TestTerminalEventsAreSticky(t *testing.T) {
 }
 
 func TestLateDisconnectAfterLogoutIsMarked(t *testing.T) {
-	s := fakeServer(t)
-	rec := newRecorder()
-	c := open(t, s, rec)
-	s.OnLogin(func(fc *wafake.Conn) { fc.Failure(401, nil) })
-	c.Start(context.Background())
-	rec.wait(t, "WA_LOGGED_OUT")
-	// The socket closes after the failure; if whatsmeow reports it, it is labelled as
-	// coming after the terminal event. Either way no reconnect follows.
-	time.Sleep(300 * time.Millisecond)
-	for _, ev := range rec.evs {
-		if ev.Code == "WA_DISCONNECTED" && ev.Labels["reason"] != "after_logged_out" {
-			t.Fatalf("unlabelled late disconnect: %v", ev)
+	synctest.Test(t, func(t *testing.T) {
+		s, err := wafake.NewInMemory()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if c.State() != LoggedOut {
-		t.Fatal(c.State())
-	}
+		rec := newRecorder()
+		c := memConn(t, s, rec.add, 200*time.Millisecond, 100*time.Millisecond)
+		defer closeInBubble(s, c)
+		s.OnLogin(func(fc *wafake.Conn) { fc.Failure(401, nil) })
+		c.Start(context.Background())
+		rec.wait(t, "WA_LOGGED_OUT")
+		// The socket closes after the failure; if whatsmeow reports it, it is labelled as
+		// coming after the terminal event. Either way no reconnect follows. On the
+		// bubble's clock everything the failure set off has happened once all wait.
+		time.Sleep(time.Second)
+		synctest.Wait()
+		for _, ev := range rec.events() {
+			if ev.Code == "WA_DISCONNECTED" && ev.Labels["reason"] != "after_logged_out" {
+				t.Fatalf("unlabelled late disconnect: %v", ev)
+			}
+		}
+		if c.State() != LoggedOut || s.Logins() != 1 {
+			t.Fatalf("%s, %d logins", c.State(), s.Logins())
+		}
+	})
 }
 
 func TestTemporaryBanWaitsForExpiry(t *testing.T) {
@@ -250,25 +266,33 @@ func TestWatchdogNoticesASilentDrop(t *testing.T) {
 	}
 }
 
+// On the bubble's clock: the probes while down (every 100 ms) have run, not hopefully.
 func TestReachableAfterOutage(t *testing.T) {
-	s := fakeServer(t)
-	rec := newRecorder()
-	c := open(t, s, rec)
-	c.Start(context.Background())
-	rec.wait(t, "WA_CONNECTED")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go c.Run(ctx)
-	s.Down()
-	rec.wait(t, "WA_DISCONNECTED")
-	time.Sleep(300 * time.Millisecond) // a few failed probes
-	for _, code := range rec.codes() {
-		if code == "WA_REACHABLE" {
-			t.Fatal("reachable while down")
+	synctest.Test(t, func(t *testing.T) {
+		s, err := wafake.NewInMemory()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	s.Up()
-	rec.wait(t, "WA_REACHABLE")
+		rec := newRecorder()
+		c := memConn(t, s, rec.add, 200*time.Millisecond, 100*time.Millisecond)
+		defer closeInBubble(s, c)
+		c.Start(context.Background())
+		rec.wait(t, "WA_CONNECTED")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go c.Run(ctx)
+		s.Down()
+		rec.wait(t, "WA_DISCONNECTED")
+		time.Sleep(350 * time.Millisecond) // three failed probes
+		synctest.Wait()
+		for _, code := range rec.codes() {
+			if code == "WA_REACHABLE" {
+				t.Fatal("reachable while down")
+			}
+		}
+		s.Up()
+		rec.wait(t, "WA_REACHABLE")
+	})
 }
 
 func TestSecondInstanceRefused(t *testing.T) {

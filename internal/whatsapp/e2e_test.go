@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/remedy-run/remedy/actions"
@@ -105,27 +106,62 @@ func (l *loop) attempts() []time.Time {
 	return out
 }
 
-// The server drops the connection and is unreachable for 10 s; remedy is connected again
-// within 3 s of its return (the seed allows 30 s), having backed off meanwhile.
-func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
-	s := fakeServer(t)
-	rec := newRecorder()
-	c := open(t, s, rec)
-	l := runLoop(t, c, rec)
-	c.Start(context.Background())
-	<-l.connected
-	s.Down()
-	time.Sleep(10 * time.Second)
-	back := time.Now()
-	s.Up()
-	var at time.Time
-	select {
-	case at = <-l.connected:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("not reconnected 30 s after the server returned; attempts %v", l.attempts())
+// memConn opens a Conn on s (in memory, for a synctest bubble) with open's watchdog and
+// probe intervals; closeInBubble closes it.
+func memConn(t *testing.T, s *wafake.Server, events func(engine.Event), watchdog, probe time.Duration) *Conn {
+	t.Helper()
+	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: events, HTTPClient: s.HTTPClient(),
+		Watchdog: watchdog, Probe: probe})
+	if err != nil {
+		t.Fatal(err)
 	}
-	took := at.Sub(back)
-	atts := l.attempts()
+	return c
+}
+
+// closeInBubble ends a test in a synctest bubble: the server goes first and everything
+// settles before the client closes. On the bubble's clock a fault (a flap, a drop) can
+// fall on the very instant the test ends, and the client's Close beside its read pump's
+// own end of the socket is whatsmeow's race (its FrameSocket reads a field that Close
+// writes without the lock).
+func closeInBubble(s *wafake.Server, c *Conn) {
+	s.Close()
+	synctest.Wait()
+	c.Close()
+}
+
+// The server drops the connection and is unreachable for 10 s; remedy is connected again
+// within 3 s of its return (the seed allows 30 s), having backed off meanwhile. On the
+// bubble's clock (synctest, in-memory connections): the same on any machine, and the
+// 10 s take a moment.
+func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
+	var took time.Duration
+	var atts []time.Time
+	synctest.Test(t, func(t *testing.T) {
+		s, err := wafake.NewInMemory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := newRecorder()
+		c := memConn(t, s, rec.add, 200*time.Millisecond, 100*time.Millisecond)
+		defer closeInBubble(s, c)
+		l := runLoop(t, c, rec)
+		c.Start(context.Background())
+		<-l.connected
+		s.Down()
+		time.Sleep(10 * time.Second) // the outage
+		back := time.Now()
+		s.Up()
+		var at time.Time
+		select {
+		case at = <-l.connected:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("not reconnected 30 s after the server returned; attempts %v", l.attempts())
+		}
+		took, atts = at.Sub(back), l.attempts()
+	})
+	if t.Failed() {
+		return
+	}
 	var gaps []time.Duration
 	for i := 1; i < len(atts); i++ {
 		gaps = append(gaps, atts[i].Sub(atts[i-1]).Round(10*time.Millisecond))
@@ -145,43 +181,55 @@ func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
 }
 
 // A server that accepts every login and breaks the stream 1 s later, for 20 s: whatsmeow's
-// own reconnect logs in again at once each time; remedy's policies back off.
+// own reconnect logs in again at once each time; remedy's policies back off. On the
+// bubble's clock over in-memory connections (synctest): the 20 s are a moment, and both
+// counts are the same on any machine (in real time a loaded machine slowed whatsmeow's
+// loop, and the two windows took 40 s).
 func TestFlappingServerLoginsPerMinute(t *testing.T) {
 	flap := func(fc *wafake.Conn) {
 		fc.Success()
 		time.AfterFunc(time.Second, func() { fc.StreamError("500", "") })
 	}
 	const window = 20 * time.Second
-
-	// whatsmeow alone.
-	s1 := fakeServer(t)
-	s1.OnLogin(flap)
-	raw := open(t, s1, newRecorder())
-	raw.cli.EnableAutoReconnect = true
-	raw.cli.ConnectContext(raw.bg)
-	time.Sleep(window)
-	rawLogins := s1.Logins()
-	// Cancelling the client's context stops its reconnect loop; writing
-	// EnableAutoReconnect now would race with that loop.
-	raw.cancel()
-
-	// remedy: the supervisor and the default policies.
-	s2 := fakeServer(t)
-	s2.OnLogin(flap)
-	rec := newRecorder()
-	c := open(t, s2, rec)
 	// whatsmeow's FrameSocket reads its conn without the lock that Close holds, so the
-	// watchdog's IsConnected racing a flap is flagged by -race; it is not under test here.
-	c.opts.Watchdog = time.Hour
-	l := runLoop(t, c, rec)
-	c.Start(context.Background())
-	time.Sleep(window)
-	remedyLogins := s2.Logins()
+	// watchdog's IsConnected racing a flap is flagged by -race; it is not under test
+	// here (nor the probe: nothing is down).
+	var rawLogins, remedyLogins, attempts int
+	synctest.Test(t, func(t *testing.T) { // whatsmeow alone
+		s, err := wafake.NewInMemory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.OnLogin(flap)
+		raw := memConn(t, s, func(engine.Event) {}, time.Hour, time.Hour)
+		raw.cli.EnableAutoReconnect = true
+		raw.cli.ConnectContext(raw.bg)
+		time.Sleep(window)
+		rawLogins = s.Logins()
+		// Cancelling the client's context stops its reconnect loop; writing
+		// EnableAutoReconnect now would race with that loop.
+		raw.cancel()
+		closeInBubble(s, raw)
+	})
+	synctest.Test(t, func(t *testing.T) { // remedy: the supervisor and the default policies
+		s, err := wafake.NewInMemory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.OnLogin(flap)
+		rec := newRecorder()
+		c := memConn(t, s, rec.add, time.Hour, time.Hour)
+		l := runLoop(t, c, rec)
+		c.Start(context.Background())
+		time.Sleep(window)
+		remedyLogins, attempts = s.Logins(), len(l.attempts())
+		closeInBubble(s, c)
+	})
 	perMin := func(n int) float64 { return float64(n) * float64(time.Minute) / float64(window) }
 	t.Logf("logins per minute against a server that breaks each session after 1 s: whatsmeow's reconnect %.0f, remedy %.0f (%d attempts)",
-		perMin(rawLogins), perMin(remedyLogins), len(l.attempts()))
-	// The comparison with whatsmeow is a figure (a loaded machine slows its loop down);
-	// the policies' backoff bounding remedy's logins is the invariant.
+		perMin(rawLogins), perMin(remedyLogins), attempts)
+	// The comparison with whatsmeow is a figure; the policies' backoff bounding remedy's
+	// logins is the invariant.
 	if remedyLogins > 8 {
 		t.Fatalf("remedy %d logins in %v (whatsmeow alone: %d)", remedyLogins, window, rawLogins)
 	}
