@@ -102,6 +102,7 @@ type Conn struct {
 	opts      Options
 	cli       *whatsmeow.Client
 	container *sqlstore.Container
+	stmts     *remedystore.StmtConnector // the container's connections (their statement cache)
 	lock      *os.File
 	socks     *sockets
 
@@ -164,7 +165,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	// event loop. mautrix's own SQLite setup (go.mau.fi/util dbutil "sqlite3-fk-wal")
 	// uses the same.
 	dsn := remedystore.FileURI(opts.StorePath) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	container, dev, reset, err := openStore(ctx, opts.StorePath, dsn, time.Now)
+	ds, reset, err := openStore(ctx, opts.StorePath, dsn, time.Now)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("whatsapp: device store: %w", err)
@@ -177,13 +178,13 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	}
 	socks := &sockets{conns: map[*trackedConn]struct{}{}}
 	opts.HTTPClient = socks.wrap(opts.HTTPClient)
-	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired, socks: socks, budget: newBudget(opts.Budget),
+	c := &Conn{opts: opts, container: ds.container, stmts: ds.stmts, lock: lock, state: Unpaired, socks: socks, budget: newBudget(opts.Budget),
 		lastProgress: time.Now()}
 	c.budget.load(opts.StorePath+".logins", time.Now()) // the budget outlives a restart
 	c.bg, c.cancel = context.WithCancel(context.Background())
-	c.newClient(dev)
+	c.newClient(ds.dev)
 	c.pruneMedia(time.Now())
-	if dev.ID != nil {
+	if ds.dev.ID != nil {
 		c.state = Disconnected
 	}
 	if reset != nil {
