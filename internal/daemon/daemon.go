@@ -184,8 +184,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			// messages waiting for the connection.
 			Offline: func() bool { return d.wa.State() != whatsapp.Connected },
 			Handler: d.drillHandler(d.handler()),
-			Tune:    d.tuneQueue, Events: d.emit, SendOutcomes: cfg.WhatsApp.Handler != nil || d.bot != nil,
-			Commands: &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
+			Tune:    d.tuneQueue, Events: d.emit, SendOutcomes: d.takesEvents(),
+			ReplyOutcomes: d.bot == nil && cfg.WhatsApp.Handler != nil && cfg.WhatsApp.Handler.ReplyOutcomes,
+			Commands:      &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}
 		sp, err := store.OpenSpool[chat.Message](spoolFile(cfg.DataDir, "inbound"), store.SpoolSize)

@@ -151,7 +151,7 @@ func TestIncomingMessagesSurviveStoreFaults(t *testing.T) {
 	}))
 	defer bot.Close()
 	r, s := startWithWhatsApp(t, true, func(c *config.Config) {
-		c.WhatsApp.Handler = &config.Endpoint{URL: bot.URL}
+		c.WhatsApp.Handler = &config.Handler{URL: bot.URL}
 		c.HealthInterval = 200 * time.Millisecond // the I/O error fault waits for readiness to see it
 	})
 	r.d.inbound.mu.Lock()
