@@ -104,7 +104,18 @@ type Queue struct {
 	processed, failed atomic.Int64
 	lastProgress      atomic.Int64 // unix nanos
 	stuck, full       atomic.Bool
+
+	// depth is at least the queue's depth, so that an enqueue needs no count (see
+	// insert): the last count plus the items inserted since. Deleting lowers the depth
+	// only, so it stays a bound.
+	depthMu      sync.Mutex
+	depth        int
+	sinceCounted int
 }
+
+// recountEvery bounds how many inserts go without a count: items another process puts
+// back (remedy deadletter replay) are counted at the latest then.
+const recountEvery = 256
 
 // Open prepares a queue on db. Items that were being processed when remedy stopped
 // (killed, crashed) become ready again: their handler did not complete.
@@ -138,7 +149,8 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Queue, error) {
 	if opts.Handler == nil {
 		return nil, fmt.Errorf("queue %s: no handler", opts.Name)
 	}
-	q := &Queue{db: db, opts: opts, notify: make(chan struct{}, 1), restart: make(chan struct{}, 1)}
+	q := &Queue{db: db, opts: opts, notify: make(chan struct{}, 1), restart: make(chan struct{}, 1),
+		sinceCounted: recountEvery} // the first insert counts what is queued already
 	if _, err := db.Exec(ctx, `UPDATE queue_items SET state = 'ready', updated = ? WHERE queue = ? AND state = 'working'`,
 		time.Now().UnixMilli(), opts.Name); err != nil {
 		return nil, fmt.Errorf("queue %s: recover in-flight items: %w", opts.Name, err)
@@ -233,14 +245,27 @@ func (q *Queue) enqueueFailed(err error) error {
 	return err
 }
 
+// insert adds an item in tx. The capacity is checked with a count of the queue only when
+// the depth bound reaches it (or every recountEvery inserts): the count reads every
+// item's index entry, and at a backlog of 5,000 it took 0.24 ms of each enqueue, in
+// whatsmeow's one message loop.
 func (q *Queue) insert(ctx context.Context, tx *store.Tx, raw []byte) (int64, error) {
-	var depth int
-	if err := tx.Get(ctx, &depth, `SELECT count(*) FROM queue_items WHERE queue = ?`, q.opts.Name); err != nil {
-		return 0, err
+	q.depthMu.Lock()
+	defer q.depthMu.Unlock()
+	if q.depth+1 >= q.opts.Capacity || q.sinceCounted >= recountEvery {
+		var depth int
+		if err := tx.Get(ctx, &depth, `SELECT count(*) FROM queue_items WHERE queue = ?`, q.opts.Name); err != nil {
+			return 0, err
+		}
+		q.depth, q.sinceCounted = depth, 0
+		if depth >= q.opts.Capacity {
+			return 0, ErrFull
+		}
 	}
-	if depth >= q.opts.Capacity {
-		return 0, ErrFull
-	}
+	// Counted before the commit: an insert rolled back (or run again) only makes the
+	// bound larger.
+	q.depth++
+	q.sinceCounted++
 	now := time.Now().UnixMilli()
 	res, err := tx.Exec(ctx, `INSERT INTO queue_items(queue, payload, enqueued, updated) VALUES (?, ?, ?, ?)`,
 		q.opts.Name, string(raw), now, now)
@@ -345,8 +370,9 @@ func (q *Queue) claim(ctx context.Context, done *Item) (Item, bool, error) {
 			Enqueued int64  `db:"enqueued"`
 		}
 		now := time.Now().UnixMilli()
+		next, args := q.next(now)
 		err := tx.Get(ctx, &row, `UPDATE queue_items SET state = 'working', attempts = attempts + 1, updated = ?
-			WHERE id = (`+q.next()+`) RETURNING id, payload, attempts, enqueued`, now, q.opts.Name, now)
+			WHERE id = (`+next+`) RETURNING id, payload, attempts, enqueued`, append([]any{now}, args...)...)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
