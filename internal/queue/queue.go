@@ -193,6 +193,10 @@ func (q *Queue) emit(code, msg string, value float64) {
 // Enqueue stores a payload (any JSON-encodable value, or json.RawMessage) and wakes a
 // worker. It fails with ErrFull at capacity, so the caller can keep the item elsewhere.
 func (q *Queue) Enqueue(ctx context.Context, payload any) (int64, error) {
+	return q.enqueue(ctx, payload, q.db.WithTx)
+}
+
+func (q *Queue) enqueue(ctx context.Context, payload any, withTx func(context.Context, func(context.Context, *store.Tx) error) error) (int64, error) {
 	raw, ok := payload.(json.RawMessage)
 	if !ok {
 		b, err := json.Marshal(payload)
@@ -202,7 +206,7 @@ func (q *Queue) Enqueue(ctx context.Context, payload any) (int64, error) {
 		raw = b
 	}
 	var id int64
-	err := q.db.WithTx(ctx, func(ctx context.Context, tx *store.Tx) error {
+	err := withTx(ctx, func(ctx context.Context, tx *store.Tx) error {
 		var err error
 		id, err = q.insert(ctx, tx, raw)
 		return err
@@ -212,6 +216,16 @@ func (q *Queue) Enqueue(ctx context.Context, payload any) (int64, error) {
 	}
 	q.Notify()
 	return id, nil
+}
+
+// EnqueueUnsynced is Enqueue returning once the item is committed, before it is on
+// disk: it survives a crash of remedy, and a power cut once a later write or
+// store.DB.Sync has put it there (commits reach the disk in order). For a caller that
+// holds back its acknowledgement until then: the inbound queue's, whose receipt to
+// WhatsApp leaves only after a Sync (daemon: whatsapp.Options.BeforeWrite), so that
+// whatsmeow's one message loop does not wait for the disk at every message.
+func (q *Queue) EnqueueUnsynced(ctx context.Context, payload any) (int64, error) {
+	return q.enqueue(ctx, payload, q.db.WithTxUnsynced)
 }
 
 // EnqueueTx stores a payload inside the caller's transaction (with the caller's own

@@ -54,3 +54,29 @@ func TestOnlyClaimsWithCompleteWaitForTheDisk(t *testing.T) {
 		})
 	}
 }
+
+// EnqueueUnsynced returns at the commit, without a sync; store.DB.Sync then puts it on
+// disk (the inbound queue's receipts wait for that at the socket).
+func TestEnqueueUnsyncedLeavesTheSyncToTheCaller(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	q, err := Open(ctx, db, Options{Name: "inbound", Handler: func(context.Context, Item) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := db.Stats().Syncs
+	for i := range 10 {
+		if _, err := q.EnqueueUnsynced(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := db.Stats().Syncs - before; n != 0 {
+		t.Fatalf("10 unsynced enqueues made %d syncs", n)
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n, st := db.Stats().Syncs-before, stats(t, q); n != 1 || st.Depth != 10 {
+		t.Fatalf("after Sync: %d syncs, depth %d; want 1 and 10", n, st.Depth)
+	}
+}

@@ -451,6 +451,30 @@ func (db *DB) withTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) e
 	})
 }
 
+// Sync returns once every commit made before it was called is on disk: for a caller that
+// committed with WithTxUnsynced (or Queue.EnqueueUnsynced) and holds back what it tells
+// others until then. It shares the syncs of the writes under way. A closed database
+// has nothing left to sync (closing checkpointed its WAL). Its error is a failed sync.
+func (db *DB) Sync() error {
+	err := db.with(func(h *handles) error {
+		if err := h.sync.wait(h.sync.current()); err != nil {
+			db.emit("DB_IOERR", err.Error())
+			return err
+		}
+		return nil
+	})
+	if errors.Is(err, sql.ErrConnDone) && db.isClosed() {
+		return nil
+	}
+	return err
+}
+
+func (db *DB) isClosed() bool {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.closed
+}
+
 // PoolStats describe the connection pools, for the monitor.
 type PoolStats struct {
 	Open, InUse, Idle int

@@ -60,6 +60,13 @@ func (s *walSync) committed() uint64 {
 	return s.written
 }
 
+// current is the ticket of the last commit made.
+func (s *walSync) current() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written
+}
+
 // wait returns once the commit with ticket n is on disk: a sync that started after it
 // covers it. One caller syncs at a time; those that commit meanwhile share the next
 // sync. An error means the sync failed: the commit happened, but is not known to be

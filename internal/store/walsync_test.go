@@ -172,3 +172,34 @@ func TestSyncRefusesAReplacedWAL(t *testing.T) {
 		t.Fatalf("a replaced WAL: %v, want errSync", err)
 	}
 }
+
+// Sync puts what was committed without waiting on disk, sharing the syncs under way,
+// and costs nothing when everything is on disk already. A closed database has nothing
+// to sync.
+func TestSyncPutsUnsyncedCommitsOnDisk(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, newSink())
+	var n atomic.Int64
+	db.h.sync.sync = func(*os.File) error { n.Add(1); return nil }
+	if err := db.Sync(); err != nil || n.Load() != 0 {
+		t.Fatalf("nothing committed: %v, %d syncs", err, n.Load())
+	}
+	for _, key := range []string{"a", "b", "c"} {
+		if err := db.WithTxUnsynced(ctx, func(ctx context.Context, tx *Tx) error { return putState(ctx, tx, key) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n.Load() != 0 {
+		t.Fatalf("unsynced commits synced %d times", n.Load())
+	}
+	if err := db.Sync(); err != nil || n.Load() != 1 {
+		t.Fatalf("three unsynced commits: %v, %d syncs, want 1", err, n.Load())
+	}
+	if err := db.Sync(); err != nil || n.Load() != 1 {
+		t.Fatalf("all on disk: %v, %d syncs, want none more", err, n.Load())
+	}
+	db.Close()
+	if err := db.Sync(); err != nil {
+		t.Fatalf("closed: %v", err)
+	}
+}
