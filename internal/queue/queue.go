@@ -104,6 +104,7 @@ type Queue struct {
 	processed, failed atomic.Int64
 	lastProgress      atomic.Int64 // unix nanos
 	stuck, full       atomic.Bool
+	unsyncedInserts   atomic.Bool // EnqueueUnsynced was used: claims wait for the disk
 
 	// depth is at least the queue's depth, so that an enqueue needs no count (see
 	// insert): the last count plus the items inserted since. Deleting lowers the depth
@@ -225,6 +226,7 @@ func (q *Queue) enqueue(ctx context.Context, payload any, withTx func(context.Co
 // WhatsApp leaves only after a Sync (daemon: whatsapp.Options.BeforeWrite), so that
 // whatsmeow's one message loop does not wait for the disk at every message.
 func (q *Queue) EnqueueUnsynced(ctx context.Context, payload any) (int64, error) {
+	q.unsyncedInserts.Store(true) // before the commit: a worker may claim it at once
 	return q.enqueue(ctx, payload, q.db.WithTxUnsynced)
 }
 
@@ -363,11 +365,13 @@ func (q *Queue) claim(ctx context.Context, done *Item) (Item, bool, error) {
 	found := false
 	// Without Complete the claim changes only the queue's own rows: it need not wait
 	// for the disk (store.WithTxUnsynced). A power cut that undoes it hands the item
-	// out again under the same id, at least once as after a crash mid-handler. The
-	// inbound queue's enqueues (made before WhatsApp's receipt) then wait for fewer
-	// syncs. Complete's writes are as durable as any other write.
+	// out again under the same id, at least once as after a crash mid-handler.
+	// Complete's writes are as durable as any other write. And an item put in without
+	// waiting (EnqueueUnsynced) must be on disk before its id goes to the handler: a
+	// power cut could give the id to another item, which a handler that keys on the
+	// delivery id would take for one it saw (the synced claim carries the insert there).
 	withTx := q.db.WithTx
-	if q.opts.Complete == nil {
+	if q.opts.Complete == nil && !q.unsyncedInserts.Load() {
 		withTx = q.db.WithTxUnsynced
 	}
 	err := withTx(ctx, func(ctx context.Context, tx *store.Tx) error {

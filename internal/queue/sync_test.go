@@ -80,3 +80,34 @@ func TestEnqueueUnsyncedLeavesTheSyncToTheCaller(t *testing.T) {
 		t.Fatalf("after Sync: %d syncs, depth %d; want 1 and 10", n, st.Depth)
 	}
 }
+
+// An item put in without waiting for the disk reaches the handler only once it is on
+// disk: its id is the delivery id a handler may key on, and a power cut could give an
+// id that never reached the disk to another item.
+func TestUnsyncedItemReachesTheHandlerOnlyOnDisk(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		db := openDB(t)
+		var atHandler []int64
+		q, err := Open(ctx, db, Options{Name: "inbound", Workers: 1, Handler: func(context.Context, Item) error {
+			atHandler = append(atHandler, db.Stats().Syncs)
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go q.Run(ctx)
+		synctest.Wait()
+		for i := range 3 {
+			before := db.Stats().Syncs
+			if _, err := q.EnqueueUnsynced(ctx, i); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if len(atHandler) != i+1 || atHandler[i] <= before {
+				t.Fatalf("item %d at the handler with %v syncs made, %d before its enqueue", i, atHandler, before)
+			}
+		}
+	})
+}
