@@ -10,30 +10,37 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/remedy-run/remedy/internal/store"
 )
 
-// A grouped claim looks up earlier items of the group through the index, never by
-// scanning the queue for each candidate (a 2,000-item backlog made every claim take
-// about a second before the index).
-func TestGroupedClaimUsesTheIndex(t *testing.T) {
-	ctx := context.Background()
-	db := openDB(t)
-	q := &Queue{opts: Options{Name: "outbound", Group: "chat"}}
+// claimPlan is SQLite's plan for q's claim query, one step a line.
+func claimPlan(t *testing.T, db *store.DB, q *Queue) string {
+	t.Helper()
 	var plan []struct {
 		ID     int    `db:"id"`
 		Parent int    `db:"parent"`
 		NotUse int    `db:"notused"`
 		Detail string `db:"detail"`
 	}
-	next, args := q.next(0)
-	if err := db.Select(ctx, &plan, "EXPLAIN QUERY PLAN "+next, args...); err != nil {
+	next, args := q.next(1)
+	if err := db.Select(context.Background(), &plan, "EXPLAIN QUERY PLAN "+next, args...); err != nil {
 		t.Fatal(err)
 	}
 	var lines []string
 	for _, p := range plan {
 		lines = append(lines, p.Detail)
 	}
-	got := strings.Join(lines, "\n")
+	return strings.Join(lines, "\n")
+}
+
+// A grouped claim looks up earlier items of the group through the index, never by
+// scanning the queue for each candidate (a 2,000-item backlog made every claim take
+// about a second before the index).
+func TestGroupedClaimUsesTheIndex(t *testing.T) {
+	db := openDB(t)
+	q := &Queue{opts: Options{Name: "outbound", Group: "chat"}}
+	got := claimPlan(t, db, q)
 	if strings.Count(got, "INDEX queue_items_chat (queue=? AND <expr>=? AND id<?)") != 2 || !strings.HasPrefix(got, "SCAN i") {
 		t.Fatalf("plan:\n%s", got)
 	}
@@ -51,21 +58,7 @@ func TestClaimTakesTheOldestDueItemThroughTheIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var plan []struct {
-		ID     int    `db:"id"`
-		Parent int    `db:"parent"`
-		NotUse int    `db:"notused"`
-		Detail string `db:"detail"`
-	}
-	next, args := q.next(1)
-	if err := db.Select(ctx, &plan, "EXPLAIN QUERY PLAN "+next, args...); err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for _, p := range plan {
-		lines = append(lines, p.Detail)
-	}
-	if got := strings.Join(lines, "\n"); strings.Contains(got, "TEMP B-TREE") || !strings.Contains(got, "INDEX queue_items_next (queue=? AND state=? AND available_at=?)") {
+	if got := claimPlan(t, db, q); strings.Contains(got, "TEMP B-TREE") || !strings.Contains(got, "INDEX queue_items_next (queue=? AND state=? AND available_at=?)") {
 		t.Fatalf("plan:\n%s", got)
 	}
 	seed := uint64(time.Now().UnixNano())

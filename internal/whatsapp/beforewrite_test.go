@@ -64,26 +64,9 @@ func TestReceiptsWaitForBeforeWrite(t *testing.T) {
 		})
 		return n.Attrs["id"].(string)
 	}
-	next := func(want string) {
-		t.Helper()
-		select {
-		case text := <-got:
-			if text != want {
-				t.Fatalf("handed over %q, want %q", text, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%q never handed over", want)
-		}
-	}
+	next := func(want string) { t.Helper(); handedOver(t, got, want) }
 	acked := func(id string) bool { return slices.Contains(s.Receipts(), id) }
-	waitAcked := func(id string) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !acked(id); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no receipt for %s; receipts %v", id, s.Receipts())
-			}
-		}
-	}
+	waitAcked := func(id string) { t.Helper(); waitReceipt(t, s, id) }
 
 	holding.Store(true)
 	one := deliver("one")
