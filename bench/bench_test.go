@@ -248,7 +248,7 @@ func TestMemoryDaemon(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = m.Data, "127.0.0.1:0"
-	cfg.WhatsApp = config.WhatsApp{Enabled: true, Store: m.Store, SendPerMinute: 10, Handler: &config.Endpoint{URL: m.Handler}}
+	cfg.WhatsApp = config.WhatsApp{Enabled: true, Store: m.Store, SendPerMinute: 10, Handler: &config.Handler{URL: m.Handler}}
 	cfg.Queues = map[string]config.Queue{"inbound": {Workers: 16}}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()

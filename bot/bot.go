@@ -142,7 +142,10 @@ func New(ctx context.Context, c Config) (*Bot, error) {
 	}
 	b := &Bot{handler: c.Handler}
 	var opts []daemon.Option
-	if c.Handler != nil {
+	if _, ok := c.Handler.(EventHandler); ok {
+		opts = append(opts, daemon.WithHandler(eventAdapter{adapter{b}}))
+	} else if c.Handler != nil {
+		// No HandleEvent: remedy queues no receipts or send outcomes it would only drop.
 		opts = append(opts, daemon.WithHandler(adapter{b}))
 	}
 	if c.WhatsAppHTTP != nil {
@@ -195,9 +198,9 @@ func (a adapter) Handle(ctx context.Context, m chat.Message) (string, error) {
 	return "", a.b.handler.HandleMessage(ctx, a.b, m)
 }
 
-func (a adapter) HandleEvent(ctx context.Context, e webhook.Event) error {
-	if eh, ok := a.b.handler.(EventHandler); ok {
-		return eh.HandleEvent(ctx, a.b, e)
-	}
-	return nil
+// eventAdapter is the adapter of a Handler that is also an EventHandler.
+type eventAdapter struct{ adapter }
+
+func (a eventAdapter) HandleEvent(ctx context.Context, e webhook.Event) error {
+	return a.b.handler.(EventHandler).HandleEvent(ctx, a.b, e)
 }

@@ -31,8 +31,8 @@ func (p *Pipeline) sendDeadLettered(ctx context.Context, tx *store.Tx, it queue.
 }
 
 // queueOutcome queues a send outcome for a message of the send path (an item with an id:
-// the send API's and the handler's replies; not remedy's own answers to admin commands,
-// nor texts queued by Send). A full
+// the send API's, and the handler's replies if it asked for theirs; not remedy's own
+// answers to admin commands, nor texts queued by Send). A full
 // inbound queue drops the outcome rather than undo the send's record: the message's
 // status (GET /api/v1/messages/{id}) still says it.
 func (p *Pipeline) queueOutcome(ctx context.Context, tx *store.Tx, it queue.Item, status, reason string) error {
@@ -40,7 +40,8 @@ func (p *Pipeline) queueOutcome(ctx context.Context, tx *store.Tx, it queue.Item
 		return nil
 	}
 	var o Outgoing
-	if json.Unmarshal(it.Payload, &o) != nil || o.ID == "" || strings.HasPrefix(o.IdempotencyKey, commandKeyPrefix) {
+	if json.Unmarshal(it.Payload, &o) != nil || o.ID == "" || strings.HasPrefix(o.IdempotencyKey, commandKeyPrefix) ||
+		(!p.replyOutcomes && strings.HasPrefix(o.IdempotencyKey, ReplyKeyPrefix)) {
 		return nil
 	}
 	now := time.Now()

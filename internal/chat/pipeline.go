@@ -39,7 +39,9 @@ type Pipeline struct {
 	receipts                    *receipts
 	newID                       func() string
 	sendFailed                  func(reason string)
-	outcomes                    bool // queue send outcomes for the handler (outcome.go)
+	// queue send outcomes for the handler (outcome.go): for the send API's messages,
+	// and for the handler's own answers
+	outcomes, replyOutcomes bool
 }
 
 // PipelineOptions configure a Pipeline.
@@ -77,6 +79,11 @@ type PipelineOptions struct {
 	// SendOutcomes queues a "send_outcome" delivery for the handler when a message of
 	// the send API is sent or fails (set it when a handler takes events).
 	SendOutcomes bool
+	// ReplyOutcomes, with SendOutcomes, queues one for the handler's answers ({"reply":
+	// …}, the idempotency key ReplyKeyPrefix+id) too; only a handler that asked for them
+	// gets them (whatsapp.handler.reply_outcomes): for a bot that answers every message
+	// they were a second delivery per message.
+	ReplyOutcomes bool
 }
 
 // NewPipeline opens the "inbound" and "outbound" queues. Outbound items are tried for a
@@ -86,7 +93,8 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
 		guard: newSendGuard(o.Limits), events: o.Events, log: o.Logger, mediaDir: o.MediaDir, maxMedia: o.MaxMedia,
 		mediaMaxTotal: o.MediaMaxTotal, mediaMinFree: o.MediaMinFree,
-		receipts: newReceipts(), newID: o.NewID, sendFailed: o.SendFailed, outcomes: o.SendOutcomes}
+		receipts: newReceipts(), newID: o.NewID, sendFailed: o.SendFailed, outcomes: o.SendOutcomes,
+		replyOutcomes: o.SendOutcomes && o.ReplyOutcomes}
 	if p.newID == nil {
 		p.newID = randomID
 	}

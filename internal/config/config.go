@@ -105,7 +105,7 @@ type WhatsApp struct {
 	AllowedActions []string `yaml:"allowed_actions"` // for the admin chat's `run`
 	SendPerMinute  int      `yaml:"send_per_minute"`
 	// Handler receives the messages that are not admin commands (JSON POST, signed).
-	Handler *Endpoint `yaml:"handler"`
+	Handler *Handler `yaml:"handler"`
 	// CommandPrefix starts remedy's admin commands ("!" by default: "!status"). Only
 	// remedy's own command names from admins are remedy's; every other message, "!menu"
 	// included, goes to the bot.
@@ -126,6 +126,25 @@ type Alerts struct {
 type Endpoint struct {
 	URL       string `yaml:"url"`
 	SecretEnv string `yaml:"secret_env"`
+}
+
+// Handler is the bot's webhook: an Endpoint, and which deliveries it asked for besides
+// messages.
+type Handler struct {
+	URL       string `yaml:"url"`
+	SecretEnv string `yaml:"secret_env"`
+	// ReplyOutcomes asks for a "send_outcome" delivery for each answer the handler gave
+	// as {"reply": …} too, not only for the messages it sent through the send API
+	// (default false: an answering bot would get a second delivery for every message).
+	ReplyOutcomes bool `yaml:"reply_outcomes"`
+}
+
+// Endpoint is the handler's address and secret (nil for no handler).
+func (h *Handler) Endpoint() *Endpoint {
+	if h == nil {
+		return nil
+	}
+	return &Endpoint{URL: h.URL, SecretEnv: h.SecretEnv}
 }
 
 // Service is an external process to supervise.
@@ -343,7 +362,7 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 		}
 	}
 	for name, ep := range map[string]*Endpoint{"alerts.webhook": c.Alerts.Webhook, "alerts.alertmanager": c.Alerts.Alertmanager,
-		"whatsapp.handler": c.WhatsApp.Handler} {
+		"whatsapp.handler": c.WhatsApp.Handler.Endpoint()} {
 		if ep == nil {
 			continue
 		}

@@ -162,3 +162,20 @@ func TestEnvironmentErrorsNameTheVariable(t *testing.T) {
 		t.Fatalf("got:\n%v\nwant:\n%s", err, want)
 	}
 }
+
+// The bot's webhook asks for its replies' send outcomes with reply_outcomes (off by
+// default); the key is the handler's alone.
+func TestHandlerAsksForReplyOutcomes(t *testing.T) {
+	c, err := Parse("r.yaml", []byte("whatsapp:\n  handler: {url: 'http://127.0.0.1:3000/wa'}\n"))
+	if err != nil || c.WhatsApp.Handler == nil || c.WhatsApp.Handler.ReplyOutcomes {
+		t.Fatalf("default: %+v %v", c.WhatsApp.Handler, err)
+	}
+	c, err = Parse("r.yaml", []byte("whatsapp:\n  handler: {url: 'http://127.0.0.1:3000/wa', reply_outcomes: true}\n"))
+	if err != nil || !c.WhatsApp.Handler.ReplyOutcomes {
+		t.Fatalf("asked: %+v %v", c.WhatsApp.Handler, err)
+	}
+	_, err = Parse("r.yaml", []byte("alerts:\n  webhook: {url: 'http://127.0.0.1:3000/a', reply_outcomes: true}\n"))
+	if err == nil || !strings.Contains(err.Error(), `2:45: alerts.webhook: unknown key "reply_outcomes" (known: secret_env, url)`) {
+		t.Fatalf("on an alert webhook: %v", err)
+	}
+}

@@ -62,7 +62,7 @@ func (c *Config) validateValues(bad func(path, format string, args ...any), gete
 		for _, ep := range []struct {
 			path string
 			e    *Endpoint
-		}{{"alerts.webhook", c.Alerts.Webhook}, {"alerts.alertmanager", c.Alerts.Alertmanager}, {"whatsapp.handler", c.WhatsApp.Handler}} {
+		}{{"alerts.webhook", c.Alerts.Webhook}, {"alerts.alertmanager", c.Alerts.Alertmanager}, {"whatsapp.handler", c.WhatsApp.Handler.Endpoint()}} {
 			if ep.e != nil && ep.e.SecretEnv != "" && getenv(ep.e.SecretEnv) == "" {
 				bad(ep.path+".secret_env", "%s.secret_env: %s is not set in the environment (requests would go out unsigned)", ep.path, ep.e.SecretEnv)
 			}

@@ -57,7 +57,7 @@ func TestOnlyChatMessagesReachTheHandlerAsMessages(t *testing.T) {
 	}))
 	defer handler.Close()
 	r, s := startWithWhatsApp(t, true, func(c *config.Config) {
-		c.WhatsApp.Handler = &config.Endpoint{URL: handler.URL}
+		c.WhatsApp.Handler = &config.Handler{URL: handler.URL, ReplyOutcomes: true}
 	}, "+6281100000009")
 	ctx := context.Background()
 	p, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")

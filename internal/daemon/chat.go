@@ -138,6 +138,17 @@ func (d *Daemon) handler() chat.Handler {
 	return d.webhookHandler()
 }
 
+// takesEvents says whether the bot's handler gets the deliveries that are not messages
+// (receipts, send outcomes, edits, deletions): the webhook does; an in-process handler
+// only if it is a chat.EventHandler. Nothing is queued for one that does not.
+func (d *Daemon) takesEvents() bool {
+	if d.bot != nil {
+		_, ok := d.bot.(chat.EventHandler)
+		return ok
+	}
+	return d.cfg.WhatsApp.Handler != nil
+}
+
 // webhookHandler is the configured handler for ordinary messages (nil: none).
 func (d *Daemon) webhookHandler() chat.Handler {
 	h := d.cfg.WhatsApp.Handler

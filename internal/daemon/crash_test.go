@@ -77,7 +77,7 @@ func crashChild(dir string) int {
 	cfg.SampleInterval = time.Hour
 	cfg.Alerts.Webhook = &config.Endpoint{URL: os.Getenv("REMEDY_CRASH_HOOK")}
 	cfg.WhatsApp = config.WhatsApp{Enabled: true, Store: waStore, SendPerMinute: 1000,
-		Handler: &config.Endpoint{URL: os.Getenv("REMEDY_CRASH_BOT")}}
+		Handler: &config.Handler{URL: os.Getenv("REMEDY_CRASH_BOT")}}
 	cfg.WhatsApp.Send = config.Send{PerMinute: 60000, Burst: 1000, ChatPerMinute: 60000, ChatBurst: 1000} // the load, not the send rate, is under test
 	// What reached WhatsApp, one line per message before its ack (TestCrashSends).
 	serverLog, _ := os.OpenFile(filepath.Join(dir, "server-messages"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -155,6 +155,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if cfg.WhatsApp.Enabled {
 		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
 			Messages: d.receive, ReceiptDeliveries: d.receipt, Changes: d.change, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
+			BeforeWrite: d.data.Main.Sync,
 			Receipts: func(ids []string, status string, at time.Time) {
 				if d.chat != nil { // set before the connection starts
 					d.chat.Receipt(ids, status, at)
@@ -184,8 +185,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			// messages waiting for the connection.
 			Offline: func() bool { return d.wa.State() != whatsapp.Connected },
 			Handler: d.drillHandler(d.handler()),
-			Tune:    d.tuneQueue, Events: d.emit, SendOutcomes: cfg.WhatsApp.Handler != nil || d.bot != nil,
-			Commands: &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
+			Tune:    d.tuneQueue, Events: d.emit, SendOutcomes: d.takesEvents(),
+			ReplyOutcomes: d.bot == nil && cfg.WhatsApp.Handler != nil && cfg.WhatsApp.Handler.ReplyOutcomes,
+			Commands:      &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}
 		sp, err := store.OpenSpool[chat.Message](spoolFile(cfg.DataDir, "inbound"), store.SpoolSize)
@@ -194,10 +196,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		} else {
 			d.writers.spools = append(d.writers.spools, sp)
 		}
+		// A message's receipt leaves only once the message is on disk. Where every write
+		// to WhatsApp waits for remedy.db's sync (BeforeWrite), the enqueue returns at its
+		// commit and whatsmeow's one message loop goes on while the receipt waits; one
+		// sync then serves the messages kept meanwhile (issue 27: the sync per message
+		// in that loop bounded it to a few hundred messages a second on a busy disk).
+		enqueue := d.chat.In.Enqueue
+		if d.wa.WritesWait() {
+			enqueue = d.chat.In.EnqueueUnsynced
+		}
 		d.inbound = newInboundKeeper(sp, func(ctx context.Context, m chat.Message) error {
-			_, err := d.chat.In.Enqueue(ctx, webhook.NewMessage(m)) // the handler's typed delivery
+			_, err := enqueue(ctx, webhook.NewMessage(m)) // the handler's typed delivery
 			return err
 		}, d.storeBacklog, log)
+		if d.wa.WritesWait() {
+			d.inbound.sync = d.data.Main.Sync
+		}
 	}
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
 		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource, d.storeSource}, Logger: log})

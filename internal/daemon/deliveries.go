@@ -17,7 +17,7 @@ import (
 // receipt queues a delivery or read receipt for the bot's handler (called inside
 // whatsmeow's handling: it only writes it down).
 func (d *Daemon) receipt(r webhook.Receipt) {
-	if d.cfg.WhatsApp.Handler == nil && d.bot == nil {
+	if !d.takesEvents() {
 		return // nobody to tell
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -35,7 +35,7 @@ func (d *Daemon) receipt(r webhook.Receipt) {
 // disk before WhatsApp gets its receipt (an error leaves it for WhatsApp to deliver
 // again), as incoming messages are kept.
 func (d *Daemon) change(e webhook.Event) error {
-	if d.chat == nil || (d.cfg.WhatsApp.Handler == nil && d.bot == nil) {
+	if d.chat == nil || !d.takesEvents() {
 		return nil // nobody to tell
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

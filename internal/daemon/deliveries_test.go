@@ -45,7 +45,7 @@ func TestTypedWebhookWithMediaAndReceipts(t *testing.T) {
 	}))
 	defer handler.Close()
 	r, s := startWithWhatsApp(t, true, func(c *config.Config) {
-		c.WhatsApp.Handler = &config.Endpoint{URL: handler.URL, SecretEnv: "REMEDY_TEST_HANDLER_SECRET"}
+		c.WhatsApp.Handler = &config.Handler{URL: handler.URL, SecretEnv: "REMEDY_TEST_HANDLER_SECRET", ReplyOutcomes: true}
 	}, "+6281100000009")
 	ctx := context.Background()
 	p, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")
@@ -110,7 +110,8 @@ func TestTypedWebhookWithMediaAndReceipts(t *testing.T) {
 	})
 	r.eventually("the read receipt at the handler", func() bool { return len(ofType(webhook.TypeReceipt)) == 1 })
 	rc := ofType(webhook.TypeReceipt)[0]
-	// The reply went through the send path: its outcome reaches the handler too.
+	// The reply went through the send path: its outcome reaches the handler too, which
+	// asked for it (reply_outcomes).
 	r.eventually("the reply's send_outcome at the handler", func() bool { return len(ofType(webhook.TypeSendOutcome)) == 1 })
 	if so := ofType(webhook.TypeSendOutcome)[0].SendOutcome; so == nil || so.ID != reply.ID || so.Status != webhook.OutcomeSent {
 		t.Fatalf("send outcome %+v, want sent for %s", so, reply.ID)

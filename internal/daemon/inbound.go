@@ -31,6 +31,10 @@ import (
 type inboundKeeper struct {
 	spool   *store.Spool[chat.Message] // nil: it could not be made (the disk was full at the first start)
 	enqueue func(context.Context, chat.Message) error
+	// sync, if set, puts what enqueue committed on disk (enqueue does not wait for it:
+	// the receipts wait at the socket, whatsapp.Options.BeforeWrite); move calls it
+	// before it drops moved messages from the spool.
+	sync func() error
 	// backlog is told when messages start waiting in the spool (err set) and when it is
 	// empty again (STORE_BACKLOG / STORE_BACKLOG_CLEARED with writer=inbound).
 	backlog func(name string, rows int, err error)
@@ -160,6 +164,12 @@ func (k *inboundKeeper) move(ctx context.Context) bool {
 				break
 			}
 			moved++
+		}
+		if moved > 0 && k.sync != nil {
+			if serr := k.sync(); serr != nil {
+				k.report(serr)
+				return false // kept in the spool: moved again later (twice at worst)
+			}
 		}
 		if moved > 0 {
 			k.mu.Lock()

@@ -122,6 +122,40 @@ func TestInboundKeeperLosesNothingAcknowledged(t *testing.T) {
 	})
 }
 
+// Messages moved from the spool to a queue that commits without waiting for the disk
+// (the daemon's, whose receipts wait at the socket instead) leave the spool only once
+// the queue's commits are on disk: a failed sync keeps them in the spool, to be moved
+// again (twice at worst, never lost).
+func TestSpooledMessagesLeaveOnlyOnceSynced(t *testing.T) {
+	sp, err := store.OpenSpool[chat.Message](filepath.Join(t.TempDir(), "spool"), 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	q := &flakyQueue{}
+	var syncErr error
+	syncs := 0
+	k := newInboundKeeper(sp, q.enqueue, nil, slog.New(slog.DiscardHandler))
+	k.sync = func() error { syncs++; return syncErr }
+	for _, text := range []string{"a", "b"} {
+		if err := sp.Append(chat.Message{ID: text, Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	syncErr = errors.New("fsync: input/output error")
+	if k.move(ctx) || k.len() != 2 || syncs != 1 {
+		t.Fatalf("sync failed: moved, %d left in the spool after %d syncs; want both kept", k.len(), syncs)
+	}
+	syncErr = nil
+	if !k.move(ctx) || k.len() != 0 || syncs != 2 {
+		t.Fatalf("synced: %d left in the spool after %d syncs", k.len(), syncs)
+	}
+	if got := q.queued(); !slices.Equal(got, []string{"a", "b", "a", "b"}) {
+		t.Fatalf("queued %v: each twice, in order (the first move's were not known on disk)", got)
+	}
+}
+
 func firstDiff(a, b []string) int {
 	for i := range min(len(a), len(b)) {
 		if a[i] != b[i] {
@@ -151,7 +185,7 @@ func TestIncomingMessagesSurviveStoreFaults(t *testing.T) {
 	}))
 	defer bot.Close()
 	r, s := startWithWhatsApp(t, true, func(c *config.Config) {
-		c.WhatsApp.Handler = &config.Endpoint{URL: bot.URL}
+		c.WhatsApp.Handler = &config.Handler{URL: bot.URL}
 		c.HealthInterval = 200 * time.Millisecond // the I/O error fault waits for readiness to see it
 	})
 	r.d.inbound.mu.Lock()

@@ -590,7 +590,7 @@ func (h *harness) floodConfig(c *config.Config) {
 		w.Write([]byte(`{}`))
 	}))
 	h.t.Cleanup(srv.Close)
-	c.WhatsApp.Handler = &config.Endpoint{URL: srv.URL}
+	c.WhatsApp.Handler = &config.Handler{URL: srv.URL}
 	c.Queues = map[string]config.Queue{"inbound": {Workers: 16}}
 	h.floodHandled = &count
 }

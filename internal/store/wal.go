@@ -25,3 +25,14 @@ func (db *DB) walGone(h *handles) bool {
 	}
 	return d != h.wal.dev.Load() || i != h.wal.ino.Load()
 }
+
+// is reports whether (dev, ino) is the WAL the handles opened, recording it when none
+// was seen yet (as walGone does).
+func (w *walID) is(dev, ino uint64) bool {
+	if w.ino.Load() == 0 {
+		w.dev.Store(dev)
+		w.ino.Store(ino)
+		return true
+	}
+	return w.dev.Load() == dev && w.ino.Load() == ino
+}

@@ -80,6 +80,14 @@ type Options struct {
 	// The message is acknowledged to WhatsApp (its receipt sent) only after Messages
 	// returns nil: an error leaves it unacknowledged, for the server to deliver again.
 	Messages func(webhook.Message) error
+	// BeforeWrite, if set, runs before any bytes are written to WhatsApp's socket (a
+	// receipt among them) and returns once what remedy acknowledges with them is on
+	// disk, so that Messages may keep a message without waiting for the disk: the
+	// receipt, which whatsmeow sends after Messages returned, waits here instead, while
+	// whatsmeow's message loop goes on, and one sync serves the messages kept meanwhile.
+	// An error closes the socket (nothing unsynced is acknowledged; the server delivers
+	// again what got no receipt). The daemon gives remedy.db's Sync.
+	BeforeWrite func() error
 	// Receipts receives delivery and read receipts for the bot's messages (ids,
 	// chat.StatusDelivered or chat.StatusRead); it must not block.
 	Receipts func(ids []string, status string, at time.Time)
@@ -102,6 +110,7 @@ type Conn struct {
 	opts      Options
 	cli       *whatsmeow.Client
 	container *sqlstore.Container
+	stmts     *remedystore.StmtConnector // the container's connections (their statement cache)
 	lock      *os.File
 	socks     *sockets
 
@@ -164,7 +173,7 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 	// event loop. mautrix's own SQLite setup (go.mau.fi/util dbutil "sqlite3-fk-wal")
 	// uses the same.
 	dsn := remedystore.FileURI(opts.StorePath) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	container, dev, reset, err := openStore(ctx, opts.StorePath, dsn, time.Now)
+	ds, reset, err := openStore(ctx, opts.StorePath, dsn, time.Now)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("whatsapp: device store: %w", err)
@@ -175,15 +184,15 @@ func Open(ctx context.Context, opts Options) (*Conn, error) {
 			DialContext:         (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 15 * time.Second}}
 	}
-	socks := &sockets{conns: map[*trackedConn]struct{}{}}
+	socks := &sockets{conns: map[*trackedConn]struct{}{}, beforeWrite: opts.BeforeWrite}
 	opts.HTTPClient = socks.wrap(opts.HTTPClient)
-	c := &Conn{opts: opts, container: container, lock: lock, state: Unpaired, socks: socks, budget: newBudget(opts.Budget),
+	c := &Conn{opts: opts, container: ds.container, stmts: ds.stmts, lock: lock, state: Unpaired, socks: socks, budget: newBudget(opts.Budget),
 		lastProgress: time.Now()}
 	c.budget.load(opts.StorePath+".logins", time.Now()) // the budget outlives a restart
 	c.bg, c.cancel = context.WithCancel(context.Background())
-	c.newClient(dev)
+	c.newClient(ds.dev)
 	c.pruneMedia(time.Now())
-	if dev.ID != nil {
+	if ds.dev.ID != nil {
 		c.state = Disconnected
 	}
 	if reset != nil {

@@ -140,26 +140,9 @@ func TestMessageNotKeptIsNotAcknowledgedAndComesAgain(t *testing.T) {
 			}
 		})
 	}
-	next := func(want string) {
-		t.Helper()
-		select {
-		case text := <-got:
-			if text != want {
-				t.Fatalf("handed over %q, want %q", text, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%q never handed over", want)
-		}
-	}
+	next := func(want string) { t.Helper(); handedOver(t, got, want) }
 	acked := func(id string) bool { return slices.Contains(s.Receipts(), id) }
-	waitAcked := func(id string) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !acked(id); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no receipt for %s; receipts %v", id, s.Receipts())
-			}
-		}
-	}
+	waitAcked := func(id string) { t.Helper(); waitReceipt(t, s, id) }
 	id1, id2 := one.Attrs["id"].(string), two.Attrs["id"].(string)
 	deliver(one)
 	next("one") // refused
@@ -192,4 +175,28 @@ func connectedWithPhone(t *testing.T, s *wafake.Server, rec *recorder, messages 
 	}
 	t.Cleanup(func() { phone.Close() })
 	return c, phone
+}
+
+// handedOver waits for the next text handed over and checks it.
+func handedOver(t *testing.T, got <-chan string, want string) {
+	t.Helper()
+	select {
+	case text := <-got:
+		if text != want {
+			t.Fatalf("handed over %q, want %q", text, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%q never handed over", want)
+	}
+}
+
+// waitReceipt waits until the server has the client's receipt for id (a safety net of
+// 10 s, not a speed limit).
+func waitReceipt(t *testing.T, s *wafake.Server, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !slices.Contains(s.Receipts(), id); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no receipt for %s; receipts %v", id, s.Receipts())
+		}
+	}
 }

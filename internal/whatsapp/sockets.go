@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -9,16 +10,31 @@ import (
 
 // sockets tracks the TCP connections the client dials, so that a fire drill can cut
 // them the way a network failure does: whatsmeow sees a read error, not a deliberate
-// Disconnect, and the reconnect policies are what bring it back.
+// Disconnect, and the reconnect policies are what bring it back. Every write first
+// passes beforeWrite (Options.BeforeWrite).
 type sockets struct {
-	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
+	mu          sync.Mutex
+	conns       map[*trackedConn]struct{}
+	beforeWrite func() error
+	gated       bool // the client dials through the tracker (wrap)
 }
 
 type trackedConn struct {
 	net.Conn
 	s    *sockets
 	once sync.Once
+}
+
+// Write holds the bytes back until beforeWrite says that what they acknowledge is on
+// disk; its failure breaks the connection rather than send them.
+func (c *trackedConn) Write(b []byte) (int, error) {
+	if c.s.beforeWrite != nil {
+		if err := c.s.beforeWrite(); err != nil {
+			c.Close()
+			return 0, fmt.Errorf("not sent to WhatsApp: what it acknowledges is not on disk: %w", err)
+		}
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *trackedConn) Close() error {
@@ -37,6 +53,7 @@ func (s *sockets) wrap(h *http.Client) *http.Client {
 	if !ok {
 		return h
 	}
+	s.gated = true
 	tr = tr.Clone()
 	dial := tr.DialContext
 	if dial == nil {
@@ -78,6 +95,11 @@ func (s *sockets) cut() int {
 	}
 	return len(open)
 }
+
+// WritesWait says whether every write to WhatsApp passes Options.BeforeWrite: false
+// when it is not set, or the HTTP client's transport is not an *http.Transport (a
+// test's), which the connection cannot see into.
+func (c *Conn) WritesWait() bool { return c.socks.beforeWrite != nil && c.socks.gated }
 
 // DropSocket cuts the connection to WhatsApp under the client, as a network failure
 // would (the fire drill "whatsapp"). It returns the number of sockets cut.

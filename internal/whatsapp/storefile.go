@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -31,44 +32,61 @@ func (r StoreReset) Explain() string {
 		r.Reason, filepath.Base(r.Backup), r.Time.UTC().Format(time.RFC3339))
 }
 
+// deviceStore is whatsmeow's store opened: the container, its first device, and the
+// connector whose connections keep whatsmeow's statements compiled.
+type deviceStore struct {
+	container *sqlstore.Container
+	dev       *store.Device
+	stmts     *remedystore.StmtConnector
+}
+
 // openStore opens the device store at path and its first device. A store that is not
 // a database or whose pages are damaged (remedystore.CheckFile, or a corrupt error from
 // whatsmeow's own queries) is moved aside and a fresh one made in its place; the
 // returned reset says so (nil when the store was fine). Any other error is returned:
 // an unreadable directory or a full disk is not a reason to drop a session.
-func openStore(ctx context.Context, path, dsn string, now func() time.Time) (*sqlstore.Container, *store.Device, *StoreReset, error) {
+func openStore(ctx context.Context, path, dsn string, now func() time.Time) (*deviceStore, *StoreReset, error) {
 	var reset *StoreReset
 	for try := 0; ; try++ {
-		container, dev, err := openContainer(ctx, path, dsn)
+		ds, err := openContainer(ctx, path, dsn)
 		if err == nil {
-			return container, dev, reset, nil
+			return ds, reset, nil
 		}
 		if try > 0 || !remedystore.IsCorrupt(err) {
-			return nil, nil, reset, err
+			return nil, reset, err
 		}
 		at := now()
 		backup, merr := remedystore.MoveAside(path, at)
 		if merr != nil {
-			return nil, nil, nil, fmt.Errorf("%w (and it could not be moved aside: %v)", err, merr)
+			return nil, nil, fmt.Errorf("%w (and it could not be moved aside: %v)", err, merr)
 		}
 		reset = &StoreReset{Backup: backup, Reason: reason(err), Time: at}
 	}
 }
 
-func openContainer(ctx context.Context, path, dsn string) (*sqlstore.Container, *store.Device, error) {
+// openContainer opens the store through remedystore.StmtConnector, so that whatsmeow's
+// statements are compiled once per connection instead of at every use (as with
+// sqlstore.New), and brings its schema up to date.
+func openContainer(ctx context.Context, path, dsn string) (*deviceStore, error) {
 	if err := remedystore.CheckFile(ctx, path); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	container, err := sqlstore.New(ctx, "sqlite", dsn, waLog.Noop)
+	stmts, err := remedystore.NewStmtConnector(dsn)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	db := sql.OpenDB(stmts)
+	container := sqlstore.NewWithDB(db, "sqlite", waLog.Noop)
+	if err := container.Upgrade(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("failed to upgrade database: %w", err)
 	}
 	dev, err := container.GetFirstDevice(ctx)
 	if err != nil {
 		_ = container.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return container, dev, nil
+	return &deviceStore{container: container, dev: dev, stmts: stmts}, nil
 }
 
 // reason is the last part of an error chain (errors.Join puts one error a line):
