@@ -25,6 +25,7 @@ import (
 
 	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
@@ -83,7 +84,7 @@ func crashChild(dir string) int {
 	serverLog, _ := os.OpenFile(filepath.Join(dir, "server-messages"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	defer serverLog.Close()
 	s.OnMessage(func(m wafake.Message) { fmt.Fprintf(serverLog, "%s %s\n", m.ID, m.To) })
-	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), WithWhatsAppHTTP(s.HTTPClient()))
+	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), WithWhatsAppHTTP(s.HTTPClient()), WithHost(monitor.HealthyHost()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

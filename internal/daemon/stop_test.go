@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/monitor"
 )
 
 // lockedBuffer is a log sink safe to read while the daemon writes.
@@ -79,7 +80,7 @@ func TestShutdownAbandonsAHungActionAtItsBound(t *testing.T) {
 	var buf lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)), WithHost(monitor.HealthyHost()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestShutdownWithNothingRunningAbandonsNothing(t *testing.T) {
 	for range 5 { // the bound and the executor's Wait race: try it a few times
 		var buf lockedBuffer
 		ctx, cancel := context.WithCancel(context.Background())
-		d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)), WithHost(monitor.HealthyHost()))
 		if err != nil {
 			t.Fatal(err)
 		}
