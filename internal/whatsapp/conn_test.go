@@ -106,6 +106,7 @@ func reconnect(c *Conn) error {
 }
 
 func TestConnectDropAndReconnect(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -127,6 +128,7 @@ func TestConnectDropAndReconnect(t *testing.T) {
 }
 
 func TestTerminalEventsAreSticky(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		fault func(*wafake.Conn)
@@ -161,6 +163,7 @@ func TestTerminalEventsAreSticky(t *testing.T) {
 }
 
 func TestLateDisconnectAfterLogoutIsMarked(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -181,6 +184,7 @@ func TestLateDisconnectAfterLogoutIsMarked(t *testing.T) {
 }
 
 func TestTemporaryBanWaitsForExpiry(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -201,6 +205,7 @@ func TestTemporaryBanWaitsForExpiry(t *testing.T) {
 }
 
 func TestConnectFailureAndStreamError(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -223,6 +228,7 @@ func TestConnectFailureAndStreamError(t *testing.T) {
 }
 
 func TestKeepaliveTimeoutAndRestore(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -235,6 +241,7 @@ func TestKeepaliveTimeoutAndRestore(t *testing.T) {
 }
 
 func TestWatchdogNoticesASilentDrop(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -251,6 +258,7 @@ func TestWatchdogNoticesASilentDrop(t *testing.T) {
 }
 
 func TestReachableAfterOutage(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -272,6 +280,7 @@ func TestReachableAfterOutage(t *testing.T) {
 }
 
 func TestSecondInstanceRefused(t *testing.T) {
+	t.Parallel()
 	path := pairedStore(t)
 	c, err := Open(context.Background(), Options{StorePath: path})
 	if err != nil {

@@ -108,6 +108,7 @@ func (l *loop) attempts() []time.Time {
 // The server drops the connection and is unreachable for 10 s; remedy is connected again
 // within 3 s of its return (the seed allows 30 s), having backed off meanwhile.
 func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -147,25 +148,19 @@ func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
 // A server that accepts every login and breaks the stream 1 s later, for 20 s: whatsmeow's
 // own reconnect logs in again at once each time; remedy's policies back off.
 func TestFlappingServerLoginsPerMinute(t *testing.T) {
+	t.Parallel()
 	flap := func(fc *wafake.Conn) {
 		fc.Success()
 		time.AfterFunc(time.Second, func() { fc.StreamError("500", "") })
 	}
 	const window = 20 * time.Second
 
-	// whatsmeow alone.
+	// whatsmeow alone and remedy (the supervisor and the default policies), side by side
+	// over the same window, each against its own server.
 	s1 := fakeServer(t)
 	s1.OnLogin(flap)
 	raw := open(t, s1, newRecorder())
 	raw.cli.EnableAutoReconnect = true
-	raw.cli.ConnectContext(raw.bg)
-	time.Sleep(window)
-	rawLogins := s1.Logins()
-	// Cancelling the client's context stops its reconnect loop; writing
-	// EnableAutoReconnect now would race with that loop.
-	raw.cancel()
-
-	// remedy: the supervisor and the default policies.
 	s2 := fakeServer(t)
 	s2.OnLogin(flap)
 	rec := newRecorder()
@@ -174,9 +169,13 @@ func TestFlappingServerLoginsPerMinute(t *testing.T) {
 	// watchdog's IsConnected racing a flap is flagged by -race; it is not under test here.
 	c.opts.Watchdog = time.Hour
 	l := runLoop(t, c, rec)
+	raw.cli.ConnectContext(raw.bg)
 	c.Start(context.Background())
-	time.Sleep(window)
-	remedyLogins := s2.Logins()
+	time.Sleep(window) // the measurement window, not a wait for something to happen
+	rawLogins, remedyLogins := s1.Logins(), s2.Logins()
+	// Cancelling the client's context stops its reconnect loop; writing
+	// EnableAutoReconnect now would race with that loop.
+	raw.cancel()
 	perMin := func(n int) float64 { return float64(n) * float64(time.Minute) / float64(window) }
 	t.Logf("logins per minute against a server that breaks each session after 1 s: whatsmeow's reconnect %.0f, remedy %.0f (%d attempts)",
 		perMin(rawLogins), perMin(remedyLogins), len(l.attempts()))
@@ -191,6 +190,7 @@ func TestFlappingServerLoginsPerMinute(t *testing.T) {
 // so the test takes seconds; the default ladder is the same shape over two hours) and
 // exactly one critical alert says so.
 func TestAttemptsStopAtTheLimitWithOneCriticalAlert(t *testing.T) {
+	t.Parallel()
 	set, err := policies.ParseFiles([]string{"short.yaml"}, map[string][]byte{"short.yaml": []byte(`policies:
   - name: wa-reconnect
     on: [WA_DISCONNECTED]
