@@ -98,6 +98,7 @@ func cancelAfter(after int64, cancel context.CancelFunc) func(RebuildProgress) {
 // events, and the state table, gone. Now the next start finds the damaged file still at
 // PATH and rebuilds it whole.
 func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
+	t.Parallel()
 	path := rebuildFixture(t, 20000)
 	damaged := fileSum(t, path)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -130,6 +131,7 @@ func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
 // interrupted at random points (a random row count, or a crash between the marker and
 // the renames) and started again, for seeded random sequences.
 func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
+	// Not parallel: it sets crashPoint, a package-level hook every rebuild calls.
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("REBUILD_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
@@ -202,6 +204,7 @@ func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
 // A crash after the copy was complete (the marker written) but before the renames: the
 // next Open finishes the swap instead of rebuilding again or serving the copy half-moved.
 func TestCompleteRebuildIsSwappedInAfterACrash(t *testing.T) {
+	t.Parallel()
 	path := rebuildFixture(t, 5000)
 	damaged := fileSum(t, path)
 	// What Rebuild leaves at the instant before its renames.
@@ -253,6 +256,7 @@ func TestCompleteRebuildIsSwappedInAfterACrash(t *testing.T) {
 // Before, Rebuild held the pool's lock for its whole length (field case C8: every ingest
 // 503, status and readyz hung).
 func TestRebuildAtRuntimeKeepsServing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := rebuildFixture(t, 20000)
 	paused, resume := make(chan struct{}), make(chan struct{})
@@ -359,6 +363,7 @@ func BenchmarkRebuild(b *testing.B) {
 // repair; the copy was made without it, so after the first rebuild retention's deletes
 // no longer showed in the disk's free space (attack-2026-12 re-run).
 func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	opts := Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma}}
@@ -396,6 +401,7 @@ func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
 // rebuild that could not copy every row now raises DB_ROWS_LOST, its value the rows lost
 // and its message the report; one that lost nothing raises nothing.
 func TestRebuildThatLosesRowsSaysSo(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := rebuildFixture(t, 20000)
 	var mu sync.Mutex
@@ -451,6 +457,7 @@ func TestRebuildThatLosesRowsSaysSo(t *testing.T) {
 // (100%)" (attack-2026-12 re-run). With nothing written meanwhile, Copied stays within
 // Rows at every report.
 func TestRebuildProgressCountsEachRowOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// A whole file (a rebuild copies any file): no row is lost, so Rows is exact.
 	path := filepath.Join(t.TempDir(), "remedy.db")
@@ -497,6 +504,7 @@ func TestRebuildProgressCountsEachRowOnce(t *testing.T) {
 // since the copy began, and the swap copies only those again. Changes made during the
 // copy (an update, an insert, a delete) are all in the swapped-in file.
 func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
+	// Not parallel: it sets swapCopied, a package-level hook every rebuild calls.
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	paused, resume := make(chan struct{}), make(chan struct{})
