@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,6 +39,15 @@ const crashChildEnv = "REMEDY_CRASH_CHILD"
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
+	}
+	flag.Parse()
+	// Most of this package's tests wait on real time (retry budgets, backoffs, child
+	// processes, Chromium): at go test's default of GOMAXPROCS tests at once (2 on CI's
+	// machine) its CPU sat idle more than half the time. 4 at once unless -parallel is given.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "4")
 	}
 	os.Exit(m.Run())
 }
@@ -393,6 +403,7 @@ func (rig *crashRig) unkept(f crashFacts) (receipted, unkept int) {
 // item becomes ready at the next start); every inbound message seen queued is at the end
 // handled, queued or dead-lettered; after a clean last run every alert is delivered.
 func TestCrashConsistency(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills a child process 20 times")
 	}

@@ -171,6 +171,7 @@ func (r *running) policy(name string) map[string]any {
 // The daemon's sampler reads the host it is given (the tests' fixed, healthy one by
 // default; the real machine through gopsutil in remedy run).
 func TestDaemonSamplesItsHost(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil, WithHost(monitor.FixedHost(map[string]float64{"cpu_percent": 97.5, "disk_free_percent": 42})))
 	var st struct{ Sample map[string]float64 }
 	r.eventually("the first sample", func() bool {
@@ -187,6 +188,7 @@ func TestDaemonSamplesItsHost(t *testing.T) {
 }
 
 func TestIngestToDecisionAuditAndAlert(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	code, body := r.do("POST", "/api/v1/events", `[{"code":"CUSTOM_FAULT","labels":{"part":"db"}},{"code":"NOTED","message":"hi"}]`)
 	if code != http.StatusAccepted || !strings.Contains(body, `"accepted": 2`) {
@@ -225,6 +227,7 @@ func TestIngestToDecisionAuditAndAlert(t *testing.T) {
 }
 
 func TestReloadKeepsOldSetOnErrorAndStateOnSuccess(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	r.do("POST", "/api/v1/samples", `{"values":{"burn":9}}`)
 	var pendingUntil any
@@ -274,6 +277,7 @@ func TestReloadKeepsOldSetOnErrorAndStateOnSuccess(t *testing.T) {
 }
 
 func TestAPIRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.Token = "t0ken" })
 	cases := []struct {
 		name, method, path, body string
@@ -338,6 +342,7 @@ func TestAPIRefusesBadInput(t *testing.T) {
 }
 
 func TestPolicyFileWatch(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.WatchPolicies = true })
 	custom := filepath.Join(r.dir, "policies", "custom.yaml")
 	os.WriteFile(custom, []byte(testPolicies+"  - name: watched\n    on: [WATCHED_FAULT]\n"), 0o644)
@@ -345,6 +350,7 @@ func TestPolicyFileWatch(t *testing.T) {
 }
 
 func TestTryPolicyFromTheAPI(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	code, body := r.do("POST", "/api/v1/policies/custom-fault/try", `{"event":{"code":"CUSTOM_FAULT","labels":{"part":"x"}}}`)
 	if code != 200 || !strings.Contains(body, `"matched": true`) || !strings.Contains(body, "not run: dry_run") {

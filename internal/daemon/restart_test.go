@@ -72,6 +72,7 @@ func TestRestartChild(t *testing.T) {
 // and when WhatsApp is back the incident's resolution reaches the channel that was told
 // it fired.
 func TestRestartMidLadder(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("a restart with real processes takes about 30 s")
 	}

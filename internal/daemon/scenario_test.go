@@ -212,13 +212,24 @@ func TestScenarioChild(t *testing.T) {
 }
 
 func TestScenarios(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the scenario suite takes about two minutes")
 	}
-	var rows []outcome
-	for _, sc := range scenarios() {
-		for _, recovery := range []bool{true, false} {
+	scs := scenarios()
+	// One slot per run, filled by its subtest: the table keeps the scenarios' order
+	// whether they ran one at a time or side by side. It is made when all have ended.
+	slots := make([]*outcome, 2*len(scs))
+	t.Cleanup(func() { scenarioReport(t, slots) })
+	for i, sc := range scs {
+		for j, recovery := range []bool{true, false} {
 			t.Run(sc.name+"/"+mode(recovery), func(t *testing.T) {
+				if raceEnabled {
+					// Under -race the scenarios check the invariants only (below), so
+					// they run side by side; without it they run one at a time, so that
+					// each one's timings, the figures, are its own.
+					t.Parallel()
+				}
 				if sc.whatsapp && raceEnabled {
 					// whatsmeow races with itself when the server drops a socket under a
 					// send (FrameSocket.Close against SendFrame); .ci/run runs the suite
@@ -232,7 +243,7 @@ func TestScenarios(t *testing.T) {
 					t.Skip("the recovery-off baseline runs without -race (figures only)")
 				}
 				o := runScenario(t, sc, recovery)
-				rows = append(rows, o)
+				slots[2*i+j] = &o
 				if o.lost != 0 {
 					t.Errorf("%d items lost", o.lost)
 				}
@@ -246,6 +257,17 @@ func TestScenarios(t *testing.T) {
 					t.Errorf("not recovered within the window")
 				}
 			})
+		}
+	}
+}
+
+// scenarioReport logs and stores the scenario table, and the error rates with recovery
+// and without, of the runs that ended (nil slots were skipped).
+func scenarioReport(t *testing.T, slots []*outcome) {
+	var rows []outcome
+	for _, o := range slots {
+		if o != nil {
+			rows = append(rows, *o)
 		}
 	}
 	table := scenarioTable(rows)
