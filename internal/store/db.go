@@ -54,6 +54,12 @@ type Options struct {
 	// Progress, if set, is told how a rebuild goes after every batch it copies (see
 	// RebuildProgress); it must not block. The daemon logs it and tells systemd.
 	Progress func(RebuildProgress)
+
+	// Tests' hooks (nil in remedy), per database so that tests of rebuilds run in
+	// parallel: crashPoint stops a swap between its marker and its renames, as a crash
+	// there would; swapCopied is told how many rows the swap copied again.
+	crashPoint func() error
+	swapCopied func(rows int64)
 }
 
 // DB is one SQLite database file with a writer connection and a reader pool. It is safe

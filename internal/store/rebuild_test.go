@@ -131,7 +131,7 @@ func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
 // interrupted at random points (a random row count, or a crash between the marker and
 // the renames) and started again, for seeded random sequences.
 func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
-	// Not parallel: it sets crashPoint, a package-level hook every rebuild calls.
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("REBUILD_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
@@ -158,11 +158,10 @@ func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
 			case 0: // stopped (SIGTERM, a timeout) after a random number of rows
 				opts.Progress = cancelAfter(int64(rng.IntN(n+100)), cancel)
 			case 1: // a crash after the copy is complete, before the renames
-				crashPoint = func() error { return errors.New("crash") }
+				opts.crashPoint = func() error { return errors.New("crash") }
 			}
 			db, err := Open(ctx, opts)
 			cancel()
-			crashPoint = func() error { return nil }
 			if err == nil {
 				db.Close()
 			}
@@ -504,7 +503,7 @@ func TestRebuildProgressCountsEachRowOnce(t *testing.T) {
 // since the copy began, and the swap copies only those again. Changes made during the
 // copy (an update, an insert, a delete) are all in the swapped-in file.
 func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
-	// Not parallel: it sets swapCopied, a package-level hook every rebuild calls.
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	paused, resume := make(chan struct{}), make(chan struct{})
@@ -514,7 +513,7 @@ func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
 		if p.Table == "events" {
 			once.Do(func() { close(paused); <-resume })
 		}
-	}})
+	}, swapCopied: func(rows int64) { swapRows = append(swapRows, rows) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -534,8 +533,6 @@ func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
 	if err := db.InsertEvents(ctx, []engine.Event{{Time: time.Unix(1, 0), Code: "USER_MSG"}}); err != nil {
 		t.Fatal(err)
 	}
-	swapCopied = func(rows int64) { swapRows = append(swapRows, rows) }
-	defer func() { swapCopied = func(int64) {} }()
 	done := make(chan error, 1)
 	go func() {
 		_, err := db.Rebuild(ctx)
