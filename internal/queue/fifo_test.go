@@ -15,6 +15,7 @@ import (
 // scanning the queue for each candidate (a 2,000-item backlog made every claim take
 // about a second before the index).
 func TestGroupedClaimUsesTheIndex(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openDB(t)
 	q := &Queue{opts: Options{Name: "outbound", Group: "chat"}}
@@ -40,6 +41,7 @@ func TestGroupedClaimUsesTheIndex(t *testing.T) {
 // A damaged payload (not JSON) neither breaks the grouped claim nor blocks the others:
 // it is its own "no group" item, claimed in turn.
 func TestGroupedClaimSurvivesADamagedPayload(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openDB(t)
 	q, err := Open(ctx, db, Options{Name: "outbound", Group: "chat", Handler: func(context.Context, Item) error { return nil }})
@@ -67,6 +69,7 @@ func TestGroupedClaimSurvivesADamagedPayload(t *testing.T) {
 // do not move, the queue is stuck as usual. In a grouped queue only a group's first
 // item counts as due: the ones behind it wait by design.
 func TestBlockedQueueIsNotStuck(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		rec := &recorder{}
