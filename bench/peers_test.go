@@ -255,7 +255,11 @@ scrape_configs:
 	first := map[string]time.Duration{}
 	refire := map[string]latencies{}
 	missed := map[string]int{}
-	for cycle := 0; cycle < pc.cycles; cycle++ {
+	cycles := pc.cycles
+	if testing.Short() {
+		cycles = min(cycles, 2) // bench/run --short: the first fire and one re-fire
+	}
+	for cycle := 0; cycle < cycles; cycle++ {
 		t0 := time.Now()
 		fault.Store(1)
 		r.post(b, "/api/v1/events", []byte(`[{"code":"BENCH_FAULT"}]`))

@@ -16,10 +16,14 @@ import (
 )
 
 // statusEvents is the size of BenchmarkStatusLarge's database: 10 M events, the field
-// run's file (B3: GET status took 2.4 s there). REMEDY_BENCH_STATUS_EVENTS changes it.
+// run's file (B3: GET status took 2.4 s there); 1 M with -short (bench/run --short, CI's
+// form). REMEDY_BENCH_STATUS_EVENTS sets it.
 func statusEvents() int {
 	if n, err := strconv.Atoi(os.Getenv("REMEDY_BENCH_STATUS_EVENTS")); err == nil && n > 0 {
 		return n
+	}
+	if testing.Short() {
+		return 1_000_000
 	}
 	return 10_000_000
 }

@@ -37,6 +37,7 @@ func (p *phone) SendText(ctx context.Context, to, text string) error {
 // Alerts raised while WhatsApp is down wait in the outbox and go out after it reconnects,
 // once each, oldest first, grouped in one message.
 func TestWhatsAppDeliversAfterReconnectInOrder(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ph := &phone{sent: map[string][]string{}}
 	wa := WhatsAppChannel{Sender: ph, Admins: []string{"+6281100", "+6281200"}}
@@ -71,6 +72,7 @@ func TestWhatsAppDeliversAfterReconnectInOrder(t *testing.T) {
 }
 
 func TestAlertmanagerPayload(t *testing.T) {
+	t.Parallel()
 	var got []map[string]any
 	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v2/alerts" || r.Method != http.MethodPost {
@@ -119,6 +121,7 @@ func TestAlertmanagerPayload(t *testing.T) {
 // on it — and with the body-only X-Remedy-Signature beside it, unchanged for receivers
 // written before.
 func TestWebhookChannelSigns(t *testing.T) {
+	t.Parallel()
 	var body, sig string
 	var verr error
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +143,7 @@ func TestWebhookChannelSigns(t *testing.T) {
 }
 
 func TestAlertText(t *testing.T) {
+	t.Parallel()
 	a := Alert{Policy: "queue-stuck", Instance: "inbound", Severity: "error", State: "escalated", Summary: "Queue inbound is stuck",
 		Suppressed: 3, Reason: "2 consecutive failed attempts", Annotations: map[string]string{"runbook": "MONITORING_GUIDE.md#queue-stuck"},
 		Time: time.Date(2026, 1, 5, 3, 0, 0, 0, time.UTC)}
@@ -153,6 +157,7 @@ func TestAlertText(t *testing.T) {
 // reaches a delivery error, which the log, the outbox's last_error, ALERT_UNDELIVERED and
 // alert texts show: not when the endpoint is unreachable, not when it answers an error.
 func TestDeliveryErrorsHideTheURL(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "nope", http.StatusForbidden)
 	}))

@@ -21,6 +21,7 @@ import (
 // Issue 14, item 3: an ack is stored with its incident, compared by rank, survives a
 // restart while the incident is open and is gone once it resolves.
 func TestAckBelongsToIncidentAndComparesByRank(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ch := &fakeChannel{name: "log"}
 	ctx := context.Background()
@@ -66,6 +67,7 @@ func TestAckBelongsToIncidentAndComparesByRank(t *testing.T) {
 // Issue 14, item 2: a resolution goes to every channel that was given the firing —
 // whatever holds are active now — and to no channel that was not.
 func TestResolutionGoesWhereTheFiringWent(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	logc, hook := &fakeChannel{name: "log"}, &fakeChannel{name: "webhook"}
 	ctx := context.Background()
@@ -91,6 +93,7 @@ func TestResolutionGoesWhereTheFiringWent(t *testing.T) {
 // Issue 14, item 2: when a hold ends — a silence runs out, an ack is withdrawn — the
 // incidents it held that still fire are told then.
 func TestHeldIncidentToldWhenTheHoldEnds(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		ch := &fakeChannel{name: "log"}
@@ -183,6 +186,7 @@ func (s *amState) active(now time.Time) []string {
 // channel's last word on each incident it was told about is "resolved", and no label
 // set posted to Alertmanager is still active.
 func TestEveryChannelGetsTheEnd(t *testing.T) {
+	t.Parallel()
 	for seed := uint64(1); seed <= 12; seed++ {
 		am := &amState{ends: map[string]time.Time{}}
 		srv := httptest.NewServer(http.HandlerFunc(am.handler))
@@ -264,6 +268,7 @@ func TestEveryChannelGetsTheEnd(t *testing.T) {
 // Issue 14, item 5: the open incidents are re-sent to Alertmanager with an end ahead;
 // a resolved or held one is not.
 func TestAlertmanagerRefreshesOpenIncidents(t *testing.T) {
+	t.Parallel()
 	am := &amState{ends: map[string]time.Time{}}
 	srv := httptest.NewServer(http.HandlerFunc(am.handler))
 	defer srv.Close()
@@ -297,6 +302,7 @@ func TestAlertmanagerRefreshesOpenIncidents(t *testing.T) {
 // limited per minute goes out with the next delivery the limit allows, and on a channel
 // people read the flood folds into a summary instead of minutes of messages.
 func TestCriticalFirstAndFloodFolds(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		hook, wa := &fakeChannel{name: "webhook"}, &fakeChannel{name: "whatsapp"}

@@ -78,6 +78,7 @@ func getJSON(t *testing.T, what, u string, ok func(any) bool) {
 }
 
 func TestPrometheusScrapesMetrics(t *testing.T) {
+	t.Parallel()
 	bin := need(t, "prometheus", "prometheus")
 	reg := prometheus.NewRegistry()
 	m := monitor.NewMetrics(reg, func() engine.Sample {
@@ -142,6 +143,7 @@ func withAlertmanager(t *testing.T, source string) (base string, p *alert.Pipeli
 }
 
 func TestAlertReachesAlertmanager(t *testing.T) {
+	t.Parallel()
 	base, p, e := withAlertmanager(t, "test-bot")
 	ctx := context.Background()
 	// The fault: WhatsApp logs out. Time from the event to the alert in Alertmanager.
@@ -169,6 +171,7 @@ func TestAlertReachesAlertmanager(t *testing.T) {
 // While it fires only the critical label set is active; after the resolution no remedy
 // alert is active at all.
 func TestEscalatedIncidentEndsInAlertmanager(t *testing.T) {
+	t.Parallel()
 	base, p, e := withAlertmanager(t, "bot-1")
 	ctx := context.Background()
 	now := time.Now()

@@ -81,6 +81,7 @@ func (c *scriptedChannel) has(key string) bool {
 //
 // and once every channel is healthy again, every channel gets every alert.
 func TestEachChannelDeliversOnItsOwn(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("REMEDY_ALERT_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
@@ -217,6 +218,7 @@ func visible(t *testing.T, seed uint64, p *Pipeline, chans []*scriptedChannel, k
 // the storing of later alerts) for 30 s a try. Now the log has the alert at once and a
 // second alert is stored at once while the webhook still hangs.
 func TestHangingChannelDelaysOnlyItself(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		hung, logc := newScripted("hook"), newScripted("log")

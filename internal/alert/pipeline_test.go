@@ -79,6 +79,7 @@ func (r *recEvents) codes() string {
 }
 
 func TestOutboxRetriesUntilDeliveredAndReportsUndelivered(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		hook := &fakeChannel{name: "webhook", failing: 4}
@@ -120,6 +121,7 @@ func TestOutboxRetriesUntilDeliveredAndReportsUndelivered(t *testing.T) {
 }
 
 func TestSilenceHoldsAndExpires(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ch := &fakeChannel{name: "log"}
 	p, _ := New(context.Background(), Options{DB: db, Channels: []Channel{ch}})
@@ -154,6 +156,7 @@ func TestSilenceHoldsAndExpires(t *testing.T) {
 }
 
 func TestAckHoldsRepeatsButNotWorse(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ch := &fakeChannel{name: "log"}
 	p, _ := New(context.Background(), Options{DB: db, Channels: []Channel{ch}})
@@ -185,6 +188,7 @@ func TestAckHoldsRepeatsButNotWorse(t *testing.T) {
 // An alert the engine held (inhibited) is stored with why and never sent — not even
 // when a silence ends; the engine notifies again when the inhibition ends.
 func TestEngineHeldAlertsAreStoredNotSent(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ch := &fakeChannel{name: "log"}
 	ctx := context.Background()
@@ -210,6 +214,7 @@ func TestEngineHeldAlertsAreStoredNotSent(t *testing.T) {
 }
 
 func TestDuplicateDecisionIsOneAlert(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ch := &fakeChannel{name: "log"}
 	p, _ := New(context.Background(), Options{DB: db, Channels: []Channel{ch}})
@@ -226,6 +231,7 @@ func TestDuplicateDecisionIsOneAlert(t *testing.T) {
 }
 
 func TestPerChannelRateLimit(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		ch := &fakeChannel{name: "webhook"}
@@ -249,6 +255,7 @@ func TestPerChannelRateLimit(t *testing.T) {
 // The engine's rate limit holds notifications back and counts them; the next one
 // delivered says "+N suppressed".
 func TestSuppressedCountReachesTheMessage(t *testing.T) {
+	t.Parallel()
 	set := loadSet(t, `
 policies:
   - name: flap
@@ -292,6 +299,7 @@ func (c *cancelChannel) Send(ctx context.Context, alerts []Alert) error {
 // A delivery that succeeded while shutdown began is recorded, so the restart does not
 // send it again.
 func TestDeliveryDuringShutdownIsRecorded(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	hook := &cancelChannel{fakeChannel: fakeChannel{name: "webhook"}, cancel: cancel}

@@ -14,6 +14,7 @@ import (
 // a later incident of the same identity (an operator acking yesterday's page must not
 // quiet today's).
 func TestAckOfAnEndedIncidentIsRefused(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ctx := context.Background()
 	p, _ := New(ctx, Options{DB: db, Channels: []Channel{&fakeChannel{name: "log"}}})
@@ -58,6 +59,7 @@ func TestAckOfAnEndedIncidentIsRefused(t *testing.T) {
 // resolution reached it) is resolved on the channels that were told; one the engine
 // still has firing stays open.
 func TestResolveWhatTheEngineDoesNotHaveFiring(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ctx := context.Background()
 	ch := &fakeChannel{name: "log"}
@@ -90,6 +92,7 @@ func TestResolveWhatTheEngineDoesNotHaveFiring(t *testing.T) {
 // incident here, sending nothing: it is no longer open, so no longer re-sent to
 // Alertmanager nor acknowledgeable.
 func TestHeldResolutionClosesTheIncident(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ctx := context.Background()
 	ch := &fakeChannel{name: "log"}

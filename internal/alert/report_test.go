@@ -18,6 +18,7 @@ import (
 
 // The report runs at 09:00 in the configured zone, also across the change to summer time.
 func TestReportAtNineAcrossDST(t *testing.T) {
+	t.Parallel()
 	loc, err := time.LoadLocation("America/New_York")
 	if err != nil {
 		t.Skip("no tzdata:", err)
@@ -55,6 +56,7 @@ func TestReportAtNineAcrossDST(t *testing.T) {
 }
 
 func TestReportContent(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -112,6 +114,7 @@ func TestHelperOutbox(t *testing.T) {
 }
 
 func TestOutboxSurvivesKill(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperOutbox$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "REMEDY_ALERT_OUTBOX="+path)
@@ -144,6 +147,7 @@ func TestOutboxSurvivesKill(t *testing.T) {
 // Next answers what Schedule will do: due now after a missed day (remedy was down at
 // 09:00), tomorrow once today's report is stored, and the first 09:00 with none stored.
 func TestReporterNextAgreesWithSchedule(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openDB(t)
 	r := &Reporter{DB: db}

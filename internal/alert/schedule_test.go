@@ -13,6 +13,7 @@ import (
 // times a day, there is exactly one report per calendar day in the zone, each after the
 // previous one.
 func TestDailyExactlyOncePerCalendarDay(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ zone, spec string }{
 		{"Europe/Berlin", "30 2 * * *"},       // 02:30 is skipped in March, doubled in October
 		{"Europe/Berlin", "0 9 * * *"},        // the default
@@ -74,6 +75,7 @@ func TestDailyExactlyOncePerCalendarDay(t *testing.T) {
 // The scheduler sends one report a day, each covering since the previous one, and a
 // restart on the same day does not send it again.
 func TestScheduleCoversSinceThePreviousReport(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		var mu sync.Mutex

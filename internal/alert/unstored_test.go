@@ -15,6 +15,7 @@ import (
 // and stored with those deliveries recorded once the database takes writes again: it is
 // not sent twice, and the dashboard (which reads the table) gets it through the outbox.
 func TestUnstorableAlertIsDeliveredThenStored(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		hook := &fakeChannel{name: "webhook"}

@@ -54,6 +54,7 @@ func (b *fakeBackend) Refused(_ context.Context, from, text string) {
 }
 
 func TestCommands(t *testing.T) {
+	t.Parallel()
 	b := &fakeBackend{}
 	c := &Commands{Admins: []string{"+62 811-0000-0001"}, Allowed: []string{"RECONNECT_WA", "CLEAR_QUEUE"}, Backend: b}
 	ctx := context.Background()
@@ -128,6 +129,7 @@ func (p *phone) all() []string {
 
 // Replies made while WhatsApp is down go out once it is back, once each.
 func TestPipelineKeepsRepliesAcrossADisconnect(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -179,6 +181,7 @@ func TestPipelineKeepsRepliesAcrossADisconnect(t *testing.T) {
 }
 
 func TestWebhookHandler(t *testing.T) {
+	t.Parallel()
 	var got webhook.Event
 	var verr error
 	var legacy string

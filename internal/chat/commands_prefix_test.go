@@ -7,6 +7,7 @@ import "testing"
 // a longer word, another prefix's command are the bot's), case-insensitive names,
 // surrounding space.
 func TestCommandPrefixEdges(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ prefix, text, want string }{
 		{"", "!status", "status"},
 		{"", "  !STATUS  ", "status"},

@@ -70,6 +70,7 @@ func (e *pipelineEnv) count(code string) int {
 // group message), never to an address made from a group's id. Nothing is lost: every
 // message is answered exactly once.
 func TestEveryMessageIsRemedysOrTheBots(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	n := 200
 	if testing.Short() || raceEnabled {
@@ -182,6 +183,7 @@ func TestEveryMessageIsRemedysOrTheBots(t *testing.T) {
 // default, the configured one otherwise) and is not handed the message again while it
 // works; its answer is sent once.
 func TestASlowHandlerIsNotRedelivered(t *testing.T) {
+	t.Parallel()
 	for _, timeout := range []time.Duration{0, 90 * time.Second} {
 		synctest.Test(t, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -234,6 +236,7 @@ func TestASlowHandlerIsNotRedelivered(t *testing.T) {
 // schedule with QUEUE_DEAD_LETTER, the event the default policy queue-dead-letter alerts
 // on. Seeded random outage lengths; a Retry-After the handler gives is honoured.
 func TestHandlerOutagesWithinTheRetrySpanLoseNothing(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 2))
@@ -323,6 +326,7 @@ func TestHandlerOutagesWithinTheRetrySpanLoseNothing(t *testing.T) {
 // a handler that takes events, durably, each with its delivery id (several workers:
 // in any order).
 func TestNotificationsReachAnEventHandler(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

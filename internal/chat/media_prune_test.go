@@ -13,6 +13,7 @@ import (
 // pending dead letter needs them: DATA_DIR/media does not grow with every inline media
 // message, and nothing that may still be sent loses its file.
 func TestOldUploadsArePrunedUnlessNeeded(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, db := sendPipeline(t, ctx, &wire{}, &eventLog{}, SendLimits{})
 	save := func(b string) string {

@@ -94,6 +94,7 @@ func sendPipeline(t *testing.T, ctx context.Context, w *wire, ev *eventLog, limi
 // or failed (none stuck, none lost), each is sent at most once, and each chat receives
 // its messages in the order they were queued.
 func TestSendSequencesKeepOrderAndEndEverywhere(t *testing.T) {
+	t.Parallel()
 	seeds := 4
 	if testing.Short() || raceEnabled {
 		seeds = 2
@@ -193,6 +194,7 @@ func TestSendSequencesKeepOrderAndEndEverywhere(t *testing.T) {
 // dead-lettered without a try, the stop is reported once, and a replay after the stop
 // (shortened to 2 minutes here) sends them.
 func TestRefusingChatIsStoppedAndReplayable(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -264,6 +266,7 @@ func TestRefusingChatIsStoppedAndReplayable(t *testing.T) {
 // The default send limits pace a burst: one chat gets its burst at once and then 20 a
 // minute; the overall limit (30 a minute after a burst of 10) holds across chats.
 func TestDefaultSendRate(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -53,6 +53,7 @@ func withinBucket(times []time.Time, rate float64, burst int) (int, int, bool) {
 // configured rate leaves — overall and per chat, measured on the wire as a token
 // bucket allows it — and every message leaves in the end.
 func TestSendRateHoldsForAnyArrivalPattern(t *testing.T) {
+	t.Parallel()
 	seeds, messages := 6, 60
 	if testing.Short() || raceEnabled {
 		seeds, messages = 2, 30

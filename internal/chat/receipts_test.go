@@ -15,6 +15,7 @@ import (
 // (It failed when a burst beyond a 4,096-slot channel was written from goroutines
 // nothing waited for, and the writer left the channel unread at shutdown.)
 func TestReceiptsBurstWrittenByTheirOwner(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, db := sendPipeline(t, ctx, &wire{}, &eventLog{}, SendLimits{})
 	const n = 5000
@@ -58,6 +59,7 @@ func TestReceiptsBurstWrittenByTheirOwner(t *testing.T) {
 // when Run ends. (The retry once blocked the writer on its own wake-up slot, which a
 // receipt given meanwhile had filled: Run never returned.)
 func TestReceiptsKeptThroughAFailedWrite(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		p, db := sendPipeline(t, ctx, &wire{}, &eventLog{}, SendLimits{})

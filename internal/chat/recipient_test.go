@@ -10,6 +10,7 @@ import (
 // Recipients: what each form becomes, and what is refused (422) — never a panic or
 // an address WhatsApp does not have.
 func TestParseRecipientForms(t *testing.T) {
+	t.Parallel()
 	ok := map[string]string{
 		"+62 811-0000-0002":             "6281100000002@s.whatsapp.net",
 		"(62) 811.0000.0002":            "6281100000002@s.whatsapp.net",
@@ -39,6 +40,7 @@ func TestParseRecipientForms(t *testing.T) {
 // reused for a different message it is refused with ErrKeyReused, not answered with
 // the first message's id as if that had been sent.
 func TestIdempotencyKeyReusedForAnotherMessage(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, db := sendPipeline(t, ctx, &wire{}, &eventLog{}, SendLimits{})
 	png := []byte("\x89PNG\r\n\x1a\n0000")

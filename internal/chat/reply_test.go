@@ -20,6 +20,7 @@ import (
 // answered once, with the first answer, through the send path (an id and a status); an
 // answer the send path refuses dead-letters the message at once with the reason.
 func TestEachMessageIsAnsweredOnce(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

@@ -21,6 +21,7 @@ var pngBytes = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x
 // invoice and then as a picture are two uploads (two ids), each sent with its own kind,
 // type and name; the bytes are stored once; the same upload again is the same id.
 func TestUploadDescriptionIsPerUpload(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, _ := sendPipeline(t, ctx, &wire{}, &eventLog{}, SendLimits{})
 	data := append([]byte(nil), pngBytes...)
@@ -62,6 +63,7 @@ func TestUploadDescriptionIsPerUpload(t *testing.T) {
 // type, an accepted audio or video is not text, and no accepted upload hides HTML or
 // XML under another type. The named case: HTML bytes declared image/png are a 415.
 func TestUploadTypeIsCheckedAgainstTheBytes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, _ := sendPipeline(t, ctx, &wire{}, &eventLog{}, SendLimits{})
 	_, err := p.SaveMedia(ctx, Media{Data: []byte("<!doctype html><script>alert(1)</script>"), MIME: "image/png"})
@@ -110,6 +112,7 @@ func TestUploadTypeIsCheckedAgainstTheBytes(t *testing.T) {
 // other bidi controls; invariant: a name is accepted exactly when it has none of them,
 // and every stored name has none. The named case: "inv\n\u202efdp.exe".
 func TestUploadFileNameHasNoControlOrBidiCharacter(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	p, _ := sendPipeline(t, ctx, &wire{}, &eventLog{}, SendLimits{})
 	if _, err := p.SaveMedia(ctx, Media{Data: []byte("%PDF-1.7 a"), MIME: "application/pdf", FileName: "inv\n\u202efdp.exe"}); !errors.Is(err, ErrInvalid) {
@@ -143,6 +146,7 @@ func TestUploadFileNameHasNoControlOrBidiCharacter(t *testing.T) {
 // CLEAN_DATA target media (PruneMedia) frees what no message needs, and uploads work
 // again.
 func TestMediaStopsAtItsCapAndFloor(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ev := &eventLog{}
 	p, _ := sendPipeline(t, ctx, &wire{}, ev, SendLimits{})

@@ -23,6 +23,7 @@ import (
 // and non-JSON 2xx bodies are no reply, as documented. Every delivery carries a verifiable
 // signature.
 func TestHandlerAnswers(t *testing.T) {
+	t.Parallel()
 	secret := []byte("k")
 	var gets int
 	mux := http.NewServeMux()
@@ -83,6 +84,7 @@ func TestHandlerAnswers(t *testing.T) {
 // A handler that sends its answer slowly holds the attempt no longer than its context
 // (the inbound queue's item_timeout): the attempt fails and is retried.
 func TestSlowHandlerBodyEndsWithTheAttempt(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"reply": "`))

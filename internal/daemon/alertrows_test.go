@@ -69,6 +69,7 @@ func latestState(rows []alertRow, policy string) string {
 // incidents firing and resolving, every row's ackable agrees with what POST ack answers
 // (an ack that worked is withdrawn again, to keep the sequence going).
 func TestAckableIsExactlyWhereAckWorks(t *testing.T) {
+	t.Parallel()
 	r := startWithLoadPolicies(t)
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)

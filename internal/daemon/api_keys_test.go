@@ -19,6 +19,7 @@ var dataMaps = map[string]bool{"labels": true, "sample": true, "values": true, "
 // Every key of every JSON answer of the API is snake_case (before, services[] in
 // /api/v1/status carried Go field names: Name, Up, LastExit).
 func TestAPIKeysAreSnakeCase(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) {
 		c.Services = []config.Service{{Name: "bot", Command: []string{"sleep", "3600"}}}
 	})

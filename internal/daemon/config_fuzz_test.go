@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/monitor"
 )
 
 // FuzzConfig: no configuration file, however broken, panics remedy, and one that
@@ -38,7 +39,7 @@ func FuzzConfig(f *testing.F) {
 		cfg.WhatsApp.Store = filepath.Join(dir, "whatsapp.db")
 		cfg.Alerts.Webhook, cfg.Alerts.Alertmanager, cfg.WhatsApp.Handler = nil, nil, nil
 		ctx, cancel := context.WithCancel(context.Background())
-		d, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
+		d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), WithHost(monitor.HealthyHost()))
 		if err != nil {
 			cancel()
 			t.Fatalf("accepted by config.Parse, refused by daemon.New: %v", err)

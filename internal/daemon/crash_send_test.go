@@ -130,6 +130,7 @@ func outgoingRows(t *testing.T, dataDir string) []outRow {
 // the kill cut: sent again with the same id, which the recipient's phone drops as a
 // duplicate), and each chat got its messages in the order remedy accepted them.
 func TestCrashSends(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills a child process")
 	}

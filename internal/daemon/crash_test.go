@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
@@ -37,6 +39,15 @@ const crashChildEnv = "REMEDY_CRASH_CHILD"
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		os.Exit(crashChild(dir))
+	}
+	flag.Parse()
+	// Most of this package's tests wait on real time (retry budgets, backoffs, child
+	// processes, Chromium): at go test's default of GOMAXPROCS tests at once (2 on CI's
+	// machine) its CPU sat idle more than half the time. 4 at once unless -parallel is given.
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "4")
 	}
 	os.Exit(m.Run())
 }
@@ -83,7 +94,7 @@ func crashChild(dir string) int {
 	serverLog, _ := os.OpenFile(filepath.Join(dir, "server-messages"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	defer serverLog.Close()
 	s.OnMessage(func(m wafake.Message) { fmt.Fprintf(serverLog, "%s %s\n", m.ID, m.To) })
-	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), WithWhatsAppHTTP(s.HTTPClient()))
+	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), WithWhatsAppHTTP(s.HTTPClient()), WithHost(monitor.HealthyHost()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -394,6 +405,7 @@ func (rig *crashRig) unkept(f crashFacts) (receipted, unkept int) {
 // item becomes ready at the next start); every inbound message seen queued is at the end
 // handled, queued or dead-lettered; after a clean last run every alert is delivered.
 func TestCrashConsistency(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills a child process 20 times")
 	}

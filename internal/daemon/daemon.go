@@ -81,6 +81,7 @@ type Option func(*options)
 type options struct {
 	handler   chat.Handler
 	waHTTP    *http.Client
+	host      monitor.Host
 	storeTune []func(*store.Options)
 }
 
@@ -103,6 +104,10 @@ func WithHandler(h chat.Handler) Option { return func(o *options) { o.handler = 
 
 // WithWhatsAppHTTP makes the WhatsApp client dial through h (tests: a fake server).
 func WithWhatsAppHTTP(h *http.Client) Option { return func(o *options) { o.waHTTP = h } }
+
+// WithHost makes the sampler read the host through h instead of gopsutil (tests: a
+// fixed, healthy host, so that the machine's load raises no host alert of its own).
+func WithHost(h monitor.Host) Option { return func(o *options) { o.host = h } }
 
 // New opens the data directory and builds the components; nothing runs yet. A policy
 // set with errors stops it here, with every error; so does a data directory that another
@@ -213,7 +218,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			d.inbound.sync = d.data.Main.Sync
 		}
 	}
-	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir,
+	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir, Host: o.host,
 		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource, d.storeSource}, Logger: log})
 	d.metrics = monitor.NewMetrics(d.registry, d.sampler.Last)
 	d.registry.MustRegister(retentionCollector{d.pruner})

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/policies"
 )
 
@@ -83,10 +84,12 @@ func startDaemon(t *testing.T, mutate func(*config.Config), opts ...Option) *run
 	return run(t, cfg, dir, opts)
 }
 
+// run starts a daemon on cfg. Its sampler reads a fixed, healthy host (the machine's own
+// load must not raise alerts in tests) unless opts give it another WithHost.
 func run(t *testing.T, cfg *config.Config, dir string, opts []Option) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), opts...)
+	d, err := New(ctx, cfg, slog.New(slog.DiscardHandler), append([]Option{WithHost(monitor.HealthyHost())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +168,27 @@ func (r *running) policy(name string) map[string]any {
 	return nil
 }
 
+// The daemon's sampler reads the host it is given (the tests' fixed, healthy one by
+// default; the real machine through gopsutil in remedy run).
+func TestDaemonSamplesItsHost(t *testing.T) {
+	t.Parallel()
+	r := startDaemon(t, nil, WithHost(monitor.FixedHost(map[string]float64{"cpu_percent": 97.5, "disk_free_percent": 42})))
+	var st struct{ Sample map[string]float64 }
+	r.eventually("the first sample", func() bool {
+		_, b := r.do("GET", "/api/v1/status", "")
+		json.Unmarshal([]byte(b), &st)
+		return st.Sample != nil
+	})
+	if st.Sample["cpu_percent"] != 97.5 || st.Sample["disk_free_percent"] != 42 {
+		t.Fatalf("the sample is not the given host's: %v", st.Sample)
+	}
+	if _, ok := st.Sample["mem_percent"]; ok {
+		t.Fatalf("mem_percent came from the real machine: %v", st.Sample)
+	}
+}
+
 func TestIngestToDecisionAuditAndAlert(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	code, body := r.do("POST", "/api/v1/events", `[{"code":"CUSTOM_FAULT","labels":{"part":"db"}},{"code":"NOTED","message":"hi"}]`)
 	if code != http.StatusAccepted || !strings.Contains(body, `"accepted": 2`) {
@@ -204,6 +227,7 @@ func TestIngestToDecisionAuditAndAlert(t *testing.T) {
 }
 
 func TestReloadKeepsOldSetOnErrorAndStateOnSuccess(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	r.do("POST", "/api/v1/samples", `{"values":{"burn":9}}`)
 	var pendingUntil any
@@ -253,6 +277,7 @@ func TestReloadKeepsOldSetOnErrorAndStateOnSuccess(t *testing.T) {
 }
 
 func TestAPIRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.Token = "t0ken" })
 	cases := []struct {
 		name, method, path, body string
@@ -317,6 +342,7 @@ func TestAPIRefusesBadInput(t *testing.T) {
 }
 
 func TestPolicyFileWatch(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.WatchPolicies = true })
 	custom := filepath.Join(r.dir, "policies", "custom.yaml")
 	os.WriteFile(custom, []byte(testPolicies+"  - name: watched\n    on: [WATCHED_FAULT]\n"), 0o644)
@@ -324,6 +350,7 @@ func TestPolicyFileWatch(t *testing.T) {
 }
 
 func TestTryPolicyFromTheAPI(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	code, body := r.do("POST", "/api/v1/policies/custom-fault/try", `{"event":{"code":"CUSTOM_FAULT","labels":{"part":"x"}}}`)
 	if code != 200 || !strings.Contains(body, `"matched": true`) || !strings.Contains(body, "not run: dry_run") {

@@ -50,6 +50,7 @@ func artifact(t *testing.T, name string, data []byte) {
 }
 
 func TestDashboardInChromium(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	// cpu_percent is remedy's own metric: posting it needs ingest.allow_metrics.
 	r := startDaemon(t, func(c *config.Config) { c.Ingest.AllowMetrics = []string{"cpu_percent"} })
@@ -134,6 +135,7 @@ func TestDashboardInChromium(t *testing.T) {
 }
 
 func TestDashboardAsksForTheToken(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r := startDaemon(t, func(c *config.Config) { c.Token = "s3cret" })
 	if err := chromedp.Do(ctx,
@@ -157,6 +159,7 @@ func TestDashboardAsksForTheToken(t *testing.T) {
 // does not keep the login, which a good token passed, over the page
 // (one failing panel kept it there, and the live stream never connected).
 func TestOneFailingPanelDoesNotKeepTheLogin(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r := startDaemon(t, func(c *config.Config) { c.Token = "s3cret" })
 	if err := chromedp.Do(ctx,

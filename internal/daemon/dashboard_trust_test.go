@@ -29,6 +29,7 @@ func shot(t *testing.T, ctx context.Context, name string) {
 // the charts say they wait for samples; the report says when it is due, on the
 // configured schedule; the footer gives the build (before: "remedy dev").
 func TestDashboardFirstStart(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r, _ := startWithWhatsApp(t, false, func(c *config.Config) {
 		c.Policies, c.DefaultPolicies, c.ReportSchedule, c.Timezone = "", true, "30 7 * * *", "Asia/Kolkata"
@@ -69,6 +70,7 @@ func TestDashboardFirstStart(t *testing.T) {
 // answers with a value (before: a CPU sample for every policy, mem_percent=NaN), and it
 // opens in view wherever the page was scrolled.
 func TestDashboardWithData(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r := startDaemon(t, func(c *config.Config) { c.DefaultPolicies = true })
 	now := time.Now()
@@ -174,6 +176,7 @@ func TestDashboardWithData(t *testing.T) {
 
 // A full disk, as the operator sees it: the badges and a screenshot.
 func TestDashboardFullDisk(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r := startDaemon(t, func(c *config.Config) { c.HealthInterval = 200 * time.Millisecond; c.DefaultPolicies = true })
 	clear := storeFaults[1].apply(t, r)
@@ -200,6 +203,7 @@ func TestDashboardFullDisk(t *testing.T) {
 // The Test box's example of every policy, posted as the page posts it, is accepted by
 // the try API and wakes its policy.
 func TestEveryExampleWakesItsPolicyThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.DefaultPolicies = true })
 	_, body := r.do("GET", "/api/v1/policies", "")
 	var ps []struct {

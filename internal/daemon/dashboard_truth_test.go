@@ -18,6 +18,7 @@ import (
 // red "critical" with the firing text); rows of ended incidents offer no Ack, and an ack
 // the server refuses says so on the page (before: nothing, a 404 in the console).
 func TestDashboardDrawsPostedQueuesAndResolvedAlerts(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r := startWithLoadPolicies(t)
 	now := time.Now()

@@ -19,6 +19,7 @@ import (
 // disconnected is 503 with Retry-After.
 // (The 404 and 410 answers are in TestTypedWebhookWithMediaAndReceipts.)
 func TestIncomingMediaUnavailable(t *testing.T) {
+	t.Parallel()
 	r, s := startWithWhatsApp(t, true, func(c *config.Config) {}, "+6281100000009")
 	ctx := context.Background()
 	p, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000077")

@@ -25,6 +25,7 @@ import (
 // receipt for the bot's reply reaches the handler as a "receipt" delivery. A delivery
 // with a forged signature would not verify.
 func TestTypedWebhookWithMediaAndReceipts(t *testing.T) {
+	// Not parallel: t.Setenv (the handler secret) changes the process environment.
 	t.Setenv("REMEDY_TEST_HANDLER_SECRET", "s3cret")
 	var mu sync.Mutex
 	var got []webhook.Event

@@ -19,6 +19,7 @@ import (
 // items timed out and were retried, so the queue never counted as stuck. Takes about
 // 105 s.
 func TestDrillsOnTheDefaults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the queue drill waits for the real stuck_after")
 	}

@@ -35,6 +35,7 @@ func drillDaemon(t *testing.T) *running {
 // Each drill through the API, as `remedy drill` runs it: the fault is real, and the
 // default policies detect it and recover.
 func TestDrills(t *testing.T) {
+	t.Parallel()
 	r := drillDaemon(t)
 	c := &drill.Client{Base: r.base, Token: r.token, Poll: 50 * time.Millisecond}
 	for _, tc := range []struct {
@@ -58,6 +59,17 @@ func TestDrills(t *testing.T) {
 			}
 			var out strings.Builder
 			rep.Write(&out)
+			// Watch may end at WA_CONNECTED before the reconnect's decision and audit row
+			// are written (decisions are logged in batches; on a busy machine the gap
+			// outlasts a poll): the attempt must show up, not necessarily by then.
+			for deadline := time.Now().Add(30 * time.Second); tc.action != "" && !strings.Contains(out.String(), tc.action) && time.Now().Before(deadline); {
+				time.Sleep(c.Poll)
+				if rep, err = c.Read(ctx, st); err != nil {
+					t.Fatal(err)
+				}
+				out.Reset()
+				rep.Write(&out)
+			}
 			t.Log("\n" + out.String())
 			if !rep.Passed() {
 				_, evs := r.do("GET", "/api/v1/events?limit=50", "")
@@ -75,6 +87,7 @@ func TestDrills(t *testing.T) {
 
 // Drills are refused without a token, for an unknown scenario, and when they cannot run.
 func TestDrillRefusals(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil) // no token, WhatsApp off
 	if code, b := r.do("POST", "/api/v1/drills", `{"scenario":"database"}`); code != 403 || !strings.Contains(b, "token") {
 		t.Fatalf("without a token: %d %s", code, b)
@@ -100,6 +113,7 @@ func TestDrillRefusals(t *testing.T) {
 // released, the waiting writes finish, and shutdown is clean (before, the drill's
 // goroutine outlived the databases).
 func TestShutdownEndsADrill(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.Token = "t"; c.WhatsApp.Enabled = false })
 	c := &drill.Client{Base: r.base, Token: r.token}
 	if _, err := c.Start(context.Background(), web.DrillRequest{Scenario: "database", Seconds: 600}); err != nil {

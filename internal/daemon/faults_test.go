@@ -135,12 +135,19 @@ func (h *hookRecorder) count(policy, state string) (instances, most int) {
 // fault ends, every acknowledged event is in the database, the backlog is written, and
 // the alert is stored with its delivery recorded (not sent twice).
 func TestStoreFaults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("holds each fault past the ingest bound")
 	}
-	var table []string
-	for _, f := range storeFaults {
+	// The faults run side by side, each on its own daemon; the table is printed once all
+	// have ended, in storeFaults' order.
+	table := make([]string, len(storeFaults))
+	t.Cleanup(func() {
+		t.Log("\n| fault | inputs acknowledged | inputs refused (503/429) | found after | alerts |\n|---|---|---|---|---|\n" + strings.Join(table, "\n"))
+	})
+	for i, f := range storeFaults {
 		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
 			hook := &hookRecorder{}
 			hs := httptest.NewServer(hook)
 			defer hs.Close()
@@ -249,16 +256,16 @@ func TestStoreFaults(t *testing.T) {
 					delivered = append(delivered, fmt.Sprintf("%s ×%d", p, n))
 				}
 			}
-			table = append(table, fmt.Sprintf("| %s | %d | %d | %d of %d | %s delivered on the webhook during the fault (stored during it: %v), each once |",
-				f.name, len(acked), refused, len(acked)-missing, len(acked), strings.Join(delivered, ", "), storedDuring > 0))
+			table[i] = fmt.Sprintf("| %s | %d | %d | %d of %d | %s delivered on the webhook during the fault (stored during it: %v), each once |",
+				f.name, len(acked), refused, len(acked)-missing, len(acked), strings.Join(delivered, ", "), storedDuring > 0)
 		})
 	}
-	t.Log("\n| fault | inputs acknowledged | inputs refused (503/429) | found after | alerts |\n|---|---|---|---|---|\n" + strings.Join(table, "\n"))
 }
 
 // A full disk shows as such everywhere: the status API (database and disk), readiness,
 // the admin chat's !status, and the dashboard's badges in a real browser.
 func TestFullDiskShowsEverywhere(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.HealthInterval = 200 * time.Millisecond })
 	clear := storeFaults[1].apply(t, r)
 	defer clear()

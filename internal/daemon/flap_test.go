@@ -17,6 +17,7 @@ import (
 // rule view says how many notifications it holds. settle is 1h so the flap lasts the
 // whole test, whatever the machine's speed.
 func TestFlappingShownOnDashboardAndMetrics(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	pdir := filepath.Join(t.TempDir(), "policies")
 	os.MkdirAll(pdir, 0o755)

@@ -13,6 +13,7 @@ import (
 // whether it turned recently. An idle loop (a 45 s sample interval, nothing else
 // happening) is ready; a loop that cannot answer within the probe's 5 s is not.
 func TestEngineProbeIsResponsivenessNotActivity(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	// Idle for an hour, as far as the loop's last turn says (the old probe failed after 30 s).
 	r.d.lastLoop.Store(time.Now().Add(-time.Hour).UnixNano())

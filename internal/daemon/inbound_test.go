@@ -55,6 +55,7 @@ func (q *flakyQueue) queued() []string {
 // once, in arrival order; one refused (the spool full) is not acknowledged, and only
 // then. The backlog is reported while messages wait and cleared after.
 func TestInboundKeeperLosesNothingAcknowledged(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	synctest.Test(t, func(t *testing.T) {
@@ -171,6 +172,7 @@ func firstDiff(a, b []string) int {
 // daemon meets the faults one after another (each ends before the next), as a bot's
 // host would.
 func TestIncomingMessagesSurviveStoreFaults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("holds each store fault")
 	}

@@ -16,6 +16,7 @@ import (
 // instant policy fires and is over on each event; thirty of them leave nothing firing,
 // while a policy with resolve_on counts until it resolves.
 func TestStatusFiringIsTheEngines(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) {
 		os.WriteFile(filepath.Join(c.Policies, "instant.yaml"), []byte(`policies:
   - name: busy
@@ -59,6 +60,7 @@ func TestStatusFiringIsTheEngines(t *testing.T) {
 // Issue 14, items 2 and 3 through the API: an ack belongs to an open incident and can be
 // withdrawn; a reload that changes a firing policy resolves its incident with the reason.
 func TestAckAndReloadThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	var pol string
 	r := startDaemon(t, func(c *config.Config) {
 		pol = filepath.Join(c.Policies, "held.yaml")

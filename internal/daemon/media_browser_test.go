@@ -21,6 +21,7 @@ import (
 // The script uses a synchronous XMLHttpRequest so that, had it run, the silence exists
 // when the page's load event ends Navigate (no waiting on time).
 func TestChromiumIncomingMediaIsNeverActiveContent(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r, s := startWithWhatsApp(t, true, nil, "+6281100000009")
 	bg := context.Background()

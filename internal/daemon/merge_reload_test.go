@@ -13,6 +13,7 @@ import (
 // A reload follows the same rules as the start: the operator's files over the embedded
 // defaults. Switching a default off, then replacing it, reaches the running engine.
 func TestReloadKeepsTheDefaults(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.DefaultPolicies = true })
 	policiesByName := func() map[string]map[string]any {
 		_, body := r.do("GET", "/api/v1/policies", "")

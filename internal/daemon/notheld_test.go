@@ -15,6 +15,7 @@ import (
 // actions while the incident said "every recovery step failed" and escalated. Each
 // attempt is one row, and it says that its success did not hold, and why.
 func TestSuccessThatDidNotHoldShowsOnce(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) {
 		os.WriteFile(filepath.Join(c.Policies, "hold.yaml"), []byte(`policies:
   - name: hold-fault

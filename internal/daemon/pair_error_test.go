@@ -12,6 +12,7 @@ import (
 // recorded history get WA_PAIR_ERROR, and the card still says it after a page reload
 // (before, the message vanished).
 func TestPairingErrorInWords(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r, s := startWithWhatsApp(t, false, nil)
 	s.Down()

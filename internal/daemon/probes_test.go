@@ -70,6 +70,7 @@ func (v probeView) agree(t *testing.T, wantWhatsApp string) {
 // so a fleet's Prometheus could not tell a never-paired remedy from a working one. Each
 // state is on every probe: off, unpaired, connected.
 func TestWhatsAppStateOnEveryProbe(t *testing.T) {
+	t.Parallel()
 	t.Run("off", func(t *testing.T) {
 		r := startDaemon(t, func(c *config.Config) { c.WhatsApp.Enabled = false })
 		r.probes().agree(t, "off")
@@ -96,6 +97,7 @@ func TestWhatsAppStateOnEveryProbe(t *testing.T) {
 // read-only or full. Both derive it from one probe now; over seeded sequences of faults
 // coming and going, they agree after every step.
 func TestStatusAndReadyzAgreeOnTheDatabase(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	ctx := context.Background()
 	seed := rand.Uint64()
@@ -140,6 +142,7 @@ func withStoreTune(f func(*store.Options)) Option {
 // rebuild and its progress, readiness stays 200 (the damaged file serves), and ingest
 // answers 202.
 func TestRebuildProgressOnEveryProbe(t *testing.T) {
+	t.Parallel()
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	r := startDaemon(t, nil, withStoreTune(func(so *store.Options) {
@@ -191,6 +194,7 @@ func TestRebuildProgressOnEveryProbe(t *testing.T) {
 // is shared by every caller within probeShare of it, a failure as much as a pass, and a
 // clock that went back never keeps an old answer.
 func TestDatabaseProbeIsSharedWithinASecond(t *testing.T) {
+	t.Parallel()
 	var m probeMemo
 	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	now := t0

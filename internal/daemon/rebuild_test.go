@@ -19,6 +19,7 @@ import (
 // start is still working (EXTEND_TIMEOUT_USEC, STATUS=) while it is: a Type=notify unit
 // stopped a long rebuild at its start timeout (field case C7).
 func TestRebuildAtStartTellsSystemd(t *testing.T) {
+	// Not parallel: t.Setenv (NOTIFY_SOCKET) changes the process environment.
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {

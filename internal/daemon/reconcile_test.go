@@ -17,6 +17,7 @@ import (
 // the reason on the channels that were told, so the badge, the API and every channel
 // agree. The alerts recorded before stay.
 func TestUnreadableEngineStateResolvesWhatWasOpen(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) {
 		os.WriteFile(filepath.Join(c.Policies, "held.yaml"), []byte("policies:\n  - name: held\n    on: [HOLD]\n    resolve_on: [HOLD_OK]\n    group_by: [app]\n    alert: {channels: [log]}\n"), 0o644)
 	})

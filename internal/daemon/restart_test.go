@@ -20,6 +20,7 @@ import (
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
@@ -51,7 +52,7 @@ func TestRestartChild(t *testing.T) {
 	cfg.Alerts.Webhook = &config.Endpoint{URL: c.Hook}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)), WithWhatsAppHTTP(c.Trust.Client()))
+	d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)), WithWhatsAppHTTP(c.Trust.Client()), WithHost(monitor.HealthyHost()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +72,7 @@ func TestRestartChild(t *testing.T) {
 // and when WhatsApp is back the incident's resolution reaches the channel that was told
 // it fired.
 func TestRestartMidLadder(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("a restart with real processes takes about 30 s")
 	}

@@ -23,6 +23,7 @@ import (
 // damaged under it go unread by it (a separate quick_check finds them; the scheduled
 // check reports them, see store's TestUnfinishedIntegrityCheckIsAFinding).
 func TestStatusReadsNoPagesAtAnySize(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.CheckInterval = time.Hour })
 	ctx := context.Background()
 	db := r.d.data.Main
@@ -99,6 +100,7 @@ func TestStatusReadsNoPagesAtAnySize(t *testing.T) {
 // db-full's and disk-low's CLEAN_DATA (target metrics) also prunes remedy.db sooner
 // than its retention: the space retention allows, not only the metrics'.
 func TestCleanDataPrunesHistorySooner(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	ctx := context.Background()
 	db := r.d.data.Main
@@ -124,6 +126,7 @@ func TestCleanDataPrunesHistorySooner(t *testing.T) {
 // The dashboard's Database card shows the retention of every table and the integrity
 // check's last result (from GET status, in Chromium).
 func TestDashboardShowsRetentionAndIntegrity(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r := startDaemon(t, nil)
 	if err := r.d.data.Main.InsertEvents(context.Background(), []engine.Event{{Time: time.Now().Add(-2 * time.Hour), Code: "BOT_NOTE"}}); err != nil {

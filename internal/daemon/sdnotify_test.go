@@ -9,6 +9,7 @@ import (
 )
 
 func TestTellsSystemdReadyAndWatchdog(t *testing.T) {
+	// Not parallel: t.Setenv (NOTIFY_SOCKET, WATCHDOG_USEC) changes the process environment.
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {

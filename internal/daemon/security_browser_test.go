@@ -67,6 +67,7 @@ func crossSiteEffects(r *running) []string {
 // gets no answer. The dashboard keeps working through an SSH-style tunnel and behind a
 // reverse proxy that keeps the Host (allowed_hosts).
 func TestChromiumCrossSitePageChangesNothing(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t, chromedp.Flag("host-resolver-rules", "MAP evil.test 127.0.0.1, MAP remedy.example.test 127.0.0.1"))
 	r := startDaemon(t, func(c *config.Config) { c.AllowedHosts = []string{"remedy.example.test"} })
 	port := r.base[strings.LastIndexByte(r.base, ':')+1:]

@@ -20,6 +20,7 @@ import (
 // 1. A cross-site page cannot silence every alert (the issue's curl: text/plain, an
 // Origin of another site), post a fake logout or reload.
 func TestSecurityCrossSiteStateChangesAreRefused(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	for _, req := range [][]string{
 		{"POST", "/api/v1/silences", `{"matchers":{"policy":"*"},"duration":"720h","author":"x"}`, "Content-Type", "text/plain", "Origin", "http://evil.example"},
@@ -38,6 +39,7 @@ func TestSecurityCrossSiteStateChangesAreRefused(t *testing.T) {
 
 // 2. A DNS-rebinding page (Host: its own name) reads nothing.
 func TestSecurityRebindingHostReadsNothing(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	port := r.base[strings.LastIndexByte(r.base, ':')+1:]
 	code, body := r.do("GET", "/api/v1/status", "", "Host", "evil.example:"+port)
@@ -51,6 +53,7 @@ func TestSecurityRebindingHostReadsNothing(t *testing.T) {
 
 // 3. remedy's own signals cannot be forged through the API.
 func TestSecurityForgedInternalCodesAreRefused(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	for _, ev := range []string{
 		`{"code":"WA_LOGGED_OUT","source":"whatsapp"}`,
@@ -68,6 +71,7 @@ func TestSecurityForgedInternalCodesAreRefused(t *testing.T) {
 // An allowed code from another program is taken with the poster's source, and the
 // default policies, which act on remedy's own connection, leave it alone.
 func TestSecurityAllowedCodeKeepsThePostersSource(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) {
 		c.Ingest.AllowCodes = []string{"WA_LOGGED_OUT"}
 		c.Policies, c.DefaultPolicies = "", true // the embedded defaults, wa-logged-out among them
@@ -89,6 +93,7 @@ func TestSecurityAllowedCodeKeepsThePostersSource(t *testing.T) {
 
 // The read token reads and changes nothing.
 func TestSecurityReadToken(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, func(c *config.Config) { c.Token, c.ReadToken = "operator-token-0123456789", "viewer-token-0123456789" })
 	r.token = "viewer-token-0123456789"
 	if code, _ := r.do("GET", "/api/v1/alerts", ""); code != 200 {
@@ -101,6 +106,7 @@ func TestSecurityReadToken(t *testing.T) {
 
 // 4. A supervised service's processes do not see remedy's secrets in their environment.
 func TestSecurityChildEnvironmentHasNoSecrets(t *testing.T) {
+	// Not parallel: t.Setenv puts secrets in the process environment, which children of parallel tests would inherit.
 	t.Setenv("REMEDY_TOKEN", "operator-token-0123456789")
 	t.Setenv("HOOK_SECRET", "hmac-secret")
 	dir := t.TempDir()
@@ -133,6 +139,7 @@ func TestSecurityChildEnvironmentHasNoSecrets(t *testing.T) {
 
 // 5. A weak token is refused at start off loopback, and ?token= only opens the stream.
 func TestSecurityTokenRules(t *testing.T) {
+	t.Parallel()
 	for _, tok := range []string{"x", "                "} {
 		env := map[string]string{"REMEDY_LISTEN": "0.0.0.0:8080", "REMEDY_TOKEN": tok}
 		if _, err := config.Load("", func(k string) string { return env[k] }); err == nil {
@@ -147,6 +154,7 @@ func TestSecurityTokenRules(t *testing.T) {
 
 // 6. Unknown paths and wrong methods answer the JSON error.
 func TestSecurityErrorsAreJSON(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	for _, req := range [][2]string{{"GET", "/api/v1/nope"}, {"POST", "/api/v1/status"}, {"DELETE", "/api/v1/events"}} {
 		code, body := r.do(req[0], req[1], "")
@@ -162,6 +170,7 @@ func TestSecurityErrorsAreJSON(t *testing.T) {
 // 7. Field case b2-06: RESTART_SERVICE of a wrapper whose bot ignores SIGTERM succeeds
 // only once the old bot is gone, and no bot outlives remedy.
 func TestSecurityRestartLeavesNoSecondBot(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bot.sh"), []byte("#!/bin/sh\necho $$ >>\"$BOT_DIR/bot.pids\"\ntrap '' TERM\nwhile :; do sleep 1; done\n"), 0o755)
 	os.WriteFile(filepath.Join(dir, "wrapper.sh"), []byte("#!/bin/bash\n\"$BOT_DIR/bot.sh\" >>\"$BOT_DIR/bot.log\" 2>&1\n"), 0o755)

@@ -19,6 +19,7 @@ import (
 // acknowledged — and ends sent, delivered or read; receipts that could not be written
 // during the fault are written after it.
 func TestSendsThroughStoreFaults(t *testing.T) {
+	t.Parallel()
 	for _, f := range storeFaults {
 		if !strings.Contains(f.name, "disk full") && !strings.Contains(f.name, "read-only") {
 			continue // the lock waits out the retry budget, the I/O error needs root: TestStoreFaults has them

@@ -21,6 +21,7 @@ import (
 // channel that does not need WhatsApp), says why in the status and on the dashboard's
 // pairing card (Chromium), and other alerts still go out.
 func TestCorruptSessionStoreStartsUnpairedAndSaysWhy(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	var mu sync.Mutex
 	var hook []string

@@ -9,6 +9,7 @@ import (
 // carry (before: `colour` was accepted and silenced nothing; `1d` was refused), in a
 // message that starts with the problem (before: "invalid: bad silence: matchers: …").
 func TestSilenceMatchersAndDurations(t *testing.T) {
+	t.Parallel()
 	r := startDaemon(t, nil)
 	for _, c := range []struct {
 		body   string

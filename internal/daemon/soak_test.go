@@ -29,6 +29,7 @@ import (
 // fault, memory at start and end, and items lost. In CI it injects each kind once;
 // REMEDY_SOAK=10m runs random faults for ten minutes.
 func TestSoak(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the soak test takes about a minute")
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/monitor"
 )
 
 // lockedBuffer is a log sink safe to read while the daemon writes.
@@ -33,6 +34,7 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 // A step that waits names what it waits for and the time left, and returns at its bound;
 // a step that finishes at once logs nothing.
 func TestWaitStepSaysWhatItWaitsForAndEndsAtItsBound(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var buf lockedBuffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))
@@ -61,6 +63,7 @@ func TestWaitStepSaysWhatItWaitsForAndEndsAtItsBound(t *testing.T) {
 // stop logs what it waits for, abandons the action at stop_timeout, returns no error (exit
 // 0), and the attempt is in the audit as interrupted after a restart.
 func TestShutdownAbandonsAHungActionAtItsBound(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pdir := filepath.Join(dir, "policies")
 	os.MkdirAll(pdir, 0o755)
@@ -79,7 +82,7 @@ func TestShutdownAbandonsAHungActionAtItsBound(t *testing.T) {
 	var buf lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+	d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)), WithHost(monitor.HealthyHost()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +120,7 @@ func TestShutdownAbandonsAHungActionAtItsBound(t *testing.T) {
 // warn that it does (before: "abandoning recovery actions still running at stop_timeout"
 // with actions="").
 func TestShutdownWithNothingRunningAbandonsNothing(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = filepath.Join(dir, "data"), "127.0.0.1:0"
@@ -125,7 +129,7 @@ func TestShutdownWithNothingRunningAbandonsNothing(t *testing.T) {
 	for range 5 { // the bound and the executor's Wait race: try it a few times
 		var buf lockedBuffer
 		ctx, cancel := context.WithCancel(context.Background())
-		d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		d, err := New(ctx, cfg, slog.New(slog.NewTextHandler(&buf, nil)), WithHost(monitor.HealthyHost()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,6 +162,7 @@ func (w stuckWriter) Len() int { return w.rows }
 // The writers' final flush says what it waits for, as the other steps do (before: a stop
 // under a held write lock went silent for the writers' 10 s).
 func TestWriterFlushSaysWhatItWaitsFor(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var buf lockedBuffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))

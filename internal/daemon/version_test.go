@@ -8,6 +8,7 @@ import (
 // The version names the module version, the VCS revision and whether the tree was
 // modified, as `go build` records them.
 func TestVersionFromBuildInfo(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		info debug.BuildInfo
 		want string

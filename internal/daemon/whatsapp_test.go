@@ -66,6 +66,7 @@ func (r *running) waitWhatsApp(state string) {
 // dashboard's state, and a dropped connection healed by the default wa-reconnect policy
 // through RECONNECT_WA.
 func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
+	t.Parallel()
 	r, s := startWithWhatsApp(t, true, func(c *config.Config) { c.Policies, c.DefaultPolicies = "", true }, "+6281100000001") // the embedded default policies
 	if code, b := r.do("GET", "/readyz", ""); code != 200 {
 		t.Fatalf("readyz %d %s", code, b)
@@ -88,6 +89,7 @@ func TestDaemonKeepsWhatsAppConnected(t *testing.T) {
 // Pairing from the dashboard: an unpaired device, the Pair call, the QR code as a PNG
 // the page can show; a second Pair while one runs is refused; QR 404s once it ends.
 func TestDaemonPairsFromTheDashboard(t *testing.T) {
+	t.Parallel()
 	r, s := startWithWhatsApp(t, false, nil)
 	if code, _ := r.do("GET", "/api/v1/whatsapp/qr", ""); code != 404 {
 		t.Fatalf("QR before pairing: %d", code)
@@ -129,6 +131,7 @@ func TestDaemonPairsFromTheDashboard(t *testing.T) {
 // The same from the page, in Chromium: the Pair card shows for an unpaired device, the
 // button starts pairing, and the QR code is drawn.
 func TestDashboardPairingInChromium(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	r, _ := startWithWhatsApp(t, false, nil)
 	if err := chromedp.Do(ctx, chromedp.Navigate(r.base+"/"), chromedp.WaitVisible(`#pair-card`),
@@ -149,6 +152,7 @@ func TestDashboardPairingInChromium(t *testing.T) {
 // to the admin through the real client, encrypted, grouped in one message. (The fake
 // server cannot read the text; the grouping and order are checked in internal/alert.)
 func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
+	t.Parallel()
 	r, s := startWithWhatsApp(t, true, nil, "+6281100000009")
 	s.Down() // the test's policies have no reconnect: it stays down until the test says
 	r.waitWhatsApp("disconnected")
@@ -191,6 +195,7 @@ func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
 // answered, and the answer goes back to the admin encrypted; the same command from a
 // stranger gets no answer and is audited as refused.
 func TestAdminChatOverWhatsApp(t *testing.T) {
+	t.Parallel()
 	r, s := startWithWhatsApp(t, true, func(c *config.Config) {
 		os.WriteFile(filepath.Join(c.Policies, "open.yaml"), []byte("policies:\n  - name: held-open\n    on: [HOLD_OPEN]\n    resolve_on: [HOLD_CLOSED]\n    alert: {channels: [log]}\n"), 0o644)
 	}, "+6281100000009")

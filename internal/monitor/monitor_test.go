@@ -74,6 +74,39 @@ func TestSampleReadsHostAndProcess(t *testing.T) {
 	}
 }
 
+// A Host replaces the machine: its readings, and only those, are the host's part of the
+// sample; the process's Go figures, the counters and the sources are added as before.
+func TestSamplerReadsItsHost(t *testing.T) {
+	var dirs []string
+	host := func(_ context.Context, dir string) map[string]float64 {
+		dirs = append(dirs, dir)
+		return map[string]float64{"cpu_percent": 97, "mem_percent": 12}
+	}
+	dir := t.TempDir()
+	s := NewSampler(SamplerOptions{DataDir: dir, Host: host, Counters: NewCounters()})
+	v := s.Sample(context.Background()).Values
+	if v["cpu_percent"] != 97 || v["mem_percent"] != 12 || len(dirs) != 1 || dirs[0] != dir {
+		t.Fatalf("sample %v, host read for %v", v, dirs)
+	}
+	for _, k := range []string{"disk_free_percent", "load1", "process_rss_mb"} {
+		if _, ok := v[k]; ok {
+			t.Errorf("%s came from the real machine: %v", k, v)
+		}
+	}
+	if _, ok := v["goroutines"]; !ok {
+		t.Errorf("no goroutines: %v", v)
+	}
+	if _, ok := v["error_rate"]; !ok {
+		t.Errorf("no counters: %v", v)
+	}
+	// FixedHost hands out copies: a policy's sample cannot change the next one.
+	h := HealthyHost()
+	h(context.Background(), dir)["cpu_percent"] = 100
+	if got := h(context.Background(), dir)["cpu_percent"]; got != 5 {
+		t.Fatalf("HealthyHost's cpu_percent became %v", got)
+	}
+}
+
 func TestSamplerRunsOnItsInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := NewSampler(SamplerOptions{Interval: 10 * time.Second, DataDir: t.TempDir()})

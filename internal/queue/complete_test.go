@@ -12,6 +12,7 @@ import (
 // (a restart would hand it out again), and its Complete hook runs exactly once. Checked
 // without moving the clock: no poll interval may be needed for it.
 func TestHandledItemIsCompletedWhenIdleAndOnStop(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		ctx := context.Background()

@@ -44,6 +44,7 @@ func TestHelperQueueWorker(t *testing.T) {
 }
 
 func TestKillDuringProcessing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	db, err := store.Open(ctx, store.Options{Path: path, Schema: store.RemedySchema})

@@ -16,6 +16,7 @@ import (
 // it gets there (its last attempt, a permanent failure, Clear), once, with the reason
 // the table records; an error from it keeps the item where it was (one transaction).
 func TestDeadLetteredHearsEveryWayIn(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		var told []string

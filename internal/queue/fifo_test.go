@@ -38,6 +38,7 @@ func claimPlan(t *testing.T, db *store.DB, q *Queue) string {
 // scanning the queue for each candidate (a 2,000-item backlog made every claim take
 // about a second before the index).
 func TestGroupedClaimUsesTheIndex(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	q := &Queue{opts: Options{Name: "outbound", Group: "chat"}}
 	got := claimPlan(t, db, q)
@@ -95,6 +96,7 @@ func TestClaimTakesTheOldestDueItemThroughTheIndex(t *testing.T) {
 // A damaged payload (not JSON) neither breaks the grouped claim nor blocks the others:
 // it is its own "no group" item, claimed in turn.
 func TestGroupedClaimSurvivesADamagedPayload(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openDB(t)
 	q, err := Open(ctx, db, Options{Name: "outbound", Group: "chat", Handler: func(context.Context, Item) error { return nil }})
@@ -122,6 +124,7 @@ func TestGroupedClaimSurvivesADamagedPayload(t *testing.T) {
 // do not move, the queue is stuck as usual. In a grouped queue only a group's first
 // item counts as due: the ones behind it wait by design.
 func TestBlockedQueueIsNotStuck(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		rec := &recorder{}

@@ -51,6 +51,7 @@ func text(it Item) string {
 }
 
 func TestEveryItemIsProcessedOnce(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		var mu sync.Mutex
@@ -90,6 +91,7 @@ func TestEveryItemIsProcessedOnce(t *testing.T) {
 }
 
 func TestFailuresRetryThenDeadLetter(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		rec := &recorder{}
@@ -112,6 +114,7 @@ func TestFailuresRetryThenDeadLetter(t *testing.T) {
 }
 
 func TestPanicIsCaughtReportedAndRetried(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		rec := &recorder{}
@@ -144,6 +147,7 @@ func TestPanicIsCaughtReportedAndRetried(t *testing.T) {
 // A handler that hangs makes the queue stuck; the watchdog reports it; CLEAR_QUEUE
 // dead-letters the stuck item and the workers go on; replay delivers it afterwards.
 func TestHungHandlerStuckClearedAndReplayed(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		rec := &recorder{}
@@ -216,6 +220,7 @@ func TestHungHandlerStuckClearedAndReplayed(t *testing.T) {
 }
 
 func TestCapacity(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		rec := &recorder{}
@@ -302,6 +307,7 @@ func TestCapacityHoldsWithoutACountPerEnqueue(t *testing.T) {
 }
 
 func TestReplayUnknownID(t *testing.T) {
+	t.Parallel()
 	db := openDB(t)
 	if _, err := Replay(context.Background(), db, "inbound", []int64{42}); err == nil {
 		t.Fatal("replay of a missing dead letter succeeded")
@@ -311,6 +317,7 @@ func TestReplayUnknownID(t *testing.T) {
 // Wake makes an item waiting out its retry delay due at once (the connection it waited
 // for is back), instead of after the delay.
 func TestWakeSkipsTheBackoff(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		var mu sync.Mutex
@@ -353,6 +360,7 @@ func TestWakeSkipsTheBackoff(t *testing.T) {
 // Before, every retry touched the items, so the oldest never reached stuck_after (2 min),
 // QUEUE_STUCK never came and the documented queue drill failed on the defaults.
 func TestHandlersThatTimeOutMakeTheQueueStuck(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		rec := &recorder{}
@@ -394,6 +402,7 @@ func TestHandlersThatTimeOutMakeTheQueueStuck(t *testing.T) {
 
 // A queue that was idle for longer than stuck_after is not stuck the moment an item arrives.
 func TestIdleQueueIsNotStuckOnArrival(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		db := openDB(t)
 		rec := &recorder{}

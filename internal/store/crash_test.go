@@ -42,6 +42,7 @@ func TestHelperWriter(t *testing.T) {
 }
 
 func TestKillDuringWriteBurst(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "REMEDY_STORE_WRITER="+path)

@@ -13,6 +13,7 @@ import (
 // directory is made first. A second open of the same directory is refused with
 // ErrInUse naming the holder, and works again once the first is closed.
 func TestOpenDataMakesReserveAndLocks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "nested", "data")
 	d, err := OpenData(ctx, dir, nil)
@@ -42,6 +43,7 @@ func TestOpenDataMakesReserveAndLocks(t *testing.T) {
 // A reserve that cannot be made (no room) is an error kept for the daemon to show, not
 // a failed start; RestoreReserve makes it once there is room.
 func TestReserveMissingIsShownNotFatal(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	// A directory where the reserve file should be makes creating it fail.

@@ -64,6 +64,12 @@ type Options struct {
 	// commit's sync costs milliseconds on a busy disk, and a synctest bubble's clock
 	// waits for it.
 	syncAtCheckpoints bool
+
+	// Tests' hooks (nil in remedy), per database so that tests of rebuilds run in
+	// parallel: crashPoint stops a swap between its marker and its renames, as a crash
+	// there would; swapCopied is told how many rows the swap copied again.
+	crashPoint func() error
+	swapCopied func(rows int64)
 }
 
 // batch is the rows a rebuild copies per transaction.

@@ -15,6 +15,7 @@ import (
 // The scheduled health check runs on its interval (fake time) and notices a file
 // deleted underneath the pool.
 func TestRunHealthOnSchedule(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s := newSink()
 		dir := t.TempDir()
@@ -44,6 +45,7 @@ func TestRunHealthOnSchedule(t *testing.T) {
 }
 
 func TestOpenDataDirectory(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var got []engine.Event
 	d, err := OpenData(context.Background(), dir, func(ev engine.Event) { got = append(got, ev) })
@@ -62,6 +64,7 @@ func TestOpenDataDirectory(t *testing.T) {
 }
 
 func TestDataCleaners(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	d, err := OpenData(ctx, t.TempDir(), nil)
 	if err != nil {
@@ -84,6 +87,7 @@ func TestDataCleaners(t *testing.T) {
 // so holds the only writer) is inconclusive: no DB_CONN_LOST, which would reset a pool
 // that is fine.
 func TestBusyDatabaseIsNotLost(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	release := lockHolder(t, db.Path())
@@ -112,6 +116,7 @@ func TestBusyDatabaseIsNotLost(t *testing.T) {
 // A write after the file was replaced does not go into the orphaned old inode: it is
 // reported at once (DB_CONN_LOST), waits, and lands in the new file after Reopen.
 func TestWriteToAReplacedFileWaitsForReopen(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newSink()
 	db := openTest(t, s)
@@ -154,6 +159,7 @@ func TestWriteToAReplacedFileWaitsForReopen(t *testing.T) {
 // DB_CONN_LOST carries the reason label the code catalogue promises (before: db only, so
 // db-conn-lost's summary read "connection lost (); reopening").
 func TestConnLostSaysWhy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newSink()
 	db := openTest(t, s)

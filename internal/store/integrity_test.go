@@ -13,6 +13,7 @@ import (
 // DB_CHECK_UNFINISHED, Health and Integrity say so, and a probe that passes does not
 // clear it; only a completed check does (DB_OK).
 func TestUnfinishedIntegrityCheckIsAFinding(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -38,6 +39,7 @@ func TestUnfinishedIntegrityCheckIsAFinding(t *testing.T) {
 // The scheduled check finds damage (B4's overwritten pages) and keeps saying so: a
 // passing probe does not hide it.
 func TestScheduledCheckFindsDamage(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 // until the fault ends, and reported as DB_IOERR, never as a busy lock: the busy alert's
 // runbook (find who holds the lock) would send the operator the wrong way.
 func TestIOErrorRetriedAndReportedAsSuch(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	ctx := context.Background()

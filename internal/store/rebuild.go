@@ -207,7 +207,9 @@ func (db *DB) rebuildOnce(ctx context.Context) (Report, error) {
 		c.salvage(ctx, t, 0, &reports[i])
 		recopied += int64(reports[i].Copied)
 	}
-	swapCopied(recopied)
+	if db.opts.swapCopied != nil {
+		db.opts.swapCopied(recopied)
+	}
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("rebuild %s: %w", db.opts.Name, err)
 	}
@@ -281,15 +283,13 @@ func (db *DB) swap(tmp, backup string) error {
 	if err := writeSynced(db.opts.Path+doneSuffix, []byte(backup+"\n")); err != nil {
 		return err
 	}
-	if err := crashPoint(); err != nil {
-		return err
+	if db.opts.crashPoint != nil {
+		if err := db.opts.crashPoint(); err != nil {
+			return err
+		}
 	}
 	return finishSwap(db.opts.Path)
 }
-
-// crashPoint lets tests stop a swap between its marker and its renames, as a crash
-// there would (it returns nil in remedy).
-var crashPoint = func() error { return nil }
 
 // finishSwap completes a swap whose marker is at PATH.rebuild-done, or, without a marker,
 // deletes an interrupted copy at PATH.rebuild. Open runs it first.

@@ -19,9 +19,6 @@ import (
 // changeLog is the temporary table the triggers write to.
 const changeLog = "remedy_rebuild_changed"
 
-// swapCopied is told how many rows the swap copied again (tests).
-var swapCopied = func(int64) {}
-
 // followChanges installs the triggers on the writer connection for tables (the ones
 // not in historyTables). An error (no connection: a file that could not be opened,
 // rebuilt at Open, where nothing else writes) leaves the swap to copy them whole.

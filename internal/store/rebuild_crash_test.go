@@ -34,6 +34,7 @@ func TestHelperRebuilder(t *testing.T) {
 // A rebuild killed with SIGKILL at seeded random points, then started again: the file at
 // PATH is, at every restart, the damaged one or a complete copy with every critical row.
 func TestKillDuringRebuild(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("REBUILD_SEED"); s != "" {
 		fmt.Sscan(s, &seed)

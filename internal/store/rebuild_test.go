@@ -139,6 +139,7 @@ func cancelAfter(after int64, cancel context.CancelFunc) func(RebuildProgress) {
 // events, and the state table, gone. Now the next start finds the damaged file still at
 // PATH and rebuilds it whole.
 func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
+	t.Parallel()
 	const n = fixtureEvents
 	path := rebuildFixture(t, n)
 	damaged := fileSum(t, path)
@@ -172,6 +173,7 @@ func TestInterruptedRebuildAtOpenIsNeverServed(t *testing.T) {
 // interrupted at random points (a random row count, or a crash between the marker and
 // the renames) and started again, for seeded random sequences.
 func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("REBUILD_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
@@ -198,11 +200,10 @@ func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
 			case 0: // stopped (SIGTERM, a timeout) after a random number of rows
 				opts.Progress = cancelAfter(int64(rng.IntN(n+100)), cancel)
 			case 1: // a crash after the copy is complete, before the renames
-				crashPoint = func() error { return errors.New("crash") }
+				opts.crashPoint = func() error { return errors.New("crash") }
 			}
 			db, err := Open(ctx, opts)
 			cancel()
-			crashPoint = func() error { return nil }
 			if err == nil {
 				db.Close()
 			}
@@ -244,6 +245,7 @@ func TestRebuildIsAtomicUnderRandomInterruptions(t *testing.T) {
 // A crash after the copy was complete (the marker written) but before the renames: the
 // next Open finishes the swap instead of rebuilding again or serving the copy half-moved.
 func TestCompleteRebuildIsSwappedInAfterACrash(t *testing.T) {
+	t.Parallel()
 	path := rebuildFixture(t, fixtureEvents)
 	damaged := fileSum(t, path)
 	// What Rebuild leaves at the instant before its renames.
@@ -295,6 +297,7 @@ func TestCompleteRebuildIsSwappedInAfterACrash(t *testing.T) {
 // Before, Rebuild held the pool's lock for its whole length (field case C8: every ingest
 // 503, status and readyz hung).
 func TestRebuildAtRuntimeKeepsServing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := rebuildFixture(t, fixtureEvents)
 	paused, resume := make(chan struct{}), make(chan struct{})
@@ -401,6 +404,7 @@ func BenchmarkRebuild(b *testing.B) {
 // repair; the copy was made without it, so after the first rebuild retention's deletes
 // no longer showed in the disk's free space (attack-2026-12 re-run).
 func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	opts := Options{Path: path, Schema: RemedySchema, CreatePragmas: []string{retentionPragma}, rebuildBatch: testBatch}
@@ -438,6 +442,7 @@ func TestRebuildKeepsTheFilesPragmas(t *testing.T) {
 // rebuild that could not copy every row now raises DB_ROWS_LOST, its value the rows lost
 // and its message the report; one that lost nothing raises nothing.
 func TestRebuildThatLosesRowsSaysSo(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := rebuildFixture(t, fixtureEvents)
 	var mu sync.Mutex
@@ -493,6 +498,7 @@ func TestRebuildThatLosesRowsSaysSo(t *testing.T) {
 // (100%)" (attack-2026-12 re-run). With nothing written meanwhile, Copied stays within
 // Rows at every report.
 func TestRebuildProgressCountsEachRowOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// A whole file (a rebuild copies any file): no row is lost, so Rows is exact.
 	path := filepath.Join(t.TempDir(), "remedy.db")
@@ -539,6 +545,7 @@ func TestRebuildProgressCountsEachRowOnce(t *testing.T) {
 // since the copy began, and the swap copies only those again. Changes made during the
 // copy (an update, an insert, a delete) are all in the swapped-in file.
 func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	paused, resume := make(chan struct{}), make(chan struct{})
@@ -548,7 +555,7 @@ func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
 		if p.Table == "events" {
 			once.Do(func() { close(paused); <-resume })
 		}
-	}})
+	}, swapCopied: func(rows int64) { swapRows = append(swapRows, rows) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,8 +570,6 @@ func TestRebuildSwapCopiesOnlyChangedRows(t *testing.T) {
 	if err := db.InsertEvents(ctx, []engine.Event{{Time: time.Unix(1, 0), Code: "USER_MSG"}}); err != nil {
 		t.Fatal(err)
 	}
-	swapCopied = func(rows int64) { swapRows = append(swapRows, rows) }
-	defer func() { swapCopied = func(int64) {} }()
 	done := make(chan error, 1)
 	go func() {
 		_, err := db.Rebuild(ctx)

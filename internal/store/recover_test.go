@@ -30,6 +30,7 @@ func corrupt(t testing.TB, path string, firstPage, n int) {
 }
 
 func TestCorruptFileIsRebuiltFromReadableRows(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newSink()
 	path := filepath.Join(t.TempDir(), "remedy.db")
@@ -106,6 +107,7 @@ func TestCorruptFileIsRebuiltFromReadableRows(t *testing.T) {
 }
 
 func TestGarbageHeaderIsNotADatabase(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema})
@@ -121,6 +123,7 @@ func TestGarbageHeaderIsNotADatabase(t *testing.T) {
 }
 
 func TestQuarantineJSONInALiveDatabase(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openTest(t, newSink())
 	db.Exec(ctx, `INSERT INTO state(key, data, updated) VALUES ('a', '{"ok":1}', 1), ('b', '{"ok":', 1)`)
@@ -141,6 +144,7 @@ func TestQuarantineJSONInALiveDatabase(t *testing.T) {
 }
 
 func TestFullMetricsAreShedAndEventsStayWritable(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := newSink()
@@ -195,6 +199,7 @@ func TestFullMetricsAreShedAndEventsStayWritable(t *testing.T) {
 }
 
 func TestOnFullFreesSpaceForPriorityWrites(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	reserve, err := NewReserve(filepath.Join(dir, ".reserve"), 1<<20)
@@ -233,6 +238,7 @@ func TestOnFullFreesSpaceForPriorityWrites(t *testing.T) {
 }
 
 func TestCompactDownsamplesAndBoundsTheFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	m, err := OpenMetrics(ctx, Options{Path: filepath.Join(t.TempDir(), "m.sqlite")})
 	if err != nil {
@@ -271,6 +277,7 @@ func TestCompactDownsamplesAndBoundsTheFile(t *testing.T) {
 }
 
 func TestPoolStats(t *testing.T) {
+	t.Parallel()
 	db := openTest(t, newSink())
 	var n int
 	db.Get(context.Background(), &n, `SELECT 1`)
@@ -284,6 +291,7 @@ func TestPoolStats(t *testing.T) {
 // rows go, so Prune drops the samples past the retention without them, and writes work
 // again without any more room being given.
 func TestPruneFreesAFullFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newSink()
 	m, err := OpenMetrics(ctx, Options{Path: filepath.Join(t.TempDir(), "monitoring_metrics.sqlite"), Events: s.add})
@@ -324,6 +332,7 @@ func TestPruneFreesAFullFile(t *testing.T) {
 // garbage) does not stop remedy from starting: Open with Repair (as the data directory
 // opens it) rebuilds it, keeps the damaged copy and reports DB_CORRUPT.
 func TestOpenRebuildsAnUnopenableFile(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema})
@@ -359,6 +368,7 @@ func TestOpenRebuildsAnUnopenableFile(t *testing.T) {
 // it starts (the audit). Before, the event came before the rebuild and said only
 // "corrupt", and CLEAN_DATA reported "nothing to repair".
 func TestRepairAtOpenNamesTheMovedFileAndTheRowsLost(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "remedy.db")

@@ -53,6 +53,7 @@ func outboxRow(t *testing.T, db *DB, alertID int64, at time.Time, delivered bool
 // and its alert, the alerts of an incident not resolved, a queued message's outgoing
 // row, a dead letter not yet replayed, a silence still in force.
 func TestRetentionKeepsWhatIsStillNeeded(t *testing.T) {
+	t.Parallel()
 	db := openTest(t, newSink())
 	now := time.Now()
 	old, recent := now.Add(-400*day), now.Add(-time.Hour)
@@ -120,6 +121,7 @@ func TestRetentionKeepsWhatIsStillNeeded(t *testing.T) {
 // Sooner (CLEAN_DATA on a full disk) halves the retention at each call, never below the
 // floor, and the configured retention holds again an hour later.
 func TestSoonerHalvesDownToTheFloor(t *testing.T) {
+	t.Parallel()
 	db := openTest(t, newSink())
 	now := time.Now()
 	for d := 1; d <= 30; d++ { // one event a day for 30 days
@@ -147,6 +149,7 @@ func TestSoonerHalvesDownToTheFloor(t *testing.T) {
 // still needed is there; freed pages went back to the disk; and the status figures
 // (Health, Integrity, the pruner's Status) cost no query, at any size.
 func TestRetentionHoldsOverRandomWeeks(t *testing.T) {
+	t.Parallel()
 	seeds, weeks := 2, 3
 	if testing.Short() || raceEnabled {
 		seeds, weeks = 1, 1
@@ -319,6 +322,7 @@ func retentionRun(t *testing.T, seed uint64, weeks int) {
 // MONITORING_GUIDE's command that converts a file made before retention to incremental
 // auto_vacuum does convert it (before: a plain VACUUM, which keeps auto_vacuum off).
 func TestGuideConvertsAnOldFileToIncrementalVacuum(t *testing.T) {
+	t.Parallel()
 	guide, err := os.ReadFile("../../MONITORING_GUIDE.md")
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 // restart) holds exactly the rows appended and not dropped, in order; a full spool
 // refuses an append and keeps what it has.
 func TestSpoolPeekDrop(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))

@@ -8,6 +8,7 @@ import (
 )
 
 func TestResetStaleStateKeepsBeforeImage(t *testing.T) {
+	t.Parallel()
 	db := openTest(t, newSink())
 	ctx := context.Background()
 	old := time.Now().Add(-3 * time.Hour).UnixMilli()
@@ -38,6 +39,7 @@ func TestResetStaleStateKeepsBeforeImage(t *testing.T) {
 }
 
 func TestInsertAudit(t *testing.T) {
+	t.Parallel()
 	db := openTest(t, newSink())
 	ctx := context.Background()
 	err := db.InsertAudit(ctx, []AuditEntry{{Policy: "svc", Instance: "bot", DecisionID: 9, Action: "RESTART_SERVICE",

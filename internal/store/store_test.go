@@ -109,6 +109,7 @@ func lockHolder(t *testing.T, path string) (release func()) {
 }
 
 func TestOpenMigratesOnce(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	files, _ := fs.Glob(RemedySchema.Migrations, "*.sql")
@@ -136,6 +137,7 @@ func TestOpenMigratesOnce(t *testing.T) {
 }
 
 func TestRetryWaitsForTheWriteLock(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	release := lockHolder(t, db.Path())
@@ -160,6 +162,7 @@ func TestRetryWaitsForTheWriteLock(t *testing.T) {
 }
 
 func TestRetryGivesUpAtTheDeadline(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	lockHolder(t, db.Path())
@@ -180,6 +183,7 @@ func TestRetryGivesUpAtTheDeadline(t *testing.T) {
 // fault: three such at a stop under load paged db-retry-exhausted on a healthy database.
 // A deadline still is (TestRetryGivesUpAtTheDeadline).
 func TestCanceledCallerIsNotADatabaseFault(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -207,6 +211,7 @@ func TestCanceledCallerIsNotADatabaseFault(t *testing.T) {
 }
 
 func TestNonTransientErrorsAreNotRetried(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	ctx := context.Background()
@@ -221,6 +226,7 @@ func TestNonTransientErrorsAreNotRetried(t *testing.T) {
 }
 
 func TestWithTxRollsBackOnErrorAndPanic(t *testing.T) {
+	t.Parallel()
 	db := openTest(t, newSink())
 	ctx := context.Background()
 	insert := func(ctx context.Context, tx *Tx) error {
@@ -250,6 +256,7 @@ func TestWithTxRollsBackOnErrorAndPanic(t *testing.T) {
 }
 
 func TestWithTxWaitsForTheLockThenCommits(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	release := lockHolder(t, db.Path())
@@ -273,6 +280,7 @@ func TestWithTxWaitsForTheLockThenCommits(t *testing.T) {
 }
 
 func TestReplacedFileIsDetectedAndReopened(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	ctx := context.Background()
@@ -310,6 +318,7 @@ func TestReplacedFileIsDetectedAndReopened(t *testing.T) {
 }
 
 func TestDeletedFileIsDetected(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	os.Remove(db.Path())
@@ -325,6 +334,7 @@ func TestDeletedFileIsDetected(t *testing.T) {
 }
 
 func TestWritesRetryingDuringAReopenAreKept(t *testing.T) {
+	t.Parallel()
 	s := newSink()
 	db := openTest(t, s)
 	release := lockHolder(t, db.Path())
@@ -349,6 +359,7 @@ func TestWritesRetryingDuringAReopenAreKept(t *testing.T) {
 }
 
 func TestEventsRoundTrip(t *testing.T) {
+	t.Parallel()
 	db := openTest(t, newSink())
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
@@ -372,6 +383,7 @@ func TestEventsRoundTrip(t *testing.T) {
 // reader could open during any lock). Now the pragma is set only when the file is
 // created: the reopen succeeds under the lock, and reads go on.
 func TestReopenUnderAWriteLock(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), RemedyFile)
 	db, err := Open(ctx, Options{Path: path, Name: "remedy", Schema: RemedySchema,
@@ -405,6 +417,7 @@ func TestReopenUnderAWriteLock(t *testing.T) {
 // close first, and if the new file cannot be opened (here: not a database, until a good
 // copy is put back) the next use opens it again. A closed DB stays closed.
 func TestAFailedReopenIsOpenedAgainAtNextUse(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	db := openTest(t, newSink())
 	good := db.Path() + ".good"

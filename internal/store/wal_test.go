@@ -17,6 +17,7 @@ import (
 // a missing or replaced WAL is a lost handle (DB_CONN_LOST, RESET_DB), and the reopen
 // folds the unlinked WAL's commits into the database file.
 func TestDeletedWALIsNoticedAndItsCommitsKept(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := newSink()
 	path := filepath.Join(t.TempDir(), "remedy.db")
@@ -72,6 +73,7 @@ func TestDeletedWALIsNoticedAndItsCommitsKept(t *testing.T) {
 // Writes wait, as for a replaced file, while the WAL is missing: a commit into the
 // unlinked WAL would be acknowledged and then lost by a crash.
 func TestWriteWaitsWhileTheWALIsMissing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "remedy.db")
 	db, err := Open(ctx, Options{Path: path, Schema: RemedySchema, Retry: Retry{Initial: time.Millisecond, Max: time.Millisecond, Budget: 50 * time.Millisecond}})

@@ -51,6 +51,7 @@ func (f *flakyTable) written() []int {
 // written, once each, in the order they were handed over, and the backlog is reported
 // while they wait and cleared once they are written.
 func TestWriterKeepsFailedRowsInOrder(t *testing.T) {
+	t.Parallel()
 	for seed := uint64(1); seed <= 20; seed++ {
 		synctest.Test(t, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
@@ -107,6 +108,7 @@ func TestWriterKeepsFailedRowsInOrder(t *testing.T) {
 // are written; a failed write answers every Commit in it with the error, and their rows
 // are withdrawn (the caller was told they are not stored), while Add's rows stay.
 func TestWriterCommit(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		tab := &flakyTable{}
 		w := NewWriter(WriterOptions[int]{Name: "t", Write: tab.write, Limit: 100})
@@ -159,6 +161,7 @@ func TestWriterCommit(t *testing.T) {
 // (counted); another moves rows past its limit to the spool, and writes them, in order,
 // once the store takes writes again, even after a restart (the spool is a file).
 func TestWriterBoundsMemory(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		tab := &flakyTable{down: true}
 		w := NewWriter(WriterOptions[int]{Name: "s", Write: tab.write, Limit: 10, Shed: true})

@@ -114,6 +114,7 @@ func reconnect(c *Conn) error {
 }
 
 func TestConnectDropAndReconnect(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -135,6 +136,7 @@ func TestConnectDropAndReconnect(t *testing.T) {
 }
 
 func TestTerminalEventsAreSticky(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		fault func(*wafake.Conn)
@@ -169,6 +171,7 @@ func TestTerminalEventsAreSticky(t *testing.T) {
 }
 
 func TestLateDisconnectAfterLogoutIsMarked(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s, err := wafake.NewInMemory()
 		if err != nil {
@@ -197,6 +200,7 @@ func TestLateDisconnectAfterLogoutIsMarked(t *testing.T) {
 }
 
 func TestTemporaryBanWaitsForExpiry(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -217,6 +221,7 @@ func TestTemporaryBanWaitsForExpiry(t *testing.T) {
 }
 
 func TestConnectFailureAndStreamError(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -239,6 +244,7 @@ func TestConnectFailureAndStreamError(t *testing.T) {
 }
 
 func TestKeepaliveTimeoutAndRestore(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -251,6 +257,7 @@ func TestKeepaliveTimeoutAndRestore(t *testing.T) {
 }
 
 func TestWatchdogNoticesASilentDrop(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -268,6 +275,7 @@ func TestWatchdogNoticesASilentDrop(t *testing.T) {
 
 // On the bubble's clock: the probes while down (every 100 ms) have run, not hopefully.
 func TestReachableAfterOutage(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s, err := wafake.NewInMemory()
 		if err != nil {
@@ -296,6 +304,7 @@ func TestReachableAfterOutage(t *testing.T) {
 }
 
 func TestSecondInstanceRefused(t *testing.T) {
+	t.Parallel()
 	path := pairedStore(t)
 	c, err := Open(context.Background(), Options{StorePath: path})
 	if err != nil {

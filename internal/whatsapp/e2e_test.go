@@ -134,6 +134,7 @@ func closeInBubble(s *wafake.Server, c *Conn) {
 // bubble's clock (synctest, in-memory connections): the same on any machine, and the
 // 10 s take a moment.
 func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
+	t.Parallel()
 	var took time.Duration
 	var atts []time.Time
 	synctest.Test(t, func(t *testing.T) {
@@ -186,6 +187,10 @@ func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
 // counts are the same on any machine (in real time a loaded machine slowed whatsmeow's
 // loop, and the two windows took 40 s).
 func TestFlappingServerLoginsPerMinute(t *testing.T) {
+	t.Parallel()
+	// whatsmeow alone, then remedy, one after the other: closing the whatsmeow client
+	// soon after its reconnect loop stops races inside whatsmeow (FrameSocket.Close
+	// against readPump, seen with both in one window), so it gets the second window to settle.
 	flap := func(fc *wafake.Conn) {
 		fc.Success()
 		time.AfterFunc(time.Second, func() { fc.StreamError("500", "") })
@@ -239,6 +244,7 @@ func TestFlappingServerLoginsPerMinute(t *testing.T) {
 // so the test takes seconds; the default ladder is the same shape over two hours) and
 // exactly one critical alert says so.
 func TestAttemptsStopAtTheLimitWithOneCriticalAlert(t *testing.T) {
+	t.Parallel()
 	set, err := policies.ParseFiles([]string{"short.yaml"}, map[string][]byte{"short.yaml": []byte(`policies:
   - name: wa-reconnect
     on: [WA_DISCONNECTED]

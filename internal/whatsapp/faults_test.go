@@ -436,6 +436,7 @@ func sequence(t *testing.T, seed uint64, st *faultStats) {
 // (REMEDY_FAULT_SEQUENCES sets how many, default 200; REMEDY_FAULT_SEED the first seed).
 // A failure names its seed; rerun one with REMEDY_FAULT_SEED=N REMEDY_FAULT_SEQUENCES=1.
 func TestFaultSequences(t *testing.T) {
+	t.Parallel()
 	if raceEnabled {
 		t.Skip("whatsmeow's own data races under hours of faults; .ci/run runs this without -race")
 	}

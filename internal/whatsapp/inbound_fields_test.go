@@ -21,6 +21,7 @@ import (
 // redelivered and refused on every connect. Empty kinds keep their kind and no nil
 // pointer is dereferenced.
 func TestEveryKindWithMissingFieldsEncodes(t *testing.T) {
+	t.Parallel()
 	nan, inf := math.NaN(), math.Inf(1)
 	msgs := map[string]*waE2E.Message{
 		"empty":          {},

@@ -24,6 +24,7 @@ import (
 // contact, reaction, a group message with its sender's name; a bare protocol message is
 // not handed on. The JSON a handler receives is pinned per kind.
 func TestEveryMessageKindIsTyped(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	got := make(chan webhook.Message, 16)

@@ -23,6 +23,7 @@ import (
 // WA_STALE{login_timeout} within the 20 s bound, drops the hung socket, and the default
 // policies connect the bot.
 func TestLoginNeverAnsweredIsReportedAndRecovered(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, true, 1)
 		defer r.close()
@@ -43,6 +44,7 @@ func TestLoginNeverAnsweredIsReportedAndRecovered(t *testing.T) {
 // for stream error 515 cannot connect for 5 s. The supervisor makes the restart itself,
 // reports its failure as WA_STALE{pair_restart_failed}, and the policies connect.
 func TestRestartAfterPairingFailsIsReportedAndRecovered(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, false, 1)
 		defer r.close()
@@ -67,6 +69,7 @@ func TestRestartAfterPairingFailsIsReportedAndRecovered(t *testing.T) {
 // A socket that goes silent (no FIN, nothing answered) is noticed by whatsmeow's
 // keepalive, wa-keepalive reconnects, and if that fails the supervisor hands over.
 func TestSilentSocketRecovers(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, true, 1)
 		defer r.close()
@@ -94,6 +97,7 @@ func TestSilentSocketRecovers(t *testing.T) {
 // in a synctest bubble, whatsmeow's store writers wait for each other on a mutex while
 // SQLite's busy handler sleeps, which stops the bubble's clock.
 func TestUndecryptableMessagesAreReported(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	var delivered, undecryptable atomic.Int64
@@ -173,6 +177,7 @@ func TestUndecryptableMessagesAreReported(t *testing.T) {
 // login budget holds (at most 6 a minute, 30 an hour) and short sessions slow the logins
 // down. Before the budget, the default policies made 9–15 logins a minute here.
 func TestFlappingServerStaysWithinTheLoginBudget(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, true, 1)
 		defer r.close()
@@ -200,6 +205,7 @@ func TestFlappingServerStaysWithinTheLoginBudget(t *testing.T) {
 
 // The budget's arithmetic, on given times.
 func TestLoginBudget(t *testing.T) {
+	t.Parallel()
 	b := newBudget(LoginBudget{})
 	t0 := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
 	for i := range 6 {
@@ -248,6 +254,7 @@ func TestLoginBudget(t *testing.T) {
 // The budget outlives a restart: a remedy that systemd restarts in a loop must not log
 // in at every start.
 func TestLoginBudgetSurvivesARestart(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "whatsapp.db.logins")
 	t0 := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
 	b := newBudget(LoginBudget{})
@@ -278,6 +285,7 @@ func TestLoginBudgetSurvivesARestart(t *testing.T) {
 // it reports WA_DISCONNECTED{login_budget}, and the policies' reconnect waits for the
 // budget.
 func TestStartRespectsASpentBudget(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, true, 1)
 		defer r.close()
@@ -303,6 +311,7 @@ func TestStartRespectsASpentBudget(t *testing.T) {
 // the logout, not a liveness fault, so no WA_STALE follows it — WA_STALE is only for a
 // remedy that wants to be connected.
 func TestRestartAfterPairingLoggedOutIsNotStale(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, false, 1)
 		defer r.close()

@@ -27,6 +27,7 @@ func pngBytes(t *testing.T) []byte {
 // on loopback (token = SHA-256 of the encrypted file, as whatsmeow computes it), a group
 // encrypted for its members, and the recipients' receipts coming back as statuses.
 func TestSendMessageKindsThroughTheRealClient(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	s.AutoReceipts("", "read")
 	s.AddGroup("120363000000000001", "6281100000002", "6281100000003")
@@ -113,6 +114,7 @@ func TestSendMessageKindsThroughTheRealClient(t *testing.T) {
 // Refusals come back as permanent "refused" errors with the server's code (the ack's
 // error, a group the bot left); a lost connection is "not_connected", worth a retry.
 func TestSendMessageFailuresAreClassified(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	s.AddGroup("120363000000000009", "6281100000002")
 	s.LeaveGroup("120363000000000009")

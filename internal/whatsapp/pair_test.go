@@ -63,6 +63,7 @@ func (p *pairRun) result(t *testing.T) error {
 // The server offers pairing refs; the operator is shown a QR code built from the first
 // (ref, noise key, identity key, adv secret); when the server gives up, Pair says so.
 func TestPairQRThenTimeout(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := openUnpaired(t, s, rec)
@@ -95,6 +96,7 @@ func TestPairQRThenTimeout(t *testing.T) {
 // With a phone number, the operator also gets an 8-character code and the server sees
 // the number in international form.
 func TestPairPhoneCode(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	c := openUnpaired(t, s, newRecorder())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -116,6 +118,7 @@ func TestPairPhoneCode(t *testing.T) {
 }
 
 func TestPairRefusals(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	c := openUnpaired(t, s, newRecorder())
 	err := c.Pair(context.Background(), "0151 234", func(PairCode) {})
@@ -132,6 +135,7 @@ func TestPairRefusals(t *testing.T) {
 // the ADV HMAC and the account signature, confirms, and logs in as the new device after
 // the server's 515 restart. Pair returns nil and the connection is up.
 func TestPairSuccessThenConnected(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := openUnpaired(t, s, rec)
@@ -162,6 +166,7 @@ func TestPairSuccessThenConnected(t *testing.T) {
 // A pair-success not signed with this device's ADV secret (a forged or stale phone
 // answer) is refused by whatsmeow, and Pair says why.
 func TestPairRefusesAForgedIdentity(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := openUnpaired(t, s, rec)

@@ -34,7 +34,24 @@ func (c *Conn) SendMessage(ctx context.Context, m chat.Outgoing, media []byte) e
 	if err != nil {
 		return err
 	}
-	_, err = c.cli.SendMessage(ctx, to, msg, whatsmeow.SendRequestExtra{ID: types.MessageID(m.ID)})
+	// whatsmeow closes a response's channel when the caller's context ends, without
+	// checking whether the answer, taken off its waiters a moment before, is being sent
+	// on it (request.go: cancelResponse against receiveResponse): a data race, and "send
+	// on closed channel" if it falls badly; seen under -race with a busy machine, a
+	// daemon stopping while a send waited for its ack. So whatsmeow gets a context that
+	// never ends (its own 75 s request timeout and a disconnect still end the wait), and
+	// the caller stops waiting when ctx ends, as before: the send's outcome is unknown
+	// either way, and the queue retries it with the same id.
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.cli.SendMessage(context.WithoutCancel(ctx), to, msg, whatsmeow.SendRequestExtra{ID: types.MessageID(m.ID)})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	return classify(err)
 }
 

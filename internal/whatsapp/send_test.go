@@ -18,6 +18,7 @@ import (
 // the message node and the server's ack. Refused while disconnected, and a server error
 // comes back as an error (so the outbox keeps the message).
 func TestSendTextEncryptsAndIsAcknowledged(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)
@@ -52,6 +53,7 @@ func TestSendTextEncryptsAndIsAcknowledged(t *testing.T) {
 // the real client and handed to Options.Messages with its sender; the second message
 // rides the established session (type msg, not pkmsg).
 func TestIncomingMessagesAreDecryptedAndHandedOver(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	got := make(chan [3]string, 4)
@@ -109,6 +111,7 @@ func waitReceipts(t *testing.T, s *wafake.Server, ids ...string) {
 // (the Signal session has moved on: the plaintext comes from whatsmeow's buffer), is
 // handed over again, and only then is acknowledged.
 func TestMessageNotKeptIsNotAcknowledgedAndComesAgain(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	got := make(chan string, 8)

@@ -8,6 +8,7 @@ import (
 // The drill's socket cut looks to whatsmeow like a network failure (WA_DISCONNECTED,
 // reason remote), not a deliberate Disconnect, and the client comes back with Reconnect.
 func TestDropSocketIsANetworkFailure(t *testing.T) {
+	t.Parallel()
 	s := fakeServer(t)
 	rec := newRecorder()
 	c := open(t, s, rec)

@@ -58,6 +58,7 @@ var damages = []damage{
 // moved aside leaves remedy unpaired with a reset to show and exactly one
 // WA_LOGGED_OUT{reason: store_corrupt}; a store left in place is told of by nothing.
 func TestDamagedSessionStoreIsMovedAside(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("REMEDY_STORE_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)

@@ -70,8 +70,9 @@ type Server struct {
 	CloseDelay time.Duration
 }
 
-// New starts a server and makes whatsmeow trust it. whatsmeow.WACertPubKey is process
-// global, so tests using the fake server must not run in parallel with each other.
+// New starts a server and makes whatsmeow trust it. Every server in a process signs its
+// certificate chain with the same root key (whatsmeow.WACertPubKey is a process global,
+// set once), so tests using fake servers may run in parallel.
 func New() (*Server, error) {
 	s, err := newCore()
 	if err != nil {
@@ -81,13 +82,40 @@ func New() (*Server, error) {
 	return s, nil
 }
 
+// processRoot is the root key of every fake server's certificate chain in this process.
+// whatsmeow reads its trusted root from a process global (whatsmeow.WACertPubKey) at each
+// handshake; one root, set once before any server exists, means no server's start
+// changes what another test's client trusts, and no write races a client's read.
+var processRoot = sync.OnceValue(func() *keys.KeyPair {
+	root := keys.NewKeyPair()
+	trustRoot(*root.Pub)
+	return root
+})
+
+var (
+	trustMu  sync.Mutex
+	trusted  [32]byte
+	trustSet bool
+)
+
+// trustRoot makes whatsmeow trust root, writing the global only when it changes: a
+// process writes it once (its own servers' root, or the root a parent process gave it).
+func trustRoot(root [32]byte) {
+	trustMu.Lock()
+	defer trustMu.Unlock()
+	if trustSet && trusted == root {
+		return
+	}
+	whatsmeow.WACertPubKey = root
+	trusted, trustSet = root, true
+}
+
 // newCore makes a server with its keys and certificates, not yet listening.
 func newCore() (*Server, error) {
-	root := keys.NewKeyPair()
+	root := processRoot()
 	inter := keys.NewKeyPair()
 	s := &Server{static: keys.NewKeyPair(), conns: map[*Conn]struct{}{}, CloseDelay: 200 * time.Millisecond}
 	s.answerPings.Store(true)
-	whatsmeow.WACertPubKey = *root.Pub
 	s.root = *root.Pub
 	now := uint64(time.Now().Unix())
 	interDetails, _ := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{Serial: proto.Uint32(1), IssuerSerial: proto.Uint32(0),

@@ -38,6 +38,7 @@ func pairedClient(t *testing.T, s *Server) *whatsmeow.Client {
 }
 
 func TestRealClientConnectsAndSeesFaults(t *testing.T) {
+	t.Parallel()
 	s, err := New()
 	if err != nil {
 		t.Fatal(err)

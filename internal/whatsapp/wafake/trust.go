@@ -7,8 +7,6 @@ import (
 	"encoding/pem"
 	"net"
 	"net/http"
-
-	"go.mau.fi/whatsmeow"
 )
 
 // Trust is what a client in another process needs to use this server: where it listens,
@@ -27,9 +25,12 @@ func (s *Server) Trust() Trust {
 }
 
 // Client makes this process trust the server (whatsmeow's certificate root is a process
-// global) and returns the HTTP client to give whatsmeow: every dial goes to the server.
+// global; it is written only if it changes, so calling Client again, or in the process
+// that runs the server, does not race a connected client) and returns the HTTP client to
+// give whatsmeow: every dial goes to the server. A process trusts one root at a time, so
+// a child should use servers of one parent process.
 func (t Trust) Client() *http.Client {
-	whatsmeow.WACertPubKey = t.Root
+	trustRoot(t.Root)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(t.CertPEM)
 	tr := &http.Transport{
