@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -46,5 +48,63 @@ func TestWriterDoesNotWriteACommittedBatchAgain(t *testing.T) {
 	}
 	if w.Len() != 0 {
 		t.Fatalf("%d rows kept for a retry", w.Len())
+	}
+}
+
+// A reopen (RESET_DB) keeps what the old handles owed the disk: commits made without
+// waiting (the inbound queue's, whose receipt waits for Sync at WhatsApp's socket) are
+// on disk before a Sync after the reopen answers. The new handles open before the old
+// close, so the old close checkpoints nothing.
+func TestSyncAfterAReopenCoversCommitsBeforeIt(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, newSink())
+	if err := db.WithTx(ctx, func(ctx context.Context, tx *Tx) error { return putState(ctx, tx, "synced") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WithTxUnsynced(ctx, func(ctx context.Context, tx *Tx) error { return putState(ctx, tx, "unsynced") }); err != nil {
+		t.Fatal(err)
+	}
+	before := db.Stats().Syncs
+	if err := db.Reopen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().Syncs - before; n == 0 {
+		t.Fatal("an unsynced commit before a reopen: Sync answered after it without a sync of the WAL")
+	}
+	if err := db.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().Syncs - before; n != 1 {
+		t.Fatalf("%d syncs, want 1: once on disk, Sync costs nothing", n)
+	}
+}
+
+// A WAL that the handles saw and that is gone when the first sync opens it was deleted
+// under them: what was committed to it is only in an unlinked file, and the sync must
+// say so rather than report it on disk.
+func TestSyncOfADeletedWALFails(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.db")
+	if err := os.WriteFile(path+"-wal", []byte("frames"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var id walID
+	id.is(fileID(path + "-wal"))
+	s := newWALSync(path, &id, new(atomic.Int64))
+	defer s.close()
+	if err := os.Remove(path + "-wal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wait(s.committed()); !errors.Is(err, errSync) {
+		t.Fatalf("the WAL was deleted after the handles opened it: %v, want errSync", err)
+	}
+	var none walID // no WAL yet when the handles opened: nothing to sync
+	s2 := newWALSync(filepath.Join(dir, "y.db"), &none, new(atomic.Int64))
+	defer s2.close()
+	if err := s2.wait(s2.committed()); err != nil {
+		t.Fatalf("no WAL was ever seen: %v", err)
 	}
 }
