@@ -108,3 +108,37 @@ func TestSyncOfADeletedWALFails(t *testing.T) {
 		t.Fatalf("no WAL was ever seen: %v", err)
 	}
 }
+
+// A reopen (RESET_DB) while a Sync waits for the disk (a receipt held in
+// whatsapp.Options.BeforeWrite) waits for that sync and then swaps the handles: no
+// deadlock, and the Sync answers only once its sync returned.
+func TestReopenWhileASyncWaits(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, newSink())
+	if err := db.WithTxUnsynced(ctx, func(ctx context.Context, tx *Tx) error { return putState(ctx, tx, "held") }); err != nil {
+		t.Fatal(err)
+	}
+	g := gate(db)
+	synced := make(chan error, 1)
+	go func() { synced <- db.Sync() }()
+	<-g.started
+	reopened := make(chan error, 1)
+	go func() { reopened <- db.Reopen(ctx) }()
+	select {
+	case err := <-synced:
+		t.Fatalf("Sync answered (%v) while its sync was held", err)
+	case err := <-reopened:
+		t.Fatalf("Reopen returned (%v) while a sync of the old handles was under way", err)
+	default:
+	}
+	close(g.release)
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-reopened; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Sync(); err != nil || !hasState(t, db, "held") {
+		t.Fatalf("after the reopen: %v", err)
+	}
+}
