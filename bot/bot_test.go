@@ -153,3 +153,36 @@ func TestSendOutcomesReachTheHandler(t *testing.T) {
 		t.Fatalf("%d outcomes for 2 messages", n)
 	}
 }
+
+// Every message a bot sends ends with its send_outcome, whatever its idempotency key: a
+// key in the form remedy gives a webhook's {"reply": …} ("reply:<id>", natural for a
+// bot's own reply) is no exception, since an in-process bot has no reply_outcomes to set
+// and sends every answer itself.
+func TestEverySendHasAnOutcomeWhateverItsKey(t *testing.T) {
+	h := &recorder{}
+	b, _ := bottest.Start(t, bot.Config{Handler: h})
+	ctx := context.Background()
+	id, err := b.Send(ctx, bot.Outgoing{To: "+6281100000088", Text: "your order", IdempotencyKey: "reply:3EB0C431D2A1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := b.Send(ctx, bot.Outgoing{To: "+6281100000088", Text: "and another", IdempotencyKey: "k-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := func() map[string]string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		out := map[string]string{}
+		for _, e := range h.events {
+			if e.Type == "send_outcome" && e.SendOutcome != nil {
+				out[e.SendOutcome.ID] = e.SendOutcome.Status
+			}
+		}
+		return out
+	}
+	bottest.Eventually(t, "both messages' outcomes", func() bool { o := outcomes(); return o[id] != "" && o[other] != "" })
+	if got := outcomes(); got[id] != "sent" {
+		t.Fatalf("outcomes %v: %s, sent with the key reply:3EB0C431D2A1, not sent", got, id)
+	}
+}

@@ -43,7 +43,7 @@ var Codes = []CodeInfo{
 	{"WA_PAIR_SUCCESS", "whatsapp", "", "pairing succeeded"},
 	{"WA_PAIR_ERROR", "whatsapp", "reason", "pairing failed; reason unreachable, timed_out, phone_refused, outdated, failed, or pair_error (refused after the scan); the message says what to do next"},
 	{"DB_BUSY", "store", "db", "a query met a locked database and is retrying"},
-	{"DB_IOERR", "store", "db", "a query met SQLITE_IOERR (the kernel refused a read, write or sync) and is retrying; value counts such waits"},
+	{"DB_IOERR", "store", "db", "a query met SQLITE_IOERR (the kernel refused a read, write or sync), or a commit's sync of the WAL failed, and it is retrying (a failed sync as a checkpoint); value counts such waits"},
 	{"DB_TIMEOUT", "store", "db", "a query hit its deadline"},
 	{"DB_RETRY_EXHAUSTED", "store", "db", "a query gave up after its retries"},
 	{"DB_CONN_LOST", "store", "db, reason", "the database handle is gone or broken (file replaced, I/O error)"},

@@ -191,7 +191,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			Offline: func() bool { return d.wa.State() != whatsapp.Connected },
 			Handler: d.drillHandler(d.handler()),
 			Tune:    d.tuneQueue, Events: d.emit, SendOutcomes: d.takesEvents(),
-			ReplyOutcomes: d.bot == nil && cfg.WhatsApp.Handler != nil && cfg.WhatsApp.Handler.ReplyOutcomes,
+			// An in-process bot sends every answer itself (bot.Send): each has its outcome,
+			// whatever its key; only the webhook's {"reply": …} answers wait to be asked for.
+			ReplyOutcomes: d.bot != nil || cfg.WhatsApp.Handler != nil && cfg.WhatsApp.Handler.ReplyOutcomes,
 			Commands:      &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
 			return nil, err
 		}

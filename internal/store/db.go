@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -130,16 +131,50 @@ type handles struct {
 
 // durable waits until the commit just made on h is on disk (walsync.go). Its error is
 // not transient: the commit happened, so the write must not be run again.
-func (db *DB) durable(h *handles) error {
+func (db *DB) durable(ctx context.Context, h *handles) error {
 	if db.opts.syncAtCheckpoints {
 		h.sync.committed()
 		return nil
 	}
-	if err := h.sync.wait(h.sync.committed()); err != nil {
-		db.emit("DB_IOERR", err.Error())
-		return err
+	return db.waitSynced(ctx, h, h.sync.committed())
+}
+
+// waitSynced waits until the commit with ticket n is on disk. A failed sync is reported
+// as DB_IOERR and tried again (as a checkpoint: walsync.go) like any I/O error, within
+// ctx's deadline or the retry budget; giving up is DB_RETRY_EXHAUSTED, so a disk that
+// keeps refusing raises db-retry-exhausted as it did when SQLite synced in the commit.
+// The error wraps errSync: the commit was made, and is not known to be on disk.
+func (db *DB) waitSynced(ctx context.Context, h *handles, n uint64) error {
+	giveUp := time.Now().Add(db.opts.Retry.Budget)
+	if dl, ok := ctx.Deadline(); ok {
+		giveUp = dl
 	}
-	return nil
+	delay := db.opts.Retry.Initial
+	for tries := 1; ; tries++ {
+		err := h.sync.wait(n)
+		if err == nil {
+			return nil
+		}
+		if tries == 1 {
+			db.emit("DB_IOERR", err.Error())
+		}
+		if db.opts.Retry.Off || ctx.Err() != nil {
+			return err
+		}
+		if time.Now().After(giveUp) {
+			db.emit("DB_RETRY_EXHAUSTED", fmt.Sprintf("sync: gave up after %d tries: %v", tries, err))
+			return fmt.Errorf("sync: gave up after %d tries: %w", tries, err)
+		}
+		wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay = min(delay*2, db.opts.Retry.Max)
+	}
 }
 
 // Open opens (creating if needed) the database at opts.Path and applies its migrations.
@@ -250,9 +285,27 @@ func (db *DB) openHandles(ctx context.Context) (*handles, error) {
 	r.SetMaxIdleConns(db.opts.Readers)
 	h := &handles{w: w, r: r}
 	h.sync = newWALSync(db.opts.Path, &h.wal, &db.syncs)
+	h.sync.checkpoint = h.checkpointAll
 	h.dev, h.ino = fileID(db.opts.Path)
 	db.walGone(h) // records the WAL's identity
 	return h, nil
+}
+
+// checkpointAll copies every frame of the WAL into the database file and syncs it (a
+// FULL checkpoint waits for readers on older snapshots, through the busy timeout): after
+// a failed sync of the WAL, what puts its commits on disk (walsync.go). An incomplete
+// checkpoint is an error.
+func (h *handles) checkpointAll() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var busy, frames, copied int
+	if err := h.w.QueryRowxContext(ctx, `PRAGMA wal_checkpoint(FULL)`).Scan(&busy, &frames, &copied); err != nil {
+		return err
+	}
+	if busy != 0 || copied < frames {
+		return fmt.Errorf("checkpoint incomplete: %d of %d frames copied (busy %d)", copied, frames, busy)
+	}
+	return nil
 }
 
 func (h *handles) close() error {
@@ -373,7 +426,7 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 				return err
 			}
 			db.full.Store(nil)
-			return db.durable(h)
+			return db.durable(ctx, h)
 		})
 	})
 	return res, err
@@ -474,7 +527,7 @@ func (db *DB) withTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) e
 				h.sync.committed()
 				return nil
 			}
-			return db.durable(h)
+			return db.durable(ctx, h)
 		})
 	})
 }
@@ -485,11 +538,7 @@ func (db *DB) withTx(ctx context.Context, fn func(ctx context.Context, tx *Tx) e
 // has nothing left to sync (closing checkpointed its WAL). Its error is a failed sync.
 func (db *DB) Sync() error {
 	err := db.with(func(h *handles) error {
-		if err := h.sync.wait(h.sync.current()); err != nil {
-			db.emit("DB_IOERR", err.Error())
-			return err
-		}
-		return nil
+		return db.waitSynced(context.Background(), h, h.sync.current())
 	})
 	if errors.Is(err, sql.ErrConnDone) && db.isClosed() {
 		return nil

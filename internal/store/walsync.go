@@ -25,6 +25,15 @@ import (
 // PATH-shm), so a descriptor of remedy's own on it disturbs no lock. A -wal replaced
 // under the pool is refused before any write (DB.writer, wal.go) and here.
 //
+// A failed sync is not tried again as a sync. Linux reports a failed write-back once: a
+// second fsync returns success though the pages it could not write may never reach the
+// disk (and WAL recovery after a power cut stops at the first frame missing, losing the
+// commits after it too). Before FULL's rollback made the caller write its frames again;
+// here the commit stands, so the next wait checkpoints instead (DB: PRAGMA
+// wal_checkpoint(FULL) on the writer: every committed frame is copied into the file,
+// which is then synced) and only a checkpoint that completes vouches for the commits
+// made before it. DB.waitSynced tries again within the retry budget.
+//
 // In the 1,000 WhatsApp messages/s benchmark the inbound queue's enqueue (which must be
 // on disk before whatsmeow sends the message's receipt) waited behind its workers'
 // claims, each holding the writer through its own fsync: with the syncs outside the
@@ -41,13 +50,21 @@ type walSync struct {
 	running bool   // a sync is under way
 	f       *os.File
 	closed  bool
+	failed  bool // the last sync or checkpoint failed: the next wait checkpoints
 
 	// sync is the system call (fsync; a test's hook may stand in).
 	sync func(*os.File) error
+	// checkpoint copies every committed frame into the database file and syncs it
+	// (handles.checkpointAll); an error if it could not, or not all of them.
+	checkpoint func() error
 }
 
+// newWALSync starts owing one sync: the WAL may hold commits that no sync covered, made
+// by the handles a reopen replaced (they close after the new ones open, so their close
+// checkpoints nothing) or by a remedy killed before its receipts' Sync. The first wait
+// or DB.Sync puts them on disk before anything is acknowledged on top of them.
 func newWALSync(path string, wal *walID, syncs *atomic.Int64) *walSync {
-	s := &walSync{path: path, wal: wal, syncs: syncs, sync: (*os.File).Sync}
+	s := &walSync{path: path, wal: wal, syncs: syncs, sync: (*os.File).Sync, written: 1}
 	s.cond.L = &s.mu
 	return s
 }
@@ -82,18 +99,37 @@ func (s *walSync) wait(n uint64) error {
 	}
 	s.running = true
 	upTo := s.written // every commit counted here returned before this sync starts
+	viaCheckpoint := s.failed
 	s.mu.Unlock()
 
-	err := s.syncWAL()
+	var err error
+	if viaCheckpoint {
+		err = s.checkpointWAL()
+	} else {
+		err = s.syncWAL()
+	}
 
 	s.mu.Lock()
 	s.running = false
+	s.failed = err != nil
 	if err == nil {
 		s.synced = max(s.synced, upTo)
 	}
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	return err
+}
+
+// checkpointWAL stands in for the sync after one failed (see walSync).
+func (s *walSync) checkpointWAL() error {
+	if s.checkpoint == nil {
+		return fmt.Errorf("%w: no checkpoint after a failed sync", errSync)
+	}
+	if err := s.checkpoint(); err != nil {
+		return fmt.Errorf("%w: checkpoint after a failed sync: %v", errSync, err)
+	}
+	s.syncs.Add(1)
+	return nil
 }
 
 // errSync marks a failed sync after a commit: the transaction is not run again (it was
@@ -105,10 +141,15 @@ var errSync = errors.New("commit not synced to disk")
 func (s *walSync) syncWAL() error {
 	if s.f == nil {
 		f, err := os.Open(s.path + "-wal")
-		if errors.Is(err, os.ErrNotExist) {
-			// No WAL: nothing was committed to one since the last connection closed
-			// (which checkpoints and syncs the file).
+		if errors.Is(err, os.ErrNotExist) && s.wal.ino.Load() == 0 {
+			// No WAL, and the handles never saw one: nothing was committed to one since
+			// the last connection closed (which checkpoints and syncs the file).
 			return nil
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			// Deleted under the handles: their commits are only in the unlinked file
+			// (DB.writer refuses writes from then on; a reopen folds it in).
+			return fmt.Errorf("%w: %s-wal was deleted", errSync, s.path)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %v", errSync, err)

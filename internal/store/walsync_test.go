@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // syncGate stands in for the WAL's fsync: each sync reports itself on started and waits
@@ -100,6 +101,10 @@ func TestCommitsDuringASyncShareTheNext(t *testing.T) {
 		defer wg.Done()
 		errs <- db.WithTx(ctx, func(ctx context.Context, tx *Tx) error { return putState(ctx, tx, key) })
 	}
+	s := db.h.sync
+	s.mu.Lock()
+	base := s.written // the open's ticket (newWALSync)
+	s.mu.Unlock()
 	wg.Add(1)
 	go write("first")
 	<-g.started // the first sync is held
@@ -107,10 +112,9 @@ func TestCommitsDuringASyncShareTheNext(t *testing.T) {
 		wg.Add(1)
 		go write(string(rune('a' + i)))
 	}
-	s := db.h.sync
 	for { // until the eight have committed and wait for the disk (no clock involved)
 		s.mu.Lock()
-		n := s.written
+		n := s.written - base
 		s.mu.Unlock()
 		if n == 9 {
 			break
@@ -130,17 +134,67 @@ func TestCommitsDuringASyncShareTheNext(t *testing.T) {
 	}
 }
 
-// A failed sync is an error for the write and DB_IOERR, and the transaction is not run
-// again: it was committed (running it again would store it twice).
-func TestAFailedSyncIsNotRunAgain(t *testing.T) {
+// A failed sync is DB_IOERR, and is not tried again as a sync: a second fsync may
+// succeed though the pages the first could not write never reach the disk. A checkpoint
+// (every committed frame copied into the file, which is synced) stands in for it, and
+// the write answers once that completed. The transaction is never run again: it was
+// committed (running it again would store it twice).
+func TestAFailedSyncIsCoveredByACheckpoint(t *testing.T) {
 	ctx := context.Background()
 	s := newSink()
 	db := openTest(t, s)
-	db.h.sync.sync = func(*os.File) error { return syscall.EIO }
+	syncs, checkpoints := 0, 0
+	var mu sync.Mutex
+	db.h.sync.sync = func(*os.File) error {
+		mu.Lock()
+		defer mu.Unlock()
+		syncs++
+		if syncs == 1 {
+			return syscall.EIO
+		}
+		return nil // what Linux says after reporting the failure once
+	}
+	real := db.h.sync.checkpoint
+	db.h.sync.checkpoint = func() error {
+		mu.Lock()
+		checkpoints++
+		mu.Unlock()
+		return real()
+	}
 	runs := 0
 	err := db.WithTx(ctx, func(ctx context.Context, tx *Tx) error { runs++; return putState(ctx, tx, "k") })
-	if !errors.Is(err, errSync) || runs != 1 || !hasState(t, db, "k") || !s.has("DB_IOERR") {
+	if err != nil || runs != 1 || !hasState(t, db, "k") || !s.has("DB_IOERR") {
 		t.Fatalf("err %v, ran %d times, committed %v, events %v", err, runs, hasState(t, db, "k"), s.codes())
+	}
+	if syncs != 1 || checkpoints != 1 {
+		t.Fatalf("%d syncs and %d checkpoints; want the failed sync, then a checkpoint (not a second sync)", syncs, checkpoints)
+	}
+	if err := db.WithTx(ctx, func(ctx context.Context, tx *Tx) error { return putState(ctx, tx, "k2") }); err != nil || syncs != 2 || checkpoints != 1 {
+		t.Fatalf("after the checkpoint: %v, %d syncs, %d checkpoints; want syncs again", err, syncs, checkpoints)
+	}
+}
+
+// A disk that keeps refusing: the write gives up after the retry budget with errSync
+// (not run again: it was committed) and DB_RETRY_EXHAUSTED, which raises
+// db-retry-exhausted as a failing sync inside SQLite's commit did.
+func TestASyncThatKeepsFailingGivesUp(t *testing.T) {
+	ctx := context.Background()
+	s := newSink()
+	db, err := Open(ctx, Options{Path: filepath.Join(t.TempDir(), "remedy.db"), Name: "remedy", Schema: RemedySchema, Events: s.add,
+		Retry: Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond, Budget: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.h.sync.sync = func(*os.File) error { return syscall.EIO }
+	db.h.sync.checkpoint = func() error { return syscall.EIO }
+	runs := 0
+	err = db.WithTx(ctx, func(ctx context.Context, tx *Tx) error { runs++; return putState(ctx, tx, "k") })
+	if !errors.Is(err, errSync) || runs != 1 || !hasState(t, db, "k") || !s.has("DB_IOERR") || !s.has("DB_RETRY_EXHAUSTED") {
+		t.Fatalf("err %v, ran %d times, committed %v, events %v", err, runs, hasState(t, db, "k"), s.codes())
+	}
+	if err := db.Sync(); !errors.Is(err, errSync) {
+		t.Fatalf("Sync with the commit not on disk: %v", err)
 	}
 }
 
@@ -174,13 +228,18 @@ func TestSyncRefusesAReplacedWAL(t *testing.T) {
 }
 
 // Sync puts what was committed without waiting on disk, sharing the syncs under way,
-// and costs nothing when everything is on disk already. A closed database has nothing
-// to sync.
+// and costs nothing when everything is on disk already. Opened handles owe one sync (what
+// an earlier process or the handles a reopen replaced committed without one). A closed
+// database has nothing to sync.
 func TestSyncPutsUnsyncedCommitsOnDisk(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t, newSink())
 	var n atomic.Int64
 	db.h.sync.sync = func(*os.File) error { n.Add(1); return nil }
+	if err := db.Sync(); err != nil || n.Load() != 1 {
+		t.Fatalf("just opened: %v, %d syncs, want 1", err, n.Load())
+	}
+	n.Store(0)
 	if err := db.Sync(); err != nil || n.Load() != 0 {
 		t.Fatalf("nothing committed: %v, %d syncs", err, n.Load())
 	}

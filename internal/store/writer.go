@@ -302,7 +302,10 @@ func (w *Writer[T]) flush(ctx context.Context) bool {
 		// The batch is still the head: only flush removes rows from the front (withdraw
 		// and shedding skip nothing taken here, as Run is the only flusher).
 		w.items = w.items[min(len(batch), len(w.items)):]
-		if err != nil {
+		// A commit whose sync failed was made: writing the batch again would store its
+		// rows twice. Its Commit callers hear the error (not known to be on disk).
+		committed := errors.Is(err, errSync)
+		if err != nil && !committed {
 			var kept []entry[T]
 			for _, e := range batch {
 				if e.ctx == nil {
@@ -315,12 +318,16 @@ func (w *Writer[T]) flush(ctx context.Context) bool {
 		} else {
 			for _, e := range batch {
 				if e.done != nil {
-					e.done <- nil
+					e.done <- err
 				}
 			}
 		}
 		rows := len(w.items)
 		w.mu.Unlock()
+		if committed {
+			w.opts.Logger.Warn("rows committed, but their sync to disk failed; not written again", "writer", w.opts.Name, "rows", len(batch), "error", err)
+			continue
+		}
 		if err != nil {
 			if rows == 0 {
 				w.opts.Logger.Warn("commit failed; its callers were told", "writer", w.opts.Name, "error", err)

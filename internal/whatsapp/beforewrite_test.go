@@ -95,3 +95,57 @@ func TestReceiptsWaitForBeforeWrite(t *testing.T) {
 		t.Fatalf("a receipt left though BeforeWrite failed: receipts %v", s.Receipts())
 	}
 }
+
+// A write held in BeforeWrite (a stalled disk: remedy.db's sync does not return) does
+// not hold up Close, nor the Disconnect of a login or of the watchdog: the socket's close
+// ends the wait (the bytes are not sent). Before, whatsmeow's close waited for the
+// websocket's write lock, which the held write kept for as long as the disk stalled.
+func TestCloseDoesNotWaitForAHeldWrite(t *testing.T) {
+	s := fakeServer(t)
+	rec := newRecorder()
+	var holding atomic.Bool
+	held := make(chan struct{}, 64)
+	release := make(chan struct{})
+	defer close(release)
+	got := make(chan string, 8)
+	c, err := Open(context.Background(), Options{StorePath: pairedStore(t), Events: rec.add, HTTPClient: s.HTTPClient(),
+		Watchdog: time.Hour, Probe: time.Hour,
+		Messages: func(m webhook.Message) error { got <- m.Text; return nil },
+		BeforeWrite: func() error {
+			if holding.Load() {
+				held <- struct{}{}
+				<-release // the disk never answers within the test
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start(context.Background())
+	rec.wait(t, "WA_CONNECTED")
+	ctx := context.Background()
+	phone, err := wafake.NewPhone(ctx, t.TempDir(), "6281100000010")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	holding.Store(true)
+	n, err := phone.Prepare(ctx, c.Client().Store, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Each(func(fc *wafake.Conn) {
+		if err := fc.Send(n); err != nil {
+			t.Fatal(err)
+		}
+	})
+	<-got
+	<-held // the receipt waits for the disk
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute): // a deadlock detector, not a speed bound
+		t.Fatal("Close waits for a write held in BeforeWrite")
+	}
+}

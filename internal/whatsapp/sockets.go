@@ -21,17 +21,28 @@ type sockets struct {
 
 type trackedConn struct {
 	net.Conn
-	s    *sockets
-	once sync.Once
+	s      *sockets
+	once   sync.Once
+	closed chan struct{} // closed by Close
 }
 
 // Write holds the bytes back until beforeWrite says that what they acknowledge is on
-// disk; its failure breaks the connection rather than send them.
+// disk; its failure breaks the connection rather than send them. Closing the connection
+// ends the wait (the bytes are not sent): on a stalled disk the held write keeps the
+// websocket's write lock, which whatsmeow's Disconnect (shutdown, a login, the watchdog)
+// waits for; the sync itself goes on in the background.
 func (c *trackedConn) Write(b []byte) (int, error) {
 	if c.s.beforeWrite != nil {
-		if err := c.s.beforeWrite(); err != nil {
-			c.Close()
-			return 0, fmt.Errorf("not sent to WhatsApp: what it acknowledges is not on disk: %w", err)
+		res := make(chan error, 1)
+		go func() { res <- c.s.beforeWrite() }()
+		select {
+		case err := <-res:
+			if err != nil {
+				c.Close()
+				return 0, fmt.Errorf("not sent to WhatsApp: what it acknowledges is not on disk: %w", err)
+			}
+		case <-c.closed:
+			return 0, net.ErrClosed
 		}
 	}
 	return c.Conn.Write(b)
@@ -42,6 +53,7 @@ func (c *trackedConn) Close() error {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
+		close(c.closed)
 	})
 	return c.Conn.Close()
 }
@@ -74,7 +86,7 @@ func (s *sockets) track(dial func(ctx context.Context, network, addr string) (ne
 		if err != nil {
 			return nil, err
 		}
-		tc := &trackedConn{Conn: conn, s: s}
+		tc := &trackedConn{Conn: conn, s: s, closed: make(chan struct{})}
 		s.mu.Lock()
 		s.conns[tc] = struct{}{}
 		s.mu.Unlock()
