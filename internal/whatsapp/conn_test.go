@@ -173,10 +173,7 @@ func TestTerminalEventsAreSticky(t *testing.T) {
 func TestLateDisconnectAfterLogoutIsMarked(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		s, err := wafake.NewInMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := memServer(t)
 		rec := newRecorder()
 		c := memConn(t, s, rec.add, 200*time.Millisecond, 100*time.Millisecond)
 		defer closeInBubble(s, c)
@@ -277,10 +274,7 @@ func TestWatchdogNoticesASilentDrop(t *testing.T) {
 func TestReachableAfterOutage(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		s, err := wafake.NewInMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := memServer(t)
 		rec := newRecorder()
 		c := memConn(t, s, rec.add, 200*time.Millisecond, 100*time.Millisecond)
 		defer closeInBubble(s, c)

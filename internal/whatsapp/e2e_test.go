@@ -106,6 +106,17 @@ func (l *loop) attempts() []time.Time {
 	return out
 }
 
+// memServer starts an in-memory fake server (for a synctest bubble; closeInBubble or the
+// test closes it).
+func memServer(t *testing.T) *wafake.Server {
+	t.Helper()
+	s, err := wafake.NewInMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // memConn opens a Conn on s (in memory, for a synctest bubble) with open's watchdog and
 // probe intervals; closeInBubble closes it.
 func memConn(t *testing.T, s *wafake.Server, events func(engine.Event), watchdog, probe time.Duration) *Conn {
@@ -138,10 +149,7 @@ func TestOutageRecoveryThroughTheDefaultPolicies(t *testing.T) {
 	var took time.Duration
 	var atts []time.Time
 	synctest.Test(t, func(t *testing.T) {
-		s, err := wafake.NewInMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := memServer(t)
 		rec := newRecorder()
 		c := memConn(t, s, rec.add, 200*time.Millisecond, 100*time.Millisecond)
 		defer closeInBubble(s, c)
@@ -201,10 +209,7 @@ func TestFlappingServerLoginsPerMinute(t *testing.T) {
 	// here (nor the probe: nothing is down).
 	var rawLogins, remedyLogins, attempts int
 	synctest.Test(t, func(t *testing.T) { // whatsmeow alone
-		s, err := wafake.NewInMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := memServer(t)
 		s.OnLogin(flap)
 		raw := memConn(t, s, func(engine.Event) {}, time.Hour, time.Hour)
 		raw.cli.EnableAutoReconnect = true
@@ -217,10 +222,7 @@ func TestFlappingServerLoginsPerMinute(t *testing.T) {
 		closeInBubble(s, raw)
 	})
 	synctest.Test(t, func(t *testing.T) { // remedy: the supervisor and the default policies
-		s, err := wafake.NewInMemory()
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := memServer(t)
 		s.OnLogin(flap)
 		rec := newRecorder()
 		c := memConn(t, s, rec.add, time.Hour, time.Hour)

@@ -71,10 +71,7 @@ func newRig(t *testing.T, paired bool, seed uint64) *rig {
 	if raceEnabled {
 		t.Skip("whatsmeow's own data races under hours of faults; .ci/run runs this without -race")
 	}
-	s, err := wafake.NewInMemory()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := memServer(t)
 	path := filepath.Join(t.TempDir(), "whatsapp.db")
 	if paired {
 		if err := wafake.PairedStore(context.Background(), path); err != nil {
