@@ -282,6 +282,14 @@ type Conn struct {
 	srv         *Server
 }
 
+// User is the account the client logged in as (its device's user part, "" while pairing).
+func (c *Conn) User() string {
+	if c.Payload == nil || c.Payload.Username == nil {
+		return ""
+	}
+	return strconv.FormatUint(c.Payload.GetUsername(), 10)
+}
+
 // Send writes a node to the client.
 func (c *Conn) Send(n waBinary.Node) error {
 	data, err := waBinary.Marshal(n)
@@ -576,13 +584,20 @@ func (s *Server) handshake(ws *websocket.Conn, fr *frameReader) (*Conn, error) {
 // PairedStore writes a device store at path holding a logged-in device, as if pairing
 // had happened, for tests against this server.
 func PairedStore(ctx context.Context, path string) error {
+	return PairedStoreAs(ctx, path, "6281234567890")
+}
+
+// PairedStoreAs is PairedStore for the account user (digits): devices of different
+// accounts are told apart on the server (Conn.User, Message.From), as several remedy
+// sessions are.
+func PairedStoreAs(ctx context.Context, path, user string) error {
 	c, err := sqlstore.New(ctx, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)", waLog.Noop)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	dev := c.NewDevice()
-	dev.ID = &types.JID{User: "6281234567890", Device: 1, Server: types.DefaultUserServer}
+	dev.ID = &types.JID{User: user, Device: 1, Server: types.DefaultUserServer}
 	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{0}, AccountSignatureKey: make([]byte, 32),
 		AccountSignature: make([]byte, 64), DeviceSignature: make([]byte, 64)}
 	return dev.Save(ctx)
