@@ -194,7 +194,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	d.reporter = &alert.Reporter{DB: d.data.Main, Metrics: d.data.Metrics, Pipeline: d.pipeline, Logger: log,
-		OnReport: func(at time.Time, body string) { d.hub.Publish("report", map[string]any{"time": at, "report": body}) }}
+		OnReport: func(at time.Time, body string) { d.hub.Publish("report", map[string]any{"time": at, "report": body}) },
+		Sessions: d.sessions.names}
 	d.actCtx, d.stopActs = context.WithCancel(context.Background())
 	d.exec = actions.NewExecutor(actions.ExecutorOptions{
 		Registry: actions.Builtins(actions.Deps{

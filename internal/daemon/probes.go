@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -61,11 +62,11 @@ func (d *Daemon) addSessionChecks() {
 		for _, s := range l {
 			add("whatsapp["+s.Name()+"]", s.Ready)
 		}
-		for name := range d.failedNames() { // configured, not running: not ready
-			add("whatsapp["+name+"]", func(context.Context) (string, error) {
-				return "", fmt.Errorf("session %s did not open", name)
-			})
-		}
+		d.failedSessions.Range(func(k, v any) bool { // configured, not running: not ready
+			why := v.(string)
+			add("whatsapp["+k.(string)+"]", func(context.Context) (string, error) { return "", errors.New(why) })
+			return true
+		})
 	}
 }
 

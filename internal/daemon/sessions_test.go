@@ -13,7 +13,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
@@ -162,6 +164,24 @@ func TestTwoSessionsKeepTheirNumbersApart(t *testing.T) {
 	if !strings.Contains(b, `"session": "sales"`) || !strings.Contains(b, `"session": "support"`) {
 		t.Errorf("the sessions' events carry no session label: %.2000s", b)
 	}
+
+	// The admin chat: !status names every session; !run RECONNECT_WA support reconnects
+	// that one.
+	ctx := context.Background()
+	if st := (chatBackend{r.d}).Status(ctx); !strings.Contains(st, "sales connected") || !strings.Contains(st, "support connected") {
+		t.Errorf("!status: %s", st)
+	}
+	logins := x.s.Logins()
+	if _, err := (chatBackend{r.d}).Run(ctx, "RECONNECT_WA", "support", "6281100000009"); err != nil {
+		t.Fatal(err)
+	}
+	r.eventually("RECONNECT_WA on support", func() bool {
+		_, b := r.do("GET", "/api/v1/actions", "")
+		return strings.Contains(b, `"action": "RECONNECT_WA"`) && strings.Contains(b, `\"session\":\"support\"`) && strings.Contains(b, `"outcome": "succeeded"`)
+	})
+	if n := x.s.Logins() - logins; n != 1 {
+		t.Errorf("%d logins after reconnecting one session, want 1", n)
+	}
 }
 
 // A reload that removes a session stops it alone: its queued items stay in remedy.db and
@@ -208,4 +228,51 @@ func TestReloadRemovesOneSessionOnly(t *testing.T) {
 		t.Fatalf("with one session left a send needs none: %d %s", code, b)
 	}
 	r.eventually("the send API through sales", func() bool { return x.sentBy("sales", "6281100000075") })
+}
+
+// A session that cannot open (its device store held by another process) is reported —
+// SESSION_OPEN_FAILED with its session, its own readiness check failing, the status —
+// and the other session runs and delivers.
+func TestASessionThatDoesNotOpenLeavesTheOthersRunning(t *testing.T) {
+	t.Parallel()
+	s, err := wafake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	dir := t.TempDir()
+	good, held := filepath.Join(dir, "good.db"), filepath.Join(dir, "held.db")
+	if err := wafake.PairedStoreAs(context.Background(), good, "6281200000001"); err != nil {
+		t.Fatal(err)
+	}
+	other, err := whatsapp.Open(context.Background(), whatsapp.Options{StorePath: held, Events: func(engine.Event) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	r := startDaemon(t, func(c *config.Config) {
+		c.WhatsApp = config.WhatsApp{Enabled: true, SendPerMinute: 10}
+		c.SessionList = []config.SessionConfig{{Name: "good", Store: good}, {Name: "held", Store: held}}
+	}, WithWhatsAppHTTP(s.HTTPClient()))
+	r.eventually("good connected", func() bool { return r.d.sessions.get("good").State() == whatsapp.Connected })
+	if names := r.d.sessions.names(); !slices.Equal(names, []string{"good"}) {
+		t.Fatalf("running sessions %v", names)
+	}
+	r.eventually("SESSION_OPEN_FAILED for held", func() bool {
+		_, b := r.do("GET", "/api/v1/events?limit=500", "")
+		return strings.Contains(b, `"code": "SESSION_OPEN_FAILED"`) && strings.Contains(b, `"session": "held"`)
+	})
+	code, b := r.do("GET", "/readyz", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(b, "whatsapp[held]") || !strings.Contains(b, `"whatsapp[good]":"connected"`) {
+		t.Errorf("readyz %d %s", code, b)
+	}
+	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, "session held") {
+		t.Errorf("the status does not name the session that did not open: %s", b)
+	}
+	if code, b := r.do("POST", "/api/v1/messages", `{"to":"+6281100000076","text":"still here"}`); code != http.StatusAccepted {
+		t.Fatalf("the send API with the one running session: %d %s", code, b)
+	}
+	r.eventually("good's message out", func() bool {
+		return slices.ContainsFunc(s.Messages(), func(m wafake.Message) bool { return m.From == "6281200000001" && m.To == "6281100000076" })
+	})
 }
