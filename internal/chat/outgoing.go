@@ -393,6 +393,16 @@ func (p *Pipeline) MessageStatus(ctx context.Context, id string) (Status, error)
 	return st, nil
 }
 
+// Holds reports whether the message id is in this pipeline's outbound queue or among
+// its dead letters: which of several pipelines (sessions) a message still waiting or
+// failed belongs to. A message that left holds no item anywhere.
+func (p *Pipeline) Holds(ctx context.Context, id string) bool {
+	var n int
+	err := p.db.Get(ctx, &n, `SELECT (SELECT count(*) FROM queue_items WHERE queue = ? AND json_extract(payload, '$.id') = ?) +
+		(SELECT count(*) FROM dead_letters WHERE queue = ? AND json_extract(payload, '$.id') = ?)`, p.Out.Name(), id, p.Out.Name(), id)
+	return err == nil && n > 0
+}
+
 func (p *Pipeline) deadLetters(ctx context.Context, id string) ([]queue.DeadLetter, error) {
 	var dls []queue.DeadLetter
 	err := p.db.Select(ctx, &dls, `SELECT id, queue, item_id, payload, reason, attempts, enqueued, dead_at, replayed FROM dead_letters

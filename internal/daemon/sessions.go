@@ -208,19 +208,20 @@ func (m messagesAPI) Send(ctx context.Context, in web.OutgoingMessage) (web.Mess
 	return s.Send(ctx, in)
 }
 
-// MessageStatus finds the message in any session.
+// MessageStatus finds the message in any session: the one whose queue or dead letters
+// hold it (its attempts, its failure), else any (a message that left has its status in
+// its row alone).
 func (m messagesAPI) MessageStatus(ctx context.Context, id string) (web.MessageStatus, error) {
-	err := fmt.Errorf("%w: %q", web.ErrNotFound, id)
-	for _, s := range m.d.sessions.all() {
-		st, serr := s.MessageStatus(ctx, id)
-		if serr == nil {
-			return st, nil
-		}
-		if !errors.Is(serr, web.ErrNotFound) {
-			err = serr
+	all := m.d.sessions.all()
+	if len(all) == 0 {
+		return web.MessageStatus{}, fmt.Errorf("%w: %q", web.ErrNotFound, id)
+	}
+	for _, s := range all {
+		if s.Pipeline().Holds(ctx, id) {
+			return s.MessageStatus(ctx, id)
 		}
 	}
-	return web.MessageStatus{}, err
+	return all[0].MessageStatus(ctx, id)
 }
 
 func (m messagesAPI) SaveMedia(ctx context.Context, in web.MediaIn) (web.MediaUpload, error) {

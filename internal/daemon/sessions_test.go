@@ -150,6 +150,10 @@ func TestTwoSessionsKeepTheirNumbersApart(t *testing.T) {
 	if code, b := r.do("GET", "/api/v1/messages/"+acc.ID, ""); code != 200 || !strings.Contains(b, acc.ID) {
 		t.Fatalf("the message's status, found in any session: %d %s", code, b)
 	}
+	if in := r.d.sessions.get("support").Info(context.Background()); in.Name != "support" || in.State != "connected" || !in.Paired ||
+		!strings.HasPrefix(in.JID, "6281200000002@") || in.Handler != x.bot {
+		t.Errorf("support's info %+v", in)
+	}
 	code, b = r.do("GET", "/readyz", "")
 	if code != 200 || !strings.Contains(b, "whatsapp[sales]") || !strings.Contains(b, "whatsapp[support]") {
 		t.Fatalf("readyz %d %s", code, b)
