@@ -114,7 +114,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, s := range d.sessions.all() {
 		// A restart in the middle of a reconnect ladder: its next attempt, restored with
 		// the engine's state, makes the next login on the old schedule.
-		s.Start(ctx, d.state.ladderOwnsLogin)
+		s.Start(ctx, d.state.ladderOwns(s.Name()))
 	}
 	intake := []string{"signal", "http", "monitors"}
 	actors := []actor{
