@@ -99,6 +99,8 @@ type Queue struct {
 	opts Options
 
 	notify  chan struct{}
+	polling atomic.Bool // an idle worker polls for items coming due (work)
+	empty   atomic.Bool // the last poll found the queue empty (claim)
 	restart chan struct{}
 
 	processed, failed atomic.Int64
@@ -321,6 +323,9 @@ func (q *Queue) Run(ctx context.Context) {
 	}
 }
 
+// idleCheck is how often an idle worker that is not the poller looks for items itself.
+const idleCheck = 5 * time.Second
+
 func (q *Queue) work(ctx context.Context) {
 	idle := time.NewTimer(0)
 	defer idle.Stop()
@@ -341,18 +346,40 @@ func (q *Queue) work(ctx context.Context) {
 			done = nil
 		}
 		if ok {
+			// More may be ready (retries coming due): wake an idle worker, which claims
+			// the next or, finding none, polls in this one's stead.
+			q.Notify()
 			if q.process(ctx, it) {
 				done = &it
 			}
 			continue
 		}
-		// Nothing ready: wait for an enqueue, or poll (items waiting for a retry).
-		idle.Reset(250 * time.Millisecond)
+		// Nothing ready: wait for an enqueue, or poll for items waiting for a retry. One
+		// idle worker polls (every 250 ms; every second while the queue is empty); the
+		// others wait to be woken, so an idle queue costs one read a poll whatever its
+		// workers (a hundred sessions' idle queues were 2,000 write transactions a
+		// second), and they look themselves only every idleCheck.
+		poller := q.polling.CompareAndSwap(false, true)
+		switch {
+		case poller && q.empty.Load():
+			// Nothing waits for a retry: only an insert by another process (remedy
+			// deadletter replay) is not announced by notify.
+			idle.Reset(time.Second)
+		case poller:
+			idle.Reset(250 * time.Millisecond)
+		default:
+			idle.Reset(idleCheck)
+		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-q.notify:
 		case <-idle.C:
+		}
+		if poller {
+			q.polling.Store(false)
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	}
 }
@@ -363,6 +390,23 @@ func (q *Queue) work(ctx context.Context) {
 func (q *Queue) claim(ctx context.Context, done *Item) (Item, bool, error) {
 	var it Item
 	found := false
+	if done == nil {
+		// With nothing to complete, reads from the reader pool say whether anything is
+		// due before a write transaction (the writer's lock, and a sync for a queue with
+		// Complete) is spent on finding nothing: an idle queue's poll costs a read, and
+		// an empty one's the cheapest (work then polls it less often).
+		var some bool
+		if err := q.db.Get(ctx, &some, `SELECT EXISTS(SELECT 1 FROM queue_items WHERE queue = ?)`, q.opts.Name); err == nil && !some {
+			q.empty.Store(true)
+			return it, false, nil
+		}
+		q.empty.Store(false)
+		var id sql.NullInt64
+		next, args := q.next(time.Now().UnixMilli())
+		if err := q.db.Get(ctx, &id, next, args...); errors.Is(err, sql.ErrNoRows) || err == nil && !id.Valid {
+			return it, false, nil
+		}
+	}
 	// Without Complete the claim changes only the queue's own rows: it need not wait
 	// for the disk (store.WithTxUnsynced). A power cut that undoes it hands the item
 	// out again under the same id, at least once as after a crash mid-handler.
