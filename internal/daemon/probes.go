@@ -23,6 +23,9 @@ func (d *Daemon) whatsAppState() string {
 	l := d.sessions.all()
 	switch len(l) {
 	case 0:
+		if notes := d.sessions.notes(); len(notes) > 0 {
+			return "no session runs" // configured, none open (the status's note says why)
+		}
 		return whatsAppOff
 	case 1:
 		return string(l[0].State())
@@ -81,11 +84,14 @@ func (d *Daemon) whatsAppStateSet() *monitor.KeyedStateSet {
 	return monitor.NewKeyedStateSet("remedy_whatsapp_state",
 		"WhatsApp connection state per session: 1 for the current state, 0 for the others (off: WhatsApp is not enabled).",
 		"session", "state", states, func() map[string]string {
-			l := d.sessions.all()
-			if len(l) == 0 {
+			l, failed := d.sessions.all(), d.sessions.failedNames()
+			if len(l) == 0 && len(failed) == 0 {
 				return map[string]string{config.DefaultSession: whatsAppOff}
 			}
-			m := make(map[string]string, len(l))
+			m := make(map[string]string, len(l)+len(failed))
+			for name := range failed {
+				m[name] = "not_opened" // not among the states: its own series at 1
+			}
 			for _, s := range l {
 				m[s.Name()] = string(s.State())
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -107,6 +108,10 @@ func (s *sessionSet) pick(name string) (*session.Session, error) {
 	}
 	switch len(l) {
 	case 0:
+		if notes := s.notes(); len(notes) > 0 { // configured, and none runs
+			return nil, &web.Error{Status: http.StatusServiceUnavailable, Code: "no_session",
+				Message: "no WhatsApp session runs: " + strings.Join(notes, "; ")}
+		}
 		return nil, ErrWhatsAppOff
 	case 1:
 		return l[0], nil

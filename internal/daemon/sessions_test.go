@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
+	"github.com/remedy-run/remedy/web"
 )
 
 // twoSessions is remedy with the sessions sales and support (each its own paired
@@ -294,10 +296,30 @@ func TestASessionThatDoesNotOpenLeavesTheOthersRunning(t *testing.T) {
 	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, "session held") {
 		t.Errorf("the status does not name the session that did not open: %s", b)
 	}
+	if _, b := r.do("GET", "/metrics", ""); !strings.Contains(b, `remedy_whatsapp_state{session="held",state="not_opened"} 1`) {
+		t.Errorf("/metrics does not show held as not opened")
+	}
 	if code, b := r.do("POST", "/api/v1/messages", `{"to":"+6281100000076","text":"still here"}`); code != http.StatusAccepted {
 		t.Fatalf("the send API with the one running session: %d %s", code, b)
 	}
 	r.eventually("good's message out", func() bool {
 		return slices.ContainsFunc(s.Messages(), func(m wafake.Message) bool { return m.From == "6281200000001" && m.To == "6281100000076" })
 	})
+}
+
+// With no session running, a send says why: WhatsApp is off, or the configured sessions
+// did not open (503 no_session naming them), never an internal error.
+func TestPickWithoutSessions(t *testing.T) {
+	var ss sessionSet
+	if _, err := ss.pick(""); !errors.Is(err, ErrWhatsAppOff) {
+		t.Fatalf("off: %v", err)
+	}
+	if _, err := ss.pick("sales"); !errors.Is(err, web.ErrUnknownSession) {
+		t.Fatalf("a name: %v", err)
+	}
+	ss.failed.Store("sales", "session sales: the store is locked")
+	var we *web.Error
+	if _, err := ss.pick(""); !errors.As(err, &we) || we.Status != http.StatusServiceUnavailable || !strings.Contains(we.Message, "store is locked") {
+		t.Fatalf("none opened: %v", err)
+	}
 }
