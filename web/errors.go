@@ -15,6 +15,12 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrBusy: the engine did not answer in time; try again (503).
 	ErrBusy = errors.New("busy")
+	// ErrSessionRequired: several sessions run and the request named none (409,
+	// code session_required); the wrapping message names the sessions.
+	ErrSessionRequired = errors.New("session required")
+	// ErrUnknownSession: the request named a session that does not run (422, code
+	// unknown_session).
+	ErrUnknownSession = errors.New("unknown session")
 )
 
 // Error is an API error with its own status and code, for handlers that know exactly
@@ -35,6 +41,10 @@ func status(err error) (code int, name, msg string, internal bool) {
 	switch {
 	case errors.As(err, &e):
 		return e.Status, e.Code, e.Message, false
+	case errors.Is(err, ErrSessionRequired):
+		return http.StatusConflict, "session_required", err.Error(), false
+	case errors.Is(err, ErrUnknownSession):
+		return http.StatusUnprocessableEntity, "unknown_session", err.Error(), false
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "not_found", err.Error(), false
 	case errors.Is(err, ErrWhatsAppOff):

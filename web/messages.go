@@ -14,13 +14,16 @@ import (
 
 // The send API: POST /api/v1/messages queues a message (202 once it is on disk), GET
 // /api/v1/messages/{id} says where it is, POST /api/v1/media stores an upload for later
-// messages. Failed sends are dead letters of the queue "outbound"
-// (GET /api/v1/deadletters?queue=outbound, `remedy deadletter replay`).
+// messages. Failed sends are dead letters of the session's queue: "outbound" for the
+// session "default", "outbound_NAME" for another (GET /api/v1/deadletters?queue=…,
+// `remedy deadletter replay`).
 
 // Messages is the send API's backend (Options.Messages; nil while WhatsApp is off).
 // Errors: ErrInvalid (422), an *Error for media over its limit (413) or of a type
 // WhatsApp does not take (415), ErrNotFound, ErrOverloaded (the outbound queue is at
-// capacity), ErrNotStored.
+// capacity), ErrNotStored; from Send also ErrSessionRequired (409: several sessions,
+// none named) and ErrUnknownSession (422), wrapped with a message naming the sessions.
+// MessageStatus finds a message in any session.
 type Messages interface {
 	Send(ctx context.Context, m OutgoingMessage) (MessageAccepted, error)
 	MessageStatus(ctx context.Context, id string) (MessageStatus, error)
@@ -42,6 +45,10 @@ type OutgoingMessage struct {
 	// nothing and answers the first message's id; a different message with the key is
 	// refused (422, code idempotency_key_reused).
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Session (or the X-Remedy-Session header) is the session that sends: may be
+	// omitted while one runs; with several, none is ErrSessionRequired (409) and a
+	// name that does not run ErrUnknownSession (422).
+	Session string `json:"session,omitempty"`
 }
 
 // ReactionIn reacts to a message ("" removes the reaction); Sender is the author of
@@ -84,6 +91,8 @@ type MessageStatus struct {
 	SentAt         time.Time `json:"sent_at,omitzero"`
 	Replayed       bool      `json:"replayed,omitempty"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	// Session is the session that sends it ("" from a backend that does not say).
+	Session string `json:"session,omitempty"`
 }
 
 // MediaUpload is a stored upload: give its ID as media.id.
@@ -164,6 +173,13 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		m.IdempotencyKey = h
+	}
+	if h := r.Header.Get("X-Remedy-Session"); h != "" {
+		if m.Session != "" && m.Session != h {
+			writeError(w, http.StatusUnprocessableEntity, "invalid", "the X-Remedy-Session header and session differ")
+			return
+		}
+		m.Session = h
 	}
 	if m.Media != nil && len(m.Media.Data) > 0 && int64(len(m.Media.Data)) > s.opts.MaxMedia {
 		tooLarge(w, int64(len(m.Media.Data)), s.opts.MaxMedia)
