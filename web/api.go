@@ -35,6 +35,7 @@ func (s *Server) routes() {
 	})
 	api("POST /api/v1/policies/{name}/try", s.tryPolicy)
 	s.pairRoutes(api)
+	s.sessionRoutes(api)
 	s.mediaRoutes(api)
 	s.drillRoutes(api)
 	s.messageRoutes(api)

@@ -70,6 +70,9 @@ type Alert struct {
 	// open (not resolved since). A resolved row, or a row of an incident that resolved
 	// later, is not.
 	Ackable bool `json:"ackable"`
+	// Labels are the alert's labels (its instance's group_by labels, "session" among
+	// them for a WhatsApp policy, and its policy's own); the dashboard filters by them.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // DecisionRecord is one recorded engine decision (time in Unix milliseconds).

@@ -22,6 +22,8 @@ type fake struct {
 	silences []Silence
 	acks     []int64
 	reloads  int
+	events   []engine.Event // what Events answers
+	alerts   []Alert        // what Alerts answers (nil: one alert, #1)
 }
 
 var _ Backend = (*fake)(nil)
@@ -53,7 +55,9 @@ func (f *fake) Reload(ctx context.Context) ReloadStatus {
 func (f *fake) History(ctx context.Context, since time.Time) ([]engine.Sample, error) {
 	return nil, nil
 }
-func (f *fake) Events(ctx context.Context, limit int) ([]engine.Event, error) { return nil, nil }
+func (f *fake) Events(ctx context.Context, limit int) ([]engine.Event, error) {
+	return f.events[:min(limit, len(f.events))], nil
+}
 func (f *fake) Decisions(ctx context.Context, policy string, limit int) ([]DecisionRecord, error) {
 	return nil, nil
 }
@@ -66,9 +70,14 @@ func (f *fake) DeadLetters(ctx context.Context, queue string, pending bool) ([]D
 func (f *fake) Report(ctx context.Context) (Report, error) {
 	return Report{}, fmt.Errorf("no daily report yet: %w", ErrNotFound)
 }
-func (f *fake) Alerts(ctx context.Context, limit int) ([]Alert, error) { return []Alert{{ID: 1}}, nil }
-func (f *fake) Outbox(ctx context.Context) ([]OutboxEntry, error)      { return nil, nil }
-func (f *fake) Silences(ctx context.Context) ([]Silence, error)        { return f.silences, nil }
+func (f *fake) Alerts(ctx context.Context, limit int) ([]Alert, error) {
+	if f.alerts != nil {
+		return f.alerts[:min(limit, len(f.alerts))], nil
+	}
+	return []Alert{{ID: 1}}, nil
+}
+func (f *fake) Outbox(ctx context.Context) ([]OutboxEntry, error) { return nil, nil }
+func (f *fake) Silences(ctx context.Context) ([]Silence, error)   { return f.silences, nil }
 func (f *fake) Expire(ctx context.Context, id int64) error {
 	return fmt.Errorf("no silence: %w", ErrNotFound)
 }

@@ -91,6 +91,8 @@ type MessageStatus struct {
 	SentAt         time.Time `json:"sent_at,omitzero"`
 	Replayed       bool      `json:"replayed,omitempty"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	// Session is the session that sends it ("" from a backend that does not say).
+	Session string `json:"session,omitempty"`
 }
 
 // MediaUpload is a stored upload: give its ID as media.id.

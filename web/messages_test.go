@@ -106,7 +106,8 @@ func TestSendRoutes(t *testing.T) {
 // a panic or a 5xx).
 func FuzzMessages(f *testing.F) {
 	for _, seed := range []string{`{"to":"62811","text":"hi"}`, `{"to":"62811","media":{"data":"AAAA"}}`, `{"to":1}`, `[]`,
-		`{"to":"62811","reaction":{"message_id":"A","emoji":"x"}}`, `{"to":"62811","media":{"data":"!!"}}`} {
+		`{"to":"62811","reaction":{"message_id":"A","emoji":"x"}}`, `{"to":"62811","media":{"data":"!!"}}`,
+		`{"to":"62811","text":"hi","session":"sales"}`} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {

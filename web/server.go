@@ -132,8 +132,13 @@ type Options struct {
 	Live         http.HandlerFunc
 	Ready        http.HandlerFunc
 	Logger       *slog.Logger
+	// Sessions are the WhatsApp numbers (GET /api/v1/sessions and their pairing; the
+	// whatsapp/* routes act on the only one). Nil: the one session "default" of QR,
+	// Pair and PairFailure, or none while those are nil.
+	Sessions Sessions
 	// QR is the current WhatsApp pairing QR code ("" when not pairing); Pair starts a
-	// pairing attempt in the background. Both nil when WhatsApp is off.
+	// pairing attempt in the background. Both nil when WhatsApp is off. Unused when
+	// Sessions is set.
 	QR          func() string
 	Pair        func() error
 	PairFailure func() string // why the last pairing attempt failed ("" if it did not)

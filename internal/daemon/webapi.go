@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -84,10 +85,12 @@ func (d *Daemon) Alerts(ctx context.Context, limit int) ([]web.Alert, error) {
 	// Ackable through the pipeline's own rule (Ack's), so the button is offered exactly
 	// where the ack can work.
 	return convert(rows, func(r store.AlertRow) web.Alert {
-		return web.Alert{ID: r.ID, Fingerprint: r.Fingerprint, TS: r.TS, Policy: r.Policy, Instance: r.Instance,
+		a := web.Alert{ID: r.ID, Fingerprint: r.Fingerprint, TS: r.TS, Policy: r.Policy, Instance: r.Instance,
 			Severity: r.Severity, State: r.State, Summary: r.Summary, Suppressed: r.Suppressed, Held: r.Held,
 			AckedBy: r.AckedBy, AckedAt: r.AckedAt, Reason: r.Reason,
 			Ackable: r.State != "resolved" && d.pipeline.CanAck(ctx, r.ID, r.Fingerprint)}
+		_ = json.Unmarshal([]byte(r.Labels), &a.Labels) // a row without labels ("" or "null") has none
+		return a
 	}), err
 }
 

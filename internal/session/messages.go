@@ -43,7 +43,7 @@ func (s *Session) MessageStatus(ctx context.Context, id string) (web.MessageStat
 		return web.MessageStatus{}, apiError(err)
 	}
 	return web.MessageStatus{ID: st.ID, Chat: st.Chat, Status: st.Status, Reason: st.Reason, Attempts: st.Attempts, Created: st.Created,
-		Updated: st.Updated, SentAt: st.SentAt, Replayed: st.Replayed, IdempotencyKey: st.Key}, nil
+		Updated: st.Updated, SentAt: st.SentAt, Replayed: st.Replayed, IdempotencyKey: st.Key, Session: s.cfg.Name}, nil
 }
 
 // SaveMedia keeps an upload of the send API for this session's messages.

@@ -95,13 +95,16 @@ type AlertRow struct {
 	AckedBy     string `db:"acked_by" json:"acked_by"`
 	AckedAt     int64  `db:"acked_at" json:"acked_at"`
 	Reason      string `db:"reason" json:"reason"`
+	// Labels is the alert's labels as stored (a JSON object); the API answers them
+	// decoded (web.Alert.Labels), so this row's JSON leaves them out.
+	Labels string `db:"labels" json:"-"`
 }
 
 // Alerts returns the newest alerts, newest first.
 func (db *DB) Alerts(ctx context.Context, limit int) ([]AlertRow, error) {
 	var out []AlertRow
 	err := db.Select(ctx, &out, `SELECT id, fingerprint, ts, policy, instance, severity, state, summary, suppressed, held,
-		acked_by, acked_at, reason FROM alerts ORDER BY id DESC LIMIT ?`, limit)
+		acked_by, acked_at, reason, labels FROM alerts ORDER BY id DESC LIMIT ?`, limit)
 	return out, err
 }
 

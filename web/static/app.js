@@ -184,16 +184,128 @@ async function startPairing() {
   catch (e) { pairMsg(e.message, true); }
 }
 
+// Sessions (issue 22): with several WhatsApp numbers a card per session (its state,
+// number, queues, handler, pairing) replaces the one pairing card, the header badge
+// counts the connected ones, and the alerts and events tables filter by labels.session.
+// One session looks as before.
+let sessions = [];     // the last GET /api/v1/sessions
+const sessionQR = {};  // name -> its QR code (a data: URL) while it pairs
+const sessionMsg = {}; // name -> why the page's last Pair request was refused
+const multi = () => sessions.length > 1;
+const sessionOf = (labels) => (labels && labels.session) || "";
+// phone is a JID's number (6281…:12@s.whatsapp.net -> +6281…); another JID as it is.
+const phone = (jid) => { const u = (jid || "").split("@")[0].split(":")[0]; return /^\d+$/.test(u) ? "+" + u : u; };
+const stateClass = (st) => st === "connected" ? "ok" : st === "unpaired" || st === "pairing" ? "warn" : "bad";
+const pairingNow = (s) => s.state === "pairing" || s.qr_available;
+
+async function refreshSessions() {
+  sessions = await api("/api/v1/sessions");
+  for (const s of sessions) if (s.paired) delete sessionMsg[s.name];
+  const on = multi();
+  $("#sessions-card").classList.toggle("hidden", !on);
+  renderSessionFilters();
+  if (!on) return;
+  $("#pair-card").classList.add("hidden");
+  renderSessionBadge();
+  renderSessions();
+  pollSessionQRs();
+}
+
+function renderSessionBadge() {
+  const up = sessions.filter((s) => s.state === "connected").length;
+  const cls = up === sessions.length ? "ok" : sessions.some((s) => stateClass(s.state) === "bad") ? "bad" : "warn";
+  badge("#wa", "WhatsApp " + up + "/" + sessions.length + " connected", cls);
+}
+
+function renderSessions() {
+  $("#sessions-count").textContent = sessions.length + " numbers";
+  const box = $("#sessions"); box.replaceChildren();
+  for (const s of sessions) {
+    const c = el("div", "session"); c.dataset.session = s.name;
+    const h = el("h3"); h.append(el("span", "name", s.name), " ", el("span", "state " + stateClass(s.state), s.state.replace(/_/g, " ")));
+    c.append(h, el("div", "number", s.paired ? phone(s.jid) || "paired" : "not paired"),
+      el("div", "depths", "queues: inbound " + s.inbound_depth + " · outbound " + s.outbound_depth));
+    if (s.handler) c.append(el("div", "handler", "handler " + s.handler));
+    const why = sessionMsg[s.name] || (s.pair_failure ? "The last pairing attempt failed. " + s.pair_failure : "");
+    if (why) c.append(el("p", "msg error", why));
+    if (!s.paired && s.state !== "pairing") {
+      const b = el("button", "pair", "Pair"); b.addEventListener("click", () => pairSession(s.name)); c.append(b);
+    }
+    if (s.state === "pairing") c.append(el("p", "hint", "Scan with WhatsApp → Linked devices → Link a device; a new code appears every 20 s."));
+    box.append(c);
+    showSessionQR(s.name);
+  }
+}
+
+async function pairSession(name) {
+  try { await api("/api/v1/sessions/" + encodeURIComponent(name) + "/pair", { method: "POST" }); delete sessionMsg[name]; }
+  catch (e) { sessionMsg[name] = e.message; }
+  await refreshSessions().catch(() => {});
+}
+
+// The QR codes of the sessions that pair are polled every 2 s, as the one card's is.
+let sessionPoll = null;
+function pollSessionQRs() {
+  const pairing = sessions.filter(pairingNow);
+  for (const n of Object.keys(sessionQR)) if (!pairing.some((s) => s.name === n)) delete sessionQR[n];
+  if (pairing.length && !sessionPoll) { sessionPoll = setInterval(loadSessionQRs, 2000); loadSessionQRs(); }
+  if (!pairing.length && sessionPoll) { clearInterval(sessionPoll); sessionPoll = null; }
+}
+async function loadSessionQRs() {
+  for (const s of sessions.filter(pairingNow)) {
+    try { sessionQR[s.name] = (await api("/api/v1/sessions/" + encodeURIComponent(s.name) + "/qr")).png; }
+    catch (e) { delete sessionQR[s.name]; }
+    showSessionQR(s.name);
+  }
+}
+function showSessionQR(name) {
+  const card = [...$("#sessions").children].find((c) => c.dataset.session === name); if (!card) return;
+  let img = card.querySelector("img.qr");
+  if (!sessionQR[name]) { if (img) img.remove(); return; }
+  if (!img) { img = el("img", "qr"); img.alt = "pairing QR code of " + name; img.width = img.height = 264; card.append(img); }
+  img.src = sessionQR[name];
+}
+
+// The filters list the sessions (hidden with one); a filter that names a session that
+// no longer runs falls back to all.
+function renderSessionFilters() {
+  const names = multi() ? sessions.map((s) => s.name) : [];
+  for (const sel of document.querySelectorAll(".session-filter")) {
+    sel.classList.toggle("hidden", !names.length);
+    if ([...sel.options].map((o) => o.value).join("\n") === ["", ...names].join("\n")) continue;
+    const cur = sel.value, all = el("option", "", "all sessions"); all.value = "";
+    sel.replaceChildren(all, ...names.map((n) => { const o = el("option", "", n); o.value = n; return o; }));
+    sel.value = names.includes(cur) ? cur : "";
+    if (sel.value !== cur) sel.dispatchEvent(new Event("change"));
+  }
+}
+// shownSession says whether a row of session s passes the filter sel.
+const shownSession = (sel, s) => !$(sel).value || $(sel).value === s;
+
+function filterEvents() {
+  let shown = 0;
+  for (const li of $("#events").children) { const hide = !shownSession("#events-session", li.dataset.session); li.classList.toggle("hidden", hide); if (!hide) shown++; }
+  const v = $("#events-session").value, f = $("#events-filtered");
+  f.textContent = v && !shown && $("#events").children.length ? "No events of session " + v + " among the latest." : "";
+  f.classList.toggle("hidden", !f.textContent);
+}
+
+let sessionsTimer = null;
+function scheduleSessions() { if (sessionsTimer) return; sessionsTimer = setTimeout(() => { sessionsTimer = null; refreshSessions().catch(() => {}); }, 300); }
+
 async function refreshOverview() {
   const o = await api("/api/v1/status");
   const smp = o.sample || {};
   // The login budget (6 a minute, 30 an hour): how much of it the last sample used.
   const budget = smp.wa_logins_last_min === undefined ? "" : " · logins " + smp.wa_logins_last_min + "/min, " + smp.wa_logins_last_hour + "/h" +
     (smp.wa_login_wait_seconds > 0 ? ", next in " + Math.ceil(smp.wa_login_wait_seconds) + " s" : "");
-  badge("#wa", "WhatsApp " + o.whatsapp + budget, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
-  renderPairing(o.whatsapp);
-  $("#pair-why").textContent = o.whatsapp_note || "";
-  $("#pair-why").classList.toggle("hidden", !o.whatsapp_note);
+  if (multi()) renderSessionBadge(); // the cards say the rest
+  else {
+    badge("#wa", "WhatsApp " + o.whatsapp + budget, o.whatsapp === "connected" ? "ok" : o.whatsapp === "off" ? "" : o.whatsapp === "unpaired" || o.whatsapp === "pairing" ? "warn" : "bad");
+    renderPairing(o.whatsapp);
+    $("#pair-why").textContent = o.whatsapp_note || "";
+    $("#pair-why").classList.toggle("hidden", !o.whatsapp_note);
+  }
   badge("#db", "database " + o.database, o.database === "ok" ? "ok" : "bad");
   // The disk badge shows only when something is wrong (full, reserve missing); the
   // backlog badge while remedy's own writes wait (runbook: Store backlog).
@@ -296,11 +408,14 @@ async function runTry() {
 }
 
 async function refreshAlerts() {
-  const rows = await api("/api/v1/alerts?limit=30");
+  const only = $("#alerts-session").value; // a session's alerts: from more rows
+  const all = await api("/api/v1/alerts?limit=" + (only ? 200 : 30));
+  const rows = all.filter((a) => !only || sessionOf(a.labels) === only).slice(0, 30);
   const tb = $("#alerts tbody"); tb.replaceChildren();
-  if (!rows.length) emptyRow(tb, "No alerts yet. When a policy fires, its alert appears here and goes to the configured channels (WhatsApp admins, webhook, Alertmanager).");
+  if (!all.length) emptyRow(tb, "No alerts yet. When a policy fires, its alert appears here and goes to the configured channels (WhatsApp admins, webhook, Alertmanager).");
+  else if (!rows.length) emptyRow(tb, "No alerts of session " + only + " among the latest " + all.length + ".");
   for (const a of rows) {
-    const tr = el("tr");
+    const tr = el("tr"); tr.dataset.session = sessionOf(a.labels);
     const acts = el("td");
     // Ack only where the server would take it (the incident is still open): no dead buttons.
     if (a.ackable && !a.acked_by) { const b = el("button", "plain", "Ack"); b.addEventListener("click", () => ack(a.id)); acts.append(b); }
@@ -359,8 +474,10 @@ async function refreshAudit() {
 
 function addEvent(e) {
   const li = el("li", "", fmtTime(e.time) + " " + e.code + (e.labels ? " " + JSON.stringify(e.labels) : "") + (e.message ? " — " + e.message : ""));
+  li.dataset.session = sessionOf(e.labels);
   const ol = $("#events"); ol.prepend(li); while (ol.children.length > 200) ol.lastChild.remove();
   $("#events-empty").classList.add("hidden");
+  filterEvents();
 }
 
 async function loadInitial() {
@@ -381,7 +498,7 @@ function connect() {
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
     if (msg.type === "sample") { addSample(msg.data.time, msg.data.values); renderCards(Object.assign(latest, msg.data.values)); drawCharts(); }
-    else if (msg.type === "event") { addEvent(msg.data); scheduleRefresh(); }
+    else if (msg.type === "event") { addEvent(msg.data); scheduleRefresh(); if (/^WA_/.test(msg.data.code)) scheduleSessions(); }
     else if (msg.type === "report") { $("#report").textContent = msg.data.report; reportShown = true; }
     else scheduleRefresh();
   };
@@ -392,7 +509,8 @@ async function start() {
   if (!$("#charts").children.length) setupCharts();
   // Every panel loads on its own: one that fails (shown in its place) must not keep the
   // login over a dashboard the token opened; only a refused token keeps it.
-  const results = await Promise.allSettled([refreshOverview(), refreshRules(), refreshAlerts(), refreshAudit(), loadInitial()]);
+  // The sessions first: with several, the overview leaves the badge and pairing to them.
+  const results = await Promise.allSettled([refreshSessions().catch(() => {}).then(refreshOverview), refreshRules(), refreshAlerts(), refreshAudit(), loadInitial()]);
   const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason);
   if (failed.some((e) => e && e.message === "token needed")) return;
   failed.forEach((e) => console.error(e));
@@ -400,6 +518,7 @@ async function start() {
   connect();
   setInterval(() => refreshOverview().catch(() => {}), 5000);
   setInterval(() => refreshRules().catch(() => {}), 5000);
+  setInterval(() => refreshSessions().catch(() => {}), 10000); // queue depths; WA_* events refresh sooner
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -408,5 +527,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#pair-start").addEventListener("click", startPairing);
   $("#try-close").addEventListener("click", () => $("#try").close());
   $("#silence-form").addEventListener("submit", silence);
+  $("#events-session").addEventListener("change", filterEvents);
+  $("#alerts-session").addEventListener("change", () => refreshAlerts().catch(() => {}));
   start();
 });
