@@ -214,6 +214,7 @@ func (d *Daemon) serveHTTP() func(ctx context.Context) error {
 				return ""
 			}
 			wopts.IncomingMedia = d.incomingMedia
+			wopts.Sessions = webSessions{d}
 		}
 		srv := &http.Server{Handler: web.NewServer(wopts),
 			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
