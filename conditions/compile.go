@@ -230,7 +230,8 @@ func Compile(src string, opts ...Option) (*Condition, error) {
 
 // ReadsInstance reports whether the condition reads the instance it is evaluated for:
 // a `labels.<name>` key, count() or since() of the instance's own events (a selector
-// with by labels), or firing() with labels (which reads them when there is no event). Nothing else reads what SetLabels and SetInstanceLabels set, so a
+// with by labels), or firing() with labels (which reads them when there is no event).
+// Nothing else reads what SetLabels and SetInstanceLabels set, so a
 // caller may skip them before evaluating a condition that does not.
 func (c *Condition) ReadsInstance() bool { return c.instance }
 

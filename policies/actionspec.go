@@ -99,8 +99,11 @@ func isPositiveInt(v string) error {
 }
 
 var builtinActions = []ActionSpec{
-	{Name: "RECONNECT_WA", Description: "Close and reopen the WhatsApp connection (one attempt).", Target: "",
-		Params: []ParamSpec{{Name: "wait", Description: "how long to wait for Connected before the attempt fails", Check: isDuration}}},
+	{Name: "RECONNECT_WA", Description: "Close and reopen the WhatsApp connection (one attempt).", Target: "session",
+		Params: []ParamSpec{
+			{Name: "wait", Description: "how long to wait for Connected before the attempt fails", Check: isDuration},
+			{Name: "session", Description: "the session (WhatsApp number) to reconnect; default: the incident's session label, else default"},
+		}},
 	{Name: "RESET_DB", Description: "Close and reopen a database's connection pool.", Target: "db",
 		Params: []ParamSpec{{Name: "db", Description: "database name: remedy, metrics or a configured one"}}},
 	{Name: "CLEAR_QUEUE", Description: "Move a queue's stuck items to the dead-letter table and restart its workers.", Target: "queue",
