@@ -410,9 +410,7 @@ func (e *Engine) onEvent(ev *Event) {
 		e.resolveByEvent(ps, ev)
 	}
 	for _, ps := range r.retry {
-		for _, key := range ps.sortedKeys() {
-			e.hurry(ps, ps.instances[key], ev.Code)
-		}
+		e.retryByEvent(ps, ev)
 	}
 	for _, ps := range r.on {
 		key := e.key(ps, ev.Labels)
