@@ -83,7 +83,8 @@ func NewExecutor(opts ExecutorOptions) *Executor {
 }
 
 // Target is what an attempt works on: the action and its target parameter. Two attempts
-// with the same target never run at once.
+// with the same target never run at once. Without the parameter (RECONNECT_WA with no
+// `session`), the action alone.
 func Target(action string, p Params) string {
 	spec, _ := policies.LookupAction(action)
 	if spec.Target == "" || p[spec.Target] == "" {

@@ -13,6 +13,7 @@ package conditions
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -69,6 +70,9 @@ type Site struct {
 	By    []string
 	Match []Matcher
 	view  string // the history the call reads (viewKey)
+	// Equal are firing()'s label names after the policy's: an instance counts only if
+	// its values of these labels are the current event's (FiringEqual).
+	Equal []string
 }
 
 // Option adjusts how an expression is compiled.
@@ -144,7 +148,7 @@ func checkOptions() []expr.Option {
 		expr.Function("min_over", stub, new(func(string, string) float64)),
 		expr.Function("count", stub, new(func(string, string) int), new(func(string, string, string) int)),
 		expr.Function("since", stub, new(func(string) float64), new(func(string, string) float64)),
-		expr.Function("firing", stub, new(func(string) bool)),
+		expr.Function("firing", stub, new(func(string) bool), new(func(string, ...string) bool)),
 		expr.Function("hour", stub, new(func() int)),
 		expr.Function("weekday", stub, new(func() int)),
 	}
@@ -218,15 +222,21 @@ func Compile(src string, opts ...Option) (*Condition, error) {
 	}
 	for _, s := range rw.sites {
 		c.instance = c.instance || (s.Func == FuncCount || s.Func == FuncSince) && len(s.By) > 0
+		// firing() with labels reads the instance's when there is no current event.
+		c.instance = c.instance || s.Func == FuncFiring && len(s.Equal) > 0
 	}
 	return c, nil
 }
 
 // ReadsInstance reports whether the condition reads the instance it is evaluated for:
-// a `labels.<name>` key, or count() or since() of the instance's own events (a selector
-// with by labels). Nothing else reads what SetLabels and SetInstanceLabels set, so a
+// a `labels.<name>` key, count() or since() of the instance's own events (a selector
+// with by labels), or firing() with labels (which reads them when there is no event).
+// Nothing else reads what SetLabels and SetInstanceLabels set, so a
 // caller may skip them before evaluating a condition that does not.
 func (c *Condition) ReadsInstance() bool { return c.instance }
+
+// labelName is a label name, as group_by and inhibits' equal take them.
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // callName is the typed function all helper calls are rewritten to; expr calls a
 // func(any) any without building an argument slice.
@@ -315,6 +325,19 @@ func (r *rewriter) call(node *ast.Node, n *ast.CallNode) {
 	case FuncSince:
 		sel = 1
 	}
+	if fn == FuncFiring && len(strs) > 1 {
+		for i, l := range strs[1:] {
+			if !labelName.MatchString(l) {
+				r.fail(n.Arguments[i+1], "firing: %q is not a label name", l)
+				return
+			}
+			if slices.Contains(strs[1:i+1], l) {
+				r.fail(n.Arguments[i+1], "firing: label %q given twice", l)
+				return
+			}
+		}
+		s.Equal = strs[1:]
+	}
 	if sel > 0 {
 		var parsed selector
 		if len(strs) > sel {
@@ -330,7 +353,7 @@ func (r *rewriter) call(node *ast.Node, n *ast.CallNode) {
 		}
 		s.view = viewKey(s.Name, s.By, s.Match)
 	}
-	if len(strs) > 1 && fn != FuncSince {
+	if len(strs) > 1 && fn != FuncSince && fn != FuncFiring {
 		w, err := ParseDuration(strs[1])
 		if err != nil {
 			r.fail(n.Arguments[1], "%s: %v", id.Value, err)

@@ -169,6 +169,83 @@ func TestFiringAsksEngine(t *testing.T) {
 	}
 }
 
+// firing("policy", "label", …) asks for an instance whose labels are the current
+// event's; with no current event, the instance's being evaluated. An absent label reads "".
+func TestFiringEqual(t *testing.T) {
+	c := mustCompile(t, `!firing("wa-logged-out", "session")`)
+	if got := c.Sites()[0].Equal; len(got) != 1 || got[0] != "session" {
+		t.Fatalf("Equal = %q", got)
+	}
+	firingFor := map[string]bool{"a": true} // wa-logged-out fires for session a
+	var asked []string
+	r := NewRuntime(nil, func(string) bool { return true })
+	r.SetFiringEqual(func(p string, labels, values []string) bool {
+		asked = append(asked, p+":"+labels[0]+"="+values[0])
+		return p == "wa-logged-out" && firingFor[values[0]]
+	})
+	r.Prepare([]*Condition{c})
+	for _, tc := range []struct {
+		event    map[string]string // nil: no current event
+		instance map[string]string
+		want     bool
+		asked    string
+	}{
+		{event: map[string]string{"session": "a"}, want: false, asked: "wa-logged-out:session=a"},
+		{event: map[string]string{"session": "b"}, want: true, asked: "wa-logged-out:session=b"},
+		{event: map[string]string{}, want: true, asked: "wa-logged-out:session="},
+		{instance: map[string]string{"session": "a"}, want: false, asked: "wa-logged-out:session=a"},
+		{instance: map[string]string{}, want: true, asked: "wa-logged-out:session="},
+	} {
+		asked = nil
+		if tc.event != nil {
+			r.ObserveEvent(t0, "WA_DISCONNECTED", "whatsapp", "", 0, tc.event)
+		} else {
+			r.ClearEvent()
+		}
+		r.SetLabels(tc.instance)
+		for _, eval := range []func() (bool, error){
+			func() (bool, error) { return r.Eval(c, t0) },
+			func() (bool, error) {
+				v, ok := r.EvalFast(c, t0)
+				return v, map[bool]error{true: nil, false: errors.New("not fast")}[ok]
+			},
+		} {
+			if got, err := eval(); err != nil || got != tc.want {
+				t.Errorf("event %v, instance %v: got %v, %v; want %v", tc.event, tc.instance, got, err, tc.want)
+			}
+		}
+		if len(asked) != 2 || asked[0] != tc.asked {
+			t.Errorf("event %v, instance %v: asked %q, want %q twice", tc.event, tc.instance, asked, tc.asked)
+		}
+	}
+	if !c.ReadsInstance() {
+		t.Error("firing() with labels must read the instance (its labels when there is no event)")
+	}
+	// Without SetFiringEqual the labelled form is false; the plain one still asks firing.
+	r2 := NewRuntime(nil, func(string) bool { return true })
+	c2 := mustCompile(t, `firing("p", "session") || !firing("p")`)
+	r2.Prepare([]*Condition{c2})
+	if ok, _ := r2.Eval(c2, t0); ok {
+		t.Error("firing with labels and no FiringEqual: want false")
+	}
+}
+
+func TestFiringEqualCompileErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		`firing()`:                          "not enough arguments to call firing (1:1)",
+		`firing("p", 1)`:                    "(1:13)",
+		`firing("p", event.labels.s)`:       "firing: arguments must be string constants (1:26)",
+		`firing("p", "bad-label")`:          `firing: "bad-label" is not a label name (1:13)`,
+		`firing("p", "session", "session")`: `firing: label "session" given twice (1:24)`,
+	} {
+		_, err := Compile(src)
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an *Error with %q", src, err, want)
+		}
+	}
+}
+
 func TestReloadKeepsHistory(t *testing.T) {
 	c := mustCompile(t, `count("E", "10m") == 2`)
 	r := NewRuntime(nil, nil)

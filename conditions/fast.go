@@ -93,6 +93,9 @@ func (fc *fastCompiler) boolNode(n ast.Node) boolFn {
 		if s == nil || s.Func != FuncFiring {
 			return nil
 		}
+		if len(s.Equal) > 0 {
+			return func(r *Runtime) (bool, bool) { return r.firingSite(s), true }
+		}
 		name := s.Name
 		return func(r *Runtime) (bool, bool) { return r.firing(name), true }
 	case *ast.BinaryNode:

@@ -46,7 +46,7 @@ func (g condGen) atom() string {
 	op := g.pick("==", "!=", "<", "<=", ">", ">=")
 	switch g.rng.IntN(10) {
 	case 0:
-		return g.pick(`firing("p1")`, `firing("p2")`)
+		return g.pick(`firing("p1")`, `firing("p2")`, `firing("p1", "a")`, `firing("p2", "a", "team")`)
 	case 1:
 		return g.pick("true", "false")
 	case 2:
@@ -159,6 +159,11 @@ func TestFastPathDifferential(t *testing.T) {
 	firing := map[string]bool{}
 	isFiring := func(p string) bool { return firing[p] }
 	rf, rs := NewRuntime(nil, isFiring), NewRuntime(nil, isFiring)
+	// firing() with labels: an instance of p whose "a" is wantA fires.
+	wantA := ""
+	eq := func(p string, labels, values []string) bool { return firing[p] && values[0] == wantA }
+	rf.SetFiringEqual(eq)
+	rs.SetFiringEqual(eq)
 	rf.Prepare(fast)
 	rs.Prepare(slow)
 	now := t0
@@ -187,6 +192,7 @@ func TestFastPathDifferential(t *testing.T) {
 		now = now.Add(time.Duration(rng.IntN(20_000)) * time.Millisecond)
 		feedRandom(rng, now, rf, rs)
 		firing["p1"], firing["p2"] = rng.IntN(2) == 0, rng.IntN(2) == 0
+		wantA = g.pick("a", "b", "")
 		for j := range fast {
 			if !prepared[j] && fast[j].fast == nil {
 				continue

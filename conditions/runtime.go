@@ -22,6 +22,12 @@ type Runtime struct {
 	now    time.Time
 	cur    *Condition
 	firing func(policy string) bool
+	// firingEq answers firing() with labels (SetFiringEqual); evLabels are the current
+	// event's labels, hasEvent whether there is one.
+	firingEq  FiringEqual
+	evLabels  map[string]string
+	hasEvent  bool
+	equalVals []string
 	// vals are the slots by key number (keyID); sync marks the keys that an expr-only
 	// condition reads, whose env entry is kept current on every input. The others are
 	// written into env only when a fast condition falls back to expr (syncEnv).
@@ -104,6 +110,38 @@ func NewRuntime(loc *time.Location, firing func(string) bool) *Runtime {
 	r.env[callName] = r.call
 	r.env[stepName] = r.step
 	return r
+}
+
+// FiringEqual reports whether policy has a firing instance whose value of each of
+// labels is the one at the same index of values ("" stands for an absent label on
+// either side, as Alertmanager's inhibit `equal` reads a missing label). values is
+// reused after the call returns.
+type FiringEqual func(policy string, labels, values []string) bool
+
+// SetFiringEqual sets what answers `firing("policy", "label", …)`. Without it, that
+// form is false.
+func (r *Runtime) SetFiringEqual(f FiringEqual) { r.firingEq = f }
+
+// firingSite answers a firing() call: any instance, or with labels one whose values are
+// the current event's — or, with no current event (a sample policy), the instance's
+// being evaluated (SetLabels, SetInstanceLabels).
+func (r *Runtime) firingSite(s *Site) bool {
+	if len(s.Equal) == 0 {
+		return r.firing(s.Name)
+	}
+	if r.firingEq == nil {
+		return false
+	}
+	vals := r.equalVals[:0]
+	for _, l := range s.Equal {
+		if r.hasEvent {
+			vals = append(vals, r.evLabels[l])
+		} else {
+			vals = append(vals, r.groupValue(l))
+		}
+	}
+	r.equalVals = vals
+	return r.firingEq(s.Name, s.Equal, vals)
 }
 
 // Prepare makes the runtime ready for a set of conditions: it creates the environment
@@ -235,8 +273,10 @@ func (r *Runtime) ObserveEventRef(ref CodeRef, t time.Time, code, source, messag
 }
 
 // SetEvent makes an event the current `event` without recording it (to re-check a
-// pending event policy when its `for` runs out).
+// pending event policy when its `for` runs out). labels is read, not copied, until the
+// next SetEvent or ClearEvent.
 func (r *Runtime) SetEvent(code, source, message string, val float64, labels map[string]string) {
+	r.evLabels, r.hasEvent = labels, true
 	for i := range r.eventK {
 		k := &r.eventK[i]
 		var v value
@@ -303,6 +343,7 @@ func (r *Runtime) syncEnv(c *Condition) {
 
 // ClearEvent removes the current event (for samples and ticks): event fields are nil.
 func (r *Runtime) ClearEvent() {
+	r.evLabels, r.hasEvent = nil, false
 	for i := range r.eventK {
 		r.set(&r.eventK[i], value{})
 	}
@@ -443,7 +484,7 @@ func (r *Runtime) siteValue(s *Site) any {
 	case FuncSince:
 		return r.siteCell(s).f.set(r.hist.views[s.view].pick(r).since(r.now))
 	case FuncFiring:
-		return r.firing(s.Name)
+		return r.firingSite(s)
 	case FuncHour:
 		return r.now.In(r.loc).Hour()
 	case FuncWeekday:

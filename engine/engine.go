@@ -134,6 +134,7 @@ func New(set *policies.Set, opts Options) *Engine {
 	pcg := rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)
 	e := &Engine{opts: opts, pcg: pcg, rng: rand.New(pcg)}
 	e.rt = conditions.NewRuntime(opts.Location, e.isFiring)
+	e.rt.SetFiringEqual(e.isFiringEqual)
 	e.Swap(set)
 	return e
 }
@@ -370,6 +371,34 @@ func (e *Engine) isFiring(name string) bool {
 	return ps != nil && ps.firing > 0
 }
 
+// isFiringEqual answers firing("policy", "label", …): a firing instance whose values of
+// labels are values ("" for an absent label, as inhibits' equal reads it).
+func (e *Engine) isFiringEqual(name string, labels, values []string) bool {
+	ps := e.named[name]
+	if ps == nil || ps.firing == 0 {
+		return false
+	}
+	if len(labels) == 1 && len(ps.groupBy) == 1 && labels[0] == ps.groupBy[0] {
+		// The instance key is that label's value: one lookup (firing("wa-logged-out",
+		// "session") in a policy grouped by session, once per WhatsApp event).
+		inst := ps.instances[values[0]]
+		return inst != nil && inst.state == Firing
+	}
+	for _, inst := range ps.instances { // any order: whether one exists
+		if inst.state != Firing {
+			continue
+		}
+		same := true
+		for i, l := range labels {
+			same = same && inst.labels[l] == values[i]
+		}
+		if same {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *Engine) onEvent(ev *Event) {
 	r := e.routeFor(ev.Code)
 	e.rt.ObserveEventRef(r.hist, e.now, ev.Code, ev.Source, ev.Message, ev.Value, ev.Labels)
@@ -381,9 +410,7 @@ func (e *Engine) onEvent(ev *Event) {
 		e.resolveByEvent(ps, ev)
 	}
 	for _, ps := range r.retry {
-		for _, key := range ps.sortedKeys() {
-			e.hurry(ps, ps.instances[key], ev.Code)
-		}
+		e.retryByEvent(ps, ev)
 	}
 	for _, ps := range r.on {
 		key := e.key(ps, ev.Labels)

@@ -87,11 +87,11 @@ func randomPolicySet(rng *rand.Rand) string {
 		`event.value > 2`, `event.value <= 1`, `count("E1", "30s") >= 2`,
 		"count(\"E1\", \"30s\", `by ()`) >= 3", "count(\"E2\", \"1m\", `{b=\"x\"}`) > 1",
 		`since("E2") < 10`, `metrics.m > 5`, `avg_over("m", "20s") > 4`, `firing("p0")`,
-		`event.value + 1 > 3`, `labels.team in ["t1", "t3"]`,
+		`event.value + 1 > 3`, `labels.team in ["t1", "t3"]`, `!firing("p0", "a")`, `firing("p1", "a", "team")`,
 	}
 	sampleAtoms := []string{
 		`metrics.m > 5`, `metrics.n < 3`, `avg_over("n", "20s") > 2`, `max_over("m", "10s") >= 8`,
-		`labels.team == "t1"`, `metrics.m + 1 > 6`, `firing("p1")`, `count("E1", "1m") > 4`,
+		`labels.team == "t1"`, `metrics.m + 1 > 6`, `firing("p1")`, `count("E1", "1m") > 4`, `firing("p0", "team")`,
 	}
 	var b strings.Builder
 	b.WriteString("policies:\n")

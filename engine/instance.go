@@ -387,9 +387,10 @@ func (e *Engine) resolve(ps *policyState, inst *instance, why string) {
 	e.flapChange(ps, inst)
 	e.end(ps, inst, why)
 	inst.notifiedFiring, inst.inhibited = false, false
-	if ps.firing == 0 {
-		e.releaseInhibited(ps.p.Name)
-	}
+	// Not only when the last instance resolves: under a rule with equal labels, one
+	// session's logout resolving releases that session's held alerts while another
+	// session's logout still fires. releaseInhibited checks only held instances.
+	e.releaseInhibited(ps.p.Name)
 }
 
 func (e *Engine) setState(ps *policyState, inst *instance, s State, why string) {

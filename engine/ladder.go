@@ -31,6 +31,26 @@ func (e *Engine) scheduleOnFire(ps *policyState, inst *instance) {
 	e.advance(ps, inst)
 }
 
+// retryByEvent hurries the instance a retry_on event is about — the one of its group_by
+// values (one session's WA_REACHABLE says nothing of another's network) — or, for an
+// event carrying none of the group_by labels, every instance, as resolve_on does.
+func (e *Engine) retryByEvent(ps *policyState, ev *Event) {
+	has := len(ps.groupBy) == 0
+	for _, g := range ps.groupBy {
+		_, ok := ev.Labels[g]
+		has = has || ok
+	}
+	if has {
+		if inst := ps.instances[e.key(ps, ev.Labels)]; inst != nil {
+			e.hurry(ps, inst, ev.Code)
+		}
+		return
+	}
+	for _, key := range ps.sortedKeys() {
+		e.hurry(ps, ps.instances[key], ev.Code)
+	}
+}
+
 // hurry runs a waiting attempt now (a retry_on event: the cause of the failures is gone).
 // An attempt in flight and an open breaker are left as they are; an exhausted ladder is
 // re-armed if the policy allows it (rearm.go).

@@ -17,24 +17,31 @@ var badFiles = map[string][]string{
 		`6:17: policy "logged-out": inhibits[0].equal: "bad-label" is not a label name`,
 		`7:9: policy "logged-out": inhibits[1]: policies: must name at least one policy`,
 	},
-	"by_not_grouped":      {`5:35: policy "by-zone": when: count: by (zone): zone is not in the policy's group_by [db], so the instance has no value for it; match it with {zone="…"} instead`},
-	"bad_name":            {`2:11: policy "High CPU": name "High CPU": use lower case letters, digits, '.', '_' and '-', starting with a letter or digit`},
-	"duplicate_name":      {`4:5: policy "cpu": duplicate name (first defined at testdata/duplicate_name.bad.yaml:2:5)`},
-	"unknown_action":      {`5:9: policy "svc": actions[0]: unknown action "REBOOT_HOST" (known: CLEAN_DATA, CLEAR_QUEUE, EXEC, NOTIFY, RECONNECT_WA, RESET_DB, RESET_STATE, RESTART_SERVICE, WEBHOOK)`},
-	"bad_duration":        {`4:10: policy "cpu": for: invalid duration "5 minutes" (use e.g. 30s, 5m, 2h, 1d)`},
-	"bad_glob":            {`3:10: policy "db": on: "DB_*_BUSY" is not an event code or glob (upper case, digits and _, with an optional trailing *)`},
-	"expr_syntax":         {`4:32: policy "cpu": when: unexpected token EOF`},
-	"expr_type_block":     {`6:29: policy "cpu": when: invalid operation: > (mismatched types float64 and string)`},
-	"expr_unknown_name":   {`4:12: policy "cpu": when: unknown name cpu_percent`},
-	"mistyped":            {`7:19: policy "svc": actions[0].attempts must be a whole number, got a string`},
-	"bad_severity":        {`4:15: policy "cpu": severity must be info, warning, error or critical, got "urgent"`},
-	"missing_on":          {`2:5: policy "cpu": missing on: (event codes, or [sample])`},
-	"sample_mixed":        {`3:5: policy "cpu": on: sample cannot be mixed with event codes; write two policies`},
-	"missing_param":       {`5:9: policy "q": actions[0]: CLEAR_QUEUE needs with.queue (queue name)`},
-	"unknown_param":       {`6:30: policy "svc": actions[0]: RESTART_SERVICE has no parameter "signal" (known: service, grace)`},
-	"bad_param_value":     {`6:16: policy "hook": actions[0].with.url: not an http(s) URL: "ftp://example.invalid/hook"`},
-	"bad_template":        {`5:16: policy "svc": annotations.summary: bad template: function "down" not defined`},
-	"firing_unknown":      {`4:11: policy "wa": when: firing("wa-logged-oot") names no policy`},
+	"by_not_grouped":    {`5:35: policy "by-zone": when: count: by (zone): zone is not in the policy's group_by [db], so the instance has no value for it; match it with {zone="…"} instead`},
+	"bad_name":          {`2:11: policy "High CPU": name "High CPU": use lower case letters, digits, '.', '_' and '-', starting with a letter or digit`},
+	"duplicate_name":    {`4:5: policy "cpu": duplicate name (first defined at testdata/duplicate_name.bad.yaml:2:5)`},
+	"unknown_action":    {`5:9: policy "svc": actions[0]: unknown action "REBOOT_HOST" (known: CLEAN_DATA, CLEAR_QUEUE, EXEC, NOTIFY, RECONNECT_WA, RESET_DB, RESET_STATE, RESTART_SERVICE, WEBHOOK)`},
+	"bad_duration":      {`4:10: policy "cpu": for: invalid duration "5 minutes" (use e.g. 30s, 5m, 2h, 1d)`},
+	"bad_glob":          {`3:10: policy "db": on: "DB_*_BUSY" is not an event code or glob (upper case, digits and _, with an optional trailing *)`},
+	"expr_syntax":       {`4:32: policy "cpu": when: unexpected token EOF`},
+	"expr_type_block":   {`6:29: policy "cpu": when: invalid operation: > (mismatched types float64 and string)`},
+	"expr_unknown_name": {`4:12: policy "cpu": when: unknown name cpu_percent`},
+	"mistyped":          {`7:19: policy "svc": actions[0].attempts must be a whole number, got a string`},
+	"bad_severity":      {`4:15: policy "cpu": severity must be info, warning, error or critical, got "urgent"`},
+	"missing_on":        {`2:5: policy "cpu": missing on: (event codes, or [sample])`},
+	"sample_mixed":      {`3:5: policy "cpu": on: sample cannot be mixed with event codes; write two policies`},
+	"missing_param":     {`5:9: policy "q": actions[0]: CLEAR_QUEUE needs with.queue (queue name)`},
+	"unknown_param":     {`6:30: policy "svc": actions[0]: RESTART_SERVICE has no parameter "signal" (known: service, grace)`},
+	"bad_param_value":   {`6:16: policy "hook": actions[0].with.url: not an http(s) URL: "ftp://example.invalid/hook"`},
+	"bad_template":      {`5:16: policy "svc": annotations.summary: bad template: function "down" not defined`},
+	"firing_unknown":    {`4:11: policy "wa": when: firing("wa-logged-oot") names no policy`},
+	// firing("policy", "label", …): the one-argument rules, and the labels' own.
+	"firing_labels": {
+		`5:11: policy "wa": when: firing("wa-gone") names no policy`,
+		`8:12: policy "wa2": when: not enough arguments to call firing`,
+		`11:39: policy "wa3": when: firing: arguments must be string constants`,
+		`14:26: policy "wa4": when: firing: "session-name" is not a label name`,
+	},
 	"not_a_list":          {`3:9: policy "wa": on must be a list, e.g. [WA_DISCONNECTED], got a string`},
 	"invalid_yaml":        {`3:9: invalid YAML: "[" is not closed (expected ',' or ']')`},
 	"resolve_on_same":     {`4:5: policy "wa": resolve_on: WA_DISCONNECTED is also in on:, so the policy would resolve as it fires`},
@@ -131,6 +138,10 @@ policies:
   - name: f
     on: [sample]
     when: 'false'
+  - name: g
+    on: [WA_DISCONNECTED]
+    when: '!firing("w", "session") && !firing("g", "session")'
+    group_by: [session]
 `)})
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +157,7 @@ policies:
 		`w.yaml:14:11: warning: policy "s": can never fire: a sample policy has no event, but when reads event.code`,
 		`w.yaml:14:11: warning: policy "s": unknown metric "cpu_precent" (see remedy codes)`,
 		`w.yaml:17:11: warning: policy "f": can never fire: when is false`,
+		`w.yaml:20:11: warning: policy "g": when: firing("w", "session"): the instances of w have no label "session" (not in its group_by or labels), so only an event without session matches`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

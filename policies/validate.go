@@ -120,6 +120,20 @@ func checkFiring(ps []*Policy, diags *[]Diagnostic) {
 					Message: fmt.Sprintf("when: firing(%q) names no policy", target)})
 			}
 		}
+		// firing("p", "label"): p's instances carry only its group_by and labels; any
+		// other label reads "" on them, so only an event without it would match.
+		for _, s := range p.Cond.Sites() {
+			t := first[s.Name]
+			if s.Func != conditions.FuncFiring || t == nil {
+				continue
+			}
+			for _, l := range s.Equal {
+				if _, ok := t.Labels[l]; !ok && !slices.Contains(t.GroupBy, l) {
+					*diags = append(*diags, Diagnostic{Pos: p.WhenPos, Policy: p.Name, Warning: true,
+						Message: fmt.Sprintf("when: %s: the instances of %s have no label %q (not in its group_by or labels), so only an event without %s matches", s.Text, t.Name, l, l)})
+				}
+			}
+		}
 	}
 }
 

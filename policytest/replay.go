@@ -79,9 +79,11 @@ func Since(in []engine.Input, d time.Duration) []engine.Input {
 	return in[i:]
 }
 
-// PolicySummary counts what one policy would have done.
+// PolicySummary counts what one policy would have done, for one session (WhatsApp
+// number) when its decisions carry the label `session`.
 type PolicySummary struct {
 	Policy  string
+	Session string
 	Fired   int
 	Actions map[string]int
 	Skipped int
@@ -89,19 +91,21 @@ type PolicySummary struct {
 	Escal   int
 }
 
-// Summarize counts a timeline per policy, in policy-name order.
+// Summarize counts a timeline per policy and session, in policy-name then session
+// order: one number's incidents are not added to another's.
 func Summarize(timeline []engine.Decision) []PolicySummary {
-	by := map[string]*PolicySummary{}
-	get := func(name string) *PolicySummary {
-		s := by[name]
+	type key struct{ policy, session string }
+	by := map[key]*PolicySummary{}
+	get := func(k key) *PolicySummary {
+		s := by[k]
 		if s == nil {
-			s = &PolicySummary{Policy: name, Actions: map[string]int{}}
-			by[name] = s
+			s = &PolicySummary{Policy: k.policy, Session: k.session, Actions: map[string]int{}}
+			by[k] = s
 		}
 		return s
 	}
 	for _, d := range timeline {
-		s := get(d.Policy)
+		s := get(key{d.Policy, d.Labels["session"]})
 		switch d.Kind {
 		case engine.KindState:
 			switch d.State {
@@ -126,11 +130,17 @@ func Summarize(timeline []engine.Decision) []PolicySummary {
 	for _, s := range by {
 		out = append(out, *s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Policy < out[j].Policy })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Policy != out[j].Policy {
+			return out[i].Policy < out[j].Policy
+		}
+		return out[i].Session < out[j].Session
+	})
 	return out
 }
 
-// String is the summary in words: "would fire 12, would run RESTART_SERVICE×3, …".
+// String is the summary in words: "would fire 12, would run RESTART_SERVICE×3, …",
+// after the policy and, if any, the session: "wa-reconnect{session=sales}: …".
 func (s PolicySummary) String() string {
 	parts := []string{fmt.Sprintf("would fire %d", s.Fired)}
 	names := make([]string, 0, len(s.Actions))
@@ -148,5 +158,9 @@ func (s PolicySummary) String() string {
 		parts = append(parts, fmt.Sprintf("escalate %d", s.Escal))
 	}
 	parts = append(parts, fmt.Sprintf("alert %d", s.Alerts))
-	return s.Policy + ": " + strings.Join(parts, ", ")
+	name := s.Policy
+	if s.Session != "" {
+		name += "{session=" + s.Session + "}"
+	}
+	return name + ": " + strings.Join(parts, ", ")
 }

@@ -199,6 +199,17 @@ func TestReplay(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "wa-reconnect: would fire 1, would run RECONNECT_WA×") || !strings.Contains(out, "escalate 1, alert 1") {
 		t.Fatalf("stdin: %d\n%s", code, out)
 	}
+	// Two numbers (sessions): each one's incidents are summed apart, and the timeline
+	// names the session's instance. b's logout stops b's reconnects only.
+	code, out, _ = run(t, `{"time":"2026-01-05T09:00:00Z","code":"WA_LOGGED_OUT","labels":{"session":"b","reason":"401"}}
+{"time":"2026-01-05T09:00:01Z","code":"WA_DISCONNECTED","labels":{"session":"a","reason":"network"}}
+{"time":"2026-01-05T09:00:01Z","code":"WA_DISCONNECTED","labels":{"session":"b","reason":"after_logged_out"}}
+{"time":"2026-01-05T09:00:04Z","code":"WA_CONNECTED","labels":{"session":"a"}}`, "replay", "--from", "-")
+	if code != exitOK || !strings.Contains(out, "wa-reconnect{session=a}: would fire 1, would run RECONNECT_WA×1, alert 0") ||
+		!strings.Contains(out, "wa-logged-out{session=b}: would fire 1,") || strings.Contains(out, "wa-reconnect{session=b}") ||
+		!strings.Contains(out, "+3s      wa-reconnect{a} action RECONNECT_WA step 1 attempt 1") {
+		t.Fatalf("two sessions: %d\n%s", code, out)
+	}
 	badRec := write(t, dir, "bad.jsonl", "{\"time\":\"2026-01-05T09:00:00Z\",\"code\":\"X\"}\n{\"time\":\"yesterday\",\"code\":\"X\"}\n{\"time\":\"2026-01-05T09:00:00Z\",\"cod\":\"X\"}\n")
 	code, _, errs = run(t, "", "replay", "--from", badRec)
 	if code != exitBadInput || !strings.Contains(errs, "bad.jsonl:2:") || !strings.Contains(errs, `bad.jsonl:3: json: unknown field "cod"`) {
