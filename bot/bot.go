@@ -177,13 +177,17 @@ func (b *Bot) Reload(ctx context.Context) (bool, []string) {
 	return st.OK, st.Errors
 }
 
-// Client is the underlying whatsmeow client, for what remedy does not wrap (group
-// management, presence, …); nil when WhatsApp is off. Do not Connect or Disconnect it:
+// Client is the underlying whatsmeow client of the only session (or the one named
+// "default"), for what remedy does not wrap (group management, presence, …); nil when
+// WhatsApp is off. Do not Connect or Disconnect it:
 // remedy's supervisor owns the connection (its login budget and policies), and do not
 // add event handlers that block (whatsmeow runs them inline).
 func (b *Bot) Client() *whatsmeow.Client {
-	if wa := b.d.WhatsApp(); wa != nil {
-		return wa.Client()
+	ss := b.d.Sessions()
+	for _, s := range ss {
+		if len(ss) == 1 || s.Name() == "default" {
+			return s.Conn().Client()
+		}
 	}
 	return nil
 }

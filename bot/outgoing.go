@@ -20,7 +20,7 @@ func (b *Bot) send(ctx context.Context, o Outgoing) (string, error) {
 	if m := o.Media; m != nil {
 		out.Media = &chat.Media{Kind: m.Kind, MIME: m.MIME, FileName: m.FileName, Size: int64(len(m.Data)), Data: m.Data}
 	}
-	id, err := b.d.SendMessage(ctx, out)
+	id, err := b.d.SendMessage(ctx, o.Session, out)
 	var me *chat.MediaError
 	switch {
 	case errors.As(err, &me):

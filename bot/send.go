@@ -33,6 +33,10 @@ type Outgoing struct {
 	// IdempotencyKey: a second Send with the same key queues nothing and returns the
 	// first one's id.
 	IdempotencyKey string
+	// Session is the number that sends it (config `sessions:`); "" with a single
+	// session. With several, "" fails wrapping web.ErrSessionRequired; an unknown name
+	// fails wrapping web.ErrUnknownSession.
+	Session string
 }
 
 // Reaction puts an emoji on a message ("" takes it off).

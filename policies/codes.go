@@ -72,6 +72,8 @@ var Codes = []CodeInfo{
 	{"POLICY_EVAL_BUDGET", "daemon", "policy", "a policy's condition stopped at its evaluation budget (counted work: loop runs and the bytes they build) and was skipped as not met; raised once until it answers again"},
 	{"POLICY_INSTANCE_LIMIT", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
+	{"SESSION_OPEN_FAILED", "daemon", "session", "a configured WhatsApp session could not be opened (its device store locked by another process, damaged beyond rebuild, a queue unreadable); the other sessions run"},
+	{"SESSION_REMOVED", "daemon", "session, inbound, outbound", "a reload removed a session: it stopped; its queued items (labels inbound and outbound, value their sum) stay in remedy.db, not delivered until it is configured again"},
 	{"STORE_BACKLOG", "store", "writer", "remedy's own rows (journal, audit, samples, alerts) wait after a failed write; value is the rows kept"},
 	{"STORE_BACKLOG_CLEARED", "store", "writer", "a writer's backlog is written"},
 	{"DRILL_STARTED", "drill", "scenario", "a fire drill injected its fault (`remedy drill`)"},
@@ -172,7 +174,7 @@ var Owners = []Owner{
 	{"service", []string{"SERVICE_"}},
 	{"monitor", []string{"HEALTH_CHECK_"}},
 	{"executor", []string{"ACTION_"}},
-	{"daemon", []string{"POLICY_"}},
+	{"daemon", []string{"POLICY_", "SESSION_"}},
 	{"alert", []string{"ALERT_"}},
 	{"drill", []string{"DRILL_"}},
 }

@@ -15,6 +15,12 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrBusy: the engine did not answer in time; try again (503).
 	ErrBusy = errors.New("busy")
+	// ErrSessionRequired: several sessions run and the request named none (409
+	// session_required); the wrapping message names them.
+	ErrSessionRequired = errors.New("session required")
+	// ErrUnknownSession: the request named a session that does not run (422
+	// unknown_session).
+	ErrUnknownSession = errors.New("unknown session")
 )
 
 // Error is an API error with its own status and code, for handlers that know exactly
@@ -39,6 +45,10 @@ func status(err error) (code int, name, msg string, internal bool) {
 		return http.StatusNotFound, "not_found", err.Error(), false
 	case errors.Is(err, ErrWhatsAppOff):
 		return http.StatusNotFound, "whatsapp_off", err.Error(), false
+	case errors.Is(err, ErrSessionRequired):
+		return http.StatusConflict, "session_required", err.Error(), false
+	case errors.Is(err, ErrUnknownSession):
+		return http.StatusUnprocessableEntity, "unknown_session", err.Error(), false
 	case errors.Is(err, ErrInvalid):
 		return http.StatusUnprocessableEntity, "invalid", err.Error(), false
 	case errors.Is(err, ErrDrillUnavailable):

@@ -9,10 +9,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mdp/qrterminal/v3"
+
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 )
 
@@ -25,8 +28,9 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 	cfgPath := fs.String("config", "", "configuration file (default: ./remedy.yaml if it exists)")
 	phone := fs.String("phone", "", "also show a pairing code for this number, in international form (+49 151 …)")
 	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long")
+	sessionName := fs.String("session", "", "the session to pair (config sessions:); default: the only one")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "Usage: remedy pair [--config remedy.yaml] [--phone NUMBER]\n\nLinks remedy to the bot's WhatsApp account: scan the QR code with WhatsApp → Linked\ndevices → Link a device, or with --phone type the code shown under Link with phone\nnumber instead. Stop `remedy run` first: the device store is locked while it runs.")
+		fmt.Fprintln(env.stderr, "Usage: remedy pair [--config remedy.yaml] [--session NAME] [--phone NUMBER]\n\nLinks remedy to the bot's WhatsApp account: scan the QR code with WhatsApp → Linked\ndevices → Link a device, or with --phone type the code shown under Link with phone\nnumber instead. Stop `remedy run` first: the device store is locked while it runs.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +49,18 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 		return exitBadInput
 	}
 	store := cfg.WhatsAppStore()
+	if ss := cfg.Sessions(); *sessionName != "" || len(ss) > 1 {
+		store = ""
+		for _, s := range ss {
+			if s.Name == *sessionName {
+				store = s.Store
+			}
+		}
+		if store == "" {
+			fmt.Fprintf(env.stderr, "remedy pair: name a session with --session (configured: %s)\n", sessionNames(ss))
+			return exitBadInput
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(store), 0o700); err != nil {
 		fmt.Fprintf(env.stderr, "remedy pair: %v\n", err)
 		return exitFailed
@@ -90,4 +106,16 @@ func runPair(ctx context.Context, args []string, env *cliEnv) int {
 	id := conn.Client().Store.ID
 	fmt.Fprintf(env.stdout, "Paired as +%s. The session is kept in %s; start remedy run.\n", id.User, store)
 	return exitOK
+}
+
+// sessionNames lists the sessions' names for a message.
+func sessionNames(ss []config.Session) string {
+	var n []string
+	for _, s := range ss {
+		n = append(n, s.Name)
+	}
+	if len(n) == 0 {
+		return "none: WhatsApp is off"
+	}
+	return strings.Join(n, ", ")
 }

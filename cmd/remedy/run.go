@@ -174,6 +174,15 @@ func runConfig(ctx context.Context, args []string, env *cliEnv) int {
 	default:
 		fmt.Fprintf(env.stdout, "%s: ok (listen %s, data in %s, %d service(s))\n", path, cfg.Listen, dirName(cfg.DataDir), len(cfg.Services))
 	}
+	if len(cfg.SessionList) > 0 {
+		for _, s := range cfg.Sessions() {
+			handler := "no handler"
+			if s.Handler != nil {
+				handler = "handler " + s.Handler.URL
+			}
+			fmt.Fprintf(env.stdout, "session %s: store %s, %s, %d admin(s)\n", s.Name, s.Store, handler, len(s.Admins))
+		}
+	}
 	fmt.Fprintln(env.stdout, set.Summary())
 	return exitOK
 }

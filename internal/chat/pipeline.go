@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -46,12 +47,15 @@ type Pipeline struct {
 
 // PipelineOptions configure a Pipeline.
 type PipelineOptions struct {
-	DB       *store.DB
-	Commands *Commands
-	Handler  Handler // may be nil: only commands are answered
-	Sender   Sender
-	Counters *monitor.Counters
-	Logger   *slog.Logger
+	// InName and OutName name the queues (default "inbound" and "outbound"; a session
+	// other than the default has its own, package session).
+	InName, OutName string
+	DB              *store.DB
+	Commands        *Commands
+	Handler         Handler // may be nil: only commands are answered
+	Sender          Sender
+	Counters        *monitor.Counters
+	Logger          *slog.Logger
 	// Events receives the queues' events (QUEUE_STUCK, HANDLER_PANIC, …); it must not block.
 	Events func(engine.Event)
 	// Tune adjusts each queue's options before it opens (the configuration's queues).
@@ -125,7 +129,7 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	// One worker: whatsmeow sends one message at a time anyway, and the rate limit is
 	// the pace. Messages to one chat go out in order (Group), a failing one holding back
 	// the ones after it.
-	p.Out, err = queue.Open(ctx, o.DB, tune(queue.Options{Name: "outbound", Workers: 1, MaxAttempts: 200, RetryDelay: time.Second,
+	p.Out, err = queue.Open(ctx, o.DB, tune(queue.Options{Name: cmp.Or(o.OutName, "outbound"), Workers: 1, MaxAttempts: 200, RetryDelay: time.Second,
 		ItemTimeout: 60 * time.Second, Logger: o.Logger, Group: "chat", Blocked: o.Offline, Handler: p.deliver, Complete: p.sendComplete, DeadLettered: p.sendDeadLettered}))
 	if err != nil {
 		return nil, err
@@ -133,7 +137,9 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	if err := p.restoreStops(ctx); err != nil {
 		return nil, fmt.Errorf("outbound: stopped chats: %w", err)
 	}
-	p.In, err = queue.Open(ctx, o.DB, tune(inboundOptions(queue.Options{Logger: o.Logger, Handler: p.handle})))
+	in := inboundOptions(queue.Options{Logger: o.Logger, Handler: p.handle})
+	in.Name = cmp.Or(o.InName, in.Name)
+	p.In, err = queue.Open(ctx, o.DB, tune(in))
 	return p, err
 }
 

@@ -65,6 +65,11 @@ type Config struct {
 	Alerts         Alerts           `yaml:"alerts"`
 	Services       []Service        `yaml:"services"`
 	Queues         map[string]Queue `yaml:"queues"`
+
+	// SessionList is `sessions:`: the WhatsApp numbers, each inheriting `whatsapp:`'s
+	// keys it leaves out; empty: the one session "default" (Sessions).
+	SessionList []SessionConfig `yaml:"sessions"`
+
 	// Retention is how long remedy.db keeps each table's rows (retention.go).
 	Retention Retention `yaml:"retention"`
 
@@ -326,6 +331,7 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 		}
 	}
 	c.validateValues(bad, getenv)
+	c.validateSessions(bad)
 	if c.Timezone != "Local" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
 			bad("timezone", "timezone: %v", err)
@@ -390,8 +396,8 @@ func (c *Config) validate(file string, doc *yaml.Node, failed map[string]bool, g
 	}
 	for name, q := range c.Queues {
 		p := "queues." + name
-		if name != "inbound" && name != "outbound" {
-			bad(p, "queues: unknown queue %q (known: inbound, outbound)", name)
+		if name != "inbound" && name != "outbound" && !c.sessionQueue(name) {
+			bad(p, "queues: unknown queue %q (known: inbound, outbound, and inbound_NAME, outbound_NAME of a session)", name)
 		}
 		if q.Capacity < 0 || q.Workers < 0 || q.MaxAttempts < 0 || q.ItemTimeout < 0 || q.StuckAfter < 0 {
 			bad(p, "%s: values must not be negative", p)

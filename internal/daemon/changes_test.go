@@ -67,7 +67,7 @@ func TestOnlyChatMessagesReachTheHandlerAsMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	bot := r.d.wa.Client().Store.ID.ToNonAD().String()
+	bot := r.d.sessions.Default().Conn().Client().Store.ID.ToNonAD().String()
 	key := func(id string) *waCommon.MessageKey {
 		return &waCommon.MessageKey{RemoteJID: proto.String(bot), FromMe: proto.Bool(true), ID: proto.String(id)}
 	}
@@ -77,7 +77,7 @@ func TestOnlyChatMessagesReachTheHandlerAsMessages(t *testing.T) {
 	send := func(msg *waE2E.Message, status bool) string {
 		var id string
 		s.Each(func(fc *wafake.Conn) {
-			n, err := p.PrepareMessage(ctx, r.d.wa.Client().Store, msg)
+			n, err := p.PrepareMessage(ctx, r.d.sessions.Default().Conn().Client().Store, msg)
 			if err != nil {
 				t.Fatal(err)
 			}

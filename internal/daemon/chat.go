@@ -3,14 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
-	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/policies"
@@ -129,47 +126,17 @@ func (b chatBackend) Refused(ctx context.Context, from, text string) {
 		Outcome: "refused", Error: "not an admin number", Output: text})
 }
 
-// handler is the bot's handler: the embedder's (WithHandler), else the configured
-// webhook (nil: none).
-func (d *Daemon) handler() chat.Handler {
-	if d.bot != nil {
-		return d.bot
-	}
-	return d.webhookHandler()
-}
-
-// takesEvents says whether the bot's handler gets the deliveries that are not messages
-// (receipts, send outcomes, edits, deletions): the webhook does; an in-process handler
-// only if it is a chat.EventHandler. Nothing is queued for one that does not.
-func (d *Daemon) takesEvents() bool {
-	if d.bot != nil {
-		_, ok := d.bot.(chat.EventHandler)
-		return ok
-	}
-	return d.cfg.WhatsApp.Handler != nil
-}
-
-// webhookHandler is the configured handler for ordinary messages (nil: none).
-func (d *Daemon) webhookHandler() chat.Handler {
-	h := d.cfg.WhatsApp.Handler
-	if h == nil {
-		return nil
-	}
-	var secret []byte
-	if h.SecretEnv != "" {
-		secret = []byte(os.Getenv(h.SecretEnv))
-	}
-	// No timeout of its own: each attempt lasts the inbound queue's item_timeout (b2-03:
-	// a fixed 30 s cut 35 s answers off and had them delivered again).
-	return chat.WebhookHandler{URL: h.URL, Secret: secret, Client: &http.Client{}}
-}
-
 // tuneQueue applies the configuration's queues section (zero values keep the defaults).
 func (d *Daemon) tuneQueue(o *queue.Options) {
 	o.Audit = func(e store.AuditEntry) { d.writers.audit.Add(e) }
 	c, ok := d.cfg.Queues[o.Name]
 	if !ok {
-		return
+		// A session's queues (inbound_sales) follow queues.inbound and queues.outbound
+		// unless they have their own entry.
+		base, _, _ := strings.Cut(o.Name, "_")
+		if c, ok = d.cfg.Queues[base]; !ok || base == o.Name {
+			return
+		}
 	}
 	if c.Capacity > 0 {
 		o.Capacity = c.Capacity

@@ -122,12 +122,12 @@ func crashChild(dir string) int {
 		defer sent.Close()
 		for i := 0; ctx.Err() == nil; i++ {
 			time.Sleep(20 * time.Millisecond)
-			if d.wa.State() != whatsapp.Connected {
+			if d.sessions.Default().Conn().State() != whatsapp.Connected {
 				continue
 			}
 			s.Each(func(fc *wafake.Conn) {
 				text := fmt.Sprintf("msg-%d-%d", os.Getpid(), i)
-				n, err := p.Prepare(ctx, d.wa.Client().Store, text)
+				n, err := p.Prepare(ctx, d.sessions.Default().Conn().Client().Store, text)
 				if err == nil {
 					fmt.Fprintf(sent, "%s %s\n", n.Attrs["id"], text)
 					err = fc.Send(n)

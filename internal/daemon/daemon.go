@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -27,10 +26,8 @@ import (
 	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/internal/service"
 	"github.com/remedy-run/remedy/internal/store"
-	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/web"
-	"github.com/remedy-run/remedy/webhook"
 )
 
 // Version is set at build time (-ldflags "-X …daemon.Version=…").
@@ -61,10 +58,8 @@ type Daemon struct {
 	registry *prometheus.Registry
 	health   *monitor.Health
 	hub      *web.Hub
-	wa       *whatsapp.Conn // nil when WhatsApp is off
-	bot      chat.Handler   // the in-process handler (WithHandler), or nil
-	chat     *chat.Pipeline // nil when WhatsApp is off
-	inbound  *inboundKeeper // nil when WhatsApp is off
+	bot      chat.Handler // the in-process handler (WithHandler), or nil
+	sessions sessionSet   // the WhatsApp numbers (none when WhatsApp is off)
 	ln       net.Listener
 
 	set        atomic.Pointer[policies.Set]
@@ -157,21 +152,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	undo = append(undo, d.writers.close)
-	if cfg.WhatsApp.Enabled {
-		if d.wa, err = whatsapp.Open(ctx, whatsapp.Options{StorePath: cfg.WhatsAppStore(), Events: d.emit, Logger: log, HTTPClient: o.waHTTP,
-			Messages: d.receive, ReceiptDeliveries: d.receipt, Changes: d.change, Undecryptable: func(_, _ string) { d.counters.Undecryptable(1) },
-			BeforeWrite: d.data.Main.Sync,
-			Receipts: func(ids []string, status string, at time.Time) {
-				if d.chat != nil { // set before the connection starts
-					d.chat.Receipt(ids, status, at)
-				}
-			}}); err != nil {
-			return nil, err
-		}
-		undo = append(undo, func() { d.wa.Close() })
-	}
 	d.registry = prometheus.NewRegistry()
 	d.counters = monitor.NewCounters()
+	if err := d.openSessions(ctx, o); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() {
+		for _, s := range d.sessions.all() {
+			s.Close()
+		}
+	})
 	d.sup = service.NewSupervisor(d.emit, log)
 	for _, s := range cfg.Services {
 		if err := d.sup.Add(service.NewProcess(service.ProcessConfig{Name: s.Name, Command: s.Command, Dir: s.Dir,
@@ -179,49 +169,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, err
 		}
 	}
-	if d.wa != nil {
-		mediaTotal, mediaFree := cfg.WhatsApp.Send.MediaBounds()
-		if d.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{MediaMaxTotal: mediaTotal, MediaMinFree: mediaFree, DB: d.data.Main, Sender: d.wa, Counters: d.counters, Logger: log,
-			MediaDir: filepath.Join(cfg.DataDir, "media"), MaxMedia: cfg.WhatsApp.Send.MaxMediaBytes(), Limits: cfg.WhatsApp.Send.Limits(),
-			NewID: func() string { return string(d.wa.Client().GenerateMessageID()) },
-			// d.metrics is made below, before anything is sent.
-			SendFailed: func(reason string) { d.metrics.SendFailures.WithLabelValues(reason).Inc() },
-			// An outage is not a stuck outbound queue: queue-stuck would dead-letter the
-			// messages waiting for the connection.
-			Offline: func() bool { return d.wa.State() != whatsapp.Connected },
-			Handler: d.drillHandler(d.handler()),
-			Tune:    d.tuneQueue, Events: d.emit, SendOutcomes: d.takesEvents(),
-			// An in-process bot sends every answer itself (bot.Send): each has its outcome,
-			// whatever its key; only the webhook's {"reply": …} answers wait to be asked for.
-			ReplyOutcomes: d.bot != nil || cfg.WhatsApp.Handler != nil && cfg.WhatsApp.Handler.ReplyOutcomes,
-			Commands:      &chat.Commands{Prefix: cfg.WhatsApp.CommandPrefix, Admins: cfg.WhatsApp.Admins, Allowed: cfg.WhatsApp.AllowedActions, Backend: chatBackend{d}}}); err != nil {
-			return nil, err
-		}
-		sp, err := store.OpenSpool[chat.Message](spoolFile(cfg.DataDir, "inbound"), store.SpoolSize)
-		if err != nil {
-			log.Error("inbound spool not made; a message the queue cannot take is left unacknowledged for WhatsApp to deliver again", "error", err)
-		} else {
-			d.writers.spools = append(d.writers.spools, sp)
-		}
-		// A message's receipt leaves only once the message is on disk. Where every write
-		// to WhatsApp waits for remedy.db's sync (BeforeWrite), the enqueue returns at its
-		// commit and whatsmeow's one message loop goes on while the receipt waits; one
-		// sync then serves the messages kept meanwhile (issue 27: the sync per message
-		// in that loop bounded it to a few hundred messages a second on a busy disk).
-		enqueue := d.chat.In.Enqueue
-		if d.wa.WritesWait() {
-			enqueue = d.chat.In.EnqueueUnsynced
-		}
-		d.inbound = newInboundKeeper(sp, func(ctx context.Context, m chat.Message) error {
-			_, err := enqueue(ctx, webhook.NewMessage(m)) // the handler's typed delivery
-			return err
-		}, d.storeBacklog, log)
-		if d.wa.WritesWait() {
-			d.inbound.sync = d.data.Main.Sync
-		}
-	}
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir, Host: o.host,
-		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.queueSource, d.storeSource}, Logger: log})
+		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.sessionsSource, d.storeSource}, Logger: log})
 	d.metrics = monitor.NewMetrics(d.registry, d.sampler.Last)
 	d.registry.MustRegister(retentionCollector{d.pruner})
 	perMinute := map[string]int{"whatsapp": cfg.WhatsApp.SendPerMinute}
@@ -264,7 +213,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	})
 	d.health.Add("store_backlog", d.backlogHealth)
 	d.restoreState(ctx)
-	d.health.AddState("whatsapp", d.whatsAppReady)
+	d.addSessionChecks()
 	d.registry.MustRegister(d.whatsAppStateSet())
 	return d, nil
 }
@@ -278,8 +227,8 @@ func (d *Daemon) channels() []alert.Channel {
 		}
 		chans = append(chans, alert.WebhookChannel{URL: w.URL, Secret: secret, Client: &http.Client{}})
 	}
-	if d.wa != nil && len(d.cfg.WhatsApp.Admins) > 0 {
-		chans = append(chans, alert.WhatsAppChannel{Sender: d.wa, Admins: d.cfg.WhatsApp.Admins})
+	if s := d.sessions.Default(); s != nil && len(s.Config().Admins) > 0 {
+		chans = append(chans, alert.WhatsAppChannel{Sender: s.Conn(), Admins: s.Config().Admins})
 	}
 	if am := d.cfg.Alerts.Alertmanager; am != nil {
 		chans = append(chans, alert.AlertmanagerChannel{URL: am.URL, Client: &http.Client{}, Source: d.cfg.Alerts.InstanceLabel})
@@ -290,9 +239,6 @@ func (d *Daemon) channels() []alert.Channel {
 // emit is how every source reaches the engine; it never blocks.
 func (d *Daemon) emit(ev engine.Event) { d.inbox.push(ev) }
 
-// WhatsApp is the WhatsApp connection (nil when it is off); for embedders and benchmarks.
-func (d *Daemon) WhatsApp() *whatsapp.Conn { return d.wa }
-
 // compactMetrics keeps the metrics database bounded: hourly rollup and retention.
 func (d *Daemon) compactMetrics(ctx context.Context) {
 	every(ctx, time.Hour, func() {
@@ -302,44 +248,24 @@ func (d *Daemon) compactMetrics(ctx context.Context) {
 	})
 }
 
-// receive keeps an incoming WhatsApp message (called inside whatsmeow's handling): in
-// the inbound queue, or in its spool while the queue cannot take it. An error leaves the
-// message unacknowledged, for WhatsApp to deliver again (inboundKeeper).
-func (d *Daemon) receive(m chat.Message) error {
-	d.counters.Received(1)
-	return d.inbound.receive(context.Background(), m)
-}
-
-// queues is CLEAR_QUEUE's target (nil with WhatsApp off: no queues).
+// queues is CLEAR_QUEUE's target: every session's queues (nil with WhatsApp off: no queues).
 func (d *Daemon) queues() actions.QueueClearer {
-	if d.chat == nil {
+	var qs []*queue.Queue
+	for _, s := range d.sessions.all() {
+		qs = append(qs, s.QueueList()...)
+	}
+	if len(qs) == 0 {
 		return nil
 	}
-	return queue.NewManager(d.chat.In, d.chat.Out)
-}
-
-// queueSource reports the queues' depth, age of the oldest item and fill.
-func (d *Daemon) queueSource(ctx context.Context) map[string]float64 {
-	v := map[string]float64{}
-	if d.chat == nil {
-		return v
-	}
-	for _, q := range []*queue.Queue{d.chat.In, d.chat.Out} {
-		if st, err := q.Stats(ctx); err == nil {
-			v["queue_"+q.Name()+"_depth"] = float64(st.Depth)
-			v["queue_"+q.Name()+"_oldest_seconds"] = st.Oldest.Seconds()
-			v["queue_"+q.Name()+"_fill"] = st.Fill
-		}
-	}
-	return v
+	return queue.NewManager(qs...)
 }
 
 // reconnector is RECONNECT_WA's target (nil, and so "not configured", with WhatsApp off).
 func (d *Daemon) reconnector() actions.Reconnector {
-	if d.wa == nil {
-		return nil
+	if s := d.sessions.Default(); s != nil {
+		return s
 	}
-	return d.wa
+	return nil
 }
 
 // notifier is NOTIFY: a custom alert through the pipeline.

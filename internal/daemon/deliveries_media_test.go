@@ -34,7 +34,7 @@ func TestIncomingMediaUnavailable(t *testing.T) {
 	}
 	var id string
 	s.Each(func(fc *wafake.Conn) {
-		n, err := p.PrepareMessage(ctx, r.d.wa.Client().Store, &waE2E.Message{ImageMessage: img})
+		n, err := p.PrepareMessage(ctx, r.d.sessions.Default().Conn().Client().Store, &waE2E.Message{ImageMessage: img})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestIncomingMediaUnavailable(t *testing.T) {
 
 	s.Down()
 	// remedy's own state (not the client's IsConnected, which races whatsmeow's socket close).
-	r.eventually("WhatsApp disconnected", func() bool { return r.d.wa.State() != whatsapp.Connected })
+	r.eventually("WhatsApp disconnected", func() bool { return r.d.sessions.Default().Conn().State() != whatsapp.Connected })
 	resp, err := http.Get(r.base + url)
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func TestTypedWebhookWithMediaAndReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Each(func(fc *wafake.Conn) {
-		n, err := p.PrepareMessage(ctx, r.d.wa.Client().Store, &waE2E.Message{ImageMessage: img})
+		n, err := p.PrepareMessage(ctx, r.d.sessions.Default().Conn().Client().Store, &waE2E.Message{ImageMessage: img})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -73,14 +73,15 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 	st := web.DrillStarted{Scenario: req.Scenario, Started: time.Now()}
 	switch req.Scenario {
 	case "whatsapp":
-		if d.wa == nil {
+		sess := d.sessions.Default()
+		if sess == nil {
 			return st, unavailable("WhatsApp is off")
 		}
-		if s := d.wa.State(); s != whatsapp.Connected {
+		if s := sess.State(); s != whatsapp.Connected {
 			return st, unavailable("WhatsApp is %s; the drill needs a working connection to break", s)
 		}
 		d.drillEvent("DRILL_STARTED", req.Scenario, "cutting the WhatsApp socket", 0)
-		n := d.wa.DropSocket()
+		n := sess.Conn().DropSocket()
 		st.Detail = fmt.Sprintf("cut %d socket(s) under the WhatsApp client", n)
 		st.Policies, st.Recovered = []string{"wa-reconnect"}, "WA_CONNECTED"
 	case "database":
@@ -104,19 +105,21 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 		st.Policies, st.Recovered = []string{"db-busy-burst"}, "DRILL_PROBE_OK"
 		go d.databaseDrill(lock, st.Started, time.Duration(secs)*time.Second)
 	case "queue":
-		if d.chat == nil {
+		sess := d.sessions.Default()
+		if sess == nil {
 			return st, unavailable("WhatsApp is off, so there are no message queues")
 		}
+		in := sess.Pipeline().In
 		secs := cmp.Or(req.Seconds, 600)
 		if !d.drill.busy.CompareAndSwap(false, true) {
 			return st, unavailable("another drill is running")
 		}
 		until := st.Started.Add(time.Duration(secs) * time.Second)
 		d.drill.stallUntil.Store(until.UnixNano())
-		n := d.chat.In.Workers() + 1 // one per worker stalls them all; the last one waits behind them
+		n := in.Workers() + 1 // one per worker stalls them all; the last one waits behind them
 		for i := range n {
 			m := chat.Message{ID: fmt.Sprintf("drill-%d-%d", st.Started.UnixNano(), i), From: drillSender, Text: "fire drill", Time: st.Started}
-			if _, err := d.chat.In.Enqueue(ctx, m); err != nil {
+			if _, err := in.Enqueue(ctx, m); err != nil {
 				d.drill.stallUntil.Store(0)
 				d.drill.busy.Store(false)
 				return st, fmt.Errorf("queueing the drill's items: %w", err)
@@ -127,7 +130,7 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 		st.Ends = until
 		st.Detail = fmt.Sprintf("%d items in the inbound queue hang in their handler (one per worker, one waiting) for up to %ds", n, secs)
 		st.Policies, st.Recovered = []string{"queue-stuck"}, "QUEUE_OK"
-		st.RecoveredLabels = map[string]string{"queue": "inbound"}
+		st.RecoveredLabels = map[string]string{"queue": in.Name()}
 	case "service":
 		name := req.Service
 		if name == "" {

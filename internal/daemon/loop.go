@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/service"
+	"github.com/remedy-run/remedy/internal/session"
 	"github.com/remedy-run/remedy/internal/store"
-	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/web"
 )
@@ -32,8 +33,10 @@ func (d *Daemon) effects(eng *engine.Engine, it item, decisions []engine.Decisio
 		d.hub.Publish("event", x)
 		if x.Code == "WA_CONNECTED" {
 			d.pipeline.RetryNow("whatsapp") // alerts waiting for WhatsApp go out now, not after their backoff
-			if d.chat != nil {
-				d.chat.Out.Wake() // and so do the bot's replies
+			for _, s := range d.sessions.all() {
+				if n := x.Labels[session.Label]; n == "" || n == s.Name() {
+					s.Wake() // and so do the bot's replies
+				}
 			}
 		}
 		if x.Code == engine.CodeActionSucceeded || x.Code == engine.CodeActionFailed || x.Code == engine.CodeActionTimeout {
@@ -202,11 +205,13 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 		Reload: *d.lastReload.Load(), Clients: d.hub.Clients(), DryRun: d.cfg.DryRun,
 		Services:    convert(d.sup.Status(), func(s service.Status) web.ServiceStatus { return web.ServiceStatus(s) }),
 		InputsQueue: d.inbox.len(), StoreBacklog: d.backlog(), Disk: d.disk()}
-	if d.wa != nil {
-		if r := d.wa.StoreReset(); r != nil {
-			o.WhatsAppNote = r.Explain()
+	var notes []string
+	for _, s := range d.sessions.all() {
+		if n := s.Note(); n != "" {
+			notes = append(notes, n)
 		}
 	}
+	o.WhatsAppNote = strings.Join(notes, " ")
 	o.ReportSchedule, o.Timezone = cmp.Or(d.cfg.ReportSchedule, alert.DefaultReportSchedule), d.cfg.Location().String()
 	// The reporter's own answer (Daily, after the newest stored report), so the page
 	// agrees with what Schedule does across clock changes and restarts.
@@ -240,17 +245,7 @@ func (d *Daemon) poolSource(ctx context.Context) map[string]float64 {
 // stateSource reports the services and the dashboard.
 func (d *Daemon) stateSource(ctx context.Context) map[string]float64 {
 	v := map[string]float64{"dashboard_clients": float64(d.hub.Clients())}
-	// wa_connected only while WhatsApp is meant to be up: unpaired or off, it is absent,
-	// so no policy fires on a deliberate state.
-	if d.wa != nil && d.wa.State() != whatsapp.Unpaired {
-		v["wa_connected"] = 0
-		if d.wa.State() == whatsapp.Connected {
-			v["wa_connected"] = 1
-		}
-		b := d.wa.Budget()
-		v["wa_logins_last_min"], v["wa_logins_last_hour"] = float64(b.LastMinute), float64(b.LastHour)
-		v["wa_login_wait_seconds"] = max(0, time.Until(b.NextAllowed).Seconds())
-	}
+	// The sessions' wa_connected and logins are theirs (sessionsSource).
 	for _, s := range d.sup.Status() {
 		up := 0.0
 		if s.Up {

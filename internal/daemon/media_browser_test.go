@@ -37,7 +37,7 @@ func TestChromiumIncomingMediaIsNeverActiveContent(t *testing.T) {
 		}
 		var id string
 		s.Each(func(fc *wafake.Conn) {
-			n, err := p.PrepareMessage(bg, r.d.wa.Client().Store, &waE2E.Message{ImageMessage: img})
+			n, err := p.PrepareMessage(bg, r.d.sessions.Default().Conn().Client().Store, &waE2E.Message{ImageMessage: img})
 			if err != nil {
 				t.Fatal(err)
 			}

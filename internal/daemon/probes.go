@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/monitor"
 	"github.com/remedy-run/remedy/internal/whatsapp"
 )
@@ -13,23 +15,44 @@ import (
 // whatsAppOff is the WhatsApp state of a remedy without WhatsApp (whatsapp.enabled false).
 const whatsAppOff = "off"
 
-// whatsAppState is WhatsApp's state as every probe and screen shows it: the connection's
-// state, or "off". /readyz, /metrics and the status all read it here.
+// whatsAppState is WhatsApp's state as every probe and screen shows it: the only
+// session's state, or "off"; with several, "connected" when all are, else the others
+// named ("sales disconnected, support unpaired").
 func (d *Daemon) whatsAppState() string {
-	if d.wa == nil {
+	l := d.sessions.all()
+	switch len(l) {
+	case 0:
 		return whatsAppOff
+	case 1:
+		return string(l[0].State())
 	}
-	return string(d.wa.State())
+	var off []string
+	for _, s := range l {
+		if st := s.State(); st != whatsapp.Connected {
+			off = append(off, s.Name()+" "+string(st))
+		}
+	}
+	if len(off) == 0 {
+		return string(whatsapp.Connected)
+	}
+	return strings.Join(off, ", ")
 }
 
-// whatsAppReady is the readiness probe: connected, deliberately unpaired and off are
-// ready, and /readyz names which; any other state is not ready.
-func (d *Daemon) whatsAppReady(context.Context) (string, error) {
-	switch st := d.whatsAppState(); st {
-	case whatsAppOff, string(whatsapp.Connected), string(whatsapp.Unpaired): // unpaired is deliberate until someone pairs
-		return st, nil
-	default:
-		return "", fmt.Errorf("whatsapp %s", st)
+// addSessionChecks adds /readyz's WhatsApp checks: "whatsapp" for the single default
+// session (or "off" without WhatsApp), "whatsapp[NAME]" per session otherwise.
+// Connected and deliberately unpaired are ready, and say which; any other state is not.
+func (d *Daemon) addSessionChecks() {
+	l := d.sessions.all()
+	if len(l) == 0 {
+		d.health.AddState("whatsapp", func(context.Context) (string, error) { return whatsAppOff, nil })
+		return
+	}
+	if len(l) == 1 && l[0].Name() == config.DefaultSession {
+		d.health.AddState("whatsapp", l[0].Ready)
+		return
+	}
+	for _, s := range l {
+		d.health.AddState("whatsapp["+s.Name()+"]", s.Ready)
 	}
 }
 

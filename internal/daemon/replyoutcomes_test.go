@@ -49,7 +49,7 @@ func TestWebhookReplyOutcomesFollowTheSetting(t *testing.T) {
 			}
 			defer p.Close()
 			s.Each(func(fc *wafake.Conn) {
-				n, err := p.Prepare(ctx, r.d.wa.Client().Store, "ping")
+				n, err := p.Prepare(ctx, r.d.sessions.Default().Conn().Client().Store, "ping")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -67,7 +67,7 @@ func TestWebhookReplyOutcomesFollowTheSetting(t *testing.T) {
 				r.eventually("the reply's outcome", func() bool { return seen(reply) })
 			}
 			r.eventually("the inbound queue empty", func() bool {
-				st, err := r.d.chat.In.Stats(ctx)
+				st, err := r.d.sessions.Default().Pipeline().In.Stats(ctx)
 				return err == nil && st.Depth == 0
 			})
 			mu.Lock()

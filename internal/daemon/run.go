@@ -12,7 +12,6 @@ import (
 	oklog "github.com/oklog/run"
 
 	"github.com/remedy-run/remedy/engine"
-	"github.com/remedy-run/remedy/internal/whatsapp"
 	"github.com/remedy-run/remedy/web"
 )
 
@@ -112,17 +111,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.sup.StartAll(ctx); err != nil {
 		d.log.Error("starting services", "error", err)
 	}
-	if d.wa != nil && d.state.ladderOwnsLogin {
+	for _, s := range d.sessions.all() {
 		// A restart in the middle of a reconnect ladder: its next attempt, restored with
 		// the engine's state, makes the next login on the old schedule.
-		d.wa.StartLater()
-	} else if d.wa != nil {
-		if err := d.wa.Start(ctx); err != nil {
-			d.log.Error("whatsapp", "error", err)
-		}
-		if d.wa.State() == whatsapp.Unpaired {
-			d.log.Warn("WhatsApp is not paired: use the Pair button on the dashboard, or stop remedy and run `remedy pair` (or `remedy pair --phone NUMBER`)")
-		}
+		s.Start(ctx, d.state.ladderOwnsLogin)
 	}
 	intake := []string{"signal", "http", "monitors"}
 	actors := []actor{
@@ -135,7 +127,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			return nil
 		}},
-		{name: "http", run: d.serveHTTP(ctx)},
+		{name: "http", run: d.serveHTTP()},
 		{name: "monitors", run: d.runMonitors},
 		{name: "engine", after: intake, run: func(actx context.Context) error {
 			d.loop(actx) // returns after processing what the inbox held
@@ -164,23 +156,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		}},
 	}
-	if d.chat != nil {
-		actors = append(actors, actor{name: "queues", after: []string{"engine"}, run: func(actx context.Context) error {
-			var wg sync.WaitGroup
-			wg.Go(func() { d.chat.In.RunWatchdog(actx, d.cfg.CheckInterval) })
-			wg.Go(func() { d.chat.Out.RunWatchdog(actx, d.cfg.CheckInterval) })
-			wg.Go(func() { d.inbound.run(actx) })
-			d.chat.Run(actx)
-			wg.Wait()
-			return nil
-		}})
-	}
-	if d.wa != nil {
-		actors = append(actors, actor{name: "whatsapp", after: []string{"engine", "alerts", "queues"}, run: func(actx context.Context) error {
-			d.wa.Run(actx)
-			<-actx.Done()
-			return d.wa.Close()
-		}})
+	for _, s := range d.sessions.all() {
+		// Each session stops after the engine (no action touches it any more) and the
+		// alerts (WhatsApp alerts still go out through it): its queues finish, then its
+		// socket closes.
+		actors = append(actors, actor{name: "session " + s.Name(), after: []string{"engine", "alerts"}, run: s.Run})
 	}
 	var producers []string
 	for _, a := range actors {
@@ -207,12 +187,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // serveHTTP serves the API and the dashboard until stopped; it returns once the
 // requests in flight have been answered (an ingest waits for its commit).
-func (d *Daemon) serveHTTP(runCtx context.Context) func(ctx context.Context) error {
+func (d *Daemon) serveHTTP() func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		wopts := d.webOptions()
-		if d.wa != nil {
-			p := &pairer{d: d, ctx: runCtx}
-			wopts.QR, wopts.Pair, wopts.PairFailure = d.wa.QR, p.start, p.failure
+		if s := d.sessions.Default(); s != nil {
+			wopts.QR, wopts.Pair, wopts.PairFailure = s.QR, s.Pair, s.PairFailure
 			wopts.IncomingMedia = d.incomingMedia
 		}
 		srv := &http.Server{Handler: web.NewServer(wopts),

@@ -382,14 +382,14 @@ func (h *harness) whatsAppFault(window time.Duration, inject func()) {
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for time.Since(h.t0) < window {
-			if err := h.r.d.chat.Send(context.Background(), to, fmt.Sprintf("reply %d", sent.Load())); err == nil {
+			if err := h.r.d.sessions.Default().Pipeline().Send(context.Background(), to, fmt.Sprintf("reply %d", sent.Load())); err == nil {
 				sent.Add(1)
 			}
 			<-tick.C
 		}
 	}()
 	inject()
-	h.w.every(h.t0, window, 100*time.Millisecond, func() bool { return h.r.d.wa.State() == whatsapp.Connected })
+	h.w.every(h.t0, window, 100*time.Millisecond, func() bool { return h.r.d.sessions.Default().Conn().State() == whatsapp.Connected })
 	wg.Wait()
 	delivered := func() int { return h.delivered("6281100000042") }
 	// The same grace in both modes for the replies that waited: a reply delivered late
@@ -619,7 +619,7 @@ func (h *harness) flood() {
 	if raceEnabled {
 		n = 1000
 	}
-	in := h.r.d.chat.In
+	in := h.r.d.sessions.Default().Pipeline().In
 	var maxDepth atomic.Int64
 	stop := make(chan struct{})
 	go func() { // the depth, as the dashboard would see it
@@ -643,7 +643,7 @@ func (h *harness) flood() {
 			defer wg.Done()
 			for i := s; i < n; i += senders {
 				start := time.Now()
-				err := h.r.d.receive(chat.Message{ID: fmt.Sprintf("flood-%d", i), From: "6281100000077", Chat: "6281100000077@s.whatsapp.net",
+				err := h.r.d.sessions.Default().Receive(chat.Message{ID: fmt.Sprintf("flood-%d", i), From: "6281100000077", Chat: "6281100000077@s.whatsapp.net",
 					Text: fmt.Sprintf("message %d", i), Time: start, Kind: "text"})
 				if err != nil {
 					refused.Add(1)

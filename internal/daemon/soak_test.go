@@ -55,7 +55,7 @@ func TestSoak(t *testing.T) {
 	cur.Store(h.r)
 	d := func() *Daemon { return cur.Load().d }
 	healthy := func() bool {
-		if d().wa.State() != whatsapp.Connected {
+		if d().sessions.Default().Conn().State() != whatsapp.Connected {
 			return false
 		}
 		for _, st := range d().sup.Status() {
@@ -85,7 +85,7 @@ func TestSoak(t *testing.T) {
 			case <-time.After(time.Second):
 			}
 			restarting.RLock()
-			if err := d().chat.Send(context.Background(), "+6281100000042", fmt.Sprintf("soak reply %d", i)); err == nil {
+			if err := d().sessions.Default().Pipeline().Send(context.Background(), "+6281100000042", fmt.Sprintf("soak reply %d", i)); err == nil {
 				sent.Add(1)
 			}
 			restarting.RUnlock()
@@ -289,7 +289,7 @@ func (h *harness) inject(kind string, d func() *Daemon, cur *atomic.Pointer[runn
 		before := h.floodHandled.Load()
 		for i := range 1000 {
 			m := chatMessage(fmt.Sprintf("soak-flood-%d-%d", t0.UnixNano(), i))
-			d().receive(m) // whatsmeow's entry
+			d().sessions.Default().Receive(m) // whatsmeow's entry
 		}
 		done = func() bool { return h.floodHandled.Load()-before >= 1000 }
 	case "corrupt":

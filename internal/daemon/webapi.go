@@ -30,8 +30,8 @@ func (d *Daemon) webOptions() web.Options {
 		ListenHost: listenHost, AllowedHosts: d.cfg.AllowedHosts, AllowCodes: d.cfg.Ingest.AllowCodes,
 		AllowMetrics: d.cfg.Ingest.AllowMetrics,
 		Metrics:      d.metrics.Handler(), Live: d.health.Live, Ready: d.health.Ready, Logger: d.log, Drill: d.Drill}
-	if d.chat != nil {
-		o.Messages = messagesAPI{d.chat}
+	if len(d.sessions.all()) > 0 {
+		o.Messages = messagesAPI{d}
 		o.MaxMedia = d.cfg.WhatsApp.Send.MaxMediaBytes()
 	}
 	return o

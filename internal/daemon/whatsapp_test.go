@@ -170,7 +170,7 @@ func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
 	s.Up()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.d.wa.Reconnect(ctx); err != nil {
+	if err := r.d.sessions.Default().Conn().Reconnect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	r.eventually("the outbox drained", func() bool {
@@ -207,7 +207,7 @@ func TestAdminChatOverWhatsApp(t *testing.T) {
 		}
 		defer p.Close()
 		s.Each(func(fc *wafake.Conn) {
-			if _, err := p.Send(ctx, fc, r.d.wa.Client().Store, text); err != nil {
+			if _, err := p.Send(ctx, fc, r.d.sessions.Default().Conn().Client().Store, text); err != nil {
 				t.Error(err)
 			}
 		})

@@ -1,4 +1,4 @@
-package daemon
+package session
 
 import (
 	"context"
@@ -16,51 +16,47 @@ import (
 
 // receipt queues a delivery or read receipt for the bot's handler (called inside
 // whatsmeow's handling: it only writes it down).
-func (d *Daemon) receipt(r webhook.Receipt) {
-	if !d.takesEvents() {
+func (s *Session) receipt(r webhook.Receipt) {
+	if !s.TakesEvents() {
 		return // nobody to tell
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	e, err := webhook.New(webhook.TypeReceipt, r.Time, r)
 	if err == nil {
-		err = d.chat.Notify(ctx, e)
+		err = s.chat.Notify(ctx, e)
 	}
 	if err != nil {
-		d.log.Warn("receipt not queued for the handler", "chat", r.Chat, "error", err)
+		s.log.Warn("receipt not queued for the handler", "chat", r.Chat, "error", err)
 	}
 }
 
 // change keeps an edit or a deletion of an earlier message for the bot's handler, on
 // disk before WhatsApp gets its receipt (an error leaves it for WhatsApp to deliver
 // again), as incoming messages are kept.
-func (d *Daemon) change(e webhook.Event) error {
-	if d.chat == nil || !d.takesEvents() {
+func (s *Session) change(e webhook.Event) error {
+	if !s.TakesEvents() {
 		return nil // nobody to tell
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return d.chat.Notify(ctx, e)
+	return s.chat.Notify(ctx, e)
 }
 
 // Notify queues a delivery for the bot's handler (a send outcome: type and data), durably:
-// it is on disk when Notify returns nil. With WhatsApp off there is no handler: it
-// returns nil and drops it.
-func (d *Daemon) Notify(ctx context.Context, typ string, at time.Time, data any) error {
-	if d.chat == nil {
-		return nil
-	}
+// it is on disk when Notify returns nil.
+func (s *Session) Notify(ctx context.Context, typ string, at time.Time, data any) error {
 	e, err := webhook.New(typ, at, data)
 	if err != nil {
 		return err
 	}
-	return d.chat.Notify(ctx, e)
+	return s.chat.Notify(ctx, e)
 }
 
-// incomingMedia is GET /api/v1/incoming/{id}/media: the media of an incoming message,
+// IncomingMedia is GET /api/v1/incoming/{id}/media: the media of an incoming message,
 // downloaded from WhatsApp now and decrypted.
-func (d *Daemon) incomingMedia(ctx context.Context, id string) ([]byte, string, error) {
-	data, mime, err := d.wa.Download(ctx, id)
+func (s *Session) IncomingMedia(ctx context.Context, id string) ([]byte, string, error) {
+	data, mime, err := s.conn.Download(ctx, id)
 	switch {
 	case err == nil:
 		return data, mime, nil
@@ -71,6 +67,6 @@ func (d *Daemon) incomingMedia(ctx context.Context, id string) ([]byte, string, 
 	case errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith404), errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith410):
 		return nil, "", web.ErrGone
 	}
-	d.log.Warn("incoming media download failed", "id", id, "error", err)
+	s.log.Warn("incoming media download failed", "id", id, "error", err)
 	return nil, "", &web.Error{Status: http.StatusBadGateway, Code: "download_failed", Message: "WhatsApp's media download failed: " + err.Error()}
 }

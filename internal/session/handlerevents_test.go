@@ -1,4 +1,4 @@
-package daemon
+package session
 
 import (
 	"context"
@@ -22,19 +22,18 @@ func (eventsHandler) HandleEvent(context.Context, webhook.Event) error { return 
 // passes one only when the bot's Handler has HandleEvent). For any other, each was a
 // queue item handled only to be dropped.
 func TestOnlyAHandlerThatTakesEventsGetsThem(t *testing.T) {
-	webhookCfg := config.Default()
-	webhookCfg.WhatsApp.Handler = &config.Handler{URL: "http://127.0.0.1:1/bot"}
+	webhookCfg := Config{Session: config.Session{WhatsApp: config.WhatsApp{Handler: &config.Handler{URL: "http://127.0.0.1:1/bot"}}}}
 	for _, c := range []struct {
 		name string
-		d    *Daemon
+		s    *Session
 		want bool
 	}{
-		{"no handler", &Daemon{cfg: config.Default()}, false},
-		{"webhook", &Daemon{cfg: webhookCfg}, true},
-		{"in process, messages only", &Daemon{cfg: config.Default(), bot: plainHandler{}}, false},
-		{"in process, with HandleEvent", &Daemon{cfg: config.Default(), bot: eventsHandler{}}, true},
+		{"no handler", &Session{}, false},
+		{"webhook", &Session{cfg: webhookCfg}, true},
+		{"in process, messages only", &Session{deps: Deps{Handler: plainHandler{}}}, false},
+		{"in process, with HandleEvent", &Session{deps: Deps{Handler: eventsHandler{}}}, true},
 	} {
-		if got := c.d.takesEvents(); got != c.want {
+		if got := c.s.TakesEvents(); got != c.want {
 			t.Errorf("%s: takes events %v, want %v", c.name, got, c.want)
 		}
 	}

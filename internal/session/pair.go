@@ -1,4 +1,4 @@
-package daemon
+package session
 
 import (
 	"context"
@@ -14,8 +14,7 @@ import (
 // pairer starts WhatsApp pairing from the dashboard: one attempt at a time, in the
 // background, for at most three minutes; the page polls the QR code meanwhile.
 type pairer struct {
-	d       *Daemon
-	ctx     context.Context
+	s       *Session
 	running atomic.Bool
 	lastErr atomic.Pointer[string] // why the last attempt ended without a link, for the page
 }
@@ -29,7 +28,7 @@ func (p *pairer) failure() string {
 }
 
 func (p *pairer) start() error {
-	if st := p.d.wa.State(); st != whatsapp.Unpaired && st != whatsapp.LoggedOut {
+	if st := p.s.conn.State(); st != whatsapp.Unpaired && st != whatsapp.LoggedOut {
 		return fmt.Errorf("WhatsApp is %s; only an unpaired (or logged out) device can pair", st)
 	}
 	if !p.running.CompareAndSwap(false, true) {
@@ -38,18 +37,18 @@ func (p *pairer) start() error {
 	p.lastErr.Store(nil)
 	go func() {
 		defer p.running.Store(false)
-		ctx, cancel := context.WithTimeout(p.ctx, 3*time.Minute)
+		ctx, cancel := context.WithTimeout(p.s.life, 3*time.Minute)
 		defer cancel()
-		if err := p.d.wa.Pair(ctx, "", func(whatsapp.PairCode) {}); err != nil {
-			p.d.log.Warn("WhatsApp pairing from the dashboard failed", "error", err)
+		if err := p.s.conn.Pair(ctx, "", func(whatsapp.PairCode) {}); err != nil {
+			p.s.log.Warn("WhatsApp pairing from the dashboard failed", "error", err)
 			reason, msg := whatsapp.ExplainPairError(err)
 			p.lastErr.Store(&msg)
 			// In the Events panel too, and so in the recorded history.
-			p.d.emit(engine.Event{Time: time.Now(), Code: "WA_PAIR_ERROR", Source: "whatsapp",
+			p.s.emit(engine.Event{Time: time.Now(), Code: "WA_PAIR_ERROR", Source: "whatsapp",
 				Labels: map[string]string{"reason": reason}, Message: msg})
 			return
 		}
-		p.d.log.Info("WhatsApp paired from the dashboard")
+		p.s.log.Info("WhatsApp paired from the dashboard")
 	}()
 	return nil
 }

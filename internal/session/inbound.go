@@ -1,4 +1,4 @@
-package daemon
+package session
 
 import (
 	"context"
@@ -27,9 +27,10 @@ import (
 // the spool full or missing, receive returns the queue's error and whatsmeow leaves the
 // message unacknowledged for the server to deliver again.
 //
-// The daemon owns it; receive runs on whatsmeow's goroutine, run in the queues' actor.
+// The session owns it; receive runs on whatsmeow's goroutine, run in the queues' actor.
 type inboundKeeper struct {
 	spool   *store.Spool[chat.Message] // nil: it could not be made (the disk was full at the first start)
+	name    string                     // the inbound queue's name: the backlog's writer label
 	enqueue func(context.Context, chat.Message) error
 	// sync, if set, puts what enqueue committed on disk (enqueue does not wait for it:
 	// the receipts wait at the socket, whatsapp.Options.BeforeWrite); move calls it
@@ -51,9 +52,9 @@ type inboundKeeper struct {
 // node handling (one node at a time) is not held up for long.
 const inboundBound = 5 * time.Second
 
-func newInboundKeeper(spool *store.Spool[chat.Message], enqueue func(context.Context, chat.Message) error,
+func newInboundKeeper(spool *store.Spool[chat.Message], name string, enqueue func(context.Context, chat.Message) error,
 	backlog func(string, int, error), log *slog.Logger) *inboundKeeper {
-	k := &inboundKeeper{spool: spool, enqueue: enqueue, backlog: backlog, log: log, bound: inboundBound,
+	k := &inboundKeeper{spool: spool, name: name, enqueue: enqueue, backlog: backlog, log: log, bound: inboundBound,
 		wake: make(chan struct{}, 1)}
 	if spool != nil && spool.Len() > 0 {
 		k.waiting.Store(true) // left by the last run: moved first
@@ -90,7 +91,7 @@ func (k *inboundKeeper) receive(ctx context.Context, m chat.Message) error {
 // report tells the backlog once per outage.
 func (k *inboundKeeper) report(err error) {
 	if !k.waiting.Swap(true) && k.backlog != nil {
-		k.backlog("inbound", k.spool.Len()+1, err)
+		k.backlog(k.name, k.spool.Len()+1, err)
 	}
 }
 
@@ -146,7 +147,7 @@ func (k *inboundKeeper) move(ctx context.Context) bool {
 		if len(ms) == 0 {
 			k.mu.Unlock()
 			if k.waiting.Swap(false) && k.backlog != nil {
-				k.backlog("inbound", 0, nil)
+				k.backlog(k.name, 0, nil)
 			}
 			return true
 		}

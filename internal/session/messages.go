@@ -1,4 +1,4 @@
-package daemon
+package session
 
 import (
 	"context"
@@ -12,10 +12,9 @@ import (
 	"github.com/remedy-run/remedy/web"
 )
 
-// messagesAPI is the send API's backend: web's types to the chat pipeline's.
-type messagesAPI struct{ p *chat.Pipeline }
-
-func (m messagesAPI) Send(ctx context.Context, in web.OutgoingMessage) (web.MessageAccepted, error) {
+// Send is the send API's POST /api/v1/messages on this session: web's types to the
+// chat pipeline's.
+func (s *Session) Send(ctx context.Context, in web.OutgoingMessage) (web.MessageAccepted, error) {
 	o := chat.Outgoing{To: in.To, Text: in.Text, ReplyTo: in.ReplyTo, ReplyToSender: in.ReplyToSender, Mentions: in.Mentions,
 		IdempotencyKey: in.IdempotencyKey}
 	if r := in.Reaction; r != nil {
@@ -24,30 +23,32 @@ func (m messagesAPI) Send(ctx context.Context, in web.OutgoingMessage) (web.Mess
 	if md := in.Media; md != nil {
 		o.Media = &chat.Media{ID: md.ID, Data: md.Data, Kind: md.Kind, MIME: md.MIME, FileName: md.FileName}
 	}
-	id, dup, err := m.p.Enqueue(ctx, o)
+	id, dup, err := s.chat.Enqueue(ctx, o)
 	if err != nil {
 		return web.MessageAccepted{}, apiError(err)
 	}
 	st := chat.StatusQueued
 	if dup {
-		if s, err := m.p.MessageStatus(ctx, id); err == nil {
-			st = s.Status
+		if ms, err := s.chat.MessageStatus(ctx, id); err == nil {
+			st = ms.Status
 		}
 	}
 	return web.MessageAccepted{ID: id, Status: st, Duplicate: dup}, nil
 }
 
-func (m messagesAPI) MessageStatus(ctx context.Context, id string) (web.MessageStatus, error) {
-	s, err := m.p.MessageStatus(ctx, id)
+// MessageStatus is where a message this session sent is (web.ErrNotFound: not one of its).
+func (s *Session) MessageStatus(ctx context.Context, id string) (web.MessageStatus, error) {
+	st, err := s.chat.MessageStatus(ctx, id)
 	if err != nil {
 		return web.MessageStatus{}, apiError(err)
 	}
-	return web.MessageStatus{ID: s.ID, Chat: s.Chat, Status: s.Status, Reason: s.Reason, Attempts: s.Attempts, Created: s.Created,
-		Updated: s.Updated, SentAt: s.SentAt, Replayed: s.Replayed, IdempotencyKey: s.Key}, nil
+	return web.MessageStatus{ID: st.ID, Chat: st.Chat, Status: st.Status, Reason: st.Reason, Attempts: st.Attempts, Created: st.Created,
+		Updated: st.Updated, SentAt: st.SentAt, Replayed: st.Replayed, IdempotencyKey: st.Key}, nil
 }
 
-func (m messagesAPI) SaveMedia(ctx context.Context, in web.MediaIn) (web.MediaUpload, error) {
-	md, err := m.p.SaveMedia(ctx, chat.Media{Data: in.Data, Kind: in.Kind, MIME: in.MIME, FileName: in.FileName})
+// SaveMedia keeps an upload of the send API for this session's messages.
+func (s *Session) SaveMedia(ctx context.Context, in web.MediaIn) (web.MediaUpload, error) {
+	md, err := s.chat.SaveMedia(ctx, chat.Media{Data: in.Data, Kind: in.Kind, MIME: in.MIME, FileName: in.FileName})
 	if err != nil {
 		return web.MediaUpload{}, apiError(err)
 	}
@@ -75,7 +76,3 @@ func apiError(err error) error {
 	}
 	return fmt.Errorf("%w: %v", web.ErrNotStored, err)
 }
-
-// PruneMedia is CLEAN_DATA target media: the send API's uploads no queued message needs
-// (none when WhatsApp is off).
-func (c dataCleaner) PruneMedia(ctx context.Context) (string, error) { return c.d.chat.PruneMedia(ctx) }

@@ -1,0 +1,210 @@
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/remedy-run/remedy/internal/config"
+	"github.com/remedy-run/remedy/internal/session"
+	"github.com/remedy-run/remedy/web"
+)
+
+// ErrWhatsAppOff is returned by the send paths when WhatsApp is switched off
+// (whatsapp.enabled false, no sessions).
+var ErrWhatsAppOff = errors.New("whatsapp is off (whatsapp.enabled: false)")
+
+// PruneMedia is CLEAN_DATA target media: the send API's uploads no queued message needs,
+// in every session (none when WhatsApp is off).
+func (c dataCleaner) PruneMedia(ctx context.Context) (string, error) {
+	var out []string
+	var errs []error
+	for _, s := range c.d.sessions.all() {
+		r, err := s.PruneMedia(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", s.Name(), err))
+		}
+		if r != "" {
+			out = append(out, r)
+		}
+	}
+	return strings.Join(out, "; "), errors.Join(errs...)
+}
+
+// sessionSet is the running sessions, ordered by name. Readers never lock: a change
+// (start, reload) publishes a new list.
+type sessionSet struct {
+	list atomic.Pointer[[]*session.Session]
+}
+
+// all is every session, ordered by name (never nil).
+func (s *sessionSet) all() []*session.Session {
+	if l := s.list.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
+// set publishes the list, ordered by name.
+func (s *sessionSet) set(l []*session.Session) {
+	l = slices.Clone(l)
+	slices.SortFunc(l, func(a, b *session.Session) int { return cmp.Compare(a.Name(), b.Name()) })
+	s.list.Store(&l)
+}
+
+// get is the session named name (nil: none).
+func (s *sessionSet) get(name string) *session.Session {
+	for _, x := range s.all() {
+		if x.Name() == name {
+			return x
+		}
+	}
+	return nil
+}
+
+// Default is the session the single-number paths use (the old /api/v1/whatsapp/*
+// routes, a send without a session): the only session, else the one named "default";
+// nil when there is none or several without a "default".
+func (s *sessionSet) Default() *session.Session {
+	l := s.all()
+	if len(l) == 1 {
+		return l[0]
+	}
+	return s.get(config.DefaultSession)
+}
+
+// names lists the sessions' names, in order.
+func (s *sessionSet) names() []string {
+	var n []string
+	for _, x := range s.all() {
+		n = append(n, x.Name())
+	}
+	return n
+}
+
+// pick is the session a send names: with a name, that one (web.ErrUnknownSession if
+// there is none); without, the only one (web.ErrSessionRequired with several;
+// ErrWhatsAppOff with none).
+func (s *sessionSet) pick(name string) (*session.Session, error) {
+	l := s.all()
+	if name != "" {
+		if x := s.get(name); x != nil {
+			return x, nil
+		}
+		return nil, fmt.Errorf("%w: no session %q (sessions: %s)", web.ErrUnknownSession, name, strings.Join(s.names(), ", "))
+	}
+	switch len(l) {
+	case 0:
+		return nil, ErrWhatsAppOff
+	case 1:
+		return l[0], nil
+	}
+	return nil, fmt.Errorf("%w: name one of %s (\"session\" in the body or the X-Remedy-Session header)", web.ErrSessionRequired, strings.Join(s.names(), ", "))
+}
+
+// Sessions is the running sessions, ordered by name (embedders, benchmarks, tests).
+func (d *Daemon) Sessions() []*session.Session { return d.sessions.all() }
+
+// Session is the session a send names ("": the only one); errors as sessionSet.pick.
+func (d *Daemon) Session(name string) (*session.Session, error) { return d.sessions.pick(name) }
+
+// sessionsSource is every session's part of a sample (queues, connection, logins).
+func (d *Daemon) sessionsSource(ctx context.Context) map[string]float64 {
+	v := map[string]float64{}
+	for _, s := range d.sessions.all() {
+		for k, x := range s.Source(ctx) {
+			v[k] = x
+		}
+	}
+	return v
+}
+
+// inboundWaiting is the incoming messages waiting in every session's spool.
+func (d *Daemon) inboundWaiting() int {
+	n := 0
+	for _, s := range d.sessions.all() {
+		n += s.InboundWaiting()
+	}
+	return n
+}
+
+// openSessions opens every configured session (none with WhatsApp off). A session that
+// does not open stops New, as the single WhatsApp connection did.
+func (d *Daemon) openSessions(ctx context.Context, o options) error {
+	var opened []*session.Session
+	for _, sc := range d.cfg.Sessions() {
+		s, err := session.Open(ctx, d.sessionDeps(o), session.Config{Session: sc, CheckInterval: d.cfg.CheckInterval})
+		if err != nil {
+			for _, x := range opened {
+				x.Close()
+			}
+			return fmt.Errorf("session %s: %w", sc.Name, err)
+		}
+		opened = append(opened, s)
+	}
+	d.sessions.set(opened)
+	return nil
+}
+
+// sessionDeps is what every session shares with the daemon.
+func (d *Daemon) sessionDeps(o options) session.Deps {
+	return session.Deps{Emit: d.emit, DB: d.data.Main, DataDir: d.cfg.DataDir, Counters: d.counters, Logger: d.log,
+		HTTPClient: o.waHTTP, Handler: d.bot, WrapHandler: d.drillHandler, Commands: chatBackend{d},
+		Backlog: d.storeBacklog, Tune: d.tuneQueue,
+		// d.metrics is made after the sessions, before anything is sent.
+		SendFailed: func(_, reason string) { d.metrics.SendFailures.WithLabelValues(reason).Inc() }}
+}
+
+// messagesAPI is the send API's backend: each call goes to the session it names.
+type messagesAPI struct{ d *Daemon }
+
+func (m messagesAPI) Send(ctx context.Context, in web.OutgoingMessage) (web.MessageAccepted, error) {
+	s, err := m.d.sessions.pick("")
+	if err != nil {
+		return web.MessageAccepted{}, err
+	}
+	return s.Send(ctx, in)
+}
+
+// MessageStatus finds the message in any session.
+func (m messagesAPI) MessageStatus(ctx context.Context, id string) (web.MessageStatus, error) {
+	err := fmt.Errorf("%w: %q", web.ErrNotFound, id)
+	for _, s := range m.d.sessions.all() {
+		st, serr := s.MessageStatus(ctx, id)
+		if serr == nil {
+			return st, nil
+		}
+		if !errors.Is(serr, web.ErrNotFound) {
+			err = serr
+		}
+	}
+	return web.MessageStatus{}, err
+}
+
+func (m messagesAPI) SaveMedia(ctx context.Context, in web.MediaIn) (web.MediaUpload, error) {
+	s, err := m.d.sessions.pick("")
+	if err != nil {
+		return web.MediaUpload{}, err
+	}
+	return s.SaveMedia(ctx, in)
+}
+
+// incomingMedia is GET /api/v1/incoming/{id}/media: the first session that knows the
+// message answers.
+func (d *Daemon) incomingMedia(ctx context.Context, id string) ([]byte, string, error) {
+	var err error
+	for _, s := range d.sessions.all() {
+		var (
+			data []byte
+			mime string
+		)
+		if data, mime, err = s.IncomingMedia(ctx, id); !errors.Is(err, web.ErrNotFound) {
+			return data, mime, err
+		}
+	}
+	return nil, "", err
+}
