@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,9 @@ type sessionsDaemon struct {
 	Stores  []string     `json:"stores"` // one per session, named s000, s001, …
 	Handler string       `json:"handler"`
 	Stats   string       `json:"stats"` // where the daemon writes its goroutine count
+	// IdleProfile: where the daemon writes its CPU profile of the idle window (SIGUSR1
+	// starts it, SIGUSR2 ends it); "" for none.
+	IdleProfile string `json:"idle_profile,omitempty"`
 }
 
 // sessionName is the name of session k in BenchmarkSessions.
@@ -94,12 +98,37 @@ func TestSessionsDaemon(t *testing.T) {
 			}
 		}
 	}()
+	if m.IdleProfile != "" {
+		go profileOnSignal(ctx, m.IdleProfile)
+	}
 	d, err := daemon.New(ctx, cfg, slog.New(slog.DiscardHandler), daemon.WithWhatsAppHTTP(m.Trust.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Run(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// profileOnSignal writes a CPU profile to path from SIGUSR1 to SIGUSR2.
+func profileOnSignal(ctx context.Context, path string) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sig)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-sig:
+			if s == syscall.SIGUSR1 {
+				if f, err := os.Create(path); err == nil {
+					pprof.StartCPUProfile(f)
+					defer f.Close()
+				}
+			} else {
+				pprof.StopCPUProfile()
+			}
+		}
 	}
 }
 
@@ -176,14 +205,15 @@ func (d *delivered) when(text string) (time.Time, bool) {
 // runSessions starts the daemon process with the first n devices, waits until each has
 // logged in, and returns its pid and how long that took. The process is stopped by the
 // returned function (SIGTERM, then wait).
-func runSessions(b *testing.B, s *wafake.Server, devs []wafake.PairedDevice, handler string) (pid int, stats string, startup time.Duration, stop func()) {
+func runSessions(b *testing.B, s *wafake.Server, devs []wafake.PairedDevice, handler, profile string) (pid int, stats string, startup time.Duration, stop func()) {
 	dir := b.TempDir()
 	stores := make([]string, len(devs))
 	for k, d := range devs {
 		stores[k] = d.Path
 	}
 	stats = filepath.Join(dir, "goroutines")
-	spec, _ := json.Marshal(sessionsDaemon{Trust: s.Trust(), Data: filepath.Join(dir, "data"), Stores: stores, Handler: handler, Stats: stats})
+	spec, _ := json.Marshal(sessionsDaemon{Trust: s.Trust(), Data: filepath.Join(dir, "data"), Stores: stores, Handler: handler, Stats: stats,
+		IdleProfile: profile})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestSessionsDaemon$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "REMEDY_BENCH_SESSIONS="+string(spec))
 	cmd.Stderr = os.Stderr
@@ -230,8 +260,8 @@ func runSessions(b *testing.B, s *wafake.Server, devs []wafake.PairedDevice, han
 //   - with 100 sessions: 1,000 inbound messages a second spread over the 100 for
 //     loadSeconds, and the time the backlog takes to drain after the burst;
 //   - with 100 sessions: rounds of one message to each of sessions 1–99 at once, the
-//     time until all 99 reached the bot, first with all connected, then while session 0's
-//     connection is dropped every 200 ms (a reconnect storm).
+//     time until all 99 reached the bot, first with all connected, then for 30 s while
+//     session 0's connection is dropped every 200 ms whenever it is up (a reconnect storm).
 //
 // The figures are printed (bench/run's table); nothing is asserted about speed.
 func BenchmarkSessions(b *testing.B) {
@@ -272,13 +302,23 @@ func BenchmarkSessions(b *testing.B) {
 		var stats string
 		var startup time.Duration
 		var stop func()
-		pid, stats, startup, stop = runSessions(b, s, devs[:n], bot.URL)
+		profile := ""
+		if n == top {
+			profile = os.Getenv("REMEDY_BENCH_SESSIONS_IDLE_CPUPROFILE") // the top count's idle window
+		}
+		pid, stats, startup, stop = runSessions(b, s, devs[:n], bot.URL, profile)
 		time.Sleep(5 * time.Second) // settling after the logins: not measured
 		w := window
 		if n == top {
 			w = 3 * window // the headline figure: a longer window
 		}
+		if profile != "" {
+			syscall.Kill(pid, syscall.SIGUSR1)
+		}
 		f := sampleIdle(b, pid, stats, w)
+		if profile != "" {
+			syscall.Kill(pid, syscall.SIGUSR2)
+		}
 		f.start = startup.Seconds()
 		figs[n] = f
 		unit := func(name string) string { return fmt.Sprintf("n%d_%s", n, name) }
@@ -385,16 +425,17 @@ func BenchmarkSessions(b *testing.B) {
 	}
 	// Rounds of one message to each of sessions 1..top-1, all at once: the time until
 	// every one reached the bot. Then the same while session 0 reconnects in a loop.
-	rounds := 20
+	rounds, stormFor := 20, 30*time.Second
 	if testing.Short() {
-		rounds = 5
+		rounds, stormFor = 5, 6*time.Second
 	}
 	lp, err := wafake.NewPhone(ctx, b.TempDir(), "6281100003000")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer lp.Close()
-	prepared := make([][]waBinary.Node, 2*rounds)
+	// Enough rounds for the calm ones and a storm of stormFor (two a second at most).
+	prepared := make([][]waBinary.Node, rounds+max(rounds, 2*int(stormFor/time.Second)))
 	for r := range prepared {
 		for k := 1; k < top; k++ {
 			m, err := lp.Prepare(ctx, devs[k].Device, fmt.Sprintf("lat %d %d", r, k))
@@ -425,22 +466,29 @@ func BenchmarkSessions(b *testing.B) {
 		}
 		return all, each, lost
 	}
-	measure := func(name string, from int) {
+	// measure runs rounds, half a second apart, for at least n rounds and at least
+	// lasting, from prepared[from]; false if it ran out of prepared rounds.
+	measure := func(name string, from, n int, lasting time.Duration) int {
 		var alls, each []time.Duration
-		lost := 0
-		for r := from; r < from+rounds; r++ {
+		lost, r := 0, from
+		for t0 := time.Now(); r < len(prepared) && (r-from < n || time.Since(t0) < lasting); r++ {
 			a, e, l := round(r)
 			alls, each, lost = append(alls, a), append(each, e...), lost+l
-			time.Sleep(100 * time.Millisecond) // rounds apart, so each is measured on its own
+			time.Sleep(500 * time.Millisecond) // rounds apart, so each is measured on its own
 		}
 		slices.Sort(alls)
 		slices.Sort(each)
+		b.ReportMetric(float64(len(alls)), name+"_rounds")
 		b.ReportMetric(ms(alls[len(alls)/2]), name+"_all99_p50_ms")
 		b.ReportMetric(ms(alls[len(alls)-1]), name+"_all99_max_ms")
 		b.ReportMetric(ms(each[len(each)*99/100]), name+"_msg_p99_ms")
 		b.ReportMetric(float64(lost), name+"_lost")
+		return r
 	}
-	measure("calm", 0)
+	next := measure("calm", 0, rounds, 0)
+	// The storm: session 0's connection dropped every 200 ms, whenever it is up again
+	// (remedy reconnects it through the wa-reconnect policy, after its 2 s `for` and
+	// the login budget's backoff), for long enough to see several reconnects.
 	user0 := devs[0].User
 	logins0 := s.LoginsOf(user0)
 	storm := make(chan struct{})
@@ -458,7 +506,7 @@ func BenchmarkSessions(b *testing.B) {
 		}
 	})
 	st := time.Now()
-	measure("storm", rounds)
+	measure("storm", next, rounds, stormFor)
 	close(storm)
 	stormDone.Wait()
 	b.ReportMetric(float64(s.LoginsOf(user0)-logins0), "storm_logins_s0")

@@ -27,12 +27,13 @@ const (
 	faultReconnectStorm                     // its connection drops every 50–150 ms
 	faultStuckHandler                       // its bot never answers (its inbound queue is stuck)
 	faultFailingHandler                     // its bot answers 500 to everything
+	faultHandlerPanic                       // its messages panic in the in-process handler (500s from a webhook)
 	numFaults
 )
 
 func (f sessionFault) String() string {
 	return [...]string{"corrupt store", "logout", "temporary ban", "stream replaced", "reconnect storm",
-		"stuck handler", "failing handler"}[f]
+		"stuck handler", "failing handler", "handler panic"}[f]
 }
 
 // blastSeeds is the seeds a run tries: a handful, or REMEDY_BLAST_SEEDS of them (random,
@@ -112,9 +113,14 @@ func blastRun(t *testing.T, seed uint64) {
 		}
 	}
 	bot := newSessionBot(t, false)
+	bot.inproc = rng.IntN(2) == 1 // the webhooks, or remedy's in-process handler for every session
+	plan += fmt.Sprintf(", in-process handler %v", bot.inproc)
 	bed := startSessions(t, names, corrupt, bot, "")
 	s := bed.s
 	var sent []string // inbound texts per healthy session, all phases
+	// handlerHurt: a session whose handler already fails or hangs; its queue is held
+	// back (retries, a hung attempt), so a later handler fault shows no new request.
+	handlerHurt := map[string]bool{}
 	apiIDs := map[string][]string{}
 	for phase := range 3 {
 		var storms sync.WaitGroup
@@ -162,11 +168,19 @@ func blastRun(t *testing.T, seed uint64) {
 			case faultStuckHandler:
 				bot.block(n, true)
 				held, _ := bot.counts(n)
-				effects[n] = func() bool { h, _ := bot.counts(n); return h > held || gone() }
-			case faultFailingHandler:
-				bot.fail(n, true)
+				hurt := handlerHurt[n]
+				effects[n] = func() bool { h, _ := bot.counts(n); return h > held || hurt || gone() }
+				handlerHurt[n] = true
+			case faultFailingHandler, faultHandlerPanic:
+				if seq[phase] == faultFailingHandler {
+					bot.fail(n, true)
+				} else {
+					bot.panic(n)
+				}
 				_, failed := bot.counts(n)
-				effects[n] = func() bool { _, f := bot.counts(n); return f > failed || gone() }
+				hurt := handlerHurt[n]
+				effects[n] = func() bool { _, f := bot.counts(n); return f > failed || hurt || gone() }
+				handlerHurt[n] = true
 			}
 		}
 		// The faulty sessions' traffic first: their queues fill as they would, and a

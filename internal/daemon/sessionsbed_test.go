@@ -38,17 +38,22 @@ type botDelivery struct {
 type sessionBot struct {
 	srv   *httptest.Server
 	reply bool
+	// inproc: the bot is remedy's in-process handler (daemon.WithHandler, every
+	// session's), not the webhooks; it knows a message's session from its text
+	// ("in <phase> <session> <i>") and may panic.
+	inproc bool
 
 	mu      sync.Mutex
 	got     []botDelivery
 	blocked map[string]chan struct{} // session → closed to release
 	failing map[string]bool
+	panics  map[string]bool
 	held    map[string]int // requests hanging in a blocked handler, per session
 	failed  map[string]int // requests answered 500, per session
 }
 
 func newSessionBot(t *testing.T, reply bool) *sessionBot {
-	b := &sessionBot{reply: reply, blocked: map[string]chan struct{}{}, failing: map[string]bool{}, held: map[string]int{}, failed: map[string]int{}}
+	b := &sessionBot{reply: reply, blocked: map[string]chan struct{}{}, failing: map[string]bool{}, panics: map[string]bool{}, held: map[string]int{}, failed: map[string]int{}}
 	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
 	t.Cleanup(func() { b.releaseAll(); b.srv.Close() })
 	return b
@@ -91,6 +96,54 @@ func (b *sessionBot) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte(`{}`))
+}
+
+// Handle is the in-process handler (inproc): the same rules as the webhooks, and a
+// panicking session's messages panic inside remedy's dispatch.
+func (b *sessionBot) Handle(ctx context.Context, m chat.Message) (string, error) {
+	f := strings.Fields(m.Text)
+	if len(f) < 3 {
+		return "", nil
+	}
+	name := f[2]
+	b.mu.Lock()
+	block, fail, panics := b.blocked[name], b.failing[name], b.panics[name]
+	if block != nil {
+		b.held[name]++
+	}
+	if fail || panics {
+		b.failed[name]++
+	}
+	b.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	if panics {
+		panic("the bot's handler panics on " + name + "'s messages")
+	}
+	if fail {
+		return "", fmt.Errorf("the bot is failing")
+	}
+	b.mu.Lock()
+	b.got = append(b.got, botDelivery{Path: "/bot/" + name, Session: name, Header: name, Type: "message", Text: m.Text, ID: m.ID})
+	b.mu.Unlock()
+	return "", nil
+}
+
+// panic makes session's messages panic in the in-process handler (a failing answer
+// from the webhook).
+func (b *sessionBot) panic(session string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inproc {
+		b.panics[session] = true
+	} else {
+		b.failing[session] = true
+	}
 }
 
 // block makes session's handler hang (on) or releases it (off).
@@ -188,7 +241,11 @@ func startSessions(t *testing.T, names []string, corrupt map[string]bool, bot *s
 		t.Fatalf("config: %v\n%s", err, y.String())
 	}
 	cfg.DefaultPolicies = true // the embedded defaults, as remedy run does
-	bed.r = run(t, cfg, dir, []Option{WithWhatsAppHTTP(s.HTTPClient())})
+	opts := []Option{WithWhatsAppHTTP(s.HTTPClient())}
+	if bot.inproc {
+		opts = append(opts, WithHandler(bot))
+	}
+	bed.r = run(t, cfg, dir, opts)
 	bed.phone, err = wafake.NewPhone(ctx, t.TempDir(), "6281100000077")
 	if err != nil {
 		t.Fatal(err)
