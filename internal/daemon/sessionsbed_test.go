@@ -338,7 +338,9 @@ func (b *sessionBed) incidentsOf(sessions []string) []string {
 
 // hasIncident reports whether an alert, decision or action names session (or is a
 // WhatsApp policy's row shared by every session).
-func (b *sessionBed) hasIncident(session string) bool { return len(b.incidentsOf([]string{session})) > 0 }
+func (b *sessionBed) hasIncident(session string) bool {
+	return len(b.incidentsOf([]string{session})) > 0
+}
 
 func concerns(instance, session string) bool {
 	for _, v := range strings.Split(instance, ",") {
