@@ -105,6 +105,10 @@ type Queue struct {
 	lastProgress      atomic.Int64 // unix nanos
 	stuck, full       atomic.Bool
 	unsyncedInserts   atomic.Bool // EnqueueUnsynced was used: claims wait for the disk
+	// polling: an idle worker holds the poller's role (see idleWait). One poller per
+	// queue instead of every worker: 100 WhatsApp sessions (200 queues, 500 workers)
+	// idle made 2,000 empty claim transactions a second, 13% of a core.
+	polling atomic.Bool
 
 	// depth is at least the queue's depth, so that an enqueue needs no count (see
 	// insert): the last count plus the items inserted since. Deleting lowers the depth
@@ -332,6 +336,7 @@ func (q *Queue) work(ctx context.Context) {
 			q.complete(octx, *done)
 		}
 	}()
+	woke := false // the last claim followed a wait
 	for ctx.Err() == nil {
 		it, ok, err := q.claim(ctx, done)
 		if err != nil && ctx.Err() == nil {
@@ -341,18 +346,53 @@ func (q *Queue) work(ctx context.Context) {
 			done = nil
 		}
 		if ok {
+			if woke {
+				// There may be more (retries falling due together, one wake for a
+				// batch): another worker looks too, and so on while items are found.
+				q.Notify()
+				woke = false
+			}
 			if q.process(ctx, it) {
 				done = &it
 			}
 			continue
 		}
-		// Nothing ready: wait for an enqueue, or poll (items waiting for a retry).
-		idle.Reset(250 * time.Millisecond)
+		woke = q.idleWait(ctx, idle)
+	}
+}
+
+// pollEvery is how often an idle queue looks for items that fell due without an
+// enqueue's wake (retries, postponed items, items another process put back).
+const pollEvery = 250 * time.Millisecond
+
+// idleWait waits, with nothing ready, for an enqueue's wake or, for one worker of the
+// queue at a time (the poller), for the poll interval. A worker that is not the poller
+// looks every second whether the role is free (its holder may be busy with an item),
+// claiming nothing meanwhile. It reports whether to claim (false: ctx ended).
+func (q *Queue) idleWait(ctx context.Context, idle *time.Timer) bool {
+	for {
+		poller := q.polling.CompareAndSwap(false, true)
+		if poller {
+			idle.Reset(pollEvery)
+		} else {
+			idle.Reset(time.Second)
+		}
 		select {
 		case <-ctx.Done():
-			return
+			if poller {
+				q.polling.Store(false)
+			}
+			return false
 		case <-q.notify:
+			if poller {
+				q.polling.Store(false)
+			}
+			return true
 		case <-idle.C:
+			if poller {
+				q.polling.Store(false)
+				return true
+			}
 		}
 	}
 }
