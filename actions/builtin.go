@@ -56,7 +56,9 @@ type (
 // Deps are what the built-in actions act on. A missing dependency makes its action fail
 // with a clear error rather than be unknown.
 type Deps struct {
-	WhatsApp Reconnector
+	// WhatsApp finds a session's connection by name (RECONNECT_WA's session); it returns
+	// nil for a session remedy does not run. Nil: WhatsApp is not configured.
+	WhatsApp func(session string) Reconnector
 	DBs      map[string]DBResetter // by name: "remedy", "metrics", …
 	Queues   QueueClearer
 	Services ServiceRestarter
@@ -72,6 +74,20 @@ type Deps struct {
 	// ExecEnv is the whole environment EXEC commands get ("NAME=value"); by default
 	// child.Env's clean base from remedy's environment, so no secret of remedy's passes.
 	ExecEnv []string
+}
+
+// DefaultSession is the session RECONNECT_WA acts on when neither its session
+// parameter nor the decision's session label names one.
+const DefaultSession = "default"
+
+// SingleSession is Deps.WhatsApp for one connection, the session "default".
+func SingleSession(r Reconnector) func(string) Reconnector {
+	return func(name string) Reconnector {
+		if name != DefaultSession {
+			return nil
+		}
+		return r
+	}
 }
 
 // ErrNotConfigured is returned by an action whose subsystem is not set up.
@@ -99,11 +115,20 @@ func Builtins(d Deps) *Registry {
 			panic(err)
 		}
 	}
-	must("RECONNECT_WA", func(ctx context.Context, p Params) error {
+	mustChecked("RECONNECT_WA", func(ctx context.Context, p Params) error {
+		if d.WhatsApp != nil && d.WhatsApp(p.get("session", DefaultSession)) == nil {
+			return fmt.Errorf("remedy has no WhatsApp session %q: %w", p.get("session", DefaultSession), ErrNotApplicable)
+		}
+		return nil
+	}, func(ctx context.Context, p Params) error {
 		if d.WhatsApp == nil {
 			return fmt.Errorf("WhatsApp %w", ErrNotConfigured)
 		}
-		return d.WhatsApp.Reconnect(ctx)
+		r := d.WhatsApp(p.get("session", DefaultSession))
+		if r == nil { // removed since the check (a reload)
+			return fmt.Errorf("remedy has no WhatsApp session %q: %w", p.get("session", DefaultSession), ErrNotApplicable)
+		}
+		return r.Reconnect(ctx)
 	})
 	mustChecked("RESET_DB", func(ctx context.Context, p Params) error {
 		if name := p.get("db", "remedy"); d.DBs[name] == nil {

@@ -117,7 +117,7 @@ func TestBuiltinsSucceedFailAndTimeOut(t *testing.T) {
 					f := &fake{mode: mode}
 					results := make(chan engine.Event, 1)
 					a := &audit{}
-					x := NewExecutor(ExecutorOptions{Registry: Builtins(Deps{WhatsApp: f, DBs: map[string]DBResetter{"remedy": f},
+					x := NewExecutor(ExecutorOptions{Registry: Builtins(Deps{WhatsApp: SingleSession(f), DBs: map[string]DBResetter{"remedy": f},
 						Queues: f, Services: f, State: []StateResetter{f}, Cleaner: f, Notifier: f}),
 						Audit: a, Results: func(ev engine.Event) { results <- ev }})
 					start := time.Now()

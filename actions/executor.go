@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -85,7 +86,7 @@ func NewExecutor(opts ExecutorOptions) *Executor {
 // with the same target never run at once.
 func Target(action string, p Params) string {
 	spec, _ := policies.LookupAction(action)
-	if spec.Target == "" {
+	if spec.Target == "" || p[spec.Target] == "" {
 		return action
 	}
 	return action + ":" + p[spec.Target]
@@ -143,6 +144,7 @@ func DecisionFrom(ctx context.Context) (engine.Decision, bool) {
 }
 
 func (x *Executor) run(parent context.Context, d engine.Decision) {
+	d = withLabelTarget(d)
 	a := d.Action
 	start := x.opts.Now()
 	timeout := a.Timeout
@@ -333,4 +335,22 @@ func (b *limitedBuffer) String() string {
 		return b.buf.String() + fmt.Sprintf("\n[%d more bytes not kept]", b.dropped)
 	}
 	return b.buf.String()
+}
+
+// withLabelTarget gives an action whose spec takes its target from the decision's labels
+// (TargetFromLabel) that label's value, when the policy left the target out.
+func withLabelTarget(d engine.Decision) engine.Decision {
+	spec, _ := policies.LookupAction(d.Action.Do)
+	v := d.Labels[spec.Target]
+	if !spec.TargetFromLabel || v == "" || d.Action.Params[spec.Target] != "" {
+		return d
+	}
+	a := *d.Action
+	a.Params = maps.Clone(a.Params)
+	if a.Params == nil {
+		a.Params = map[string]string{}
+	}
+	a.Params[spec.Target] = v
+	d.Action = &a
+	return d
 }

@@ -177,6 +177,12 @@ func (b *Bot) Reload(ctx context.Context) (bool, []string) {
 	return st.OK, st.Errors
 }
 
+// ReloadSessions re-reads the configuration file's sessions (as SIGHUP does): new ones
+// open and run, removed ones stop (their queued items are kept and reported), changed
+// ones restart, the others are not disturbed. A configuration with errors changes
+// nothing and is returned; without a file there is nothing to re-read.
+func (b *Bot) ReloadSessions(ctx context.Context) error { return b.d.ReloadSessions(ctx) }
+
 // Client is the underlying whatsmeow client of the only session (or the one named
 // "default"), for what remedy does not wrap (group management, presence, …); nil when
 // WhatsApp is off. Do not Connect or Disconnect it:

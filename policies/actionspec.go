@@ -18,7 +18,10 @@ type ActionSpec struct {
 	// Target names the parameter that identifies what the action works on; the executor
 	// never runs two recoveries on the same target at once.
 	Target string
-	Params []ParamSpec
+	// TargetFromLabel: when the policy does not give the target parameter, the
+	// decision's label of the same name does (RECONNECT_WA's session).
+	TargetFromLabel bool
+	Params          []ParamSpec
 }
 
 // ParamSpec describes one parameter.
@@ -99,8 +102,11 @@ func isPositiveInt(v string) error {
 }
 
 var builtinActions = []ActionSpec{
-	{Name: "RECONNECT_WA", Description: "Close and reopen the WhatsApp connection (one attempt).", Target: "",
-		Params: []ParamSpec{{Name: "wait", Description: "how long to wait for Connected before the attempt fails", Check: isDuration}}},
+	{Name: "RECONNECT_WA", Description: "Close and reopen a session's WhatsApp connection (one attempt).", Target: "session", TargetFromLabel: true,
+		Params: []ParamSpec{
+			{Name: "session", Description: "the session (number) to reconnect; default: the decision's session label, else default"},
+			{Name: "wait", Description: "how long to wait for Connected before the attempt fails", Check: isDuration},
+		}},
 	{Name: "RESET_DB", Description: "Close and reopen a database's connection pool.", Target: "db",
 		Params: []ParamSpec{{Name: "db", Description: "database name: remedy, metrics or a configured one"}}},
 	{Name: "CLEAR_QUEUE", Description: "Move a queue's stuck items to the dead-letter table and restart its workers.", Target: "queue",

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // CodeInfo documents one event code that remedy's sources emit.
@@ -107,6 +108,10 @@ var Metrics = []MetricInfo{
 	{"service_<name>_rss_mb", "MB", "resident memory of a supervised process"},
 	{"service_<name>_up", "0/1", "whether a supervised service runs"},
 	{"wa_connected", "0/1", "WhatsApp connected and logged in"},
+	{"wa_connected_<name>", "0/1", "wa_connected of the session <name> (config sessions:; the session default has the names without a suffix)"},
+	{"wa_logins_last_min_<name>", "", "wa_logins_last_min of the session <name>"},
+	{"wa_logins_last_hour_<name>", "", "wa_logins_last_hour of the session <name>"},
+	{"wa_login_wait_seconds_<name>", "s", "wa_login_wait_seconds of the session <name>"},
 	{"db_open_conns", "", "open database connections"},
 	{"db_in_use", "", "database connections in use"},
 	{"db_wait_count", "", "waits for a database connection (counter)"},
@@ -179,8 +184,53 @@ var Owners = []Owner{
 	{"drill", []string{"DRILL_"}},
 }
 
-// RemedyQueues are the queues remedy runs (the WhatsApp message pipeline).
+// SessionLabel is the label every event of a WhatsApp session carries (the number's
+// session name, "default" without `sessions:`): the whatsapp codes, and the queue codes
+// of remedy's message queues.
+const SessionLabel = "session"
+
+// The catalogue lists SessionLabel among the labels of every code a session emits,
+// once, so that group_by: [session] and firing("x", "session") check against it.
+func init() {
+	for i, c := range Codes {
+		if c.Source != "whatsapp" && c.Source != "queue" {
+			continue
+		}
+		has := false
+		for _, l := range strings.Split(c.Labels, ",") {
+			has = has || strings.TrimSpace(l) == SessionLabel
+		}
+		if !has {
+			Codes[i].Labels = strings.TrimPrefix(c.Labels+", "+SessionLabel, ", ")
+		}
+	}
+}
+
+// RemedyQueues are the queues remedy runs (the WhatsApp message pipeline) for the
+// session "default"; every other session has inbound_NAME and outbound_NAME
+// (RemedyQueue).
 var RemedyQueues = []string{"inbound", "outbound"}
+
+// sessionQueues are the running sessions' queues besides RemedyQueues (SetSessionQueues).
+var sessionQueues atomic.Pointer[[]string]
+
+// SetSessionQueues tells the catalogue the queues of the sessions that run (the daemon,
+// at start and at each reload), so that their QUEUE_* events and queue_* metrics are
+// remedy's own: a program cannot post them. A bot's queue of another name stays its own.
+func SetSessionQueues(names []string) {
+	names = slices.Clone(names)
+	sessionQueues.Store(&names)
+}
+
+// RemedyQueue reports whether a queue of that name is remedy's own: RemedyQueues, or a
+// running session's inbound_NAME / outbound_NAME.
+func RemedyQueue(name string) bool {
+	if slices.Contains(RemedyQueues, name) {
+		return true
+	}
+	l := sessionQueues.Load()
+	return l != nil && slices.Contains(*l, name)
+}
 
 // SharedCodes are catalogued codes that remedy emits and other programs may post too,
 // about their own handlers (the README's example: a Node.js bot's HANDLER_ERROR).
@@ -194,7 +244,7 @@ func CodeOwner(code string, labels map[string]string) string {
 			if !strings.HasPrefix(code, p) {
 				continue
 			}
-			if o.Source == "queue" && labels["queue"] != "" && !slices.Contains(RemedyQueues, labels["queue"]) {
+			if o.Source == "queue" && labels["queue"] != "" && !RemedyQueue(labels["queue"]) {
 				return "" // the poster's own queue
 			}
 			return o.Source
@@ -216,7 +266,7 @@ func OwnMetric(name string) bool {
 		}
 		if suffix, ok := strings.CutPrefix(Metrics[i].Name, "queue_<name>"); ok {
 			q := strings.TrimSuffix(strings.TrimPrefix(name, "queue_"), suffix)
-			return slices.Contains(RemedyQueues, q)
+			return RemedyQueue(q)
 		}
 		return true
 	}

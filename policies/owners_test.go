@@ -77,3 +77,16 @@ func TestOwnMetric(t *testing.T) {
 		}
 	}
 }
+
+// A running session's queues are remedy's own; a queue of the same shape that no
+// session runs stays the poster's.
+func TestSessionQueuesAreOwned(t *testing.T) {
+	SetSessionQueues([]string{"inbound_sales", "outbound_sales"})
+	t.Cleanup(func() { SetSessionQueues(nil) })
+	if !OwnMetric("queue_inbound_sales_depth") || CodeOwner("QUEUE_STUCK", map[string]string{"queue": "outbound_sales"}) != "queue" {
+		t.Error("the session sales's queues are not remedy's")
+	}
+	if OwnMetric("queue_inbound_x_depth") || CodeOwner("QUEUE_STUCK", map[string]string{"queue": "inbound_x"}) != "" {
+		t.Error("a queue no session runs is taken for remedy's")
+	}
+}

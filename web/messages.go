@@ -20,7 +20,7 @@ import (
 // Messages is the send API's backend (Options.Messages; nil while WhatsApp is off).
 // Errors: ErrInvalid (422), an *Error for media over its limit (413) or of a type
 // WhatsApp does not take (415), ErrNotFound, ErrOverloaded (the outbound queue is at
-// capacity), ErrNotStored.
+// capacity), ErrNotStored, ErrSessionRequired (409), ErrUnknownSession (422).
 type Messages interface {
 	Send(ctx context.Context, m OutgoingMessage) (MessageAccepted, error)
 	MessageStatus(ctx context.Context, id string) (MessageStatus, error)
@@ -42,6 +42,10 @@ type OutgoingMessage struct {
 	// nothing and answers the first message's id; a different message with the key is
 	// refused (422, code idempotency_key_reused).
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Session (or the X-Remedy-Session header) is the number that sends it (config
+	// `sessions:`): required with several sessions (409 session_required), one that does
+	// not run is refused (422 unknown_session); with one session it may be left out.
+	Session string `json:"session,omitempty"`
 }
 
 // ReactionIn reacts to a message ("" removes the reaction); Sender is the author of
@@ -56,6 +60,9 @@ type ReactionIn struct {
 // image, video, audio, document or sticker (default: from the type); MIME is sniffed
 // when empty.
 type MediaIn struct {
+	// Session (or the X-Remedy-Session header, or ?session= for a raw upload) is the
+	// session whose messages will use the upload, as OutgoingMessage.Session.
+	Session  string `json:"session,omitempty"`
 	ID       string `json:"id,omitempty"`
 	Data     []byte `json:"data,omitempty"`
 	Kind     string `json:"kind,omitempty"`
@@ -165,6 +172,9 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 		}
 		m.IdempotencyKey = h
 	}
+	if !sessionFrom(w, r, &m.Session) {
+		return
+	}
 	if m.Media != nil && len(m.Media.Data) > 0 && int64(len(m.Media.Data)) > s.opts.MaxMedia {
 		tooLarge(w, int64(len(m.Media.Data)), s.opts.MaxMedia)
 		return
@@ -179,6 +189,24 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/messages/"+acc.ID)
 	writeJSON(w, http.StatusAccepted, acc)
+}
+
+// SessionHeader names the session of a send API request, as its body's "session".
+const SessionHeader = "X-Remedy-Session"
+
+// sessionFrom fills the body's session from the X-Remedy-Session header; false (422
+// answered) when both are given and differ.
+func sessionFrom(w http.ResponseWriter, r *http.Request, session *string) bool {
+	h := r.Header.Get(SessionHeader)
+	if h == "" {
+		return true
+	}
+	if *session != "" && *session != h {
+		writeError(w, http.StatusUnprocessableEntity, "invalid", "the X-Remedy-Session header and session differ")
+		return false
+	}
+	*session = h
+	return true
 }
 
 // decodeMedia is decode with the media limit's 413 (which names the limit).
@@ -233,7 +261,10 @@ func (s *Server) uploadMedia(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		q := r.URL.Query()
-		m = MediaIn{Data: b, MIME: r.Header.Get("Content-Type"), Kind: q.Get("kind"), FileName: q.Get("file_name")}
+		m = MediaIn{Data: b, MIME: r.Header.Get("Content-Type"), Kind: q.Get("kind"), FileName: q.Get("file_name"), Session: q.Get("session")}
+	}
+	if !sessionFrom(w, r, &m.Session) {
+		return
 	}
 	if m.ID != "" || len(m.Data) == 0 {
 		writeError(w, http.StatusUnprocessableEntity, "invalid", "post the file: its bytes with its Content-Type, or JSON {\"data\": base64, \"mime\": …}")

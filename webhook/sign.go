@@ -31,6 +31,9 @@ const (
 	// DeliveryHeader is the delivery's id: the same on every retry of one delivery, so
 	// a handler that saw it already can answer 200 without acting twice.
 	DeliveryHeader = "X-Remedy-Delivery"
+	// SessionHeader names the remedy session (the bot's WhatsApp number) a delivery
+	// comes from, as its body's "session" does.
+	SessionHeader = "X-Remedy-Session"
 )
 
 // DefaultTolerance is how far a delivery's timestamp may be from the receiver's clock

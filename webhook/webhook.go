@@ -77,6 +77,9 @@ type Message struct {
 	Location *Location `json:"location,omitempty"`
 	Contact  *Contact  `json:"contact,omitempty"`
 	Reaction *Reaction `json:"reaction,omitempty"`
+	// Session is the remedy session (the bot's WhatsApp number, config `sessions:`) that
+	// received the message: "default" without `sessions:`. Answer through the same one.
+	Session string `json:"session,omitempty"`
 }
 
 // Media describes an image, video, audio, document or sticker. The file stays on
@@ -164,8 +167,11 @@ type Delete struct {
 // "message", Receipt for "receipt", SendOutcome for "send_outcome", Edit for "edit",
 // Delete for "delete"; for other types Data holds the raw JSON under the type's key).
 type Event struct {
-	Type        string
-	Time        time.Time
+	Type string
+	Time time.Time
+	// Session is the remedy session the delivery is about ("session" in the JSON, and
+	// the SessionHeader); for a message, Message.Session.
+	Session     string
 	Message     *Message
 	Receipt     *Receipt
 	SendOutcome *SendOutcome
@@ -234,10 +240,14 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			return nil, errors.New("webhook: a message event without its message")
 		}
 		type plain Message // no methods: no recursion
+		m := plain(*e.Message)
+		if m.Session == "" {
+			m.Session = e.Session
+		}
 		return json.Marshal(struct {
 			Type string `json:"type"`
 			plain
-		}{e.Type, plain(*e.Message)})
+		}{e.Type, m})
 	}
 	data := e.Data
 	var typed any
@@ -262,7 +272,11 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		data = json.RawMessage("null")
 	}
 	t, _ := json.Marshal(e.Time)
-	return json.Marshal(map[string]json.RawMessage{"type": mustJSON(e.Type), "time": t, e.Type: data})
+	out := map[string]json.RawMessage{"type": mustJSON(e.Type), "time": t, e.Type: data}
+	if e.Session != "" {
+		out["session"] = mustJSON(e.Session)
+	}
+	return json.Marshal(out)
 }
 
 // UnmarshalJSON reads the wire shape.
@@ -281,11 +295,14 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &m); err != nil {
 			return err
 		}
-		e.Message, e.Time = &m, m.Time
+		e.Message, e.Time, e.Session = &m, m.Time, m.Session
 		return nil
 	}
 	if t, ok := head["time"]; ok {
 		_ = json.Unmarshal(t, &e.Time)
+	}
+	if s, ok := head["session"]; ok {
+		_ = json.Unmarshal(s, &e.Session)
 	}
 	e.Data = head[typ]
 	return e.decodeData()

@@ -37,7 +37,7 @@ func runRun(ctx context.Context, args []string, env *cliEnv) int {
 	cfgPath := fs.String("config", "", "configuration file (default: ./remedy.yaml if it exists, else built-in defaults)")
 	dryRun := fs.Bool("dry-run", false, "decide and record every action, run none")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "Usage: remedy run [--config remedy.yaml] [--dry-run]\n\nRuns remedy: samples the host, evaluates the policies, recovers, alerts, and serves the\ndashboard and API (127.0.0.1:8080 by default). SIGHUP reloads the policies; SIGINT or\nSIGTERM shut down cleanly.")
+		fmt.Fprintln(env.stderr, "Usage: remedy run [--config remedy.yaml] [--dry-run]\n\nRuns remedy: samples the host, evaluates the policies, recovers, alerts, and serves the\ndashboard and API (127.0.0.1:8080 by default). SIGHUP reloads the policies and the WhatsApp sessions; SIGINT or\nSIGTERM shut down cleanly.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +84,7 @@ func runRun(ctx context.Context, args []string, env *cliEnv) int {
 			case <-ctx.Done():
 				return
 			case <-hup:
+				_ = d.ReloadSessions(ctx) // its errors are logged; the running sessions go on
 				d.Reload(ctx)
 			}
 		}

@@ -3,12 +3,15 @@ package alert
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,40 +186,119 @@ func post(ctx context.Context, client *http.Client, url string, h http.Header, b
 	return nil
 }
 
-// Sender sends a WhatsApp text; the WhatsApp connection satisfies it. While it is not
-// connected it returns an error and the alerts wait in the outbox.
-type Sender interface {
-	SendText(ctx context.Context, to, text string) error
+// Number is one WhatsApp session as the whatsapp channel uses it: its admins and its
+// paced send path.
+type Number struct {
+	Session string
+	Admins  []string
+	// Ready says whether the number is connected; while it is not, its alerts wait in
+	// the outbox (and go out grouped once it is).
+	Ready func() bool
+	// Send queues text for an admin on the session's own outbound path (its pace, its
+	// chat stops: one budget per number), durably, under key: the same key again queues
+	// nothing.
+	Send func(ctx context.Context, to, text, key string) error
 }
 
-// WhatsAppChannel sends alerts to the admin numbers, several grouped in one message.
+// WhatsAppChannel sends alerts to the admins of the WhatsApp sessions, several grouped
+// in one message, through each session's paced outbound queue. An alert labelled with a
+// session (label "session") goes to that session's admins from that number; one
+// without (host-wide) goes to every session's admins, once per admin number, from the
+// first session (in order) that lists it.
 type WhatsAppChannel struct {
-	Sender Sender
-	Admins []string
+	// Numbers are the running sessions, in order.
+	Numbers func() []Number
 }
 
 // Name is "whatsapp".
 func (WhatsAppChannel) Name() string { return "whatsapp" }
 
-// Send sends one message per admin: the alert, or "N alerts" with each, oldest first.
+// Send queues one message per admin and session: the alert, or "N alerts" with each,
+// oldest first. It returns an error (and the pipeline keeps the alerts for a retry)
+// while a session they go to is not connected; what went to the others is not queued
+// twice on the retry of the same alerts (the idempotency key).
 func (c WhatsAppChannel) Send(ctx context.Context, alerts []Alert) error {
-	if c.Sender == nil || len(c.Admins) == 0 {
-		return errors.New("whatsapp: no sender or no admin numbers configured")
+	var nums []Number
+	if c.Numbers != nil {
+		nums = c.Numbers()
 	}
-	var text string
-	if len(alerts) == 1 {
-		text = alerts[0].Text()
-	} else {
-		var b strings.Builder
-		fmt.Fprintf(&b, "%d alerts:", len(alerts))
-		for i, a := range alerts {
-			fmt.Fprintf(&b, "\n\n%d. %s", i+1, a.Text())
+	type dest struct{ session, admin string }
+	var order []dest
+	byDest := map[dest][]Alert{}
+	add := func(d dest, a Alert) {
+		if _, ok := byDest[d]; !ok {
+			order = append(order, d)
 		}
-		text = b.String()
+		byDest[d] = append(byDest[d], a)
+	}
+	for _, a := range alerts {
+		if s := a.Labels["session"]; s != "" && slices.ContainsFunc(nums, func(n Number) bool { return n.Session == s }) {
+			for _, n := range nums {
+				if n.Session == s {
+					for _, to := range n.Admins {
+						add(dest{n.Session, to}, a)
+					}
+				}
+			}
+			continue
+		}
+		seen := map[string]bool{}
+		for _, n := range nums {
+			for _, to := range n.Admins {
+				if k := digits(to); !seen[k] {
+					seen[k] = true
+					add(dest{n.Session, to}, a)
+				}
+			}
+		}
+	}
+	if len(order) == 0 {
+		return errors.New("whatsapp: no session or no admin numbers configured")
 	}
 	var errs []error
-	for _, to := range c.Admins {
-		errs = append(errs, c.Sender.SendText(ctx, to, text))
+	for _, d := range order {
+		i := slices.IndexFunc(nums, func(n Number) bool { return n.Session == d.session })
+		n := nums[i]
+		if n.Ready != nil && !n.Ready() {
+			errs = append(errs, fmt.Errorf("whatsapp session %s: not connected", d.session))
+			continue
+		}
+		as := byDest[d]
+		errs = append(errs, n.Send(ctx, d.admin, alertText(as), alertKey(d.session, d.admin, as)))
 	}
 	return errors.Join(errs...)
+}
+
+// alertText is one alert's text, or "N alerts:" with each numbered.
+func alertText(alerts []Alert) string {
+	if len(alerts) == 1 {
+		return alerts[0].Text()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d alerts:", len(alerts))
+	for i, a := range alerts {
+		fmt.Fprintf(&b, "\n\n%d. %s", i+1, a.Text())
+	}
+	return b.String()
+}
+
+// alertKey is the idempotency key of the message carrying alerts to an admin from a
+// session: the same alerts again (a retry) queue nothing.
+func alertKey(session, admin string, alerts []Alert) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s", session, digits(admin))
+	for _, a := range alerts {
+		fmt.Fprintf(h, "\x00%d:%s:%s:%d", a.ID, a.Fingerprint, a.State, a.Time.UnixNano())
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// digits is a phone number's digits, so that "+62 811-00" and "6281100" are one admin.
+func digits(number string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, number)
 }

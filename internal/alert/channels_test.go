@@ -24,6 +24,13 @@ type phone struct {
 	sent      map[string][]string
 }
 
+// number is the phone as the session "default" with admins.
+func (p *phone) number(admins ...string) Number {
+	return Number{Session: "default", Admins: admins,
+		Ready: func() bool { p.mu.Lock(); defer p.mu.Unlock(); return p.connected },
+		Send:  func(ctx context.Context, to, text, _ string) error { return p.SendText(ctx, to, text) }}
+}
+
 func (p *phone) SendText(ctx context.Context, to, text string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -40,7 +47,8 @@ func TestWhatsAppDeliversAfterReconnectInOrder(t *testing.T) {
 	t.Parallel()
 	db := openDB(t)
 	ph := &phone{sent: map[string][]string{}}
-	wa := WhatsAppChannel{Sender: ph, Admins: []string{"+6281100", "+6281200"}}
+	admins := []string{"+6281100", "+6281200"}
+	wa := WhatsAppChannel{Numbers: func() []Number { return []Number{ph.number(admins...)} }}
 	p, _ := New(context.Background(), Options{DB: db, Channels: []Channel{wa}})
 	ctx := context.Background()
 	t0 := time.Now()
@@ -58,7 +66,7 @@ func TestWhatsAppDeliversAfterReconnectInOrder(t *testing.T) {
 	p.RetryNow("whatsapp")                                                                    // what the daemon does on WA_CONNECTED: the retry delay is not waited out
 	p.Deliver(ctx)
 	p.Deliver(ctx)
-	for _, admin := range wa.Admins {
+	for _, admin := range admins {
 		msgs := ph.sent[admin]
 		if len(msgs) != 1 {
 			t.Fatalf("%s got %d messages, want one grouped message: %q", admin, len(msgs), msgs)

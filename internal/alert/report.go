@@ -21,6 +21,9 @@ type Reporter struct {
 	Logger   *slog.Logger
 	// OnReport, if set, is called with each report (tests, the dashboard's live view).
 	OnReport func(time.Time, string)
+	// Sessions, if set, names the WhatsApp sessions: with more than the one "default",
+	// the report has a line per session (its wa_connected, wa_connected_NAME).
+	Sessions func() []string
 }
 
 // Build writes the report on the time from since to now.
@@ -102,7 +105,30 @@ func (r *Reporter) Build(ctx context.Context, since, now time.Time) (string, err
 				recv += s.Values["msgs_received_per_min"]
 				fail += s.Values["msgs_failed_per_min"]
 			}
-			if connN > 0 {
+			var names []string
+			if r.Sessions != nil {
+				names = r.Sessions()
+			}
+			if len(names) > 1 || len(names) == 1 && names[0] != "default" {
+				b.WriteString("\nWhatsApp connected, by session:\n")
+				for _, n := range names {
+					key := "wa_connected_" + n
+					if n == "default" {
+						key = "wa_connected"
+					}
+					var c, cn float64
+					for _, s := range samples {
+						if v, ok := s.Values[key]; ok {
+							c, cn = c+v, cn+1
+						}
+					}
+					if cn == 0 {
+						fmt.Fprintf(&b, "  %s: no samples (unpaired or not running)\n", n)
+						continue
+					}
+					fmt.Fprintf(&b, "  %s: %.2f%% of samples\n", n, 100*c/cn)
+				}
+			} else if connN > 0 {
 				fmt.Fprintf(&b, "\nWhatsApp connected: %.2f%% of samples\n", 100*conn/connN)
 			}
 			if recv > 0 {

@@ -173,3 +173,34 @@ func TestReporterNextAgreesWithSchedule(t *testing.T) {
 		t.Fatal("a bad spec gave no error")
 	}
 }
+
+// With several sessions the report has a line per session: its share of connected
+// samples, from its own wa_connected series; with the one "default", the one line.
+func TestReportHasALinePerSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t)
+	m, err := store.OpenMetrics(ctx, store.Options{Path: filepath.Join(t.TempDir(), "m.sqlite")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	now := time.Now().Truncate(time.Second)
+	for i := range 4 {
+		v := map[string]float64{"wa_connected_sales": 1, "wa_connected_support": float64(i % 2)}
+		if err := m.InsertSample(ctx, engine.Sample{Time: now.Add(-time.Duration(i+1) * time.Minute), Values: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &Reporter{DB: db, Metrics: m, Sessions: func() []string { return []string{"sales", "support", "spare"} }}
+	body, err := r.Build(ctx, now.Add(-time.Hour), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"WhatsApp connected, by session:", "  sales: 100.00% of samples", "  support: 50.00% of samples",
+		"  spare: no samples"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("report lacks %q:\n%s", want, body)
+		}
+	}
+}

@@ -79,6 +79,12 @@ func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
 		return err
 	}
 	ctx = context.WithValue(ctx, deliveryKey{}, fmt.Sprintf("q%d", it.ID))
+	if p.session != "" { // the handler learns which number the delivery is about
+		e.Session = p.session
+		if e.Message != nil {
+			e.Message.Session = p.session
+		}
+	}
 	if e.Type != webhook.TypeMessage {
 		if eh, ok := p.handler.(EventHandler); ok {
 			return eh.HandleEvent(ctx, e)
@@ -118,6 +124,9 @@ func (p *Pipeline) handle(ctx context.Context, it queue.Item) error {
 const (
 	ReplyKeyPrefix   = "reply:"
 	commandKeyPrefix = "remedy-command:"
+	// AlertKeyPrefix starts the key of an alert sent to an admin (alert.WhatsAppChannel
+	// through package session): remedy's message, not the bot's, like a command's answer.
+	AlertKeyPrefix = "remedy-alert:"
 )
 
 // reply queues text to `to` as an answer, through the send path (an id, a status, the
@@ -133,7 +142,8 @@ func (p *Pipeline) reply(ctx context.Context, to, text, prefix, inReplyTo string
 		return nil
 	}
 	if p.messages == nil {
-		return p.Send(ctx, to, text) // a text-only Sender: no send path to dedupe on
+		_, err := p.Out.Enqueue(ctx, Reply{To: to, Text: text}) // a text-only Sender (tests): no send path to dedupe on
+		return err
 	}
 	o := Outgoing{To: to, Text: text}
 	if inReplyTo != "" {

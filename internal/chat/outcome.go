@@ -40,7 +40,7 @@ func (p *Pipeline) queueOutcome(ctx context.Context, tx *store.Tx, it queue.Item
 		return nil
 	}
 	var o Outgoing
-	if json.Unmarshal(it.Payload, &o) != nil || o.ID == "" || strings.HasPrefix(o.IdempotencyKey, commandKeyPrefix) ||
+	if json.Unmarshal(it.Payload, &o) != nil || o.ID == "" || strings.HasPrefix(o.IdempotencyKey, commandKeyPrefix) || strings.HasPrefix(o.IdempotencyKey, AlertKeyPrefix) ||
 		(!p.replyOutcomes && strings.HasPrefix(o.IdempotencyKey, ReplyKeyPrefix)) {
 		return nil
 	}

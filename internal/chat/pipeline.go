@@ -22,6 +22,7 @@ type Sender interface {
 // Pipeline is the inbound and outbound queues with their handlers.
 type Pipeline struct {
 	In, Out  *queue.Queue
+	session  string // stamped on every delivery to the handler
 	commands *Commands
 	handler  Handler
 	counters *monitor.Counters
@@ -50,12 +51,15 @@ type PipelineOptions struct {
 	// InName and OutName name the queues (default "inbound" and "outbound"; a session
 	// other than the default has its own, package session).
 	InName, OutName string
-	DB              *store.DB
-	Commands        *Commands
-	Handler         Handler // may be nil: only commands are answered
-	Sender          Sender
-	Counters        *monitor.Counters
-	Logger          *slog.Logger
+	// Session names the number in every delivery to the handler (webhook.Event.Session);
+	// "": none.
+	Session  string
+	DB       *store.DB
+	Commands *Commands
+	Handler  Handler // may be nil: only commands are answered
+	Sender   Sender
+	Counters *monitor.Counters
+	Logger   *slog.Logger
 	// Events receives the queues' events (QUEUE_STUCK, HANDLER_PANIC, …); it must not block.
 	Events func(engine.Event)
 	// Tune adjusts each queue's options before it opens (the configuration's queues).
@@ -94,7 +98,7 @@ type PipelineOptions struct {
 // long time (a reply must survive a long disconnect) and are dead-lettered, never
 // dropped, after that.
 func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
-	p := &Pipeline{commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
+	p := &Pipeline{session: o.Session, commands: o.Commands, handler: o.Handler, counters: o.Counters, db: o.DB, sender: o.Sender,
 		guard: newSendGuard(o.Limits), events: o.Events, log: o.Logger, mediaDir: o.MediaDir, maxMedia: o.MaxMedia,
 		mediaMaxTotal: o.MediaMaxTotal, mediaMinFree: o.MediaMinFree,
 		receipts: newReceipts(), newID: o.NewID, sendFailed: o.SendFailed, outcomes: o.SendOutcomes,
@@ -141,12 +145,6 @@ func NewPipeline(ctx context.Context, o PipelineOptions) (*Pipeline, error) {
 	in.Name = cmp.Or(o.InName, in.Name)
 	p.In, err = queue.Open(ctx, o.DB, tune(in))
 	return p, err
-}
-
-// Send queues a reply.
-func (p *Pipeline) Send(ctx context.Context, to, text string) error {
-	_, err := p.Out.Enqueue(ctx, Reply{To: to, Text: text})
-	return err
 }
 
 // Run runs both queues until ctx ends.

@@ -82,7 +82,7 @@ func TestSendRateHoldsForAnyArrivalPattern(t *testing.T) {
 						to := chats[rng.IntN(len(chats))]
 						var err error
 						if rng.IntN(4) == 0 {
-							err = p.Send(ctx, to, "reply")
+							_, err = p.Out.Enqueue(ctx, Reply{To: to, Text: "reply"}) // an item of an older remedy's queue
 						} else {
 							_, err = p.SendMessage(ctx, Outgoing{To: to, Text: "m"})
 						}

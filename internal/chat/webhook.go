@@ -35,7 +35,9 @@ const maxAnswer = 1 << 20
 
 // Handle posts a message and returns the handler's reply.
 func (h WebhookHandler) Handle(ctx context.Context, m Message) (string, error) {
-	b, err := h.post(ctx, webhook.NewMessage(m), m.ID)
+	e := webhook.NewMessage(m)
+	e.Session = m.Session
+	b, err := h.post(ctx, e, m.ID)
 	if err != nil {
 		return "", err
 	}
@@ -69,6 +71,9 @@ func (h WebhookHandler) post(ctx context.Context, e webhook.Event, delivery stri
 	}
 	if delivery != "" {
 		req.Header.Set(webhook.DeliveryHeader, delivery)
+	}
+	if e.Session != "" {
+		req.Header.Set(webhook.SessionHeader, e.Session)
 	}
 	now := time.Now()
 	req.Header.Set(webhook.TimestampHeader, strconv.FormatInt(now.Unix(), 10))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/policies"
@@ -18,7 +19,19 @@ type chatBackend struct{ d *Daemon }
 
 func (b chatBackend) Status(ctx context.Context) string {
 	o := b.d.Overview(ctx)
-	s := fmt.Sprintf("WhatsApp %s, database %s, %d firing, %d policies", o.WhatsApp, o.Database, o.Firing, o.Policies)
+	wa := o.WhatsApp
+	if ss := b.d.sessions.all(); len(ss) > 1 || len(ss) == 1 && ss[0].Name() != config.DefaultSession {
+		// Every session by name: one number's outage is not hidden behind another's.
+		var parts []string
+		for _, x := range ss {
+			parts = append(parts, x.Name()+" "+string(x.State()))
+		}
+		for name := range b.d.failedNames() {
+			parts = append(parts, name+" not opened")
+		}
+		wa = "(" + strings.Join(parts, ", ") + ")"
+	}
+	s := fmt.Sprintf("WhatsApp %s, database %s, %d firing, %d policies", wa, o.Database, o.Firing, o.Policies)
 	if !o.Reload.OK {
 		s += ", LAST RELOAD FAILED"
 	}

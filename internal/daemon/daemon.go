@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +63,16 @@ type Daemon struct {
 	bot      chat.Handler // the in-process handler (WithHandler), or nil
 	sessions sessionSet   // the WhatsApp numbers (none when WhatsApp is off)
 	ln       net.Listener
+
+	// The sessions as configured (config.Sessions, again at each reload), their runs,
+	// and those that do not run: name → why (not opened; removed with queued items).
+	sessionCfgs    atomic.Pointer[[]config.Session]
+	runs           sessionRuns
+	reloading      sync.Mutex // one sessions reload at a time
+	failedSessions sync.Map
+	removed        sync.Map
+	checks         []string // the sessions' readiness checks' names
+	opts           options
 
 	set        atomic.Pointer[policies.Set]
 	stamp      atomic.Pointer[string] // the policy files as last loaded, for the watch
@@ -120,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			}
 		}
 	}()
-	d := &Daemon{cfg: cfg, log: log, started: time.Now(), hub: web.NewHub(), bot: o.handler}
+	d := &Daemon{cfg: cfg, log: log, started: time.Now(), hub: web.NewHub(), bot: o.handler, opts: o}
 	stamp := policyStamp(cfg.Policies)
 	d.stamp.Store(&stamp)
 	set, err := cfg.LoadPolicies()
@@ -182,7 +194,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	d.reporter = &alert.Reporter{DB: d.data.Main, Metrics: d.data.Metrics, Pipeline: d.pipeline, Logger: log,
-		OnReport: func(at time.Time, body string) { d.hub.Publish("report", map[string]any{"time": at, "report": body}) }}
+		OnReport: func(at time.Time, body string) { d.hub.Publish("report", map[string]any{"time": at, "report": body}) },
+		Sessions: d.sessions.names}
 	d.actCtx, d.stopActs = context.WithCancel(context.Background())
 	d.exec = actions.NewExecutor(actions.ExecutorOptions{
 		Registry: actions.Builtins(actions.Deps{
@@ -227,8 +240,8 @@ func (d *Daemon) channels() []alert.Channel {
 		}
 		chans = append(chans, alert.WebhookChannel{URL: w.URL, Secret: secret, Client: &http.Client{}})
 	}
-	if s := d.sessions.Default(); s != nil && len(s.Config().Admins) > 0 {
-		chans = append(chans, alert.WhatsAppChannel{Sender: s.Conn(), Admins: s.Config().Admins})
+	if slices.ContainsFunc(d.cfg.Sessions(), func(s config.Session) bool { return len(s.Admins) > 0 }) {
+		chans = append(chans, alert.WhatsAppChannel{Numbers: d.alertNumbers})
 	}
 	if am := d.cfg.Alerts.Alertmanager; am != nil {
 		chans = append(chans, alert.AlertmanagerChannel{URL: am.URL, Client: &http.Client{}, Source: d.cfg.Alerts.InstanceLabel})
@@ -260,12 +273,18 @@ func (d *Daemon) queues() actions.QueueClearer {
 	return queue.NewManager(qs...)
 }
 
-// reconnector is RECONNECT_WA's target (nil, and so "not configured", with WhatsApp off).
-func (d *Daemon) reconnector() actions.Reconnector {
-	if s := d.sessions.Default(); s != nil {
-		return s
+// reconnector is RECONNECT_WA's target: a running session by name (nil, and so "not
+// configured", with WhatsApp off; a nil Reconnector for a session that does not run).
+func (d *Daemon) reconnector() func(string) actions.Reconnector {
+	if len(d.cfg.Sessions()) == 0 {
+		return nil // WhatsApp off (whatsapp.enabled is not reloaded)
 	}
-	return nil
+	return func(name string) actions.Reconnector {
+		if s := d.sessions.get(name); s != nil {
+			return s
+		}
+		return nil
+	}
 }
 
 // notifier is NOTIFY: a custom alert through the pipeline.

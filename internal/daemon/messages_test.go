@@ -138,7 +138,7 @@ func TestSendAPIThroughTheDaemon(t *testing.T) {
 	_, evs := r.do("GET", "/api/v1/events", "")
 	_, metrics := r.do("GET", "/metrics", "")
 	if !strings.Contains(dl, rid) || !strings.Contains(evs, `"WA_SEND_FAILED"`) ||
-		!strings.Contains(metrics, `remedy_whatsapp_send_failures_total{reason="refused"} 1`) {
+		!strings.Contains(metrics, `remedy_whatsapp_send_failures_total{reason="refused",session="default"} 1`) {
 		t.Fatalf("dead letters %s\nevents %s\nmetrics %s", dl, evs, metrics)
 	}
 	// whatsmeow acknowledges receipts on goroutines; stopping under one races inside it.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -41,31 +42,55 @@ func (d *Daemon) whatsAppState() string {
 // addSessionChecks adds /readyz's WhatsApp checks: "whatsapp" for the single default
 // session (or "off" without WhatsApp), "whatsapp[NAME]" per session otherwise.
 // Connected and deliberately unpaired are ready, and say which; any other state is not.
+// A reload calls it again: the checks of sessions that no longer run go.
 func (d *Daemon) addSessionChecks() {
+	for _, n := range d.checks {
+		d.health.Remove(n)
+	}
+	d.checks = nil
+	add := func(name string, c monitor.StateCheck) {
+		d.health.AddState(name, c)
+		d.checks = append(d.checks, name)
+	}
 	l := d.sessions.all()
-	if len(l) == 0 {
-		d.health.AddState("whatsapp", func(context.Context) (string, error) { return whatsAppOff, nil })
-		return
-	}
-	if len(l) == 1 && l[0].Name() == config.DefaultSession {
-		d.health.AddState("whatsapp", l[0].Ready)
-		return
-	}
-	for _, s := range l {
-		d.health.AddState("whatsapp["+s.Name()+"]", s.Ready)
+	switch {
+	case len(l) == 0 && len(*d.sessionCfgs.Load()) == 0:
+		add("whatsapp", func(context.Context) (string, error) { return whatsAppOff, nil })
+	case len(l) == 1 && l[0].Name() == config.DefaultSession && len(*d.sessionCfgs.Load()) == 1:
+		add("whatsapp", l[0].Ready)
+	default:
+		for _, s := range l {
+			add("whatsapp["+s.Name()+"]", s.Ready)
+		}
+		d.failedSessions.Range(func(k, v any) bool { // configured, not running: not ready
+			why := v.(string)
+			add("whatsapp["+k.(string)+"]", func(context.Context) (string, error) { return "", errors.New(why) })
+			return true
+		})
 	}
 }
 
-// whatsAppStateSet is remedy_whatsapp_state: one series per state (off included), so a
-// fleet's Prometheus tells a never-paired remedy from a connected one.
-func (d *Daemon) whatsAppStateSet() *monitor.StateSet {
+// whatsAppStateSet is remedy_whatsapp_state{session,state}: one series per session and
+// state (off included: WhatsApp off shows as the session "default" off), so a fleet's
+// Prometheus tells a never-paired number from a connected one.
+func (d *Daemon) whatsAppStateSet() *monitor.KeyedStateSet {
 	states := []string{whatsAppOff}
 	for _, s := range whatsapp.States() {
 		states = append(states, string(s))
 	}
-	return monitor.NewStateSet("remedy_whatsapp_state",
-		"WhatsApp connection state: 1 for the current state, 0 for the others (off: WhatsApp is not enabled).",
-		"state", states, d.whatsAppState)
+	return monitor.NewKeyedStateSet("remedy_whatsapp_state",
+		"WhatsApp connection state per session: 1 for the current state, 0 for the others (off: WhatsApp is not enabled).",
+		"session", "state", states, func() map[string]string {
+			l := d.sessions.all()
+			if len(l) == 0 {
+				return map[string]string{config.DefaultSession: whatsAppOff}
+			}
+			m := make(map[string]string, len(l))
+			for _, s := range l {
+				m[s.Name()] = string(s.State())
+			}
+			return m
+		})
 }
 
 // databaseReady is /readyz's database_writable: databaseHealth, and while a rebuild runs

@@ -26,7 +26,7 @@ type probeView struct {
 	statusDB               string
 }
 
-var stateSeries = regexp.MustCompile(`(?m)^remedy_whatsapp_state\{state="([a-z_]+)"\} ([01])$`)
+var stateSeries = regexp.MustCompile(`(?m)^remedy_whatsapp_state\{session="default",state="([a-z_]+)"\} ([01])$`)
 
 func (r *running) probes() probeView {
 	r.t.Helper()
@@ -83,7 +83,7 @@ func TestWhatsAppStateOnEveryProbe(t *testing.T) {
 			t.Fatalf("unpaired is deliberate until someone pairs: readyz %d %s", code, b)
 		}
 		_, b := r.do("GET", "/metrics", "")
-		if !strings.Contains(b, `remedy_whatsapp_state{state="connected"} 0`) {
+		if !strings.Contains(b, `remedy_whatsapp_state{session="default",state="connected"} 0`) {
 			t.Fatalf("every state has its series from the first scrape:\n%s", b)
 		}
 	})

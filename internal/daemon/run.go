@@ -156,11 +156,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		}},
 	}
-	for _, s := range d.sessions.all() {
-		// Each session stops after the engine (no action touches it any more) and the
-		// alerts (WhatsApp alerts still go out through it): its queues finish, then its
-		// socket closes.
-		actors = append(actors, actor{name: "session " + s.Name(), after: []string{"engine", "alerts"}, run: s.Run})
+	if len(*d.sessionCfgs.Load()) > 0 {
+		// The sessions stop after the engine (no action touches them any more) and the
+		// alerts (WhatsApp alerts still go out through them): each one's queues finish,
+		// then its socket closes.
+		actors = append(actors, actor{name: "sessions", after: []string{"engine", "alerts"}, run: d.runSessions})
 	}
 	var producers []string
 	for _, a := range actors {

@@ -382,7 +382,7 @@ func (h *harness) whatsAppFault(window time.Duration, inject func()) {
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for time.Since(h.t0) < window {
-			if err := h.r.d.sessions.Default().Pipeline().Send(context.Background(), to, fmt.Sprintf("reply %d", sent.Load())); err == nil {
+			if _, err := h.r.d.sessions.Default().SendMessage(context.Background(), chat.Outgoing{To: to, Text: fmt.Sprintf("reply %d", sent.Load())}); err == nil {
 				sent.Add(1)
 			}
 			<-tick.C

@@ -8,9 +8,13 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/session"
+	"github.com/remedy-run/remedy/policies"
 	"github.com/remedy-run/remedy/web"
 )
 
@@ -132,22 +136,56 @@ func (d *Daemon) inboundWaiting() int {
 	return n
 }
 
-// openSessions opens every configured session (none with WhatsApp off). A session that
-// does not open stops New, as the single WhatsApp connection did.
+// openSessions opens every configured session (none with WhatsApp off). Without
+// `sessions:` the one session "default" must open, or New fails, as the single
+// WhatsApp connection did. With `sessions:`, one that does not open (its store locked
+// by another process, damaged beyond rebuild) is reported — SESSION_OPEN_FAILED with its
+// session label, the log, the status — and the others run.
 func (d *Daemon) openSessions(ctx context.Context, o options) error {
 	var opened []*session.Session
-	for _, sc := range d.cfg.Sessions() {
-		s, err := session.Open(ctx, d.sessionDeps(o), session.Config{Session: sc, CheckInterval: d.cfg.CheckInterval})
+	cfgs := d.cfg.Sessions()
+	d.sessionCfgs.Store(&cfgs)
+	for _, sc := range cfgs {
+		s, err := d.openSession(ctx, o, sc)
+		if err != nil && len(d.cfg.SessionList) == 0 {
+			return err
+		}
 		if err != nil {
-			for _, x := range opened {
-				x.Close()
-			}
-			return fmt.Errorf("session %s: %w", sc.Name, err)
+			continue
 		}
 		opened = append(opened, s)
 	}
-	d.sessions.set(opened)
+	d.publishSessions(opened)
 	return nil
+}
+
+// openSession opens one session; a failure is reported (SESSION_OPEN_FAILED, the log,
+// failedSessions) and returned.
+func (d *Daemon) openSession(ctx context.Context, o options, sc config.Session) (*session.Session, error) {
+	s, err := session.Open(ctx, d.sessionDeps(o), session.Config{Session: sc, CheckInterval: d.cfg.CheckInterval})
+	if err != nil {
+		err = fmt.Errorf("session %s: %w", sc.Name, err)
+		d.log.Error("WhatsApp session not opened; the other sessions run", "session", sc.Name, "error", err)
+		d.emit(engine.Event{Time: time.Now(), Code: "SESSION_OPEN_FAILED", Source: "daemon",
+			Labels: map[string]string{session.Label: sc.Name}, Message: err.Error()})
+		d.failedSessions.Store(sc.Name, err.Error())
+		return nil, err
+	}
+	d.failedSessions.Delete(sc.Name)
+	return s, nil
+}
+
+// publishSessions makes l the running sessions, and their queues remedy's own in the
+// catalogue (a program cannot post their QUEUE_* events).
+func (d *Daemon) publishSessions(l []*session.Session) {
+	d.sessions.set(l)
+	var qs []string
+	for _, s := range l {
+		for _, q := range s.QueueList() {
+			qs = append(qs, q.Name())
+		}
+	}
+	policies.SetSessionQueues(qs)
 }
 
 // sessionDeps is what every session shares with the daemon.
@@ -156,14 +194,14 @@ func (d *Daemon) sessionDeps(o options) session.Deps {
 		HTTPClient: o.waHTTP, Handler: d.bot, WrapHandler: d.drillHandler, Commands: chatBackend{d},
 		Backlog: d.storeBacklog, Tune: d.tuneQueue,
 		// d.metrics is made after the sessions, before anything is sent.
-		SendFailed: func(_, reason string) { d.metrics.SendFailures.WithLabelValues(reason).Inc() }}
+		SendFailed: func(session, reason string) { d.metrics.SendFailures.WithLabelValues(session, reason).Inc() }}
 }
 
 // messagesAPI is the send API's backend: each call goes to the session it names.
 type messagesAPI struct{ d *Daemon }
 
 func (m messagesAPI) Send(ctx context.Context, in web.OutgoingMessage) (web.MessageAccepted, error) {
-	s, err := m.d.sessions.pick("")
+	s, err := m.d.sessions.pick(in.Session)
 	if err != nil {
 		return web.MessageAccepted{}, err
 	}
@@ -186,7 +224,7 @@ func (m messagesAPI) MessageStatus(ctx context.Context, id string) (web.MessageS
 }
 
 func (m messagesAPI) SaveMedia(ctx context.Context, in web.MediaIn) (web.MediaUpload, error) {
-	s, err := m.d.sessions.pick("")
+	s, err := m.d.sessions.pick(in.Session)
 	if err != nil {
 		return web.MediaUpload{}, err
 	}
@@ -207,4 +245,16 @@ func (d *Daemon) incomingMedia(ctx context.Context, id string) ([]byte, string, 
 		}
 	}
 	return nil, "", err
+}
+
+// alertNumbers are the running sessions with admins, as the whatsapp alert channel
+// sends through them.
+func (d *Daemon) alertNumbers() []alert.Number {
+	var out []alert.Number
+	for _, s := range d.sessions.all() {
+		if len(s.Config().Admins) > 0 {
+			out = append(out, s.AlertNumber())
+		}
+	}
+	return out
 }

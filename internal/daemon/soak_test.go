@@ -85,7 +85,7 @@ func TestSoak(t *testing.T) {
 			case <-time.After(time.Second):
 			}
 			restarting.RLock()
-			if err := d().sessions.Default().Pipeline().Send(context.Background(), "+6281100000042", fmt.Sprintf("soak reply %d", i)); err == nil {
+			if _, err := d().sessions.Default().SendMessage(context.Background(), chat.Outgoing{To: "+6281100000042", Text: fmt.Sprintf("soak reply %d", i)}); err == nil {
 				sent.Add(1)
 			}
 			restarting.RUnlock()

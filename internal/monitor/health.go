@@ -44,6 +44,14 @@ func (h *Health) AddState(name string, c StateCheck) {
 	h.mu.Unlock()
 }
 
+// Remove drops a readiness probe (a WhatsApp session a reload removed).
+func (h *Health) Remove(name string) {
+	h.mu.Lock()
+	delete(h.checks, name)
+	delete(h.failed, name)
+	h.mu.Unlock()
+}
+
 // Run runs every probe with a timeout and returns the failures by name.
 func (h *Health) Run(ctx context.Context) map[string]string {
 	_, fails := h.run(ctx)

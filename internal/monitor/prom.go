@@ -29,8 +29,8 @@ type Metrics struct {
 	OutboxPending    prometheus.Gauge
 	// Events counts every event by code: errors by code, reconnects, restarts.
 	Events *prometheus.CounterVec
-	// SendFailures counts failed tries of the send API's messages by reason
-	// (WA_SEND_FAILED's reason label).
+	// SendFailures counts failed tries of the send API's messages by session and reason
+	// (WA_SEND_FAILED's labels).
 	SendFailures *prometheus.CounterVec
 }
 
@@ -60,7 +60,7 @@ func NewMetrics(reg *prometheus.Registry, last func() engine.Sample) *Metrics {
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "remedy_events_total",
 			Help: "Events seen by the engine, by code."}, []string{"code"}),
 		SendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "remedy_whatsapp_send_failures_total",
-			Help: "Failed tries to send a bot's message, by reason (not_connected, timeout, server_error, refused, invalid, media, chat_stopped, unknown)."}, []string{"reason"}),
+			Help: "Failed tries to send a bot's message, by session and reason (not_connected, timeout, server_error, refused, invalid, media, chat_stopped, unknown)."}, []string{"session", "reason"}),
 	}
 	reg.MustRegister(m.PolicyFiring, m.PolicyFlapping, m.ReloadSuccess, m.ReloadTimestamp, m.ActionOutcomes, m.ActionDuration,
 		m.AlertsSent, m.AlertsSuppressed, m.AlertsFailed, m.OutboxPending, m.Events, m.SendFailures,

@@ -37,3 +37,38 @@ func (s *StateSet) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, 1, now)
 	}
 }
+
+// KeyedStateSet is StateSet for several things of one kind (the WhatsApp sessions): one
+// series per thing and state, name{key="…",label="…"}.
+type KeyedStateSet struct {
+	desc    *prometheus.Desc
+	states  []string
+	current func() map[string]string
+}
+
+// NewKeyedStateSet describes the gauge name{key="…",label="…"} over states; current
+// returns each thing's state now (by its key value). A state not in the list is
+// exposed as an extra series with 1.
+func NewKeyedStateSet(name, help, key, label string, states []string, current func() map[string]string) *KeyedStateSet {
+	return &KeyedStateSet{desc: prometheus.NewDesc(name, help, []string{key, label}, nil), states: states, current: current}
+}
+
+// Describe implements prometheus.Collector.
+func (s *KeyedStateSet) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
+
+// Collect implements prometheus.Collector.
+func (s *KeyedStateSet) Collect(ch chan<- prometheus.Metric) {
+	for k, now := range s.current() {
+		known := false
+		for _, st := range s.states {
+			v := 0.0
+			if st == now {
+				v, known = 1, true
+			}
+			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, v, k, st)
+		}
+		if !known {
+			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, 1, k, now)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
+	"github.com/remedy-run/remedy/internal/alert"
 	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/monitor"
@@ -156,7 +157,7 @@ func Open(ctx context.Context, deps Deps, cfg Config) (_ *Session, err error) {
 	if deps.WrapHandler != nil {
 		handler = deps.WrapHandler(handler)
 	}
-	if s.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{InName: inName, OutName: outName,
+	if s.chat, err = chat.NewPipeline(ctx, chat.PipelineOptions{InName: inName, OutName: outName, Session: cfg.Name,
 		MediaMaxTotal: mediaTotal, MediaMinFree: mediaFree, DB: deps.DB, Sender: s.conn, Counters: deps.Counters, Logger: s.log,
 		MediaDir: mediaDir, MaxMedia: cfg.Send.MaxMediaBytes(), Limits: cfg.Send.Limits(),
 		NewID: func() string { return string(s.conn.Client().GenerateMessageID()) },
@@ -347,6 +348,18 @@ func (s *Session) Wake() { s.chat.Out.Wake() }
 // API's path) and returns its id once it is on disk (chat.Pipeline.SendMessage).
 func (s *Session) SendMessage(ctx context.Context, o chat.Outgoing) (string, error) {
 	return s.chat.SendMessage(ctx, o)
+}
+
+// AlertNumber is the session as the alert pipeline's whatsapp channel uses it: its
+// admins, whether it is connected, and its paced outbound path for their alerts (one
+// guard, one budget per number; the message's id is kept across retries).
+func (s *Session) AlertNumber() alert.Number {
+	return alert.Number{Session: s.cfg.Name, Admins: s.cfg.Admins,
+		Ready: func() bool { return s.conn.State() == whatsapp.Connected },
+		Send: func(ctx context.Context, to, text, key string) error {
+			_, err := s.chat.SendMessage(ctx, chat.Outgoing{To: to, Text: text, IdempotencyKey: chat.AlertKeyPrefix + key})
+			return err
+		}}
 }
 
 // PruneMedia is CLEAN_DATA target media for this session's uploads.

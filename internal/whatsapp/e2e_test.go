@@ -35,7 +35,7 @@ func runLoop(t *testing.T, c *Conn, rec *recorder) *loop {
 func runLoopWith(t *testing.T, c *Conn, rec *recorder, set *policies.Set) *loop {
 	t.Helper()
 	l := &loop{e: engine.New(set, engine.Options{Seed: 1}), inputs: make(chan engine.Input, 1024), connected: make(chan time.Time, 64)}
-	x := actions.NewExecutor(actions.ExecutorOptions{Registry: actions.Builtins(actions.Deps{WhatsApp: c}),
+	x := actions.NewExecutor(actions.ExecutorOptions{Registry: actions.Builtins(actions.Deps{WhatsApp: actions.SingleSession(c)}),
 		Results: func(ev engine.Event) { l.inputs <- ev }})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

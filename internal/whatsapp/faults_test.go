@@ -88,7 +88,7 @@ func newRig(t *testing.T, paired bool, seed uint64) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.x = actions.NewExecutor(actions.ExecutorOptions{Registry: actions.Builtins(actions.Deps{WhatsApp: r.c}), Results: r.push})
+	r.x = actions.NewExecutor(actions.ExecutorOptions{Registry: actions.Builtins(actions.Deps{WhatsApp: actions.SingleSession(r.c)}), Results: r.push})
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go r.c.Run(ctx)

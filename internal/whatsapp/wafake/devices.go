@@ -31,10 +31,10 @@ type PairedDevice struct {
 	Device *store.Device
 }
 
-// PairedStoreAs writes a device store at path holding a logged-in device of number user
+// pairedDevice writes a device store at path holding a logged-in device of number user
 // (device 1), as if pairing had happened, and returns the device. It takes a few tens of
 // milliseconds: whatsmeow's schema is made and the keys generated, no pairing runs.
-func PairedStoreAs(ctx context.Context, path, user string) (*store.Device, error) {
+func pairedDevice(ctx context.Context, path, user string) (*store.Device, error) {
 	c, err := sqlstore.New(ctx, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)", waLog.Noop)
 	if err != nil {
 		return nil, err
@@ -68,7 +68,7 @@ func PairedStores(ctx context.Context, dir string, n int) ([]PairedDevice, error
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			p := filepath.Join(dir, "wa-"+strconv.Itoa(k)+".db")
-			dev, err := PairedStoreAs(ctx, p, SessionUser(k))
+			dev, err := pairedDevice(ctx, p, SessionUser(k))
 			out[k], errs[k] = PairedDevice{Path: p, User: SessionUser(k), Device: dev}, err
 		}()
 	}
@@ -79,14 +79,6 @@ func PairedStores(ctx context.Context, dir string, n int) ([]PairedDevice, error
 		}
 	}
 	return out, nil
-}
-
-// User is the number the connection logged in as ("" for an unpaired client).
-func (c *Conn) User() string {
-	if c.Payload == nil || c.Payload.Username == nil {
-		return ""
-	}
-	return strconv.FormatUint(c.Payload.GetUsername(), 10)
 }
 
 // ConnOf returns the open connection of device user, or nil. After a reconnect it is the

@@ -14,12 +14,12 @@ import (
 // recipient's devices, so only who, which id and how many ciphertexts are known.
 type Message struct {
 	ID, To       string // To: the recipient's user part ("6281…", a group's "120363…")
+	From         string // the sending client's account (Conn.User)
 	Chat         string // the recipient's whole JID ("6281…@s.whatsapp.net", "120363…@g.us")
 	Type         string // the node's type: text, media, reaction
 	Ciphertexts  int
 	ReceivedAt   time.Time
 	Participants []string
-	From         string // the number of the device that sent it (Conn.User)
 }
 
 // Messages returns the messages received so far, in order.
@@ -83,7 +83,7 @@ func (s *Server) message(c *Conn, n *waBinary.Node) {
 		_ = c.Send(ack)
 		return
 	}
-	m := Message{ID: id, To: to.User, Chat: to.String(), ReceivedAt: time.Now(), From: c.User()}
+	m := Message{ID: id, To: to.User, From: c.User(), Chat: to.String(), ReceivedAt: time.Now()}
 	m.Type, _ = n.Attrs["type"].(string)
 	if parts, ok := n.GetOptionalChildByTag("participants"); ok {
 		for _, p := range parts.GetChildren() {

@@ -291,6 +291,14 @@ type Conn struct {
 	seq         uint64 // order of connection (ConnOf picks the newest)
 }
 
+// User is the account the client logged in as (its device's user part, "" while pairing).
+func (c *Conn) User() string {
+	if c.Payload == nil || c.Payload.Username == nil {
+		return ""
+	}
+	return strconv.FormatUint(c.Payload.GetUsername(), 10)
+}
+
 // Send writes a node to the client.
 func (c *Conn) Send(n waBinary.Node) error {
 	data, err := waBinary.Marshal(n)
@@ -588,9 +596,15 @@ func (s *Server) handshake(ws *websocket.Conn, fr *frameReader) (*Conn, error) {
 }
 
 // PairedStore writes a device store at path holding a logged-in device, as if pairing
-// had happened, for tests against this server.
-// Its number is DefaultUser; PairedStoreAs chooses it.
+// had happened, for tests against this server. Its number is DefaultUser.
 func PairedStore(ctx context.Context, path string) error {
-	_, err := PairedStoreAs(ctx, path, DefaultUser)
+	return PairedStoreAs(ctx, path, DefaultUser)
+}
+
+// PairedStoreAs is PairedStore for the account user (digits): devices of different
+// accounts are told apart on the server (Conn.User, Message.From), as several remedy
+// sessions are.
+func PairedStoreAs(ctx context.Context, path, user string) error {
+	_, err := pairedDevice(ctx, path, user)
 	return err
 }
