@@ -64,6 +64,25 @@ func TestThreeSessions(t *testing.T) {
 	for _, id := range []string{byBody, byHeader} {
 		bed.r.messageStatus(id, "sent")
 	}
+	// A dropped connection is one session's: it is reconnected (wa-reconnect, through
+	// RECONNECT_WA on that session), the others are not touched.
+	bed.s.DropDevice(bed.devs["sales"].User)
+	t.Cleanup(func() {
+		if t.Failed() {
+			_, a := bed.r.do("GET", "/api/v1/actions?limit=20", "")
+			_, d := bed.r.do("GET", "/api/v1/decisions?limit=20", "")
+			_, e := bed.r.do("GET", "/api/v1/events?limit=20", "")
+			t.Logf("actions %s\ndecisions %s\nevents %s", a, d, e)
+		}
+	})
+	bed.r.eventually("sales reconnected", func() bool {
+		return bed.s.LoginsOf(bed.devs["sales"].User) == 2 && bed.s.ConnOf(bed.devs["sales"].User) != nil
+	})
+	for _, n := range []string{"support", "billing"} {
+		if l := bed.s.LoginsOf(bed.devs[n].User); l != 1 {
+			t.Errorf("%s logged in %d times after sales's drop", n, l)
+		}
+	}
 	_, body = bed.r.do("GET", "/api/v1/sessions", "")
 	var list []struct {
 		Name, State string
