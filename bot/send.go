@@ -70,10 +70,10 @@ func (b *Bot) Send(ctx context.Context, o Outgoing) (string, error) {
 	return b.send(ctx, o)
 }
 
-// Reply answers m in its chat (a group's for a group message), quoting it, through
-// Send (the same queue and errors). A handler that returns Reply's error has m
+// Reply answers m in its chat (a group's for a group message), quoting it, from the
+// session (number) that received it, through Send (the same queue and errors). A handler that returns Reply's error has m
 // delivered again, so a reply that failed to queue is tried again.
 func (b *Bot) Reply(ctx context.Context, m Message, text string) error {
-	_, err := b.Send(ctx, Outgoing{To: m.Chat, Text: text, ReplyTo: m.ID, ReplyToSender: m.Sender})
+	_, err := b.Send(ctx, Outgoing{To: m.Chat, Text: text, ReplyTo: m.ID, ReplyToSender: m.Sender, Session: m.Session})
 	return err
 }

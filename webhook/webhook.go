@@ -8,7 +8,8 @@
 // at the top level (id, from, chat, text, time: the shape handlers had before types
 // existed); any other type carries its data under the key named by the type, e.g.
 // {"type":"receipt","time":…,"receipt":{…}}. Handlers ignore types they do not know:
-// new ones may be added.
+// new ones may be added. Every delivery also names the remedy session (the bot's
+// WhatsApp number) it is about: "session" at the top level and the SessionHeader.
 package webhook
 
 import (

@@ -66,3 +66,28 @@ func TestConfigCheckTakesConfigAsRunDoes(t *testing.T) {
 		t.Fatalf("--config and FILE: exit %d, want %d", code, exitBadInput)
 	}
 }
+
+// `config check` lists the sessions a configuration with `sessions:` runs, each with its
+// store, handler and admins as inherited; a duplicate name is an error at its position.
+func TestConfigCheckShowsTheSessions(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg := write(t, dir, "remedy.yaml", "data_dir: "+data+"\nwhatsapp:\n  handler: {url: \"http://127.0.0.1:9000/bot\"}\n  admins: [\"+6281100000001\"]\n"+
+		"sessions:\n  - name: sales\n  - name: support\n    admins: []\n")
+	code, out, _ := run(t, "", "config", "check", cfg)
+	for _, want := range []string{
+		"session sales: store " + filepath.Join(data, "sessions", "sales", "whatsapp.db") + ", handler http://127.0.0.1:9000/bot, 1 admin(s)",
+		"session support: store " + filepath.Join(data, "sessions", "support", "whatsapp.db") + ", handler http://127.0.0.1:9000/bot, 0 admin(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	bad := write(t, dir, "bad.yaml", "data_dir: "+data+"\nsessions:\n  - name: sales\n  - name: sales\n")
+	if code, out, _ := run(t, "", "config", "check", bad); code != exitFailed || !strings.Contains(out, `bad.yaml:4:11: sessions[1].name: session "sales" is listed twice`) {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}

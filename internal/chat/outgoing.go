@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -292,7 +293,7 @@ func (p *Pipeline) Enqueue(ctx context.Context, o Outgoing) (id string, duplicat
 	var key any // NULL: no key (UNIQUE ignores NULLs)
 	fp := ""
 	if o.IdempotencyKey != "" {
-		key, fp = o.IdempotencyKey, o.fingerprint()
+		key, fp = p.storedKey(o.IdempotencyKey), o.fingerprint()
 	}
 	id = p.newID()
 	queued := false
@@ -355,7 +356,7 @@ func (p *Pipeline) MessageStatus(ctx context.Context, id string) (Status, error)
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{ID: row.ID, Chat: row.Chat, Status: row.Status, Key: row.Key.String, Created: time.UnixMilli(row.Created),
+	st := Status{ID: row.ID, Chat: row.Chat, Status: row.Status, Key: bareKey(row.Key.String), Created: time.UnixMilli(row.Created),
 		Updated: time.UnixMilli(row.Updated)}
 	if row.SentAt > 0 {
 		st.SentAt = time.UnixMilli(row.SentAt)
@@ -391,6 +392,39 @@ func (p *Pipeline) MessageStatus(ctx context.Context, id string) (Status, error)
 	// Neither: it is being completed right now (the row turns "sent" in the same
 	// transaction that removes the item), so it is still queued as far as anyone knows.
 	return st, nil
+}
+
+// storedKey is an idempotency key as the outgoing table keeps it: as given for the
+// session "default" (and a pipeline without one), "NAME\x1f" + key for the others, so
+// that two numbers' senders never share a key (the second message would be taken for
+// the first one's repeat and not sent).
+func (p *Pipeline) storedKey(k string) string {
+	if p.session == "" || p.session == "default" {
+		return k
+	}
+	return p.session + "\x1f" + k
+}
+
+// bareKey is storedKey undone, whichever session stored it (MessageStatus may be asked
+// of another session's pipeline once the message left).
+func bareKey(k string) string {
+	if name, rest, ok := strings.Cut(k, "\x1f"); ok && sessionName.MatchString(name) {
+		return rest
+	}
+	return k
+}
+
+// sessionName is a session's name (config.SessionNameRE).
+var sessionName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Holds reports whether the message id is in this pipeline's outbound queue or among
+// its dead letters: which of several pipelines (sessions) a message still waiting or
+// failed belongs to. A message that left holds no item anywhere.
+func (p *Pipeline) Holds(ctx context.Context, id string) bool {
+	var n int
+	err := p.db.Get(ctx, &n, `SELECT (SELECT count(*) FROM queue_items WHERE queue = ? AND json_extract(payload, '$.id') = ?) +
+		(SELECT count(*) FROM dead_letters WHERE queue = ? AND json_extract(payload, '$.id') = ?)`, p.Out.Name(), id, p.Out.Name(), id)
+	return err == nil && n > 0
 }
 
 func (p *Pipeline) deadLetters(ctx context.Context, id string) ([]queue.DeadLetter, error) {

@@ -26,7 +26,7 @@ func (b chatBackend) Status(ctx context.Context) string {
 		for _, x := range ss {
 			parts = append(parts, x.Name()+" "+string(x.State()))
 		}
-		for name := range b.d.failedNames() {
+		for name := range b.d.sessions.failedNames() {
 			parts = append(parts, name+" not opened")
 		}
 		wa = "(" + strings.Join(parts, ", ") + ")"

@@ -64,15 +64,12 @@ type Daemon struct {
 	sessions sessionSet   // the WhatsApp numbers (none when WhatsApp is off)
 	ln       net.Listener
 
-	// The sessions as configured (config.Sessions, again at each reload), their runs,
-	// and those that do not run: name → why (not opened; removed with queued items).
-	sessionCfgs    atomic.Pointer[[]config.Session]
-	runs           sessionRuns
-	reloading      sync.Mutex // one sessions reload at a time
-	failedSessions sync.Map
-	removed        sync.Map
-	checks         []string // the sessions' readiness checks' names
-	opts           options
+	// The sessions as configured (config.Sessions, again at each reload) and their runs.
+	sessionCfgs atomic.Pointer[[]config.Session]
+	runs        sessionRuns
+	reloading   sync.Mutex // one sessions reload at a time
+	checks      []string   // the sessions' readiness checks' names
+	opts        options
 
 	set        atomic.Pointer[policies.Set]
 	stamp      atomic.Pointer[string] // the policy files as last loaded, for the watch
@@ -182,7 +179,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		}
 	}
 	d.sampler = monitor.NewSampler(monitor.SamplerOptions{Interval: cfg.SampleInterval, DataDir: cfg.DataDir, Host: o.host,
-		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.sessionsSource, d.storeSource}, Logger: log})
+		Counters: d.counters, Sources: []monitor.Source{d.poolSource, d.stateSource, d.sessions.source, d.storeSource}, Logger: log})
 	d.metrics = monitor.NewMetrics(d.registry, d.sampler.Last)
 	d.registry.MustRegister(retentionCollector{d.pruner})
 	perMinute := map[string]int{"whatsapp": cfg.WhatsApp.SendPerMinute}
@@ -241,7 +238,7 @@ func (d *Daemon) channels() []alert.Channel {
 		chans = append(chans, alert.WebhookChannel{URL: w.URL, Secret: secret, Client: &http.Client{}})
 	}
 	if slices.ContainsFunc(d.cfg.Sessions(), func(s config.Session) bool { return len(s.Admins) > 0 }) {
-		chans = append(chans, alert.WhatsAppChannel{Numbers: d.alertNumbers})
+		chans = append(chans, alert.WhatsAppChannel{Numbers: d.sessions.alertNumbers})
 	}
 	if am := d.cfg.Alerts.Alertmanager; am != nil {
 		chans = append(chans, alert.AlertmanagerChannel{URL: am.URL, Client: &http.Client{}, Source: d.cfg.Alerts.InstanceLabel})

@@ -75,7 +75,7 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 	case "whatsapp":
 		sess := d.sessions.Default()
 		if sess == nil {
-			return st, unavailable("WhatsApp is off")
+			return st, unavailable("%s", noDrillSession(&d.sessions))
 		}
 		if s := sess.State(); s != whatsapp.Connected {
 			return st, unavailable("WhatsApp is %s; the drill needs a working connection to break", s)
@@ -107,7 +107,7 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 	case "queue":
 		sess := d.sessions.Default()
 		if sess == nil {
-			return st, unavailable("WhatsApp is off, so there are no message queues")
+			return st, unavailable("%s", noDrillSession(&d.sessions))
 		}
 		in := sess.Pipeline().In
 		secs := cmp.Or(req.Seconds, 600)
@@ -151,6 +151,15 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 		return st, fmt.Errorf("unknown scenario %q", req.Scenario)
 	}
 	return st, nil
+}
+
+// noDrillSession says why the WhatsApp drills have no session to act on: WhatsApp is
+// off, or several sessions run and none is named default (the drills act on that one).
+func noDrillSession(ss *sessionSet) string {
+	if len(ss.all()) == 0 {
+		return "WhatsApp is off, so there is no connection or message queue to break"
+	}
+	return "several WhatsApp sessions run and none is named default, the one the drills act on"
 }
 
 func (d *Daemon) drillEvent(code, scenario, msg string, value float64) {

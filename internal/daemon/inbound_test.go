@@ -94,7 +94,7 @@ func TestIncomingMessagesSurviveStoreFaults(t *testing.T) {
 		r.eventually(f.name+": every message sent during the fault kept and acknowledged", func() bool {
 			return len(receipted()) >= want
 		})
-		spooled := r.d.inboundWaiting()
+		spooled := r.d.sessions.inboundWaiting()
 		clear()
 		after := fmt.Sprintf("after-%d", i)
 		send(after)

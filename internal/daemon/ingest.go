@@ -67,7 +67,7 @@ func (d *Daemon) Ingest(ctx context.Context, ins []engine.Input) error {
 
 // backlog is the rows waiting in every writer and the alert pipeline.
 func (d *Daemon) backlog() int {
-	n := d.pipeline.Backlog() + d.inboundWaiting()
+	n := d.pipeline.Backlog() + d.sessions.inboundWaiting()
 	for _, v := range d.writers.backlog() {
 		n += v
 	}
@@ -84,7 +84,7 @@ func (d *Daemon) storeSource(ctx context.Context) map[string]float64 {
 		v["store_backlog_"+name] = float64(n)
 	}
 	v["store_backlog_alerts"] = float64(d.pipeline.Backlog())
-	v["store_backlog_inbound"] = float64(d.inboundWaiting())
+	v["store_backlog_inbound"] = float64(d.sessions.inboundWaiting())
 	v["store_reserve_held"] = 0
 	if d.data.Reserve.Held() {
 		v["store_reserve_held"] = 1
@@ -104,7 +104,7 @@ func (d *Daemon) backlogHealth(context.Context) error {
 	if d.pipeline.Backlog() > 0 {
 		failing = append(failing, "alerts")
 	}
-	if d.inboundWaiting() > 0 {
+	if d.sessions.inboundWaiting() > 0 {
 		failing = append(failing, "inbound")
 	}
 	if len(failing) == 0 {

@@ -62,7 +62,7 @@ func (d *Daemon) addSessionChecks() {
 		for _, s := range l {
 			add("whatsapp["+s.Name()+"]", s.Ready)
 		}
-		d.failedSessions.Range(func(k, v any) bool { // configured, not running: not ready
+		d.sessions.failed.Range(func(k, v any) bool { // configured, not running: not ready
 			why := v.(string)
 			add("whatsapp["+k.(string)+"]", func(context.Context) (string, error) { return "", errors.New(why) })
 			return true

@@ -114,7 +114,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, s := range d.sessions.all() {
 		// A restart in the middle of a reconnect ladder: its next attempt, restored with
 		// the engine's state, makes the next login on the old schedule.
-		s.Start(ctx, d.state.ladderOwnsLogin)
+		s.Start(ctx, d.state.ladderOwns(s.Name()))
 	}
 	intake := []string{"signal", "http", "monitors"}
 	actors := []actor{
@@ -190,8 +190,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) serveHTTP() func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		wopts := d.webOptions()
-		if s := d.sessions.Default(); s != nil {
-			wopts.QR, wopts.Pair, wopts.PairFailure = s.QR, s.Pair, s.PairFailure
+		if len(*d.sessionCfgs.Load()) > 0 {
+			// The single-number routes act on the default session as it is at each call
+			// (a reload may restart it).
+			wopts.QR = func() string {
+				if s := d.sessions.Default(); s != nil {
+					return s.QR()
+				}
+				return ""
+			}
+			wopts.Pair = func() error {
+				s := d.sessions.Default()
+				if s == nil {
+					_, err := d.sessions.pick("")
+					return err
+				}
+				return s.Pair()
+			}
+			wopts.PairFailure = func() string {
+				if s := d.sessions.Default(); s != nil {
+					return s.PairFailure()
+				}
+				return ""
+			}
 			wopts.IncomingMedia = d.incomingMedia
 		}
 		srv := &http.Server{Handler: web.NewServer(wopts),

@@ -148,13 +148,13 @@ func (d *Daemon) ReloadSessions(ctx context.Context) error {
 		if err != nil {
 			continue // reported; retried at the next reload
 		}
-		d.removed.Delete(sc.Name)
+		d.sessions.removed.Delete(sc.Name)
 		s.Start(ctx, false)
 		added = append(added, s)
 	}
-	for name := range d.failedNames() {
+	for name := range d.sessions.failedNames() {
 		if _, ok := wanted[name]; !ok {
-			d.failedSessions.Delete(name) // no longer configured
+			d.sessions.failed.Delete(name) // no longer configured
 		}
 	}
 	d.sessionCfgs.Store(&want)
@@ -183,23 +183,23 @@ func (d *Daemon) sessionRemoved(ctx context.Context, s *session.Session) {
 	msg := fmt.Sprintf("session %s removed by a reload; its queued items stay in remedy.db (%s) until it is configured again",
 		s.Name(), strings.Join(what, ", "))
 	d.log.Warn(msg, "session", s.Name(), "queued", total)
-	d.removed.Store(s.Name(), msg)
+	d.sessions.removed.Store(s.Name(), msg)
 	d.emit(engine.Event{Time: time.Now(), Code: "SESSION_REMOVED", Source: "daemon", Labels: counts, Message: msg, Value: float64(total)})
 }
 
 // failedNames are the sessions that did not open.
-func (d *Daemon) failedNames() map[string]bool {
+func (ss *sessionSet) failedNames() map[string]bool {
 	out := map[string]bool{}
-	d.failedSessions.Range(func(k, _ any) bool { out[k.(string)] = true; return true })
+	ss.failed.Range(func(k, _ any) bool { out[k.(string)] = true; return true })
 	return out
 }
 
-// sessionNotes are the status's words about sessions that do not run: not opened, or
-// removed with queued items.
-func (d *Daemon) sessionNotes() []string {
+// notes are the status's words about sessions that do not run: not opened, or removed
+// with queued items.
+func (ss *sessionSet) notes() []string {
 	var out []string
-	d.failedSessions.Range(func(_, v any) bool { out = append(out, v.(string)); return true })
-	d.removed.Range(func(_, v any) bool { out = append(out, v.(string)); return true })
+	ss.failed.Range(func(_, v any) bool { out = append(out, v.(string)); return true })
+	ss.removed.Range(func(_, v any) bool { out = append(out, v.(string)); return true })
 	return out
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,9 @@ func (c dataCleaner) PruneMedia(ctx context.Context) (string, error) {
 // (start, reload) publishes a new list.
 type sessionSet struct {
 	list atomic.Pointer[[]*session.Session]
+	// The configured sessions that do not run: name → why (not opened; removed by a
+	// reload with queued items), for the status, /readyz and !status.
+	failed, removed sync.Map
 }
 
 // all is every session, ordered by name (never nil).
@@ -116,10 +120,10 @@ func (d *Daemon) Sessions() []*session.Session { return d.sessions.all() }
 // Session is the session a send names ("": the only one); errors as sessionSet.pick.
 func (d *Daemon) Session(name string) (*session.Session, error) { return d.sessions.pick(name) }
 
-// sessionsSource is every session's part of a sample (queues, connection, logins).
-func (d *Daemon) sessionsSource(ctx context.Context) map[string]float64 {
+// source is every session's part of a sample (queues, connection, logins).
+func (ss *sessionSet) source(ctx context.Context) map[string]float64 {
 	v := map[string]float64{}
-	for _, s := range d.sessions.all() {
+	for _, s := range ss.all() {
 		for k, x := range s.Source(ctx) {
 			v[k] = x
 		}
@@ -128,9 +132,9 @@ func (d *Daemon) sessionsSource(ctx context.Context) map[string]float64 {
 }
 
 // inboundWaiting is the incoming messages waiting in every session's spool.
-func (d *Daemon) inboundWaiting() int {
+func (ss *sessionSet) inboundWaiting() int {
 	n := 0
-	for _, s := range d.sessions.all() {
+	for _, s := range ss.all() {
 		n += s.InboundWaiting()
 	}
 	return n
@@ -168,10 +172,10 @@ func (d *Daemon) openSession(ctx context.Context, o options, sc config.Session) 
 		d.log.Error("WhatsApp session not opened; the other sessions run", "session", sc.Name, "error", err)
 		d.emit(engine.Event{Time: time.Now(), Code: "SESSION_OPEN_FAILED", Source: "daemon",
 			Labels: map[string]string{session.Label: sc.Name}, Message: err.Error()})
-		d.failedSessions.Store(sc.Name, err.Error())
+		d.sessions.failed.Store(sc.Name, err.Error())
 		return nil, err
 	}
-	d.failedSessions.Delete(sc.Name)
+	d.sessions.failed.Delete(sc.Name)
 	return s, nil
 }
 
@@ -208,19 +212,20 @@ func (m messagesAPI) Send(ctx context.Context, in web.OutgoingMessage) (web.Mess
 	return s.Send(ctx, in)
 }
 
-// MessageStatus finds the message in any session.
+// MessageStatus finds the message in any session: the one whose queue or dead letters
+// hold it (its attempts, its failure), else any (a message that left has its status in
+// its row alone).
 func (m messagesAPI) MessageStatus(ctx context.Context, id string) (web.MessageStatus, error) {
-	err := fmt.Errorf("%w: %q", web.ErrNotFound, id)
-	for _, s := range m.d.sessions.all() {
-		st, serr := s.MessageStatus(ctx, id)
-		if serr == nil {
-			return st, nil
-		}
-		if !errors.Is(serr, web.ErrNotFound) {
-			err = serr
+	all := m.d.sessions.all()
+	if len(all) == 0 {
+		return web.MessageStatus{}, fmt.Errorf("%w: %q", web.ErrNotFound, id)
+	}
+	for _, s := range all {
+		if s.Pipeline().Holds(ctx, id) {
+			return s.MessageStatus(ctx, id)
 		}
 	}
-	return web.MessageStatus{}, err
+	return all[0].MessageStatus(ctx, id)
 }
 
 func (m messagesAPI) SaveMedia(ctx context.Context, in web.MediaIn) (web.MediaUpload, error) {
@@ -249,9 +254,9 @@ func (d *Daemon) incomingMedia(ctx context.Context, id string) ([]byte, string, 
 
 // alertNumbers are the running sessions with admins, as the whatsapp alert channel
 // sends through them.
-func (d *Daemon) alertNumbers() []alert.Number {
+func (ss *sessionSet) alertNumbers() []alert.Number {
 	var out []alert.Number
-	for _, s := range d.sessions.all() {
+	for _, s := range ss.all() {
 		if len(s.Config().Admins) > 0 {
 			out = append(out, s.AlertNumber())
 		}

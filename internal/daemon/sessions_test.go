@@ -146,9 +146,34 @@ func TestTwoSessionsKeepTheirNumbersApart(t *testing.T) {
 	}
 	var acc struct{ ID string }
 	json.Unmarshal([]byte(b), &acc)
+	// One idempotency key used by both numbers' senders is two messages, not a repeat.
+	var ids []string
+	for _, sess := range []string{"sales", "support"} {
+		code, b := r.do("POST", "/api/v1/messages", `{"to":"+6281100000078","text":"same key","idempotency_key":"k-1","session":"`+sess+`"}`)
+		var a struct {
+			ID        string
+			Duplicate bool
+		}
+		json.Unmarshal([]byte(b), &a)
+		if code != http.StatusAccepted || a.Duplicate {
+			t.Fatalf("%s with the key k-1: %d %s", sess, code, b)
+		}
+		ids = append(ids, a.ID)
+	}
+	if ids[0] == ids[1] {
+		t.Fatalf("both sessions' k-1 are message %s", ids[0])
+	}
+	r.eventually("k-1 from both devices", func() bool { return x.sentBy("sales", "6281100000078") && x.sentBy("support", "6281100000078") })
+	if _, b := r.do("GET", "/api/v1/messages/"+ids[1], ""); !strings.Contains(b, `"idempotency_key": "k-1"`) {
+		t.Errorf("support's message status does not give its key as sent: %s", b)
+	}
 	r.eventually("the send API's message from support's device", func() bool { return x.sentBy("support", "6281100000073") })
 	if code, b := r.do("GET", "/api/v1/messages/"+acc.ID, ""); code != 200 || !strings.Contains(b, acc.ID) {
 		t.Fatalf("the message's status, found in any session: %d %s", code, b)
+	}
+	if in := r.d.sessions.get("support").Info(context.Background()); in.Name != "support" || in.State != "connected" || !in.Paired ||
+		!strings.HasPrefix(in.JID, "6281200000002@") || in.Handler != x.bot {
+		t.Errorf("support's info %+v", in)
 	}
 	code, b = r.do("GET", "/readyz", "")
 	if code != 200 || !strings.Contains(b, "whatsapp[sales]") || !strings.Contains(b, "whatsapp[support]") {

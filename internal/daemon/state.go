@@ -21,8 +21,15 @@ import (
 type engineState struct {
 	dirty atomic.Bool
 	// ladderOwnsLogin: the restored state has a WhatsApp reconnect ladder under way, so
-	// the next login is the ladder's, on its schedule — not one at start.
-	ladderOwnsLogin bool
+	// the next login is the ladder's, on its schedule — not one at start. By session (the
+	// instance's session label); "" for a ladder of no session in particular, which
+	// holds every session's login.
+	ladderOwnsLogin map[string]bool
+}
+
+// ladderOwns says whether a restored reconnect ladder makes the session's next login.
+func (s *engineState) ladderOwns(session string) bool {
+	return s.ladderOwnsLogin[""] || s.ladderOwnsLogin[session]
 }
 
 // restoreState loads the persisted state into the engine (before the loop runs),
@@ -71,7 +78,12 @@ func (d *Daemon) restoreState(ctx context.Context) {
 			continue
 		}
 		for _, in := range st.Instances {
-			d.state.ladderOwnsLogin = d.state.ladderOwnsLogin || (in.State == engine.Firing && !in.Exhausted)
+			if in.State == engine.Firing && !in.Exhausted {
+				if d.state.ladderOwnsLogin == nil {
+					d.state.ladderOwnsLogin = map[string]bool{}
+				}
+				d.state.ladderOwnsLogin[in.Labels["session"]] = true
+			}
 		}
 	}
 	if len(ds) > 0 {

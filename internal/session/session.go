@@ -434,3 +434,35 @@ func (s *Session) webhookHandler() chat.Handler {
 	// a fixed 30 s cut 35 s answers off and had them delivered again).
 	return chat.WebhookHandler{URL: h.URL, Secret: secret, Client: &http.Client{}}
 }
+
+// Info is the session as GET /api/v1/sessions shows it (the web package's SessionInfo
+// has the same fields and JSON names).
+type Info struct {
+	Name          string `json:"name"`
+	State         string `json:"state"`
+	Paired        bool   `json:"paired"`
+	JID           string `json:"jid,omitempty"`
+	PairFailure   string `json:"pair_failure,omitempty"`
+	QRAvailable   bool   `json:"qr_available"`
+	InboundDepth  int    `json:"inbound_depth"`
+	OutboundDepth int    `json:"outbound_depth"`
+	Handler       string `json:"handler,omitempty"` // its URL: never a secret
+}
+
+// Info describes the session now (a depth it cannot read is 0).
+func (s *Session) Info(ctx context.Context) Info {
+	in := Info{Name: s.cfg.Name, State: string(s.conn.State()), PairFailure: s.pair.failure(), QRAvailable: s.conn.QR() != ""}
+	if id := s.conn.Client().Store.ID; id != nil {
+		in.Paired, in.JID = true, id.ToNonAD().String()
+	}
+	if st, err := s.chat.In.Stats(ctx); err == nil {
+		in.InboundDepth = st.Depth
+	}
+	if st, err := s.chat.Out.Stats(ctx); err == nil {
+		in.OutboundDepth = st.Depth
+	}
+	if s.deps.Handler == nil && s.cfg.Handler != nil {
+		in.Handler = s.cfg.Handler.URL
+	}
+	return in
+}
