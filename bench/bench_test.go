@@ -1,8 +1,9 @@
 // Package bench holds the end-to-end benchmarks of a running remedy: the ingest API over
 // loopback, the dashboard's WebSocket fan-out, the time from a fault event to its alert
-// at a channel, and the daemon's memory (in its own process) at idle and under 1,000
-// WhatsApp messages a second. bench/run runs them with the engine's and the store's benchmarks and prints one
-// table.
+// at a channel, the daemon's memory (in its own process) at idle and under 1,000
+// WhatsApp messages a second, and 1 to 100 WhatsApp sessions in one daemon
+// (sessions_test.go). bench/run runs them with the engine's and the store's benchmarks
+// and prints one table.
 package bench
 
 import (

@@ -37,22 +37,29 @@ func (s *Server) Receipts() []string {
 	return append([]string(nil), s.receipts...)
 }
 
-func (s *Server) receipt(n *waBinary.Node) {
+func (s *Server) receipt(c *Conn, n *waBinary.Node) {
 	if n.Attrs["type"] == "retry" {
 		return // a request to send again, not an acknowledgement
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var ids []string
 	if id, ok := n.Attrs["id"].(string); ok {
-		s.receipts = append(s.receipts, id)
+		ids = append(ids, id)
 	}
 	if list, ok := n.GetOptionalChildByTag("list"); ok { // several messages in one receipt
 		for _, it := range list.GetChildren() {
 			if id, ok := it.Attrs["id"].(string); ok {
-				s.receipts = append(s.receipts, id)
+				ids = append(ids, id)
 			}
 		}
 	}
+	s.receipts = append(s.receipts, ids...)
+	if s.receiptsOf == nil {
+		s.receiptsOf = map[string][]string{}
+	}
+	u := c.User()
+	s.receiptsOf[u] = append(s.receiptsOf[u], ids...)
 }
 
 // RefuseMessages makes the server answer every message with error 500 (on) or accept
@@ -66,7 +73,7 @@ func (s *Server) message(c *Conn, n *waBinary.Node) {
 	to, _ := n.Attrs["to"].(types.JID)
 	ack := waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "from": to,
 		"t": strconv.FormatInt(time.Now().Unix(), 10)}}
-	if s.refuseMsgs.Load() {
+	if s.refuseMsgs.Load() || s.refusesFrom(c.User()) {
 		ack.Attrs["error"] = "500"
 		_ = c.Send(ack)
 		return

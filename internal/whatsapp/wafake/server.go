@@ -25,13 +25,10 @@ import (
 	"go.mau.fi/libsignal/ecc"
 	"go.mau.fi/whatsmeow"
 	waBinary "go.mau.fi/whatsmeow/binary"
-	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/proto/waCert"
 	"go.mau.fi/whatsmeow/proto/waWa6"
-	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/util/keys"
-	waLog "go.mau.fi/whatsmeow/util/log"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -63,6 +60,13 @@ type Server struct {
 	out        outbound // groups, refusals, receipts, uploads (outbound.go)
 	receipts   []string // ids of the messages the client acknowledged, in order
 	loginTimes []time.Time
+
+	// Per device (devices.go), keyed by the number a connection logged in as.
+	onLoginOf  map[string]func(*Conn)
+	loginsOf   map[string]int
+	receiptsOf map[string][]string
+	refuseFrom map[string]bool
+	connSeq    uint64
 
 	// CloseDelay is how long the server waits after a failure or stream error before it
 	// closes the connection. whatsmeow drops nodes still queued when the socket closes,
@@ -175,10 +179,14 @@ func (s *Server) Logins() int { return int(s.logins.Load()) }
 // login a client tried to make.
 func (s *Server) Attempts() int { return int(s.attempts.Load()) }
 
-func (s *Server) login() {
+func (s *Server) login(c *Conn) {
 	s.logins.Add(1)
 	s.mu.Lock()
 	s.loginTimes = append(s.loginTimes, time.Now())
+	if s.loginsOf == nil {
+		s.loginsOf = map[string]int{}
+	}
+	s.loginsOf[c.User()]++
 	s.mu.Unlock()
 }
 
@@ -280,6 +288,7 @@ type Conn struct {
 	muted       atomic.Bool
 	Payload     *waWa6.ClientPayload
 	srv         *Server
+	seq         uint64 // order of connection (ConnOf picks the newest)
 }
 
 // User is the account the client logged in as (its device's user part, "" while pairing).
@@ -411,8 +420,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	s.connSeq++
+	c.seq = s.connSeq
 	s.conns[c] = struct{}{}
 	onLogin := s.onLogin
+	if f := s.onLoginOf[c.User()]; f != nil {
+		onLogin = f
+	}
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -434,10 +448,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case onLogin != nil:
-		s.login()
+		s.login(c)
 		onLogin(c)
 	default:
-		s.login()
+		s.login(c)
 		if err := c.Success(); err != nil {
 			return
 		}
@@ -475,7 +489,7 @@ func (s *Server) answer(c *Conn, n *waBinary.Node) {
 		return
 	}
 	if n.Tag == "receipt" {
-		s.receipt(n)
+		s.receipt(c, n)
 		return
 	}
 	if n.Tag == "ack" {
@@ -582,23 +596,15 @@ func (s *Server) handshake(ws *websocket.Conn, fr *frameReader) (*Conn, error) {
 }
 
 // PairedStore writes a device store at path holding a logged-in device, as if pairing
-// had happened, for tests against this server.
+// had happened, for tests against this server. Its number is DefaultUser.
 func PairedStore(ctx context.Context, path string) error {
-	return PairedStoreAs(ctx, path, "6281234567890")
+	return PairedStoreAs(ctx, path, DefaultUser)
 }
 
 // PairedStoreAs is PairedStore for the account user (digits): devices of different
 // accounts are told apart on the server (Conn.User, Message.From), as several remedy
 // sessions are.
 func PairedStoreAs(ctx context.Context, path, user string) error {
-	c, err := sqlstore.New(ctx, "sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)", waLog.Noop)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	dev := c.NewDevice()
-	dev.ID = &types.JID{User: user, Device: 1, Server: types.DefaultUserServer}
-	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{0}, AccountSignatureKey: make([]byte, 32),
-		AccountSignature: make([]byte, 64), DeviceSignature: make([]byte, 64)}
-	return dev.Save(ctx)
+	_, err := pairedDevice(ctx, path, user)
+	return err
 }
