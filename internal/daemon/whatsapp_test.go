@@ -177,6 +177,11 @@ func TestAlertsWaitForWhatsAppAndGoOutOnce(t *testing.T) {
 		_, b := r.do("GET", "/api/v1/outbox", "")
 		return !strings.Contains(b, `"channel": "whatsapp"`)
 	})
+	// The outbox hands the alerts to the session's paced send path (its outbound
+	// queue): they are sent once that queue is empty again.
+	r.eventually("the session's outbound queue sent them", func() bool {
+		return r.d.sessions.Default().Info(context.Background()).OutboundDepth == 0 && len(s.Messages()) > 0
+	})
 	// Everything that waited goes out grouped in one message; at most one more follows
 	// (alert-undelivered resolving once WhatsApp delivers again).
 	ms := s.Messages()

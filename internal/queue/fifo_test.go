@@ -71,7 +71,9 @@ func TestClaimTakesTheOldestDueItemThroughTheIndex(t *testing.T) {
 		now := time.Now().UnixMilli()
 		var due []int64
 		for range 1 + rng.IntN(30) {
-			at := []int64{0, 0, 0, now - 1 - rng.Int64N(1000), now + 1 + rng.Int64N(60_000)}[rng.IntN(5)]
+			// Not due: a minute ahead at least (one due a millisecond after now fell
+			// due before a slow machine's claim).
+			at := []int64{0, 0, 0, now - 1 - rng.Int64N(1000), now + 60_000 + rng.Int64N(60_000)}[rng.IntN(5)]
 			state := []string{"ready", "ready", "ready", "working"}[rng.IntN(4)]
 			res, err := db.Exec(ctx, `INSERT INTO queue_items(queue, payload, enqueued, updated, available_at, state) VALUES ('inbound', '1', 0, 0, ?, ?)`, at, state)
 			if err != nil {
