@@ -7,7 +7,10 @@
 // Every delivery is a JSON object with a "type". For "message" the message's fields are
 // at the top level (id, from, chat, text, time: the shape handlers had before types
 // existed); any other type carries its data under the key named by the type, e.g.
-// {"type":"receipt","time":…,"receipt":{…}}. Handlers ignore types they do not know:
+// {"type":"receipt","time":…,"receipt":{…}}; a delivery about a chat also names it at
+// the top level ("chat"), so that every delivery of one chat is found the same way (remedy
+// hands a chat's deliveries to the handler one at a time, in order). Handlers ignore
+// types and fields they do not know:
 // new ones may be added. Every delivery also names the remedy session (the bot's
 // WhatsApp number) it is about: "session" at the top level and the SessionHeader.
 package webhook
@@ -277,7 +280,25 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	if e.Session != "" {
 		out["session"] = mustJSON(e.Session)
 	}
+	if c := e.chat(); c != "" {
+		out["chat"] = mustJSON(c)
+	}
 	return json.Marshal(out)
+}
+
+// chat is the chat a typed delivery is about ("" for none, or data of an untyped kind).
+func (e Event) chat() string {
+	switch {
+	case e.Receipt != nil:
+		return e.Receipt.Chat
+	case e.SendOutcome != nil:
+		return e.SendOutcome.Chat
+	case e.Edit != nil:
+		return e.Edit.Chat
+	case e.Delete != nil:
+		return e.Delete.Chat
+	}
+	return ""
 }
 
 // UnmarshalJSON reads the wire shape.

@@ -30,8 +30,14 @@ const (
 )
 
 // inboundOptions are the inbound queue's options before the configuration's tuning.
+// Deliveries about one chat reach the handler one at a time, in the order WhatsApp
+// gave them (Group "chat", as the outbound queue): with four workers and no group, a
+// chat's second message could be handled before its first, or beside it, and an edit
+// before the message it edits. Different chats still go in parallel; a chat whose
+// delivery is being retried holds back only its own later deliveries (until it is
+// delivered or dead-lettered), as a FIFO queue's message group does.
 func inboundOptions(o queue.Options) queue.Options {
-	o.Name, o.Workers = "inbound", 4
+	o.Name, o.Workers, o.Group = "inbound", 4, "chat"
 	o.ItemTimeout, o.MaxAttempts, o.RetryDelay = InboundItemTimeout, InboundAttempts, InboundRetryDelay
 	return o
 }

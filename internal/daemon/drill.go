@@ -118,7 +118,10 @@ func (d *Daemon) Drill(ctx context.Context, req web.DrillRequest) (web.DrillStar
 		d.drill.stallUntil.Store(until.UnixNano())
 		n := in.Workers() + 1 // one per worker stalls them all; the last one waits behind them
 		for i := range n {
-			m := chat.Message{ID: fmt.Sprintf("drill-%d-%d", st.Started.UnixNano(), i), From: drillSender, Text: "fire drill", Time: st.Started}
+			// A chat of its own each: the queue hands one chat's messages over one at a
+			// time, and the drill must stall every worker.
+			m := chat.Message{ID: fmt.Sprintf("drill-%d-%d", st.Started.UnixNano(), i), From: drillSender, Text: "fire drill", Time: st.Started,
+				Chat: fmt.Sprintf("%s-%d", drillSender, i)}
 			if _, err := in.Enqueue(ctx, m); err != nil {
 				d.drill.stallUntil.Store(0)
 				d.drill.busy.Store(false)
