@@ -84,8 +84,7 @@ func runRun(ctx context.Context, args []string, env *cliEnv) int {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = d.ReloadSessions(ctx) // its errors are logged; the running sessions go on
-				d.Reload(ctx)
+				d.Reload(ctx) // sessions, then policies; errors are logged and shown, the running ones go on
 			}
 		}
 	}()

@@ -12,6 +12,7 @@ import (
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/session"
+	"github.com/remedy-run/remedy/web"
 )
 
 // sessionRuns runs the sessions, each in a goroutine of its own with its own stop, as
@@ -211,4 +212,27 @@ func slicesFilter[T any](l []T, keep func(T) bool) []T {
 		}
 	}
 	return out
+}
+
+// Reload is SIGHUP's and POST /api/v1/reload's: the configuration's sessions (added,
+// removed, changed ones restarted; ReloadSessions), then the policies. A configuration
+// with errors changes no session and its errors join the status (each "file:line:col:
+// …"), which then reads not OK (the dashboard's and !status's "last reload failed"),
+// whatever the policies did; the running sessions and policies go on.
+func (d *Daemon) Reload(ctx context.Context) web.ReloadStatus {
+	serr := d.ReloadSessions(ctx)
+	st := d.runner.Reload(ctx)
+	if serr == nil {
+		return st
+	}
+	var errs config.Errors
+	if errors.As(serr, &errs) {
+		st.Errors = append(st.Errors, errs...)
+	} else {
+		st.Errors = append(st.Errors, "sessions: "+serr.Error())
+	}
+	st.OK = false
+	d.lastReload.Store(&st)
+	d.hub.Publish("reload", st)
+	return st
 }
