@@ -76,7 +76,9 @@ func TestThreeSessions(t *testing.T) {
 		}
 	})
 	bed.r.eventually("sales reconnected", func() bool {
-		return bed.s.LoginsOf(bed.devs["sales"].User) == 2 && bed.s.ConnOf(bed.devs["sales"].User) != nil
+		// The server's login comes before the client's own "connected": wait for both.
+		return bed.s.LoginsOf(bed.devs["sales"].User) == 2 && bed.s.ConnOf(bed.devs["sales"].User) != nil &&
+			bed.r.d.sessions.get("sales").State() == "connected"
 	})
 	for _, n := range []string{"support", "billing"} {
 		if l := bed.s.LoginsOf(bed.devs[n].User); l != 1 {
