@@ -14,6 +14,7 @@ import (
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/session"
 	"github.com/remedy-run/remedy/policies"
@@ -230,7 +231,12 @@ func (m messagesAPI) MessageStatus(ctx context.Context, id string) (web.MessageS
 			return s.MessageStatus(ctx, id)
 		}
 	}
-	return all[0].MessageStatus(ctx, id)
+	// Sent (in no queue), or its session is not running: the row names its session.
+	st, err := all[0].MessageStatus(ctx, id)
+	if err == nil && st.Status == chat.StatusQueued && m.d.sessions.get(st.Session) == nil {
+		st.Reason = fmt.Sprintf("session %s is not running (removed by a reload, or not opened): the message waits in remedy.db until it is configured again", st.Session)
+	}
+	return st, err
 }
 
 func (m messagesAPI) SaveMedia(ctx context.Context, in web.MediaIn) (web.MediaUpload, error) {

@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// GET /api/v1/messages/{id} names the session that sent the message: once sent (no
+// longer in any queue), and when its session was removed by a reload (the item waits in
+// remedy.db) — not whichever session happens to answer first.
+func TestMessageStatusNamesItsOwnSession(t *testing.T) {
+	t.Parallel()
+	x := startTwoSessions(t)
+	r := x.r
+	sessionOf := func(id string) string {
+		t.Helper()
+		code, b := r.do("GET", "/api/v1/messages/"+id, "")
+		if code != http.StatusOK {
+			t.Fatalf("GET message %s: %d %s", id, code, b)
+		}
+		var st struct{ Session, Status string }
+		if err := json.Unmarshal([]byte(b), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Session
+	}
+	post := func(body string) string {
+		t.Helper()
+		code, b := r.do("POST", "/api/v1/messages", body)
+		if code != http.StatusAccepted {
+			t.Fatalf("%d %s", code, b)
+		}
+		var m struct{ ID string }
+		json.Unmarshal([]byte(b), &m)
+		return m.ID
+	}
+	sent := post(`{"to":"+6281100000082","text":"from support","session":"support"}`)
+	r.eventually("support's message sent", func() bool { return x.sentBy("support", "6281100000082") })
+	r.eventually("its status says sent", func() bool {
+		_, b := r.do("GET", "/api/v1/messages/"+sent, "")
+		return !strings.Contains(b, `"status": "queued"`)
+	})
+	if got := sessionOf(sent); got != "support" {
+		t.Errorf("a sent message of support: session %q, want support", got)
+	}
+	// An item waits in sales's queue; a reload removes sales.
+	x.s.RefuseTo("6281100000083@s.whatsapp.net", 503)
+	waits := post(`{"to":"+6281100000083","text":"waits","session":"sales"}`)
+	file := filepath.Join(t.TempDir(), "remedy.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf("data_dir: %s\nwhatsapp:\n  handler: {url: %q}\nsessions:\n  - name: support\n    store: %s\n",
+		r.cfg.DataDir, x.bot, x.stores["support"])), 0o644)
+	r.d.cfg.File = file
+	if err := r.d.ReloadSessions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sessionOf(waits); got != "sales" {
+		t.Errorf("a queued message of the removed session sales: session %q, want sales", got)
+	}
+	if _, b := r.do("GET", "/api/v1/messages/"+waits, ""); !strings.Contains(b, `"status": "queued"`) || !strings.Contains(b, "session sales is not running") {
+		t.Errorf("a queued message of the removed session sales does not say why it waits: %s", b)
+	}
+	if got := sessionOf(sent); got != "support" {
+		t.Errorf("after the reload, support's sent message: session %q, want support", got)
+	}
+}
