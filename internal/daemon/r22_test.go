@@ -69,3 +69,45 @@ func TestMessageStatusNamesItsOwnSession(t *testing.T) {
 		t.Errorf("after the reload, support's sent message: session %q, want support", got)
 	}
 }
+
+// A reload with a broken configuration keeps every session as it was — same sessions,
+// no new login — and says so with the error's position: SESSION_RELOAD_FAILED and the
+// status, until a good reload (which adds a session without touching the others).
+func TestSessionsReloadRefusedThenAdded(t *testing.T) {
+	t.Parallel()
+	x := startTwoSessions(t)
+	r := x.r
+	sales, support := r.d.sessions.get("sales"), r.d.sessions.get("support")
+	logins := func() [2]int { return [2]int{x.s.LoginsOf(x.users["sales"]), x.s.LoginsOf(x.users["support"])} }
+	before := logins()
+	file := filepath.Join(t.TempDir(), "remedy.yaml")
+	good := fmt.Sprintf("data_dir: %s\nwhatsapp:\n  handler: {url: %q}\nsessions:\n  - name: sales\n    store: %s\n  - name: support\n    store: %s\n",
+		r.cfg.DataDir, x.bot, x.stores["sales"], x.stores["support"])
+	os.WriteFile(file, []byte(good+"  - name: Bad Name\n"), 0o644)
+	r.d.cfg.File = file
+	if err := r.d.ReloadSessions(context.Background()); err == nil {
+		t.Fatal("a broken configuration was reloaded")
+	}
+	r.eventually("SESSION_RELOAD_FAILED with the position", func() bool {
+		_, b := r.do("GET", "/api/v1/events?limit=500", "")
+		return strings.Contains(b, `"code": "SESSION_RELOAD_FAILED"`) && strings.Contains(b, "remedy.yaml:9:11")
+	})
+	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, "sessions not reloaded") {
+		t.Errorf("the status does not say the reload was refused: %s", b)
+	}
+	// A good reload adds ops (unpaired) and clears the words.
+	os.WriteFile(file, []byte(good+fmt.Sprintf("  - name: ops\n    store: %s\n", filepath.Join(t.TempDir(), "ops.db"))), 0o644)
+	if err := r.d.ReloadSessions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r.d.sessions.get("sales") != sales || r.d.sessions.get("support") != support || r.d.sessions.get("ops") == nil {
+		t.Fatalf("sessions after the reloads: %v (sales, support the same: %v %v)", r.d.sessions.names(),
+			r.d.sessions.get("sales") == sales, r.d.sessions.get("support") == support)
+	}
+	if _, b := r.do("GET", "/api/v1/status", ""); strings.Contains(b, "sessions not reloaded") {
+		t.Errorf("the status still says the reload was refused: %s", b)
+	}
+	if got := logins(); got != before {
+		t.Errorf("logins of sales and support %v, before the reloads %v: a reload touched them", got, before)
+	}
+}

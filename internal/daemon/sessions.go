@@ -49,6 +49,9 @@ type sessionSet struct {
 	// The configured sessions that do not run: name → why (not opened; removed by a
 	// reload with queued items), for the status, /readyz and !status.
 	failed, removed sync.Map
+	// reloadErr is why the last reload kept the sessions as they were ("" after a good
+	// one), for the status.
+	reloadErr atomic.Value
 }
 
 // all is every session, ordered by name (never nil).
