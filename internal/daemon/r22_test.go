@@ -111,3 +111,41 @@ func TestSessionsReloadRefusedThenAdded(t *testing.T) {
 		t.Errorf("logins of sales and support %v, before the reloads %v: a reload touched them", got, before)
 	}
 }
+
+// An admin of one session acts on that session: `!run RECONNECT_WA` with no target
+// reconnects the number written to, and an action on another session (its name, or one
+// of its queues) is refused unless the admin is that session's admin too. Host-wide
+// targets stay open to every admin.
+func TestAdminCommandsStayInTheirSession(t *testing.T) {
+	t.Parallel()
+	x := startTwoSessions(t)
+	r := x.r
+	const salesOnly, both = "+6281100000091", "+6281100000092"
+	file := filepath.Join(t.TempDir(), "remedy.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf("data_dir: %s\nwhatsapp:\n  handler: {url: %q}\n  allowed_actions: [RECONNECT_WA, CLEAR_QUEUE]\nsessions:\n"+
+		"  - name: sales\n    store: %s\n    admins: [%q, %q]\n  - name: support\n    store: %s\n    admins: [%q]\n",
+		r.cfg.DataDir, x.bot, x.stores["sales"], salesOnly, both, x.stores["support"], both)), 0o644)
+	r.d.cfg.File = file
+	if err := r.d.ReloadSessions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.waitWhatsApp("connected")
+	b, ctx := chatBackend{r.d}, context.Background()
+	for _, c := range []struct{ action, target string }{{"RECONNECT_WA", "support"}, {"CLEAR_QUEUE", "outbound_support"}, {"CLEAR_QUEUE", "inbound_support"}} {
+		if _, err := b.Run(ctx, "sales", c.action, c.target, salesOnly); err == nil || !strings.Contains(err.Error(), "not an admin of session support") {
+			t.Errorf("sales's admin ran %s %s on support: error %v", c.action, c.target, err)
+		}
+		if _, err := b.Run(ctx, "sales", c.action, c.target, both); err != nil {
+			t.Errorf("an admin of both sessions, %s %s on support from sales: %v", c.action, c.target, err)
+		}
+	}
+	if _, err := b.Run(ctx, "sales", "CLEAR_QUEUE", "outbound_sales", salesOnly); err != nil {
+		t.Errorf("sales's admin on sales's own queue: %v", err)
+	}
+	// No target: the number written to, not "default" (there is none here).
+	logins := x.s.LoginsOf(x.users["sales"])
+	if _, err := b.Run(ctx, "sales", "RECONNECT_WA", "", salesOnly); err != nil {
+		t.Fatal(err)
+	}
+	r.eventually("sales reconnected by its admin", func() bool { return x.s.LoginsOf(x.users["sales"]) > logins })
+}
