@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/remedy-run/remedy/internal/whatsapp/wafake"
 )
 
 // GET /api/v1/messages/{id} names the session that sent the message: once sent (no
@@ -148,4 +150,72 @@ func TestAdminCommandsStayInTheirSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.eventually("sales reconnected by its admin", func() bool { return x.s.LoginsOf(x.users["sales"]) > logins })
+}
+
+// One session logged out (the phone unlinked it) while another's connection drops: the
+// other reconnects through its own policy (the embedded defaults) and answers; the
+// logged-out one stays out and is not logged in again.
+func TestLogoutOfOneWhileAnotherDrops(t *testing.T) {
+	t.Parallel()
+	bed := startSessions(t, []string{"sales", "support"}, nil, newSessionBot(t, true), "")
+	sales, support := bed.devs["sales"].User, bed.devs["support"].User
+	logins := bed.s.LoginsOf(support)
+	bed.s.OnLoginOf(sales, func(c *wafake.Conn) { c.Failure(401, nil) })
+	bed.s.EachOf(sales, func(c *wafake.Conn) { c.StreamError("401", "device_removed") })
+	bed.s.DropDevice(support)
+	state := func(name string) string {
+		var list []struct{ Name, State string }
+		_, b := bed.r.do("GET", "/api/v1/sessions", "")
+		json.Unmarshal([]byte(b), &list)
+		for _, s := range list {
+			if s.Name == name {
+				return s.State
+			}
+		}
+		return ""
+	}
+	bed.r.eventually("support reconnected", func() bool { return bed.s.LoginsOf(support) > logins && state("support") == "connected" })
+	bed.r.eventually("sales logged out", func() bool { return state("sales") == "logged_out" })
+	if !bed.inbound(t, "support", "still there?") {
+		t.Fatal("support has no connection")
+	}
+	bed.r.eventually("support answering", func() bool { return len(bed.sentIDs("support")) == 1 })
+	if bed.s.ConnOf(sales) != nil {
+		t.Error("the logged-out sales has a connection")
+	}
+}
+
+// A session removed by a reload with an item queued: after a restart without it, the
+// item is still in remedy.db, its status says whose it is and why it waits, and the
+// operator is told at start (the status names the session whose queue is left).
+func TestRemovedSessionsItemsSurviveARestart(t *testing.T) {
+	t.Parallel()
+	x := startTwoSessions(t)
+	r := x.r
+	x.s.RefuseTo("6281100000084@s.whatsapp.net", 503)
+	code, b := r.do("POST", "/api/v1/messages", `{"to":"+6281100000084","text":"waits","session":"support"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("%d %s", code, b)
+	}
+	var m struct{ ID string }
+	json.Unmarshal([]byte(b), &m)
+	file := filepath.Join(t.TempDir(), "remedy.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf("data_dir: %s\nwhatsapp:\n  handler: {url: %q}\nsessions:\n  - name: sales\n    store: %s\n",
+		r.cfg.DataDir, x.bot, x.stores["sales"])), 0o644)
+	r.d.cfg.File = file
+	if err := r.d.ReloadSessions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.cfg.SessionList = r.cfg.SessionList[:1] // sales only, as the file now says
+	r = r.restart()
+	var n int
+	if err := r.d.data.Main.Get(context.Background(), &n, `SELECT count(*) FROM queue_items WHERE queue = 'outbound_support'`); err != nil || n != 1 {
+		t.Fatalf("support's queued item after the restart: %d rows (%v), want it kept", n, err)
+	}
+	if _, b := r.do("GET", "/api/v1/messages/"+m.ID, ""); !strings.Contains(b, `"session": "support"`) || !strings.Contains(b, "not running") {
+		t.Errorf("the status of support's waiting message after the restart: %s", b)
+	}
+	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, "outbound_support") {
+		t.Errorf("after the restart the status does not tell of support's queued item: %s", b)
+	}
 }
