@@ -159,10 +159,6 @@ func TestLogoutOfOneWhileAnotherDrops(t *testing.T) {
 	t.Parallel()
 	bed := startSessions(t, []string{"sales", "support"}, nil, newSessionBot(t, true), "")
 	sales, support := bed.devs["sales"].User, bed.devs["support"].User
-	logins := bed.s.LoginsOf(support)
-	bed.s.OnLoginOf(sales, func(c *wafake.Conn) { c.Failure(401, nil) })
-	bed.s.EachOf(sales, func(c *wafake.Conn) { c.StreamError("401", "device_removed") })
-	bed.s.DropDevice(support)
 	state := func(name string) string {
 		var list []struct{ Name, State string }
 		_, b := bed.r.do("GET", "/api/v1/sessions", "")
@@ -174,8 +170,14 @@ func TestLogoutOfOneWhileAnotherDrops(t *testing.T) {
 		}
 		return ""
 	}
+	// Both connected as remedy sees it (not only logged in at the server), then the faults.
+	bed.r.eventually("both connected", func() bool { return state("sales") == "connected" && state("support") == "connected" })
+	logins := bed.s.LoginsOf(support)
+	bed.s.OnLoginOf(sales, func(c *wafake.Conn) { c.Failure(401, nil) })
+	bed.s.EachOf(sales, func(c *wafake.Conn) { c.StreamError("401", "device_removed") })
+	bed.s.DropDevice(support)
 	bed.r.eventually("support reconnected", func() bool { return bed.s.LoginsOf(support) > logins && state("support") == "connected" })
-	bed.r.eventually("sales logged out", func() bool { return state("sales") == "logged_out" })
+	bed.r.eventually("sales logged out", func() bool { s := state("sales"); t.Log("sales:", s); return s == "logged_out" })
 	if !bed.inbound(t, "support", "still there?") {
 		t.Fatal("support has no connection")
 	}
@@ -215,7 +217,7 @@ func TestRemovedSessionsItemsSurviveARestart(t *testing.T) {
 	if _, b := r.do("GET", "/api/v1/messages/"+m.ID, ""); !strings.Contains(b, `"session": "support"`) || !strings.Contains(b, "not running") {
 		t.Errorf("the status of support's waiting message after the restart: %s", b)
 	}
-	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, "outbound_support") {
+	if _, b := r.do("GET", "/api/v1/status", ""); !strings.Contains(b, "session support is not configured; its queued items stay in remedy.db (1 in outbound_support)") {
 		t.Errorf("after the restart the status does not tell of support's queued item: %s", b)
 	}
 }
