@@ -74,6 +74,7 @@ var Codes = []CodeInfo{
 	{"POLICY_INSTANCE_LIMIT", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
 	{"SESSION_OPEN_FAILED", "daemon", "session", "a configured WhatsApp session could not be opened (its device store locked by another process, damaged beyond rebuild, a queue unreadable); the other sessions run"},
+	{"SESSION_RELOAD_FAILED", "daemon", "", "a reload (SIGHUP) found errors in the configuration: the sessions run on unchanged; the message is the first error with file:line:col, the value how many"},
 	{"SESSION_REMOVED", "daemon", "session, inbound, outbound", "a reload removed a session: it stopped; its queued items (labels inbound and outbound, value their sum) stay in remedy.db, not delivered until it is configured again"},
 	{"STORE_BACKLOG", "store", "writer", "remedy's own rows (journal, audit, samples, alerts) wait after a failed write; value is the rows kept"},
 	{"STORE_BACKLOG_CLEARED", "store", "writer", "a writer's backlog is written"},

@@ -197,8 +197,13 @@ func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
 const SessionHeader = "X-Remedy-Session"
 
 // sessionFrom fills the body's session from the X-Remedy-Session header; false (422
-// answered) when both are given and differ.
+// answered) when both are given and differ, or the header is given twice.
 func sessionFrom(w http.ResponseWriter, r *http.Request, session *string) bool {
+	if len(r.Header.Values(SessionHeader)) > 1 {
+		// Which one would be a guess (a proxy adding its own, a client's bug).
+		writeError(w, http.StatusUnprocessableEntity, "invalid", "the X-Remedy-Session header is given more than once")
+		return false
+	}
 	h := r.Header.Get(SessionHeader)
 	if h == "" {
 		return true

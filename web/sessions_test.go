@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -281,6 +282,16 @@ func TestSendNamesTheSession(t *testing.T) {
 		if c.code == 409 && !strings.Contains(body, "default, sales, support") {
 			t.Errorf("409 does not name the sessions: %s", body)
 		}
+	}
+	// The header twice: refused, not the first one taken.
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/messages", strings.NewReader(`{"to": "62811", "text": "hi"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Add("X-Remedy-Session", "sales")
+	req.Header.Add("X-Remedy-Session", "support")
+	if res, err := srv.Client().Do(req); err != nil || res.StatusCode != 422 {
+		t.Errorf("X-Remedy-Session twice: %v %v, want 422", res, err)
+	} else {
+		res.Body.Close()
 	}
 	var got []string
 	for _, m := range fm.sent {

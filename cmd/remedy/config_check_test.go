@@ -86,6 +86,12 @@ func TestConfigCheckShowsTheSessions(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
+	// A handler URL's password or query is a secret: not printed.
+	secret := write(t, dir, "secret.yaml", "data_dir: "+data+"\nwhatsapp:\n  handler: {url: \"http://bot:hunter2@127.0.0.1:9000/bot?token=qtok\"}\nsessions:\n  - name: sales\n")
+	if code, out, _ := run(t, "", "config", "check", secret); code != exitOK || strings.Contains(out, "hunter2") || strings.Contains(out, "qtok") ||
+		!strings.Contains(out, "handler http://127.0.0.1:9000/bot,") {
+		t.Errorf("exit %d, a handler URL with a password and a token:\n%s", code, out)
+	}
 	bad := write(t, dir, "bad.yaml", "data_dir: "+data+"\nsessions:\n  - name: sales\n  - name: sales\n")
 	if code, out, _ := run(t, "", "config", "check", bad); code != exitFailed || !strings.Contains(out, `bad.yaml:4:11: sessions[1].name: session "sales" is listed twice`) {
 		t.Fatalf("exit %d:\n%s", code, out)

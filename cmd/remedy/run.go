@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -178,7 +179,9 @@ func runConfig(ctx context.Context, args []string, env *cliEnv) int {
 		for _, s := range cfg.Sessions() {
 			handler := "no handler"
 			if s.Handler != nil {
-				handler = "handler " + s.Handler.URL
+				// Its URL as the sessions API shows it: a password or ?key= in it is a
+				// secret, and this output ends up in CI logs.
+				handler = "handler " + cmp.Or(publicURL(s.Handler.URL), "(set)")
 			}
 			fmt.Fprintf(env.stdout, "session %s: store %s, %s, %d admin(s)\n", s.Name, s.Store, handler, len(s.Admins))
 		}
@@ -209,4 +212,15 @@ func dirName(dir string) string {
 		dir = "./" + dir
 	}
 	return strings.TrimSuffix(dir, "/") + "/"
+}
+
+// publicURL is u without what may hold a secret (user:password@, ?key=, #…); "" when u
+// does not parse.
+func publicURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || u == "" {
+		return ""
+	}
+	p.User, p.RawQuery, p.ForceQuery, p.Fragment, p.RawFragment = nil, "", false, "", ""
+	return p.String()
 }

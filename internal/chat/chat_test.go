@@ -43,7 +43,7 @@ func (b *fakeBackend) Silence(_ context.Context, d time.Duration, policy, by str
 	return 3, nil
 }
 func (b *fakeBackend) Unsilence(context.Context, int64) error { return nil }
-func (b *fakeBackend) Run(_ context.Context, action, target, by string) (string, error) {
+func (b *fakeBackend) Run(_ context.Context, _, action, target, by string) (string, error) {
 	b.ran = append(b.ran, action+" "+target)
 	return action + " started", nil
 }

@@ -18,7 +18,9 @@ type Backend interface {
 	Ack(ctx context.Context, id int64, by string) error
 	Silence(ctx context.Context, d time.Duration, policy, by string) (int64, error)
 	Unsilence(ctx context.Context, id int64) error
-	Run(ctx context.Context, action, target, by string) (string, error)
+	// Run starts an allowed action for an admin (by) who wrote to the session named
+	// session; what it may act on is the backend's to decide.
+	Run(ctx context.Context, session, action, target, by string) (string, error)
 	Report(ctx context.Context) string
 	Policies(ctx context.Context) string
 	// Refused records a command from a number that is not an admin (the audit).
@@ -35,6 +37,7 @@ type Commands struct {
 	Prefix  string   // default "!"; whatsapp.command_prefix
 	Admins  []string // phone numbers
 	Allowed []string // actions `run` may start
+	Session string   // the session (number) the commands arrive through
 	Backend Backend
 }
 
@@ -148,7 +151,7 @@ func (c *Commands) Handle(ctx context.Context, m Message) (reply string, handled
 		if len(f) > 2 {
 			target = f[2]
 		}
-		out, err := c.Backend.Run(ctx, action, target, by)
+		out, err := c.Backend.Run(ctx, c.Session, action, target, by)
 		if err != nil {
 			return fmt.Sprintf("%s failed: %v", action, err), true
 		}

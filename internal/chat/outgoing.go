@@ -88,6 +88,9 @@ type Status struct {
 	SentAt   time.Time `json:"sent_at,omitzero"`   // the server's acknowledgement
 	Replayed bool      `json:"replayed,omitempty"` // it failed before and was replayed
 	Key      string    `json:"idempotency_key,omitempty"`
+	// Session is the session that queued it ("" for a message queued before sessions:
+	// the session "default").
+	Session string `json:"session,omitempty"`
 }
 
 // Errors of SendMessage; the API maps them to statuses.
@@ -318,8 +321,8 @@ func (p *Pipeline) Enqueue(ctx context.Context, o Outgoing) (id string, duplicat
 		}
 		o.ID = id
 		now := time.Now().UnixMilli()
-		if _, err := tx.Exec(ctx, `INSERT INTO outgoing(id, idem_key, fingerprint, chat, status, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			id, key, fp, o.Chat, StatusQueued, now, now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO outgoing(id, idem_key, fingerprint, chat, status, created, updated, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, key, fp, o.Chat, StatusQueued, now, now, p.session); err != nil {
 			return err
 		}
 		if _, err := p.Out.EnqueueTx(ctx, tx, o); err != nil {
@@ -348,8 +351,9 @@ func (p *Pipeline) MessageStatus(ctx context.Context, id string) (Status, error)
 		Created int64          `db:"created"`
 		Updated int64          `db:"updated"`
 		SentAt  int64          `db:"sent_at"`
+		Session string         `db:"session"`
 	}
-	err := p.db.Get(ctx, &row, `SELECT id, idem_key, chat, status, created, updated, sent_at FROM outgoing WHERE id = ?`, id)
+	err := p.db.Get(ctx, &row, `SELECT id, idem_key, chat, status, created, updated, sent_at, session FROM outgoing WHERE id = ?`, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Status{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
@@ -357,7 +361,7 @@ func (p *Pipeline) MessageStatus(ctx context.Context, id string) (Status, error)
 		return Status{}, err
 	}
 	st := Status{ID: row.ID, Chat: row.Chat, Status: row.Status, Key: bareKey(row.Key.String), Created: time.UnixMilli(row.Created),
-		Updated: time.UnixMilli(row.Updated)}
+		Updated: time.UnixMilli(row.Updated), Session: row.Session}
 	if row.SentAt > 0 {
 		st.SentAt = time.UnixMilli(row.SentAt)
 	}

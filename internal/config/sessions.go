@@ -99,9 +99,26 @@ func (c *Config) storeOf(sc SessionConfig) string {
 	return filepath.Join(c.DataDir, "sessions", sc.Name, "whatsapp.db")
 }
 
+// remedyFile says whether abs is one of remedy's own databases in the data directory
+// (store.RemedyFile, store.MetricsFile): a device store there would write WhatsApp's
+// keys into remedy.db, and a store found damaged would be moved aside with it.
+func (c *Config) remedyFile(abs string) bool {
+	for _, f := range []string{"remedy.db", "monitoring_metrics.sqlite"} {
+		if p, err := filepath.Abs(filepath.Join(c.DataDir, f)); err == nil && p == abs {
+			return true
+		}
+	}
+	return false
+}
+
 // validateSessions checks `sessions:`: names, duplicates, two sessions on one store,
 // and each override as `whatsapp:`'s own keys are checked.
 func (c *Config) validateSessions(bad func(path, format string, args ...any)) {
+	if len(c.SessionList) == 0 && c.WhatsApp.Store != "" {
+		if abs, err := filepath.Abs(c.WhatsApp.Store); err == nil && c.remedyFile(abs) {
+			bad("whatsapp.store", "whatsapp.store: %s is one of remedy's own databases, not a device store", c.WhatsApp.Store)
+		}
+	}
 	names := map[string]bool{}
 	stores := map[string]string{}
 	for i, sc := range c.SessionList {
@@ -124,6 +141,9 @@ func (c *Config) validateSessions(bad func(path, format string, args ...any)) {
 		}
 		if other, ok := stores[abs]; ok {
 			bad(p+".store", "%s.store: sessions %q and %q would share the device store %s (one number per store)", p, other, sc.Name, store)
+		}
+		if c.remedyFile(abs) {
+			bad(p+".store", "%s.store: %s is one of remedy's own databases, not a device store", p, store)
 		}
 		stores[abs] = sc.Name
 		for j, a := range sc.Admins {

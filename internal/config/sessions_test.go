@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"github.com/remedy-run/remedy/internal/store"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -114,5 +115,28 @@ queues:
 	}
 	if len(errs) != len(want) {
 		t.Errorf("%d errors, want %d:\n%s", len(errs), len(want), strings.Join(errs, "\n"))
+	}
+}
+
+// A device store on one of remedy's own databases is refused (whatsmeow would write its
+// tables and keys into remedy.db), for a session and for whatsapp.store alike.
+func TestStoreOnRemedysOwnDatabaseIsRefused(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{"data_dir: /d\nsessions:\n  - name: sales\n    store: /d/remedy.db\n  - name: ops\n    store: /d/./monitoring_metrics.sqlite\n",
+			"remedy.yaml:4:12: sessions[0].store: /d/remedy.db is one of remedy's own databases|remedy.yaml:6:12: sessions[1].store: /d/./monitoring_metrics.sqlite is one of remedy's own databases"},
+		{"data_dir: /d\nwhatsapp:\n  store: /d/remedy.db\n", "remedy.yaml:3:10: whatsapp.store: /d/remedy.db is one of remedy's own databases"},
+	} {
+		_, err := Parse("remedy.yaml", []byte(c.yaml))
+		for _, w := range strings.Split(c.want, "|") {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %v, want %q", c.yaml, err, w)
+			}
+		}
+	}
+}
+
+func TestRemedyFilesAreStores(t *testing.T) {
+	if !slices.Equal([]string{store.RemedyFile, store.MetricsFile}, []string{"remedy.db", "monitoring_metrics.sqlite"}) {
+		t.Fatal("remedyFile's names are not the store's: update Config.remedyFile")
 	}
 }

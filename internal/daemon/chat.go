@@ -3,13 +3,16 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/queue"
+	"github.com/remedy-run/remedy/internal/session"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/policies"
 )
@@ -86,10 +89,18 @@ func (b chatBackend) Unsilence(ctx context.Context, id int64) error {
 
 // Run starts an allowed action now, as the executor runs a policy's: one attempt, in the
 // audit under the pseudo-policy "admin-chat".
-func (b chatBackend) Run(ctx context.Context, action, target, by string) (string, error) {
+func (b chatBackend) Run(ctx context.Context, from, action, target, by string) (string, error) {
 	spec, ok := policies.LookupAction(action)
 	if !ok {
 		return "", fmt.Errorf("unknown action %s", action)
+	}
+	// An admin acts on the number written to; on another session (RECONNECT_WA's
+	// session, CLEAR_QUEUE on its queues) only as that session's admin too.
+	if spec.Target == session.Label && target == "" && from != "" {
+		target = from
+	}
+	if on := b.d.sessionOfTarget(spec.Target, target); from != "" && on != "" && on != from && !b.d.adminOf(on, by) {
+		return "", fmt.Errorf("%s is not an admin of session %s", by, on)
 	}
 	params := map[string]string{}
 	if spec.Target != "" && target != "" {
@@ -166,4 +177,27 @@ func (d *Daemon) tuneQueue(o *queue.Options) {
 	if c.StuckAfter > 0 {
 		o.StuckAfter = c.StuckAfter
 	}
+}
+
+// sessionOfTarget is the configured session an action's target belongs to: a session by
+// name, or a session's queue ("inbound", "outbound_sales"); "" for anything host-wide.
+func (d *Daemon) sessionOfTarget(kind, target string) string {
+	for _, sc := range *d.sessionCfgs.Load() {
+		in, out := session.Queues(sc.Name)
+		switch {
+		case kind == session.Label && target == sc.Name, kind == "queue" && (target == in || target == out):
+			return sc.Name
+		}
+	}
+	return ""
+}
+
+// adminOf says whether the number by is one of the configured session's admins.
+func (d *Daemon) adminOf(name, by string) bool {
+	for _, sc := range *d.sessionCfgs.Load() {
+		if sc.Name == name {
+			return slices.ContainsFunc(sc.Admins, func(a string) bool { return chat.Digits(a) == chat.Digits(by) })
+		}
+	}
+	return false
 }

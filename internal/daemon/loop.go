@@ -211,7 +211,7 @@ func (d *Daemon) Overview(ctx context.Context) web.Overview {
 			notes = append(notes, n)
 		}
 	}
-	o.WhatsAppNote = strings.Join(append(notes, d.sessions.notes()...), " ")
+	o.WhatsAppNote = strings.Join(append(notes, d.sessions.notes()...), "; ")
 	o.ReportSchedule, o.Timezone = cmp.Or(d.cfg.ReportSchedule, alert.DefaultReportSchedule), d.cfg.Location().String()
 	// The reporter's own answer (Daily, after the newest stored report), so the page
 	// agrees with what Schedule does across clock changes and restarts.

@@ -134,6 +134,11 @@ func TestSendAPIThroughTheDaemon(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(st["reason"]), "refused") {
 		t.Fatalf("failed message %v", st)
 	}
+	// The event is journaled by its writer after the dead letter's transaction: waited for.
+	r.eventually("WA_SEND_FAILED journaled", func() bool {
+		_, evs := r.do("GET", "/api/v1/events", "")
+		return strings.Contains(evs, `"WA_SEND_FAILED"`)
+	})
 	_, dl := r.do("GET", "/api/v1/deadletters?queue=outbound", "")
 	_, evs := r.do("GET", "/api/v1/events", "")
 	_, metrics := r.do("GET", "/metrics", "")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -106,9 +107,10 @@ func (d *Daemon) ReloadSessions(ctx context.Context) error {
 	defer d.reloading.Unlock()
 	cfg, err := config.Load(d.cfg.File, nil)
 	if err != nil {
-		d.log.Error("sessions not reloaded: the configuration has errors; the running sessions go on", "error", err)
+		d.sessionsReloadFailed(err)
 		return err
 	}
+	d.sessions.reloadErr.Store("")
 	want := cfg.Sessions()
 	d.runs.mu.Lock()
 	running := d.runs.started && !d.runs.stopped
@@ -167,6 +169,20 @@ func (d *Daemon) ReloadSessions(ctx context.Context) error {
 	return nil
 }
 
+// sessionsReloadFailed reports a configuration a reload refused: the log,
+// SESSION_RELOAD_FAILED (its first error, with file:line:col) and the status until a
+// reload succeeds, as the running sessions go on unchanged.
+func (d *Daemon) sessionsReloadFailed(err error) {
+	d.log.Error("sessions not reloaded: the configuration has errors; the running sessions go on", "error", err)
+	errs := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	msg := errs[0]
+	if len(errs) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(errs)-1)
+	}
+	d.sessions.reloadErr.Store("sessions not reloaded, the configuration has errors: " + msg)
+	d.emit(engine.Event{Time: time.Now(), Code: "SESSION_RELOAD_FAILED", Source: "daemon", Message: msg, Value: float64(len(errs))})
+}
+
 // sessionRemoved reports a session a reload removed, with what its queues still hold.
 func (d *Daemon) sessionRemoved(ctx context.Context, s *session.Session) {
 	counts := map[string]string{session.Label: s.Name()}
@@ -201,6 +217,10 @@ func (ss *sessionSet) notes() []string {
 	var out []string
 	ss.failed.Range(func(_, v any) bool { out = append(out, v.(string)); return true })
 	ss.removed.Range(func(_, v any) bool { out = append(out, v.(string)); return true })
+	slices.Sort(out) // the same words in the same order at every look
+	if e, _ := ss.reloadErr.Load().(string); e != "" {
+		out = append([]string{e}, out...)
+	}
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/remedy-run/remedy/engine"
 	"github.com/remedy-run/remedy/internal/alert"
+	"github.com/remedy-run/remedy/internal/chat"
 	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/session"
 	"github.com/remedy-run/remedy/policies"
@@ -48,6 +49,9 @@ type sessionSet struct {
 	// The configured sessions that do not run: name → why (not opened; removed by a
 	// reload with queued items), for the status, /readyz and !status.
 	failed, removed sync.Map
+	// reloadErr is why the last reload kept the sessions as they were ("" after a good
+	// one), for the status.
+	reloadErr atomic.Value
 }
 
 // all is every session, ordered by name (never nil).
@@ -165,7 +169,57 @@ func (d *Daemon) openSessions(ctx context.Context, o options) error {
 		opened = append(opened, s)
 	}
 	d.publishSessions(opened)
+	d.reportUnconfigured(ctx, cfgs)
 	return nil
+}
+
+// reportUnconfigured tells of the items left in the queues of sessions no longer
+// configured (removed by a reload, then a restart): they stay in remedy.db, and the log
+// and the status say so at every start, as SESSION_REMOVED said at the reload.
+func (d *Daemon) reportUnconfigured(ctx context.Context, cfgs []config.Session) {
+	known := map[string]bool{}
+	for _, sc := range cfgs {
+		in, out := session.Queues(sc.Name)
+		known[in], known[out] = true, true
+	}
+	var rows []struct {
+		Queue string `db:"queue"`
+		N     int    `db:"n"`
+	}
+	if err := d.data.Main.Select(ctx, &rows, `SELECT queue, count(*) AS n FROM queue_items GROUP BY queue ORDER BY queue`); err != nil {
+		d.log.Warn("the queues of unconfigured sessions not looked at", "error", err)
+		return
+	}
+	left := map[string][]string{}
+	var names []string
+	for _, r := range rows {
+		name, ok := sessionOfQueue(r.Queue)
+		if !ok || known[r.Queue] {
+			continue
+		}
+		if left[name] == nil {
+			names = append(names, name)
+		}
+		left[name] = append(left[name], fmt.Sprintf("%d in %s", r.N, r.Queue))
+	}
+	for _, name := range names {
+		msg := fmt.Sprintf("session %s is not configured; its queued items stay in remedy.db (%s) until it is configured again",
+			name, strings.Join(left[name], ", "))
+		d.log.Warn(msg, "session", name)
+		d.sessions.removed.Store(name, msg)
+	}
+}
+
+// sessionOfQueue is the session whose queue name is ("inbound", "outbound_sales"), as
+// session.Queues names them.
+func sessionOfQueue(queue string) (string, bool) {
+	switch kind, name, ok := strings.Cut(queue, "_"); {
+	case !ok && (queue == "inbound" || queue == "outbound"):
+		return config.DefaultSession, true
+	case ok && (kind == "inbound" || kind == "outbound") && config.SessionNameRE.MatchString(name):
+		return name, true
+	}
+	return "", false
 }
 
 // openSession opens one session; a failure is reported (SESSION_OPEN_FAILED, the log,
@@ -230,7 +284,12 @@ func (m messagesAPI) MessageStatus(ctx context.Context, id string) (web.MessageS
 			return s.MessageStatus(ctx, id)
 		}
 	}
-	return all[0].MessageStatus(ctx, id)
+	// Sent (in no queue), or its session is not running: the row names its session.
+	st, err := all[0].MessageStatus(ctx, id)
+	if err == nil && st.Status == chat.StatusQueued && m.d.sessions.get(st.Session) == nil {
+		st.Reason = fmt.Sprintf("session %s is not running (removed by a reload, or not opened): the message waits in remedy.db until it is configured again", st.Session)
+	}
+	return st, err
 }
 
 func (m messagesAPI) SaveMedia(ctx context.Context, in web.MediaIn) (web.MediaUpload, error) {

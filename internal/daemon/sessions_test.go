@@ -199,7 +199,7 @@ func TestTwoSessionsKeepTheirNumbersApart(t *testing.T) {
 		t.Errorf("!status: %s", st)
 	}
 	logins := x.s.Logins()
-	if _, err := (chatBackend{r.d}).Run(ctx, "RECONNECT_WA", "support", "6281100000009"); err != nil {
+	if _, err := (chatBackend{r.d}).Run(ctx, "", "RECONNECT_WA", "support", "6281100000009"); err != nil {
 		t.Fatal(err)
 	}
 	r.eventually("RECONNECT_WA on support", func() bool {

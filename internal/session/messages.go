@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/remedy-run/remedy/internal/chat"
+	"github.com/remedy-run/remedy/internal/config"
 	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/web"
 )
@@ -42,8 +43,14 @@ func (s *Session) MessageStatus(ctx context.Context, id string) (web.MessageStat
 	if err != nil {
 		return web.MessageStatus{}, apiError(err)
 	}
+	// The session that queued it, which may be another than this one once it left
+	// every queue (or its own session is gone).
+	name := st.Session
+	if name == "" {
+		name = config.DefaultSession
+	}
 	return web.MessageStatus{ID: st.ID, Chat: st.Chat, Status: st.Status, Reason: st.Reason, Attempts: st.Attempts, Created: st.Created,
-		Updated: st.Updated, SentAt: st.SentAt, Replayed: st.Replayed, IdempotencyKey: st.Key, Session: s.cfg.Name}, nil
+		Updated: st.Updated, SentAt: st.SentAt, Replayed: st.Replayed, IdempotencyKey: st.Key, Session: name}, nil
 }
 
 // SaveMedia keeps an upload of the send API for this session's messages.

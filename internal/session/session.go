@@ -174,7 +174,7 @@ func Open(ctx context.Context, deps Deps, cfg Config) (_ *Session, err error) {
 		// An in-process bot sends every answer itself (bot.Send): each has its outcome,
 		// whatever its key; only the webhook's {"reply": …} answers wait to be asked for.
 		ReplyOutcomes: deps.Handler != nil || cfg.Handler != nil && cfg.Handler.ReplyOutcomes,
-		Commands:      &chat.Commands{Prefix: cfg.CommandPrefix, Admins: cfg.Admins, Allowed: cfg.AllowedActions, Backend: deps.Commands}}); err != nil {
+		Commands:      &chat.Commands{Prefix: cfg.CommandPrefix, Admins: cfg.Admins, Allowed: cfg.AllowedActions, Session: cfg.Name, Backend: deps.Commands}}); err != nil {
 		return nil, err
 	}
 	if s.spool, err = store.OpenSpool[chat.Message](filepath.Join(deps.DataDir, ".remedy-spool-"+inName), store.SpoolSize); err != nil {
