@@ -70,6 +70,12 @@ func main() {
 				pkgs = append(pkgs, timing{short(e.Package), e.Elapsed, false})
 				continue
 			}
+			// A race report lands in the output of whichever test go's test2json saw
+			// last, often one that passes while the tests it failed print only "race
+			// detected during execution of test": print it wherever it is.
+			if lines := held[key]; slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "WARNING: DATA RACE") }) {
+				out.WriteString(strings.Join(lines, ""))
+			}
 			delete(held, key)
 			if e.Action == "pass" && !strings.Contains(e.Test, "/") {
 				tests = append(tests, timing{short(e.Package) + " " + e.Test, e.Elapsed, false})

@@ -70,6 +70,13 @@ func blastSeeds(t *testing.T) []uint64 {
 // prints its seed; REMEDY_BLAST_SEED=<seed> replays it, REMEDY_BLAST_SEEDS=<n> tries n.
 func TestOneSessionsFaultsStayInside(t *testing.T) {
 	t.Parallel()
+	if raceEnabled {
+		// Its faults drop sockets under sends, where whatsmeow races with itself
+		// (FrameSocket.Close against SendFrame; see TestScenarios): a CI run under -race
+		// failed two seeds at once on a report outside remedy's code. .ci/run runs it
+		// without -race, beside the other WhatsApp fault tests.
+		t.Skip("the blast-radius faults run without -race (whatsmeow's own data race)")
+	}
 	for _, seed := range blastSeeds(t) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
