@@ -110,7 +110,10 @@ func (d *Daemon) ReloadSessions(ctx context.Context) error {
 		d.sessionsReloadFailed(err)
 		return err
 	}
-	d.sessions.reloadErr.Store("")
+	if prev, _ := d.sessions.reloadErr.Swap("").(string); prev != "" {
+		// The configuration reads again: what SESSION_RELOAD_FAILED raised resolves.
+		d.emit(engine.Event{Time: time.Now(), Code: "SESSION_RELOADED", Source: "daemon"})
+	}
 	want := cfg.Sessions()
 	d.runs.mu.Lock()
 	running := d.runs.started && !d.runs.stopped
@@ -157,7 +160,9 @@ func (d *Daemon) ReloadSessions(ctx context.Context) error {
 	}
 	for name := range d.sessions.failedNames() {
 		if _, ok := wanted[name]; !ok {
-			d.sessions.failed.Delete(name) // no longer configured
+			d.sessions.failed.Delete(name) // no longer configured: its failure is over
+			d.emit(engine.Event{Time: time.Now(), Code: "SESSION_REMOVED", Source: "daemon",
+				Labels: map[string]string{session.Label: name}, Message: "session " + name + " (not opened) is no longer configured"})
 		}
 	}
 	d.sessionCfgs.Store(&want)

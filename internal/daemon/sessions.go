@@ -235,6 +235,9 @@ func (d *Daemon) openSession(ctx context.Context, o options, sc config.Session) 
 		return nil, err
 	}
 	d.sessions.failed.Delete(sc.Name)
+	// Resolves a SESSION_OPEN_FAILED incident of this session (raised before a reload,
+	// or before a restart: the engine's state keeps it firing across one).
+	d.emit(engine.Event{Time: time.Now(), Code: "SESSION_OPENED", Source: "daemon", Labels: map[string]string{session.Label: sc.Name}})
 	return s, nil
 }
 

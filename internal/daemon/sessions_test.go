@@ -305,6 +305,28 @@ func TestASessionThatDoesNotOpenLeavesTheOthersRunning(t *testing.T) {
 	r.eventually("good's message out", func() bool {
 		return slices.ContainsFunc(s.Messages(), func(m wafake.Message) bool { return m.From == "6281200000001" && m.To == "6281100000076" })
 	})
+	// It pages (the default policy session-open-failed), and once the lock is gone a
+	// reload opens it and SESSION_OPENED resolves the page.
+	alerts := func() string { _, b := r.do("GET", "/api/v1/alerts?limit=50", ""); return b }
+	r.eventually("session-open-failed firing", func() bool { return strings.Contains(alerts(), `"session-open-failed"`) })
+	other.Close()
+	file := filepath.Join(t.TempDir(), "remedy.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf("data_dir: %s\nsessions:\n  - name: good\n    store: %s\n  - name: held\n    store: %s\n",
+		r.cfg.DataDir, good, held)), 0o644)
+	r.d.cfg.File = file
+	if err := r.d.ReloadSessions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if names := r.d.sessions.names(); !slices.Equal(names, []string{"good", "held"}) {
+		t.Fatalf("running sessions after the reload %v", names)
+	}
+	r.eventually("session-open-failed resolved", func() bool {
+		var as []struct{ Policy, State string }
+		json.Unmarshal([]byte(alerts()), &as)
+		return slices.ContainsFunc(as, func(a struct{ Policy, State string }) bool {
+			return a.Policy == "session-open-failed" && a.State == "resolved"
+		})
+	})
 }
 
 // With no session running, a send says why: WhatsApp is off, or the configured sessions
