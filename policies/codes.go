@@ -74,7 +74,7 @@ var Codes = []CodeInfo{
 	{"POLICY_INSTANCE_LIMIT", "daemon", "policy", "a group_by policy reached its max_instances; new label values share one overflow instance"},
 	{"ALERT_UNDELIVERED", "alert", "channel", "an alert could not be delivered and stays in the outbox"},
 	{"SESSION_OPEN_FAILED", "daemon", "session", "a configured WhatsApp session could not be opened (its device store locked by another process, damaged beyond rebuild, a queue unreadable); the other sessions run"},
-	{"SESSION_OPENED", "daemon", "session", "a configured WhatsApp session opened (at start, or added by a reload): resolves its SESSION_OPEN_FAILED"},
+	{"SESSION_OPENED", "daemon", "session", "a session listed in sessions: opened (at start, or added by a reload): resolves its SESSION_OPEN_FAILED"},
 	{"SESSION_RELOADED", "daemon", "", "a reload read the configuration's sessions again after one that found errors: resolves SESSION_RELOAD_FAILED"},
 	{"SESSION_RELOAD_FAILED", "daemon", "", "a reload (SIGHUP) found errors in the configuration: the sessions run on unchanged; the message is the first error with file:line:col, the value how many"},
 	{"SESSION_REMOVED", "daemon", "session, inbound, outbound", "a reload removed a session: it stopped; its queued items (labels inbound and outbound, value their sum) stay in remedy.db, not delivered until it is configured again"},

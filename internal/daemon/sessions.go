@@ -236,8 +236,12 @@ func (d *Daemon) openSession(ctx context.Context, o options, sc config.Session) 
 	}
 	d.sessions.failed.Delete(sc.Name)
 	// Resolves a SESSION_OPEN_FAILED incident of this session (raised before a reload,
-	// or before a restart: the engine's state keeps it firing across one).
-	d.emit(engine.Event{Time: time.Now(), Code: "SESSION_OPENED", Source: "daemon", Labels: map[string]string{session.Label: sc.Name}})
+	// or before a restart: the engine's state keeps it firing across one). Only with
+	// `sessions:`: without, a session that does not open stops remedy's start, so there
+	// is nothing to resolve (and a first start shows no event of its own).
+	if len(d.cfg.SessionList) > 0 {
+		d.emit(engine.Event{Time: time.Now(), Code: "SESSION_OPENED", Source: "daemon", Labels: map[string]string{session.Label: sc.Name}})
+	}
 	return s, nil
 }
 
