@@ -191,28 +191,8 @@ func (d *Daemon) serveHTTP() func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		wopts := d.webOptions()
 		if len(*d.sessionCfgs.Load()) > 0 {
-			// The single-number routes act on the default session as it is at each call
-			// (a reload may restart it).
-			wopts.QR = func() string {
-				if s := d.sessions.Default(); s != nil {
-					return s.QR()
-				}
-				return ""
-			}
-			wopts.Pair = func() error {
-				s := d.sessions.Default()
-				if s == nil {
-					_, err := d.sessions.pick("")
-					return err
-				}
-				return s.Pair()
-			}
-			wopts.PairFailure = func() string {
-				if s := d.sessions.Default(); s != nil {
-					return s.PairFailure()
-				}
-				return ""
-			}
+			// The sessions as they are at each call (a reload may restart one); web's
+			// single-number routes act on the only one or ?session= through them.
 			wopts.IncomingMedia = d.incomingMedia
 			wopts.Sessions = webSessions{d}
 		}

@@ -17,9 +17,7 @@ type webSessions struct{ d *Daemon }
 func (w webSessions) List(ctx context.Context) []web.SessionInfo {
 	var out []web.SessionInfo
 	for _, s := range w.d.sessions.all() {
-		in := s.Info(ctx)
-		out = append(out, web.SessionInfo{Name: in.Name, State: in.State, Paired: in.Paired, JID: in.JID, PairFailure: in.PairFailure,
-			QRAvailable: in.QRAvailable, InboundDepth: in.InboundDepth, OutboundDepth: in.OutboundDepth, Handler: in.Handler})
+		out = append(out, s.Info(ctx))
 	}
 	w.d.sessions.failed.Range(func(k, v any) bool {
 		if w.d.sessions.get(k.(string)) == nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/remedy-run/remedy/internal/queue"
 	"github.com/remedy-run/remedy/internal/store"
 	"github.com/remedy-run/remedy/internal/whatsapp"
+	"github.com/remedy-run/remedy/web"
 	"github.com/remedy-run/remedy/webhook"
 )
 
@@ -435,23 +436,9 @@ func (s *Session) webhookHandler() chat.Handler {
 	return chat.WebhookHandler{URL: h.URL, Secret: secret, Client: &http.Client{}}
 }
 
-// Info is the session as GET /api/v1/sessions shows it (the web package's SessionInfo
-// has the same fields and JSON names).
-type Info struct {
-	Name          string `json:"name"`
-	State         string `json:"state"`
-	Paired        bool   `json:"paired"`
-	JID           string `json:"jid,omitempty"`
-	PairFailure   string `json:"pair_failure,omitempty"`
-	QRAvailable   bool   `json:"qr_available"`
-	InboundDepth  int    `json:"inbound_depth"`
-	OutboundDepth int    `json:"outbound_depth"`
-	Handler       string `json:"handler,omitempty"` // its URL: never a secret
-}
-
 // Info describes the session now (a depth it cannot read is 0).
-func (s *Session) Info(ctx context.Context) Info {
-	in := Info{Name: s.cfg.Name, State: string(s.conn.State()), PairFailure: s.pair.failure(), QRAvailable: s.conn.QR() != ""}
+func (s *Session) Info(ctx context.Context) web.SessionInfo {
+	in := web.SessionInfo{Name: s.cfg.Name, State: string(s.conn.State()), PairFailure: s.pair.failure(), QRAvailable: s.conn.QR() != ""}
 	if id := s.conn.Client().Store.ID; id != nil {
 		in.Paired, in.JID = true, id.ToNonAD().String()
 	}
