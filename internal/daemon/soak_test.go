@@ -289,6 +289,8 @@ func (h *harness) inject(kind string, d func() *Daemon, cur *atomic.Pointer[runn
 		before := h.floodHandled.Load()
 		for i := range 1000 {
 			m := chatMessage(fmt.Sprintf("soak-flood-%d-%d", t0.UnixNano(), i))
+			m.From = floodChat(i) // many customers (floodChat)
+			m.Chat = m.From + "@s.whatsapp.net"
 			d().sessions.Default().Receive(m) // whatsmeow's entry
 		}
 		done = func() bool { return h.floodHandled.Load()-before >= 1000 }
